@@ -1,0 +1,274 @@
+//! The federation file (`federation.toml`): who is in the federation, where
+//! each agency's node listens, and the policies every node applies alike.
+//!
+//! ```toml
+//! [federation]
+//! id = "demo.tocsin"
+//! name = "Demo federation"
+//!
+//! [deadlines]            # optional; these are the defaults
+//! flash = "10m"
+//! immediate = "1h"
+//! priority = "12h"
+//! routine = "7days"
+//!
+//! [[agencies]]
+//! id = "TR-MIT"
+//! name = "Millî İstihbarat Teşkilatı"
+//! country = "TR"
+//! endpoint = "127.0.0.1:7101"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Precedence;
+use crate::ids::{AgencyId, FederationId};
+
+/// Why a federation file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// The file could not be read.
+    #[error("cannot read federation file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a federation.
+    #[error("invalid federation file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file parses but says something impossible.
+    #[error("invalid federation file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The `[federation]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationInfo {
+    /// The trust domain in every identity URI.
+    pub id: FederationId,
+    /// A human name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One member agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agency {
+    /// The agency id, such as `TR-MIT`.
+    pub id: AgencyId,
+    /// Its full name.
+    #[serde(default)]
+    pub name: String,
+    /// Its country code.
+    #[serde(default)]
+    pub country: String,
+    /// Where its node's gRPC endpoint listens, as `host:port`.
+    pub endpoint: String,
+    /// Extra DNS names to put in its node certificate (the endpoint's host is
+    /// always included), for standard gRPC tools that check host names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Observers (such as a hub) receive escalations.
+    #[serde(default)]
+    pub observer: bool,
+}
+
+impl Agency {
+    /// The host part of the endpoint.
+    pub fn endpoint_host(&self) -> &str {
+        match self.endpoint.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => &self.endpoint,
+        }
+    }
+}
+
+/// How long a recipient has to acknowledge, per precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// FLASH (default 10 minutes, the ACP handling target).
+    #[serde(with = "humantime_serde", default = "d_flash")]
+    pub flash: Duration,
+    /// IMMEDIATE (default 1 hour).
+    #[serde(with = "humantime_serde", default = "d_immediate")]
+    pub immediate: Duration,
+    /// PRIORITY (default 12 hours, the SIRENE reply time).
+    #[serde(with = "humantime_serde", default = "d_priority")]
+    pub priority: Duration,
+    /// ROUTINE (default 7 days, directive (EU) 2023/977).
+    #[serde(with = "humantime_serde", default = "d_routine")]
+    pub routine: Duration,
+}
+
+fn d_flash() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+fn d_immediate() -> Duration {
+    Duration::from_secs(3600)
+}
+fn d_priority() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn d_routine() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            flash: d_flash(),
+            immediate: d_immediate(),
+            priority: d_priority(),
+            routine: d_routine(),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The allowance for `precedence`.
+    pub fn for_precedence(&self, precedence: Precedence) -> Duration {
+        match precedence {
+            Precedence::Flash => self.flash,
+            Precedence::Immediate => self.immediate,
+            Precedence::Priority => self.priority,
+            Precedence::Routine => self.routine,
+        }
+    }
+}
+
+/// A parsed and checked federation file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Federation {
+    /// The `[federation]` table.
+    pub federation: FederationInfo,
+    /// The deadline policy.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+    /// The member agencies.
+    pub agencies: Vec<Agency>,
+}
+
+impl Federation {
+    /// Reads and checks a federation file.
+    pub fn load(path: &Path) -> Result<Self, FederationError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FederationError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and checks federation TOML; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, FederationError> {
+        let fed: Federation = toml::from_str(text).map_err(|e| FederationError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        fed.check().map_err(|message| FederationError::Invalid {
+            path: origin.to_owned(),
+            message,
+        })?;
+        Ok(fed)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.agencies.is_empty() {
+            return Err("no [[agencies]]: a federation needs at least one agency".into());
+        }
+        let mut seen = BTreeMap::new();
+        for a in &self.agencies {
+            if seen.insert(a.id.clone(), ()).is_some() {
+                return Err(format!("agency {} is listed twice", a.id));
+            }
+            let port_ok = a
+                .endpoint
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(format!(
+                    "agency {}: endpoint {:?} is not host:port",
+                    a.id, a.endpoint
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The federation's id.
+    pub fn id(&self) -> &FederationId {
+        &self.federation.id
+    }
+
+    /// The agency with this id, if it is a member.
+    pub fn agency(&self, id: &AgencyId) -> Option<&Agency> {
+        self.agencies.iter().find(|a| &a.id == id)
+    }
+
+    /// Whether `id` is a member.
+    pub fn is_member(&self, id: &AgencyId) -> bool {
+        self.agency(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FED: &str = r#"
+        [federation]
+        id = "demo.tocsin"
+        [deadlines]
+        flash = "5m"
+        [[agencies]]
+        id = "TR-MIT"
+        endpoint = "127.0.0.1:7101"
+        [[agencies]]
+        id = "FR-DGSI"
+        endpoint = "localhost:7102"
+    "#;
+
+    #[test]
+    fn parses_with_default_deadlines() {
+        let fed = Federation::parse(FED, "test").unwrap();
+        assert_eq!(fed.deadlines.flash, Duration::from_secs(300));
+        assert_eq!(fed.deadlines.routine, Duration::from_secs(7 * 24 * 3600));
+        assert!(fed.is_member(&AgencyId::new("FR-DGSI").unwrap()));
+        assert_eq!(fed.agencies[1].endpoint_host(), "localhost");
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let dup = FED.replace("FR-DGSI", "TR-MIT");
+        let err = Federation::parse(&dup, "f.toml").unwrap_err().to_string();
+        assert!(err.contains("TR-MIT is listed twice"), "{err}");
+
+        let bad_port = FED.replace("localhost:7102", "localhost");
+        let err = Federation::parse(&bad_port, "f.toml").unwrap_err().to_string();
+        assert!(err.contains("not host:port"), "{err}");
+
+        let typo = FED.replace("endpoint = \"127", "endpont = \"127");
+        let err = Federation::parse(&typo, "f.toml").unwrap_err().to_string();
+        assert!(err.contains("endpont"), "{err}");
+    }
+}

@@ -1,0 +1,28 @@
+//! Tocsin's domain: what an agency, an alert and a federation are, with no
+//! gRPC, TLS or SQL in sight.
+//!
+//! - [`ids`]: agency and alert identifiers, and the SPIFFE-style identities
+//!   that certificates carry.
+//! - [`alert`]: the validated [`Alert`](alert::Alert) and its parts, with
+//!   conversions from and to the generated `tocsin.v1` types; a conversion
+//!   error names the field that is missing or bad.
+//! - [`federation`]: the federation file (`federation.toml`): member
+//!   agencies, endpoints, deadline policy.
+//! - [`envelope`]: the pre-authentication encoding signed in envelopes and
+//!   the digest that receipts carry.
+//! - [`clock`]: the source of time, injectable so tests can control it.
+
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod clock;
+pub mod envelope;
+pub mod federation;
+pub mod ids;
+mod time;
+
+pub use alert::{Alert, ValidationError};
+pub use clock::{Clock, SystemClock};
+pub use federation::Federation;
+pub use ids::{AgencyId, AlertId, FederationId, Identity};
+pub use time::{from_timestamp, to_timestamp};

@@ -1,0 +1,24 @@
+//! Compiles `proto/tocsin/v1/*.proto` with the `protoc` shipped by
+//! `protoc-bin-vendored`, so a fresh machine needs no system protoc.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let protos: Vec<PathBuf> = ["envelope", "alert", "federation", "operator"]
+        .iter()
+        .map(|name| root.join(format!("tocsin/v1/{name}.proto")))
+        .collect();
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    config.protoc_arg("--experimental_allow_proto3_optional");
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("tocsin_v1_descriptor.bin"))
+        .compile_with_config(config, &protos, &[root])?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The `tocsin.v1` protocol, generated at build time from `proto/tocsin/v1/`.
+//!
+//! Generated types stay at the edge: the domain types live in `tocsin-core`,
+//! which converts from these with errors that name the missing or bad field.
+//! [`FILE_DESCRIPTOR_SET`] feeds gRPC server reflection.
+
+#![forbid(unsafe_code)]
+
+/// Generated protobuf messages and gRPC stubs for `tocsin.v1`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("tocsin.v1");
+}
+
+/// The encoded file descriptor set of `tocsin.v1`, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tocsin_v1_descriptor");
+
+/// The payload type of an envelope that carries an [`pb::Alert`].
+pub const ALERT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.alert.v1+proto";
+/// The payload type of an envelope that carries a [`pb::Receipt`].
+pub const RECEIPT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.receipt.v1+proto";

@@ -1,0 +1,46 @@
+/// What can go wrong with certificates, keys, TLS set-up and signatures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A PEM file held nothing usable.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What was missing or wrong.
+        what: String,
+    },
+    /// A private key file is readable by others than its owner.
+    #[error("{path}: private key is readable by group or others (mode {mode:o}); run chmod 600")]
+    KeyPermissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A certificate does not carry a usable identity.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client verifier could not be built.
+    #[error("TLS client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// An envelope failed verification.
+    #[error("envelope: {0}")]
+    Envelope(String),
+    /// A path or name given to the PKI was not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}

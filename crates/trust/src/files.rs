@@ -1,0 +1,112 @@
+//! Reading PEM files and writing secrets safely.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::Error;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads every certificate in a PEM file; an empty file is an error.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let data = fs::read(path).map_err(io(path))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Pem {
+            path: path.display().to_string(),
+            what: format!("not a PEM certificate file ({e})"),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::Pem {
+            path: path.display().to_string(),
+            what: "no CERTIFICATE block found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Reads a private key, refusing a file that others can read.
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    check_key_permissions(path)?;
+    let data = fs::read(path).map_err(io(path))?;
+    PrivateKeyDer::from_pem_slice(&data).map_err(|e| Error::Pem {
+        path: path.display().to_string(),
+        what: format!("no usable PRIVATE KEY block ({e})"),
+    })
+}
+
+/// Fails if `path` is readable or writable by group or others.
+pub fn check_key_permissions(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::KeyPermissions {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes a secret with mode 0600 from the moment it exists, replacing any
+/// previous file.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let _ = fs::remove_file(path);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(contents).map_err(io(path))?;
+    file.sync_all().map_err(io(path))?;
+    Ok(())
+}
+
+/// Writes a public file (certificate, configuration), mode 0644.
+pub fn write_public(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    fs::write(path, contents).map_err(io(path))
+}
+
+/// Creates a directory and its parents.
+pub fn create_dir(path: &Path) -> Result<(), Error> {
+    fs::create_dir_all(path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_private_and_lax_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        write_secret(&key, b"secret").unwrap();
+        assert!(check_key_permissions(&key).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+            let err = check_key_permissions(&key).unwrap_err().to_string();
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+    }
+}

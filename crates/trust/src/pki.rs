@@ -1,0 +1,330 @@
+//! Issuing the federation's certificates.
+//!
+//! Layout of a PKI directory made by [`init`]:
+//!
+//! ```text
+//! DIR/federation.toml                 the federation file it was made for
+//! DIR/ca.crt, DIR/ca.key              the federation CA (keep ca.key offline)
+//! DIR/agencies/<ID>/node.crt|key      TLS identity spiffe://<fed>/agency/<ID>
+//! DIR/agencies/<ID>/signing.crt|key   Ed25519 envelope-signing key
+//! DIR/operators/<ID>/<NAME>.crt|key   spiffe://<fed>/agency/<ID>/operator/<NAME>
+//! ```
+//!
+//! Private keys are written with mode 0600 and never printed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::Datelike;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use tocsin_core::federation::Federation;
+use tocsin_core::{AgencyId, FederationId, Identity};
+
+use crate::files::{create_dir, write_public, write_secret};
+use crate::Error;
+
+/// Paths inside a PKI directory.
+#[derive(Debug, Clone)]
+pub struct PkiLayout {
+    root: PathBuf,
+}
+
+impl PkiLayout {
+    /// The layout rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The copy of the federation file.
+    pub fn federation_file(&self) -> PathBuf {
+        self.root.join("federation.toml")
+    }
+    /// The CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("ca.crt")
+    }
+    /// The CA private key.
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("ca.key")
+    }
+    /// An agency's directory.
+    pub fn agency_dir(&self, agency: &AgencyId) -> PathBuf {
+        self.root.join("agencies").join(agency.as_str())
+    }
+    /// An agency node's TLS certificate.
+    pub fn node_cert(&self, agency: &AgencyId) -> PathBuf {
+        self.agency_dir(agency).join("node.crt")
+    }
+    /// An agency node's TLS key.
+    pub fn node_key(&self, agency: &AgencyId) -> PathBuf {
+        self.agency_dir(agency).join("node.key")
+    }
+    /// An agency's signing certificate.
+    pub fn signing_cert(&self, agency: &AgencyId) -> PathBuf {
+        self.agency_dir(agency).join("signing.crt")
+    }
+    /// An agency's signing key.
+    pub fn signing_key(&self, agency: &AgencyId) -> PathBuf {
+        self.agency_dir(agency).join("signing.key")
+    }
+    /// An operator's certificate.
+    pub fn operator_cert(&self, agency: &AgencyId, name: &str) -> PathBuf {
+        self.root
+            .join("operators")
+            .join(agency.as_str())
+            .join(format!("{name}.crt"))
+    }
+    /// An operator's key.
+    pub fn operator_key(&self, agency: &AgencyId, name: &str) -> PathBuf {
+        self.root
+            .join("operators")
+            .join(agency.as_str())
+            .join(format!("{name}.key"))
+    }
+}
+
+/// A certificate and its private key, PEM-encoded. `Debug` never shows the key.
+pub struct Issued {
+    /// The certificate.
+    pub cert_pem: String,
+    /// The private key (PKCS#8).
+    pub key_pem: String,
+}
+
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issued")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Issued {
+    /// Writes the certificate (0644) and the key (0600), creating the directory.
+    pub fn write(&self, cert: &Path, key: &Path) -> Result<(), Error> {
+        if let Some(dir) = cert.parent() {
+            create_dir(dir)?;
+        }
+        write_public(cert, self.cert_pem.as_bytes())?;
+        write_secret(key, self.key_pem.as_bytes())
+    }
+}
+
+/// The federation's certificate authority.
+pub struct CertificateAuthority {
+    federation: FederationId,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("federation", &self.federation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validity(params: &mut CertificateParams, years: i32) {
+    let now = chrono::Utc::now();
+    // A day of slack before now absorbs small clock differences between hosts.
+    let start = now - chrono::Duration::days(1);
+    params.not_before = rcgen::date_time_ymd(start.year(), start.month() as u8, start.day() as u8);
+    params.not_after = rcgen::date_time_ymd(now.year() + years, now.month() as u8, 1);
+}
+
+fn uri(identity: &Identity, federation: &FederationId) -> Result<SanType, Error> {
+    Ok(SanType::URI(identity.to_uri(federation).try_into()?))
+}
+
+impl CertificateAuthority {
+    /// A new CA for `federation`.
+    pub fn generate(federation: &FederationId) -> Result<Self, Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "Tocsin federation");
+        dn.push(DnType::CommonName, format!("Tocsin CA {federation}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        validity(&mut params, 10);
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            federation: federation.clone(),
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Loads an existing CA from its certificate and key.
+    pub fn load(cert: &Path, key: &Path, federation: &FederationId) -> Result<Self, Error> {
+        crate::files::check_key_permissions(key)?;
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key = KeyPair::from_pem(&read(key)?)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        Ok(Self {
+            federation: federation.clone(),
+            issuer,
+            cert_pem,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA key, PEM (PKCS#8).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    fn issue(
+        &self,
+        common_name: &str,
+        key: KeyPair,
+        sans: Vec<SanType>,
+        key_usages: Vec<KeyUsagePurpose>,
+        ekus: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<Issued, Error> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, self.federation.as_str());
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
+        params.key_usages = key_usages;
+        params.extended_key_usages = ekus;
+        params.use_authority_key_identifier_extension = true;
+        validity(&mut params, 2);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A node's TLS certificate: server and client authentication, the
+    /// agency's URI, and DNS/IP names for standard tools (`localhost`,
+    /// `127.0.0.1` and `hosts`).
+    pub fn issue_node(&self, agency: &AgencyId, hosts: &[String]) -> Result<Issued, Error> {
+        let mut sans = vec![uri(&Identity::Agency(agency.clone()), &self.federation)?];
+        let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        names.extend(hosts.iter().cloned());
+        names.sort();
+        names.dedup();
+        for name in names {
+            sans.push(match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(name.clone().try_into().map_err(|_| {
+                    Error::Invalid(format!("{name:?} is not a valid DNS name for a certificate"))
+                })?),
+            });
+        }
+        self.issue(
+            agency.as_str(),
+            KeyPair::generate()?,
+            sans,
+            vec![KeyUsagePurpose::DigitalSignature],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    /// An agency's envelope-signing certificate: an Ed25519 key, usable for
+    /// code signing only (never for TLS).
+    pub fn issue_signing(&self, agency: &AgencyId) -> Result<Issued, Error> {
+        self.issue(
+            &format!("{agency} signing"),
+            KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+            vec![uri(&Identity::Agency(agency.clone()), &self.federation)?],
+            vec![KeyUsagePurpose::DigitalSignature],
+            vec![ExtendedKeyUsagePurpose::CodeSigning],
+        )
+    }
+
+    /// An operator's TLS client certificate.
+    pub fn issue_operator(&self, agency: &AgencyId, name: &str) -> Result<Issued, Error> {
+        let identity = Identity::operator(agency.clone(), name)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        self.issue(
+            &format!("{name} ({agency})"),
+            KeyPair::generate()?,
+            vec![uri(&identity, &self.federation)?],
+            vec![KeyUsagePurpose::DigitalSignature],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        )
+    }
+}
+
+/// Creates a PKI directory for `federation`: the CA, and for every agency a
+/// node certificate and a signing certificate. Refuses to overwrite an
+/// existing CA, which would cut every issued certificate loose.
+pub fn init(federation: &Federation, federation_toml: &str, out: &Path) -> Result<PkiLayout, Error> {
+    let layout = PkiLayout::new(out);
+    if layout.ca_key().exists() {
+        return Err(Error::Invalid(format!(
+            "{} already holds a CA ({}); choose another directory or remove it first",
+            out.display(),
+            layout.ca_key().display()
+        )));
+    }
+    create_dir(out)?;
+    let ca = CertificateAuthority::generate(federation.id())?;
+    write_public(&layout.ca_cert(), ca.cert_pem().as_bytes())?;
+    write_secret(&layout.ca_key(), ca.key_pem().as_bytes())?;
+    write_public(&layout.federation_file(), federation_toml.as_bytes())?;
+    for agency in &federation.agencies {
+        let mut hosts = agency.hosts.clone();
+        hosts.push(agency.endpoint_host().to_owned());
+        ca.issue_node(&agency.id, &hosts)?
+            .write(&layout.node_cert(&agency.id), &layout.node_key(&agency.id))?;
+        ca.issue_signing(&agency.id)?.write(
+            &layout.signing_cert(&agency.id),
+            &layout.signing_key(&agency.id),
+        )?;
+    }
+    Ok(layout)
+}
+
+/// Issues an operator certificate into an existing PKI directory.
+pub fn issue_operator(
+    layout: &PkiLayout,
+    federation: &Federation,
+    agency: &AgencyId,
+    name: &str,
+) -> Result<(PathBuf, PathBuf), Error> {
+    if !federation.is_member(agency) {
+        return Err(Error::Invalid(format!(
+            "{agency} is not an agency of federation {}",
+            federation.id()
+        )));
+    }
+    let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key(), federation.id())?;
+    let (cert, key) = (
+        layout.operator_cert(agency, name),
+        layout.operator_key(agency, name),
+    );
+    ca.issue_operator(agency, name)?.write(&cert, &key)?;
+    Ok((cert, key))
+}

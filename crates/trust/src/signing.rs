@@ -1,0 +1,320 @@
+//! Envelope signatures.
+//!
+//! An envelope's signature covers DSSE's pre-authentication encoding of the
+//! payload type and the exact payload bytes; the signer's certificate rides
+//! along, so a verifier needs only the federation CA certificate. Verified
+//! signer certificates are cached by key id, so the X.509 work is done once
+//! per signer, not once per envelope.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tocsin_core::envelope::pae;
+use tocsin_core::{AgencyId, FederationId, Identity};
+use tocsin_proto::pb;
+use x509_parser::prelude::*;
+
+use crate::files::{read_certs, read_private_key};
+use crate::Error;
+
+/// SHA-256 of an envelope's signed bytes, `PAE(type, payload)`: what a
+/// receipt commits to.
+pub fn digest(envelope: &pb::Envelope) -> [u8; 32] {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        &pae(&envelope.payload_type, &envelope.payload),
+    );
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn key_id(cert_der: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, cert_der))
+}
+
+/// Signs envelopes for one agency.
+pub struct Signer {
+    agency: AgencyId,
+    key: Ed25519KeyPair,
+    cert_der: Vec<u8>,
+    key_id: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("agency", &self.agency)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Loads a signing certificate and key, checking that they belong
+    /// together and name an agency of `federation`.
+    pub fn load(cert: &Path, key: &Path, federation: &FederationId) -> Result<Self, Error> {
+        let certs = read_certs(cert)?;
+        let key_der = read_private_key(key)?;
+        Self::from_der(certs[0].as_ref(), &key_der, federation).map_err(|e| match e {
+            Error::Certificate(m) => Error::Certificate(format!("{}: {m}", cert.display())),
+            other => other,
+        })
+    }
+
+    /// Builds a signer from PEM text.
+    pub fn from_pem(cert_pem: &str, key_pem: &str, federation: &FederationId) -> Result<Self, Error> {
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| Error::Certificate(format!("signing certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| Error::Certificate(format!("signing key: {e}")))?;
+        Self::from_der(cert.as_ref(), &key, federation)
+    }
+
+    fn from_der(cert_der: &[u8], key: &PrivateKeyDer<'_>, federation: &FederationId) -> Result<Self, Error> {
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.secret_der())
+            .map_err(|_| Error::Certificate("signing key is not an Ed25519 PKCS#8 key".into()))?;
+        let (fed, identity) = crate::identity::identity_of(cert_der)?;
+        let Identity::Agency(agency) = identity else {
+            return Err(Error::Certificate("signing certificate is not an agency's".into()));
+        };
+        if &fed != federation {
+            return Err(Error::Certificate(format!(
+                "signing certificate is for federation {fed}, not {federation}"
+            )));
+        }
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| Error::Certificate(format!("signing certificate: {e}")))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key().as_ref() {
+            return Err(Error::Certificate(
+                "signing key does not match the signing certificate".into(),
+            ));
+        }
+        Ok(Self {
+            agency,
+            key,
+            key_id: key_id(cert_der),
+            cert_der: cert_der.to_vec(),
+        })
+    }
+
+    /// The agency this signer speaks for.
+    pub fn agency(&self) -> &AgencyId {
+        &self.agency
+    }
+
+    /// Wraps `payload` in an envelope signed by this agency.
+    pub fn sign(&self, payload_type: &str, payload: Vec<u8>) -> pb::Envelope {
+        let sig = self.key.sign(&pae(payload_type, &payload));
+        pb::Envelope {
+            payload_type: payload_type.to_owned(),
+            payload,
+            signature: Some(pb::Signature {
+                signer: self.agency.to_string(),
+                key_id: self.key_id.clone(),
+                sig: sig.as_ref().to_vec(),
+                certificate: self.cert_der.clone(),
+            }),
+        }
+    }
+}
+
+/// What a verified envelope proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The agency that signed it.
+    pub signer: AgencyId,
+    /// SHA-256 of `PAE(type, payload)`.
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+struct KnownKey {
+    agency: AgencyId,
+    public_key: Vec<u8>,
+}
+
+/// Checks envelopes against the federation CA.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    federation: FederationId,
+    ca_der: Arc<Vec<u8>>,
+    known: Arc<RwLock<HashMap<String, KnownKey>>>,
+}
+
+impl Verifier {
+    /// A verifier trusting the CA certificate at `ca` for `federation`.
+    pub fn load(ca: &Path, federation: &FederationId) -> Result<Self, Error> {
+        let certs = read_certs(ca)?;
+        Self::new(certs[0].as_ref(), federation)
+    }
+
+    /// A verifier trusting the DER CA certificate `ca_der`.
+    pub fn new(ca_der: &[u8], federation: &FederationId) -> Result<Self, Error> {
+        X509Certificate::from_der(ca_der)
+            .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+        Ok(Self {
+            federation: federation.clone(),
+            ca_der: Arc::new(ca_der.to_vec()),
+            known: Arc::default(),
+        })
+    }
+
+    /// Checks an envelope of type `expected_type`: its certificate was issued
+    /// by the federation CA for signing, names the agency the signature
+    /// claims, and the signature covers the type and payload.
+    pub fn verify(&self, envelope: &pb::Envelope, expected_type: &str) -> Result<Verified, Error> {
+        let bad = |m: &str| Error::Envelope(m.to_owned());
+        if envelope.payload_type != expected_type {
+            return Err(Error::Envelope(format!(
+                "payload type {:?}, expected {expected_type:?}",
+                envelope.payload_type
+            )));
+        }
+        let sig = envelope.signature.as_ref().ok_or_else(|| bad("no signature"))?;
+        let key = self.signer_key(sig)?;
+        if key.agency.as_str() != sig.signer {
+            return Err(Error::Envelope(format!(
+                "signature claims signer {:?} but its certificate is {}'s",
+                sig.signer, key.agency
+            )));
+        }
+        signature::UnparsedPublicKey::new(&signature::ED25519, &key.public_key)
+            .verify(&pae(&envelope.payload_type, &envelope.payload), &sig.sig)
+            .map_err(|_| bad("signature does not match the payload"))?;
+        Ok(Verified {
+            signer: key.agency,
+            digest: digest(envelope),
+        })
+    }
+
+    fn signer_key(&self, sig: &pb::Signature) -> Result<KnownKey, Error> {
+        if key_id(&sig.certificate) != sig.key_id {
+            return Err(Error::Envelope("key id does not match the certificate".into()));
+        }
+        if let Some(k) = self.known.read().unwrap_or_else(|e| e.into_inner()).get(&sig.key_id) {
+            return Ok(k.clone());
+        }
+        let key = self.check_signing_cert(&sig.certificate)?;
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sig.key_id.clone(), key.clone());
+        Ok(key)
+    }
+
+    fn check_signing_cert(&self, der: &[u8]) -> Result<KnownKey, Error> {
+        let bad = |m: String| Error::Envelope(format!("signing certificate: {m}"));
+        let (_, ca) = X509Certificate::from_der(&self.ca_der).map_err(|e| bad(e.to_string()))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| bad("not issued by the federation CA".into()))?;
+        if cert.issuer() != ca.subject() {
+            return Err(bad("not issued by the federation CA".into()));
+        }
+        if !cert.validity().is_valid() {
+            return Err(bad("expired or not yet valid".into()));
+        }
+        let code_signing = cert
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|eku| eku.value.code_signing && !eku.value.client_auth && !eku.value.server_auth);
+        if !code_signing {
+            return Err(bad("not a signing certificate (extended key usage)".into()));
+        }
+        let (fed, identity) = crate::identity::identity_of_parsed(&cert).map_err(|e| bad(e.to_string()))?;
+        if fed != self.federation {
+            return Err(bad(format!("for federation {fed}, not {}", self.federation)));
+        }
+        let Identity::Agency(agency) = identity else {
+            return Err(bad("not an agency's".into()));
+        };
+        Ok(KnownKey {
+            agency,
+            public_key: cert.public_key().subject_public_key.data.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::CertificateAuthority;
+
+    fn setup() -> (FederationId, CertificateAuthority, Signer, Verifier) {
+        let fed = FederationId::new("test.tocsin").unwrap();
+        let ca = CertificateAuthority::generate(&fed).unwrap();
+        let agency = AgencyId::new("TR-MIT").unwrap();
+        let issued = ca.issue_signing(&agency).unwrap();
+        let signer = Signer::from_pem(&issued.cert_pem, &issued.key_pem, &fed).unwrap();
+        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+        let verifier = Verifier::new(ca_der.as_ref(), &fed).unwrap();
+        (fed, ca, signer, verifier)
+    }
+
+    #[test]
+    fn a_signed_envelope_verifies() {
+        let (_, _, signer, verifier) = setup();
+        let env = signer.sign("t", b"payload".to_vec());
+        let v = verifier.verify(&env, "t").unwrap();
+        assert_eq!(v.signer.as_str(), "TR-MIT");
+        assert_eq!(v.digest, digest(&env));
+        // Cached path gives the same answer.
+        assert_eq!(verifier.verify(&env, "t").unwrap(), v);
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let (_, _, signer, verifier) = setup();
+        let env = signer.sign("t", b"payload".to_vec());
+
+        let mut changed = env.clone();
+        changed.payload[0] ^= 1;
+        assert!(verifier.verify(&changed, "t").is_err());
+
+        let mut retyped = env.clone();
+        retyped.payload_type = "u".into();
+        assert!(verifier.verify(&retyped, "u").is_err());
+        assert!(verifier.verify(&env, "u").is_err());
+
+        let mut renamed = env.clone();
+        renamed.signature.as_mut().unwrap().signer = "FR-DGSI".into();
+        let err = verifier.verify(&renamed, "t").unwrap_err().to_string();
+        assert!(err.contains("claims signer"), "{err}");
+    }
+
+    #[test]
+    fn another_ca_is_not_trusted() {
+        let (fed, _, _, verifier) = setup();
+        let other = CertificateAuthority::generate(&fed).unwrap();
+        let issued = other.issue_signing(&AgencyId::new("TR-MIT").unwrap()).unwrap();
+        let rogue = Signer::from_pem(&issued.cert_pem, &issued.key_pem, &fed).unwrap();
+        let err = verifier
+            .verify(&rogue.sign("t", b"x".to_vec()), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not issued by the federation CA"), "{err}");
+    }
+
+    #[test]
+    fn tls_certificates_cannot_sign() {
+        let (fed, ca, _, verifier) = setup();
+        let agency = AgencyId::new("TR-MIT").unwrap();
+        let node = ca.issue_node(&agency, &[]).unwrap();
+        // A node's TLS key is ECDSA; forge an envelope carrying its certificate.
+        let signing = ca.issue_signing(&agency).unwrap();
+        let signer = Signer::from_pem(&signing.cert_pem, &signing.key_pem, &fed).unwrap();
+        let mut env = signer.sign("t", b"x".to_vec());
+        let node_der = CertificateDer::from_pem_slice(node.cert_pem.as_bytes()).unwrap();
+        let sig = env.signature.as_mut().unwrap();
+        sig.certificate = node_der.as_ref().to_vec();
+        sig.key_id = key_id(&sig.certificate);
+        let err = verifier.verify(&env, "t").unwrap_err().to_string();
+        assert!(err.contains("not a signing certificate"), "{err}");
+    }
+}

@@ -1,0 +1,497 @@
+//! Mutual TLS: TLS 1.3 only, client certificates required, identities from
+//! certificates alone.
+//!
+//! tonic's built-in TLS offers one client CA and nothing else; Tocsin owns
+//! the rustls configuration instead, so it can apply its access policy in
+//! the handshake and carry the verified identity into the handlers.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
+    ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tocsin_core::{FederationId, Identity};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tonic::transport::server::Connected;
+
+use crate::files::{read_certs, read_private_key};
+use crate::identity::identity_of;
+use crate::Error;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A node's or operator's TLS material: the federation CA, its certificate
+/// chain and its key.
+pub struct TlsMaterial {
+    /// The federation the certificates belong to.
+    pub federation: FederationId,
+    /// The federation CA certificate.
+    pub ca: CertificateDer<'static>,
+    /// This party's certificate chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// This party's private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The identity the leaf certificate carries.
+    pub identity: Identity,
+}
+
+impl fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("federation", &self.federation)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for TlsMaterial {
+    fn clone(&self) -> Self {
+        Self {
+            federation: self.federation.clone(),
+            ca: self.ca.clone(),
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+impl TlsMaterial {
+    /// Loads and checks the CA, certificate and key files.
+    pub fn load(ca: &Path, cert: &Path, key: &Path, federation: &FederationId) -> Result<Self, Error> {
+        let ca = read_certs(ca)?.remove(0);
+        let chain = read_certs(cert)?;
+        let key = read_private_key(key)?;
+        Self::new(ca, chain, key, federation)
+    }
+
+    /// Checks DER material: the leaf names an identity in `federation`.
+    pub fn new(
+        ca: CertificateDer<'static>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        federation: &FederationId,
+    ) -> Result<Self, Error> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::Certificate("empty certificate chain".into()))?;
+        let (fed, identity) = identity_of(leaf)?;
+        if &fed != federation {
+            return Err(Error::Certificate(format!(
+                "certificate is for federation {fed}, not {federation}"
+            )));
+        }
+        Ok(Self {
+            federation: federation.clone(),
+            ca,
+            chain,
+            key,
+            identity,
+        })
+    }
+
+    fn roots(&self) -> Result<RootCertStore, Error> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone())?;
+        Ok(roots)
+    }
+}
+
+/// Decides which verified identities may open a session on a node.
+pub type AccessPolicy = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
+
+/// Wraps rustls's chain verification with Tocsin's identity checks.
+struct PolicyVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    federation: FederationId,
+    policy: AccessPolicy,
+}
+
+impl fmt::Debug for PolicyVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyVerifier")
+            .field("federation", &self.federation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCertVerifier for PolicyVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let refuse = || rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
+        let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
+        if fed != self.federation || !(self.policy)(&identity) {
+            return Err(refuse());
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The server side of a node: TLS 1.3 only, a client certificate chaining
+/// to the federation CA required, and `policy` deciding which identities
+/// get a session at all.
+pub fn server_config(material: &TlsMaterial, policy: AccessPolicy) -> Result<Arc<ServerConfig>, Error> {
+    let provider = provider();
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(material.roots()?), provider.clone())
+        .build()?;
+    let verifier = Arc::new(PolicyVerifier {
+        inner,
+        federation: material.federation.clone(),
+        policy,
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(material.chain.clone(), material.key.clone_key())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Checks that a server is the expected identity of the federation,
+/// whatever host name it was reached by (SPIFFE-style).
+struct IdentityServerVerifier {
+    roots: RootCertStore,
+    provider: Arc<CryptoProvider>,
+    federation: FederationId,
+    expected: Identity,
+}
+
+impl fmt::Debug for IdentityServerVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityServerVerifier")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for IdentityServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        let refuse = || rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
+        let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
+        if fed != self.federation || identity != self.expected {
+            return Err(refuse());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The client side: TLS 1.3 only, presenting `material`'s certificate, and
+/// accepting only a server whose certificate names `expected`.
+pub fn client_config(material: &TlsMaterial, expected: Identity) -> Result<Arc<ClientConfig>, Error> {
+    let provider = provider();
+    let verifier = Arc::new(IdentityServerVerifier {
+        roots: material.roots()?,
+        provider: provider.clone(),
+        federation: material.federation.clone(),
+        expected,
+    });
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A connector for `tonic::transport::Endpoint::connect_with_connector`:
+/// dials the endpoint's host and port and runs the TLS handshake with
+/// `config`.
+pub fn connector(
+    config: Arc<ClientConfig>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    Error = io::Error,
+    Future = Pin<
+        Box<dyn Future<Output = io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>> + Send>,
+    >,
+> + Clone {
+    let tls = tokio_rustls::TlsConnector::from(config);
+    tower::service_fn(move |uri: http::Uri| {
+        let tls = tls.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "endpoint has no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let name = ServerName::try_from(host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let stream = tls.connect(name, tcp).await?;
+            Ok(TokioIo::new(stream))
+        }) as Pin<Box<dyn Future<Output = _> + Send>>
+    })
+}
+
+/// What a handler knows about its caller, from the verified certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The caller's identity.
+    pub identity: Identity,
+    /// The caller's address.
+    pub remote_addr: SocketAddr,
+}
+
+/// An accepted, authenticated connection.
+pub struct TlsConn {
+    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl fmt::Debug for TlsConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConn").field("info", &self.info).finish()
+    }
+}
+
+impl Connected for TlsConn {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Limits on the handshakes an [`Acceptor`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptorLimits {
+    /// How long a client may take to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// How many handshakes may run at once; more wait in the TCP backlog.
+    pub max_concurrent_handshakes: usize,
+}
+
+impl Default for AcceptorLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            max_concurrent_handshakes: 256,
+        }
+    }
+}
+
+/// Accepts TCP connections and runs their TLS handshakes concurrently, each
+/// with a timeout, so a slow or hostile client cannot hold up the others.
+#[derive(Debug)]
+pub struct Acceptor {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    limits: AcceptorLimits,
+}
+
+impl Acceptor {
+    /// An acceptor on a bound listener.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>, limits: AcceptorLimits) -> Self {
+        Self {
+            listener,
+            config,
+            limits,
+        }
+    }
+
+    /// The authenticated connections, for `serve_with_incoming`. The accept
+    /// loop stops when the stream is dropped.
+    pub fn into_stream(self) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsConn>> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(self.run(tx));
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+
+    async fn run(self, tx: mpsc::Sender<io::Result<TlsConn>>) {
+        let tls = tokio_rustls::TlsAcceptor::from(self.config);
+        let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_handshakes));
+        loop {
+            let permit = tokio::select! {
+                _ = tx.closed() => return,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (tcp, remote_addr) = tokio::select! {
+                _ = tx.closed() => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let tls = tls.clone();
+            let tx = tx.clone();
+            let timeout = self.limits.handshake_timeout;
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let identity = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| identity_of(c));
+                        match identity {
+                            Some(Ok((_, identity))) => {
+                                tracing::debug!(%remote_addr, %identity, "session opened");
+                                let conn = TlsConn {
+                                    inner: stream,
+                                    info: PeerInfo {
+                                        identity,
+                                        remote_addr,
+                                    },
+                                };
+                                let _ = tx.send(Ok(conn)).await;
+                            }
+                            _ => tracing::warn!(%remote_addr, "refused: no usable peer identity"),
+                        }
+                    }
+                    Ok(Err(e)) => tracing::info!(%remote_addr, error = %e, "refused TLS session"),
+                    Err(_) => tracing::info!(%remote_addr, "refused TLS session: handshake timed out"),
+                }
+            });
+        }
+    }
+}
