@@ -1,1 +1,127 @@
-//! placeholder
+//! Bad input gets a gRPC error naming the problem, and the node keeps
+//! serving everyone else.
+
+use prost::Message;
+use tocsin_core::to_timestamp;
+use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
+use tocsin_testkit::{TestFederation, draft};
+use tocsin_tests::*;
+use tokio::io::AsyncWriteExt;
+use tonic::Code;
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_and_the_node_still_serves() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    let mut tr = fed.operator("TR-MIT").await?;
+    let mut huge = draft(&["FR-DGSI"]);
+    huge.text = "A".repeat(2 * 1024 * 1024);
+    let err = tr
+        .submit_alert(pb::SubmitAlertRequest { alert: Some(huge) })
+        .await
+        .unwrap_err();
+    // tonic reports a message over the decoding limit as OUT_OF_RANGE.
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{err:?}");
+
+    // The same connection and a peer's both still work.
+    let sent = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    wait_delivered(&tr, &id_of(&sent), "FR-DGSI").await?;
+
+    // And from a peer: an oversized delivery is refused too.
+    let mut peer = fed.peer_client("FR-DGSI", "TR-MIT")?;
+    let env = pb::Envelope {
+        payload_type: ALERT_PAYLOAD_TYPE.into(),
+        payload: vec![0u8; 2 * 1024 * 1024],
+        signature: None,
+    };
+    let err = peer
+        .deliver(pb::DeliverRequest { alert: Some(env) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_envelopes_are_refused_with_invalid_argument() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    let mut peer = fed.peer_client("TR-MIT", "FR-DGSI")?;
+    let signer = fed.signer("TR-MIT")?;
+
+    let mut valid = draft(&["FR-DGSI"]);
+    valid.id = tocsin_core::AlertId::generate().to_string();
+    valid.originator = "TR-MIT".into();
+    valid.created_at = Some(to_timestamp(chrono::Utc::now()));
+
+    let mut bad_sig = signer.sign(ALERT_PAYLOAD_TYPE, valid.encode_to_vec());
+    bad_sig.signature.as_mut().unwrap().sig[0] ^= 0xff;
+
+    let mut no_subjects = valid.clone();
+    no_subjects.subjects.clear();
+
+    let cases = [
+        ("missing envelope", None, "missing envelope"),
+        (
+            "unsigned",
+            Some(pb::Envelope {
+                payload_type: ALERT_PAYLOAD_TYPE.into(),
+                payload: valid.encode_to_vec(),
+                signature: None,
+            }),
+            "no signature",
+        ),
+        ("bad signature", Some(bad_sig), "signature does not match"),
+        (
+            "garbage payload",
+            Some(signer.sign(ALERT_PAYLOAD_TYPE, vec![0xff, 0xff, 0xff, 0x0f])),
+            "not an alert",
+        ),
+        (
+            "wrong payload type",
+            Some(signer.sign("text/plain", valid.encode_to_vec())),
+            "payload type",
+        ),
+        (
+            "no subjects",
+            Some(signer.sign(ALERT_PAYLOAD_TYPE, no_subjects.encode_to_vec())),
+            "`subjects`",
+        ),
+    ];
+    for (what, env, needle) in cases {
+        let err = peer
+            .deliver(pb::DeliverRequest { alert: env })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+        assert!(err.message().contains(needle), "{what}: {}", err.message());
+    }
+
+    // The valid one still goes through.
+    let ok = signer.sign(ALERT_PAYLOAD_TYPE, valid.encode_to_vec());
+    assert!(
+        peer.deliver(pb::DeliverRequest { alert: Some(ok) })
+            .await
+            .is_ok()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn silent_connections_do_not_hold_up_other_clients() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    let addr = fed.addr("TR-MIT")?;
+    // Half-open and garbage connections that never complete a handshake.
+    let mut idle = Vec::new();
+    for i in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        if i % 2 == 0 {
+            s.write_all(b"GET / HTTP/1.1\r\n\r\n").await?;
+        }
+        idle.push(s);
+    }
+    let mut tr = fed.operator("TR-MIT").await?;
+    let sent = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    wait_delivered(&tr, &id_of(&sent), "FR-DGSI").await?;
+    drop(idle);
+    Ok(())
+}

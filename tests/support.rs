@@ -1,1 +1,86 @@
-//! placeholder
+//! Helpers shared by the integration tests in this directory.
+
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use tocsin_proto::pb;
+use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_testkit::wait_until;
+use tonic::transport::Channel;
+
+/// How long a test waits for something that should happen in milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Submits `alert` and returns the stored record.
+pub async fn submit(
+    op: &mut OperatorClient<Channel>,
+    alert: pb::Alert,
+) -> anyhow::Result<pb::AlertRecord> {
+    Ok(op
+        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
+        .await?
+        .into_inner()
+        .record
+        .ok_or_else(|| anyhow::anyhow!("no record in answer"))?)
+}
+
+/// The alert's id.
+pub fn id_of(record: &pb::AlertRecord) -> String {
+    record
+        .alert
+        .as_ref()
+        .map(|a| a.id.clone())
+        .unwrap_or_default()
+}
+
+/// The delivery to `recipient` in `record`.
+pub fn delivery<'a>(record: &'a pb::AlertRecord, recipient: &str) -> Option<&'a pb::Delivery> {
+    record.deliveries.iter().find(|d| d.recipient == recipient)
+}
+
+/// Fetches an alert.
+pub async fn get(op: &mut OperatorClient<Channel>, id: &str) -> anyhow::Result<pb::AlertRecord> {
+    Ok(op
+        .get_alert(pb::GetAlertRequest { id: id.to_owned() })
+        .await?
+        .into_inner())
+}
+
+/// Waits until the delivery of `id` to `recipient` is DELIVERED; returns the record.
+pub async fn wait_delivered(
+    op: &OperatorClient<Channel>,
+    id: &str,
+    recipient: &str,
+) -> anyhow::Result<pb::AlertRecord> {
+    wait_until(
+        PATIENCE,
+        &format!("{id} is delivered to {recipient}"),
+        || {
+            let mut op = op.clone();
+            let id = id.to_owned();
+            let recipient = recipient.to_owned();
+            async move {
+                let record = get(&mut op, &id).await.ok()?;
+                let state = delivery(&record, &recipient)?.state;
+                (state == pb::DeliveryState::Delivered as i32).then_some(record)
+            }
+        },
+    )
+    .await
+}
+
+/// Lists alerts in one direction.
+pub async fn list(
+    op: &mut OperatorClient<Channel>,
+    direction: pb::Direction,
+) -> anyhow::Result<Vec<pb::AlertRecord>> {
+    Ok(op
+        .list_alerts(pb::ListAlertsRequest {
+            direction: direction as i32,
+            limit: 1000,
+        })
+        .await?
+        .into_inner()
+        .alerts)
+}

@@ -200,7 +200,6 @@ wire_enum! {
     }
 }
 
-
 /// An identity or travel document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
@@ -344,9 +343,15 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationErro
         return invalid(field, "must not be empty");
     }
     if value.len() > max {
-        return invalid(field, format!("{} bytes, at most {max} allowed", value.len()));
+        return invalid(
+            field,
+            format!("{} bytes, at most {max} allowed", value.len()),
+        );
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return invalid(field, "contains control characters");
     }
     Ok(())
@@ -354,7 +359,10 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationErro
 
 fn check_list(field: &str, values: &[String]) -> Result<(), ValidationError> {
     if values.len() > MAX_LIST_ITEMS {
-        return invalid(field, format!("{} items, at most {MAX_LIST_ITEMS} allowed", values.len()));
+        return invalid(
+            field,
+            format!("{} items, at most {MAX_LIST_ITEMS} allowed", values.len()),
+        );
     }
     for (i, v) in values.iter().enumerate() {
         check_text(&format!("{field}[{i}]"), v, MAX_FIELD_BYTES)?;
@@ -387,9 +395,17 @@ impl TryFrom<pb::Person> for Person {
         let mut documents = Vec::with_capacity(p.documents.len());
         for (i, d) in p.documents.into_iter().enumerate() {
             check_text(&format!("documents[{i}].kind"), &d.kind, MAX_FIELD_BYTES)?;
-            check_text(&format!("documents[{i}].number"), &d.number, MAX_FIELD_BYTES)?;
+            check_text(
+                &format!("documents[{i}].number"),
+                &d.number,
+                MAX_FIELD_BYTES,
+            )?;
             if !d.issuing_country.is_empty() {
-                check_text(&format!("documents[{i}].issuing_country"), &d.issuing_country, 8)?;
+                check_text(
+                    &format!("documents[{i}].issuing_country"),
+                    &d.issuing_country,
+                    8,
+                )?;
             }
             documents.push(Document {
                 kind: d.kind,
@@ -426,11 +442,9 @@ impl TryFrom<pb::Subject> for Subject {
     type Error = ValidationError;
     fn try_from(s: pb::Subject) -> Result<Self, Self::Error> {
         match s.kind {
-            Some(pb::subject::Kind::Person(p)) => {
-                Person::try_from(p).map(Subject::Person).map_err(|e| {
-                    ValidationError::new(format!("person.{}", e.field), e.problem)
-                })
-            }
+            Some(pb::subject::Kind::Person(p)) => Person::try_from(p)
+                .map(Subject::Person)
+                .map_err(|e| ValidationError::new(format!("person.{}", e.field), e.problem)),
             Some(pb::subject::Kind::Identifier(id)) => {
                 check_text("identifier.kind", &id.kind, MAX_FIELD_BYTES)?;
                 check_text("identifier.value", &id.value, MAX_FIELD_BYTES)?;
@@ -448,10 +462,9 @@ impl TryFrom<pb::Alert> for Alert {
     type Error = ValidationError;
 
     fn try_from(a: pb::Alert) -> Result<Self, Self::Error> {
-        let id: AlertId = a
-            .id
-            .parse()
-            .map_err(|e: crate::ids::IdError| ValidationError::new("id", e.to_string()))?;
+        let id: AlertId =
+            a.id.parse()
+                .map_err(|e: crate::ids::IdError| ValidationError::new("id", e.to_string()))?;
         let originator = AgencyId::new(a.originator)
             .map_err(|e| ValidationError::new("originator", e.to_string()))?;
         let created_at = time_field("created_at", a.created_at)?
@@ -464,7 +477,10 @@ impl TryFrom<pb::Alert> for Alert {
         if a.subjects.len() > MAX_SUBJECTS {
             return invalid(
                 "subjects",
-                format!("{} subjects, at most {MAX_SUBJECTS} allowed", a.subjects.len()),
+                format!(
+                    "{} subjects, at most {MAX_SUBJECTS} allowed",
+                    a.subjects.len()
+                ),
             );
         }
         let subjects = a
@@ -472,8 +488,9 @@ impl TryFrom<pb::Alert> for Alert {
             .into_iter()
             .enumerate()
             .map(|(i, s)| {
-                Subject::try_from(s)
-                    .map_err(|e| ValidationError::new(format!("subjects[{i}].{}", e.field), e.problem))
+                Subject::try_from(s).map_err(|e| {
+                    ValidationError::new(format!("subjects[{i}].{}", e.field), e.problem)
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         check_text("text", &a.text, MAX_TEXT_BYTES)?;
@@ -492,7 +509,10 @@ impl TryFrom<pb::Alert> for Alert {
             let r = AgencyId::new(r)
                 .map_err(|e| ValidationError::new(format!("recipients[{i}]"), e.to_string()))?;
             if r == originator {
-                return invalid(format!("recipients[{i}]"), "an agency cannot send an alert to itself");
+                return invalid(
+                    format!("recipients[{i}]"),
+                    "an agency cannot send an alert to itself",
+                );
             }
             if !seen.insert(r.clone()) {
                 return invalid(format!("recipients[{i}]"), format!("{r} is named twice"));
@@ -511,7 +531,10 @@ impl TryFrom<pb::Alert> for Alert {
                     ValidationError::new(format!("references[{i}].alert_id"), e.to_string())
                 })?;
                 if alert_id == id {
-                    return invalid(format!("references[{i}].alert_id"), "an alert cannot reference itself");
+                    return invalid(
+                        format!("references[{i}].alert_id"),
+                        "an alert cannot reference itself",
+                    );
                 }
                 let kind = ReferenceKind::from_wire(r.kind).map_err(|e| {
                     ValidationError::new(format!("references[{i}].kind"), e.problem)
@@ -614,7 +637,11 @@ impl From<&Alert> for pb::Alert {
 #[serde(deny_unknown_fields)]
 pub struct AlertDraft {
     /// Optional client-chosen id, for idempotent resubmission.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_alert_id_text")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_alert_id_text"
+    )]
     pub id: Option<AlertId>,
     /// Urgency.
     pub precedence: Precedence,
@@ -709,9 +736,12 @@ mod opt_alert_id_text {
             None => s.serialize_none(),
         }
     }
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertId>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<AlertId>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| s.parse().map_err(serde::de::Error::custom)).transpose()
+        s.map(|s| s.parse().map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -802,7 +832,9 @@ mod tests {
         a.expires_at = Some(to_timestamp(created + chrono::Duration::hours(1)));
         let alert = Alert::try_from(a).unwrap();
         assert!(alert.check_timely(created).is_ok());
-        let err = alert.check_timely(created + chrono::Duration::hours(2)).unwrap_err();
+        let err = alert
+            .check_timely(created + chrono::Duration::hours(2))
+            .unwrap_err();
         assert_eq!(err.field, "expires_at");
     }
 

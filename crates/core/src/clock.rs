@@ -54,3 +54,20 @@ impl Clock for ManualClock {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Tocsin keeps times to the millisecond: signed times and stored times
+/// must compare equal, and the store keeps milliseconds.
+pub fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_drops_sub_millisecond_digits() {
+        let t = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(truncate_ms(t).timestamp_subsec_nanos(), 123_000_000);
+    }
+}

@@ -264,7 +264,9 @@ mod tests {
         assert!(err.contains("TR-MIT is listed twice"), "{err}");
 
         let bad_port = FED.replace("localhost:7102", "localhost");
-        let err = Federation::parse(&bad_port, "f.toml").unwrap_err().to_string();
+        let err = Federation::parse(&bad_port, "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not host:port"), "{err}");
 
         let typo = FED.replace("endpoint = \"127", "endpont = \"127");

@@ -9,13 +9,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// An agency id is not 2–32 characters of `A-Z`, `0-9` and `-`.
-    #[error("invalid agency id {0:?}: expected 2-32 characters of A-Z, 0-9 and '-', such as TR-MIT")]
+    #[error(
+        "invalid agency id {0:?}: expected 2-32 characters of A-Z, 0-9 and '-', such as TR-MIT"
+    )]
     Agency(String),
     /// A federation id is not 1–63 characters of `a-z`, `0-9`, `.` and `-`.
     #[error("invalid federation id {0:?}: expected 1-63 characters of a-z, 0-9, '.' and '-'")]
     Federation(String),
     /// An operator name is not 1–64 characters of `a-z`, `A-Z`, `0-9`, `.`, `_` and `-`.
-    #[error("invalid operator name {0:?}: expected 1-64 characters of letters, digits, '.', '_' and '-'")]
+    #[error(
+        "invalid operator name {0:?}: expected 1-64 characters of letters, digits, '.', '_' and '-'"
+    )]
     Operator(String),
     /// An alert id is not a ULID.
     #[error("invalid alert id {0:?}: expected a ULID such as 01JD3Z8X6Q2N4V5W7Y9A0B1C2D")]
@@ -40,7 +44,11 @@ impl AgencyId {
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
             && !id.starts_with('-')
             && !id.ends_with('-');
-        if ok { Ok(Self(id)) } else { Err(IdError::Agency(id)) }
+        if ok {
+            Ok(Self(id))
+        } else {
+            Err(IdError::Agency(id))
+        }
     }
 
     /// The id as text.

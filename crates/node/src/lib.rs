@@ -1,1 +1,23 @@
-//! placeholder
+//! A Tocsin agency node.
+//!
+//! - [`config`]: the node's TOML configuration.
+//! - [`serve`]: runs a node on a bound listener until a shutdown future
+//!   resolves: the mutual-TLS acceptor, the federation and operator gRPC
+//!   services, health and reflection, the outbox.
+//! - `domain` (private): submitting, receiving and querying alerts; the
+//!   handlers in `service` are thin wrappers around it.
+//! - `outbox` (private): per-peer delivery workers with backoff.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod domain;
+mod error;
+mod outbox;
+mod server;
+mod service;
+mod views;
+
+pub use config::NodeConfig;
+pub use error::Error;
+pub use server::{NodeOptions, StartError, serve};

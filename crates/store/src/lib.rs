@@ -1,1 +1,50 @@
-//! placeholder
+//! Tocsin's durable store: an embedded SQLite database (bundled, WAL,
+//! `synchronous = FULL`) under the node's data directory.
+//!
+//! - [`Store`] is the handle: cheap to clone, async methods.
+//! - Writes go to one writer thread that batches whatever is queued into one
+//!   transaction (group commit): many concurrent writers share one fsync, and
+//!   each write runs in its own savepoint so one failure spoils no other. A
+//!   write's future resolves only after its transaction is durable.
+//! - Reads go through a small pool of read-only connections, which WAL lets
+//!   run beside the writer.
+//! - The schema is versioned; [`Store::open`] migrates to the latest version.
+//!
+//! The store knows rows, not signatures or protocols: the node crate decides
+//! what goes in.
+
+#![forbid(unsafe_code)]
+
+mod db;
+mod records;
+
+pub use db::{Store, StoreOptions};
+pub use records::*;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema could not be migrated.
+    #[error("schema migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// The transaction holding this write failed to commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An alert with this id but other content is already stored.
+    #[error("alert {0} is already stored with different content")]
+    Conflict(String),
+    /// The store has been closed, or its writer could not start a transaction.
+    #[error("the store is closed or cannot write")]
+    Closed,
+}

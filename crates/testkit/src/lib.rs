@@ -1,1 +1,452 @@
-//! placeholder
+//! In-process Tocsin federations for integration tests.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use tocsin_testkit::{TestFederation, draft, wait_until};
+//! let fed = TestFederation::builder().agencies(["TR-MIT", "FR-DGSI"]).start().await?;
+//! let mut tr = fed.operator("TR-MIT").await?;
+//! let sent = tr
+//!     .submit_alert(tocsin_proto::pb::SubmitAlertRequest { alert: Some(draft(&["FR-DGSI"])) })
+//!     .await?
+//!     .into_inner()
+//!     .record
+//!     .unwrap();
+//! # let _ = sent; Ok(()) }
+//! ```
+//!
+//! Every node is a real node: real mutual TLS on a loopback port chosen by
+//! the OS, a real SQLite store in a temporary directory, certificates
+//! freshly issued by a per-federation CA. Nodes can be stopped and started
+//! again on the same port and data directory; [`wait_until`] polls a
+//! condition with a timeout instead of sleeping.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use tocsin_core::federation::{Agency, Deadlines, Federation, FederationInfo};
+use tocsin_core::{AgencyId, Clock, FederationId, Identity, SystemClock};
+use tocsin_node::config::{Limits, OutboxOptions};
+use tocsin_node::{NodeOptions, StartError};
+use tocsin_proto::pb;
+use tocsin_proto::pb::federation_client::FederationClient;
+use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_trust::Signer;
+use tocsin_trust::pki::{self, PkiLayout};
+use tocsin_trust::tls::{self, TlsMaterial};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+pub use tocsin_proto::pb::{DeliveryState, Direction};
+
+/// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
+/// default `warn`) and the rustls crypto provider; safe to call repeatedly.
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        tocsin_trust::install_crypto_provider();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or fails after
+/// `timeout` naming `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A valid alert for `recipients`, ready for `SubmitAlert`: PRIORITY,
+/// one person subject.
+pub fn draft(recipients: &[&str]) -> pb::Alert {
+    pb::Alert {
+        precedence: pb::Precedence::Priority as i32,
+        category: "terrorism".into(),
+        subjects: vec![pb::Subject {
+            kind: Some(pb::subject::Kind::Person(pb::Person {
+                names: vec!["Ismaël Omar Mostefaï".into()],
+                date_of_birth: "1985-11-21".into(),
+                nationalities: vec!["FR".into()],
+                ..Default::default()
+            })),
+        }],
+        text: "Subject assessed as linked to a terrorist network; travel to Syria suspected."
+            .into(),
+        source_reliability: pb::SourceReliability::B as i32,
+        information_credibility: pb::InformationCredibility::InformationCredibility2 as i32,
+        tlp: pb::Tlp::Amber as i32,
+        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Connects to a node as the holder of `material`, expecting the server to
+/// be `agency`. The connection is made on first use.
+pub fn channel(
+    addr: SocketAddr,
+    material: &TlsMaterial,
+    agency: &AgencyId,
+) -> anyhow::Result<Channel> {
+    let config = tls::client_config(material, Identity::Agency(agency.clone()))?;
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .connect_with_connector_lazy(tls::connector(config)))
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), StartError>>,
+}
+
+struct Slot {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    running: Option<Running>,
+}
+
+/// Configures a [`TestFederation`].
+pub struct Builder {
+    agencies: Vec<String>,
+    down: Vec<String>,
+    outbox: OutboxOptions,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+}
+
+impl Builder {
+    /// The member agencies (default `TR-MIT`, `FR-DGSI`).
+    pub fn agencies<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.agencies = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Agencies whose nodes are not started by [`Builder::start`] (start
+    /// them later with [`TestFederation::start_node`]).
+    pub fn down<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.down = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The outbox policy of every node (default: fast retries for tests,
+    /// 50 ms initial backoff, 1 s at most).
+    pub fn outbox(mut self, outbox: OutboxOptions) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// The limits of every node.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The clock every node uses.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Issues the certificates and starts the nodes.
+    pub async fn start(self) -> anyhow::Result<TestFederation> {
+        init();
+        let dir = tempfile::tempdir()?;
+        let fed_id = FederationId::new("test.tocsin")?;
+        let mut listeners = BTreeMap::new();
+        let mut agencies = Vec::new();
+        for id in &self.agencies {
+            let id = AgencyId::new(id.clone())?;
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            agencies.push(Agency {
+                id: id.clone(),
+                name: format!("{id} (test)"),
+                country: String::new(),
+                endpoint: addr.to_string(),
+                hosts: vec![],
+                observer: false,
+            });
+            listeners.insert(id, listener);
+        }
+        let federation = Federation {
+            federation: FederationInfo {
+                id: fed_id,
+                name: "test federation".into(),
+            },
+            deadlines: Deadlines::default(),
+            agencies,
+        };
+        let toml = toml_of(&federation)?;
+        let layout = pki::init(&federation, &toml, &dir.path().join("pki"))?;
+        let mut fed = TestFederation {
+            slots: BTreeMap::new(),
+            layout,
+            federation,
+            outbox: self.outbox,
+            limits: self.limits,
+            clock: self.clock,
+            dir,
+        };
+        for (id, listener) in listeners {
+            let slot = Slot {
+                addr: listener.local_addr()?,
+                data_dir: fed.dir.path().join("data").join(id.as_str()),
+                running: None,
+            };
+            fed.slots.insert(id.clone(), slot);
+            if self.down.iter().any(|d| d == id.as_str()) {
+                drop(listener);
+            } else {
+                fed.launch(&id, listener)?;
+            }
+        }
+        Ok(fed)
+    }
+}
+
+fn toml_of(federation: &Federation) -> anyhow::Result<String> {
+    Ok(toml::to_string(federation)?)
+}
+
+/// A federation of in-process nodes; every node is stopped when it drops.
+pub struct TestFederation {
+    slots: BTreeMap<AgencyId, Slot>,
+    layout: PkiLayout,
+    federation: Federation,
+    outbox: OutboxOptions,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    dir: TempDir,
+}
+
+impl TestFederation {
+    /// A builder with defaults suited to tests.
+    pub fn builder() -> Builder {
+        Builder {
+            agencies: vec!["TR-MIT".into(), "FR-DGSI".into()],
+            down: vec![],
+            outbox: OutboxOptions {
+                initial_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                batch: 64,
+                connect_timeout: Duration::from_secs(2),
+            },
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn id(agency: &str) -> anyhow::Result<AgencyId> {
+        Ok(AgencyId::new(agency)?)
+    }
+
+    fn slot(&self, agency: &AgencyId) -> anyhow::Result<&Slot> {
+        self.slots
+            .get(agency)
+            .with_context(|| format!("{agency} is not in this test federation"))
+    }
+
+    fn launch(&mut self, agency: &AgencyId, listener: TcpListener) -> anyhow::Result<()> {
+        let options = NodeOptions {
+            agency: agency.clone(),
+            federation: self.federation.clone(),
+            tls: TlsMaterial::load(
+                &self.layout.ca_cert(),
+                &self.layout.node_cert(agency),
+                &self.layout.node_key(agency),
+                self.federation.id(),
+            )?,
+            signer: Signer::load(
+                &self.layout.signing_cert(agency),
+                &self.layout.signing_key(agency),
+                self.federation.id(),
+            )?,
+            data_dir: self.slot(agency)?.data_dir.clone(),
+            limits: self.limits,
+            outbox: self.outbox,
+            clock: self.clock.clone(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tocsin_node::serve(options, listener, async move {
+            let _ = stopped.await;
+        }));
+        let slot = self.slots.get_mut(agency).context("unknown agency")?;
+        slot.running = Some(Running { stop, task });
+        Ok(())
+    }
+
+    /// The address `agency`'s node listens on.
+    pub fn addr(&self, agency: &str) -> anyhow::Result<SocketAddr> {
+        Ok(self.slot(&Self::id(agency)?)?.addr)
+    }
+
+    /// `agency`'s data directory.
+    pub fn data_dir(&self, agency: &str) -> anyhow::Result<PathBuf> {
+        Ok(self.slot(&Self::id(agency)?)?.data_dir.clone())
+    }
+
+    /// The PKI directory (CA, node and signing certificates).
+    pub fn pki(&self) -> &PkiLayout {
+        &self.layout
+    }
+
+    /// The federation as its nodes see it.
+    pub fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// A scratch directory that lives as long as the federation.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops `agency`'s node gracefully and waits until it has closed its store.
+    pub async fn stop_node(&mut self, agency: &str) -> anyhow::Result<()> {
+        let id = Self::id(agency)?;
+        let slot = self.slots.get_mut(&id).context("unknown agency")?;
+        let running = slot
+            .running
+            .take()
+            .with_context(|| format!("{agency} is not running"))?;
+        let _ = running.stop.send(());
+        running.task.await??;
+        Ok(())
+    }
+
+    /// Starts `agency`'s node again on the same port and data directory.
+    pub async fn start_node(&mut self, agency: &str) -> anyhow::Result<()> {
+        let id = Self::id(agency)?;
+        let slot = self.slot(&id)?;
+        if slot.running.is_some() {
+            bail!("{agency} is already running");
+        }
+        let addr = slot.addr;
+        // The port was released when the node stopped; the OS may take a
+        // moment to let it be bound again.
+        let listener = wait_until(
+            Duration::from_secs(5),
+            &format!("{addr} can be bound again"),
+            || async move { TcpListener::bind(addr).await.ok() },
+        )
+        .await?;
+        self.launch(&id, listener)
+    }
+
+    /// Stops and starts `agency`'s node.
+    pub async fn restart_node(&mut self, agency: &str) -> anyhow::Result<()> {
+        self.stop_node(agency).await?;
+        self.start_node(agency).await
+    }
+
+    /// TLS material for an operator `name` of `agency`, issued on first use.
+    pub fn operator_material(&self, agency: &str, name: &str) -> anyhow::Result<TlsMaterial> {
+        let id = Self::id(agency)?;
+        let (cert, key) = (
+            self.layout.operator_cert(&id, name),
+            self.layout.operator_key(&id, name),
+        );
+        if !cert.exists() {
+            pki::issue_operator(&self.layout, &self.federation, &id, name)?;
+        }
+        Ok(TlsMaterial::load(
+            &self.layout.ca_cert(),
+            &cert,
+            &key,
+            self.federation.id(),
+        )?)
+    }
+
+    /// `agency`'s own TLS material (its node certificate).
+    pub fn node_material(&self, agency: &str) -> anyhow::Result<TlsMaterial> {
+        let id = Self::id(agency)?;
+        Ok(TlsMaterial::load(
+            &self.layout.ca_cert(),
+            &self.layout.node_cert(&id),
+            &self.layout.node_key(&id),
+            self.federation.id(),
+        )?)
+    }
+
+    /// `agency`'s envelope signer.
+    pub fn signer(&self, agency: &str) -> anyhow::Result<Signer> {
+        let id = Self::id(agency)?;
+        Ok(Signer::load(
+            &self.layout.signing_cert(&id),
+            &self.layout.signing_key(&id),
+            self.federation.id(),
+        )?)
+    }
+
+    /// An operator client on `agency`'s node, as its operator "analyst".
+    pub async fn operator(&self, agency: &str) -> anyhow::Result<OperatorClient<Channel>> {
+        self.operator_as(agency, "analyst", agency)
+    }
+
+    /// An operator client connecting to `node`'s node with the certificate
+    /// of operator `name` of `agency` (which may be another agency, to test
+    /// refusals).
+    pub fn operator_as(
+        &self,
+        agency: &str,
+        name: &str,
+        node: &str,
+    ) -> anyhow::Result<OperatorClient<Channel>> {
+        let material = self.operator_material(agency, name)?;
+        let ch = channel(self.addr(node)?, &material, &Self::id(node)?)?;
+        Ok(OperatorClient::new(ch))
+    }
+
+    /// A federation client calling `to`'s node with `from`'s node certificate,
+    /// as a peer would.
+    pub fn peer_client(&self, from: &str, to: &str) -> anyhow::Result<FederationClient<Channel>> {
+        let material = self.node_material(from)?;
+        let ch = channel(self.addr(to)?, &material, &Self::id(to)?)?;
+        Ok(FederationClient::new(ch))
+    }
+}
+
+impl Drop for TestFederation {
+    fn drop(&mut self) {
+        for slot in self.slots.values_mut() {
+            if let Some(running) = slot.running.take() {
+                let _ = running.stop.send(());
+                running.task.abort();
+            }
+        }
+    }
+}

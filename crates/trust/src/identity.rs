@@ -30,7 +30,9 @@ pub(crate) fn identity_of_parsed(
         .collect();
     match uris.as_slice() {
         [uri] => Identity::from_uri(uri).map_err(|e| Error::Certificate(e.to_string())),
-        [] => Err(Error::Certificate("no spiffe:// URI in subjectAltName".into())),
+        [] => Err(Error::Certificate(
+            "no spiffe:// URI in subjectAltName".into(),
+        )),
         _ => Err(Error::Certificate(
             "more than one spiffe:// URI in subjectAltName".into(),
         )),

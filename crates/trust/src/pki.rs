@@ -23,8 +23,8 @@ use rcgen::{
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, FederationId, Identity};
 
-use crate::files::{create_dir, write_public, write_secret};
 use crate::Error;
+use crate::files::{create_dir, write_public, write_secret};
 
 /// Paths inside a PKI directory.
 #[derive(Debug, Clone)]
@@ -235,7 +235,9 @@ impl CertificateAuthority {
             sans.push(match name.parse::<std::net::IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
                 Err(_) => SanType::DnsName(name.clone().try_into().map_err(|_| {
-                    Error::Invalid(format!("{name:?} is not a valid DNS name for a certificate"))
+                    Error::Invalid(format!(
+                        "{name:?} is not a valid DNS name for a certificate"
+                    ))
                 })?),
             });
         }
@@ -265,8 +267,8 @@ impl CertificateAuthority {
 
     /// An operator's TLS client certificate.
     pub fn issue_operator(&self, agency: &AgencyId, name: &str) -> Result<Issued, Error> {
-        let identity = Identity::operator(agency.clone(), name)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let identity =
+            Identity::operator(agency.clone(), name).map_err(|e| Error::Invalid(e.to_string()))?;
         self.issue(
             &format!("{name} ({agency})"),
             KeyPair::generate()?,
@@ -280,7 +282,11 @@ impl CertificateAuthority {
 /// Creates a PKI directory for `federation`: the CA, and for every agency a
 /// node certificate and a signing certificate. Refuses to overwrite an
 /// existing CA, which would cut every issued certificate loose.
-pub fn init(federation: &Federation, federation_toml: &str, out: &Path) -> Result<PkiLayout, Error> {
+pub fn init(
+    federation: &Federation,
+    federation_toml: &str,
+    out: &Path,
+) -> Result<PkiLayout, Error> {
     let layout = PkiLayout::new(out);
     if layout.ca_key().exists() {
         return Err(Error::Invalid(format!(

@@ -18,8 +18,8 @@ use tocsin_core::{AgencyId, FederationId, Identity};
 use tocsin_proto::pb;
 use x509_parser::prelude::*;
 
-use crate::files::{read_certs, read_private_key};
 use crate::Error;
+use crate::files::{read_certs, read_private_key};
 
 /// SHA-256 of an envelope's signed bytes, `PAE(type, payload)`: what a
 /// receipt commits to.
@@ -67,7 +67,11 @@ impl Signer {
     }
 
     /// Builds a signer from PEM text.
-    pub fn from_pem(cert_pem: &str, key_pem: &str, federation: &FederationId) -> Result<Self, Error> {
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        federation: &FederationId,
+    ) -> Result<Self, Error> {
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| Error::Certificate(format!("signing certificate: {e}")))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
@@ -75,12 +79,18 @@ impl Signer {
         Self::from_der(cert.as_ref(), &key, federation)
     }
 
-    fn from_der(cert_der: &[u8], key: &PrivateKeyDer<'_>, federation: &FederationId) -> Result<Self, Error> {
+    fn from_der(
+        cert_der: &[u8],
+        key: &PrivateKeyDer<'_>,
+        federation: &FederationId,
+    ) -> Result<Self, Error> {
         let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.secret_der())
             .map_err(|_| Error::Certificate("signing key is not an Ed25519 PKCS#8 key".into()))?;
         let (fed, identity) = crate::identity::identity_of(cert_der)?;
         let Identity::Agency(agency) = identity else {
-            return Err(Error::Certificate("signing certificate is not an agency's".into()));
+            return Err(Error::Certificate(
+                "signing certificate is not an agency's".into(),
+            ));
         };
         if &fed != federation {
             return Err(Error::Certificate(format!(
@@ -175,7 +185,10 @@ impl Verifier {
                 envelope.payload_type
             )));
         }
-        let sig = envelope.signature.as_ref().ok_or_else(|| bad("no signature"))?;
+        let sig = envelope
+            .signature
+            .as_ref()
+            .ok_or_else(|| bad("no signature"))?;
         let key = self.signer_key(sig)?;
         if key.agency.as_str() != sig.signer {
             return Err(Error::Envelope(format!(
@@ -194,9 +207,16 @@ impl Verifier {
 
     fn signer_key(&self, sig: &pb::Signature) -> Result<KnownKey, Error> {
         if key_id(&sig.certificate) != sig.key_id {
-            return Err(Error::Envelope("key id does not match the certificate".into()));
+            return Err(Error::Envelope(
+                "key id does not match the certificate".into(),
+            ));
         }
-        if let Some(k) = self.known.read().unwrap_or_else(|e| e.into_inner()).get(&sig.key_id) {
+        if let Some(k) = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sig.key_id)
+        {
             return Ok(k.clone());
         }
         let key = self.check_signing_cert(&sig.certificate)?;
@@ -219,17 +239,19 @@ impl Verifier {
         if !cert.validity().is_valid() {
             return Err(bad("expired or not yet valid".into()));
         }
-        let code_signing = cert
-            .extended_key_usage()
-            .ok()
-            .flatten()
-            .is_some_and(|eku| eku.value.code_signing && !eku.value.client_auth && !eku.value.server_auth);
+        let code_signing = cert.extended_key_usage().ok().flatten().is_some_and(|eku| {
+            eku.value.code_signing && !eku.value.client_auth && !eku.value.server_auth
+        });
         if !code_signing {
             return Err(bad("not a signing certificate (extended key usage)".into()));
         }
-        let (fed, identity) = crate::identity::identity_of_parsed(&cert).map_err(|e| bad(e.to_string()))?;
+        let (fed, identity) =
+            crate::identity::identity_of_parsed(&cert).map_err(|e| bad(e.to_string()))?;
         if fed != self.federation {
-            return Err(bad(format!("for federation {fed}, not {}", self.federation)));
+            return Err(bad(format!(
+                "for federation {fed}, not {}",
+                self.federation
+            )));
         }
         let Identity::Agency(agency) = identity else {
             return Err(bad("not an agency's".into()));
@@ -292,7 +314,9 @@ mod tests {
     fn another_ca_is_not_trusted() {
         let (fed, _, _, verifier) = setup();
         let other = CertificateAuthority::generate(&fed).unwrap();
-        let issued = other.issue_signing(&AgencyId::new("TR-MIT").unwrap()).unwrap();
+        let issued = other
+            .issue_signing(&AgencyId::new("TR-MIT").unwrap())
+            .unwrap();
         let rogue = Signer::from_pem(&issued.cert_pem, &issued.key_pem, &fed).unwrap();
         let err = verifier
             .verify(&rogue.sign("t", b"x".to_vec()), "t")

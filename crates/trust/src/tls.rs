@@ -27,12 +27,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tocsin_core::{FederationId, Identity};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Semaphore, mpsc};
 use tonic::transport::server::Connected;
 
+use crate::Error;
 use crate::files::{read_certs, read_private_key};
 use crate::identity::identity_of;
-use crate::Error;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -76,7 +76,12 @@ impl Clone for TlsMaterial {
 
 impl TlsMaterial {
     /// Loads and checks the CA, certificate and key files.
-    pub fn load(ca: &Path, cert: &Path, key: &Path, federation: &FederationId) -> Result<Self, Error> {
+    pub fn load(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        federation: &FederationId,
+    ) -> Result<Self, Error> {
         let ca = read_certs(ca)?.remove(0);
         let chain = read_certs(cert)?;
         let key = read_private_key(key)?;
@@ -152,8 +157,11 @@ impl ClientCertVerifier for PolicyVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let refuse = || rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let refuse =
+            || rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
         let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
         if fed != self.federation || !(self.policy)(&identity) {
             return Err(refuse());
@@ -187,10 +195,14 @@ impl ClientCertVerifier for PolicyVerifier {
 /// The server side of a node: TLS 1.3 only, a client certificate chaining
 /// to the federation CA required, and `policy` deciding which identities
 /// get a session at all.
-pub fn server_config(material: &TlsMaterial, policy: AccessPolicy) -> Result<Arc<ServerConfig>, Error> {
+pub fn server_config(
+    material: &TlsMaterial,
+    policy: AccessPolicy,
+) -> Result<Arc<ServerConfig>, Error> {
     let provider = provider();
-    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(material.roots()?), provider.clone())
-        .build()?;
+    let inner =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(material.roots()?), provider.clone())
+            .build()?;
     let verifier = Arc::new(PolicyVerifier {
         inner,
         federation: material.federation.clone(),
@@ -283,7 +295,10 @@ impl ServerCertVerifier for IdentityServerVerifier {
 
 /// The client side: TLS 1.3 only, presenting `material`'s certificate, and
 /// accepting only a server whose certificate names `expected`.
-pub fn client_config(material: &TlsMaterial, expected: Identity) -> Result<Arc<ClientConfig>, Error> {
+pub fn client_config(
+    material: &TlsMaterial,
+    expected: Identity,
+) -> Result<Arc<ClientConfig>, Error> {
     let provider = provider();
     let verifier = Arc::new(IdentityServerVerifier {
         roots: material.roots()?,
@@ -310,7 +325,10 @@ pub fn connector(
     Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
     Error = io::Error,
     Future = Pin<
-        Box<dyn Future<Output = io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>> + Send>,
+        Box<
+            dyn Future<Output = io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>>
+                + Send,
+        >,
     >,
 > + Clone {
     let tls = tokio_rustls::TlsConnector::from(config);
@@ -363,13 +381,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -489,7 +515,9 @@ impl Acceptor {
                         }
                     }
                     Ok(Err(e)) => tracing::info!(%remote_addr, error = %e, "refused TLS session"),
-                    Err(_) => tracing::info!(%remote_addr, "refused TLS session: handshake timed out"),
+                    Err(_) => {
+                        tracing::info!(%remote_addr, "refused TLS session: handshake timed out")
+                    }
                 }
             });
         }

@@ -1,0 +1,241 @@
+//! A node's configuration file (`tocsin node --config FILE`).
+//!
+//! ```toml
+//! agency = "TR-MIT"
+//! listen = "127.0.0.1:7101"
+//! data_dir = "data/TR-MIT"
+//! federation = "pki/federation.toml"
+//!
+//! [tls]
+//! ca = "pki/ca.crt"
+//! cert = "pki/agencies/TR-MIT/node.crt"
+//! key = "pki/agencies/TR-MIT/node.key"
+//!
+//! [signing]
+//! cert = "pki/agencies/TR-MIT/signing.crt"
+//! key = "pki/agencies/TR-MIT/signing.key"
+//!
+//! [limits]        # optional, these are the defaults
+//! max_message_bytes = 1048576
+//! handshake_timeout = "10s"
+//! request_timeout = "30s"
+//! max_concurrent_streams = 256
+//!
+//! [outbox]        # optional, these are the defaults
+//! initial_backoff = "250ms"
+//! max_backoff = "30s"
+//! batch = 64
+//! ```
+//!
+//! Relative paths are taken from the configuration file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tocsin_core::AgencyId;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read node configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("invalid node configuration {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// TLS files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The federation CA certificate.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key (mode 0600).
+    pub key: PathBuf,
+}
+
+/// Envelope-signing files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningFiles {
+    /// The agency's signing certificate.
+    pub cert: PathBuf,
+    /// The agency's signing key (mode 0600).
+    pub key: PathBuf,
+}
+
+/// Abuse limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest gRPC message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// How long a TLS handshake may take.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// How long one request may take.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// TLS handshakes in progress at once.
+    pub max_concurrent_handshakes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 256,
+            max_concurrent_handshakes: 256,
+        }
+    }
+}
+
+/// Outbox retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxOptions {
+    /// First retry delay after a failure.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Deliveries in flight to one peer at once.
+    pub batch: u32,
+    /// How long to wait for a peer's TCP connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            batch: 64,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A node's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The agency this node speaks for.
+    pub agency: AgencyId,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// The federation file.
+    pub federation: PathBuf,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// Signing files.
+    pub signing: SigningFiles,
+    /// Abuse limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Outbox retry policy.
+    #[serde(default)]
+    pub outbox: OutboxOptions,
+}
+
+impl NodeConfig {
+    /// Reads a configuration file, resolving relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown,
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Makes every relative path relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.data_dir,
+            &mut self.federation,
+            &mut self.tls.ca,
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.signing.cert,
+            &mut self.signing.key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            r#"
+            agency = "TR-MIT"
+            listen = "127.0.0.1:0"
+            data_dir = "data"
+            federation = "/etc/tocsin/federation.toml"
+            [tls]
+            ca = "ca.crt"
+            cert = "node.crt"
+            key = "node.key"
+            [signing]
+            cert = "s.crt"
+            key = "s.key"
+            [limits]
+            request_timeout = "5s"
+            "#,
+        )
+        .unwrap();
+        let c = NodeConfig::load(&file).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.federation, PathBuf::from("/etc/tocsin/federation.toml"));
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "agency = \"TR-MIT\"\nlisten_addr = \"x\"\n").unwrap();
+        let err = NodeConfig::load(&file).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+}

@@ -1,0 +1,285 @@
+//! The durable outbox: one worker per peer, one long-lived HTTP/2 channel
+//! each.
+//!
+//! A worker takes the deliveries that are due from the store, sends them
+//! concurrently, verifies each receipt, and records every outcome in one
+//! transaction. When nothing is due it sleeps until the next delivery is
+//! due or a new alert wakes it: no polling. After a failure that may pass
+//! (the peer is down, a timeout), it backs off exponentially with jitter and
+//! then probes with a single delivery until the peer answers again. State
+//! lives only in the store, so a restart of either node loses nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use prost::Message;
+use rand::Rng;
+use tocsin_core::{AgencyId, Clock, from_timestamp};
+use tocsin_proto::pb::federation_client::FederationClient;
+use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
+use tocsin_store::{AttemptOutcome, DueDelivery, Store};
+use tocsin_trust::Verifier;
+use tocsin_trust::signing::digest;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::config::OutboxOptions;
+
+/// Wakes the outbox workers when new deliveries are queued.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OutboxHandle {
+    peers: Arc<HashMap<AgencyId, Arc<Notify>>>,
+}
+
+impl OutboxHandle {
+    /// Tells the workers for `agencies` that deliveries are due.
+    pub(crate) fn wake(&self, agencies: &[AgencyId]) {
+        for a in agencies {
+            if let Some(n) = self.peers.get(a) {
+                n.notify_one();
+            }
+        }
+    }
+}
+
+/// What the workers need from the node.
+#[derive(Clone)]
+pub(crate) struct OutboxContext {
+    pub(crate) store: Store,
+    pub(crate) verifier: Verifier,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: OutboxOptions,
+}
+
+/// Starts one worker per peer; they stop when `shutdown` turns true.
+pub(crate) fn spawn(
+    ctx: OutboxContext,
+    peers: Vec<(AgencyId, Channel)>,
+    max_message_bytes: usize,
+    shutdown: watch::Receiver<bool>,
+) -> (OutboxHandle, Vec<JoinHandle<()>>) {
+    let mut notifies = HashMap::new();
+    let mut tasks = Vec::new();
+    for (peer, channel) in peers {
+        let notify = Arc::new(Notify::new());
+        notifies.insert(peer.clone(), notify.clone());
+        let client = FederationClient::new(channel)
+            .max_encoding_message_size(max_message_bytes)
+            .max_decoding_message_size(max_message_bytes);
+        let worker = Worker {
+            peer,
+            client,
+            ctx: ctx.clone(),
+            notify,
+            shutdown: shutdown.clone(),
+        };
+        tasks.push(tokio::spawn(worker.run()));
+    }
+    (
+        OutboxHandle {
+            peers: Arc::new(notifies),
+        },
+        tasks,
+    )
+}
+
+enum Failure {
+    /// May pass: retry after a backoff.
+    Transient(String),
+    /// The peer refused for good.
+    Permanent(String),
+}
+
+struct Worker {
+    peer: AgencyId,
+    client: FederationClient<Channel>,
+    ctx: OutboxContext,
+    notify: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn jittered(base: Duration) -> Duration {
+    // "Equal jitter": half fixed, half random, so peers that failed together
+    // do not retry in lockstep, and no delay collapses to zero.
+    let half = base / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut backoff: Option<Duration> = None;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let now = self.ctx.clock.now();
+            // While the peer looks down, probe with one delivery at a time.
+            let limit = if backoff.is_some() {
+                1
+            } else {
+                self.ctx.options.batch.max(1)
+            };
+            let due = match self
+                .ctx
+                .store
+                .due_deliveries(self.peer.as_str(), now, limit)
+                .await
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
+                    if self.pause(self.ctx.options.max_backoff).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                if self.idle().await {
+                    return;
+                }
+                continue;
+            }
+
+            let attempts = due.iter().map(|d| self.attempt(d));
+            let results = join_all(attempts).await;
+            let mut failed = false;
+            // Each consecutive failure doubles the delay, up to the maximum.
+            let next_backoff = backoff
+                .map(|b| (b * 2).min(self.ctx.options.max_backoff))
+                .unwrap_or(self.ctx.options.initial_backoff);
+            let delay = jittered(next_backoff);
+            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            let outcomes: Vec<_> = due
+                .iter()
+                .zip(results)
+                .map(|(d, result)| {
+                    let outcome = match result {
+                        Ok((delivered_at, receipt)) => {
+                            tracing::info!(alert = %d.alert_id, peer = %self.peer, "delivered");
+                            AttemptOutcome::Delivered { delivered_at, receipt }
+                        }
+                        Err(Failure::Permanent(error)) => {
+                            tracing::warn!(alert = %d.alert_id, peer = %self.peer, %error, "delivery refused for good");
+                            AttemptOutcome::Rejected { error }
+                        }
+                        Err(Failure::Transient(error)) => {
+                            failed = true;
+                            tracing::debug!(alert = %d.alert_id, peer = %self.peer, %error, attempts = d.attempts + 1, "delivery failed; will retry");
+                            AttemptOutcome::Retry {
+                                error,
+                                next_attempt_at: retry_at,
+                            }
+                        }
+                    };
+                    (d.alert_id.clone(), self.peer.to_string(), outcome)
+                })
+                .collect();
+            if let Err(e) = self.ctx.store.record_attempts(outcomes).await {
+                tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
+            }
+            if failed {
+                backoff = Some(next_backoff);
+                tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
+                if self.pause(delay).await {
+                    return;
+                }
+            } else {
+                backoff = None;
+            }
+        }
+    }
+
+    /// Sleeps until the next delivery is due or new work arrives. Returns
+    /// true on shutdown.
+    async fn idle(&mut self) -> bool {
+        let wait = match self.ctx.store.next_due(self.peer.as_str()).await {
+            Ok(Some(at)) => until(at, self.ctx.clock.now()),
+            Ok(None) => Duration::from_secs(3600),
+            Err(_) => self.ctx.options.max_backoff,
+        };
+        tokio::select! {
+            _ = self.notify.notified() => false,
+            _ = tokio::time::sleep(wait) => false,
+            _ = self.shutdown.changed() => true,
+        }
+    }
+
+    /// Sleeps for `d` unless shut down. Returns true on shutdown.
+    async fn pause(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = self.shutdown.changed() => true,
+        }
+    }
+
+    async fn attempt(&self, d: &DueDelivery) -> Result<(DateTime<Utc>, Vec<u8>), Failure> {
+        let envelope = pb::Envelope::decode(d.envelope.as_slice())
+            .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
+        let expected_digest = digest(&envelope);
+        let mut client = self.client.clone();
+        let response = client
+            .deliver(pb::DeliverRequest {
+                alert: Some(envelope),
+            })
+            .await
+            .map_err(|s| {
+                let msg = format!("{:?}: {}", s.code(), s.message());
+                match s.code() {
+                    Code::InvalidArgument
+                    | Code::PermissionDenied
+                    | Code::AlreadyExists
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+                    | Code::Unimplemented => Failure::Permanent(msg),
+                    _ => Failure::Transient(msg),
+                }
+            })?
+            .into_inner();
+        let receipt = response
+            .receipt
+            .ok_or_else(|| Failure::Transient("answer carried no receipt".into()))?;
+        let delivered_at = self
+            .check_receipt(&receipt, &d.alert_id, &expected_digest)
+            .map_err(|e| Failure::Transient(format!("invalid receipt: {e}")))?;
+        Ok((delivered_at, receipt.encode_to_vec()))
+    }
+
+    /// A receipt counts only if the peer signed it for exactly this alert.
+    fn check_receipt(
+        &self,
+        env: &pb::Envelope,
+        alert_id: &str,
+        alert_digest: &[u8; 32],
+    ) -> Result<DateTime<Utc>, String> {
+        let verified = self
+            .ctx
+            .verifier
+            .verify(env, RECEIPT_PAYLOAD_TYPE)
+            .map_err(|e| e.to_string())?;
+        if verified.signer != self.peer {
+            return Err(format!("signed by {}, not {}", verified.signer, self.peer));
+        }
+        let receipt = pb::Receipt::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
+        if receipt.alert_id != alert_id || receipt.recipient != self.peer.as_str() {
+            return Err("receipt is for another alert or recipient".into());
+        }
+        if receipt.alert_digest.as_slice() != alert_digest.as_slice() {
+            return Err("receipt digest does not match the alert sent".into());
+        }
+        receipt
+            .received_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| "receipt has no valid time".into())
+    }
+}
+
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,241 @@
+//! Starting and stopping a node.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tocsin_core::federation::{Federation, FederationError};
+use tocsin_core::{AgencyId, Clock, Identity, SystemClock};
+use tocsin_proto::pb::federation_server::FederationServer;
+use tocsin_proto::pb::operator_server::OperatorServer;
+use tocsin_store::{Store, StoreOptions};
+use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
+use tocsin_trust::{Signer, Verifier};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Endpoint, Server};
+
+use crate::config::{Limits, NodeConfig, OutboxOptions};
+use crate::domain::Node;
+use crate::outbox::{self, OutboxContext};
+use crate::service::{FederationService, OperatorService};
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The federation file is unusable.
+    #[error(transparent)]
+    Federation(#[from] FederationError),
+    /// A certificate or key is unusable.
+    #[error(transparent)]
+    Trust(#[from] tocsin_trust::Error),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] tocsin_store::Error),
+    /// Something else is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+    /// The server failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Everything a node needs, loaded and checked.
+pub struct NodeOptions {
+    /// The agency this node speaks for.
+    pub agency: AgencyId,
+    /// The federation.
+    pub federation: Federation,
+    /// The node's TLS material.
+    pub tls: TlsMaterial,
+    /// The agency's envelope signer.
+    pub signer: Signer,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Abuse limits.
+    pub limits: Limits,
+    /// Outbox retry policy.
+    pub outbox: OutboxOptions,
+    /// The source of time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("agency", &self.agency)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeOptions {
+    /// Loads the federation file, certificates and keys a configuration
+    /// names, and checks that they agree with each other.
+    pub fn from_config(config: &NodeConfig) -> Result<Self, StartError> {
+        let federation = Federation::load(&config.federation)?;
+        let fed_id = federation.id().clone();
+        if !federation.is_member(&config.agency) {
+            return Err(StartError::Invalid(format!(
+                "agency {} is not in federation file {}",
+                config.agency,
+                config.federation.display()
+            )));
+        }
+        let tls = TlsMaterial::load(&config.tls.ca, &config.tls.cert, &config.tls.key, &fed_id)?;
+        if tls.identity != Identity::Agency(config.agency.clone()) {
+            return Err(StartError::Invalid(format!(
+                "certificate {} is for {}, not agency {}",
+                config.tls.cert.display(),
+                tls.identity,
+                config.agency
+            )));
+        }
+        let signer = Signer::load(&config.signing.cert, &config.signing.key, &fed_id)?;
+        if signer.agency() != &config.agency {
+            return Err(StartError::Invalid(format!(
+                "signing certificate {} is {}'s, not {}'s",
+                config.signing.cert.display(),
+                signer.agency(),
+                config.agency
+            )));
+        }
+        Ok(Self {
+            agency: config.agency.clone(),
+            federation,
+            tls,
+            signer,
+            data_dir: config.data_dir.clone(),
+            limits: config.limits,
+            outbox: config.outbox,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// Runs a node on `listener` until `shutdown` resolves, then drains
+/// connections, stops the outbox and closes the store.
+pub async fn serve(
+    options: NodeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    let NodeOptions {
+        agency,
+        federation,
+        tls: material,
+        signer,
+        data_dir,
+        limits,
+        outbox: outbox_options,
+        clock,
+    } = options;
+    let local: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
+    let federation = Arc::new(federation);
+    let verifier = Verifier::new(material.ca.as_ref(), federation.id())?;
+    let store = Store::open(&data_dir, StoreOptions::default())?;
+
+    // Peers: one lazy, long-lived HTTP/2 channel each.
+    let mut peers = Vec::new();
+    for peer in federation.agencies.iter().filter(|a| a.id != agency) {
+        let config = tls::client_config(&material, Identity::Agency(peer.id.clone()))?;
+        let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
+            .map_err(|e| StartError::Invalid(format!("endpoint of {}: {e}", peer.id)))?
+            .connect_timeout(outbox_options.connect_timeout)
+            .timeout(limits.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .connect_with_connector_lazy(tls::connector(config));
+        peers.push((peer.id.clone(), channel));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (outbox, workers) = outbox::spawn(
+        OutboxContext {
+            store: store.clone(),
+            verifier: verifier.clone(),
+            clock: clock.clone(),
+            options: outbox_options,
+        },
+        peers,
+        limits.max_message_bytes,
+        stop_rx,
+    );
+
+    let node = Node {
+        agency: agency.clone(),
+        federation: federation.clone(),
+        store: store.clone(),
+        signer: Arc::new(signer),
+        verifier,
+        clock,
+        outbox,
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<FederationServer<FederationService>>()
+        .await;
+    health
+        .set_serving::<OperatorServer<OperatorService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tocsin_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
+
+    // Sessions: known agencies of the federation, and this agency's own
+    // operators. Everyone else is refused in the TLS handshake.
+    let policy_fed = federation.clone();
+    let policy_agency = agency.clone();
+    let policy: tls::AccessPolicy = Arc::new(move |id: &Identity| match id {
+        Identity::Agency(a) => policy_fed.is_member(a),
+        Identity::Operator { agency, .. } => agency == &policy_agency,
+    });
+    let server_config = tls::server_config(&material, policy)?;
+    let incoming = tls::Acceptor::new(
+        listener,
+        server_config,
+        AcceptorLimits {
+            handshake_timeout: limits.handshake_timeout,
+            max_concurrent_handshakes: limits.max_concurrent_handshakes,
+        },
+    )
+    .into_stream();
+
+    let max = limits.max_message_bytes;
+    let federation_service = FederationServer::new(FederationService { node: node.clone() })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let operator_service = OperatorServer::new(OperatorService { node })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
+    // A node must go on serving whatever one request does, so the request
+    // timeout and stream cap apply to every connection.
+    let served = Server::builder()
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(federation_service)
+        .add_service(operator_service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    store.close().await;
+    tracing::info!(%agency, "node stopped");
+    served.map_err(StartError::from)
+}

@@ -1,0 +1,120 @@
+//! The gRPC handlers: authenticate the caller from its verified certificate,
+//! convert, call the domain layer, map its error to a status.
+
+use tocsin_core::Identity;
+use tocsin_proto::pb;
+use tocsin_store::Direction;
+use tocsin_trust::tls::PeerInfo;
+use tonic::{Request, Response, Status};
+
+use crate::domain::Node;
+
+fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
+    req.extensions()
+        .get::<PeerInfo>()
+        .map(|p| &p.identity)
+        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
+}
+
+/// The federation service, for peer agency nodes.
+#[derive(Debug, Clone)]
+pub(crate) struct FederationService {
+    pub(crate) node: Node,
+}
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for FederationService {
+    async fn deliver(
+        &self,
+        req: Request<pb::DeliverRequest>,
+    ) -> Result<Response<pb::DeliverResponse>, Status> {
+        let agency = match caller(&req)? {
+            Identity::Agency(a) => a.clone(),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "{other} cannot call the federation service: only agency nodes can"
+                )));
+            }
+        };
+        let receipt = self.node.receive(&agency, req.into_inner().alert).await?;
+        Ok(Response::new(pb::DeliverResponse {
+            receipt: Some(receipt),
+        }))
+    }
+}
+
+/// The operator service, for this agency's analysts and tools.
+#[derive(Debug, Clone)]
+pub(crate) struct OperatorService {
+    pub(crate) node: Node,
+}
+
+impl OperatorService {
+    fn operator<'a, T>(&self, req: &'a Request<T>) -> Result<&'a Identity, Status> {
+        match caller(req)? {
+            id @ Identity::Operator { agency, .. } if agency == self.node.agency() => Ok(id),
+            other => Err(Status::permission_denied(format!(
+                "{other} cannot call the operator service of {}: only its own operators can",
+                self.node.agency()
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::operator_server::Operator for OperatorService {
+    async fn submit_alert(
+        &self,
+        req: Request<pb::SubmitAlertRequest>,
+    ) -> Result<Response<pb::SubmitAlertResponse>, Status> {
+        let operator = self.operator(&req)?.clone();
+        let alert = req
+            .into_inner()
+            .alert
+            .ok_or_else(|| Status::invalid_argument("invalid field `alert`: missing"))?;
+        let record = self.node.submit(&operator, alert).await?;
+        Ok(Response::new(pb::SubmitAlertResponse {
+            record: Some(record),
+        }))
+    }
+
+    async fn get_alert(
+        &self,
+        req: Request<pb::GetAlertRequest>,
+    ) -> Result<Response<pb::AlertRecord>, Status> {
+        self.operator(&req)?;
+        let id = req.into_inner().id;
+        match self.node.get(&id).await? {
+            Some(record) => Ok(Response::new(record)),
+            None => Err(Status::not_found(format!(
+                "no alert {id:?} on {}",
+                self.node.agency()
+            ))),
+        }
+    }
+
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        self.operator(&req)?;
+        let req = req.into_inner();
+        let direction = match pb::Direction::try_from(req.direction) {
+            Ok(pb::Direction::Outbound) => Some(Direction::Outbound),
+            Ok(pb::Direction::Inbound) => Some(Direction::Inbound),
+            Ok(pb::Direction::Unspecified) => None,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid field `direction`: unknown value {}",
+                    req.direction
+                )));
+            }
+        };
+        let limit = match req.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let alerts = self.node.list(direction, limit).await?;
+        Ok(Response::new(pb::ListAlertsResponse { alerts }))
+    }
+}

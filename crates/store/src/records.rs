@@ -1,0 +1,564 @@
+//! The rows a node keeps, and the operations on them.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{Error, Store};
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// Which way an alert went, seen from this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// This agency sent it.
+    Outbound = 1,
+    /// This agency received it.
+    Inbound = 2,
+}
+
+impl Direction {
+    fn from_i64(v: i64) -> Self {
+        if v == 1 {
+            Self::Outbound
+        } else {
+            Self::Inbound
+        }
+    }
+}
+
+/// Where an outbound alert stands with one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not yet receipted.
+    Pending = 1,
+    /// Receipted.
+    Delivered = 2,
+    /// Refused by the recipient for good.
+    Rejected = 3,
+}
+
+impl DeliveryState {
+    fn from_i64(v: i64) -> Self {
+        match v {
+            2 => Self::Delivered,
+            3 => Self::Rejected,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// An alert to store.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    /// The alert id.
+    pub id: String,
+    /// The originating agency.
+    pub originator: String,
+    /// The signed creation time.
+    pub created_at: DateTime<Utc>,
+    /// When this node stores it.
+    pub stored_at: DateTime<Utc>,
+    /// Precedence, as its wire number.
+    pub precedence: i32,
+    /// Category.
+    pub category: String,
+    /// Subjects, for listings.
+    pub summary: String,
+    /// SHA-256 of the envelope's signed bytes.
+    pub digest: Vec<u8>,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    /// The alert id.
+    pub id: String,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The originating agency.
+    pub originator: String,
+    /// The signed creation time.
+    pub created_at: DateTime<Utc>,
+    /// When this node committed it.
+    pub stored_at: DateTime<Utc>,
+    /// Precedence, as its wire number.
+    pub precedence: i32,
+    /// Category.
+    pub category: String,
+    /// Subjects, for listings.
+    pub summary: String,
+    /// SHA-256 of the envelope's signed bytes.
+    pub digest: Vec<u8>,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// Inbound: the encoded receipt envelope this node issued.
+    pub receipt: Option<Vec<u8>>,
+}
+
+const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt";
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        direction: Direction::from_i64(r.get(1)?),
+        originator: r.get(2)?,
+        created_at: from_ms(r.get(3)?),
+        stored_at: from_ms(r.get(4)?),
+        precedence: r.get(5)?,
+        category: r.get(6)?,
+        summary: r.get(7)?,
+        digest: r.get(8)?,
+        envelope: r.get(9)?,
+        receipt: r.get(10)?,
+    })
+}
+
+/// One outbound alert's delivery to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    /// The alert.
+    pub alert_id: String,
+    /// The recipient agency.
+    pub recipient: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the recipient committed it, from its receipt.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The encoded receipt envelope.
+    pub receipt: Option<Vec<u8>>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt";
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        alert_id: r.get(0)?,
+        recipient: r.get(1)?,
+        state: DeliveryState::from_i64(r.get(2)?),
+        attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
+        last_error: r.get(4)?,
+        next_attempt_at: r.get::<_, Option<i64>>(5)?.map(from_ms),
+        delivered_at: r.get::<_, Option<i64>>(6)?.map(from_ms),
+        receipt: r.get(7)?,
+    })
+}
+
+/// A pending delivery that is due.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    /// The alert.
+    pub alert_id: String,
+    /// The encoded alert envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    /// The recipient returned a verified receipt.
+    Delivered {
+        /// When the recipient committed the alert.
+        delivered_at: DateTime<Utc>,
+        /// The encoded receipt envelope.
+        receipt: Vec<u8>,
+    },
+    /// A failure worth retrying.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// The recipient refused for good.
+    Rejected {
+        /// What it said.
+        error: String,
+    },
+}
+
+/// The result of storing a received alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundOutcome {
+    /// Newly stored; the receipt given was kept.
+    Stored,
+    /// Already stored with the same content; here is the receipt issued then.
+    Duplicate(Vec<u8>),
+}
+
+fn insert_alert(
+    conn: &Connection,
+    a: &NewAlert,
+    direction: Direction,
+    receipt: Option<&[u8]>,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        a.id,
+        direction as i64,
+        a.originator,
+        ms(a.created_at),
+        ms(a.stored_at),
+        a.precedence,
+        a.category,
+        a.summary,
+        a.digest,
+        a.envelope,
+        receipt,
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores an alert this agency sends, with one pending delivery per
+    /// recipient due at once. An alert with this id already stored is
+    /// [`Error::Conflict`]; resolves once committed.
+    pub async fn insert_outbound(
+        &self,
+        alert: NewAlert,
+        recipients: Vec<String>,
+    ) -> Result<(), Error> {
+        self.write(move |conn| {
+            let exists: bool = conn
+                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
+                .exists([&alert.id])?;
+            if exists {
+                return Err(Error::Conflict(alert.id.clone()));
+            }
+            insert_alert(conn, &alert, Direction::Outbound, None)?;
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at) VALUES (?1, ?2, 1, ?3)",
+            )?;
+            for r in &recipients {
+                stmt.execute(params![alert.id, r, ms(alert.stored_at)])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores an alert received from a peer with the receipt this node signs
+    /// for it. The same alert again returns the receipt issued the first
+    /// time; the same id with other content is [`Error::Conflict`]. Resolves
+    /// once committed.
+    pub async fn insert_inbound(
+        &self,
+        alert: NewAlert,
+        receipt: Vec<u8>,
+    ) -> Result<InboundOutcome, Error> {
+        self.write(move |conn| {
+            let existing: Option<(Vec<u8>, Option<Vec<u8>>)> = conn
+                .prepare_cached("SELECT digest, receipt FROM alerts WHERE id = ?1")?
+                .query_row([&alert.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match existing {
+                Some((digest, Some(receipt))) if digest == alert.digest => {
+                    Ok(InboundOutcome::Duplicate(receipt))
+                }
+                Some(_) => Err(Error::Conflict(alert.id.clone())),
+                None => {
+                    insert_alert(conn, &alert, Direction::Inbound, Some(&receipt))?;
+                    Ok(InboundOutcome::Stored)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Records the outcomes of delivery attempts, in one transaction.
+    /// Outcomes for deliveries no longer pending are ignored, so a late
+    /// duplicate receipt cannot undo anything.
+    pub async fn record_attempts(
+        &self,
+        outcomes: Vec<(String, String, AttemptOutcome)>,
+    ) -> Result<(), Error> {
+        self.write(move |conn| {
+            for (alert_id, recipient, outcome) in &outcomes {
+                match outcome {
+                    AttemptOutcome::Delivered { delivered_at, receipt } => {
+                        conn.prepare_cached(
+                            "UPDATE deliveries SET state = 2, attempts = attempts + 1, next_attempt_at = NULL,
+                                 delivered_at = ?3, receipt = ?4
+                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
+                        )?
+                        .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
+                    }
+                    AttemptOutcome::Retry { error, next_attempt_at } => {
+                        conn.prepare_cached(
+                            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
+                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
+                        )?
+                        .execute(params![alert_id, recipient, error, ms(*next_attempt_at)])?;
+                    }
+                    AttemptOutcome::Rejected { error } => {
+                        conn.prepare_cached(
+                            "UPDATE deliveries SET state = 3, attempts = attempts + 1, last_error = ?3, next_attempt_at = NULL
+                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
+                        )?
+                        .execute(params![alert_id, recipient, error])?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// One alert.
+    pub async fn alert(&self, id: &str) -> Result<Option<AlertRow>, Error> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+                .query_row([&id], alert_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    /// The deliveries of one outbound alert, by recipient.
+    pub async fn deliveries(&self, alert_id: &str) -> Result<Vec<DeliveryRow>, Error> {
+        let id = alert_id.to_owned();
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
+                ))?
+                .query_map([&id], delivery_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Alerts, newest first, with the deliveries of the outbound ones.
+    pub async fn list_alerts(
+        &self,
+        direction: Option<Direction>,
+        limit: u32,
+    ) -> Result<Vec<(AlertRow, Vec<DeliveryRow>)>, Error> {
+        self.read(move |conn| {
+            let sql = match direction {
+                Some(_) => format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE direction = ?1 ORDER BY stored_at DESC, id DESC LIMIT ?2"
+                ),
+                None => format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE ?1 = 0 ORDER BY stored_at DESC, id DESC LIMIT ?2"
+                ),
+            };
+            let dir = direction.map(|d| d as i64).unwrap_or(0);
+            let alerts = conn
+                .prepare_cached(&sql)?
+                .query_map(params![dir, limit], alert_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
+            ))?;
+            let mut out = Vec::with_capacity(alerts.len());
+            for a in alerts {
+                let deliveries = stmt
+                    .query_map([&a.id], delivery_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((a, deliveries));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Pending deliveries to `recipient` due at `now`, oldest due first.
+    pub async fn due_deliveries(
+        &self,
+        recipient: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, Error> {
+        let recipient = recipient.to_owned();
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT d.alert_id, a.envelope, d.attempts FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                     WHERE d.recipient = ?1 AND d.state = 1 AND d.next_attempt_at <= ?2
+                     ORDER BY d.next_attempt_at, d.alert_id LIMIT ?3",
+                )?
+                .query_map(params![recipient, ms(now), limit], |r| {
+                    Ok(DueDelivery {
+                        alert_id: r.get(0)?,
+                        envelope: r.get(1)?,
+                        attempts: r.get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// When the next pending delivery to `recipient` is due, if any is pending.
+    pub async fn next_due(&self, recipient: &str) -> Result<Option<DateTime<Utc>>, Error> {
+        let recipient = recipient.to_owned();
+        self.read(move |conn| {
+            let next: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MIN(next_attempt_at) FROM deliveries WHERE recipient = ?1 AND state = 1",
+                )?
+                .query_row([&recipient], |r| r.get(0))?;
+            Ok(next.map(from_ms))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    fn alert(id: &str, digest: u8) -> NewAlert {
+        let now = Utc::now();
+        NewAlert {
+            id: id.into(),
+            originator: "TR-MIT".into(),
+            created_at: now,
+            stored_at: now,
+            precedence: 3,
+            category: "terrorism".into(),
+            summary: "X".into(),
+            digest: vec![digest; 32],
+            envelope: vec![1, 2, 3],
+        }
+    }
+
+    #[tokio::test]
+    async fn outbound_alerts_queue_one_delivery_per_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        store
+            .insert_outbound(alert("A1", 1), vec!["FR-DGSI".into(), "BE-VSSE".into()])
+            .await
+            .unwrap();
+        let due = store
+            .due_deliveries("FR-DGSI", Utc::now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(matches!(
+            store.insert_outbound(alert("A1", 1), vec![]).await,
+            Err(Error::Conflict(_))
+        ));
+
+        let later = Utc::now() + chrono::Duration::seconds(30);
+        store
+            .record_attempts(vec![(
+                "A1".into(),
+                "FR-DGSI".into(),
+                AttemptOutcome::Retry {
+                    error: "unavailable".into(),
+                    next_attempt_at: later,
+                },
+            )])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .due_deliveries("FR-DGSI", Utc::now(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .next_due("FR-DGSI")
+                .await
+                .unwrap()
+                .map(|t| t.timestamp_millis()),
+            Some(later.timestamp_millis())
+        );
+        let d = store.deliveries("A1").await.unwrap();
+        let dgsi = d.iter().find(|d| d.recipient == "FR-DGSI").unwrap();
+        assert_eq!(
+            (dgsi.attempts, dgsi.last_error.as_deref()),
+            (1, Some("unavailable"))
+        );
+    }
+
+    #[tokio::test]
+    async fn inbound_is_idempotent_and_conflicts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(
+            store
+                .insert_inbound(alert("B1", 7), b"r1".to_vec())
+                .await
+                .unwrap(),
+            InboundOutcome::Stored
+        );
+        assert_eq!(
+            store
+                .insert_inbound(alert("B1", 7), b"r2".to_vec())
+                .await
+                .unwrap(),
+            InboundOutcome::Duplicate(b"r1".to_vec())
+        );
+        assert!(matches!(
+            store.insert_inbound(alert("B1", 8), b"r3".to_vec()).await,
+            Err(Error::Conflict(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn commits_survive_reopening_and_concurrent_writes_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let s = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    s.insert_inbound(alert(&format!("C{i:03}"), 1), vec![])
+                        .await
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            store.close().await;
+            assert!(matches!(
+                store.insert_inbound(alert("late", 1), vec![]).await,
+                Err(Error::Closed)
+            ));
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let all = store
+            .list_alerts(Some(Direction::Inbound), 1000)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 200);
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        rusqlite_migration::Migrations::from_slice(super::super::db::MIGRATIONS_FOR_TEST)
+            .validate()
+            .unwrap();
+    }
+}
