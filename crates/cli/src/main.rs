@@ -1,1 +1,61 @@
-fn main() {}
+//! `tocsin`: run an agency node, issue the federation's certificates, and
+//! send and inspect alerts as an operator.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod node_cmd;
+mod operator;
+mod output;
+mod pki_cmd;
+
+use args::{AlertCommand, AlertsCommand, Cli, Command, PkiCommand};
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tocsin_trust::install_crypto_provider();
+    init_tracing(match cli.command {
+        Command::Node(_) => "info",
+        _ => "warn",
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Node(args) => node_cmd::run(args).await,
+            Command::Pki(PkiCommand::Init(args)) => pki_cmd::init(args),
+            Command::Pki(PkiCommand::IssueOperator(args)) => pki_cmd::issue_operator(args),
+            Command::Alert(AlertCommand::Send(args)) => operator::send(args).await,
+            Command::Alert(AlertCommand::Show(args)) => operator::show(args).await,
+            Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -310,15 +310,15 @@ impl Alert {
     /// Checks what depends on the time of submission: the expiry and the
     /// requested deadline must not lie before `now`.
     pub fn check_timely(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
-        if let Some(exp) = self.expires_at {
-            if exp <= now {
-                return invalid("expires_at", format!("{exp} is in the past"));
-            }
+        if let Some(exp) = self.expires_at
+            && exp <= now
+        {
+            return invalid("expires_at", format!("{exp} is in the past"));
         }
-        if let Some(by) = self.respond_by {
-            if by <= now {
-                return invalid("respond_by", format!("{by} is in the past"));
-            }
+        if let Some(by) = self.respond_by
+            && by <= now
+        {
+            return invalid("respond_by", format!("{by} is in the past"));
         }
         Ok(())
     }
@@ -543,16 +543,16 @@ impl TryFrom<pb::Alert> for Alert {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let expires_at = time_field("expires_at", a.expires_at)?;
-        if let Some(exp) = expires_at {
-            if exp <= created_at {
-                return invalid("expires_at", "must be after created_at");
-            }
+        if let Some(exp) = expires_at
+            && exp <= created_at
+        {
+            return invalid("expires_at", "must be after created_at");
         }
         let respond_by = time_field("respond_by", a.respond_by)?;
-        if let Some(by) = respond_by {
-            if by <= created_at {
-                return invalid("respond_by", "must be after created_at");
-            }
+        if let Some(by) = respond_by
+            && by <= created_at
+        {
+            return invalid("respond_by", "must be after created_at");
         }
         Ok(Alert {
             id,

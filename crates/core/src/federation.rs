@@ -32,12 +32,12 @@ use crate::ids::{AgencyId, FederationId};
 #[derive(Debug, thiserror::Error)]
 pub enum FederationError {
     /// The file could not be read.
-    #[error("cannot read federation file {path}: {source}")]
+    #[error("cannot read federation file {path}: {cause}")]
     Read {
         /// The file.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid TOML for a federation.
     #[error("invalid federation file {path}: {message}")]
@@ -172,9 +172,9 @@ impl Federation {
     /// Reads and checks a federation file.
     pub fn load(path: &Path) -> Result<Self, FederationError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| FederationError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| FederationError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
         Self::parse(&text, &shown)
     }

@@ -23,7 +23,7 @@
 //!
 //! [outbox]        # optional, these are the defaults
 //! initial_backoff = "250ms"
-//! max_backoff = "30s"
+//! max_backoff = "10s"
 //! batch = 64
 //! ```
 //!
@@ -40,12 +40,12 @@ use tocsin_core::AgencyId;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read node configuration {path}: {source}")]
+    #[error("cannot read node configuration {path}: {cause}")]
     Read {
         /// The file.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not a valid configuration.
     #[error("invalid node configuration {path}: {message}")]
@@ -130,7 +130,7 @@ impl Default for OutboxOptions {
     fn default() -> Self {
         Self {
             initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(10),
             batch: 64,
             connect_timeout: Duration::from_secs(5),
         }
@@ -165,9 +165,9 @@ impl NodeConfig {
     /// Reads a configuration file, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
         let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: shown,

@@ -97,10 +97,8 @@ impl Node {
                 )));
             }
         }
-        if client_id {
-            if let Some(existing) = self.resubmission(&alert).await? {
-                return Ok(existing);
-            }
+        if client_id && let Some(existing) = self.resubmission(&alert).await? {
+            return Ok(existing);
         }
 
         let payload = pb::Alert::from(&alert).encode_to_vec();

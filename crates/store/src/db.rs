@@ -72,9 +72,9 @@ impl Store {
 
     /// Opens (creating and migrating as needed) the store in `data_dir`.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, Error> {
-        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(data_dir).map_err(|cause| Error::Io {
             path: data_dir.display().to_string(),
-            source,
+            cause,
         })?;
         let path = Self::database_path(data_dir);
         let mut conn = Connection::open(&path)?;
@@ -103,9 +103,9 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("tocsin-store-writer".into())
             .spawn(move || writer_loop(conn, rx, max_batch))
-            .map_err(|source| Error::Io {
+            .map_err(|cause| Error::Io {
                 path: path.display().to_string(),
-                source,
+                cause,
             })?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -34,12 +34,12 @@ pub enum Error {
     #[error("commit failed: {0}")]
     Commit(String),
     /// The data directory could not be prepared.
-    #[error("data directory {path}: {source}")]
+    #[error("data directory {path}: {cause}")]
     Io {
         /// The directory.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An alert with this id but other content is already stored.
     #[error("alert {0} is already stored with different content")]

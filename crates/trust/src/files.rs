@@ -10,9 +10,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::Error;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -172,9 +172,9 @@ impl CertificateAuthority {
     pub fn load(cert: &Path, key: &Path, federation: &FederationId) -> Result<Self, Error> {
         crate::files::check_key_permissions(key)?;
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| Error::Io {
+            std::fs::read_to_string(p).map_err(|cause| Error::Io {
                 path: p.display().to_string(),
-                source,
+                cause,
             })
         };
         let cert_pem = read(cert)?;

@@ -315,22 +315,19 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A TLS connection to a peer, as hyper wants it.
+pub type ClientIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// The future a [`connector`] returns.
+pub type Connecting = Pin<Box<dyn Future<Output = io::Result<ClientIo>> + Send>>;
+
 /// A connector for `tonic::transport::Endpoint::connect_with_connector`:
 /// dials the endpoint's host and port and runs the TLS handshake with
 /// `config`.
 pub fn connector(
     config: Arc<ClientConfig>,
-) -> impl tower::Service<
-    http::Uri,
-    Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
-    Error = io::Error,
-    Future = Pin<
-        Box<
-            dyn Future<Output = io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>>
-                + Send,
-        >,
-    >,
-> + Clone {
+) -> impl tower::Service<http::Uri, Response = ClientIo, Error = io::Error, Future = Connecting> + Clone
+{
     let tls = tokio_rustls::TlsConnector::from(config);
     tower::service_fn(move |uri: http::Uri| {
         let tls = tls.clone();
@@ -348,7 +345,7 @@ pub fn connector(
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let stream = tls.connect(name, tcp).await?;
             Ok(TokioIo::new(stream))
-        }) as Pin<Box<dyn Future<Output = _> + Send>>
+        }) as Connecting
     })
 }
 

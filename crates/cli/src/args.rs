@@ -1,0 +1,174 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Tocsin: signed, receipted, acknowledged warnings between agencies.
+#[derive(Debug, Parser)]
+#[command(name = "tocsin", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run an agency node.
+    Node(NodeArgs),
+    /// Issue the federation's certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Send or show one alert (as an operator).
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// List alerts (as an operator).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// The node's configuration file (TOML).
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// How long to wait for connections to drain on shutdown.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) grace: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PkiCommand {
+    /// Create the federation CA and every agency's node and signing certificates.
+    Init(PkiInitArgs),
+    /// Issue an operator certificate and connection profile.
+    IssueOperator(IssueOperatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PkiInitArgs {
+    /// The federation file.
+    #[arg(long)]
+    pub(crate) federation: PathBuf,
+    /// The directory to create.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueOperatorArgs {
+    /// The PKI directory made by `tocsin pki init`.
+    #[arg(long, default_value = "pki")]
+    pub(crate) dir: PathBuf,
+    /// The operator's agency.
+    #[arg(long)]
+    pub(crate) agency: String,
+    /// The operator's name (letters, digits, '.', '_', '-').
+    #[arg(long)]
+    pub(crate) name: String,
+}
+
+/// How an operator command reaches its node.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ConnectArgs {
+    /// Operator profile written by `tocsin pki issue-operator`.
+    #[arg(long, env = "TOCSIN_OPERATOR", global = true)]
+    pub(crate) operator: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertCommand {
+    /// Send an alert, from flags or from a TOML/JSON file.
+    Send(Box<SendArgs>),
+    /// Show one alert with its deliveries and receipts.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCommand {
+    /// List alerts, newest first.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Read the alert from this TOML or JSON file instead of flags.
+    #[arg(long, conflicts_with_all = ["to", "person", "identifier", "text"])]
+    pub(crate) file: Option<PathBuf>,
+    /// Recipient agencies, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) to: Vec<String>,
+    /// FLASH, IMMEDIATE, PRIORITY or ROUTINE.
+    #[arg(long, default_value = "ROUTINE")]
+    pub(crate) precedence: String,
+    /// Short category, such as "terrorism".
+    #[arg(long, default_value = "general")]
+    pub(crate) category: String,
+    /// A person's full name (the alert's person subject).
+    #[arg(long)]
+    pub(crate) person: Option<String>,
+    /// Another name of the person.
+    #[arg(long, requires = "person")]
+    pub(crate) alias: Vec<String>,
+    /// The person's date of birth, YYYY-MM-DD.
+    #[arg(long, requires = "person")]
+    pub(crate) dob: Option<String>,
+    /// The person's nationality (country code); repeatable.
+    #[arg(long, requires = "person")]
+    pub(crate) nationality: Vec<String>,
+    /// A document, KIND:NUMBER[:COUNTRY]; repeatable.
+    #[arg(long, requires = "person")]
+    pub(crate) document: Vec<String>,
+    /// Another subject, KIND:VALUE (e.g. phone:+33612345678); repeatable.
+    #[arg(long)]
+    pub(crate) identifier: Vec<String>,
+    /// Free text.
+    #[arg(long)]
+    pub(crate) text: Option<String>,
+    /// TLP label: CLEAR, GREEN, AMBER, AMBER+STRICT, RED.
+    #[arg(long, default_value = "AMBER")]
+    pub(crate) tlp: String,
+    /// Source reliability, A-F.
+    #[arg(long, default_value = "F")]
+    pub(crate) reliability: String,
+    /// Information credibility, 1-6.
+    #[arg(long, default_value = "6")]
+    pub(crate) credibility: String,
+    /// Expiry, RFC 3339 (e.g. 2026-12-31T00:00:00Z).
+    #[arg(long)]
+    pub(crate) expires: Option<String>,
+    /// Requested acknowledgement deadline, RFC 3339.
+    #[arg(long)]
+    pub(crate) respond_by: Option<String>,
+    /// A client-chosen alert id (ULID), to make resubmission idempotent.
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The alert id.
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Only alerts received.
+    #[arg(long, conflicts_with = "outbox")]
+    pub(crate) inbox: bool,
+    /// Only alerts sent.
+    #[arg(long)]
+    pub(crate) outbox: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: u32,
+}

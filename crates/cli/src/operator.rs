@@ -1,0 +1,244 @@
+//! The operator commands: a client of one's own node's operator service.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tocsin_core::alert::{AlertDraft, Document, Person, Subject};
+use tocsin_core::{AgencyId, AlertId, FederationId, Identity};
+use tocsin_proto::pb;
+use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_trust::tls::{self, TlsMaterial};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::args::{ConnectArgs, ListArgs, SendArgs, ShowArgs};
+use crate::output;
+
+/// How an operator reaches its node; written by `tocsin pki issue-operator`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OperatorProfile {
+    pub(crate) federation: FederationId,
+    pub(crate) agency: AgencyId,
+    pub(crate) endpoint: String,
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl OperatorProfile {
+    fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read operator profile {}", path.display()))?;
+        let mut p: OperatorProfile = toml::from_str(&text)
+            .with_context(|| format!("invalid operator profile {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in [&mut p.ca, &mut p.cert, &mut p.key] {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+        Ok(p)
+    }
+}
+
+async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
+    let Some(path) = &args.operator else {
+        bail!(
+            "no operator profile: pass --operator FILE or set TOCSIN_OPERATOR (see `tocsin pki issue-operator`)"
+        );
+    };
+    let profile = OperatorProfile::load(path)?;
+    let material = TlsMaterial::load(
+        &profile.ca,
+        &profile.cert,
+        &profile.key,
+        &profile.federation,
+    )?;
+    let config = tls::client_config(&material, Identity::Agency(profile.agency.clone()))?;
+    let channel = Endpoint::from_shared(format!("http://{}", profile.endpoint))
+        .with_context(|| format!("bad endpoint {:?}", profile.endpoint))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect_with_connector(tls::connector(config))
+        .await
+        .map_err(|e| {
+            // Transport errors repeat their cause at each layer; the root says it all.
+            let mut root: &dyn std::error::Error = &e;
+            while let Some(next) = root.source() {
+                root = next;
+            }
+            anyhow::anyhow!(
+                "cannot connect to {}'s node at {}: {root}",
+                profile.agency,
+                profile.endpoint
+            )
+        })?;
+    Ok(OperatorClient::new(channel))
+}
+
+/// Turns a refusal into a message that says who refused what.
+fn refused(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("node refused: {:?}: {}", status.code(), status.message())
+}
+
+fn parse_time(field: &str, value: &Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    value
+        .as_deref()
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| {
+                    format!("--{field} {v:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z")
+                })
+        })
+        .transpose()
+}
+
+fn draft_from_flags(args: &SendArgs) -> anyhow::Result<AlertDraft> {
+    let mut subjects = Vec::new();
+    if let Some(name) = &args.person {
+        let documents = args
+            .document
+            .iter()
+            .map(|d| {
+                let parts: Vec<&str> = d.splitn(3, ':').collect();
+                match parts.as_slice() {
+                    [kind, number] => Ok(Document {
+                        kind: (*kind).into(),
+                        number: (*number).into(),
+                        issuing_country: String::new(),
+                    }),
+                    [kind, number, country] => Ok(Document {
+                        kind: (*kind).into(),
+                        number: (*number).into(),
+                        issuing_country: (*country).into(),
+                    }),
+                    _ => bail!("--document {d:?} is not KIND:NUMBER[:COUNTRY]"),
+                }
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let date_of_birth = args
+            .dob
+            .as_deref()
+            .map(|d| {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .with_context(|| format!("--dob {d:?} is not a date YYYY-MM-DD"))
+            })
+            .transpose()?;
+        subjects.push(Subject::Person(Person {
+            names: vec![name.clone()],
+            aliases: args.alias.clone(),
+            date_of_birth,
+            nationalities: args.nationality.clone(),
+            documents,
+        }));
+    }
+    for ident in &args.identifier {
+        let Some((kind, value)) = ident.split_once(':') else {
+            bail!("--identifier {ident:?} is not KIND:VALUE");
+        };
+        subjects.push(Subject::Identifier {
+            kind: kind.into(),
+            value: value.into(),
+        });
+    }
+    if subjects.is_empty() {
+        bail!("an alert needs a subject: --person NAME or --identifier KIND:VALUE (or --file)");
+    }
+    if args.to.is_empty() {
+        bail!("an alert needs recipients: --to AGENCY[,AGENCY...]");
+    }
+    let Some(text) = args.text.clone() else {
+        bail!("an alert needs --text");
+    };
+    Ok(AlertDraft {
+        id: args
+            .id
+            .as_deref()
+            .map(|i| i.parse::<AlertId>())
+            .transpose()?,
+        precedence: args.precedence.parse()?,
+        category: args.category.clone(),
+        recipients: args
+            .to
+            .iter()
+            .map(|r| AgencyId::new(r.trim()))
+            .collect::<Result<_, _>>()?,
+        subjects,
+        text,
+        source_reliability: args.reliability.parse()?,
+        information_credibility: args.credibility.parse()?,
+        tlp: args.tlp.parse()?,
+        references: vec![],
+        expires_at: parse_time("expires", &args.expires)?,
+        respond_by: parse_time("respond-by", &args.respond_by)?,
+    })
+}
+
+fn draft_from_file(path: &Path) -> anyhow::Result<AlertDraft> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read alert file {}", path.display()))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        serde_json::from_str(&text)
+            .with_context(|| format!("invalid alert file {}", path.display()))
+    } else {
+        toml::from_str(&text).with_context(|| format!("invalid alert file {}", path.display()))
+    }
+}
+
+pub(crate) async fn send(args: Box<SendArgs>) -> anyhow::Result<()> {
+    let draft = match &args.file {
+        Some(path) => draft_from_file(path)?,
+        None => draft_from_flags(&args)?,
+    };
+    let mut client = connect(&args.connect).await?;
+    let record = client
+        .submit_alert(pb::SubmitAlertRequest {
+            alert: Some(draft.to_proto()),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .record
+        .context("the node answered without a record")?;
+    output::print_record(&record, args.connect.json, true)
+}
+
+pub(crate) async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let mut client = connect(&args.connect).await?;
+    let record = client
+        .get_alert(pb::GetAlertRequest {
+            id: args.id.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    output::print_record(&record, args.connect.json, false)
+}
+
+pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let direction = if args.inbox {
+        pb::Direction::Inbound
+    } else if args.outbox {
+        pb::Direction::Outbound
+    } else {
+        pb::Direction::Unspecified
+    };
+    let mut client = connect(&args.connect).await?;
+    let alerts = client
+        .list_alerts(pb::ListAlertsRequest {
+            direction: direction as i32,
+            limit: args.limit,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .alerts;
+    output::print_list(&alerts, args.connect.json)
+}

@@ -1,0 +1,133 @@
+//! `tocsin pki`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tocsin_core::AgencyId;
+use tocsin_core::federation::{Agency, Federation};
+use tocsin_node::NodeConfig;
+use tocsin_node::config::{Limits, OutboxOptions, SigningFiles, TlsFiles};
+use tocsin_trust::pki::{self, PkiLayout};
+
+use crate::args::{IssueOperatorArgs, PkiInitArgs};
+use crate::operator::OperatorProfile;
+
+fn listen_addr(agency: &Agency) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = agency.endpoint.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    // A host name: listen on every interface at the endpoint's port.
+    let port = agency
+        .endpoint
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .with_context(|| {
+            format!(
+                "endpoint {:?} of {} has no port",
+                agency.endpoint, agency.id
+            )
+        })?;
+    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+}
+
+fn rel(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A starting configuration for `agency`, next to its certificates.
+fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig> {
+    let dir = layout.agency_dir(&agency.id);
+    Ok(NodeConfig {
+        agency: agency.id.clone(),
+        listen: listen_addr(agency)?,
+        data_dir: PathBuf::from("data"),
+        federation: PathBuf::from("../../federation.toml"),
+        tls: TlsFiles {
+            ca: PathBuf::from("../../ca.crt"),
+            cert: rel(&layout.node_cert(&agency.id), &dir),
+            key: rel(&layout.node_key(&agency.id), &dir),
+        },
+        signing: SigningFiles {
+            cert: rel(&layout.signing_cert(&agency.id), &dir),
+            key: rel(&layout.signing_key(&agency.id), &dir),
+        },
+        limits: Limits::default(),
+        outbox: OutboxOptions::default(),
+    })
+}
+
+pub(crate) fn init(args: PkiInitArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.federation)
+        .with_context(|| format!("cannot read federation file {}", args.federation.display()))?;
+    let federation = Federation::parse(&text, &args.federation.display().to_string())?;
+    let layout = pki::init(&federation, &text, &args.out)?;
+    println!(
+        "federation {} CA: {}",
+        federation.id(),
+        layout.ca_cert().display()
+    );
+    for agency in &federation.agencies {
+        let config = node_config(&layout, agency)?;
+        let path = layout.agency_dir(&agency.id).join("node.toml");
+        std::fs::write(&path, toml::to_string(&config)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "  {:<12} node + signing certificates, config {}",
+            agency.id,
+            path.display()
+        );
+    }
+    println!(
+        "private keys are mode 0600; keep {} offline once operators are issued",
+        layout.ca_key().display()
+    );
+    Ok(())
+}
+
+pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
+    let layout = PkiLayout::new(&args.dir);
+    let federation = Federation::load(&layout.federation_file()).with_context(|| {
+        format!(
+            "{} is not a PKI directory made by `tocsin pki init`",
+            args.dir.display()
+        )
+    })?;
+    let agency = AgencyId::new(args.agency.clone())?;
+    let member = federation
+        .agency(&agency)
+        .with_context(|| {
+            format!(
+                "{agency} is not an agency of federation {}",
+                federation.id()
+            )
+        })?
+        .clone();
+    let (cert, key) = pki::issue_operator(&layout, &federation, &agency, &args.name)?;
+    let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
+    let profile = OperatorProfile {
+        federation: federation.id().clone(),
+        agency,
+        endpoint: member.endpoint.clone(),
+        ca: PathBuf::from("../../ca.crt"),
+        cert: rel(&cert, &dir),
+        key: rel(&key, &dir),
+    };
+    let path = dir.join(format!("{}.toml", args.name));
+    std::fs::write(&path, toml::to_string(&profile)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "operator {} of {}: {}",
+        args.name,
+        member.id,
+        cert.display()
+    );
+    println!(
+        "profile: {} (use --operator {} or TOCSIN_OPERATOR)",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}

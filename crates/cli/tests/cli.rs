@@ -1,0 +1,475 @@
+//! The `tocsin` binary as users run it: real processes, real files.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+fn tocsin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOCSIN_OPERATOR")
+        .output()
+        .expect("run tocsin")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    assert!(
+        out.status.success(),
+        "tocsin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command expected to fail; returns its stderr.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "tocsin {args:?} should have failed");
+    assert!(
+        !stderr.contains("panicked"),
+        "tocsin {args:?} panicked: {stderr}"
+    );
+    stderr
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn federation_file(dir: &Path) -> PathBuf {
+    let path = dir.join("federation.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[federation]
+id = "cli-test.tocsin"
+
+[[agencies]]
+id = "TR-MIT"
+endpoint = "127.0.0.1:{}"
+
+[[agencies]]
+id = "FR-DGSI"
+endpoint = "127.0.0.1:{}"
+"#,
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+struct Node(Child);
+
+impl Node {
+    fn start(dir: &Path, agency: &str) -> Self {
+        let child = Command::new(BIN)
+            .args([
+                "node",
+                "--config",
+                &format!("pki/agencies/{agency}/node.toml"),
+            ])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node");
+        Node(child)
+    }
+
+    /// Sends SIGTERM and expects a clean exit.
+    fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(status.success(), "node exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Polls a command's JSON output until `check` accepts it.
+fn eventually(
+    dir: &Path,
+    args: &[&str],
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = tocsin(dir, args);
+        if out.status.success() {
+            let v = json(&String::from_utf8_lossy(&out.stdout));
+            if check(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_nodes_exchange_an_alert_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fed = federation_file(dir);
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "TR-MIT",
+            "--name",
+            "alice",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "FR-DGSI",
+            "--name",
+            "bob",
+        ],
+    );
+    let alice = "pki/operators/TR-MIT/alice.toml";
+    let bob = "pki/operators/FR-DGSI/bob.toml";
+
+    // FR-DGSI is down when TR-MIT sends: the alert waits in the outbox.
+    let tr = Node::start(dir, "TR-MIT");
+    eventually(
+        dir,
+        &["alerts", "list", "--operator", alice, "--json"],
+        "TR-MIT serves",
+        |_| true,
+    );
+    let sent = json(&ok(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--operator",
+            alice,
+            "--json",
+            "--to",
+            "FR-DGSI",
+            "--precedence",
+            "PRIORITY",
+            "--category",
+            "terrorism",
+            "--person",
+            "Ismaël Omar Mostefaï",
+            "--dob",
+            "1985-11-21",
+            "--document",
+            "passport:12AB34567:FR",
+            "--text",
+            "Linked to a terrorist network.",
+            "--reliability",
+            "B",
+            "--credibility",
+            "2",
+        ],
+    ));
+    let id = sent["id"].as_str().unwrap().to_owned();
+    assert_eq!(sent["deliveries"][0]["state"], "PENDING");
+
+    let fr = Node::start(dir, "FR-DGSI");
+    eventually(
+        dir,
+        &["alerts", "list", "--operator", bob, "--json"],
+        "FR-DGSI serves",
+        |_| true,
+    );
+    let shown = eventually(
+        dir,
+        &["alert", "show", &id, "--operator", alice, "--json"],
+        "delivered",
+        |v| v["deliveries"][0]["state"] == "DELIVERED",
+    );
+    assert_eq!(shown["deliveries"][0]["receipt"]["signed_by"], "FR-DGSI");
+
+    let inbox = json(&ok(
+        dir,
+        &["alerts", "list", "--inbox", "--operator", bob, "--json"],
+    ));
+    assert_eq!(inbox.as_array().unwrap().len(), 1);
+    assert_eq!(inbox[0]["id"], id.as_str());
+    assert_eq!(inbox[0]["originator"], "TR-MIT");
+    assert_eq!(
+        inbox[0]["subjects"][0]["person"]["documents"][0]["number"],
+        "12AB34567"
+    );
+
+    // The human-readable table names the alert and its state.
+    let table = ok(dir, &["alerts", "list", "--outbox", "--operator", alice]);
+    assert!(
+        table.contains(&id) && table.contains("1/1 delivered"),
+        "{table}"
+    );
+
+    // A file works as well as flags.
+    std::fs::write(
+        dir.join("alert.toml"),
+        r#"
+precedence = "IMMEDIATE"
+category = "terrorism"
+recipients = ["FR-DGSI"]
+text = "Attacks on coalition countries imminent."
+[[subjects]]
+identifier = { kind = "organisation", value = "Islamic State" }
+"#,
+    )
+    .unwrap();
+    let from_file = json(&ok(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--file",
+            "alert.toml",
+            "--operator",
+            alice,
+            "--json",
+        ],
+    ));
+    assert_eq!(from_file["precedence"], "IMMEDIATE");
+
+    tr.terminate();
+    fr.terminate();
+}
+
+#[test]
+fn pki_init_writes_private_keys_0600_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fed = federation_file(dir);
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in [
+            "ca.key",
+            "agencies/TR-MIT/node.key",
+            "agencies/TR-MIT/signing.key",
+            "agencies/FR-DGSI/node.key",
+        ] {
+            let mode = std::fs::metadata(dir.join("pki").join(key))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{key}");
+        }
+    }
+    let err = fails(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    assert!(err.contains("already holds a CA"), "{err}");
+}
+
+#[test]
+fn bad_configuration_and_input_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fed = federation_file(dir);
+
+    let err = fails(dir, &["node", "--config", "missing.toml"]);
+    assert!(
+        err.contains("cannot read node configuration missing.toml"),
+        "{err}"
+    );
+
+    std::fs::write(dir.join("broken.toml"), "[federation]\nid = \"x\"\n").unwrap();
+    let err = fails(
+        dir,
+        &["pki", "init", "--federation", "broken.toml", "--out", "p2"],
+    );
+    assert!(err.contains("invalid federation file"), "{err}");
+
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    let err = fails(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "XX-NONE",
+            "--name",
+            "eve",
+        ],
+    );
+    assert!(err.contains("XX-NONE is not an agency"), "{err}");
+    let err = fails(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "TR-MIT",
+            "--name",
+            "bad name",
+        ],
+    );
+    assert!(err.contains("invalid operator name"), "{err}");
+
+    // A node whose key is readable by others refuses to start.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("pki/agencies/TR-MIT/node.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = fails(dir, &["node", "--config", "pki/agencies/TR-MIT/node.toml"]);
+        assert!(err.contains("readable by group or others"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // A garbage certificate is named.
+    std::fs::write(
+        dir.join("pki/agencies/TR-MIT/node.crt"),
+        "not a certificate",
+    )
+    .unwrap();
+    let err = fails(dir, &["node", "--config", "pki/agencies/TR-MIT/node.toml"]);
+    assert!(err.contains("node.crt"), "{err}");
+
+    // Operator commands without a profile, or with malformed alerts.
+    let err = fails(dir, &["alerts", "list"]);
+    assert!(err.contains("no operator profile"), "{err}");
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "FR-DGSI",
+            "--name",
+            "bob",
+        ],
+    );
+    let bob = "pki/operators/FR-DGSI/bob.toml";
+    let err = fails(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--operator",
+            bob,
+            "--to",
+            "TR-MIT",
+            "--text",
+            "x",
+        ],
+    );
+    assert!(err.contains("needs a subject"), "{err}");
+    let err = fails(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--operator",
+            bob,
+            "--to",
+            "TR-MIT",
+            "--person",
+            "A",
+            "--text",
+            "x",
+            "--precedence",
+            "URGENT",
+        ],
+    );
+    assert!(err.contains("`precedence`"), "{err}");
+    std::fs::write(dir.join("bad.json"), "{\"precedence\": \"FLASH\"}").unwrap();
+    let err = fails(
+        dir,
+        &["alert", "send", "--operator", bob, "--file", "bad.json"],
+    );
+    assert!(err.contains("invalid alert file bad.json"), "{err}");
+    // The node is not running: say so.
+    let err = fails(dir, &["alerts", "list", "--operator", bob]);
+    assert!(err.contains("cannot connect to FR-DGSI's node"), "{err}");
+}
