@@ -270,3 +270,39 @@ async fn resubmitting_with_the_same_id_is_idempotent() -> anyhow::Result<()> {
     assert_eq!(list(&mut tr, pb::Direction::Outbound).await?.len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_permanent_refusal_is_recorded_as_rejected_not_retried() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    // FR-DGSI already holds an alert under this id, with other content.
+    let (alert, env) = signed_alert(&fed, "TR-MIT", &["FR-DGSI"], "first version");
+    fed.peer_client("TR-MIT", "FR-DGSI")?
+        .deliver(pb::DeliverRequest { alert: Some(env) })
+        .await?;
+
+    // TR-MIT's operator then submits different content under that id.
+    let mut tr = fed.operator("TR-MIT").await?;
+    let mut clash = draft(&["FR-DGSI"]);
+    clash.id = alert.id.clone();
+    clash.text = "second version".into();
+    submit(&mut tr, clash).await?;
+
+    let rejected = tocsin_testkit::wait_until(PATIENCE, "the delivery is rejected", || {
+        let mut tr = tr.clone();
+        let id = alert.id.clone();
+        async move {
+            let r = get(&mut tr, &id).await.ok()?;
+            let d = delivery(&r, "FR-DGSI")?.clone();
+            (d.state == pb::DeliveryState::Rejected as i32).then_some(d)
+        }
+    })
+    .await?;
+    assert_eq!(rejected.attempts, 1);
+    assert!(
+        rejected.last_error.contains("AlreadyExists"),
+        "{}",
+        rejected.last_error
+    );
+    assert!(rejected.next_attempt_at.is_none());
+    Ok(())
+}

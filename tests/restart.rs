@@ -155,3 +155,42 @@ async fn many_alerts_queued_for_a_down_peer_all_arrive_once() -> anyhow::Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_returning_peer_is_reached_at_once_not_after_the_backoff() -> anyhow::Result<()> {
+    // With a one-minute backoff, the retry after FR-DGSI starts would come
+    // at least 30 s later. FR-DGSI greets its peers when it starts; that
+    // session tells TR-MIT it is back, and the alert goes at once.
+    let mut fed = TestFederation::builder()
+        .down(["FR-DGSI"])
+        .outbox(tocsin_node::config::OutboxOptions {
+            initial_backoff: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .start()
+        .await?;
+    let mut tr = fed.operator("TR-MIT").await?;
+    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    wait_until(PATIENCE, "the first failed attempt", || {
+        attempts_at_least(&tr, &id, 1)
+    })
+    .await?;
+
+    fed.start_node("FR-DGSI").await?;
+    wait_until(
+        Duration::from_secs(10),
+        "delivery soon after FR-DGSI is back",
+        || {
+            let mut tr = tr.clone();
+            let id = id.clone();
+            async move {
+                let r = get(&mut tr, &id).await.ok()?;
+                (delivery(&r, "FR-DGSI")?.state == pb::DeliveryState::Delivered as i32)
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -30,19 +30,36 @@ use tonic::transport::Channel;
 
 use crate::config::OutboxOptions;
 
-/// Wakes the outbox workers when new deliveries are queued.
+/// How a worker is woken.
+#[derive(Debug, Default)]
+struct Wakers {
+    /// New deliveries are due.
+    work: Notify,
+    /// The peer just opened a session with us, so it is up: retry now
+    /// rather than at the end of the backoff.
+    peer_up: Notify,
+}
+
+/// Wakes the outbox workers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutboxHandle {
-    peers: Arc<HashMap<AgencyId, Arc<Notify>>>,
+    peers: Arc<HashMap<AgencyId, Arc<Wakers>>>,
 }
 
 impl OutboxHandle {
     /// Tells the workers for `agencies` that deliveries are due.
     pub(crate) fn wake(&self, agencies: &[AgencyId]) {
         for a in agencies {
-            if let Some(n) = self.peers.get(a) {
-                n.notify_one();
+            if let Some(w) = self.peers.get(a) {
+                w.work.notify_one();
             }
+        }
+    }
+
+    /// Tells the worker for `agency` that the peer is reachable again.
+    pub(crate) fn peer_up(&self, agency: &AgencyId) {
+        if let Some(w) = self.peers.get(agency) {
+            w.peer_up.notify_one();
         }
     }
 }
@@ -66,8 +83,8 @@ pub(crate) fn spawn(
     let mut notifies = HashMap::new();
     let mut tasks = Vec::new();
     for (peer, channel) in peers {
-        let notify = Arc::new(Notify::new());
-        notifies.insert(peer.clone(), notify.clone());
+        let wakers = Arc::new(Wakers::default());
+        notifies.insert(peer.clone(), wakers.clone());
         let client = FederationClient::new(channel)
             .max_encoding_message_size(max_message_bytes)
             .max_decoding_message_size(max_message_bytes);
@@ -75,7 +92,7 @@ pub(crate) fn spawn(
             peer,
             client,
             ctx: ctx.clone(),
-            notify,
+            wakers,
             shutdown: shutdown.clone(),
         };
         tasks.push(tokio::spawn(worker.run()));
@@ -86,6 +103,12 @@ pub(crate) fn spawn(
         },
         tasks,
     )
+}
+
+enum Pause {
+    Elapsed,
+    PeerUp,
+    Shutdown,
 }
 
 enum Failure {
@@ -99,7 +122,7 @@ struct Worker {
     peer: AgencyId,
     client: FederationClient<Channel>,
     ctx: OutboxContext,
-    notify: Arc<Notify>,
+    wakers: Arc<Wakers>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -133,7 +156,7 @@ impl Worker {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
-                    if self.pause(self.ctx.options.max_backoff).await {
+                    if let Pause::Shutdown = self.pause(self.ctx.options.max_backoff).await {
                         return;
                     }
                     continue;
@@ -186,8 +209,13 @@ impl Worker {
             if failed {
                 backoff = Some(next_backoff);
                 tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
-                if self.pause(delay).await {
-                    return;
+                match self.pause(delay).await {
+                    Pause::Shutdown => return,
+                    Pause::PeerUp => {
+                        backoff = None;
+                        self.peer_is_back().await;
+                    }
+                    Pause::Elapsed => {}
                 }
             } else {
                 backoff = None;
@@ -204,17 +232,41 @@ impl Worker {
             Err(_) => self.ctx.options.max_backoff,
         };
         tokio::select! {
-            _ = self.notify.notified() => false,
+            _ = self.wakers.work.notified() => false,
+            _ = self.wakers.peer_up.notified() => {
+                self.peer_is_back().await;
+                false
+            }
             _ = tokio::time::sleep(wait) => false,
             _ = self.shutdown.changed() => true,
         }
     }
 
-    /// Sleeps for `d` unless shut down. Returns true on shutdown.
-    async fn pause(&mut self, d: Duration) -> bool {
+    /// The peer opened a session with us: whatever waits for it is due now.
+    async fn peer_is_back(&self) {
+        match self
+            .ctx
+            .store
+            .retry_now(self.peer.as_str(), self.ctx.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(peer = %self.peer, deliveries = n, "peer is back; retrying now")
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "cannot reschedule deliveries")
+            }
+        }
+    }
+
+    /// Sleeps for a backoff delay; new work does not cut it short, but news
+    /// that the peer is up does.
+    async fn pause(&mut self, d: Duration) -> Pause {
         tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = self.shutdown.changed() => true,
+            _ = tokio::time::sleep(d) => Pause::Elapsed,
+            _ = self.wakers.peer_up.notified() => Pause::PeerUp,
+            _ = self.shutdown.changed() => Pause::Shutdown,
         }
     }
 

@@ -15,7 +15,7 @@ use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
 use tocsin_trust::{Signer, Verifier};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::{Channel, Endpoint, Server};
 
 use crate::config::{Limits, NodeConfig, OutboxOptions};
 use crate::domain::Node;
@@ -153,6 +153,7 @@ pub async fn serve(
             .connect_with_connector_lazy(tls::connector(config));
         peers.push((peer.id.clone(), channel));
     }
+    let greetings: Vec<Channel> = peers.iter().map(|(_, ch)| ch.clone()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outbox, workers) = outbox::spawn(
         OutboxContext {
@@ -206,6 +207,15 @@ pub async fn serve(
             max_concurrent_handshakes: limits.max_concurrent_handshakes,
         },
     )
+    .on_session({
+        // A peer that opens a session with us is up: retry what waits for it.
+        let outbox = node.outbox.clone();
+        Arc::new(move |id: &Identity| {
+            if let Identity::Agency(a) = id {
+                outbox.peer_up(a);
+            }
+        })
+    })
     .into_stream();
 
     let max = limits.max_message_bytes;
@@ -217,6 +227,18 @@ pub async fn serve(
         .max_encoding_message_size(max);
 
     tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
+    // Greet every peer once: the session this opens tells a peer that was
+    // waiting for us that we are back, so it need not wait out its backoff.
+    for channel in greetings {
+        tokio::spawn(async move {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            let _ = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+        });
+    }
     // A node must go on serving whatever one request does, so the request
     // timeout and stream cap apply to every connection.
     let served = Server::builder()

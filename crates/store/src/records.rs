@@ -323,6 +323,21 @@ impl Store {
         .await
     }
 
+    /// Makes every pending delivery to `recipient` due at `now` (the peer
+    /// is known to be up again). Returns how many were brought forward.
+    pub async fn retry_now(&self, recipient: &str, now: DateTime<Utc>) -> Result<usize, Error> {
+        let recipient = recipient.to_owned();
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?2
+                     WHERE recipient = ?1 AND state = 1 AND next_attempt_at > ?2",
+                )?
+                .execute(params![recipient, ms(now)])?)
+        })
+        .await
+    }
+
     /// One alert.
     pub async fn alert(&self, id: &str) -> Result<Option<AlertRow>, Error> {
         let id = id.to_owned();

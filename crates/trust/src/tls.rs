@@ -431,13 +431,25 @@ impl Default for AcceptorLimits {
     }
 }
 
+/// Called with the identity of every newly authenticated session.
+pub type SessionHook = Arc<dyn Fn(&Identity) + Send + Sync>;
+
 /// Accepts TCP connections and runs their TLS handshakes concurrently, each
 /// with a timeout, so a slow or hostile client cannot hold up the others.
-#[derive(Debug)]
 pub struct Acceptor {
     listener: TcpListener,
     config: Arc<ServerConfig>,
     limits: AcceptorLimits,
+    on_session: Option<SessionHook>,
+}
+
+impl fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("listener", &self.listener)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Acceptor {
@@ -447,7 +459,15 @@ impl Acceptor {
             listener,
             config,
             limits,
+            on_session: None,
         }
+    }
+
+    /// Calls `hook` with the identity of every new session (for example, to
+    /// learn that a peer is up again).
+    pub fn on_session(mut self, hook: SessionHook) -> Self {
+        self.on_session = Some(hook);
+        self
     }
 
     /// The authenticated connections, for `serve_with_incoming`. The accept
@@ -485,6 +505,7 @@ impl Acceptor {
             let _ = tcp.set_nodelay(true);
             let tls = tls.clone();
             let tx = tx.clone();
+            let hook = self.on_session.clone();
             let timeout = self.limits.handshake_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
@@ -499,6 +520,9 @@ impl Acceptor {
                         match identity {
                             Some(Ok((_, identity))) => {
                                 tracing::debug!(%remote_addr, %identity, "session opened");
+                                if let Some(hook) = &hook {
+                                    hook(&identity);
+                                }
                                 let conn = TlsConn {
                                     inner: stream,
                                     info: PeerInfo {
