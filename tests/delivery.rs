@@ -218,7 +218,8 @@ async fn alerts_go_only_to_the_agencies_they_name() -> anyhow::Result<()> {
 async fn bad_fields_are_refused_by_name() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
     let mut tr = fed.operator("TR-MIT").await?;
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::Alert)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut pb::Alert)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("`subjects`", Box::new(|a| a.subjects.clear())),
         ("`precedence`", Box::new(|a| a.precedence = 42)),
         ("`text`", Box::new(|a| a.text = "x".repeat(20_000))),

@@ -17,12 +17,11 @@ pub async fn submit(
     op: &mut OperatorClient<Channel>,
     alert: pb::Alert,
 ) -> anyhow::Result<pb::AlertRecord> {
-    Ok(op
-        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
+    op.submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
         .await?
         .into_inner()
         .record
-        .ok_or_else(|| anyhow::anyhow!("no record in answer"))?)
+        .ok_or_else(|| anyhow::anyhow!("no record in answer"))
 }
 
 /// The alert's id.
