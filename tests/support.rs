@@ -78,6 +78,71 @@ pub async fn list(
         .list_alerts(pb::ListAlertsRequest {
             direction: direction as i32,
             limit: 1000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .alerts)
+}
+
+/// Acknowledges `id` as the operator behind `op`.
+pub async fn ack(
+    op: &mut OperatorClient<Channel>,
+    id: &str,
+    disposition: pb::Disposition,
+    note: &str,
+) -> Result<pb::AckRecord, tonic::Status> {
+    Ok(op
+        .acknowledge_alert(pb::AcknowledgeAlertRequest {
+            alert_id: id.to_owned(),
+            disposition: disposition as i32,
+            note: note.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .acknowledgement
+        .unwrap_or_default())
+}
+
+/// Waits until the originator's record of `id` holds `n` acknowledgements
+/// from `recipient`; returns the record.
+pub async fn wait_acks(
+    op: &OperatorClient<Channel>,
+    id: &str,
+    recipient: &str,
+    n: usize,
+) -> anyhow::Result<pb::AlertRecord> {
+    wait_until(
+        PATIENCE,
+        &format!("{n} acknowledgements of {id} from {recipient}"),
+        || {
+            let mut op = op.clone();
+            let id = id.to_owned();
+            let recipient = recipient.to_owned();
+            async move {
+                let record = get(&mut op, &id).await.ok()?;
+                (delivery(&record, &recipient)?.acknowledgements.len() >= n).then_some(record)
+            }
+        },
+    )
+    .await
+}
+
+/// Lists what others owe us (`owed == false`) or what we owe.
+pub async fn open_list(
+    op: &mut OperatorClient<Channel>,
+    owed: bool,
+) -> anyhow::Result<Vec<pb::AlertRecord>> {
+    let filter = if owed {
+        pb::list_alerts_request::Filter::Owed
+    } else {
+        pb::list_alerts_request::Filter::Awaiting
+    };
+    Ok(op
+        .list_alerts(pb::ListAlertsRequest {
+            filter: filter as i32,
+            limit: 100,
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -85,6 +85,8 @@ pub(crate) enum AlertCommand {
     Send(Box<SendArgs>),
     /// Show one alert with its deliveries and receipts.
     Show(ShowArgs),
+    /// Acknowledge an alert this agency received, with a disposition.
+    Ack(AckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,15 +161,37 @@ pub(crate) struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct AckArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The alert id.
+    pub(crate) id: String,
+    /// ACTIONED, NOTED, NO_ACTION, NEEDS_INFO or DECLINED.
+    #[arg(long)]
+    pub(crate) disposition: String,
+    /// A note for the originator (at most 4 KiB).
+    #[arg(long, default_value = "")]
+    pub(crate) note: String,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
     /// Only alerts received.
-    #[arg(long, conflicts_with = "outbox")]
+    #[arg(long, conflicts_with_all = ["outbox", "awaiting", "owed"])]
     pub(crate) inbox: bool,
     /// Only alerts sent.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["awaiting", "owed"])]
     pub(crate) outbox: bool,
+    /// Sent alerts a recipient has not acknowledged yet (what others owe
+    /// us), soonest deadline first.
+    #[arg(long, conflicts_with = "owed")]
+    pub(crate) awaiting: bool,
+    /// Received alerts this agency has not acknowledged (what we owe),
+    /// soonest deadline first.
+    #[arg(long)]
+    pub(crate) owed: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: u32,

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             Command::Pki(PkiCommand::IssueOperator(args)) => pki_cmd::issue_operator(args),
             Command::Alert(AlertCommand::Send(args)) => operator::send(args).await,
             Command::Alert(AlertCommand::Show(args)) => operator::show(args).await,
+            Command::Alert(AlertCommand::Ack(args)) => operator::ack(args).await,
             Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
         }
     });

@@ -13,7 +13,7 @@ use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::tls::{self, TlsMaterial};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{ConnectArgs, ListArgs, SendArgs, ShowArgs};
+use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs};
 use crate::output;
 
 /// How an operator reaches its node; written by `tocsin pki issue-operator`.
@@ -222,6 +222,23 @@ pub(crate) async fn show(args: ShowArgs) -> anyhow::Result<()> {
     output::print_record(&record, args.connect.json, false)
 }
 
+pub(crate) async fn ack(args: AckArgs) -> anyhow::Result<()> {
+    let disposition: tocsin_core::alert::Disposition = args.disposition.parse()?;
+    let mut client = connect(&args.connect).await?;
+    let ack = client
+        .acknowledge_alert(pb::AcknowledgeAlertRequest {
+            alert_id: args.id.clone(),
+            disposition: disposition.to_wire(),
+            note: args.note.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .acknowledgement
+        .context("the node answered without an acknowledgement")?;
+    output::print_ack(&ack, args.connect.json)
+}
+
 pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
     let direction = if args.inbox {
         pb::Direction::Inbound
@@ -235,10 +252,17 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
         .list_alerts(pb::ListAlertsRequest {
             direction: direction as i32,
             limit: args.limit,
+            filter: if args.awaiting {
+                pb::list_alerts_request::Filter::Awaiting
+            } else if args.owed {
+                pb::list_alerts_request::Filter::Owed
+            } else {
+                pb::list_alerts_request::Filter::Unspecified
+            } as i32,
         })
         .await
         .map_err(refused)?
         .into_inner()
         .alerts;
-    output::print_list(&alerts, args.connect.json)
+    output::print_list(&alerts, args.connect.json, args.owed)
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{Table, presets};
 use prost::Message;
 use serde::Serialize;
-use tocsin_core::alert::{Reference, Subject};
+use tocsin_core::alert::{Disposition, Reference, Subject};
 use tocsin_core::{Alert, from_timestamp};
 use tocsin_proto::pb;
 
@@ -16,6 +16,19 @@ struct ReceiptView {
     received_at: Option<DateTime<Utc>>,
     alert_digest: String,
     signed_by: String,
+}
+
+#[derive(Debug, Serialize)]
+struct AckView {
+    id: String,
+    recipient: String,
+    operator: String,
+    disposition: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    note: String,
+    acknowledged_at: Option<DateTime<Utc>>,
+    late_by_seconds: u64,
+    delivered: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +44,9 @@ struct DeliveryView {
     delivered_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt: Option<ReceiptView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_at: Option<DateTime<Utc>>,
+    acknowledgements: Vec<AckView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +74,10 @@ struct AlertView {
     deliveries: Vec<DeliveryView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     receipt: Option<ReceiptView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    acknowledgements: Vec<AckView>,
 }
 
 fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -76,6 +96,22 @@ fn receipt_view(env: &pb::Envelope) -> Option<ReceiptView> {
             .map(|s| s.signer.clone())
             .unwrap_or_default(),
     })
+}
+
+fn ack_view(a: &pb::AckRecord) -> AckView {
+    let ack = a.acknowledgement.clone().unwrap_or_default();
+    AckView {
+        id: ack.id,
+        recipient: ack.recipient,
+        operator: ack.operator,
+        disposition: Disposition::from_wire(ack.disposition)
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| "UNKNOWN".into()),
+        note: ack.note,
+        acknowledged_at: time(&ack.acknowledged_at),
+        late_by_seconds: a.late_by_seconds,
+        delivered: a.delivered,
+    }
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -101,6 +137,8 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
             next_attempt_at: time(&d.next_attempt_at),
             delivered_at: time(&d.delivered_at),
             receipt: d.receipt.as_ref().and_then(receipt_view),
+            due_at: time(&d.due_at),
+            acknowledgements: d.acknowledgements.iter().map(ack_view).collect(),
         })
         .collect();
     Ok(AlertView {
@@ -126,12 +164,49 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         respond_by: alert.respond_by,
         deliveries,
         receipt: record.receipt.as_ref().and_then(receipt_view),
+        due_at: time(&record.due_at),
+        acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
     })
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
         .unwrap_or_else(|| "-".into())
+}
+
+/// A span to the minute, such as "3h 12m".
+fn span(seconds: u64) -> String {
+    let minutes = seconds / 60;
+    if minutes == 0 {
+        "under a minute".to_owned()
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(minutes * 60)).to_string()
+    }
+}
+
+/// "due in 3h 12m" or "OVERDUE by 5m".
+fn due_phrase(due: Option<DateTime<Utc>>) -> String {
+    let Some(due) = due else {
+        return "no deadline".into();
+    };
+    let left = (due - Utc::now()).num_seconds();
+    let abs = left.unsigned_abs();
+    if left >= 0 {
+        format!("due in {}", span(abs))
+    } else {
+        format!("OVERDUE by {}", span(abs))
+    }
+}
+
+/// The latest disposition and how late it came, or what is still owed.
+fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>) -> String {
+    match acks.last() {
+        Some(a) if a.late_by_seconds > 0 => {
+            format!("{} (late by {})", a.disposition, span(a.late_by_seconds))
+        }
+        Some(a) => a.disposition.clone(),
+        None => format!("awaiting acknowledgement, {}", due_phrase(due)),
+    }
 }
 
 fn subjects_line(subjects: &[Subject]) -> String {
@@ -146,6 +221,25 @@ fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
     t
+}
+
+pub(crate) fn print_ack(ack: &pb::AckRecord, json: bool) -> anyhow::Result<()> {
+    let v = ack_view(ack);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let late = if v.late_by_seconds > 0 {
+        format!(", late by {}", span(v.late_by_seconds))
+    } else {
+        String::new()
+    };
+    println!(
+        "acknowledged as {} at {}{late}; signed and queued for the originator",
+        v.disposition,
+        when(v.acknowledged_at)
+    );
+    Ok(())
 }
 
 pub(crate) fn print_record(
@@ -190,6 +284,34 @@ pub(crate) fn print_record(
             &format!("signed by {} at {}", r.signed_by, when(r.received_at)),
         ]);
     }
+    if v.direction == "inbound" {
+        t.add_row(vec!["deadline", &when(v.due_at)]);
+        t.add_row(vec![
+            "our answer",
+            &response_phrase(&v.acknowledgements, v.due_at),
+        ]);
+        for a in &v.acknowledgements {
+            let note = if a.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.note)
+            };
+            let pending = if a.delivered {
+                ""
+            } else {
+                " (not yet at the originator)"
+            };
+            t.add_row(vec![
+                "acknowledged",
+                &format!(
+                    "{} by {} at {}{note}{pending}",
+                    a.disposition,
+                    a.operator,
+                    when(a.acknowledged_at)
+                ),
+            ]);
+        }
+    }
     t.add_row(vec!["text", &v.text]);
     println!("{t}");
     if !v.deliveries.is_empty() {
@@ -199,7 +321,8 @@ pub(crate) fn print_record(
             "STATE",
             "ATTEMPTS",
             "DELIVERED",
-            "NEXT ATTEMPT",
+            "ACKNOWLEDGEMENT",
+            "DEADLINE",
             "LAST ERROR",
         ]);
         for x in &v.deliveries {
@@ -208,15 +331,28 @@ pub(crate) fn print_record(
                 x.state.to_owned(),
                 x.attempts.to_string(),
                 when(x.delivered_at),
-                if x.state == "PENDING" {
-                    when(x.next_attempt_at)
-                } else {
-                    "-".into()
-                },
+                response_phrase(&x.acknowledgements, x.due_at),
+                when(x.due_at),
                 x.last_error.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
         println!("\n{d}");
+        for x in &v.deliveries {
+            for a in &x.acknowledgements {
+                let note = if a.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", a.note)
+                };
+                println!(
+                    "  {} acknowledged {} by {} at {}{note}",
+                    x.recipient,
+                    a.disposition,
+                    a.operator,
+                    when(a.acknowledged_at)
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -250,7 +386,29 @@ fn delivery_summary(v: &AlertView) -> String {
     s
 }
 
-pub(crate) fn print_list(records: &[pb::AlertRecord], json: bool) -> anyhow::Result<()> {
+fn answer_summary(v: &AlertView) -> String {
+    if v.direction == "inbound" {
+        return response_phrase(&v.acknowledgements, v.due_at);
+    }
+    v.deliveries
+        .iter()
+        .filter(|d| d.state != "REJECTED")
+        .map(|d| {
+            format!(
+                "{}: {}",
+                d.recipient,
+                response_phrase(&d.acknowledgements, d.due_at)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(crate) fn print_list(
+    records: &[pb::AlertRecord],
+    json: bool,
+    owed: bool,
+) -> anyhow::Result<()> {
     let views = records
         .iter()
         .map(view)
@@ -260,7 +418,7 @@ pub(crate) fn print_list(records: &[pb::AlertRecord], json: bool) -> anyhow::Res
         return Ok(());
     }
     if views.is_empty() {
-        println!("no alerts");
+        println!("{}", if owed { "nothing owed" } else { "no alerts" });
         return Ok(());
     }
     let mut t = table();
@@ -270,9 +428,9 @@ pub(crate) fn print_list(records: &[pb::AlertRecord], json: bool) -> anyhow::Res
         "FROM",
         "TO",
         "PRECEDENCE",
-        "CATEGORY",
         "SUBJECTS",
         "DELIVERY",
+        "ANSWER",
     ]);
     for v in &views {
         t.add_row(vec![
@@ -286,9 +444,9 @@ pub(crate) fn print_list(records: &[pb::AlertRecord], json: bool) -> anyhow::Res
             v.originator.clone(),
             v.recipients.join(","),
             v.precedence.clone(),
-            v.category.clone(),
             subjects_line(&v.subjects),
             delivery_summary(v),
+            answer_summary(v),
         ]);
     }
     println!("{t}");

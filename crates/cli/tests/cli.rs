@@ -283,6 +283,88 @@ identifier = { kind = "organisation", value = "Islamic State" }
         ],
     ));
     assert_eq!(from_file["precedence"], "IMMEDIATE");
+    let second = from_file["id"].as_str().unwrap().to_owned();
+
+    // FR-DGSI owes two answers, the IMMEDIATE one first.
+    let owed = eventually(
+        dir,
+        &["alerts", "list", "--owed", "--operator", bob, "--json"],
+        "both owed",
+        |v| v.as_array().is_some_and(|a| a.len() == 2),
+    );
+    assert_eq!(owed[0]["id"], second.as_str());
+    assert_eq!(owed[1]["id"], id.as_str());
+
+    let err = fails(
+        dir,
+        &[
+            "alert",
+            "ack",
+            &id,
+            "--disposition",
+            "MAYBE",
+            "--operator",
+            bob,
+        ],
+    );
+    assert!(err.contains("`disposition`"), "{err}");
+    let answer = ok(
+        dir,
+        &[
+            "alert",
+            "ack",
+            &id,
+            "--disposition",
+            "noted",
+            "--note",
+            "Seen; no trace here.",
+            "--operator",
+            bob,
+        ],
+    );
+    assert!(answer.contains("acknowledged as NOTED"), "{answer}");
+
+    let acked = eventually(
+        dir,
+        &["alert", "show", &id, "--operator", alice, "--json"],
+        "the ack reaches TR-MIT",
+        |v| {
+            v["deliveries"][0]["acknowledgements"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    let got = &acked["deliveries"][0]["acknowledgements"][0];
+    assert_eq!(got["disposition"], "NOTED");
+    assert_eq!(got["note"], "Seen; no trace here.");
+    assert_eq!(got["operator"], "bob");
+    let awaiting = json(&ok(
+        dir,
+        &[
+            "alerts",
+            "list",
+            "--awaiting",
+            "--operator",
+            alice,
+            "--json",
+        ],
+    ));
+    let ids: Vec<&str> = awaiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![second.as_str()],
+        "only the unanswered one is still awaited"
+    );
+    let table = ok(dir, &["alert", "show", &id, "--operator", alice]);
+    assert!(
+        table.contains("FR-DGSI acknowledged NOTED by bob"),
+        "{table}"
+    );
 
     tr.terminate();
     fr.terminate();

@@ -16,7 +16,9 @@ use tocsin_proto::pb;
 /// The generated enums under the names the `wire_enum!` declarations use.
 mod wire {
     pub(super) use tocsin_proto::pb::reference::Kind as ReferenceKind;
-    pub(super) use tocsin_proto::pb::{InformationCredibility, Precedence, SourceReliability, Tlp};
+    pub(super) use tocsin_proto::pb::{
+        Disposition, InformationCredibility, Precedence, SourceReliability, Tlp,
+    };
 }
 
 use crate::ids::{AgencyId, AlertId};
@@ -109,8 +111,11 @@ macro_rules! wire_enum {
         impl FromStr for $name {
             type Err = ValidationError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let wanted = s.trim().to_ascii_uppercase().replace('_', "+");
-                $( if wanted == $text || wanted.strip_prefix("TLP:") == Some($text) {
+                let upper = s.trim().to_ascii_uppercase();
+                let wanted = upper.strip_prefix("TLP:").unwrap_or(&upper);
+                // Lenient about separators: AMBER_STRICT, no-action.
+                let forms = [wanted.to_owned(), wanted.replace('_', "+"), wanted.replace('-', "_")];
+                $( if forms.iter().any(|f| f == $text) {
                     return Ok($name::$variant);
                 } )+
                 invalid($field, format!(
@@ -197,6 +202,22 @@ wire_enum! {
         Cancel = Cancel, "CANCEL";
         /// Replaces the earlier alert.
         Supersede = Supersede, "SUPERSEDE";
+    }
+}
+
+wire_enum! {
+    /// What a recipient decided about an alert.
+    Disposition <=> Disposition, field "disposition" {
+        /// Acted on it.
+        Actioned = Actioned, "ACTIONED";
+        /// Read and recorded; no action now.
+        Noted = Noted, "NOTED";
+        /// Assessed; no action warranted.
+        NoAction = NoAction, "NO_ACTION";
+        /// Needs more information from the originator.
+        NeedsInfo = NeedsInfo, "NEEDS_INFO";
+        /// Will not handle it.
+        Declined = Declined, "DECLINED";
     }
 }
 
@@ -844,6 +865,14 @@ mod tests {
         assert_eq!("TLP:AMBER+STRICT".parse::<Tlp>().unwrap(), Tlp::AmberStrict);
         assert_eq!("amber_strict".parse::<Tlp>().unwrap(), Tlp::AmberStrict);
         assert!("URGENT".parse::<Precedence>().is_err());
+        assert_eq!(
+            "no_action".parse::<Disposition>().unwrap(),
+            Disposition::NoAction
+        );
+        assert_eq!(
+            "needs-info".parse::<Disposition>().unwrap(),
+            Disposition::NeedsInfo
+        );
     }
 
     #[test]

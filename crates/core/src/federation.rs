@@ -144,6 +144,23 @@ impl Default for Deadlines {
 }
 
 impl Deadlines {
+    /// When a recipient must acknowledge `alert`: its creation time plus the
+    /// allowance for its precedence, or the alert's own `respond_by` if
+    /// that is earlier (an alert may shorten its deadline, never extend it).
+    /// Both ends compute it from the originator's signed times, so they agree.
+    pub fn due_at(&self, alert: &crate::alert::Alert) -> chrono::DateTime<chrono::Utc> {
+        let allowance = chrono::Duration::from_std(self.for_precedence(alert.precedence))
+            .unwrap_or(chrono::Duration::MAX);
+        let by_policy = alert
+            .created_at
+            .checked_add_signed(allowance)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        match alert.respond_by {
+            Some(asked) if asked < by_policy => asked,
+            _ => by_policy,
+        }
+    }
+
     /// The allowance for `precedence`.
     pub fn for_precedence(&self, precedence: Precedence) -> Duration {
         match precedence {
@@ -255,6 +272,47 @@ mod tests {
         assert_eq!(fed.deadlines.routine, Duration::from_secs(7 * 24 * 3600));
         assert!(fed.is_member(&AgencyId::new("FR-DGSI").unwrap()));
         assert_eq!(fed.agencies[1].endpoint_host(), "localhost");
+    }
+
+    #[test]
+    fn an_alert_may_shorten_its_deadline_never_extend_it() {
+        use crate::alert::Alert;
+        use tocsin_proto::pb;
+        let fed = Federation::parse(FED, "test").unwrap();
+        let created = chrono::Utc::now();
+        let mut wire = pb::Alert {
+            id: crate::AlertId::generate().to_string(),
+            originator: "TR-MIT".into(),
+            created_at: Some(crate::to_timestamp(created)),
+            precedence: pb::Precedence::Flash as i32,
+            category: "c".into(),
+            subjects: vec![pb::Subject {
+                kind: Some(pb::subject::Kind::Identifier(pb::Identifier {
+                    kind: "phone".into(),
+                    value: "1".into(),
+                })),
+            }],
+            text: "t".into(),
+            source_reliability: 1,
+            information_credibility: 1,
+            tlp: 1,
+            recipients: vec!["FR-DGSI".into()],
+            ..Default::default()
+        };
+        let five_min = chrono::Duration::minutes(5);
+        let policy = Alert::try_from(wire.clone()).unwrap();
+        assert_eq!(fed.deadlines.due_at(&policy), created + five_min);
+
+        wire.respond_by = Some(crate::to_timestamp(created + chrono::Duration::minutes(2)));
+        let sooner = Alert::try_from(wire.clone()).unwrap();
+        assert_eq!(
+            fed.deadlines.due_at(&sooner),
+            created + chrono::Duration::minutes(2)
+        );
+
+        wire.respond_by = Some(crate::to_timestamp(created + chrono::Duration::hours(2)));
+        let later = Alert::try_from(wire).unwrap();
+        assert_eq!(fed.deadlines.due_at(&later), created + five_min);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`alert`]: the validated [`Alert`](alert::Alert) and its parts, with
 //!   conversions from and to the generated `tocsin.v1` types; a conversion
 //!   error names the field that is missing or bad.
+//! - [`ack`]: the validated acknowledgement a recipient signs.
 //! - [`federation`]: the federation file (`federation.toml`): member
 //!   agencies, endpoints, deadline policy.
 //! - [`envelope`]: the pre-authentication encoding signed in envelopes and
@@ -14,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod alert;
 pub mod clock;
 pub mod envelope;

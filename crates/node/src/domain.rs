@@ -41,6 +41,7 @@ fn new_alert_row(
     envelope: &pb::Envelope,
     digest: [u8; 32],
     stored_at: chrono::DateTime<chrono::Utc>,
+    due_at: chrono::DateTime<chrono::Utc>,
 ) -> NewAlert {
     NewAlert {
         id: alert.id.to_string(),
@@ -51,6 +52,25 @@ fn new_alert_row(
         category: alert.category.clone(),
         summary: alert.subjects_label(),
         digest: digest.to_vec(),
+        envelope: envelope.encode_to_vec(),
+        due_at,
+    }
+}
+
+fn ack_row(
+    ack: &tocsin_core::ack::Acknowledgement,
+    envelope: &pb::Envelope,
+    stored_at: chrono::DateTime<chrono::Utc>,
+) -> tocsin_store::NewAck {
+    tocsin_store::NewAck {
+        id: ack.id.to_string(),
+        alert_id: ack.alert_id.to_string(),
+        agency: ack.recipient.to_string(),
+        operator: ack.operator.clone(),
+        disposition: ack.disposition.to_wire(),
+        note: ack.note.clone(),
+        acknowledged_at: ack.acknowledged_at,
+        stored_at,
         envelope: envelope.encode_to_vec(),
     }
 }
@@ -103,7 +123,8 @@ impl Node {
 
         let payload = pb::Alert::from(&alert).encode_to_vec();
         let envelope = self.signer.sign(ALERT_PAYLOAD_TYPE, payload);
-        let row = new_alert_row(&alert, &envelope, digest(&envelope), now);
+        let due_at = self.federation.deadlines.due_at(&alert);
+        let row = new_alert_row(&alert, &envelope, digest(&envelope), now, due_at);
         let recipients: Vec<String> = alert.recipients.iter().map(ToString::to_string).collect();
         match self.store.insert_outbound(row, recipients).await {
             Ok(()) => {}
@@ -146,10 +167,9 @@ impl Node {
                 alert.id
             )));
         }
-        Ok(Some(views::record(
-            &row,
-            &self.store.deliveries(&row.id).await?,
-        )?))
+        let deliveries = self.store.deliveries(&row.id).await?;
+        let acks = self.store.acks(&row.id).await?;
+        Ok(Some(views::record(&row, &deliveries, &acks)?))
     }
 
     /// Receives an alert delivered by the peer `caller`. Returns the signed
@@ -200,7 +220,8 @@ impl Node {
         let receipt = self
             .signer
             .sign(RECEIPT_PAYLOAD_TYPE, receipt.encode_to_vec());
-        let row = new_alert_row(&alert, &envelope, verified.digest, now);
+        let due_at = self.federation.deadlines.due_at(&alert);
+        let row = new_alert_row(&alert, &envelope, verified.digest, now, due_at);
         match self
             .store
             .insert_inbound(row, receipt.encode_to_vec())
@@ -225,7 +246,8 @@ impl Node {
             return Ok(None);
         };
         let deliveries = self.store.deliveries(id).await?;
-        Ok(Some(views::record(&row, &deliveries)?))
+        let acks = self.store.acks(id).await?;
+        Ok(Some(views::record(&row, &deliveries, &acks)?))
     }
 
     /// Alerts, newest first.
@@ -235,6 +257,168 @@ impl Node {
         limit: u32,
     ) -> Result<Vec<pb::AlertRecord>, Error> {
         let rows = self.store.list_alerts(direction, limit).await?;
-        rows.iter().map(|(a, d)| views::record(a, d)).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for (a, d) in &rows {
+            let acks = self.store.acks(&a.id).await?;
+            out.push(views::record(a, d, &acks)?);
+        }
+        Ok(out)
+    }
+
+    /// What others owe us (`owed == false`) or what we owe (`owed == true`),
+    /// soonest deadline first.
+    pub(crate) async fn list_open(
+        &self,
+        owed: bool,
+        limit: u32,
+    ) -> Result<Vec<pb::AlertRecord>, Error> {
+        let rows = if owed {
+            self.store.list_owed(limit).await?
+        } else {
+            self.store.list_awaiting(limit).await?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for a in &rows {
+            let deliveries = self.store.deliveries(&a.id).await?;
+            let acks = self.store.acks(&a.id).await?;
+            out.push(views::record(a, &deliveries, &acks)?);
+        }
+        Ok(out)
+    }
+
+    /// An operator of this agency acknowledges an alert it received. The
+    /// acknowledgement is signed, stored and queued for the originator in one
+    /// transaction.
+    pub(crate) async fn acknowledge(
+        &self,
+        operator: &Identity,
+        alert_id: &str,
+        disposition: i32,
+        note: String,
+    ) -> Result<pb::AckRecord, Error> {
+        let Identity::Operator { agency, name } = operator else {
+            return Err(Error::PermissionDenied(format!(
+                "{operator} is not an operator"
+            )));
+        };
+        if agency != &self.agency {
+            return Err(Error::PermissionDenied(format!(
+                "{operator} cannot act for {}",
+                self.agency
+            )));
+        }
+        let disposition = tocsin_core::alert::Disposition::from_wire(disposition)?;
+        tocsin_core::ack::check_note(&note)?;
+        let Some(row) = self.store.alert(alert_id).await? else {
+            return Err(Error::NotFound(format!(
+                "no alert {alert_id:?} on {}",
+                self.agency
+            )));
+        };
+        if row.direction != Direction::Inbound {
+            return Err(Error::PermissionDenied(format!(
+                "alert {alert_id} was sent by {}: only its recipients acknowledge it",
+                self.agency
+            )));
+        }
+        let alert = views::decode_alert(&row.envelope)?;
+        let digest: [u8; 32] = row
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Unavailable("stored digest is not 32 bytes".into()))?;
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        let ack = tocsin_core::ack::Acknowledgement {
+            id: AlertId::generate(),
+            alert_id: alert.id,
+            alert_digest: digest,
+            recipient: self.agency.clone(),
+            operator: name.clone(),
+            disposition,
+            note,
+            acknowledged_at: now,
+        };
+        let envelope = self.signer.sign(
+            tocsin_proto::ACK_PAYLOAD_TYPE,
+            pb::Acknowledgement::from(&ack).encode_to_vec(),
+        );
+        let stored = ack_row(&ack, &envelope, now);
+        self.store
+            .insert_own_ack(stored.clone(), alert.originator.to_string())
+            .await
+            .map_err(|e| match e {
+                tocsin_store::Error::NotFound(m) => Error::NotFound(m),
+                other => other.into(),
+            })?;
+        tracing::info!(alert = %alert.id, disposition = %disposition, operator = %name, "alert acknowledged");
+        self.outbox.wake(std::slice::from_ref(&alert.originator));
+        views::ack_record(
+            &tocsin_store::AckRow {
+                ack: stored,
+                delivered: false,
+            },
+            row.due_at,
+        )
+    }
+
+    /// Receives a recipient's signed acknowledgement of an alert this agency
+    /// sent.
+    pub(crate) async fn receive_ack(
+        &self,
+        caller: &AgencyId,
+        envelope: Option<pb::Envelope>,
+    ) -> Result<(), Error> {
+        let envelope = envelope.ok_or_else(|| {
+            Error::InvalidArgument("invalid field `acknowledgement`: missing envelope".into())
+        })?;
+        let verified = self
+            .verifier
+            .verify(&envelope, tocsin_proto::ACK_PAYLOAD_TYPE)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if &verified.signer != caller {
+            return Err(Error::PermissionDenied(format!(
+                "acknowledgement signed by {} cannot be delivered by {caller}",
+                verified.signer
+            )));
+        }
+        let wire = pb::Acknowledgement::decode(envelope.payload.as_slice()).map_err(|e| {
+            Error::InvalidArgument(format!("envelope payload is not an acknowledgement: {e}"))
+        })?;
+        let ack = tocsin_core::ack::Acknowledgement::try_from(wire)?;
+        if &ack.recipient != caller {
+            return Err(Error::PermissionDenied(format!(
+                "acknowledgement by {} cannot come from {caller}",
+                ack.recipient
+            )));
+        }
+        let Some(row) = self.store.alert(&ack.alert_id.to_string()).await? else {
+            return Err(Error::NotFound(format!(
+                "no alert {} on {}",
+                ack.alert_id, self.agency
+            )));
+        };
+        if row.digest.as_slice() != ack.alert_digest.as_slice() {
+            return Err(Error::InvalidArgument(format!(
+                "acknowledgement of alert {} does not match the alert sent (digest differs)",
+                ack.alert_id
+            )));
+        }
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        match self
+            .store
+            .record_received_ack(ack_row(&ack, &envelope, now))
+            .await
+        {
+            Ok(tocsin_store::AckOutcome::Stored) => {
+                tracing::info!(alert = %ack.alert_id, from = %caller, disposition = %ack.disposition, "acknowledgement received");
+                Ok(())
+            }
+            Ok(tocsin_store::AckOutcome::Duplicate) => Ok(()),
+            Err(tocsin_store::Error::NotFound(m)) => Err(Error::PermissionDenied(m)),
+            Err(tocsin_store::Error::Conflict(id)) => Err(Error::AlreadyExists(format!(
+                "acknowledgement {id} was already received with different content"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -20,7 +20,7 @@ use rand::Rng;
 use tocsin_core::{AgencyId, Clock, from_timestamp};
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
-use tocsin_store::{AttemptOutcome, DueDelivery, Store};
+use tocsin_store::{AttemptOutcome, DueDelivery, DueMessage, Store};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
 use tokio::sync::{Notify, watch};
@@ -147,6 +147,69 @@ impl Worker {
             } else {
                 self.ctx.options.batch.max(1)
             };
+            // Acknowledgements first: they are small and someone's deadline
+            // hangs on each.
+            let messages = match self
+                .ctx
+                .store
+                .due_messages(self.peer.as_str(), now, limit)
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
+                    Vec::new()
+                }
+            };
+            if !messages.is_empty() {
+                let results = join_all(messages.iter().map(|m| self.send_message(m))).await;
+                let next_backoff = backoff
+                    .map(|b| (b * 2).min(self.ctx.options.max_backoff))
+                    .unwrap_or(self.ctx.options.initial_backoff);
+                let delay = jittered(next_backoff);
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                let mut failed = false;
+                let outcomes: Vec<_> = messages
+                    .iter()
+                    .zip(results)
+                    .map(|(m, result)| {
+                        let outcome = match result {
+                            Ok(()) => AttemptOutcome::Delivered {
+                                delivered_at: self.ctx.clock.now(),
+                                receipt: Vec::new(),
+                            },
+                            Err(Failure::Permanent(error)) => {
+                                tracing::warn!(message = %m.id, peer = %self.peer, %error, "message refused for good");
+                                AttemptOutcome::Rejected { error }
+                            }
+                            Err(Failure::Transient(error)) => {
+                                failed = true;
+                                AttemptOutcome::Retry {
+                                    error,
+                                    next_attempt_at: retry_at,
+                                }
+                            }
+                        };
+                        (m.id.clone(), outcome)
+                    })
+                    .collect();
+                if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
+                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
+                }
+                if failed {
+                    backoff = Some(next_backoff);
+                    match self.pause(delay).await {
+                        Pause::Shutdown => return,
+                        Pause::PeerUp => {
+                            backoff = None;
+                            self.peer_is_back().await;
+                        }
+                        Pause::Elapsed => {}
+                    }
+                    continue;
+                }
+                backoff = None;
+            }
             let due = match self
                 .ctx
                 .store
@@ -270,6 +333,22 @@ impl Worker {
         }
     }
 
+    async fn send_message(&self, m: &DueMessage) -> Result<(), Failure> {
+        let envelope = pb::Envelope::decode(m.envelope.as_slice())
+            .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
+        let mut client = self.client.clone();
+        match m.kind {
+            tocsin_store::MESSAGE_ACK => client
+                .acknowledge(pb::AcknowledgeRequest {
+                    acknowledgement: Some(envelope),
+                })
+                .await
+                .map(|_| ())
+                .map_err(classify),
+            other => Err(Failure::Permanent(format!("unknown message kind {other}"))),
+        }
+    }
+
     async fn attempt(&self, d: &DueDelivery) -> Result<(DateTime<Utc>, Vec<u8>), Failure> {
         let envelope = pb::Envelope::decode(d.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
@@ -280,18 +359,7 @@ impl Worker {
                 alert: Some(envelope),
             })
             .await
-            .map_err(|s| {
-                let msg = format!("{:?}: {}", s.code(), s.message());
-                match s.code() {
-                    Code::InvalidArgument
-                    | Code::PermissionDenied
-                    | Code::AlreadyExists
-                    | Code::FailedPrecondition
-                    | Code::OutOfRange
-                    | Code::Unimplemented => Failure::Permanent(msg),
-                    _ => Failure::Transient(msg),
-                }
-            })?
+            .map_err(classify)?
             .into_inner();
         let receipt = response
             .receipt
@@ -329,6 +397,22 @@ impl Worker {
             .as_ref()
             .and_then(from_timestamp)
             .ok_or_else(|| "receipt has no valid time".into())
+    }
+}
+
+/// Whether a peer's refusal is for good (the same request would be refused
+/// again) or may pass.
+fn classify(s: tonic::Status) -> Failure {
+    let msg = format!("{:?}: {}", s.code(), s.message());
+    match s.code() {
+        Code::InvalidArgument
+        | Code::PermissionDenied
+        | Code::AlreadyExists
+        | Code::NotFound
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented => Failure::Permanent(msg),
+        _ => Failure::Transient(msg),
     }
 }
 

@@ -22,20 +22,33 @@ pub(crate) struct FederationService {
     pub(crate) node: Node,
 }
 
+fn calling_agency<T>(req: &Request<T>) -> Result<tocsin_core::AgencyId, Status> {
+    match caller(req)? {
+        Identity::Agency(a) => Ok(a.clone()),
+        other => Err(Status::permission_denied(format!(
+            "{other} cannot call the federation service: only agency nodes can"
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::federation_server::Federation for FederationService {
+    async fn acknowledge(
+        &self,
+        req: Request<pb::AcknowledgeRequest>,
+    ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
+        let agency = calling_agency(&req)?;
+        self.node
+            .receive_ack(&agency, req.into_inner().acknowledgement)
+            .await?;
+        Ok(Response::new(pb::AcknowledgeResponse {}))
+    }
+
     async fn deliver(
         &self,
         req: Request<pb::DeliverRequest>,
     ) -> Result<Response<pb::DeliverResponse>, Status> {
-        let agency = match caller(&req)? {
-            Identity::Agency(a) => a.clone(),
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{other} cannot call the federation service: only agency nodes can"
-                )));
-            }
-        };
+        let agency = calling_agency(&req)?;
         let receipt = self.node.receive(&agency, req.into_inner().alert).await?;
         Ok(Response::new(pb::DeliverResponse {
             receipt: Some(receipt),
@@ -63,6 +76,21 @@ impl OperatorService {
 
 #[tonic::async_trait]
 impl pb::operator_server::Operator for OperatorService {
+    async fn acknowledge_alert(
+        &self,
+        req: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
+        let operator = self.operator(&req)?.clone();
+        let req = req.into_inner();
+        let ack = self
+            .node
+            .acknowledge(&operator, &req.alert_id, req.disposition, req.note)
+            .await?;
+        Ok(Response::new(pb::AcknowledgeAlertResponse {
+            acknowledgement: Some(ack),
+        }))
+    }
+
     async fn submit_alert(
         &self,
         req: Request<pb::SubmitAlertRequest>,
@@ -114,7 +142,21 @@ impl pb::operator_server::Operator for OperatorService {
             0 => 100,
             n => n.min(1000),
         };
-        let alerts = self.node.list(direction, limit).await?;
+        let alerts = match pb::list_alerts_request::Filter::try_from(req.filter) {
+            Ok(pb::list_alerts_request::Filter::Unspecified) => {
+                self.node.list(direction, limit).await?
+            }
+            Ok(pb::list_alerts_request::Filter::Awaiting) => {
+                self.node.list_open(false, limit).await?
+            }
+            Ok(pb::list_alerts_request::Filter::Owed) => self.node.list_open(true, limit).await?,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid field `filter`: unknown value {}",
+                    req.filter
+                )));
+            }
+        };
         Ok(Response::new(pb::ListAlertsResponse { alerts }))
     }
 }

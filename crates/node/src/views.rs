@@ -1,9 +1,10 @@
 //! Stored rows as the operator service shows them.
 
+use chrono::{DateTime, Utc};
 use prost::Message;
 use tocsin_core::{Alert, to_timestamp};
 use tocsin_proto::pb;
-use tocsin_store::{AlertRow, DeliveryRow, DeliveryState, Direction};
+use tocsin_store::{AckRow, AlertRow, DeliveryRow, DeliveryState, Direction};
 
 use crate::Error;
 
@@ -19,7 +20,30 @@ pub(crate) fn decode_alert(envelope: &[u8]) -> Result<Alert, Error> {
     Alert::try_from(wire).map_err(|e| Error::Unavailable(format!("stored alert invalid: {e}")))
 }
 
-pub(crate) fn record(row: &AlertRow, deliveries: &[DeliveryRow]) -> Result<pb::AlertRecord, Error> {
+/// One stored acknowledgement; lateness against `due_at`.
+pub(crate) fn ack_record(
+    row: &AckRow,
+    due_at: Option<DateTime<Utc>>,
+) -> Result<pb::AckRecord, Error> {
+    let envelope = decode_envelope(&row.ack.envelope)?;
+    let ack = pb::Acknowledgement::decode(envelope.payload.as_slice())
+        .map_err(|e| Error::Unavailable(format!("stored acknowledgement unreadable: {e}")))?;
+    let late_by_seconds = due_at
+        .map(|due| u64::try_from((row.ack.acknowledged_at - due).num_seconds()).unwrap_or(0))
+        .unwrap_or(0);
+    Ok(pb::AckRecord {
+        acknowledgement: Some(ack),
+        envelope: Some(envelope),
+        late_by_seconds,
+        delivered: row.delivered,
+    })
+}
+
+pub(crate) fn record(
+    row: &AlertRow,
+    deliveries: &[DeliveryRow],
+    acks: &[AckRow],
+) -> Result<pb::AlertRecord, Error> {
     let envelope = decode_envelope(&row.envelope)?;
     let alert = pb::Alert::decode(envelope.payload.as_slice())
         .map_err(|e| Error::Unavailable(format!("stored alert unreadable: {e}")))?;
@@ -39,6 +63,12 @@ pub(crate) fn record(row: &AlertRow, deliveries: &[DeliveryRow]) -> Result<pb::A
                 next_attempt_at: d.next_attempt_at.map(to_timestamp),
                 delivered_at: d.delivered_at.map(to_timestamp),
                 receipt: d.receipt.as_deref().map(decode_envelope).transpose()?,
+                due_at: d.due_at.map(to_timestamp),
+                acknowledgements: acks
+                    .iter()
+                    .filter(|a| a.ack.agency == d.recipient)
+                    .map(|a| ack_record(a, d.due_at))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -52,5 +82,13 @@ pub(crate) fn record(row: &AlertRow, deliveries: &[DeliveryRow]) -> Result<pb::A
         stored_at: Some(to_timestamp(row.stored_at)),
         deliveries,
         receipt,
+        due_at: row.due_at.map(to_timestamp),
+        acknowledgements: if row.direction == Direction::Inbound {
+            acks.iter()
+                .map(|a| ack_record(a, row.due_at))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        },
     })
 }

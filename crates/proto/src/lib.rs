@@ -19,3 +19,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tocs
 pub const ALERT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.alert.v1+proto";
 /// The payload type of an envelope that carries a [`pb::Receipt`].
 pub const RECEIPT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.receipt.v1+proto";
+/// The payload type of an envelope that carries a [`pb::Acknowledgement`].
+pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.tocsin.ack.v1+proto";

@@ -9,7 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 
-pub(crate) const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/001_initial.sql"))];
+pub(crate) const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/001_initial.sql")),
+    M::up(include_str!("migrations/002_acknowledgements.sql")),
+];
 
 /// Completes a write once its transaction has committed (or failed to).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;

@@ -15,9 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+mod acks;
 mod db;
 mod records;
 
+pub use acks::*;
 pub use db::{Store, StoreOptions};
 pub use records::*;
 
@@ -44,6 +46,9 @@ pub enum Error {
     /// An alert with this id but other content is already stored.
     #[error("alert {0} is already stored with different content")]
     Conflict(String),
+    /// The row a write refers to does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The store has been closed, or its writer could not start a transaction.
     #[error("the store is closed or cannot write")]
     Closed,

@@ -74,6 +74,8 @@ pub struct NewAlert {
     pub digest: Vec<u8>,
     /// The encoded envelope.
     pub envelope: Vec<u8>,
+    /// When recipients must acknowledge it.
+    pub due_at: DateTime<Utc>,
 }
 
 /// A stored alert.
@@ -101,11 +103,17 @@ pub struct AlertRow {
     pub envelope: Vec<u8>,
     /// Inbound: the encoded receipt envelope this node issued.
     pub receipt: Option<Vec<u8>>,
+    /// When recipients must acknowledge it (none for rows older than the
+    /// acknowledgement schema).
+    pub due_at: Option<DateTime<Utc>>,
 }
 
-const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt";
+const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at";
 
-fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+/// The alert columns qualified by the alias `a`.
+pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at";
+
+pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
         id: r.get(0)?,
         direction: Direction::from_i64(r.get(1)?),
@@ -118,6 +126,7 @@ fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
         digest: r.get(8)?,
         envelope: r.get(9)?,
         receipt: r.get(10)?,
+        due_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
     })
 }
 
@@ -140,10 +149,11 @@ pub struct DeliveryRow {
     pub delivered_at: Option<DateTime<Utc>>,
     /// The encoded receipt envelope.
     pub receipt: Option<Vec<u8>>,
+    /// When the recipient must acknowledge by.
+    pub due_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt";
+const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at";
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -155,6 +165,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         next_attempt_at: r.get::<_, Option<i64>>(5)?.map(from_ms),
         delivered_at: r.get::<_, Option<i64>>(6)?.map(from_ms),
         receipt: r.get(7)?,
+        due_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
     })
 }
 
@@ -209,8 +220,8 @@ fn insert_alert(
     receipt: Option<&[u8]>,
 ) -> Result<(), Error> {
     conn.prepare_cached(
-        "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         a.id,
@@ -224,6 +235,7 @@ fn insert_alert(
         a.digest,
         a.envelope,
         receipt,
+        ms(a.due_at),
     ])?;
     Ok(())
 }
@@ -246,10 +258,10 @@ impl Store {
             }
             insert_alert(conn, &alert, Direction::Outbound, None)?;
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at) VALUES (?1, ?2, 1, ?3)",
+                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at) VALUES (?1, ?2, 1, ?3, ?4)",
             )?;
             for r in &recipients {
-                stmt.execute(params![alert.id, r, ms(alert.stored_at)])?;
+                stmt.execute(params![alert.id, r, ms(alert.stored_at), ms(alert.due_at)])?;
             }
             Ok(())
         })
@@ -328,12 +340,19 @@ impl Store {
     pub async fn retry_now(&self, recipient: &str, now: DateTime<Utc>) -> Result<usize, Error> {
         let recipient = recipient.to_owned();
         self.write(move |conn| {
-            Ok(conn
+            let deliveries = conn
                 .prepare_cached(
                     "UPDATE deliveries SET next_attempt_at = ?2
                      WHERE recipient = ?1 AND state = 1 AND next_attempt_at > ?2",
                 )?
-                .execute(params![recipient, ms(now)])?)
+                .execute(params![recipient, ms(now)])?;
+            let messages = conn
+                .prepare_cached(
+                    "UPDATE messages SET next_attempt_at = ?2
+                     WHERE peer = ?1 AND state = 1 AND next_attempt_at > ?2",
+                )?
+                .execute(params![recipient, ms(now)])?;
+            Ok(deliveries + messages)
         })
         .await
     }
@@ -428,13 +447,17 @@ impl Store {
         .await
     }
 
-    /// When the next pending delivery to `recipient` is due, if any is pending.
+    /// When the next pending delivery or message to `recipient` is due, if
+    /// any is pending.
     pub async fn next_due(&self, recipient: &str) -> Result<Option<DateTime<Utc>>, Error> {
         let recipient = recipient.to_owned();
         self.read(move |conn| {
             let next: Option<i64> = conn
                 .prepare_cached(
-                    "SELECT MIN(next_attempt_at) FROM deliveries WHERE recipient = ?1 AND state = 1",
+                    "SELECT MIN(t) FROM (
+                        SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE recipient = ?1 AND state = 1
+                        UNION ALL
+                        SELECT MIN(next_attempt_at) AS t FROM messages WHERE peer = ?1 AND state = 1)",
                 )?
                 .query_row([&recipient], |r| r.get(0))?;
             Ok(next.map(from_ms))
@@ -460,6 +483,7 @@ mod tests {
             summary: "X".into(),
             digest: vec![digest; 32],
             envelope: vec![1, 2, 3],
+            due_at: now + chrono::Duration::hours(12),
         }
     }
 

@@ -1,0 +1,287 @@
+//! Acknowledgements and the message outbox.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::records::{AlertRow, AttemptOutcome, Direction};
+use crate::{Error, Store};
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// An acknowledgement to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAck {
+    /// Its id.
+    pub id: String,
+    /// The alert acknowledged.
+    pub alert_id: String,
+    /// The acknowledging agency.
+    pub agency: String,
+    /// The operator.
+    pub operator: String,
+    /// Disposition, as its wire number.
+    pub disposition: i32,
+    /// Note.
+    pub note: String,
+    /// The signed time.
+    pub acknowledged_at: DateTime<Utc>,
+    /// When this node stores it.
+    pub stored_at: DateTime<Utc>,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// A stored acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckRow {
+    /// The acknowledgement as stored.
+    pub ack: NewAck,
+    /// Sent by this node: whether the originator has it. Received: always true.
+    pub delivered: bool,
+}
+
+/// A pending message that is due.
+#[derive(Debug, Clone)]
+pub struct DueMessage {
+    /// The message id.
+    pub id: String,
+    /// What kind of message (1: acknowledgement).
+    pub kind: i64,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// Message kinds in the outbox.
+pub const MESSAGE_ACK: i64 = 1;
+
+/// What storing a received acknowledgement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Newly recorded.
+    Stored,
+    /// Already recorded with the same content.
+    Duplicate,
+}
+
+fn insert_ack(conn: &Connection, a: &NewAck) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO acknowledgements (id, alert_id, agency, operator, disposition, note, acknowledged_at, stored_at, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        a.id,
+        a.alert_id,
+        a.agency,
+        a.operator,
+        a.disposition,
+        a.note,
+        ms(a.acknowledged_at),
+        ms(a.stored_at),
+        a.envelope
+    ])?;
+    Ok(())
+}
+
+fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
+    Ok(AckRow {
+        ack: NewAck {
+            id: r.get(0)?,
+            alert_id: r.get(1)?,
+            agency: r.get(2)?,
+            operator: r.get(3)?,
+            disposition: r.get(4)?,
+            note: r.get(5)?,
+            acknowledged_at: from_ms(r.get(6)?),
+            stored_at: from_ms(r.get(7)?),
+            envelope: r.get(8)?,
+        },
+        delivered: r.get::<_, Option<i64>>(9)?.is_none_or(|state| state == 2),
+    })
+}
+
+impl Store {
+    /// Stores this agency's acknowledgement of an inbound alert and queues
+    /// it for the originator `peer`, in one transaction.
+    pub async fn insert_own_ack(&self, ack: NewAck, peer: String) -> Result<(), Error> {
+        self.write(move |conn| {
+            let direction: Option<i64> = conn
+                .prepare_cached("SELECT direction FROM alerts WHERE id = ?1")?
+                .query_row([&ack.alert_id], |r| r.get(0))
+                .optional()?;
+            if direction != Some(Direction::Inbound as i64) {
+                return Err(Error::NotFound(format!("no received alert {}", ack.alert_id)));
+            }
+            insert_ack(conn, &ack)?;
+            conn.prepare_cached(
+                "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+            )?
+            .execute(params![ack.id, peer, MESSAGE_ACK, ack.envelope, ms(ack.stored_at)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records an acknowledgement received from a recipient of an outbound
+    /// alert. [`Error::NotFound`] if the alert is not ours or `ack.agency`
+    /// is not one of its recipients; [`Error::Conflict`] if the id is taken
+    /// by other content.
+    pub async fn record_received_ack(&self, ack: NewAck) -> Result<AckOutcome, Error> {
+        self.write(move |conn| {
+            let is_recipient = conn
+                .prepare_cached(
+                    "SELECT 1 FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                     WHERE d.alert_id = ?1 AND d.recipient = ?2 AND a.direction = 1",
+                )?
+                .exists(params![ack.alert_id, ack.agency])?;
+            if !is_recipient {
+                return Err(Error::NotFound(format!(
+                    "{} is not a recipient of an alert {} sent by this agency",
+                    ack.agency, ack.alert_id
+                )));
+            }
+            let existing: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT envelope FROM acknowledgements WHERE id = ?1")?
+                .query_row([&ack.id], |r| r.get(0))
+                .optional()?;
+            match existing {
+                Some(env) if env == ack.envelope => Ok(AckOutcome::Duplicate),
+                Some(_) => Err(Error::Conflict(ack.id.clone())),
+                None => {
+                    insert_ack(conn, &ack)?;
+                    Ok(AckOutcome::Stored)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Every acknowledgement of one alert, oldest first.
+    pub async fn acks(&self, alert_id: &str) -> Result<Vec<AckRow>, Error> {
+        let id = alert_id.to_owned();
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state
+                     FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
+                     WHERE k.alert_id = ?1 ORDER BY k.acknowledged_at, k.id",
+                )?
+                .query_map([&id], ack_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Pending messages to `peer` due at `now`, oldest due first.
+    pub async fn due_messages(
+        &self,
+        peer: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueMessage>, Error> {
+        let peer = peer.to_owned();
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, kind, envelope, attempts FROM messages
+                     WHERE peer = ?1 AND state = 1 AND next_attempt_at <= ?2
+                     ORDER BY next_attempt_at, id LIMIT ?3",
+                )?
+                .query_map(params![peer, ms(now), limit], |r| {
+                    Ok(DueMessage {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        envelope: r.get(2)?,
+                        attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Records the outcomes of message attempts, in one transaction.
+    pub async fn record_message_attempts(
+        &self,
+        outcomes: Vec<(String, AttemptOutcome)>,
+    ) -> Result<(), Error> {
+        self.write(move |conn| {
+            for (id, outcome) in &outcomes {
+                match outcome {
+                    AttemptOutcome::Delivered { delivered_at, .. } => {
+                        conn.prepare_cached(
+                            "UPDATE messages SET state = 2, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
+                             WHERE id = ?1 AND state = 1",
+                        )?
+                        .execute(params![id, ms(*delivered_at)])?;
+                    }
+                    AttemptOutcome::Retry { error, next_attempt_at } => {
+                        conn.prepare_cached(
+                            "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                             WHERE id = ?1 AND state = 1",
+                        )?
+                        .execute(params![id, error, ms(*next_attempt_at)])?;
+                    }
+                    AttemptOutcome::Rejected { error } => {
+                        conn.prepare_cached(
+                            "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
+                             WHERE id = ?1 AND state = 1",
+                        )?
+                        .execute(params![id, error])?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sent alerts that some recipient (not refused) has not acknowledged,
+    /// soonest deadline first, with their deliveries.
+    pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
+        self.alerts_where(
+            "a.direction = 1 AND EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3
+                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient))",
+            limit,
+        )
+        .await
+    }
+
+    /// Received alerts this agency has not acknowledged, soonest deadline first.
+    pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
+        self.alerts_where(
+            "a.direction = 2 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
+            limit,
+        )
+        .await
+    }
+
+    async fn alerts_where(
+        &self,
+        condition: &'static str,
+        limit: u32,
+    ) -> Result<Vec<AlertRow>, Error> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1",
+                crate::records::ALERT_COLUMNS_A
+            );
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map([limit], crate::records::alert_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
