@@ -25,6 +25,17 @@ pub(crate) enum Command {
     /// List alerts (as an operator).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Follow this node's events as they happen (as an operator).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Replay stored events after this id first (0 for all of them).
+    #[arg(long)]
+    pub(crate) from: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -190,8 +201,11 @@ pub(crate) struct ListArgs {
     pub(crate) awaiting: bool,
     /// Received alerts this agency has not acknowledged (what we owe),
     /// soonest deadline first.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overdue")]
     pub(crate) owed: bool,
+    /// Unanswered alerts, either way, whose deadline has passed.
+    #[arg(long, conflicts_with_all = ["inbox", "outbox", "awaiting"])]
+    pub(crate) overdue: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: u32,

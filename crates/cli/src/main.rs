@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Command::Alert(AlertCommand::Show(args)) => operator::show(args).await,
             Command::Alert(AlertCommand::Ack(args)) => operator::ack(args).await,
             Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
+            Command::Watch(args) => operator::watch(args).await,
         }
     });
     match result {

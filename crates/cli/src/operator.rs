@@ -13,7 +13,7 @@ use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::tls::{self, TlsMaterial};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs};
+use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs, WatchArgs};
 use crate::output;
 
 /// How an operator reaches its node; written by `tocsin pki issue-operator`.
@@ -252,7 +252,9 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
         .list_alerts(pb::ListAlertsRequest {
             direction: direction as i32,
             limit: args.limit,
-            filter: if args.awaiting {
+            filter: if args.overdue {
+                pb::list_alerts_request::Filter::Overdue
+            } else if args.awaiting {
                 pb::list_alerts_request::Filter::Awaiting
             } else if args.owed {
                 pb::list_alerts_request::Filter::Owed
@@ -264,5 +266,50 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
         .map_err(refused)?
         .into_inner()
         .alerts;
-    output::print_list(&alerts, args.connect.json, args.owed)
+    output::print_list(&alerts, args.connect.json, args.owed || args.overdue)
+}
+
+/// Follows the event stream, one line (or JSON object) per event. If the
+/// connection drops, reconnects and resumes after the last event printed,
+/// so nothing is missed or shown twice.
+pub(crate) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    let mut after = args.from;
+    let mut retry = Duration::from_millis(500);
+    loop {
+        let mut client = match connect(&args.connect).await {
+            Ok(c) => c,
+            Err(e) if after.is_some() => {
+                eprintln!("watch: {e:#}; retrying in {retry:?}");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(10));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut stream = client
+            .watch_events(pb::WatchEventsRequest { after_id: after })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        loop {
+            match stream.message().await {
+                Ok(Some(event)) => {
+                    after = Some(event.id);
+                    retry = Duration::from_millis(500);
+                    output::print_event(&event, args.connect.json)?;
+                }
+                Ok(None) => {
+                    eprintln!("watch: the node closed the stream; reconnecting");
+                    break;
+                }
+                Err(status) => {
+                    eprintln!("watch: {}; reconnecting", status.message());
+                    break;
+                }
+            }
+        }
+        // Resume after the last event printed (from the moment of
+        // reconnection if none was printed yet).
+        tokio::time::sleep(retry).await;
+    }
 }

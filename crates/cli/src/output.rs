@@ -32,6 +32,78 @@ struct AckView {
 }
 
 #[derive(Debug, Serialize)]
+struct EventView {
+    id: u64,
+    at: Option<DateTime<Utc>>,
+    kind: &'static str,
+    alert_id: String,
+    agency: String,
+    direction: &'static str,
+    detail: String,
+}
+
+fn event_kind(kind: i32) -> &'static str {
+    match pb::EventKind::try_from(kind) {
+        Ok(pb::EventKind::Submitted) => "SUBMITTED",
+        Ok(pb::EventKind::Received) => "RECEIVED",
+        Ok(pb::EventKind::Delivered) => "DELIVERED",
+        Ok(pb::EventKind::Rejected) => "REJECTED",
+        Ok(pb::EventKind::Acknowledged) => "ACKNOWLEDGED",
+        Ok(pb::EventKind::Overdue) => "OVERDUE",
+        Ok(pb::EventKind::Undelivered) => "UNDELIVERED",
+        Ok(pb::EventKind::Reminded) => "REMINDED",
+        Ok(pb::EventKind::Escalated) => "ESCALATED",
+        Ok(pb::EventKind::Unanswered) => "UNANSWERED",
+        Ok(pb::EventKind::Flagged) => "FLAGGED",
+        Ok(pb::EventKind::Superseded) => "SUPERSEDED",
+        Ok(pb::EventKind::Cancelled) => "CANCELLED",
+        _ => "UNKNOWN",
+    }
+}
+
+pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
+    let v = EventView {
+        id: e.id,
+        at: time(&e.at),
+        kind: event_kind(e.kind),
+        alert_id: e.alert_id.clone(),
+        agency: e.agency.clone(),
+        direction: if e.direction == pb::Direction::Outbound as i32 {
+            "outbound"
+        } else {
+            "inbound"
+        },
+        detail: e.detail.clone(),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        // Loud kinds stand out in a scrolling terminal.
+        let marker = match v.kind {
+            "OVERDUE" | "UNDELIVERED" | "ESCALATED" | "UNANSWERED" | "FLAGGED" => "!!",
+            _ => "  ",
+        };
+        println!(
+            "{marker} #{:<5} {}  {:<12} {}  {}",
+            v.id,
+            when(v.at),
+            v.kind,
+            v.alert_id,
+            v.detail
+        );
+    }
+    Ok(())
+}
+
+fn flag_name(flag: i32) -> Option<&'static str> {
+    match pb::DeadlineFlag::try_from(flag) {
+        Ok(pb::DeadlineFlag::Overdue) => Some("OVERDUE"),
+        Ok(pb::DeadlineFlag::Undelivered) => Some("UNDELIVERED"),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Serialize)]
 struct DeliveryView {
     recipient: String,
     state: &'static str,
@@ -47,6 +119,8 @@ struct DeliveryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     due_at: Option<DateTime<Utc>>,
     acknowledgements: Vec<AckView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +152,8 @@ struct AlertView {
     due_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     acknowledgements: Vec<AckView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag: Option<&'static str>,
 }
 
 fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -139,6 +215,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
             receipt: d.receipt.as_ref().and_then(receipt_view),
             due_at: time(&d.due_at),
             acknowledgements: d.acknowledgements.iter().map(ack_view).collect(),
+            flag: flag_name(d.flag),
         })
         .collect();
     Ok(AlertView {
@@ -166,6 +243,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         receipt: record.receipt.as_ref().and_then(receipt_view),
         due_at: time(&record.due_at),
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
+        flag: flag_name(record.flag),
     })
 }
 
@@ -199,7 +277,10 @@ fn due_phrase(due: Option<DateTime<Utc>>) -> String {
 }
 
 /// The latest disposition and how late it came, or what is still owed.
-fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>) -> String {
+fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>, flag: Option<&str>) -> String {
+    if acks.is_empty() && flag == Some("UNDELIVERED") {
+        return format!("UNDELIVERED, {}", due_phrase(due));
+    }
     match acks.last() {
         Some(a) if a.late_by_seconds > 0 => {
             format!("{} (late by {})", a.disposition, span(a.late_by_seconds))
@@ -288,7 +369,7 @@ pub(crate) fn print_record(
         t.add_row(vec!["deadline", &when(v.due_at)]);
         t.add_row(vec![
             "our answer",
-            &response_phrase(&v.acknowledgements, v.due_at),
+            &response_phrase(&v.acknowledgements, v.due_at, v.flag),
         ]);
         for a in &v.acknowledgements {
             let note = if a.note.is_empty() {
@@ -331,7 +412,7 @@ pub(crate) fn print_record(
                 x.state.to_owned(),
                 x.attempts.to_string(),
                 when(x.delivered_at),
-                response_phrase(&x.acknowledgements, x.due_at),
+                response_phrase(&x.acknowledgements, x.due_at, x.flag),
                 when(x.due_at),
                 x.last_error.clone().unwrap_or_else(|| "-".into()),
             ]);
@@ -388,7 +469,7 @@ fn delivery_summary(v: &AlertView) -> String {
 
 fn answer_summary(v: &AlertView) -> String {
     if v.direction == "inbound" {
-        return response_phrase(&v.acknowledgements, v.due_at);
+        return response_phrase(&v.acknowledgements, v.due_at, v.flag);
     }
     v.deliveries
         .iter()
@@ -397,7 +478,7 @@ fn answer_summary(v: &AlertView) -> String {
             format!(
                 "{}: {}",
                 d.recipient,
-                response_phrase(&d.acknowledgements, d.due_at)
+                response_phrase(&d.acknowledgements, d.due_at, d.flag)
             )
         })
         .collect::<Vec<_>>()

@@ -366,6 +366,29 @@ identifier = { kind = "organisation", value = "Islamic State" }
         "{table}"
     );
 
+    // The event stream, replayed from the start, tells the same story.
+    let mut watch = Command::new(BIN)
+        .args(["watch", "--from", "0", "--json", "--operator", alice])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let mut kinds = Vec::new();
+    for line in std::io::BufRead::lines(stdout) {
+        let event = json(&line.unwrap());
+        if event["alert_id"] == id.as_str() {
+            kinds.push(event["kind"].as_str().unwrap().to_owned());
+        }
+        if kinds.len() == 3 {
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(kinds, ["SUBMITTED", "DELIVERED", "ACKNOWLEDGED"]);
+
     tr.terminate();
     fr.terminate();
 }

@@ -3,14 +3,23 @@
 //! can run on a time of their choosing.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use tokio::sync::Notify;
+
+/// A future that resolves when a clock reaches a time.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Resolves once [`Clock::now`] has reached `t` (at once if it has).
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep;
 }
 
 /// The system's real-time clock.
@@ -21,12 +30,18 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep {
+        let wait = (t - Utc::now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
 /// A clock that only moves when told to; for tests.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<Mutex<DateTime<Utc>>>,
+    moved: Arc<Notify>,
 }
 
 impl ManualClock {
@@ -34,24 +49,45 @@ impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Arc::new(Mutex::new(start)),
+            moved: Arc::new(Notify::new()),
         }
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        {
+            let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+            *now += by;
+        }
+        self.moved.notify_waiters();
     }
 
     /// Sets the clock to `to`.
     pub fn set(&self, to: DateTime<Utc>) {
         *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        self.moved.notify_waiters();
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep {
+        let clock = self.clone();
+        Box::pin(async move {
+            loop {
+                // Register before checking, so a move in between is not missed.
+                let moved = clock.moved.notified();
+                tokio::pin!(moved);
+                moved.as_mut().enable();
+                if clock.now() >= t {
+                    return;
+                }
+                moved.await;
+            }
+        })
     }
 }
 
@@ -64,6 +100,21 @@ pub fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_manual_clock_wakes_sleepers_when_it_passes_their_time() {
+        let start = Utc::now();
+        let clock = ManualClock::new(start);
+        let sleeper = tokio::spawn(clock.sleep_until(start + Duration::minutes(10)));
+        clock.advance(Duration::minutes(5));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::minutes(5));
+        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
 
     #[test]
     fn truncation_drops_sub_millisecond_digits() {

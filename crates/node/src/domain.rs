@@ -26,6 +26,21 @@ pub(crate) struct Node {
     pub(crate) verifier: Verifier,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) outbox: OutboxHandle,
+    /// Wakes the deadline tracker when a new deadline may come first.
+    pub(crate) tracker: Arc<tokio::sync::Notify>,
+    /// Turns true when the node shuts down; ends watch streams.
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn late_phrase(late: chrono::Duration) -> String {
+    if late <= chrono::Duration::zero() {
+        return String::new();
+    }
+    let minutes = u64::try_from(late.num_minutes()).unwrap_or(0);
+    format!(
+        " (late by {})",
+        humantime::format_duration(std::time::Duration::from_secs(minutes.max(1) * 60))
+    )
 }
 
 impl std::fmt::Debug for Node {
@@ -55,6 +70,17 @@ fn new_alert_row(
         envelope: envelope.encode_to_vec(),
         due_at,
     }
+}
+
+/// Which open items to list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Open {
+    /// What we owe.
+    Owed,
+    /// What others owe us.
+    Awaiting,
+    /// Either, past its deadline.
+    Overdue,
 }
 
 fn ack_row(
@@ -142,6 +168,7 @@ impl Node {
         }
         tracing::info!(alert = %alert.id, precedence = %alert.precedence, recipients = alert.recipients.len(), "alert accepted");
         self.outbox.wake(&alert.recipients);
+        self.tracker.notify_one();
         self.get(&alert.id.to_string())
             .await?
             .ok_or_else(|| Error::Unavailable("alert vanished after commit".into()))
@@ -228,6 +255,7 @@ impl Node {
             .await
         {
             Ok(InboundOutcome::Stored) => {
+                self.tracker.notify_one();
                 tracing::info!(alert = %alert.id, from = %caller, precedence = %alert.precedence, "alert received");
                 Ok(receipt)
             }
@@ -265,17 +293,16 @@ impl Node {
         Ok(out)
     }
 
-    /// What others owe us (`owed == false`) or what we owe (`owed == true`),
-    /// soonest deadline first.
+    /// Open items, soonest deadline first.
     pub(crate) async fn list_open(
         &self,
-        owed: bool,
+        which: Open,
         limit: u32,
     ) -> Result<Vec<pb::AlertRecord>, Error> {
-        let rows = if owed {
-            self.store.list_owed(limit).await?
-        } else {
-            self.store.list_awaiting(limit).await?
+        let rows = match which {
+            Open::Owed => self.store.list_owed(limit).await?,
+            Open::Awaiting => self.store.list_awaiting(limit).await?,
+            Open::Overdue => self.store.list_overdue(limit).await?,
         };
         let mut out = Vec::with_capacity(rows.len());
         for a in &rows {
@@ -284,6 +311,60 @@ impl Node {
             out.push(views::record(a, &deliveries, &acks)?);
         }
         Ok(out)
+    }
+
+    /// Streams events: first those after `after` (if given), then new ones
+    /// as they are committed, until the client goes away or the node stops.
+    pub(crate) fn watch(
+        &self,
+        after: Option<u64>,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<pb::Event, tonic::Status>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let store = self.store.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let signal = store.event_signal();
+            let mut last = match after {
+                Some(id) => id,
+                None => match store.last_event_id().await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        return;
+                    }
+                },
+            };
+            loop {
+                // Register before reading: an event committed in between
+                // still wakes us.
+                let changed = signal.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let batch = match store.events_after(last, 256).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        return;
+                    }
+                };
+                let full = batch.len() == 256;
+                for e in batch {
+                    last = e.id;
+                    if tx.send(Ok(views::event(&e))).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                if full {
+                    continue;
+                }
+                tokio::select! {
+                    _ = &mut changed => {}
+                    _ = tx.closed() => return,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
     }
 
     /// An operator of this agency acknowledges an alert it received. The
@@ -343,8 +424,10 @@ impl Node {
             pb::Acknowledgement::from(&ack).encode_to_vec(),
         );
         let stored = ack_row(&ack, &envelope, now);
+        let late = row.due_at.map(|due| now - due).unwrap_or_default();
+        let detail = format!("we acknowledged {disposition}{}", late_phrase(late));
         self.store
-            .insert_own_ack(stored.clone(), alert.originator.to_string())
+            .insert_own_ack(stored.clone(), alert.originator.to_string(), detail)
             .await
             .map_err(|e| match e {
                 tocsin_store::Error::NotFound(m) => Error::NotFound(m),
@@ -404,9 +487,18 @@ impl Node {
             )));
         }
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        let late = row
+            .due_at
+            .map(|due| ack.acknowledged_at - due)
+            .unwrap_or_default();
+        let detail = format!(
+            "{caller} acknowledged {}{}",
+            ack.disposition,
+            late_phrase(late)
+        );
         match self
             .store
-            .record_received_ack(ack_row(&ack, &envelope, now))
+            .record_received_ack(ack_row(&ack, &envelope, now), detail)
             .await
         {
             Ok(tocsin_store::AckOutcome::Stored) => {

@@ -7,6 +7,7 @@
 //! - `domain` (private): submitting, receiving and querying alerts; the
 //!   handlers in `service` are thin wrappers around it.
 //! - `outbox` (private): per-peer delivery workers with backoff.
+//! - `tracker` (private): flags deadlines that pass unanswered.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ mod error;
 mod outbox;
 mod server;
 mod service;
+mod tracker;
 mod views;
 
 pub use config::NodeConfig;

@@ -140,7 +140,9 @@ impl Worker {
             if *self.shutdown.borrow() {
                 return;
             }
-            let now = self.ctx.clock.now();
+            // Retries are paced in real time, whatever clock the node's
+            // deadlines run on (a scenario clock may run a year a minute).
+            let now = Utc::now();
             // While the peer looks down, probe with one delivery at a time.
             let limit = if backoff.is_some() {
                 1
@@ -266,7 +268,12 @@ impl Worker {
                     (d.alert_id.clone(), self.peer.to_string(), outcome)
                 })
                 .collect();
-            if let Err(e) = self.ctx.store.record_attempts(outcomes).await {
+            if let Err(e) = self
+                .ctx
+                .store
+                .record_attempts(outcomes, self.ctx.clock.now())
+                .await
+            {
                 tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
             }
             if failed {
@@ -290,7 +297,7 @@ impl Worker {
     /// true on shutdown.
     async fn idle(&mut self) -> bool {
         let wait = match self.ctx.store.next_due(self.peer.as_str()).await {
-            Ok(Some(at)) => until(at, self.ctx.clock.now()),
+            Ok(Some(at)) => until(at, Utc::now()),
             Ok(None) => Duration::from_secs(3600),
             Err(_) => self.ctx.options.max_backoff,
         };
@@ -310,7 +317,7 @@ impl Worker {
         match self
             .ctx
             .store
-            .retry_now(self.peer.as_str(), self.ctx.clock.now())
+            .retry_now(self.peer.as_str(), Utc::now())
             .await
         {
             Ok(0) => {}

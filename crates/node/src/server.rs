@@ -155,6 +155,7 @@ pub async fn serve(
     }
     let greetings: Vec<Channel> = peers.iter().map(|(_, ch)| ch.clone()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker_wake = Arc::new(tokio::sync::Notify::new());
     let (outbox, workers) = outbox::spawn(
         OutboxContext {
             store: store.clone(),
@@ -164,7 +165,7 @@ pub async fn serve(
         },
         peers,
         limits.max_message_bytes,
-        stop_rx,
+        stop_rx.clone(),
     );
 
     let node = Node {
@@ -173,9 +174,20 @@ pub async fn serve(
         store: store.clone(),
         signer: Arc::new(signer),
         verifier,
-        clock,
+        clock: clock.clone(),
         outbox,
+        tracker: tracker_wake.clone(),
+        shutdown: stop_rx.clone(),
     };
+    let tracker = tokio::spawn(
+        crate::tracker::Tracker {
+            store: store.clone(),
+            clock,
+            wake: tracker_wake,
+            shutdown: stop_rx,
+        }
+        .run(),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -257,6 +269,7 @@ pub async fn serve(
     for w in workers {
         let _ = w.await;
     }
+    let _ = tracker.await;
     store.close().await;
     tracing::info!(%agency, "node stopped");
     served.map_err(StartError::from)

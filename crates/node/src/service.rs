@@ -7,7 +7,7 @@ use tocsin_store::Direction;
 use tocsin_trust::tls::PeerInfo;
 use tonic::{Request, Response, Status};
 
-use crate::domain::Node;
+use crate::domain::{Node, Open};
 
 fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
     req.extensions()
@@ -76,6 +76,15 @@ impl OperatorService {
 
 #[tonic::async_trait]
 impl pb::operator_server::Operator for OperatorService {
+    type WatchEventsStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Event, Status>>;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.operator(&req)?;
+        Ok(Response::new(self.node.watch(req.into_inner().after_id)))
+    }
     async fn acknowledge_alert(
         &self,
         req: Request<pb::AcknowledgeAlertRequest>,
@@ -146,10 +155,15 @@ impl pb::operator_server::Operator for OperatorService {
             Ok(pb::list_alerts_request::Filter::Unspecified) => {
                 self.node.list(direction, limit).await?
             }
-            Ok(pb::list_alerts_request::Filter::Awaiting) => {
-                self.node.list_open(false, limit).await?
+            Ok(pb::list_alerts_request::Filter::Overdue) => {
+                self.node.list_open(Open::Overdue, limit).await?
             }
-            Ok(pb::list_alerts_request::Filter::Owed) => self.node.list_open(true, limit).await?,
+            Ok(pb::list_alerts_request::Filter::Awaiting) => {
+                self.node.list_open(Open::Awaiting, limit).await?
+            }
+            Ok(pb::list_alerts_request::Filter::Owed) => {
+                self.node.list_open(Open::Owed, limit).await?
+            }
             Err(_) => {
                 return Err(Status::invalid_argument(format!(
                     "invalid field `filter`: unknown value {}",

@@ -64,6 +64,8 @@ pub(crate) fn record(
                 delivered_at: d.delivered_at.map(to_timestamp),
                 receipt: d.receipt.as_deref().map(decode_envelope).transpose()?,
                 due_at: d.due_at.map(to_timestamp),
+                flag: d.flag as i32,
+                flagged_at: d.flagged_at.map(to_timestamp),
                 acknowledgements: acks
                     .iter()
                     .filter(|a| a.ack.agency == d.recipient)
@@ -83,6 +85,16 @@ pub(crate) fn record(
         deliveries,
         receipt,
         due_at: row.due_at.map(to_timestamp),
+        flag: if row.direction == Direction::Inbound {
+            row.flag as i32
+        } else {
+            0
+        },
+        flagged_at: if row.direction == Direction::Inbound {
+            row.flagged_at.map(to_timestamp)
+        } else {
+            None
+        },
         acknowledgements: if row.direction == Direction::Inbound {
             acks.iter()
                 .map(|a| ack_record(a, row.due_at))
@@ -91,4 +103,20 @@ pub(crate) fn record(
             Vec::new()
         },
     })
+}
+
+/// A stored event as the watch stream sends it.
+pub(crate) fn event(e: &tocsin_store::EventRow) -> pb::Event {
+    pb::Event {
+        id: e.id,
+        at: Some(to_timestamp(e.at)),
+        kind: i32::try_from(e.kind).unwrap_or(0),
+        alert_id: e.alert_id.clone(),
+        agency: e.agency.clone(),
+        direction: match e.direction {
+            Direction::Outbound => pb::Direction::Outbound,
+            Direction::Inbound => pb::Direction::Inbound,
+        } as i32,
+        detail: e.detail.clone(),
+    }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::events::{insert_event, kind};
 use crate::records::{AlertRow, AttemptOutcome, Direction};
 use crate::{Error, Store};
 
@@ -110,7 +111,12 @@ fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
 impl Store {
     /// Stores this agency's acknowledgement of an inbound alert and queues
     /// it for the originator `peer`, in one transaction.
-    pub async fn insert_own_ack(&self, ack: NewAck, peer: String) -> Result<(), Error> {
+    pub async fn insert_own_ack(
+        &self,
+        ack: NewAck,
+        peer: String,
+        detail: String,
+    ) -> Result<(), Error> {
         self.write(move |conn| {
             let direction: Option<i64> = conn
                 .prepare_cached("SELECT direction FROM alerts WHERE id = ?1")?
@@ -123,17 +129,24 @@ impl Store {
             conn.prepare_cached(
                 "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?
-            .execute(params![ack.id, peer, MESSAGE_ACK, ack.envelope, ms(ack.stored_at)])?;
+            .execute(params![ack.id, peer, MESSAGE_ACK, ack.envelope, 0i64])?;
+            insert_event(conn, ack.stored_at, kind::ACKNOWLEDGED, &ack.alert_id, &peer, Direction::Inbound, &detail)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.notify_events();
+        Ok(())
     }
 
     /// Records an acknowledgement received from a recipient of an outbound
     /// alert. [`Error::NotFound`] if the alert is not ours or `ack.agency`
     /// is not one of its recipients; [`Error::Conflict`] if the id is taken
     /// by other content.
-    pub async fn record_received_ack(&self, ack: NewAck) -> Result<AckOutcome, Error> {
+    pub async fn record_received_ack(
+        &self,
+        ack: NewAck,
+        detail: String,
+    ) -> Result<AckOutcome, Error> {
         self.write(move |conn| {
             let is_recipient = conn
                 .prepare_cached(
@@ -156,11 +169,25 @@ impl Store {
                 Some(_) => Err(Error::Conflict(ack.id.clone())),
                 None => {
                     insert_ack(conn, &ack)?;
+                    insert_event(
+                        conn,
+                        ack.stored_at,
+                        kind::ACKNOWLEDGED,
+                        &ack.alert_id,
+                        &ack.agency,
+                        Direction::Outbound,
+                        &detail,
+                    )?;
                     Ok(AckOutcome::Stored)
                 }
             }
         })
         .await
+        .inspect(|outcome| {
+            if *outcome == AckOutcome::Stored {
+                self.notify_events();
+            }
+        })
     }
 
     /// Every acknowledgement of one alert, oldest first.
@@ -266,7 +293,7 @@ impl Store {
         .await
     }
 
-    async fn alerts_where(
+    pub(crate) async fn alerts_where(
         &self,
         condition: &'static str,
         limit: u32,

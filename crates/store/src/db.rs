@@ -12,6 +12,7 @@ use crate::Error;
 pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/001_initial.sql")),
     M::up(include_str!("migrations/002_acknowledgements.sql")),
+    M::up(include_str!("migrations/003_deadlines_and_events.sql")),
 ];
 
 /// Completes a write once its transaction has committed (or failed to).
@@ -43,6 +44,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     path: PathBuf,
+    events: Arc<tokio::sync::Notify>,
 }
 
 /// A handle on a node's store; clones share it.
@@ -117,8 +119,19 @@ impl Store {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 path,
+                events: Arc::new(tokio::sync::Notify::new()),
             }),
         })
+    }
+
+    /// Notified (`notify_waiters`) after every commit that added events.
+    /// Register with `Notified::enable` before reading, then wait.
+    pub fn event_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.events.clone()
+    }
+
+    pub(crate) fn notify_events(&self) {
+        self.inner.events.notify_waiters();
     }
 
     /// The database file.

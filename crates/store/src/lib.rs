@@ -17,10 +17,12 @@
 
 mod acks;
 mod db;
+mod events;
 mod records;
 
 pub use acks::*;
 pub use db::{Store, StoreOptions};
+pub use events::*;
 pub use records::*;
 
 /// What can go wrong in the store.

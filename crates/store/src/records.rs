@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::events::{insert_event, kind};
 use crate::{Error, Store};
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -106,12 +107,16 @@ pub struct AlertRow {
     /// When recipients must acknowledge it (none for rows older than the
     /// acknowledgement schema).
     pub due_at: Option<DateTime<Utc>>,
+    /// Inbound: deadline flag (see [`crate::flag`]).
+    pub flag: i64,
+    /// When the flag was set.
+    pub flagged_at: Option<DateTime<Utc>>,
 }
 
-const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at";
+const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at";
 
 /// The alert columns qualified by the alias `a`.
-pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at";
+pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at";
 
 pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
@@ -127,6 +132,8 @@ pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
         envelope: r.get(9)?,
         receipt: r.get(10)?,
         due_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
+        flag: r.get(12)?,
+        flagged_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
     })
 }
 
@@ -151,9 +158,13 @@ pub struct DeliveryRow {
     pub receipt: Option<Vec<u8>>,
     /// When the recipient must acknowledge by.
     pub due_at: Option<DateTime<Utc>>,
+    /// Deadline flag (see [`crate::flag`]).
+    pub flag: i64,
+    /// When the flag was set.
+    pub flagged_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at";
+const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at, flag, flagged_at";
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -166,6 +177,8 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         delivered_at: r.get::<_, Option<i64>>(6)?.map(from_ms),
         receipt: r.get(7)?,
         due_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
+        flag: r.get(9)?,
+        flagged_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
     })
 }
 
@@ -260,12 +273,24 @@ impl Store {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at) VALUES (?1, ?2, 1, ?3, ?4)",
             )?;
+            // Due at once whatever the clock says: retry pacing is real time.
             for r in &recipients {
-                stmt.execute(params![alert.id, r, ms(alert.stored_at), ms(alert.due_at)])?;
+                stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at)])?;
             }
+            insert_event(
+                conn,
+                alert.stored_at,
+                kind::SUBMITTED,
+                &alert.id,
+                &recipients.join(","),
+                Direction::Outbound,
+                &format!("sent to {}", recipients.join(", ")),
+            )?;
             Ok(())
         })
-        .await
+        .await?;
+        self.notify_events();
+        Ok(())
     }
 
     /// Stores an alert received from a peer with the receipt this node signs
@@ -289,11 +314,25 @@ impl Store {
                 Some(_) => Err(Error::Conflict(alert.id.clone())),
                 None => {
                     insert_alert(conn, &alert, Direction::Inbound, Some(&receipt))?;
+                    insert_event(
+                        conn,
+                        alert.stored_at,
+                        kind::RECEIVED,
+                        &alert.id,
+                        &alert.originator,
+                        Direction::Inbound,
+                        &format!("received from {}", alert.originator),
+                    )?;
                     Ok(InboundOutcome::Stored)
                 }
             }
         })
         .await
+        .inspect(|outcome| {
+            if *outcome == InboundOutcome::Stored {
+                self.notify_events();
+            }
+        })
     }
 
     /// Records the outcomes of delivery attempts, in one transaction.
@@ -302,17 +341,39 @@ impl Store {
     pub async fn record_attempts(
         &self,
         outcomes: Vec<(String, String, AttemptOutcome)>,
+        at: DateTime<Utc>,
     ) -> Result<(), Error> {
+        let final_outcomes = outcomes
+            .iter()
+            .any(|(_, _, o)| !matches!(o, AttemptOutcome::Retry { .. }));
         self.write(move |conn| {
             for (alert_id, recipient, outcome) in &outcomes {
                 match outcome {
                     AttemptOutcome::Delivered { delivered_at, receipt } => {
-                        conn.prepare_cached(
-                            "UPDATE deliveries SET state = 2, attempts = attempts + 1, next_attempt_at = NULL,
-                                 delivered_at = ?3, receipt = ?4
-                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
-                        )?
-                        .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
+                        // A delivery that missed its deadline is no longer
+                        // undelivered, but still overdue.
+                        let changed = conn
+                            .prepare_cached(
+                                "UPDATE deliveries SET state = 2, attempts = attempts + 1, next_attempt_at = NULL,
+                                     delivered_at = ?3, receipt = ?4,
+                                     flag = CASE flag WHEN 2 THEN 1 ELSE flag END
+                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
+                            )?
+                            .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
+                        if changed > 0 {
+                            insert_event(
+                                conn,
+                                at,
+                                kind::DELIVERED,
+                                alert_id,
+                                recipient,
+                                Direction::Outbound,
+                                &format!(
+                                    "receipt from {recipient}: committed {}",
+                                    delivered_at.format("%Y-%m-%d %H:%M:%S UTC")
+                                ),
+                            )?;
+                        }
                     }
                     AttemptOutcome::Retry { error, next_attempt_at } => {
                         conn.prepare_cached(
@@ -322,17 +383,33 @@ impl Store {
                         .execute(params![alert_id, recipient, error, ms(*next_attempt_at)])?;
                     }
                     AttemptOutcome::Rejected { error } => {
-                        conn.prepare_cached(
-                            "UPDATE deliveries SET state = 3, attempts = attempts + 1, last_error = ?3, next_attempt_at = NULL
-                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
-                        )?
-                        .execute(params![alert_id, recipient, error])?;
+                        let changed = conn
+                            .prepare_cached(
+                                "UPDATE deliveries SET state = 3, attempts = attempts + 1, last_error = ?3, next_attempt_at = NULL
+                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
+                            )?
+                            .execute(params![alert_id, recipient, error])?;
+                        if changed > 0 {
+                            insert_event(
+                                conn,
+                                at,
+                                kind::REJECTED,
+                                alert_id,
+                                recipient,
+                                Direction::Outbound,
+                                &format!("{recipient} refused it: {error}"),
+                            )?;
+                        }
                     }
                 }
             }
             Ok(())
         })
-        .await
+        .await?;
+        if final_outcomes {
+            self.notify_events();
+        }
+        Ok(())
     }
 
     /// Makes every pending delivery to `recipient` due at `now` (the peer
@@ -507,14 +584,17 @@ mod tests {
 
         let later = Utc::now() + chrono::Duration::seconds(30);
         store
-            .record_attempts(vec![(
-                "A1".into(),
-                "FR-DGSI".into(),
-                AttemptOutcome::Retry {
-                    error: "unavailable".into(),
-                    next_attempt_at: later,
-                },
-            )])
+            .record_attempts(
+                vec![(
+                    "A1".into(),
+                    "FR-DGSI".into(),
+                    AttemptOutcome::Retry {
+                        error: "unavailable".into(),
+                        next_attempt_at: later,
+                    },
+                )],
+                Utc::now(),
+            )
             .await
             .unwrap();
         assert!(

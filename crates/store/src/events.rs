@@ -1,0 +1,255 @@
+//! The event log and the deadline tracker's queries.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, Row, params};
+
+use crate::records::{AlertRow, Direction};
+use crate::{Error, Store};
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// Event kinds, numbered as `tocsin.v1.EventKind`.
+pub mod kind {
+    /// This agency sent an alert.
+    pub const SUBMITTED: i64 = 1;
+    /// This agency received an alert.
+    pub const RECEIVED: i64 = 2;
+    /// A recipient receipted our alert.
+    pub const DELIVERED: i64 = 3;
+    /// A recipient refused our alert for good.
+    pub const REJECTED: i64 = 4;
+    /// An acknowledgement, ours or a recipient's.
+    pub const ACKNOWLEDGED: i64 = 5;
+    /// A deadline passed without an acknowledgement.
+    pub const OVERDUE: i64 = 6;
+    /// A deadline passed before delivery.
+    pub const UNDELIVERED: i64 = 7;
+}
+
+/// Deadline flags, numbered as `tocsin.v1.DeadlineFlag`.
+pub mod flag {
+    /// No flag.
+    pub const NONE: i64 = 0;
+    /// Past the deadline, not acknowledged.
+    pub const OVERDUE: i64 = 1;
+    /// Past the deadline, not even delivered.
+    pub const UNDELIVERED: i64 = 2;
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Increasing id.
+    pub id: u64,
+    /// When (node clock).
+    pub at: DateTime<Utc>,
+    /// See [`kind`].
+    pub kind: i64,
+    /// The alert concerned.
+    pub alert_id: String,
+    /// The other agency concerned.
+    pub agency: String,
+    /// Which way the alert went.
+    pub direction: Direction,
+    /// A readable account.
+    pub detail: String,
+}
+
+/// A deadline the tracker just flagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flagged {
+    /// The alert.
+    pub alert_id: String,
+    /// Outbound: the recipient that did not answer. Inbound: the originator.
+    pub agency: String,
+    /// Which side this node is on.
+    pub direction: Direction,
+    /// [`flag::OVERDUE`] or [`flag::UNDELIVERED`].
+    pub flag: i64,
+    /// The deadline that passed.
+    pub due_at: DateTime<Utc>,
+}
+
+pub(crate) fn insert_event(
+    conn: &Connection,
+    at: DateTime<Utc>,
+    kind: i64,
+    alert_id: &str,
+    agency: &str,
+    direction: Direction,
+    detail: &str,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO events (at, kind, alert_id, agency, direction, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ms(at), kind, alert_id, agency, direction as i64, detail])?;
+    Ok(())
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+        at: from_ms(r.get(1)?),
+        kind: r.get(2)?,
+        alert_id: r.get(3)?,
+        agency: r.get(4)?,
+        direction: if r.get::<_, i64>(5)? == 1 {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+        detail: r.get(6)?,
+    })
+}
+
+impl Store {
+    /// Events with an id above `after`, oldest first.
+    pub async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<EventRow>, Error> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, at, kind, alert_id, agency, direction, detail FROM events
+                     WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )?
+                .query_map(params![after, limit], event_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The id of the latest event (0 if none).
+    pub async fn last_event_id(&self) -> Result<u64, Error> {
+        self.read(|conn| {
+            let id: Option<i64> = conn
+                .prepare_cached("SELECT MAX(id) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The earliest deadline not yet flagged nor answered, on either side.
+    pub async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.read(|conn| {
+            let next: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MIN(t) FROM (
+                        SELECT MIN(d.due_at) AS t FROM deliveries d
+                        WHERE d.flag = 0 AND d.state != 3 AND d.due_at IS NOT NULL
+                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)
+                        UNION ALL
+                        SELECT MIN(a.due_at) AS t FROM alerts a
+                        WHERE a.flag = 0 AND a.direction = 2 AND a.due_at IS NOT NULL
+                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id))",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(next.map(from_ms))
+        })
+        .await
+    }
+
+    /// Flags every unanswered deadline at or before `now`, in deadline
+    /// order, each with its event, in one transaction. Returns what was
+    /// flagged.
+    pub async fn flag_overdue(&self, now: DateTime<Utc>) -> Result<Vec<Flagged>, Error> {
+        let flagged = self
+            .write(move |conn| {
+                let mut found: Vec<Flagged> = conn
+                    .prepare_cached(
+                        "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d
+                         WHERE d.flag = 0 AND d.state != 3 AND d.due_at IS NOT NULL AND d.due_at <= ?1
+                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)",
+                    )?
+                    .query_map([ms(now)], |r| {
+                        Ok(Flagged {
+                            alert_id: r.get(0)?,
+                            agency: r.get(1)?,
+                            direction: Direction::Outbound,
+                            flag: if r.get::<_, i64>(2)? == 1 {
+                                flag::UNDELIVERED
+                            } else {
+                                flag::OVERDUE
+                            },
+                            due_at: from_ms(r.get(3)?),
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let inbound: Vec<Flagged> = conn
+                    .prepare_cached(
+                        "SELECT a.id, a.originator, a.due_at FROM alerts a
+                         WHERE a.flag = 0 AND a.direction = 2 AND a.due_at IS NOT NULL AND a.due_at <= ?1
+                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
+                    )?
+                    .query_map([ms(now)], |r| {
+                        Ok(Flagged {
+                            alert_id: r.get(0)?,
+                            agency: r.get(1)?,
+                            direction: Direction::Inbound,
+                            flag: flag::OVERDUE,
+                            due_at: from_ms(r.get(2)?),
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                found.extend(inbound);
+                // Fire in the order the deadlines fell, also after downtime.
+                found.sort_by(|a, b| (a.due_at, &a.alert_id, &a.agency).cmp(&(b.due_at, &b.alert_id, &b.agency)));
+                for f in &found {
+                    match f.direction {
+                        Direction::Outbound => {
+                            conn.prepare_cached(
+                                "UPDATE deliveries SET flag = ?3, flagged_at = ?4 WHERE alert_id = ?1 AND recipient = ?2",
+                            )?
+                            .execute(params![f.alert_id, f.agency, f.flag, ms(now)])?;
+                        }
+                        Direction::Inbound => {
+                            conn.prepare_cached("UPDATE alerts SET flag = ?2, flagged_at = ?3 WHERE id = ?1")?
+                                .execute(params![f.alert_id, f.flag, ms(now)])?;
+                        }
+                    }
+                    let (kind, detail) = match (f.direction, f.flag) {
+                        (Direction::Outbound, flag::UNDELIVERED) => (
+                            kind::UNDELIVERED,
+                            format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
+                        ),
+                        (Direction::Outbound, _) => (
+                            kind::OVERDUE,
+                            format!("{} has not acknowledged; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
+                        ),
+                        (Direction::Inbound, _) => (
+                            kind::OVERDUE,
+                            format!("we have not acknowledged {}'s alert; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
+                        ),
+                    };
+                    insert_event(conn, f.due_at, kind, &f.alert_id, &f.agency, f.direction, &detail)?;
+                }
+                Ok(found)
+            })
+            .await?;
+        if !flagged.is_empty() {
+            self.notify_events();
+        }
+        Ok(flagged)
+    }
+
+    /// Open items whose deadline has passed: sent alerts a recipient has
+    /// not acknowledged, received alerts we have not, soonest first.
+    pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
+        self.alerts_where(
+            "(a.direction = 1 AND EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0
+                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)))
+             OR (a.direction = 2 AND a.flag != 0
+                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id))",
+            limit,
+        )
+        .await
+    }
+}
