@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use tocsin_core::clock::{ManualClock, truncate_ms};
+use tocsin_core::federation::Escalation;
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_testkit::{TestFederation, draft, wait_until};
@@ -18,8 +19,15 @@ fn flash(to: &[&str]) -> pb::Alert {
     a
 }
 
+/// A federation whose escalation ladder starts long after any deadline
+/// here: these tests are about the flags; `escalation.rs` covers the ladder.
 async fn federation(clock: &ManualClock, down: &[&str]) -> anyhow::Result<TestFederation> {
     TestFederation::builder()
+        .escalation(Escalation {
+            remind: 1000.0,
+            escalate: 1000.0,
+            unanswered: 1000.0,
+        })
         .clock(Arc::new(clock.clone()))
         .down(down.iter().copied())
         .start()

@@ -95,6 +95,15 @@ pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn ladder_name(step: i32) -> Option<&'static str> {
+    match pb::LadderStep::try_from(step) {
+        Ok(pb::LadderStep::Reminded) => Some("REMINDED"),
+        Ok(pb::LadderStep::Escalated) => Some("ESCALATED"),
+        Ok(pb::LadderStep::Unanswered) => Some("UNANSWERED"),
+        _ => None,
+    }
+}
+
 fn flag_name(flag: i32) -> Option<&'static str> {
     match pb::DeadlineFlag::try_from(flag) {
         Ok(pb::DeadlineFlag::Overdue) => Some("OVERDUE"),
@@ -121,6 +130,10 @@ struct DeliveryView {
     acknowledgements: Vec<AckView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flag: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ladder: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_step_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,6 +167,12 @@ struct AlertView {
     acknowledgements: Vec<AckView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flag: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    reminders: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -216,6 +235,8 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
             due_at: time(&d.due_at),
             acknowledgements: d.acknowledgements.iter().map(ack_view).collect(),
             flag: flag_name(d.flag),
+            ladder: ladder_name(d.ladder),
+            next_step_at: time(&d.next_step_at),
         })
         .collect();
     Ok(AlertView {
@@ -244,6 +265,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         due_at: time(&record.due_at),
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
         flag: flag_name(record.flag),
+        reminders: record.reminders,
     })
 }
 
@@ -287,6 +309,15 @@ fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>, flag: Option<&s
         }
         Some(a) => a.disposition.clone(),
         None => format!("awaiting acknowledgement, {}", due_phrase(due)),
+    }
+}
+
+/// Adds the escalation rung to an unanswered delivery's phrase.
+fn ladder_phrase(phrase: String, d: &DeliveryView) -> String {
+    match (d.acknowledgements.is_empty(), d.ladder) {
+        (true, Some("UNANSWERED")) => format!("UNANSWERED; {phrase}"),
+        (true, Some(step)) => format!("{phrase}; {step}"),
+        _ => phrase,
     }
 }
 
@@ -371,6 +402,12 @@ pub(crate) fn print_record(
             "our answer",
             &response_phrase(&v.acknowledgements, v.due_at, v.flag),
         ]);
+        if v.reminders > 0 {
+            t.add_row(vec![
+                "reminders",
+                &format!("{} from {}", v.reminders, v.originator),
+            ]);
+        }
         for a in &v.acknowledgements {
             let note = if a.note.is_empty() {
                 String::new()
@@ -412,7 +449,7 @@ pub(crate) fn print_record(
                 x.state.to_owned(),
                 x.attempts.to_string(),
                 when(x.delivered_at),
-                response_phrase(&x.acknowledgements, x.due_at, x.flag),
+                ladder_phrase(response_phrase(&x.acknowledgements, x.due_at, x.flag), x),
                 when(x.due_at),
                 x.last_error.clone().unwrap_or_else(|| "-".into()),
             ]);
@@ -478,7 +515,7 @@ fn answer_summary(v: &AlertView) -> String {
             format!(
                 "{}: {}",
                 d.recipient,
-                response_phrase(&d.acknowledgements, d.due_at, d.flag)
+                ladder_phrase(response_phrase(&d.acknowledgements, d.due_at, d.flag), d)
             )
         })
         .collect::<Vec<_>>()

@@ -6,6 +6,11 @@
 //! id = "demo.tocsin"
 //! name = "Demo federation"
 //!
+//! [escalation]           # optional; multiples of the precedence's
+//! remind = 0.0           # allowance after the deadline (these are
+//! escalate = 0.5         # the defaults)
+//! unanswered = 1.0
+//!
 //! [deadlines]            # optional; these are the defaults
 //! flash = "10m"
 //! immediate = "1h"
@@ -172,8 +177,66 @@ impl Deadlines {
     }
 }
 
+/// The escalation ladder for deliveries left unacknowledged. Each step's
+/// time is a multiple of the precedence's allowance, counted from the
+/// deadline, so one ladder fits FLASH (minutes) and ROUTINE (days) alike.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Remind the recipient (default 0: at the deadline).
+    #[serde(default)]
+    pub remind: f64,
+    /// Escalate: a reminder one precedence higher, and notices to the
+    /// observers (default 0.5).
+    #[serde(default = "half")]
+    pub escalate: f64,
+    /// Mark the delivery unanswered for the originator's operators
+    /// (default 1).
+    #[serde(default = "one")]
+    pub unanswered: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        Self {
+            remind: 0.0,
+            escalate: half(),
+            unanswered: one(),
+        }
+    }
+}
+
+impl Escalation {
+    /// When ladder step `step` (1 remind, 2 escalate, 3 unanswered) falls
+    /// for a delivery due at `due_at` with precedence allowance `allowance`.
+    pub fn step_at(
+        &self,
+        step: u8,
+        due_at: chrono::DateTime<chrono::Utc>,
+        allowance: Duration,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let factor = match step {
+            1 => self.remind,
+            2 => self.escalate,
+            _ => self.unanswered,
+        };
+        let offset = chrono::Duration::from_std(allowance.mul_f64(factor.max(0.0)))
+            .unwrap_or(chrono::Duration::MAX);
+        due_at
+            .checked_add_signed(offset)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
+}
+
 /// A parsed and checked federation file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Federation {
     /// The `[federation]` table.
@@ -181,6 +244,9 @@ pub struct Federation {
     /// The deadline policy.
     #[serde(default)]
     pub deadlines: Deadlines,
+    /// The escalation ladder.
+    #[serde(default)]
+    pub escalation: Escalation,
     /// The member agencies.
     pub agencies: Vec<Agency>,
 }
@@ -210,6 +276,14 @@ impl Federation {
     }
 
     fn check(&self) -> Result<(), String> {
+        let e = &self.escalation;
+        let ordered = 0.0 <= e.remind && e.remind <= e.escalate && e.escalate <= e.unanswered;
+        if !ordered || !e.unanswered.is_finite() {
+            return Err(format!(
+                "[escalation] steps must satisfy 0 <= remind <= escalate <= unanswered (got {}, {}, {})",
+                e.remind, e.escalate, e.unanswered
+            ));
+        }
         if self.agencies.is_empty() {
             return Err("no [[agencies]]: a federation needs at least one agency".into());
         }

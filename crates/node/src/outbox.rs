@@ -352,6 +352,20 @@ impl Worker {
                 .await
                 .map(|_| ())
                 .map_err(classify),
+            tocsin_store::MESSAGE_REMINDER => client
+                .remind(pb::RemindRequest {
+                    reminder: Some(envelope),
+                })
+                .await
+                .map(|_| ())
+                .map_err(classify),
+            tocsin_store::MESSAGE_NOTICE => client
+                .notify_escalation(pb::NotifyEscalationRequest {
+                    notice: Some(envelope),
+                })
+                .await
+                .map(|_| ())
+                .map_err(classify),
             other => Err(Failure::Permanent(format!("unknown message kind {other}"))),
         }
     }

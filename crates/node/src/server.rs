@@ -181,6 +181,7 @@ pub async fn serve(
     };
     let tracker = tokio::spawn(
         crate::tracker::Tracker {
+            node: node.clone(),
             store: store.clone(),
             clock,
             wake: tracker_wake,

@@ -33,6 +33,27 @@ fn calling_agency<T>(req: &Request<T>) -> Result<tocsin_core::AgencyId, Status> 
 
 #[tonic::async_trait]
 impl pb::federation_server::Federation for FederationService {
+    async fn remind(
+        &self,
+        req: Request<pb::RemindRequest>,
+    ) -> Result<Response<pb::RemindResponse>, Status> {
+        let agency = calling_agency(&req)?;
+        self.node
+            .receive_reminder(&agency, req.into_inner().reminder)
+            .await?;
+        Ok(Response::new(pb::RemindResponse {}))
+    }
+
+    async fn notify_escalation(
+        &self,
+        req: Request<pb::NotifyEscalationRequest>,
+    ) -> Result<Response<pb::NotifyEscalationResponse>, Status> {
+        let agency = calling_agency(&req)?;
+        self.node
+            .receive_notice(&agency, req.into_inner().notice)
+            .await?;
+        Ok(Response::new(pb::NotifyEscalationResponse {}))
+    }
     async fn acknowledge(
         &self,
         req: Request<pb::AcknowledgeRequest>,

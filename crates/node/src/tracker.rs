@@ -15,6 +15,7 @@ use tocsin_store::Store;
 use tokio::sync::{Notify, watch};
 
 pub(crate) struct Tracker {
+    pub(crate) node: crate::domain::Node,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) wake: Arc<Notify>,
@@ -47,6 +48,9 @@ impl Tracker {
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
+            }
+            if let Err(e) = self.node.take_ladder_steps(now).await {
+                tracing::error!(error = %e, "tracker cannot take escalation steps");
             }
             let next = match self.store.next_deadline().await {
                 Ok(next) => next,

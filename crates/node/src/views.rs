@@ -66,6 +66,17 @@ pub(crate) fn record(
                 due_at: d.due_at.map(to_timestamp),
                 flag: d.flag as i32,
                 flagged_at: d.flagged_at.map(to_timestamp),
+                ladder: d.ladder as i32,
+                // The ladder stops at its last rung, on refusal, or when
+                // the recipient answers.
+                next_step_at: if d.ladder < 3
+                    && d.state != DeliveryState::Rejected
+                    && !acks.iter().any(|a| a.ack.agency == d.recipient)
+                {
+                    d.next_step_at.map(to_timestamp)
+                } else {
+                    None
+                },
                 acknowledgements: acks
                     .iter()
                     .filter(|a| a.ack.agency == d.recipient)
@@ -95,6 +106,7 @@ pub(crate) fn record(
         } else {
             None
         },
+        reminders: u32::try_from(row.reminders).unwrap_or(0),
         acknowledgements: if row.direction == Direction::Inbound {
             acks.iter()
                 .map(|a| ack_record(a, row.due_at))

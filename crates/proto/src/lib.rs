@@ -21,3 +21,7 @@ pub const ALERT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.alert.v1+proto";
 pub const RECEIPT_PAYLOAD_TYPE: &str = "application/vnd.tocsin.receipt.v1+proto";
 /// The payload type of an envelope that carries a [`pb::Acknowledgement`].
 pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.tocsin.ack.v1+proto";
+/// The payload type of an envelope that carries a [`pb::Reminder`].
+pub const REMINDER_PAYLOAD_TYPE: &str = "application/vnd.tocsin.reminder.v1+proto";
+/// The payload type of an envelope that carries a [`pb::EscalationNotice`].
+pub const NOTICE_PAYLOAD_TYPE: &str = "application/vnd.tocsin.notice.v1+proto";

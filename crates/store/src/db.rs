@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/001_initial.sql")),
     M::up(include_str!("migrations/002_acknowledgements.sql")),
     M::up(include_str!("migrations/003_deadlines_and_events.sql")),
+    M::up(include_str!("migrations/004_escalation.sql")),
 ];
 
 /// Completes a write once its transaction has committed (or failed to).

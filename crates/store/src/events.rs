@@ -30,6 +30,8 @@ pub mod kind {
     pub const OVERDUE: i64 = 6;
     /// A deadline passed before delivery.
     pub const UNDELIVERED: i64 = 7;
+    /// An observer was told a recipient left an alert unanswered.
+    pub const ESCALATION_NOTICE: i64 = 9;
 }
 
 /// Deadline flags, numbered as `tocsin.v1.DeadlineFlag`.
@@ -136,7 +138,8 @@ impl Store {
         .await
     }
 
-    /// The earliest deadline not yet flagged nor answered, on either side.
+    /// The earliest deadline not yet flagged nor answered, on either side,
+    /// or ladder step not yet taken.
     pub async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.read(|conn| {
             let next: Option<i64> = conn
@@ -146,9 +149,13 @@ impl Store {
                         WHERE d.flag = 0 AND d.state != 3 AND d.due_at IS NOT NULL
                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)
                         UNION ALL
-                        SELECT MIN(a.due_at) AS t FROM alerts a
+                                                SELECT MIN(a.due_at) AS t FROM alerts a
                         WHERE a.flag = 0 AND a.direction = 2 AND a.due_at IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id))",
+                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
+                        UNION ALL
+                        SELECT MIN(d.next_step_at) AS t FROM deliveries d
+                        WHERE d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3
+                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient))",
                 )?
                 .query_row([], |r| r.get(0))?;
             Ok(next.map(from_ms))

@@ -18,11 +18,13 @@
 mod acks;
 mod db;
 mod events;
+mod ladder;
 mod records;
 
 pub use acks::*;
 pub use db::{Store, StoreOptions};
 pub use events::*;
+pub use ladder::*;
 pub use records::*;
 
 /// What can go wrong in the store.

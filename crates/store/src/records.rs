@@ -77,6 +77,8 @@ pub struct NewAlert {
     pub envelope: Vec<u8>,
     /// When recipients must acknowledge it.
     pub due_at: DateTime<Utc>,
+    /// Outbound: when the first escalation step falls if no one answers.
+    pub first_step_at: Option<DateTime<Utc>>,
 }
 
 /// A stored alert.
@@ -111,12 +113,14 @@ pub struct AlertRow {
     pub flag: i64,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
+    /// Inbound: reminders received.
+    pub reminders: i64,
 }
 
-const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at";
+const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at, reminders";
 
 /// The alert columns qualified by the alias `a`.
-pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at";
+pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at, a.reminders";
 
 pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
@@ -134,6 +138,7 @@ pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
         due_at: r.get::<_, Option<i64>>(11)?.map(from_ms),
         flag: r.get(12)?,
         flagged_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
+        reminders: r.get(14)?,
     })
 }
 
@@ -162,9 +167,13 @@ pub struct DeliveryRow {
     pub flag: i64,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
+    /// Escalation rung (0 none, 1 reminded, 2 escalated, 3 unanswered).
+    pub ladder: i64,
+    /// When the next rung falls.
+    pub next_step_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at, flag, flagged_at";
+const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at, flag, flagged_at, ladder, next_step_at";
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -179,6 +188,8 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         due_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
         flag: r.get(9)?,
         flagged_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
+        ladder: r.get(11)?,
+        next_step_at: r.get::<_, Option<i64>>(12)?.map(from_ms),
     })
 }
 
@@ -271,11 +282,11 @@ impl Store {
             }
             insert_alert(conn, &alert, Direction::Outbound, None)?;
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at) VALUES (?1, ?2, 1, ?3, ?4)",
+                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
             )?;
             // Due at once whatever the clock says: retry pacing is real time.
             for r in &recipients {
-                stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at)])?;
+                stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
             }
             insert_event(
                 conn,
@@ -561,6 +572,7 @@ mod tests {
             digest: vec![digest; 32],
             envelope: vec![1, 2, 3],
             due_at: now + chrono::Duration::hours(12),
+            first_step_at: None,
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tempfile::TempDir;
-use tocsin_core::federation::{Agency, Deadlines, Federation, FederationInfo};
+use tocsin_core::federation::{Agency, Deadlines, Escalation, Federation, FederationInfo};
 use tocsin_core::{AgencyId, Clock, FederationId, Identity, SystemClock};
 use tocsin_node::config::{Limits, OutboxOptions};
 use tocsin_node::{NodeOptions, StartError};
@@ -139,9 +139,27 @@ pub struct Builder {
     outbox: OutboxOptions,
     limits: Limits,
     clock: Arc<dyn Clock>,
+    escalation: Escalation,
+    observers: Vec<String>,
 }
 
 impl Builder {
+    /// The escalation ladder of the federation (default: the federation
+    /// file's defaults).
+    pub fn escalation(mut self, escalation: Escalation) -> Self {
+        self.escalation = escalation;
+        self
+    }
+
+    /// Agencies that are observers (they receive escalation notices).
+    pub fn observers<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.observers = ids.into_iter().map(Into::into).collect();
+        self
+    }
     /// The member agencies (default `TR-MIT`, `FR-DGSI`).
     pub fn agencies<I, S>(mut self, ids: I) -> Self
     where
@@ -199,7 +217,7 @@ impl Builder {
                 country: String::new(),
                 endpoint: addr.to_string(),
                 hosts: vec![],
-                observer: false,
+                observer: self.observers.iter().any(|o| o == id.as_str()),
             });
             listeners.insert(id, listener);
         }
@@ -209,6 +227,7 @@ impl Builder {
                 name: "test federation".into(),
             },
             deadlines: Deadlines::default(),
+            escalation: self.escalation,
             agencies,
         };
         let toml = toml_of(&federation)?;
@@ -268,6 +287,8 @@ impl TestFederation {
             },
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            escalation: Escalation::default(),
+            observers: vec![],
         }
     }
 

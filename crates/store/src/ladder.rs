@@ -1,0 +1,249 @@
+//! The escalation ladder: steps due, steps taken, and the reminders and
+//! notices received from others.
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use crate::events::{insert_event, kind};
+use crate::records::Direction;
+use crate::{Error, Store};
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// Outbox message kind: a reminder to a recipient.
+pub const MESSAGE_REMINDER: i64 = 2;
+/// Outbox message kind: an escalation notice to an observer.
+pub const MESSAGE_NOTICE: i64 = 3;
+
+/// Event kinds of the ladder, numbered as `tocsin.v1.EventKind`.
+pub mod ladder_kind {
+    /// A reminder was sent or received.
+    pub const REMINDED: i64 = 8;
+    /// An escalation was sent or a notice received.
+    pub const ESCALATED: i64 = 9;
+    /// The delivery was marked unanswered.
+    pub const UNANSWERED: i64 = 10;
+}
+
+/// A ladder step that is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueStep {
+    /// The alert.
+    pub alert_id: String,
+    /// The recipient that has not answered.
+    pub recipient: String,
+    /// The step reached so far (0 none, 1 reminded, 2 escalated).
+    pub ladder: i64,
+    /// Whether the alert reached the recipient.
+    pub delivered: bool,
+    /// The alert's precedence (wire number).
+    pub precedence: i32,
+    /// The alert's category.
+    pub category: String,
+    /// The alert's digest.
+    pub digest: Vec<u8>,
+    /// The delivery's deadline.
+    pub due_at: DateTime<Utc>,
+    /// When this step fell due.
+    pub step_at: DateTime<Utc>,
+}
+
+/// A signed message to queue for a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Its id.
+    pub id: String,
+    /// The peer.
+    pub peer: String,
+    /// [`MESSAGE_REMINDER`] or [`MESSAGE_NOTICE`].
+    pub kind: i64,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// One step taken: the new rung, when the next falls, what to send, and
+/// the event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTaken {
+    /// The alert.
+    pub alert_id: String,
+    /// The recipient.
+    pub recipient: String,
+    /// The rung reached (1, 2 or 3).
+    pub ladder: i64,
+    /// When the next step falls; none after the last.
+    pub next_step_at: Option<DateTime<Utc>>,
+    /// Messages to queue.
+    pub messages: Vec<NewMessage>,
+    /// Event kind (see [`ladder_kind`]).
+    pub event_kind: i64,
+    /// Event text.
+    pub detail: String,
+    /// When the step is taken (event time).
+    pub at: DateTime<Utc>,
+}
+
+const OPEN_STEP: &str = "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3
+    AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)";
+
+impl Store {
+    /// Ladder steps due at `now`, earliest first.
+    pub async fn due_steps(&self, now: DateTime<Utc>) -> Result<Vec<DueStep>, Error> {
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT d.alert_id, d.recipient, d.ladder, d.state, a.precedence, a.category, a.digest, d.due_at, d.next_step_at
+                     FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                     WHERE {OPEN_STEP} AND d.next_step_at <= ?1
+                     ORDER BY d.next_step_at, d.alert_id, d.recipient"
+                ))?
+                .query_map([ms(now)], |r| {
+                    Ok(DueStep {
+                        alert_id: r.get(0)?,
+                        recipient: r.get(1)?,
+                        ladder: r.get(2)?,
+                        delivered: r.get::<_, i64>(3)? == 2,
+                        precedence: r.get(4)?,
+                        category: r.get(5)?,
+                        digest: r.get(6)?,
+                        due_at: from_ms(r.get::<_, Option<i64>>(7)?.unwrap_or(0)),
+                        step_at: from_ms(r.get(8)?),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The earliest open ladder step.
+    pub async fn next_step(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.read(|conn| {
+            let next: Option<i64> = conn
+                .prepare_cached(&format!(
+                    "SELECT MIN(d.next_step_at) FROM deliveries d WHERE {OPEN_STEP}"
+                ))?
+                .query_row([], |r| r.get(0))?;
+            Ok(next.map(from_ms))
+        })
+        .await
+    }
+
+    /// Records steps taken, each with its messages and event, in one
+    /// transaction. A step for a delivery acknowledged in the meantime is
+    /// skipped: an acknowledgement stops the ladder.
+    pub async fn take_steps(&self, steps: Vec<StepTaken>) -> Result<usize, Error> {
+        let taken = self
+            .write(move |conn| {
+                let mut taken = 0;
+                for s in &steps {
+                    let changed = conn
+                        .prepare_cached(&format!(
+                            "UPDATE deliveries AS d SET ladder = ?3, next_step_at = ?4
+                             WHERE d.alert_id = ?1 AND d.recipient = ?2 AND d.ladder < ?3 AND {OPEN_STEP}"
+                        ))?
+                        .execute(params![s.alert_id, s.recipient, s.ladder, s.next_step_at.map(ms)])?;
+                    if changed == 0 {
+                        continue;
+                    }
+                    taken += 1;
+                    for m in &s.messages {
+                        conn.prepare_cached(
+                            "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, 0)",
+                        )?
+                        .execute(params![m.id, m.peer, m.kind, m.envelope])?;
+                    }
+                    insert_event(conn, s.at, s.event_kind, &s.alert_id, &s.recipient, Direction::Outbound, &s.detail)?;
+                }
+                Ok(taken)
+            })
+            .await?;
+        if taken > 0 {
+            self.notify_events();
+        }
+        Ok(taken)
+    }
+
+    /// Records a reminder received from `originator` for an alert this
+    /// agency received from it. Idempotent by id. [`Error::NotFound`] if
+    /// no such alert came from `originator`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_reminder(
+        &self,
+        id: String,
+        alert_id: String,
+        originator: String,
+        envelope: Vec<u8>,
+        at: DateTime<Utc>,
+        escalated: bool,
+        detail: String,
+    ) -> Result<bool, Error> {
+        let stored = self
+            .write(move |conn| {
+                let ours: Option<String> = conn
+                    .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = 2")?
+                    .query_row([&alert_id], |r| r.get(0))
+                    .optional()?;
+                if ours.as_deref() != Some(originator.as_str()) {
+                    return Err(Error::NotFound(format!("no alert {alert_id} received from {originator}")));
+                }
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![id, MESSAGE_REMINDER, alert_id, originator, ms(at), envelope])?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
+                    .execute([&alert_id])?;
+                let kind = if escalated { ladder_kind::ESCALATED } else { ladder_kind::REMINDED };
+                insert_event(conn, at, kind, &alert_id, &originator, Direction::Inbound, &detail)?;
+                Ok(true)
+            })
+            .await?;
+        if stored {
+            self.notify_events();
+        }
+        Ok(stored)
+    }
+
+    /// Records an escalation notice received by this observer. Idempotent
+    /// by id.
+    pub async fn record_notice(
+        &self,
+        id: String,
+        alert_id: String,
+        laggard: String,
+        envelope: Vec<u8>,
+        at: DateTime<Utc>,
+        detail: String,
+    ) -> Result<bool, Error> {
+        let stored = self
+            .write(move |conn| {
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![id, MESSAGE_NOTICE, alert_id, laggard, ms(at), envelope])?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                insert_event(conn, at, kind::ESCALATION_NOTICE, &alert_id, &laggard, Direction::Inbound, &detail)?;
+                Ok(true)
+            })
+            .await?;
+        if stored {
+            self.notify_events();
+        }
+        Ok(stored)
+    }
+}
