@@ -27,6 +27,24 @@ pub(crate) enum Command {
     Alerts(AlertsCommand),
     /// Follow this node's events as they happen (as an operator).
     Watch(WatchArgs),
+    /// What this node holds about a subject (as an operator).
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubjectCommand {
+    /// The alerts about a subject, who answered, and its flags.
+    Show(SubjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubjectArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// An alert id, a document number, or a name (case, diacritics and
+    /// word order do not matter).
+    pub(crate) query: String,
 }
 
 #[derive(Debug, Args)]

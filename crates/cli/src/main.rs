@@ -13,7 +13,7 @@ mod operator;
 mod output;
 mod pki_cmd;
 
-use args::{AlertCommand, AlertsCommand, Cli, Command, PkiCommand};
+use args::{AlertCommand, AlertsCommand, Cli, Command, PkiCommand, SubjectCommand};
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             Command::Alert(AlertCommand::Ack(args)) => operator::ack(args).await,
             Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
             Command::Watch(args) => operator::watch(args).await,
+            Command::Subject(SubjectCommand::Show(args)) => operator::subject(args).await,
         }
     });
     match result {

@@ -13,7 +13,7 @@ use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::tls::{self, TlsMaterial};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs, WatchArgs};
+use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs, SubjectArgs, WatchArgs};
 use crate::output;
 
 /// How an operator reaches its node; written by `tocsin pki issue-operator`.
@@ -266,6 +266,16 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
         .map_err(refused)?
         .into_inner()
         .alerts;
+    // REPEATED_UNANSWERED comes first: it is what nobody may miss.
+    if !args.connect.json {
+        let flags = client
+            .list_subject_flags(pb::ListSubjectFlagsRequest {})
+            .await
+            .map_err(refused)?
+            .into_inner()
+            .flags;
+        output::print_flags(&flags);
+    }
     output::print_list(&alerts, args.connect.json, args.owed || args.overdue)
 }
 
@@ -312,4 +322,16 @@ pub(crate) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         // reconnection if none was printed yet).
         tokio::time::sleep(retry).await;
     }
+}
+
+pub(crate) async fn subject(args: SubjectArgs) -> anyhow::Result<()> {
+    let mut client = connect(&args.connect).await?;
+    let record = client
+        .get_subject(pb::GetSubjectRequest {
+            query: args.query.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    output::print_subject(&record, args.connect.json)
 }

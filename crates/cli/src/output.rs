@@ -77,6 +77,8 @@ pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
     };
     if json {
         println!("{}", serde_json::to_string(&v)?);
+    } else if v.kind == "FLAGGED" {
+        println!("!!!!!! #{} {}  {}", v.id, when(v.at), v.detail);
     } else {
         // Loud kinds stand out in a scrolling terminal.
         let marker = match v.kind {
@@ -565,6 +567,91 @@ pub(crate) fn print_list(
             subjects_line(&v.subjects),
             delivery_summary(v),
             answer_summary(v),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct FlagView {
+    flag: &'static str,
+    subject: String,
+    label: String,
+    recipient: String,
+    alert_ids: Vec<String>,
+    flagged_at: Option<DateTime<Utc>>,
+}
+
+fn flag_view(f: &pb::SubjectFlag) -> FlagView {
+    FlagView {
+        flag: "REPEATED_UNANSWERED",
+        subject: f.subject.clone(),
+        label: f.label.clone(),
+        recipient: f.recipient.clone(),
+        alert_ids: f.alert_ids.clone(),
+        flagged_at: time(&f.flagged_at),
+    }
+}
+
+/// The REPEATED_UNANSWERED banner: printed before anything else.
+pub(crate) fn print_flags(flags: &[pb::SubjectFlag]) {
+    for f in flags {
+        println!(
+            "!!!!!! REPEATED_UNANSWERED: {} left {} warnings about {} unanswered: {}",
+            f.recipient,
+            f.alert_ids.len(),
+            f.label,
+            f.alert_ids.join(", ")
+        );
+    }
+    if !flags.is_empty() {
+        println!();
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SubjectView {
+    keys: Vec<String>,
+    flags: Vec<FlagView>,
+    alerts: Vec<AlertView>,
+}
+
+pub(crate) fn print_subject(record: &pb::SubjectRecord, json: bool) -> anyhow::Result<()> {
+    let v = SubjectView {
+        keys: record.keys.clone(),
+        flags: record.flags.iter().map(flag_view).collect(),
+        alerts: record
+            .alerts
+            .iter()
+            .map(view)
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print_flags(&record.flags);
+    println!("linked by: {}", v.keys.join(", "));
+    let mut t = table();
+    t.set_header(vec![
+        "CREATED",
+        "ID",
+        "FROM",
+        "TO",
+        "PRECEDENCE",
+        "DELIVERY",
+        "ANSWER",
+    ]);
+    for a in &v.alerts {
+        t.add_row(vec![
+            when(Some(a.created_at)),
+            a.id.clone(),
+            a.originator.clone(),
+            a.recipients.join(","),
+            a.precedence.clone(),
+            delivery_summary(a),
+            answer_summary(a),
         ]);
     }
     println!("{t}");

@@ -389,6 +389,17 @@ identifier = { kind = "organisation", value = "Islamic State" }
     let _ = watch.wait();
     assert_eq!(kinds, ["SUBMITTED", "DELIVERED", "ACKNOWLEDGED"]);
 
+    // The subject, asked for in another spelling, or by passport number.
+    for query in ["MOSTEFAI ismael omar", "12AB34567"] {
+        let subject = json(&ok(
+            dir,
+            &["subject", "show", query, "--operator", bob, "--json"],
+        ));
+        assert_eq!(subject["alerts"][0]["id"], id.as_str(), "{query}");
+    }
+    let err = fails(dir, &["subject", "show", "Nobody Known", "--operator", bob]);
+    assert!(err.contains("NotFound"), "{err}");
+
     tr.terminate();
     fr.terminate();
 }

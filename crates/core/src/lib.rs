@@ -11,6 +11,7 @@
 //!   agencies, endpoints, deadline policy.
 //! - [`envelope`]: the pre-authentication encoding signed in envelopes and
 //!   the digest that receipts carry.
+//! - [`subject`]: match keys that link alerts about the same subject.
 //! - [`clock`]: the source of time, injectable so tests can control it.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod envelope;
 pub mod federation;
 pub mod ids;
+pub mod subject;
 mod time;
 
 pub use alert::{Alert, ValidationError};

@@ -99,6 +99,26 @@ impl OperatorService {
 impl pb::operator_server::Operator for OperatorService {
     type WatchEventsStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Event, Status>>;
 
+    async fn list_subject_flags(
+        &self,
+        req: Request<pb::ListSubjectFlagsRequest>,
+    ) -> Result<Response<pb::ListSubjectFlagsResponse>, Status> {
+        self.operator(&req)?;
+        Ok(Response::new(pb::ListSubjectFlagsResponse {
+            flags: self.node.subject_flags().await?,
+        }))
+    }
+
+    async fn get_subject(
+        &self,
+        req: Request<pb::GetSubjectRequest>,
+    ) -> Result<Response<pb::SubjectRecord>, Status> {
+        self.operator(&req)?;
+        Ok(Response::new(
+            self.node.subject(&req.into_inner().query).await?,
+        ))
+    }
+
     async fn watch_events(
         &self,
         req: Request<pb::WatchEventsRequest>,

@@ -37,6 +37,11 @@ impl Tracker {
             let now = self.clock.now();
             match self.store.flag_overdue(now).await {
                 Ok(flagged) => {
+                    if !flagged.is_empty()
+                        && let Err(e) = self.node.check_repeated(&flagged, now).await
+                    {
+                        tracing::error!(error = %e, "tracker cannot check repeated warnings");
+                    }
                     for f in &flagged {
                         tracing::warn!(
                             alert = %f.alert_id,

@@ -132,3 +132,14 @@ pub(crate) fn event(e: &tocsin_store::EventRow) -> pb::Event {
         detail: e.detail.clone(),
     }
 }
+
+/// A subject flag as the operator service shows it.
+pub(crate) fn subject_flag(f: &tocsin_store::SubjectFlag) -> pb::SubjectFlag {
+    pb::SubjectFlag {
+        subject: f.subject.clone(),
+        label: f.label.clone(),
+        recipient: f.recipient.clone(),
+        alert_ids: f.alert_ids.clone(),
+        flagged_at: Some(to_timestamp(f.flagged_at)),
+    }
+}

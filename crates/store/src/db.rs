@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/002_acknowledgements.sql")),
     M::up(include_str!("migrations/003_deadlines_and_events.sql")),
     M::up(include_str!("migrations/004_escalation.sql")),
+    M::up(include_str!("migrations/005_subjects.sql")),
 ];
 
 /// Completes a write once its transaction has committed (or failed to).

@@ -20,12 +20,14 @@ mod db;
 mod events;
 mod ladder;
 mod records;
+mod subjects;
 
 pub use acks::*;
 pub use db::{Store, StoreOptions};
 pub use events::*;
 pub use ladder::*;
 pub use records::*;
+pub use subjects::*;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -79,6 +79,8 @@ pub struct NewAlert {
     pub due_at: DateTime<Utc>,
     /// Outbound: when the first escalation step falls if no one answers.
     pub first_step_at: Option<DateTime<Utc>>,
+    /// The subjects' match keys (see `tocsin_core::subject`).
+    pub keys: Vec<String>,
 }
 
 /// A stored alert.
@@ -259,8 +261,9 @@ fn insert_alert(
         a.digest,
         a.envelope,
         receipt,
-        ms(a.due_at),
+                ms(a.due_at),
     ])?;
+    crate::subjects::insert_keys(conn, &a.id, &a.keys)?;
     Ok(())
 }
 
@@ -573,6 +576,7 @@ mod tests {
             envelope: vec![1, 2, 3],
             due_at: now + chrono::Duration::hours(12),
             first_step_at: None,
+            keys: vec![],
         }
     }
 

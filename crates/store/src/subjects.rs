@@ -1,0 +1,255 @@
+//! Subjects: alerts linked by shared match keys, and the REPEATED_UNANSWERED
+//! flag.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::events::insert_event;
+use crate::records::Direction;
+use crate::{Error, Store};
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// Event kind of a subject flag, numbered as `tocsin.v1.EventKind`.
+pub const EVENT_FLAGGED: i64 = 11;
+
+/// Most alerts followed when linking one subject; a guard against a key so
+/// common it would link everything.
+const MAX_CLUSTER: usize = 1000;
+
+/// A REPEATED_UNANSWERED flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectFlag {
+    /// The subject's canonical key.
+    pub subject: String,
+    /// The agency that left the alerts unanswered.
+    pub recipient: String,
+    /// Who or what the subject is.
+    pub label: String,
+    /// The alerts, oldest first.
+    pub alert_ids: Vec<String>,
+    /// When the flag was raised (or last grew).
+    pub flagged_at: DateTime<Utc>,
+}
+
+pub(crate) fn insert_keys(conn: &Connection, alert_id: &str, keys: &[String]) -> Result<(), Error> {
+    let mut stmt =
+        conn.prepare_cached("INSERT OR IGNORE INTO subject_keys (key, alert_id) VALUES (?1, ?2)")?;
+    for k in keys {
+        stmt.execute(params![k, alert_id])?;
+    }
+    Ok(())
+}
+
+/// Every alert linked to `start` through shared keys, and those keys.
+fn cluster(
+    conn: &Connection,
+    start: &[String],
+) -> Result<(BTreeSet<String>, BTreeSet<String>), Error> {
+    let mut alerts: BTreeSet<String> = start.iter().cloned().collect();
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut frontier: Vec<String> = alerts.iter().cloned().collect();
+    while let Some(alert) = frontier.pop() {
+        let found: Vec<String> = conn
+            .prepare_cached("SELECT key FROM subject_keys WHERE alert_id = ?1")?
+            .query_map([&alert], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for key in found {
+            if !keys.insert(key.clone()) {
+                continue;
+            }
+            let linked: Vec<String> = conn
+                .prepare_cached("SELECT alert_id FROM subject_keys WHERE key = ?1")?
+                .query_map([&key], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for a in linked {
+                if alerts.len() >= MAX_CLUSTER {
+                    break;
+                }
+                if alerts.insert(a.clone()) {
+                    frontier.push(a);
+                }
+            }
+        }
+    }
+    Ok((alerts, keys))
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+impl Store {
+    /// For each (alert, recipient) whose deadline just passed, checks the
+    /// alert's subject: if that recipient now leaves two or more alerts
+    /// about it unanswered past their deadlines, raises (or grows) the
+    /// subject's REPEATED_UNANSWERED flag, with its event. `own_agency`
+    /// marks the recipient side (alerts this agency received).
+    pub async fn check_repeated(
+        &self,
+        checks: Vec<(String, String)>,
+        own_agency: String,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SubjectFlag>, Error> {
+        let raised = self
+            .write(move |conn| {
+                let mut raised = Vec::new();
+                for (alert_id, recipient) in &checks {
+                    let (alerts, keys) = cluster(conn, std::slice::from_ref(alert_id))?;
+                    let Some(subject) = keys.iter().next().cloned() else {
+                        continue; // nothing to link by
+                    };
+                    let list: Vec<String> = alerts.into_iter().collect();
+                    let inbound = recipient == &own_agency;
+                    let sql = if inbound {
+                        format!(
+                            "SELECT a.id FROM alerts a WHERE a.id IN ({}) AND a.direction = 2 AND a.flag != 0
+                             AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
+                             ORDER BY a.created_at, a.id",
+                            placeholders(list.len())
+                        )
+                    } else {
+                        format!(
+                            "SELECT a.id FROM alerts a JOIN deliveries d ON d.alert_id = a.id
+                             WHERE a.id IN ({}) AND d.recipient = ? AND d.flag != 0 AND d.state != 3
+                             AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)
+                             ORDER BY a.created_at, a.id",
+                            placeholders(list.len())
+                        )
+                    };
+                    let mut args: Vec<&dyn rusqlite::ToSql> = list.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+                    if !inbound {
+                        args.push(recipient);
+                    }
+                    let unanswered: Vec<String> = conn
+                        .prepare(&sql)?
+                        .query_map(args.as_slice(), |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    if unanswered.len() < 2 {
+                        continue;
+                    }
+                    let joined = unanswered.join(",");
+                    let before: Option<String> = conn
+                        .prepare_cached("SELECT alert_ids FROM subject_flags WHERE subject = ?1 AND recipient = ?2")?
+                        .query_row(params![subject, recipient], |r| r.get(0))
+                        .optional()?;
+                    if before.as_deref() == Some(joined.as_str()) {
+                        continue;
+                    }
+                    let label: String = conn
+                        .prepare_cached("SELECT summary FROM alerts WHERE id = ?1")?
+                        .query_row([&unanswered[0]], |r| r.get(0))?;
+                    conn.prepare_cached(
+                        "INSERT INTO subject_flags (subject, recipient, label, alert_ids, flagged_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (subject, recipient) DO UPDATE SET label = ?3, alert_ids = ?4, flagged_at = ?5",
+                    )?
+                    .execute(params![subject, recipient, label, joined, ms(now)])?;
+                    let who = if inbound { "we".to_owned() } else { recipient.clone() };
+                    let detail = format!(
+                        "REPEATED_UNANSWERED: {who} left {} alerts about {label} unanswered: {}",
+                        unanswered.len(),
+                        unanswered.join(", ")
+                    );
+                    let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
+                    let last = unanswered.last().cloned().unwrap_or_default();
+                    insert_event(conn, now, EVENT_FLAGGED, &last, recipient, direction, &detail)?;
+                    raised.push(SubjectFlag {
+                        subject,
+                        recipient: recipient.clone(),
+                        label,
+                        alert_ids: unanswered,
+                        flagged_at: now,
+                    });
+                }
+                Ok(raised)
+            })
+            .await?;
+        if !raised.is_empty() {
+            self.notify_events();
+        }
+        Ok(raised)
+    }
+
+    /// Every REPEATED_UNANSWERED flag, newest first.
+    pub async fn subject_flags(&self) -> Result<Vec<SubjectFlag>, Error> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT subject, recipient, label, alert_ids, flagged_at FROM subject_flags ORDER BY flagged_at DESC, subject",
+                )?
+                .query_map([], |r| {
+                    Ok(SubjectFlag {
+                        subject: r.get(0)?,
+                        recipient: r.get(1)?,
+                        label: r.get(2)?,
+                        alert_ids: r.get::<_, String>(3)?.split(',').map(str::to_owned).collect(),
+                        flagged_at: from_ms(r.get(4)?),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The alerts about a subject, found by an alert id, a document number,
+    /// or a folded name (`doc_key`, `name`; see `tocsin_core::subject`),
+    /// with the subject's keys. Empty if nothing matches.
+    pub async fn find_subject(
+        &self,
+        alert_id: String,
+        doc_key: String,
+        name: String,
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
+        self.read(move |conn| {
+            let mut start: Vec<String> = Vec::new();
+            if conn
+                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
+                .exists([&alert_id])?
+            {
+                start.push(alert_id.clone());
+            }
+            start.extend(
+                conn.prepare_cached("SELECT alert_id FROM subject_keys WHERE key = ?1")?
+                    .query_map([&doc_key], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            if !name.is_empty() {
+                let like = format!("person:{}|%", name.replace(['%', '_'], ""));
+                start.extend(
+                    conn.prepare_cached("SELECT alert_id FROM subject_keys WHERE key LIKE ?1")?
+                        .query_map([&like], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            if start.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let (alerts, keys) = cluster(conn, &start)?;
+            // Oldest first.
+            let list: Vec<String> = alerts.into_iter().collect();
+            let mut ordered: Vec<(i64, String)> = Vec::with_capacity(list.len());
+            for a in list {
+                let created: Option<i64> = conn
+                    .prepare_cached("SELECT created_at FROM alerts WHERE id = ?1")?
+                    .query_row([&a], |r| r.get(0))
+                    .optional()?;
+                ordered.push((created.unwrap_or(0), a));
+            }
+            ordered.sort();
+            Ok((
+                ordered.into_iter().map(|(_, a)| a).collect(),
+                keys.into_iter().collect(),
+            ))
+        })
+        .await
+    }
+}
