@@ -116,6 +116,21 @@ pub(crate) enum AlertCommand {
     Show(ShowArgs),
     /// Acknowledge an alert this agency received, with a disposition.
     Ack(AckArgs),
+    /// Cancel an alert this agency sent: a new alert to the same
+    /// recipients that stops the original's clock and must itself be
+    /// acknowledged.
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The alert to cancel.
+    pub(crate) id: String,
+    /// Why (becomes the cancel's text).
+    #[arg(long, default_value = "Cancelled: stand down.")]
+    pub(crate) note: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +194,12 @@ pub(crate) struct SendArgs {
     /// A client-chosen alert id (ULID), to make resubmission idempotent.
     #[arg(long)]
     pub(crate) id: Option<String>,
+    /// An earlier alert of ours this one adds to or corrects; repeatable.
+    #[arg(long)]
+    pub(crate) updates: Vec<String>,
+    /// An earlier alert of ours this one replaces; repeatable.
+    #[arg(long)]
+    pub(crate) supersedes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

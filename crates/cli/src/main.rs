@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             Command::Alert(AlertCommand::Send(args)) => operator::send(args).await,
             Command::Alert(AlertCommand::Show(args)) => operator::show(args).await,
             Command::Alert(AlertCommand::Ack(args)) => operator::ack(args).await,
+            Command::Alert(AlertCommand::Cancel(args)) => operator::cancel(args).await,
             Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
             Command::Watch(args) => operator::watch(args).await,
             Command::Subject(SubjectCommand::Show(args)) => operator::subject(args).await,

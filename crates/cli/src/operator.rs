@@ -13,7 +13,9 @@ use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::tls::{self, TlsMaterial};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::args::{AckArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs, SubjectArgs, WatchArgs};
+use crate::args::{
+    AckArgs, CancelArgs, ConnectArgs, ListArgs, SendArgs, ShowArgs, SubjectArgs, WatchArgs,
+};
 use crate::output;
 
 /// How an operator reaches its node; written by `tocsin pki issue-operator`.
@@ -172,10 +174,27 @@ fn draft_from_flags(args: &SendArgs) -> anyhow::Result<AlertDraft> {
         source_reliability: args.reliability.parse()?,
         information_credibility: args.credibility.parse()?,
         tlp: args.tlp.parse()?,
-        references: vec![],
+        references: references(args)?,
         expires_at: parse_time("expires", &args.expires)?,
         respond_by: parse_time("respond-by", &args.respond_by)?,
     })
+}
+
+fn references(args: &SendArgs) -> anyhow::Result<Vec<tocsin_core::alert::Reference>> {
+    use tocsin_core::alert::{Reference, ReferenceKind};
+    let mut out = Vec::new();
+    for (ids, kind) in [
+        (&args.updates, ReferenceKind::Update),
+        (&args.supersedes, ReferenceKind::Supersede),
+    ] {
+        for id in ids {
+            out.push(Reference {
+                alert_id: id.parse()?,
+                kind,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn draft_from_file(path: &Path) -> anyhow::Result<AlertDraft> {
@@ -334,4 +353,44 @@ pub(crate) async fn subject(args: SubjectArgs) -> anyhow::Result<()> {
         .map_err(refused)?
         .into_inner();
     output::print_subject(&record, args.connect.json)
+}
+
+pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
+    let mut client = connect(&args.connect).await?;
+    let original = client
+        .get_alert(pb::GetAlertRequest {
+            id: args.id.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if original.direction != pb::Direction::Outbound as i32 {
+        bail!(
+            "alert {} was not sent by this agency: only its originator can cancel it",
+            args.id
+        );
+    }
+    let mut alert = original
+        .alert
+        .context("the node answered without the alert")?;
+    // The cancel goes to the same recipients, about the same subjects, at
+    // the same precedence, so it reaches whoever acted on the original.
+    alert.id = String::new();
+    alert.originator = String::new();
+    alert.created_at = None;
+    alert.expires_at = None;
+    alert.respond_by = None;
+    alert.text = args.note.clone();
+    alert.references = vec![pb::Reference {
+        alert_id: args.id.clone(),
+        kind: pb::reference::Kind::Cancel as i32,
+    }];
+    let record = client
+        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .record
+        .context("the node answered without a record")?;
+    output::print_record(&record, args.connect.json, true)
 }

@@ -171,6 +171,9 @@ struct AlertView {
     flag: Option<&'static str>,
     #[serde(skip_serializing_if = "is_zero")]
     reminders: u32,
+    status: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    closed_by: String,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -268,6 +271,12 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
         flag: flag_name(record.flag),
         reminders: record.reminders,
+        status: match pb::AlertStatus::try_from(record.status) {
+            Ok(pb::AlertStatus::Superseded) => "SUPERSEDED",
+            Ok(pb::AlertStatus::Cancelled) => "CANCELLED",
+            _ => "ACTIVE",
+        },
+        closed_by: record.closed_by.clone(),
     })
 }
 
@@ -372,6 +381,12 @@ pub(crate) fn print_record(
     let mut t = table();
     t.add_row(vec!["id", &v.id]);
     t.add_row(vec!["direction", v.direction]);
+    if v.status != "ACTIVE" {
+        t.add_row(vec![
+            "status",
+            &format!("{} by {}; its clock is stopped", v.status, v.closed_by),
+        ]);
+    }
     t.add_row(vec!["originator", &v.originator]);
     t.add_row(vec!["created", &when(Some(v.created_at))]);
     t.add_row(vec!["precedence", &v.precedence]);
@@ -507,6 +522,9 @@ fn delivery_summary(v: &AlertView) -> String {
 }
 
 fn answer_summary(v: &AlertView) -> String {
+    if v.status != "ACTIVE" {
+        return format!("{} by {}", v.status, v.closed_by);
+    }
     if v.direction == "inbound" {
         return response_phrase(&v.acknowledgements, v.due_at, v.flag);
     }

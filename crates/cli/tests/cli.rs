@@ -400,6 +400,43 @@ identifier = { kind = "organisation", value = "Islamic State" }
     let err = fails(dir, &["subject", "show", "Nobody Known", "--operator", bob]);
     assert!(err.contains("NotFound"), "{err}");
 
+    // TR-MIT cancels its unanswered second alert; FR-DGSI now owes an
+    // answer to the cancel instead.
+    let cancel = json(&ok(
+        dir,
+        &[
+            "alert",
+            "cancel",
+            &second,
+            "--note",
+            "Stand down.",
+            "--operator",
+            alice,
+            "--json",
+        ],
+    ));
+    assert_eq!(cancel["references"][0]["kind"], "CANCEL");
+    let cancel_id = cancel["id"].as_str().unwrap().to_owned();
+    eventually(
+        dir,
+        &["alert", "show", &second, "--operator", bob, "--json"],
+        "cancelled at FR-DGSI",
+        |v| v["status"] == "CANCELLED",
+    );
+    let owed = json(&ok(
+        dir,
+        &["alerts", "list", "--owed", "--operator", bob, "--json"],
+    ));
+    let owed: Vec<&str> = owed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(owed, vec![cancel_id.as_str()]);
+    let err = fails(dir, &["alert", "cancel", &id, "--operator", bob]);
+    assert!(err.contains("only its originator can cancel"), "{err}");
+
     tr.terminate();
     fr.terminate();
 }

@@ -84,6 +84,17 @@ fn new_alert_row(
         keys: tocsin_core::subject::alert_keys(alert)
             .into_iter()
             .collect(),
+        closes: alert
+            .references
+            .iter()
+            .map(|r| {
+                let status = match r.kind {
+                    tocsin_core::alert::ReferenceKind::Cancel => tocsin_store::STATUS_CANCELLED,
+                    _ => tocsin_store::STATUS_SUPERSEDED,
+                };
+                (r.alert_id.to_string(), status)
+            })
+            .collect(),
     }
 }
 
@@ -155,6 +166,21 @@ impl Node {
                 return Err(Error::InvalidArgument(format!(
                     "invalid field `recipients[{i}]`: {r} is not an agency of federation {}",
                     self.federation.id()
+                )));
+            }
+        }
+        // An alert may update, supersede or cancel only this agency's own
+        // earlier alerts.
+        for (i, r) in alert.references.iter().enumerate() {
+            let ours = self
+                .store
+                .alert(&r.alert_id.to_string())
+                .await?
+                .is_some_and(|row| row.direction == Direction::Outbound);
+            if !ours {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid field `references[{i}].alert_id`: {} sent no alert {}",
+                    self.agency, r.alert_id
                 )));
             }
         }

@@ -107,6 +107,8 @@ pub(crate) fn record(
             None
         },
         reminders: u32::try_from(row.reminders).unwrap_or(0),
+        status: i32::try_from(row.status).unwrap_or(0),
+        closed_by: row.closed_by.clone().unwrap_or_default(),
         acknowledgements: if row.direction == Direction::Inbound {
             acks.iter()
                 .map(|a| ack_record(a, row.due_at))

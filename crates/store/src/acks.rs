@@ -276,7 +276,7 @@ impl Store {
     /// soonest deadline first, with their deliveries.
     pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
         self.alerts_where(
-            "a.direction = 1 AND EXISTS (
+            "a.status = 0 AND a.direction = 1 AND EXISTS (
                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3
                 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient))",
             limit,
@@ -287,7 +287,7 @@ impl Store {
     /// Received alerts this agency has not acknowledged, soonest deadline first.
     pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
         self.alerts_where(
-            "a.direction = 2 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
+            "a.status = 0 AND a.direction = 2 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
             limit,
         )
         .await

@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/003_deadlines_and_events.sql")),
     M::up(include_str!("migrations/004_escalation.sql")),
     M::up(include_str!("migrations/005_subjects.sql")),
+    M::up(include_str!("migrations/006_references.sql")),
 ];
 
 /// Completes a write once its transaction has committed (or failed to).

@@ -146,15 +146,15 @@ impl Store {
                 .prepare_cached(
                     "SELECT MIN(t) FROM (
                         SELECT MIN(d.due_at) AS t FROM deliveries d
-                        WHERE d.flag = 0 AND d.state != 3 AND d.due_at IS NOT NULL
+                        WHERE d.flag = 0 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0 AND d.due_at IS NOT NULL
                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)
                         UNION ALL
                                                 SELECT MIN(a.due_at) AS t FROM alerts a
-                        WHERE a.flag = 0 AND a.direction = 2 AND a.due_at IS NOT NULL
+                        WHERE a.flag = 0 AND a.status = 0 AND a.direction = 2 AND a.due_at IS NOT NULL
                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
                         UNION ALL
                         SELECT MIN(d.next_step_at) AS t FROM deliveries d
-                        WHERE d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3
+                        WHERE d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0
                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient))",
                 )?
                 .query_row([], |r| r.get(0))?;
@@ -172,7 +172,7 @@ impl Store {
                 let mut found: Vec<Flagged> = conn
                     .prepare_cached(
                         "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d
-                         WHERE d.flag = 0 AND d.state != 3 AND d.due_at IS NOT NULL AND d.due_at <= ?1
+                         WHERE d.flag = 0 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0 AND d.due_at IS NOT NULL AND d.due_at <= ?1
                            AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)",
                     )?
                     .query_map([ms(now)], |r| {
@@ -192,7 +192,7 @@ impl Store {
                 let inbound: Vec<Flagged> = conn
                     .prepare_cached(
                         "SELECT a.id, a.originator, a.due_at FROM alerts a
-                         WHERE a.flag = 0 AND a.direction = 2 AND a.due_at IS NOT NULL AND a.due_at <= ?1
+                         WHERE a.flag = 0 AND a.status = 0 AND a.direction = 2 AND a.due_at IS NOT NULL AND a.due_at <= ?1
                            AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
                     )?
                     .query_map([ms(now)], |r| {
@@ -250,11 +250,11 @@ impl Store {
     /// not acknowledged, received alerts we have not, soonest first.
     pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
         self.alerts_where(
-            "(a.direction = 1 AND EXISTS (
+                        "a.status = 0 AND ((a.direction = 1 AND EXISTS (
                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0
                 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)))
              OR (a.direction = 2 AND a.flag != 0
-                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id))",
+                                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)))",
             limit,
         )
         .await

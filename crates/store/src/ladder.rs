@@ -89,7 +89,7 @@ pub struct StepTaken {
     pub at: DateTime<Utc>,
 }
 
-const OPEN_STEP: &str = "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3
+const OPEN_STEP: &str = "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0
     AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)";
 
 impl Store {

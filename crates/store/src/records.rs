@@ -81,6 +81,53 @@ pub struct NewAlert {
     pub first_step_at: Option<DateTime<Utc>>,
     /// The subjects' match keys (see `tocsin_core::subject`).
     pub keys: Vec<String>,
+    /// Earlier alerts of the same originator this one closes, with the
+    /// status they take ([`STATUS_SUPERSEDED`] or [`STATUS_CANCELLED`]).
+    pub closes: Vec<(String, i64)>,
+}
+
+/// An alert no later alert has closed.
+pub const STATUS_ACTIVE: i64 = 0;
+/// Updated or superseded by a later alert.
+pub const STATUS_SUPERSEDED: i64 = 1;
+/// Cancelled by a later alert.
+pub const STATUS_CANCELLED: i64 = 2;
+
+/// Closes the earlier alerts `a` refers to, if they are `direction` alerts
+/// of `a`'s originator, with one event each. Their clocks stop.
+fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Result<(), Error> {
+    for (earlier, status) in &a.closes {
+        let changed = conn
+            .prepare_cached(
+                "UPDATE alerts SET status = ?3, closed_by = ?4
+                 WHERE id = ?1 AND direction = ?2 AND originator = ?5 AND status != 2",
+            )?
+            .execute(params![
+                earlier,
+                direction as i64,
+                status,
+                a.id,
+                a.originator
+            ])?;
+        if changed == 0 {
+            continue;
+        }
+        let (kind, verb) = if *status == STATUS_CANCELLED {
+            (13, "cancelled")
+        } else {
+            (12, "superseded")
+        };
+        insert_event(
+            conn,
+            a.stored_at,
+            kind,
+            earlier,
+            &a.originator,
+            direction,
+            &format!("{verb} by {}; its clock is stopped", a.id),
+        )?;
+    }
+    Ok(())
 }
 
 /// A stored alert.
@@ -117,12 +164,16 @@ pub struct AlertRow {
     pub flagged_at: Option<DateTime<Utc>>,
     /// Inbound: reminders received.
     pub reminders: i64,
+    /// [`STATUS_ACTIVE`], [`STATUS_SUPERSEDED`] or [`STATUS_CANCELLED`].
+    pub status: i64,
+    /// The later alert that closed this one.
+    pub closed_by: Option<String>,
 }
 
-const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at, reminders";
+const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at, reminders, status, closed_by";
 
 /// The alert columns qualified by the alias `a`.
-pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at, a.reminders";
+pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at, a.reminders, a.status, a.closed_by";
 
 pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
@@ -141,6 +192,8 @@ pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
         flag: r.get(12)?,
         flagged_at: r.get::<_, Option<i64>>(13)?.map(from_ms),
         reminders: r.get(14)?,
+        status: r.get(15)?,
+        closed_by: r.get(16)?,
     })
 }
 
@@ -264,6 +317,7 @@ fn insert_alert(
                 ms(a.due_at),
     ])?;
     crate::subjects::insert_keys(conn, &a.id, &a.keys)?;
+    close_earlier(conn, a, direction)?;
     Ok(())
 }
 
@@ -577,6 +631,7 @@ mod tests {
             due_at: now + chrono::Duration::hours(12),
             first_step_at: None,
             keys: vec![],
+            closes: vec![],
         }
     }
 

@@ -1,0 +1,197 @@
+//! Updates, supersedes and cancels (CAP 1.2 message types): a later alert
+//! closes an earlier one on both nodes and stops its clock; a cancel must
+//! itself be acknowledged.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use prost::Message;
+use tocsin_core::clock::{ManualClock, truncate_ms};
+use tocsin_core::to_timestamp;
+use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
+use tocsin_testkit::{TestFederation, draft, wait_until};
+use tocsin_tests::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn referencing(earlier: &str, kind: pb::reference::Kind, precedence: pb::Precedence) -> pb::Alert {
+    let mut a = draft(&["FR-DGSI"]);
+    a.precedence = precedence as i32;
+    a.references = vec![pb::Reference {
+        alert_id: earlier.to_owned(),
+        kind: kind as i32,
+    }];
+    a
+}
+
+async fn wait_status(
+    op: &OperatorClient<Channel>,
+    id: &str,
+    status: pb::AlertStatus,
+) -> anyhow::Result<pb::AlertRecord> {
+    wait_until(PATIENCE, &format!("{id} is {status:?}"), || {
+        let mut op = op.clone();
+        let id = id.to_owned();
+        async move {
+            let r = get(&mut op, &id).await.ok()?;
+            (r.status == status as i32).then_some(r)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> anyhow::Result<()> {
+    let clock = ManualClock::new(truncate_ms(Utc::now()));
+    let fed = TestFederation::builder()
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await?;
+    let mut tr = fed.operator("TR-MIT").await?;
+    let mut fr = fed.operator("FR-DGSI").await?;
+    let mut flash = draft(&["FR-DGSI"]);
+    flash.precedence = pb::Precedence::Flash as i32;
+    let original = id_of(&submit(&mut tr, flash).await?);
+    wait_delivered(&tr, &original, "FR-DGSI").await?;
+
+    let cancel = id_of(
+        &submit(
+            &mut tr,
+            referencing(
+                &original,
+                pb::reference::Kind::Cancel,
+                pb::Precedence::Flash,
+            ),
+        )
+        .await?,
+    );
+    wait_delivered(&tr, &cancel, "FR-DGSI").await?;
+    let closed = wait_status(&tr, &original, pb::AlertStatus::Cancelled).await?;
+    assert_eq!(closed.closed_by, cancel);
+    wait_status(&fr, &original, pb::AlertStatus::Cancelled).await?;
+
+    // Past both deadlines: the original's clock was stopped; the cancel's runs.
+    clock.advance(Duration::minutes(11));
+    wait_until(PATIENCE, "the cancel is overdue at the recipient", || {
+        let mut fr = fr.clone();
+        let cancel = cancel.clone();
+        async move {
+            (get(&mut fr, &cancel).await.ok()?.flag == pb::DeadlineFlag::Overdue as i32)
+                .then_some(())
+        }
+    })
+    .await?;
+    assert_eq!(
+        get(&mut fr, &original).await?.flag,
+        pb::DeadlineFlag::None as i32
+    );
+    let owed: Vec<String> = open_list(&mut fr, true).await?.iter().map(id_of).collect();
+    assert_eq!(
+        owed,
+        vec![cancel.clone()],
+        "the cancel is owed, the cancelled alert is not"
+    );
+
+    // The recipient confirms it has stood down.
+    ack(&mut fr, &cancel, pb::Disposition::Actioned, "Stood down.").await?;
+    wait_acks(&tr, &cancel, "FR-DGSI", 1).await?;
+    let original_record = get(&mut tr, &original).await?;
+    assert_eq!(
+        delivery(&original_record, "FR-DGSI").unwrap().flag,
+        pb::DeadlineFlag::None as i32
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_update_supersedes_the_earlier_alert_and_carries_its_own_deadline() -> anyhow::Result<()>
+{
+    let clock = ManualClock::new(truncate_ms(Utc::now()));
+    let fed = TestFederation::builder()
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await?;
+    let mut tr = fed.operator("TR-MIT").await?;
+    let fr = fed.operator("FR-DGSI").await?;
+    let original = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    wait_delivered(&tr, &original, "FR-DGSI").await?;
+    let update = submit(
+        &mut tr,
+        referencing(
+            &original,
+            pb::reference::Kind::Update,
+            pb::Precedence::Immediate,
+        ),
+    )
+    .await?;
+    let created = update.alert.as_ref().unwrap().created_at.unwrap();
+    assert_eq!(
+        delivery(&update, "FR-DGSI")
+            .unwrap()
+            .due_at
+            .map(|t| t.seconds),
+        Some(created.seconds + 3600),
+        "IMMEDIATE: one hour"
+    );
+    let update = id_of(&update);
+    wait_delivered(&tr, &update, "FR-DGSI").await?;
+    wait_status(&tr, &original, pb::AlertStatus::Superseded).await?;
+    let at_fr = wait_status(&fr, &original, pb::AlertStatus::Superseded).await?;
+    assert_eq!(at_fr.closed_by, update);
+
+    let awaiting: Vec<String> = open_list(&mut tr, false).await?.iter().map(id_of).collect();
+    assert_eq!(awaiting, vec![update]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_an_originator_closes_its_own_alerts() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
+        .start()
+        .await?;
+    let mut tr = fed.operator("TR-MIT").await?;
+    let mut fr = fed.operator("FR-DGSI").await?;
+    let original = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    wait_delivered(&tr, &original, "FR-DGSI").await?;
+
+    // An operator cannot cancel another agency's alert ...
+    let mut be = fed.operator("BE-VSSE").await?;
+    let err = be
+        .submit_alert(pb::SubmitAlertRequest {
+            alert: Some(referencing(
+                &original,
+                pb::reference::Kind::Cancel,
+                pb::Precedence::Flash,
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("`references[0].alert_id`"),
+        "{err:?}"
+    );
+
+    // ... nor can another agency's node, by delivering a cancel of its own.
+    let mut forged = referencing(
+        &original,
+        pb::reference::Kind::Cancel,
+        pb::Precedence::Flash,
+    );
+    forged.id = tocsin_core::AlertId::generate().to_string();
+    forged.originator = "BE-VSSE".into();
+    forged.created_at = Some(to_timestamp(Utc::now()));
+    let env = fed
+        .signer("BE-VSSE")?
+        .sign(ALERT_PAYLOAD_TYPE, forged.encode_to_vec());
+    fed.peer_client("BE-VSSE", "FR-DGSI")?
+        .deliver(pb::DeliverRequest { alert: Some(env) })
+        .await?;
+    assert_eq!(
+        get(&mut fr, &original).await?.status,
+        pb::AlertStatus::Active as i32
+    );
+    Ok(())
+}
