@@ -2,7 +2,7 @@
 # A two-agency walk-through with real processes and real mutual TLS:
 # TR-MIT warns FR-DGSI while FR-DGSI's node is down; the alert waits in
 # TR-MIT's durable outbox and is delivered, with a signed receipt, once
-# FR-DGSI starts. Everything lives under one temporary directory (or DIR).
+# FR-DGSI starts; FR-DGSI acknowledges and TR-MIT sees it. Everything lives under one temporary directory (or DIR).
 #
 #   bash deploy/walkthrough.sh [DIR]
 set -euo pipefail
@@ -64,6 +64,19 @@ for _ in $(seq 150); do
 done
 echo "== TR-MIT's outbox: delivered, with FR-DGSI's signed receipt"
 "$tocsin" alerts list --operator "$alice" --outbox
-echo "== FR-DGSI's inbox"
+echo "== FR-DGSI's inbox, and what it owes"
 "$tocsin" alerts list --operator "$bob" --inbox
+"$tocsin" alerts list --operator "$bob" --owed --json > owed.json
+id=$(python3 -c 'import json; print(json.load(open("owed.json"))[0]["id"])')
+
+echo "== FR-DGSI acknowledges"
+"$tocsin" alert ack "$id" --operator "$bob" --disposition ACTIONED --note "Surveillance opened."
+for _ in $(seq 100); do
+    "$tocsin" alert show "$id" --operator "$alice" | grep -q "acknowledged ACTIONED" && break
+    sleep 0.1
+done
+echo "== TR-MIT sees the signed acknowledgement"
+"$tocsin" alert show "$id" --operator "$alice"
+echo "== TR-MIT's event log"
+timeout 2 "$tocsin" watch --from 0 --operator "$alice" || true
 echo "== done; nodes stop now. Files and logs are in $dir"
