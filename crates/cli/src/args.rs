@@ -30,6 +30,62 @@ pub(crate) enum Command {
     /// What this node holds about a subject (as an operator).
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// Start a demo federation of real nodes, replay a scenario on it live,
+    /// and tell what happened.
+    Demo(DemoArgs),
+    /// Replay scenarios against a federation already running.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// A scenario name from deploy/demo/scenarios (paris-2015,
+    /// paris-2015-answered, outage) or a scenario file.
+    pub(crate) scenario: Option<String>,
+    /// Scenario seconds per real second (default: the scenario's own).
+    #[arg(long)]
+    pub(crate) speed: Option<f64>,
+    /// Where to keep certificates, stores and logs (default: a new
+    /// temporary directory, kept and printed at the end).
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Print the post-mortem as JSON, and nothing else.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Where federation.toml and scenarios/ are (default: deploy/demo).
+    #[arg(long)]
+    pub(crate) demo_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScenarioCommand {
+    /// Replay a scenario against running nodes, with progress and a
+    /// post-mortem.
+    Run(ScenarioRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScenarioRunArgs {
+    /// The scenario file.
+    pub(crate) file: PathBuf,
+    /// The federation file the nodes run with.
+    #[arg(long)]
+    pub(crate) federation: PathBuf,
+    /// A directory with one subdirectory of operator profiles per agency
+    /// (as `tocsin pki issue-operator` writes them).
+    #[arg(long)]
+    pub(crate) operators: PathBuf,
+    /// Scenario seconds per real second (default: the scenario's own).
+    #[arg(long)]
+    pub(crate) speed: Option<f64>,
+    /// The real instant the nodes were given as --clock-origin (default:
+    /// now).
+    #[arg(long)]
+    pub(crate) clock_origin: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the post-mortem as JSON, and nothing else.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +120,17 @@ pub(crate) struct NodeArgs {
     /// How long to wait for connections to drain on shutdown.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) grace: std::time::Duration,
+    /// Run on scenario time starting at this instant (RFC 3339), instead of
+    /// real time; overrides the configuration's [clock].
+    #[arg(long)]
+    pub(crate) clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// How many times faster than real time scenario time runs.
+    #[arg(long, requires = "clock_start")]
+    pub(crate) clock_speed: Option<f64>,
+    /// The real instant (RFC 3339) at which scenario time reads
+    /// --clock-start; give every node of a federation the same one.
+    #[arg(long, requires = "clock_start")]
+    pub(crate) clock_origin: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Subcommand)]

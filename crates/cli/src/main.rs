@@ -8,12 +8,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod demo;
 mod node_cmd;
 mod operator;
 mod output;
 mod pki_cmd;
+mod scenario;
 
-use args::{AlertCommand, AlertsCommand, Cli, Command, PkiCommand, SubjectCommand};
+use args::{
+    AlertCommand, AlertsCommand, Cli, Command, PkiCommand, ScenarioCommand, SubjectCommand,
+};
 
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
             Command::Alerts(AlertsCommand::List(args)) => operator::list(args).await,
             Command::Watch(args) => operator::watch(args).await,
             Command::Subject(SubjectCommand::Show(args)) => operator::subject(args).await,
+            Command::Demo(args) => demo::demo(args).await,
+            Command::Scenario(ScenarioCommand::Run(args)) => demo::run(args).await,
         }
     });
     match result {

@@ -8,7 +8,15 @@ use tokio::sync::oneshot;
 use crate::args::NodeArgs;
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let config = NodeConfig::load(&args.config)?;
+    let mut config = NodeConfig::load(&args.config)?;
+    if let Some(start) = args.clock_start {
+        config.clock = Some(tocsin_node::config::ClockOptions {
+            start,
+            origin: args.clock_origin,
+            speed: args.clock_speed.unwrap_or(1.0),
+            pace: Vec::new(),
+        });
+    }
     let options = NodeOptions::from_config(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -46,6 +46,25 @@ impl OperatorProfile {
     }
 }
 
+/// A client for the operator profile at `path`, connecting on first use
+/// (and again after the node restarts).
+pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>> {
+    let profile = OperatorProfile::load(path)?;
+    let material = TlsMaterial::load(
+        &profile.ca,
+        &profile.cert,
+        &profile.key,
+        &profile.federation,
+    )?;
+    let config = tls::client_config(&material, Identity::Agency(profile.agency.clone()))?;
+    let channel = Endpoint::from_shared(format!("http://{}", profile.endpoint))
+        .with_context(|| format!("bad endpoint {:?}", profile.endpoint))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect_with_connector_lazy(tls::connector(config));
+    Ok(OperatorClient::new(channel))
+}
+
 async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
     let Some(path) = &args.operator else {
         bail!(

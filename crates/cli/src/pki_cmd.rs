@@ -56,6 +56,7 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
         },
         limits: Limits::default(),
         outbox: OutboxOptions::default(),
+        clock: None,
     })
 }
 
@@ -70,10 +71,7 @@ pub(crate) fn init(args: PkiInitArgs) -> anyhow::Result<()> {
         layout.ca_cert().display()
     );
     for agency in &federation.agencies {
-        let config = node_config(&layout, agency)?;
-        let path = layout.agency_dir(&agency.id).join("node.toml");
-        std::fs::write(&path, toml::to_string(&config)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let path = write_node_config(&layout, agency, Path::new("data"), None)?;
         println!(
             "  {:<12} node + signing certificates, config {}",
             agency.id,
@@ -87,6 +85,23 @@ pub(crate) fn init(args: PkiInitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `agency`'s starting node configuration next to its certificates;
+/// a relative `data_dir` is taken from there.
+pub(crate) fn write_node_config(
+    layout: &PkiLayout,
+    agency: &Agency,
+    data_dir: &Path,
+    clock: Option<tocsin_node::config::ClockOptions>,
+) -> anyhow::Result<PathBuf> {
+    let mut config = node_config(layout, agency)?;
+    config.data_dir = data_dir.to_path_buf();
+    config.clock = clock;
+    let path = layout.agency_dir(&agency.id).join("node.toml");
+    std::fs::write(&path, toml::to_string(&config)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
     let layout = PkiLayout::new(&args.dir);
     let federation = Federation::load(&layout.federation_file()).with_context(|| {
@@ -96,6 +111,27 @@ pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
         )
     })?;
     let agency = AgencyId::new(args.agency.clone())?;
+    let path = issue_operator_profile(&layout, &federation, &agency, &args.name)?;
+    let cert = layout.operator_cert(&agency, &args.name);
+    println!("operator {} of {agency}: {}", args.name, cert.display());
+    println!(
+        "profile: {} (use --operator {} or TOCSIN_OPERATOR)",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Issues an operator certificate and writes its connection profile;
+/// returns the profile's path.
+pub(crate) fn issue_operator_profile(
+    layout: &PkiLayout,
+    federation: &Federation,
+    agency: &AgencyId,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let args_name = name;
+    let agency = agency.clone();
     let member = federation
         .agency(&agency)
         .with_context(|| {
@@ -105,7 +141,7 @@ pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
             )
         })?
         .clone();
-    let (cert, key) = pki::issue_operator(&layout, &federation, &agency, &args.name)?;
+    let (cert, key) = pki::issue_operator(layout, federation, &agency, args_name)?;
     let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
     let profile = OperatorProfile {
         federation: federation.id().clone(),
@@ -115,19 +151,8 @@ pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
         cert: rel(&cert, &dir),
         key: rel(&key, &dir),
     };
-    let path = dir.join(format!("{}.toml", args.name));
+    let path = dir.join(format!("{args_name}.toml"));
     std::fs::write(&path, toml::to_string(&profile)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
-        "operator {} of {}: {}",
-        args.name,
-        member.id,
-        cert.display()
-    );
-    println!(
-        "profile: {} (use --operator {} or TOCSIN_OPERATOR)",
-        path.display(),
-        path.display()
-    );
-    Ok(())
+    Ok(path)
 }

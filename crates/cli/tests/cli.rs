@@ -626,3 +626,103 @@ fn bad_configuration_and_input_give_clear_errors() {
     let err = fails(dir, &["alerts", "list", "--operator", bob]);
     assert!(err.contains("cannot connect to FR-DGSI's node"), "{err}");
 }
+
+#[test]
+fn the_demo_runs_real_nodes_tells_the_story_and_leaves_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    std::fs::create_dir_all(demo.join("scenarios")).unwrap();
+    std::fs::write(
+        demo.join("federation.toml"),
+        r#"
+[federation]
+id = "smoke.tocsin"
+[[agencies]]
+id = "TR-MIT"
+endpoint = "127.0.0.1:1"
+[[agencies]]
+id = "FR-DGSI"
+endpoint = "127.0.0.1:2"
+[[agencies]]
+id = "EU-EUROPOL"
+endpoint = "127.0.0.1:3"
+observer = true
+"#,
+    )
+    .unwrap();
+    let notice = |label: &str, at: &str, name: &str| {
+        format!(
+            r#"
+[[steps]]
+at = "{at}"
+action = "send"
+from = "TR-MIT"
+label = "{label}"
+[steps.alert]
+precedence = "PRIORITY"
+category = "terrorism"
+recipients = ["FR-DGSI"]
+text = "Notice."
+[[steps.alert.subjects]]
+person = {{ names = ["{name}"], date_of_birth = "1985-11-21" }}
+"#
+        )
+    };
+    std::fs::write(
+        demo.join("scenarios/smoke.toml"),
+        format!(
+            r#"
+name = "smoke"
+start = "2015-01-01T00:00:00Z"
+end = "2015-01-03T00:00:00Z"
+speed = 200000
+[[pace]]
+from = "2015-01-01T08:30:00Z"
+until = "2015-01-01T10:30:00Z"
+speed = 4000
+{}{}"#,
+            notice("first", "2015-01-01T09:00:00Z", "Ismaël Omar Mostefaï"),
+            notice("second", "2015-01-01T10:00:00Z", "MOSTEFAI Ismael Omar")
+        ),
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = Command::new(BIN)
+        .args(["demo", "smoke", "--json", "--demo-dir"])
+        .arg(&demo)
+        .arg("--dir")
+        .arg(&run_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pm = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(pm["scenario"], "smoke");
+    let flags = pm["repeated_unanswered"].as_array().unwrap();
+    assert_eq!(flags.len(), 1, "{pm}");
+    assert_eq!(flags[0]["recipient"], "FR-DGSI");
+    assert_eq!(flags[0]["alerts"], serde_json::json!(["first", "second"]));
+    let first = &pm["alerts"][0]["recipients"][0];
+    assert_eq!(first["agency"], "FR-DGSI");
+    assert!(first["received_at"].is_string());
+    let steps: Vec<&str> = first["escalation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["REMINDED", "ESCALATED", "UNANSWERED"]);
+
+    // No node of this run is left behind.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let leftover: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.contains(run_dir.to_str().unwrap()))
+        .collect();
+    assert!(leftover.is_empty(), "still running: {leftover:?}");
+}

@@ -37,6 +37,149 @@ impl Clock for SystemClock {
     }
 }
 
+/// A stretch of scenario time that runs at its own pace, to slow down
+/// around dense moments (minutes apart) in a scenario that otherwise
+/// crosses months.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pace {
+    /// Scenario time where the stretch begins.
+    pub from: DateTime<Utc>,
+    /// Scenario time where it ends.
+    pub until: DateTime<Utc>,
+    /// Scenario seconds per real second within it.
+    pub speed: f64,
+}
+
+/// Scenario time: a clock that reads `start` at the real instant `origin`
+/// and runs `speed` times faster than real time (or at each [`Pace`]'s own
+/// speed within it), so a year of events and deadlines can play in about a
+/// minute. Nodes given the same start, origin, speed and paces agree on the
+/// time whenever each of them was started.
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    start: DateTime<Utc>,
+    origin: DateTime<Utc>,
+    speed: f64,
+    /// Stretches of scenario time, each `(from, until, speed)`, contiguous
+    /// from `start`; the last runs forever.
+    pieces: Arc<Vec<Piece>>,
+}
+
+/// A stretch `(from, until, speed)` of a [`ScaledClock`]; the last has no end.
+type Piece = (DateTime<Utc>, Option<DateTime<Utc>>, f64);
+
+fn sane(speed: f64) -> f64 {
+    if speed.is_finite() {
+        speed.max(1.0)
+    } else {
+        1.0
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64
+}
+
+fn from_micros(m: f64) -> Duration {
+    Duration::microseconds(m.clamp(i64::MIN as f64, i64::MAX as f64) as i64)
+}
+
+impl ScaledClock {
+    /// A clock reading `start` at real time `origin`, running `speed`
+    /// times real time (at least 1).
+    pub fn new(start: DateTime<Utc>, origin: DateTime<Utc>, speed: f64) -> Self {
+        Self::with_pace(start, origin, speed, &[])
+    }
+
+    /// The same, with stretches that run at their own pace. Stretches before
+    /// `start` or overlapping an earlier one are cut to fit.
+    pub fn with_pace(
+        start: DateTime<Utc>,
+        origin: DateTime<Utc>,
+        speed: f64,
+        pace: &[Pace],
+    ) -> Self {
+        let speed = sane(speed);
+        let mut sorted: Vec<Pace> = pace.to_vec();
+        sorted.sort_by_key(|p| p.from);
+        let mut pieces = Vec::new();
+        let mut cursor = start;
+        for p in sorted {
+            let from = p.from.max(cursor);
+            if p.until <= from {
+                continue;
+            }
+            if from > cursor {
+                pieces.push((cursor, Some(from), speed));
+            }
+            pieces.push((from, Some(p.until), sane(p.speed)));
+            cursor = p.until;
+        }
+        pieces.push((cursor, None, speed));
+        Self {
+            start,
+            origin,
+            speed,
+            pieces: Arc::new(pieces),
+        }
+    }
+
+    /// The scenario time at real time `real`.
+    pub fn at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
+        let mut left = micros(real - self.origin);
+        if left < 0.0 {
+            return self.start + from_micros(left * self.speed);
+        }
+        for (from, until, speed) in self.pieces.iter() {
+            match until {
+                Some(until) => {
+                    let span = micros(*until - *from) / speed;
+                    if left < span {
+                        return *from + from_micros(left * speed);
+                    }
+                    left -= span;
+                }
+                None => return *from + from_micros(left * speed),
+            }
+        }
+        self.start
+    }
+
+    /// The real time at which the scenario clock reads `t`.
+    pub fn real_time_of(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if t < self.start {
+            return self.origin + from_micros(micros(t - self.start) / self.speed);
+        }
+        let mut real = 0.0;
+        for (from, until, speed) in self.pieces.iter() {
+            match until {
+                Some(until) if t >= *until => real += micros(*until - *from) / speed,
+                _ => return self.origin + from_micros(real + micros(t - *from) / speed),
+            }
+        }
+        self.origin + from_micros(real)
+    }
+
+    /// How fast it runs outside its paced stretches.
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.at(Utc::now())
+    }
+
+    fn sleep_until(&self, t: DateTime<Utc>) -> Sleep {
+        let wait = (self.real_time_of(t) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
 /// A clock that only moves when told to; for tests.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
@@ -114,6 +257,54 @@ mod tests {
             .await
             .expect("woken")
             .unwrap();
+    }
+
+    #[test]
+    fn a_scaled_clock_maps_real_time_to_scenario_time_and_back() {
+        let start: DateTime<Utc> = "2014-12-01T00:00:00Z".parse().unwrap();
+        let origin: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let clock = ScaledClock::new(start, origin, 500_000.0);
+        // One real minute is almost a year of scenario time.
+        let later = clock.at(origin + Duration::minutes(1));
+        assert_eq!(later, start + Duration::seconds(30_000_000));
+        let t: DateTime<Utc> = "2015-06-01T00:00:00Z".parse().unwrap();
+        let back = clock.at(clock.real_time_of(t));
+        assert!((back - t).num_seconds().abs() <= 1, "{back} vs {t}");
+        // Two nodes started apart still agree: the clock depends on origin,
+        // not on when it was made.
+        let again = ScaledClock::new(start, origin, 500_000.0);
+        assert_eq!(
+            again.at(origin + Duration::seconds(7)),
+            clock.at(origin + Duration::seconds(7))
+        );
+    }
+
+    #[test]
+    fn paced_stretches_slow_the_clock_down_and_stay_consistent() {
+        let start: DateTime<Utc> = "2015-01-01T00:00:00Z".parse().unwrap();
+        let origin: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let pace = Pace {
+            from: "2015-01-02T00:00:00Z".parse().unwrap(),
+            until: "2015-01-02T01:00:00Z".parse().unwrap(),
+            speed: 60.0,
+        };
+        let clock = ScaledClock::with_pace(start, origin, 86_400.0, &[pace]);
+        // One real second to reach the stretch, one real minute through it.
+        assert_eq!(clock.at(origin + Duration::seconds(1)), pace.from);
+        assert_eq!(clock.at(origin + Duration::seconds(61)), pace.until);
+        assert_eq!(
+            clock.at(origin + Duration::seconds(62)),
+            pace.until + Duration::days(1)
+        );
+        for t in [
+            "2015-01-01T12:00:00Z",
+            "2015-01-02T00:30:00Z",
+            "2015-01-05T00:00:00Z",
+        ] {
+            let t: DateTime<Utc> = t.parse().unwrap();
+            let back = clock.at(clock.real_time_of(t));
+            assert!((back - t).num_milliseconds().abs() <= 100, "{back} vs {t}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod subject;
 mod time;
 
 pub use alert::{Alert, ValidationError};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, Pace, ScaledClock, SystemClock};
 pub use federation::Federation;
 pub use ids::{AgencyId, AlertId, FederationId, Identity};
 pub use time::{from_timestamp, to_timestamp};

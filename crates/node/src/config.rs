@@ -21,6 +21,11 @@
 //! request_timeout = "30s"
 //! max_concurrent_streams = 256
 //!
+//! [clock]         # optional: scenario time instead of real time
+//! start = "2014-12-01T00:00:00Z"
+//! origin = "2026-11-23T10:00:00Z"   # real time when the clock reads start
+//! speed = 500000
+//!
 //! [outbox]        # optional, these are the defaults
 //! initial_backoff = "250ms"
 //! max_backoff = "10s"
@@ -137,8 +142,32 @@ impl Default for OutboxOptions {
     }
 }
 
+/// Scenario time (for demos and rehearsals): the node's clock reads `start`
+/// at the real instant `origin` and runs `speed` times real time. Every
+/// node of a federation must share all three, so their deadlines agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockOptions {
+    /// The scenario time at `origin`.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// The real time at which the clock reads `start` (default: when the
+    /// node starts; set it explicitly for more than one node).
+    #[serde(default)]
+    pub origin: Option<chrono::DateTime<chrono::Utc>>,
+    /// How many times faster than real time (default 1).
+    #[serde(default = "one")]
+    pub speed: f64,
+    /// Stretches of scenario time that run at their own speed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pace: Vec<tocsin_core::Pace>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// A node's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// The agency this node speaks for.
@@ -159,6 +188,9 @@ pub struct NodeConfig {
     /// Outbox retry policy.
     #[serde(default)]
     pub outbox: OutboxOptions,
+    /// Scenario time; real time when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockOptions>,
 }
 
 impl NodeConfig {

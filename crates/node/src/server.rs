@@ -110,7 +110,21 @@ impl NodeOptions {
             data_dir: config.data_dir.clone(),
             limits: config.limits,
             outbox: config.outbox,
-            clock: Arc::new(SystemClock),
+            clock: match config.clock.clone() {
+                None => Arc::new(SystemClock),
+                Some(c) => {
+                    let origin = c.origin.unwrap_or_else(chrono::Utc::now);
+                    if !(c.speed.is_finite() && c.speed >= 1.0) {
+                        return Err(StartError::Invalid(format!(
+                            "[clock] speed must be a number of at least 1, not {}",
+                            c.speed
+                        )));
+                    }
+                    Arc::new(tocsin_core::ScaledClock::with_pace(
+                        c.start, origin, c.speed, &c.pace,
+                    ))
+                }
+            },
         })
     }
 }

@@ -1,0 +1,365 @@
+//! `tocsin demo` and `tocsin scenario run`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use tocsin_core::federation::Federation;
+use tocsin_core::{AgencyId, ScaledClock};
+use tocsin_trust::pki::{self, PkiLayout};
+
+use crate::args::{DemoArgs, ScenarioRunArgs};
+use crate::operator::lazy_client;
+use crate::scenario::{self, Clients, NodeControl, Scenario};
+
+/// Where the demo federation and scenarios live: `--demo-dir`, else
+/// `deploy/demo` under the working directory, else the source tree this
+/// binary was built from.
+fn demo_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
+    }
+    let candidates = [
+        PathBuf::from("deploy/demo"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/demo")),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.join("federation.toml").is_file())
+        .context(
+            "cannot find deploy/demo/federation.toml; run from the repository or pass --demo-dir",
+        )
+}
+
+fn scenario_path(demo: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let as_path = PathBuf::from(name);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let shipped = demo.join("scenarios").join(format!("{name}.toml"));
+    if shipped.is_file() {
+        return Ok(shipped);
+    }
+    let known: Vec<String> = std::fs::read_dir(demo.join("scenarios"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    bail!(
+        "no scenario {name:?}: give a file, or one of {}",
+        known.join(", ")
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The demo's node processes.
+struct Nodes {
+    exe: PathBuf,
+    dir: PathBuf,
+    clock_args: Vec<String>,
+    children: BTreeMap<AgencyId, Child>,
+}
+
+impl Nodes {
+    fn spawn(&mut self, agency: &AgencyId) -> anyhow::Result<()> {
+        let logs = self.dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{agency}.log")))?;
+        let child = Command::new(&self.exe)
+            .arg("node")
+            .arg("--config")
+            .arg(
+                self.dir
+                    .join("pki/agencies")
+                    .join(agency.as_str())
+                    .join("node.toml"),
+            )
+            .args(&self.clock_args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {agency}'s node"))?;
+        self.children.insert(agency.clone(), child);
+        Ok(())
+    }
+
+    /// Asks a node to stop (SIGTERM), waits, then kills it if it lingers.
+    fn terminate(agency: &AgencyId, child: &mut Child) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{agency}'s node did not stop in 10 s; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn stop_all(&mut self) {
+        for (agency, mut child) in std::mem::take(&mut self.children) {
+            Self::terminate(&agency, &mut child);
+        }
+    }
+}
+
+impl NodeControl for Nodes {
+    fn stop(&mut self, agency: &AgencyId) -> anyhow::Result<()> {
+        let mut child = self
+            .children
+            .remove(agency)
+            .with_context(|| format!("{agency}'s node is not running"))?;
+        Self::terminate(agency, &mut child);
+        Ok(())
+    }
+
+    fn start(&mut self, agency: &AgencyId) -> anyhow::Result<()> {
+        if self.children.contains_key(agency) {
+            bail!("{agency}'s node is already running");
+        }
+        self.spawn(agency)
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        // Whatever happened, no node outlives the demo.
+        self.stop_all();
+    }
+}
+
+/// Waits until every agency's operator service answers.
+async fn wait_healthy(clients: &Clients, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for (agency, client) in clients {
+        loop {
+            let ok = client
+                .clone()
+                .list_subject_flags(tocsin_proto::pb::ListSubjectFlagsRequest {})
+                .await
+                .is_ok();
+            if ok {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!("{agency}'s node did not become healthy in {timeout:?}; see its log");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let demo = demo_dir(args.demo_dir.as_deref())?;
+    let name = args.scenario.clone().unwrap_or_else(|| "paris-2015".into());
+    let text = std::fs::read_to_string(demo.join("federation.toml"))?;
+    let mut federation = Federation::parse(&text, "deploy/demo/federation.toml")?;
+    let scenario = Scenario::load(&scenario_path(&demo, &name)?, &federation)?;
+
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => tempfile::Builder::new()
+            .prefix("tocsin-demo-")
+            .tempdir()?
+            .keep(),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+    // Free loopback ports, so a second run (or another program) never clashes.
+    for a in &mut federation.agencies {
+        a.endpoint = format!("127.0.0.1:{}", free_port()?);
+    }
+    let fed_toml = toml::to_string(&federation)?;
+    std::fs::write(dir.join("federation.toml"), &fed_toml)?;
+    let layout = PkiLayout::new(dir.join("pki"));
+    if layout.root().exists() {
+        std::fs::remove_dir_all(layout.root())
+            .with_context(|| format!("cannot clear {}", layout.root().display()))?;
+    }
+    for data in federation
+        .agencies
+        .iter()
+        .map(|a| dir.join("data").join(a.id.as_str()))
+    {
+        let _ = std::fs::remove_dir_all(data);
+    }
+    let say = |s: &str| {
+        if !args.json {
+            println!("{s}");
+        }
+    };
+    say(&format!("== {}: {}", scenario.name, scenario.title));
+    say(&format!(
+        "== federation of {} agencies in {}",
+        federation.agencies.len(),
+        dir.display()
+    ));
+    let speed = args.speed.unwrap_or(scenario.speed);
+    if !(speed.is_finite() && speed >= 1.0) {
+        bail!("--speed must be at least 1, not {speed}");
+    }
+    // Every node reads the scenario start at the same real instant, a few
+    // seconds from now, and shares the scenario's paces, so their clocks
+    // and deadlines agree.
+    let origin = Utc::now() + chrono::Duration::seconds(4);
+    let clock: ScaledClock = scenario.clock(speed, origin);
+    let clock_options = tocsin_node::config::ClockOptions {
+        start: scenario.start,
+        origin: Some(origin),
+        speed,
+        pace: scenario.pace_at(speed),
+    };
+    pki::init(&federation, &fed_toml, layout.root())?;
+    for a in &federation.agencies {
+        crate::pki_cmd::write_node_config(
+            &layout,
+            a,
+            &dir.join("data").join(a.id.as_str()),
+            Some(clock_options.clone()),
+        )?;
+        crate::pki_cmd::issue_operator_profile(&layout, &federation, &a.id, "demo")?;
+    }
+    let exe = std::env::current_exe().context("cannot find the tocsin binary")?;
+    let mut nodes = Nodes {
+        exe,
+        dir: dir.clone(),
+        clock_args: Vec::new(),
+        children: BTreeMap::new(),
+    };
+    for a in &federation.agencies {
+        nodes.spawn(&a.id)?;
+    }
+    let mut clients = Clients::new();
+    for a in &federation.agencies {
+        clients.insert(
+            a.id.clone(),
+            lazy_client(
+                &layout
+                    .root()
+                    .join("operators")
+                    .join(a.id.as_str())
+                    .join("demo.toml"),
+            )?,
+        );
+    }
+    wait_healthy(&clients, Duration::from_secs(30)).await?;
+    say(&format!(
+        "== {} nodes up (real processes, mutual TLS); replaying at {speed}x: {} to {}",
+        federation.agencies.len(),
+        scenario.start.format("%Y-%m-%d"),
+        scenario.end.format("%Y-%m-%d")
+    ));
+
+    let outcome = tokio::select! {
+        r = scenario::replay(&scenario, &clients, clock, Some(&mut nodes as &mut dyn NodeControl), args.json) => r,
+        _ = tokio::signal::ctrl_c() => {
+            nodes.stop_all();
+            bail!("interrupted; every node was stopped. Files are in {}", dir.display());
+        }
+    };
+    let replay = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            nodes.stop_all();
+            return Err(e.context(format!(
+                "the replay failed; node logs are in {}",
+                dir.join("logs").display()
+            )));
+        }
+    };
+    // Nodes that were stopped by the scenario and not restarted still count
+    // for the story: bring them back to read their records.
+    for a in &federation.agencies {
+        if !nodes.children.contains_key(&a.id) {
+            nodes.spawn(&a.id)?;
+        }
+    }
+    wait_healthy(&clients, Duration::from_secs(30)).await?;
+    let pm = scenario::post_mortem(&scenario, &clients, &replay).await?;
+    nodes.stop_all();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&pm)?);
+    } else {
+        scenario::print_post_mortem(&pm);
+        println!();
+        println!(
+            "every node stopped; certificates, stores and logs are in {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
+    let federation = Federation::load(&args.federation)?;
+    let scenario = Scenario::load(&args.file, &federation)?;
+    let mut clients = Clients::new();
+    for a in &federation.agencies {
+        let dir = args.operators.join(a.id.as_str());
+        let profile = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "toml"))
+        });
+        match profile {
+            Some(p) => {
+                clients.insert(a.id.clone(), lazy_client(&p)?);
+            }
+            None if scenario.actors().contains(&a.id) => {
+                bail!("no operator profile for {} in {}", a.id, dir.display())
+            }
+            None => {}
+        }
+    }
+    wait_healthy(&clients, Duration::from_secs(30)).await?;
+    let speed = args.speed.unwrap_or(scenario.speed);
+    let origin = args.clock_origin.unwrap_or_else(Utc::now);
+    let clock = scenario.clock(speed, origin);
+    if !args.json {
+        println!("== {}: {}", scenario.name, scenario.title);
+        println!(
+            "== replaying at {speed}x; every node must run with this [clock] in its configuration:\n{}",
+            toml::to_string(&tocsin_node::config::ClockOptions {
+                start: scenario.start,
+                origin: Some(origin),
+                speed,
+                pace: scenario.pace_at(speed),
+            })?
+        );
+    }
+    let replay = scenario::replay(&scenario, &clients, clock, None, args.json).await?;
+    let pm = scenario::post_mortem(&scenario, &clients, &replay).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&pm)?);
+    } else {
+        scenario::print_post_mortem(&pm);
+    }
+    Ok(())
+}
