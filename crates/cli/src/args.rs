@@ -36,6 +36,21 @@ pub(crate) enum Command {
     /// Replay scenarios against a federation already running.
     #[command(subcommand)]
     Scenario(ScenarioCommand),
+    /// The verified history of an alert, or of every alert about a subject,
+    /// as this node saw it, gaps included (as an operator).
+    Timeline(TimelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TimelineArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// One alert.
+    #[arg(long, conflicts_with = "subject", required_unless_present = "subject")]
+    pub(crate) alert: Option<String>,
+    /// Every alert about a subject (alert id, document number or name).
+    #[arg(long)]
+    pub(crate) subject: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ mod operator;
 mod output;
 mod pki_cmd;
 mod scenario;
+mod timeline;
 
 use args::{
     AlertCommand, AlertsCommand, Cli, Command, PkiCommand, ScenarioCommand, SubjectCommand,
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
             Command::Watch(args) => operator::watch(args).await,
             Command::Subject(SubjectCommand::Show(args)) => operator::subject(args).await,
             Command::Demo(args) => demo::demo(args).await,
+            Command::Timeline(args) => timeline::timeline(args).await,
             Command::Scenario(ScenarioCommand::Run(args)) => demo::run(args).await,
         }
     });

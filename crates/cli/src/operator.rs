@@ -31,7 +31,7 @@ pub(crate) struct OperatorProfile {
 }
 
 impl OperatorProfile {
-    fn load(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read operator profile {}", path.display()))?;
         let mut p: OperatorProfile = toml::from_str(&text)
@@ -65,7 +65,7 @@ pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>
     Ok(OperatorClient::new(channel))
 }
 
-async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
+pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
     let Some(path) = &args.operator else {
         bail!(
             "no operator profile: pass --operator FILE or set TOCSIN_OPERATOR (see `tocsin pki issue-operator`)"
@@ -101,7 +101,7 @@ async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> 
 }
 
 /// Turns a refusal into a message that says who refused what.
-fn refused(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn refused(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("node refused: {:?}: {}", status.code(), status.message())
 }
 

@@ -42,7 +42,7 @@ struct EventView {
     detail: String,
 }
 
-fn event_kind(kind: i32) -> &'static str {
+pub(crate) fn event_kind(kind: i32) -> &'static str {
     match pb::EventKind::try_from(kind) {
         Ok(pb::EventKind::Submitted) => "SUBMITTED",
         Ok(pb::EventKind::Received) => "RECEIVED",

@@ -400,6 +400,23 @@ identifier = { kind = "organisation", value = "Islamic State" }
     let err = fails(dir, &["subject", "show", "Nobody Known", "--operator", bob]);
     assert!(err.contains("NotFound"), "{err}");
 
+    // The timeline verifies every signed record and shows what is missing.
+    let timeline = ok(dir, &["timeline", "--alert", &id, "--operator", alice]);
+    for line in [
+        "ok",
+        "ALERT",
+        "RECEIPT",
+        "ACK",
+        "0 record(s) failing verification",
+    ] {
+        assert!(timeline.contains(line), "{line}: {timeline}");
+    }
+    let timeline = ok(dir, &["timeline", "--alert", &second, "--operator", alice]);
+    assert!(
+        timeline.contains("no acknowledgement from FR-DGSI"),
+        "{timeline}"
+    );
+
     // TR-MIT cancels its unanswered second alert; FR-DGSI now owes an
     // answer to the cancel instead.
     let cancel = json(&ok(

@@ -223,12 +223,27 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?,
             );
             if !name.is_empty() {
-                let like = format!("person:{}|%", name.replace(['%', '_'], ""));
-                start.extend(
-                    conn.prepare_cached("SELECT alert_id FROM subject_keys WHERE key LIKE ?1")?
-                        .query_map([&like], |r| r.get::<_, String>(0))?
-                        .collect::<Result<Vec<_>, _>>()?,
-                );
+                // Every word asked for must be in the name, in any order:
+                // "mostefai ismael" finds "Ismaël Omar Mostefaï".
+                let wanted: Vec<&str> = name.split(' ').collect();
+                let persons: Vec<(String, String)> = conn
+                    .prepare_cached(
+                        "SELECT key, alert_id FROM subject_keys WHERE key LIKE 'person:%'",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (key, alert) in persons {
+                    let words: Vec<&str> = key
+                        .trim_start_matches("person:")
+                        .split('|')
+                        .next()
+                        .unwrap_or_default()
+                        .split(' ')
+                        .collect();
+                    if wanted.iter().all(|w| words.contains(w)) {
+                        start.push(alert);
+                    }
+                }
             }
             if start.is_empty() {
                 return Ok((Vec::new(), Vec::new()));

@@ -1,0 +1,294 @@
+//! `tocsin timeline`: the history of one alert, or of every alert about a
+//! subject, as one node saw it. Every signed record (alert, receipts,
+//! acknowledgements) is verified here, on the operator's side, against the
+//! federation CA; every missing receipt or acknowledgement is shown as a gap.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use prost::Message;
+use serde::Serialize;
+use tocsin_core::from_timestamp;
+use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
+use tocsin_trust::Verifier;
+use tocsin_trust::signing::digest;
+
+use crate::args::TimelineArgs;
+use crate::operator::{OperatorProfile, connect, refused};
+
+/// One line of a timeline.
+#[derive(Debug, Serialize)]
+struct Entry {
+    alert_id: String,
+    at: Option<DateTime<Utc>>,
+    what: String,
+    detail: String,
+    /// For signed records: whether the signature and digest check out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<bool>,
+    /// A receipt or acknowledgement that never came.
+    gap: bool,
+}
+
+fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.as_ref().and_then(from_timestamp)
+}
+
+fn check(
+    verifier: &Verifier,
+    env: &Option<pb::Envelope>,
+    kind: &str,
+    signer: &str,
+) -> (bool, String) {
+    match env {
+        None => (false, "no envelope".into()),
+        Some(env) => match verifier.verify(env, kind) {
+            Ok(v) if v.signer.as_str() == signer => (true, format!("signed by {signer}")),
+            Ok(v) => (false, format!("signed by {}, expected {signer}", v.signer)),
+            Err(e) => (false, e.to_string()),
+        },
+    }
+}
+
+/// A recipient's side of an alert: its agency, receipt, acknowledgements
+/// and deadline.
+type Party = (
+    String,
+    Option<pb::Envelope>,
+    Vec<pb::AckRecord>,
+    Option<DateTime<Utc>>,
+);
+
+fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifier) -> Vec<Entry> {
+    let alert = record.alert.clone().unwrap_or_default();
+    let id = alert.id.clone();
+    let mut out = Vec::new();
+    let (ok, how) = check(
+        verifier,
+        &record.envelope,
+        ALERT_PAYLOAD_TYPE,
+        &alert.originator,
+    );
+    let alert_digest = record.envelope.as_ref().map(digest);
+    out.push(Entry {
+        alert_id: id.clone(),
+        at: ts(&alert.created_at),
+        what: "ALERT".into(),
+        detail: format!(
+            "{} to {}: {} ({how})",
+            alert.originator,
+            alert.recipients.join(", "),
+            alert.text.lines().next().unwrap_or_default()
+        ),
+        verified: Some(ok),
+        gap: false,
+    });
+    // The receipts and acknowledgements this node holds: for an alert it
+    // sent, one per recipient; for one it received, its own.
+    let mut parties: Vec<Party> = record
+        .deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.recipient.clone(),
+                d.receipt.clone(),
+                d.acknowledgements.clone(),
+                ts(&d.due_at),
+            )
+        })
+        .collect();
+    if record.direction == pb::Direction::Inbound as i32 {
+        let me = record
+            .receipt
+            .as_ref()
+            .and_then(|r| r.signature.as_ref())
+            .map(|s| s.signer.clone())
+            .unwrap_or_default();
+        parties.push((
+            me,
+            record.receipt.clone(),
+            record.acknowledgements.clone(),
+            ts(&record.due_at),
+        ));
+    }
+    for (agency, receipt, acks, due) in parties {
+        match &receipt {
+            Some(env) => {
+                let (mut ok, how) = check(verifier, &receipt, RECEIPT_PAYLOAD_TYPE, &agency);
+                let r = pb::Receipt::decode(env.payload.as_slice()).unwrap_or_default();
+                let matches =
+                    alert_digest.is_some_and(|d| d.as_slice() == r.alert_digest.as_slice());
+                ok &= matches;
+                out.push(Entry {
+                    alert_id: id.clone(),
+                    at: ts(&r.received_at),
+                    what: "RECEIPT".into(),
+                    detail: format!(
+                        "{agency} committed it ({how}; {})",
+                        if matches {
+                            "digest matches the alert"
+                        } else {
+                            "DIGEST DOES NOT MATCH"
+                        }
+                    ),
+                    verified: Some(ok),
+                    gap: false,
+                });
+            }
+            None => out.push(Entry {
+                alert_id: id.clone(),
+                at: due,
+                what: "GAP".into(),
+                detail: format!("no receipt from {agency}: it never confirmed having the alert"),
+                verified: None,
+                gap: true,
+            }),
+        }
+        if acks.is_empty() {
+            out.push(Entry {
+                alert_id: id.clone(),
+                at: due,
+                what: "GAP".into(),
+                detail: format!(
+                    "no acknowledgement from {agency} (deadline {})",
+                    due.map(|d| d.to_rfc3339()).unwrap_or_default()
+                ),
+                verified: None,
+                gap: true,
+            });
+        }
+        for a in &acks {
+            let ack = a.acknowledgement.clone().unwrap_or_default();
+            let (mut ok, how) = check(verifier, &a.envelope, ACK_PAYLOAD_TYPE, &agency);
+            ok &= alert_digest.is_some_and(|d| d.as_slice() == ack.alert_digest.as_slice());
+            let disposition = tocsin_core::alert::Disposition::from_wire(ack.disposition)
+                .map(|d| d.to_string())
+                .unwrap_or_default();
+            let late = if a.late_by_seconds > 0 {
+                format!(
+                    ", LATE by {}",
+                    humantime::format_duration(Duration::from_secs(a.late_by_seconds / 60 * 60))
+                )
+            } else {
+                String::new()
+            };
+            out.push(Entry {
+                alert_id: id.clone(),
+                at: ts(&ack.acknowledged_at),
+                what: "ACK".into(),
+                detail: format!(
+                    "{agency}: {disposition} by {}{late} ({how}) {}",
+                    ack.operator, ack.note
+                ),
+                verified: Some(ok),
+                gap: false,
+            });
+        }
+    }
+    for e in events.iter().filter(|e| e.alert_id == id) {
+        let kind = crate::output::event_kind(e.kind);
+        // Receipts and acknowledgements are shown from their signed records.
+        if matches!(
+            kind,
+            "SUBMITTED" | "RECEIVED" | "DELIVERED" | "ACKNOWLEDGED"
+        ) {
+            continue;
+        }
+        out.push(Entry {
+            alert_id: id.clone(),
+            at: ts(&e.at),
+            what: kind.into(),
+            detail: e.detail.clone(),
+            verified: None,
+            gap: false,
+        });
+    }
+    out.sort_by_key(|e| (e.at, e.gap));
+    out
+}
+
+pub(crate) async fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
+    let profile_path = args
+        .connect
+        .operator
+        .clone()
+        .context("no operator profile: pass --operator FILE or set TOCSIN_OPERATOR")?;
+    let profile = OperatorProfile::load(&profile_path)?;
+    let verifier = Verifier::load(&profile.ca, &profile.federation)?;
+    let mut client = connect(&args.connect).await?;
+    let records = match (&args.alert, &args.subject) {
+        (Some(id), _) => vec![
+            client
+                .get_alert(pb::GetAlertRequest { id: id.clone() })
+                .await
+                .map_err(refused)?
+                .into_inner(),
+        ],
+        (None, Some(q)) => {
+            client
+                .get_subject(pb::GetSubjectRequest { query: q.clone() })
+                .await
+                .map_err(refused)?
+                .into_inner()
+                .alerts
+        }
+        (None, None) => anyhow::bail!("give --alert ID or --subject QUERY"),
+    };
+    let mut stream = client
+        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Ok(Ok(Some(e))) =
+        tokio::time::timeout(Duration::from_millis(300), stream.message()).await
+    {
+        events.push(e);
+    }
+    let entries: Vec<Vec<Entry>> = records
+        .iter()
+        .map(|r| entries_for(r, &events, &verifier))
+        .collect();
+    if args.connect.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries.iter().flatten().collect::<Vec<_>>())?
+        );
+        return Ok(());
+    }
+    for (record, lines) in records.iter().zip(&entries) {
+        let id = record
+            .alert
+            .as_ref()
+            .map(|a| a.id.as_str())
+            .unwrap_or_default();
+        println!("== alert {id}");
+        for e in lines {
+            let mark = match (e.verified, e.gap) {
+                (Some(true), _) => "ok ",
+                (Some(false), _) => "BAD",
+                (None, true) => "!! ",
+                (None, false) => "   ",
+            };
+            let at =
+                e.at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "-".into());
+            println!("  {mark} {at}  {:<11} {}", e.what, e.detail);
+        }
+    }
+    let bad = entries
+        .iter()
+        .flatten()
+        .filter(|e| e.verified == Some(false))
+        .count();
+    let gaps = entries.iter().flatten().filter(|e| e.gap).count();
+    println!(
+        "{} alert(s); {gaps} gap(s); {bad} record(s) failing verification",
+        records.len()
+    );
+    if bad > 0 {
+        anyhow::bail!("{bad} signed record(s) failed verification");
+    }
+    Ok(())
+}
