@@ -942,6 +942,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_host_configurations_are_valid() {
+        let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/hosts");
+        let fed = Federation::load(&Path::new(base).join("federation.toml")).unwrap();
+        for a in &fed.agencies {
+            let path = Path::new(base).join("nodes").join(format!("{}.toml", a.id));
+            let config = tocsin_node::NodeConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(config.agency, a.id);
+        }
+        assert!(fed.agencies.iter().any(|a| a.observer));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let fed = federation();
         let check = |text: &str| {
