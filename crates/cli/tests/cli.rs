@@ -691,7 +691,7 @@ person = {{ names = ["{name}"], date_of_birth = "1985-11-21" }}
             r#"
 name = "smoke"
 start = "2015-01-01T00:00:00Z"
-end = "2015-01-03T00:00:00Z"
+end = "2015-01-06T00:00:00Z"
 speed = 200000
 [[pace]]
 from = "2015-01-01T08:30:00Z"
@@ -742,4 +742,138 @@ speed = 4000
         .filter(|l| l.contains(run_dir.to_str().unwrap()))
         .collect();
     assert!(leftover.is_empty(), "still running: {leftover:?}");
+}
+
+#[test]
+fn a_scenario_replays_against_nodes_started_by_hand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fed = federation_file(dir);
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "TR-MIT",
+            "--name",
+            "ops",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "FR-DGSI",
+            "--name",
+            "ops",
+        ],
+    );
+    std::fs::write(
+        dir.join("scenario.toml"),
+        r#"
+name = "by-hand"
+start = "2015-01-01T00:00:00Z"
+end = "2015-01-01T02:00:00Z"
+speed = 1800
+
+[[steps]]
+at = "2015-01-01T00:10:00Z"
+action = "send"
+from = "TR-MIT"
+label = "warning"
+[steps.alert]
+precedence = "FLASH"
+category = "terrorism"
+recipients = ["FR-DGSI"]
+text = "Attack imminent."
+[[steps.alert.subjects]]
+identifier = { kind = "phone", value = "+90 555 000 00 00" }
+
+[[steps]]
+at = "2015-01-01T00:30:00Z"
+action = "ack"
+by = "FR-DGSI"
+label = "warning"
+disposition = "ACTIONED"
+"#,
+    )
+    .unwrap();
+    // The nodes run on the scenario's clock, from a shared origin.
+    // Six seconds for the nodes to come up before scenario time begins.
+    let origin = (chrono::Utc::now() + chrono::Duration::seconds(6)).to_rfc3339();
+    let clock = [
+        "--clock-start",
+        "2015-01-01T00:00:00Z",
+        "--clock-speed",
+        "1800",
+        "--clock-origin",
+        &origin,
+    ];
+    let start = |agency: &str| {
+        Node(
+            Command::new(BIN)
+                .args([
+                    "node",
+                    "--config",
+                    &format!("pki/agencies/{agency}/node.toml"),
+                ])
+                .args(clock)
+                .current_dir(dir)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let tr = start("TR-MIT");
+    let fr = start("FR-DGSI");
+    let out = Command::new(BIN)
+        .args([
+            "scenario",
+            "run",
+            "scenario.toml",
+            "--federation",
+            "pki/federation.toml",
+            "--operators",
+            "pki/operators",
+        ])
+        .args(["--clock-origin", &origin, "--json"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pm = json(&String::from_utf8_lossy(&out.stdout));
+    let fr_delivery = &pm["alerts"][0]["recipients"][0];
+    assert_eq!(fr_delivery["agency"], "FR-DGSI");
+    // FLASH: ten minutes to answer; FR-DGSI answered after twenty.
+    let ack = &fr_delivery["acknowledgements"][0];
+    assert_eq!(ack["disposition"], "ACTIONED");
+    let late = ack["late_by_seconds"].as_u64().unwrap();
+    assert!((540..=660).contains(&late), "late by {late} s");
+    assert_eq!(fr_delivery["flag"], "OVERDUE");
+    tr.terminate();
+    fr.terminate();
 }
