@@ -106,10 +106,17 @@ impl Nodes {
 
     /// Asks a node to stop (SIGTERM), waits, then kills it if it lingers.
     fn terminate(agency: &AgencyId, child: &mut Child) {
-        let _ = Command::new("kill")
+        let asked = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if !asked {
+            // No way to ask nicely: the store is crash-safe, so kill it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {

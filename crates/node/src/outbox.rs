@@ -150,7 +150,8 @@ impl Worker {
                 self.ctx.options.batch.max(1)
             };
             // Acknowledgements first: they are small and someone's deadline
-            // hangs on each.
+            // hangs on each. A failure here does not hold up the alerts.
+            let mut messages_failed = false;
             let messages = match self
                 .ctx
                 .store
@@ -198,19 +199,7 @@ impl Worker {
                 if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
                     tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
                 }
-                if failed {
-                    backoff = Some(next_backoff);
-                    match self.pause(delay).await {
-                        Pause::Shutdown => return,
-                        Pause::PeerUp => {
-                            backoff = None;
-                            self.peer_is_back().await;
-                        }
-                        Pause::Elapsed => {}
-                    }
-                    continue;
-                }
-                backoff = None;
+                messages_failed = failed;
             }
             let due = match self
                 .ctx
@@ -228,7 +217,12 @@ impl Worker {
                 }
             };
             if due.is_empty() {
-                if self.idle().await {
+                let stop = if messages_failed {
+                    self.back_off(&mut backoff).await
+                } else {
+                    self.idle().await
+                };
+                if stop {
                     return;
                 }
                 continue;
@@ -276,7 +270,7 @@ impl Worker {
             {
                 tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
             }
-            if failed {
+            if failed || messages_failed {
                 backoff = Some(next_backoff);
                 tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
                 match self.pause(delay).await {
@@ -290,6 +284,25 @@ impl Worker {
             } else {
                 backoff = None;
             }
+        }
+    }
+
+    /// Backs off after a failure: the next delay, doubled up to the
+    /// maximum, with jitter; cut short if the peer turns out to be up.
+    /// Returns true on shutdown.
+    async fn back_off(&mut self, backoff: &mut Option<Duration>) -> bool {
+        let next = backoff
+            .map(|b| (b * 2).min(self.ctx.options.max_backoff))
+            .unwrap_or(self.ctx.options.initial_backoff);
+        *backoff = Some(next);
+        match self.pause(jittered(next)).await {
+            Pause::Shutdown => true,
+            Pause::PeerUp => {
+                *backoff = None;
+                self.peer_is_back().await;
+                false
+            }
+            Pause::Elapsed => false,
         }
     }
 
