@@ -267,7 +267,7 @@ async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
     }
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let subs = submitted.clone();
-    let (started, _, _) = drive(load, move |_| {
+    let (started, submitted_by, _) = drive(load, move |_| {
         let mut op = op.clone();
         let subs = subs.clone();
         async move {
@@ -286,6 +286,7 @@ async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
         }
     })
     .await?;
+    eprintln!("submissions took {:?}", submitted_by - started);
     if delivered.lock().await.len() < load.n {
         tokio::time::timeout(Duration::from_secs(300), all_in.notified())
             .await

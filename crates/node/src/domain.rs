@@ -27,7 +27,7 @@ pub(crate) struct Node {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) outbox: OutboxHandle,
     /// Wakes the deadline tracker when a new deadline may come first.
-    pub(crate) tracker: Arc<tokio::sync::Notify>,
+    pub(crate) tracker: Arc<crate::tracker::TrackerWake>,
     /// Turns true when the node shuts down; ends watch streams.
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -202,8 +202,8 @@ impl Node {
             Some(first_step),
         );
         let recipients: Vec<String> = alert.recipients.iter().map(ToString::to_string).collect();
-        match self.store.insert_outbound(row, recipients).await {
-            Ok(()) => {}
+        let stored = match self.store.insert_outbound(row, recipients).await {
+            Ok(stored) => stored,
             Err(tocsin_store::Error::Conflict(_)) => {
                 // Lost a race with an identical resubmission, or the id is taken.
                 return match self.resubmission(&alert).await? {
@@ -215,13 +215,11 @@ impl Node {
                 };
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         tracing::info!(alert = %alert.id, precedence = %alert.precedence, recipients = alert.recipients.len(), "alert accepted");
         self.outbox.wake(&alert.recipients);
-        self.tracker.notify_one();
-        self.get(&alert.id.to_string())
-            .await?
-            .ok_or_else(|| Error::Unavailable("alert vanished after commit".into()))
+        self.tracker.deadline(due_at.min(first_step));
+        views::record(&stored)
     }
 
     /// If an alert with this id is stored: the stored record when it is the
@@ -244,9 +242,12 @@ impl Node {
                 alert.id
             )));
         }
-        let deliveries = self.store.deliveries(&row.id).await?;
-        let acks = self.store.acks(&row.id).await?;
-        Ok(Some(views::record(&row, &deliveries, &acks)?))
+        let history = self
+            .store
+            .alert_history(&row.id)
+            .await?
+            .ok_or_else(|| Error::Unavailable("alert vanished".into()))?;
+        Ok(Some(views::record(&history)?))
     }
 
     /// Receives an alert delivered by the peer `caller`. Returns the signed
@@ -305,7 +306,7 @@ impl Node {
             .await
         {
             Ok(InboundOutcome::Stored) => {
-                self.tracker.notify_one();
+                self.tracker.deadline(due_at);
                 tracing::info!(alert = %alert.id, from = %caller, precedence = %alert.precedence, "alert received");
                 Ok(receipt)
             }
@@ -320,12 +321,12 @@ impl Node {
 
     /// One alert, sent or received.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<pb::AlertRecord>, Error> {
-        let Some(row) = self.store.alert(id).await? else {
-            return Ok(None);
-        };
-        let deliveries = self.store.deliveries(id).await?;
-        let acks = self.store.acks(id).await?;
-        Ok(Some(views::record(&row, &deliveries, &acks)?))
+        self.store
+            .alert_history(id)
+            .await?
+            .as_ref()
+            .map(views::record)
+            .transpose()
     }
 
     /// Alerts, newest first.
@@ -334,13 +335,12 @@ impl Node {
         direction: Option<Direction>,
         limit: u32,
     ) -> Result<Vec<pb::AlertRecord>, Error> {
-        let rows = self.store.list_alerts(direction, limit).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (a, d) in &rows {
-            let acks = self.store.acks(&a.id).await?;
-            out.push(views::record(a, d, &acks)?);
-        }
-        Ok(out)
+        self.store
+            .list_alerts(direction, limit)
+            .await?
+            .iter()
+            .map(views::record)
+            .collect()
     }
 
     /// Open items, soonest deadline first.
@@ -354,13 +354,7 @@ impl Node {
             Open::Awaiting => self.store.list_awaiting(limit).await?,
             Open::Overdue => self.store.list_overdue(limit).await?,
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for a in &rows {
-            let deliveries = self.store.deliveries(&a.id).await?;
-            let acks = self.store.acks(&a.id).await?;
-            out.push(views::record(a, &deliveries, &acks)?);
-        }
-        Ok(out)
+        rows.iter().map(views::record).collect()
     }
 
     /// Takes every escalation step that is due: reminds, escalates (a

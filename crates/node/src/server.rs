@@ -169,7 +169,7 @@ pub async fn serve(
     }
     let greetings: Vec<Channel> = peers.iter().map(|(_, ch)| ch.clone()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let tracker_wake = Arc::new(tokio::sync::Notify::new());
+    let tracker_wake = Arc::new(crate::tracker::TrackerWake::default());
     let (outbox, workers) = outbox::spawn(
         OutboxContext {
             store: store.clone(),

@@ -9,16 +9,48 @@
 //! while the node was down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
+use chrono::{DateTime, Utc};
 use tocsin_core::Clock;
 use tocsin_store::Store;
 use tokio::sync::{Notify, watch};
+
+/// Wakes the tracker, but only when a new deadline falls before the one it
+/// sleeps until: a steady stream of alerts with later deadlines costs the
+/// tracker nothing.
+#[derive(Debug)]
+pub(crate) struct TrackerWake {
+    notify: Notify,
+    /// What the tracker sleeps until, in ms; `i64::MIN` while it is
+    /// looking (so anything new wakes it again), `i64::MAX` when nothing
+    /// is open.
+    sleeping_until: AtomicI64,
+}
+
+impl Default for TrackerWake {
+    fn default() -> Self {
+        Self {
+            notify: Notify::new(),
+            sleeping_until: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl TrackerWake {
+    /// A deadline or ladder step at `at` was committed.
+    pub(crate) fn deadline(&self, at: DateTime<Utc>) {
+        if at.timestamp_millis() < self.sleeping_until.load(Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+}
 
 pub(crate) struct Tracker {
     pub(crate) node: crate::domain::Node,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) wake: Arc<Notify>,
+    pub(crate) wake: Arc<TrackerWake>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -29,8 +61,9 @@ impl Tracker {
                 return;
             }
             // Register for wake-ups before looking, so none is missed.
-            let woken = self.wake.clone();
-            let woken = woken.notified();
+            let wake = self.wake.clone();
+            wake.sleeping_until.store(i64::MIN, Ordering::SeqCst);
+            let woken = wake.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
 
@@ -64,6 +97,12 @@ impl Tracker {
                     Some(now + chrono::Duration::seconds(5))
                 }
             };
+            // A deadline committed after the read above either saw MIN and
+            // woke us, or sees this and wakes us only if it comes first.
+            wake.sleeping_until.store(
+                next.map_or(i64::MAX, |at| at.timestamp_millis()),
+                Ordering::SeqCst,
+            );
             let sleep = match next {
                 Some(at) => self.clock.sleep_until(at),
                 None => Box::pin(std::future::pending()),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tocsin_core::{Alert, to_timestamp};
 use tocsin_proto::pb;
-use tocsin_store::{AckRow, AlertRow, DeliveryRow, DeliveryState, Direction};
+use tocsin_store::{AckRow, AlertHistory, DeliveryState, Direction};
 
 use crate::Error;
 
@@ -39,11 +39,12 @@ pub(crate) fn ack_record(
     })
 }
 
-pub(crate) fn record(
-    row: &AlertRow,
-    deliveries: &[DeliveryRow],
-    acks: &[AckRow],
-) -> Result<pb::AlertRecord, Error> {
+pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
+    let AlertHistory {
+        alert: row,
+        deliveries,
+        acks,
+    } = history;
     let envelope = decode_envelope(&row.envelope)?;
     let alert = pb::Alert::decode(envelope.payload.as_slice())
         .map_err(|e| Error::Unavailable(format!("stored alert unreadable: {e}")))?;

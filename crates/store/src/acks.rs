@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::events::{insert_event, kind};
-use crate::records::{AlertRow, AttemptOutcome, Direction};
+use crate::records::{AlertHistory, AttemptOutcome, Direction};
 use crate::{Error, Store};
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -89,6 +89,20 @@ fn insert_ack(conn: &Connection, a: &NewAck) -> Result<(), Error> {
         a.envelope
     ])?;
     Ok(())
+}
+
+/// The acknowledgements of one alert, oldest first.
+pub(crate) fn acks_of(
+    conn: &rusqlite::Connection,
+    alert_id: &str,
+) -> rusqlite::Result<Vec<AckRow>> {
+    conn.prepare_cached(
+        "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state
+         FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
+         WHERE k.alert_id = ?1 ORDER BY k.acknowledged_at, k.id",
+    )?
+    .query_map([alert_id], ack_row)?
+    .collect()
 }
 
 fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
@@ -193,18 +207,7 @@ impl Store {
     /// Every acknowledgement of one alert, oldest first.
     pub async fn acks(&self, alert_id: &str) -> Result<Vec<AckRow>, Error> {
         let id = alert_id.to_owned();
-        self.read(move |conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state
-                     FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
-                     WHERE k.alert_id = ?1 ORDER BY k.acknowledged_at, k.id",
-                )?
-                .query_map([&id], ack_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
+        self.read(move |conn| Ok(acks_of(conn, &id)?)).await
     }
 
     /// Pending messages to `peer` due at `now`, oldest due first.
@@ -274,30 +277,28 @@ impl Store {
 
     /// Sent alerts that some recipient (not refused) has not acknowledged,
     /// soonest deadline first, with their deliveries.
-    pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
+    pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
         self.alerts_where(
-            "a.status = 0 AND a.direction = 1 AND EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3
-                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient))",
+            "a.settled = 0 AND a.direction = 1 AND EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3 AND d.settled = 0)",
             limit,
         )
         .await
     }
 
     /// Received alerts this agency has not acknowledged, soonest deadline first.
-    pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
-        self.alerts_where(
-            "a.status = 0 AND a.direction = 2 AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
-            limit,
-        )
-        .await
+    pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
+        self.alerts_where("a.settled = 0 AND a.direction = 2", limit)
+            .await
     }
 
+    /// Alerts matching `condition` (on `a`), soonest deadline first, each
+    /// with its history.
     pub(crate) async fn alerts_where(
         &self,
         condition: &'static str,
         limit: u32,
-    ) -> Result<Vec<AlertRow>, Error> {
+    ) -> Result<Vec<AlertHistory>, Error> {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1",
@@ -307,7 +308,7 @@ impl Store {
                 .prepare_cached(&sql)?
                 .query_map([limit], crate::records::alert_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            Ok(crate::records::with_history(conn, rows)?)
         })
         .await
     }

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/004_escalation.sql")),
     M::up(include_str!("migrations/005_subjects.sql")),
     M::up(include_str!("migrations/006_references.sql")),
+    M::up(include_str!("migrations/007_settled.sql")),
 ];
 
 /// Completes a write once its transaction has committed (or failed to).
@@ -202,7 +203,11 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
             let conn = inner.readers[i].lock().unwrap_or_else(|e| e.into_inner());
-            f(&conn)
+            // One snapshot for everything `f` reads.
+            conn.execute_batch("BEGIN DEFERRED")?;
+            let result = f(&conn);
+            conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+            result
         })
         .await
         .map_err(|_| Error::Closed)?

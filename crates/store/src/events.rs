@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, Row, params};
 
-use crate::records::{AlertRow, Direction};
+use crate::records::{AlertHistory, Direction};
 use crate::{Error, Store};
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -145,17 +145,17 @@ impl Store {
             let next: Option<i64> = conn
                 .prepare_cached(
                     "SELECT MIN(t) FROM (
-                        SELECT MIN(d.due_at) AS t FROM deliveries d
-                        WHERE d.flag = 0 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0 AND d.due_at IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)
+                        SELECT * FROM (SELECT d.due_at AS t FROM deliveries d INDEXED BY deliveries_open_deadlines
+                         WHERE d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL
+                         ORDER BY d.due_at LIMIT 1)
                         UNION ALL
-                                                SELECT MIN(a.due_at) AS t FROM alerts a
-                        WHERE a.flag = 0 AND a.status = 0 AND a.direction = 2 AND a.due_at IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
+                        SELECT * FROM (SELECT a.due_at AS t FROM alerts a INDEXED BY alerts_open_deadlines
+                         WHERE a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL
+                         ORDER BY a.due_at LIMIT 1)
                         UNION ALL
-                        SELECT MIN(d.next_step_at) AS t FROM deliveries d
-                        WHERE d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0
-                          AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient))",
+                        SELECT * FROM (SELECT d.next_step_at AS t FROM deliveries d INDEXED BY deliveries_next_step
+                         WHERE d.ladder < 3 AND d.state != 3 AND d.settled = 0 AND d.next_step_at IS NOT NULL
+                         ORDER BY d.next_step_at LIMIT 1))",
                 )?
                 .query_row([], |r| r.get(0))?;
             Ok(next.map(from_ms))
@@ -171,9 +171,8 @@ impl Store {
             .write(move |conn| {
                 let mut found: Vec<Flagged> = conn
                     .prepare_cached(
-                        "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d
-                         WHERE d.flag = 0 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0 AND d.due_at IS NOT NULL AND d.due_at <= ?1
-                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)",
+                        "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d INDEXED BY deliveries_open_deadlines
+                         WHERE d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL AND d.due_at <= ?1",
                     )?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
@@ -191,9 +190,8 @@ impl Store {
                     .collect::<Result<_, _>>()?;
                 let inbound: Vec<Flagged> = conn
                     .prepare_cached(
-                        "SELECT a.id, a.originator, a.due_at FROM alerts a
-                         WHERE a.flag = 0 AND a.status = 0 AND a.direction = 2 AND a.due_at IS NOT NULL AND a.due_at <= ?1
-                           AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)",
+                        "SELECT a.id, a.originator, a.due_at FROM alerts a INDEXED BY alerts_open_deadlines
+                         WHERE a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL AND a.due_at <= ?1",
                     )?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
@@ -248,13 +246,11 @@ impl Store {
 
     /// Open items whose deadline has passed: sent alerts a recipient has
     /// not acknowledged, received alerts we have not, soonest first.
-    pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertRow>, Error> {
+    pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
         self.alerts_where(
-                        "a.status = 0 AND ((a.direction = 1 AND EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0
-                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)))
-             OR (a.direction = 2 AND a.flag != 0
-                                AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)))",
+            "a.settled = 0 AND ((a.direction = 1 AND EXISTS (
+                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0 AND d.settled = 0))
+              OR (a.direction = 2 AND a.flag != 0))",
             limit,
         )
         .await

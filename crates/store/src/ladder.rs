@@ -89,8 +89,10 @@ pub struct StepTaken {
     pub at: DateTime<Utc>,
 }
 
-const OPEN_STEP: &str = "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND (SELECT status FROM alerts WHERE id = d.alert_id) = 0
-    AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = d.alert_id AND k.agency = d.recipient)";
+/// A step is open while the delivery is not refused, not answered and its
+/// alert not closed (`settled`, kept by triggers; see migration 007).
+const OPEN_STEP: &str =
+    "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND d.settled = 0";
 
 impl Store {
     /// Ladder steps due at `now`, earliest first.
@@ -99,7 +101,7 @@ impl Store {
             let rows = conn
                 .prepare_cached(&format!(
                     "SELECT d.alert_id, d.recipient, d.ladder, d.state, a.precedence, a.category, a.digest, d.due_at, d.next_step_at
-                     FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                     FROM deliveries d INDEXED BY deliveries_next_step JOIN alerts a ON a.id = d.alert_id
                      WHERE {OPEN_STEP} AND d.next_step_at <= ?1
                      ORDER BY d.next_step_at, d.alert_id, d.recipient"
                 ))?

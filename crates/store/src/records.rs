@@ -230,6 +230,48 @@ pub struct DeliveryRow {
 
 const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at, flag, flagged_at, ladder, next_step_at";
 
+/// An alert with its deliveries (by recipient) and acknowledgements
+/// (oldest first), read in one transaction.
+#[derive(Debug, Clone)]
+pub struct AlertHistory {
+    /// The alert.
+    pub alert: AlertRow,
+    /// Its deliveries; none for a received alert.
+    pub deliveries: Vec<DeliveryRow>,
+    /// Its acknowledgements.
+    pub acks: Vec<crate::AckRow>,
+}
+
+/// The deliveries of one alert, by recipient.
+pub(crate) fn deliveries_of(
+    conn: &Connection,
+    alert_id: &str,
+) -> rusqlite::Result<Vec<DeliveryRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
+    ))?
+    .query_map([alert_id], delivery_row)?
+    .collect()
+}
+
+/// Adds each alert's history, on the same connection (so in the same read
+/// transaction when the caller holds one).
+pub(crate) fn with_history(
+    conn: &Connection,
+    alerts: Vec<AlertRow>,
+) -> rusqlite::Result<Vec<AlertHistory>> {
+    alerts
+        .into_iter()
+        .map(|alert| {
+            Ok(AlertHistory {
+                deliveries: deliveries_of(conn, &alert.id)?,
+                acks: crate::acks::acks_of(conn, &alert.id)?,
+                alert,
+            })
+        })
+        .collect()
+}
+
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         alert_id: r.get(0)?,
@@ -323,14 +365,14 @@ fn insert_alert(
 
 impl Store {
     /// Stores an alert this agency sends, with one pending delivery per
-    /// recipient due at once. An alert with this id already stored is
-    /// [`Error::Conflict`]; resolves once committed.
+    /// recipient due at once, and returns it as stored. An alert with this
+    /// id already stored is [`Error::Conflict`]; resolves once committed.
     pub async fn insert_outbound(
         &self,
         alert: NewAlert,
         recipients: Vec<String>,
-    ) -> Result<(), Error> {
-        self.write(move |conn| {
+    ) -> Result<AlertHistory, Error> {
+        let stored = self.write(move |conn| {
             let exists: bool = conn
                 .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
                 .exists([&alert.id])?;
@@ -354,11 +396,18 @@ impl Store {
                 Direction::Outbound,
                 &format!("sent to {}", recipients.join(", ")),
             )?;
-            Ok(())
+            // Read back in the same transaction, from the writer's warm
+            // cache: what the operator is told is exactly what was stored.
+            let row = conn
+                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+                .query_row([&alert.id], alert_row)?;
+            with_history(conn, vec![row])?
+                .pop()
+                .ok_or_else(|| Error::Commit("alert not stored".into()))
         })
         .await?;
         self.notify_events();
-        Ok(())
+        Ok(stored)
     }
 
     /// Stores an alert received from a peer with the receipt this node signs
@@ -517,24 +566,28 @@ impl Store {
     /// The deliveries of one outbound alert, by recipient.
     pub async fn deliveries(&self, alert_id: &str) -> Result<Vec<DeliveryRow>, Error> {
         let id = alert_id.to_owned();
+        self.read(move |conn| Ok(deliveries_of(conn, &id)?)).await
+    }
+
+    /// An alert with its deliveries and acknowledgements, read together.
+    pub async fn alert_history(&self, id: &str) -> Result<Option<AlertHistory>, Error> {
+        let id = id.to_owned();
         self.read(move |conn| {
-            let rows = conn
-                .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
-                ))?
-                .query_map([&id], delivery_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let row = conn
+                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+                .query_row([&id], alert_row)
+                .optional()?;
+            Ok(with_history(conn, row.into_iter().collect())?.pop())
         })
         .await
     }
 
-    /// Alerts, newest first, with the deliveries of the outbound ones.
+    /// Alerts, newest first, each with its history.
     pub async fn list_alerts(
         &self,
         direction: Option<Direction>,
         limit: u32,
-    ) -> Result<Vec<(AlertRow, Vec<DeliveryRow>)>, Error> {
+    ) -> Result<Vec<AlertHistory>, Error> {
         self.read(move |conn| {
             let sql = match direction {
                 Some(_) => format!(
@@ -549,17 +602,7 @@ impl Store {
                 .prepare_cached(&sql)?
                 .query_map(params![dir, limit], alert_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
-            ))?;
-            let mut out = Vec::with_capacity(alerts.len());
-            for a in alerts {
-                let deliveries = stmt
-                    .query_map([&a.id], delivery_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.push((a, deliveries));
-            }
-            Ok(out)
+            Ok(with_history(conn, alerts)?)
         })
         .await
     }
@@ -633,6 +676,78 @@ mod tests {
             keys: vec![],
             closes: vec![],
         }
+    }
+
+    fn ack(alert_id: &str, agency: &str) -> crate::NewAck {
+        crate::NewAck {
+            id: format!("K-{alert_id}-{agency}"),
+            alert_id: alert_id.into(),
+            agency: agency.into(),
+            operator: "analyst".into(),
+            disposition: 1,
+            note: String::new(),
+            acknowledged_at: Utc::now(),
+            stored_at: Utc::now(),
+            envelope: vec![9],
+        }
+    }
+
+    #[tokio::test]
+    async fn answered_and_closed_deadlines_leave_the_open_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut a1 = alert("A1", 1);
+        a1.due_at = Utc::now() + chrono::Duration::hours(1);
+        let a1_due = a1.due_at.timestamp_millis();
+        store
+            .insert_outbound(a1, vec!["FR-DGSI".into(), "BE-VSSE".into()])
+            .await
+            .unwrap();
+        let a2 = alert("A2", 2);
+        let a2_due = a2.due_at.timestamp_millis();
+        store
+            .insert_outbound(a2, vec!["FR-DGSI".into()])
+            .await
+            .unwrap();
+        let next = || async {
+            store
+                .next_deadline()
+                .await
+                .unwrap()
+                .map(|t| t.timestamp_millis())
+        };
+        assert_eq!(next().await, Some(a1_due));
+
+        // One recipient answers: the other's deadline still stands.
+        store
+            .record_received_ack(ack("A1", "FR-DGSI"), "ok".into())
+            .await
+            .unwrap();
+        assert_eq!(next().await, Some(a1_due));
+        store
+            .record_received_ack(ack("A1", "BE-VSSE"), "ok".into())
+            .await
+            .unwrap();
+        assert_eq!(next().await, Some(a2_due));
+
+        // Cancelling A2 closes its deadline too.
+        let mut a3 = alert("A3", 3);
+        a3.due_at = Utc::now() + chrono::Duration::hours(24);
+        let a3_due = a3.due_at.timestamp_millis();
+        a3.closes = vec![("A2".into(), STATUS_CANCELLED)];
+        store
+            .insert_outbound(a3, vec!["FR-DGSI".into()])
+            .await
+            .unwrap();
+        assert_eq!(next().await, Some(a3_due));
+        assert_eq!(store.list_awaiting(10).await.unwrap().len(), 1);
+
+        // Nothing answered is ever flagged, however late it gets.
+        let flagged = store
+            .flag_overdue(Utc::now() + chrono::Duration::hours(12))
+            .await
+            .unwrap();
+        assert!(flagged.is_empty(), "{flagged:?}");
     }
 
     #[tokio::test]
