@@ -40,3 +40,72 @@ fn deliver_open_loop_reports_figures() {
     assert_eq!(rows[1]["offered_rate"], 200.0);
     assert!(rows[1].get("baseline_ratio").is_none());
 }
+
+#[test]
+fn fanout_waits_for_every_receipt() {
+    let rows = run(&["fanout", "--n", "3", "--c", "1", "--width", "3"]);
+    assert_eq!(rows[0]["name"], "fanout-3");
+    assert_eq!(rows[0]["n"], 3);
+    assert!(rows[0]["p99_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn backlog_drains_after_the_peer_starts() {
+    let rows = run(&["backlog", "--n", "40", "--c", "8"]);
+    assert_eq!(rows[0]["name"], "backlog");
+    assert_eq!(rows[0]["n"], 40);
+    assert!(rows[0]["throughput_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn ack_cycle_reports_figures() {
+    let rows = run(&["ack", "--n", "20", "--c", "4"]);
+    assert_eq!(rows[1]["name"], "ack");
+    assert!(rows[1]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["baseline_ratio"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn flood_measures_the_steady_sender_and_counts_refusals() {
+    let rows = run(&["flood", "--n", "20", "--rate", "100", "--flood-c", "8"]);
+    assert_eq!(rows[0]["name"], "flood: steady sender");
+    assert_eq!(rows[0]["n"], 20);
+    assert_eq!(rows[1]["name"], "flood: flooder");
+    assert!(
+        rows[1]["n"].as_u64().unwrap() > 0,
+        "the flood got nothing through"
+    );
+    assert!(rows[1]["refused"].is_u64());
+}
+
+/// The `tocsin` binary beside this test's build (the workspace test command
+/// builds it).
+fn tocsin() -> String {
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_tocsin-bench"));
+    let path = bench.with_file_name("tocsin");
+    assert!(
+        path.is_file(),
+        "{} missing: run the workspace tests (cargo test --workspace)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn deadlines_starts_a_node_process_over_a_preloaded_store() {
+    let rows = run(&["deadlines", "--n", "300", "--tocsin", &tocsin()]);
+    assert_eq!(rows[0]["name"], "deadlines");
+    assert_eq!(rows[0]["n"], 300);
+    assert!(rows[0]["seconds"].as_f64().unwrap() > 0.0);
+    assert!(rows[0]["rss_mib"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn memory_measures_idle_and_loaded_node_processes() {
+    let rows = run(&["memory", "--n", "200", "--tocsin", &tocsin()]);
+    assert_eq!(rows[0]["name"], "memory: idle");
+    assert_eq!(rows[1]["name"], "memory: loaded");
+    for row in rows.as_array().unwrap() {
+        assert!(row["rss_mib"].as_f64().unwrap() > 1.0);
+    }
+}

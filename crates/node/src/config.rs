@@ -20,6 +20,9 @@
 //! handshake_timeout = "10s"
 //! request_timeout = "30s"
 //! max_concurrent_streams = 256
+//! max_concurrent_handshakes = 256
+//! peer_concurrency = 32     # federation requests of one peer at once
+//! peer_queue = 128          # more wait; beyond, RESOURCE_EXHAUSTED
 //!
 //! [clock]         # optional: scenario time instead of real time
 //! start = "2014-12-01T00:00:00Z"
@@ -100,6 +103,11 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// TLS handshakes in progress at once.
     pub max_concurrent_handshakes: usize,
+    /// Federation requests of one peer worked on at once.
+    pub peer_concurrency: usize,
+    /// Federation requests of one peer waiting for a turn; beyond this
+    /// they are refused with RESOURCE_EXHAUSTED.
+    pub peer_queue: usize,
 }
 
 impl Default for Limits {
@@ -110,6 +118,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent_streams: 256,
             max_concurrent_handshakes: 256,
+            peer_concurrency: 32,
+            peer_queue: 128,
         }
     }
 }

@@ -98,6 +98,29 @@ fn new_alert_row(
     }
 }
 
+/// The row a node stores for an alert it sends, with its deadline and first
+/// ladder step, exactly as `SubmitAlert` computes them. For preloading a
+/// store (benchmarks, migrations of data from elsewhere); the envelope must
+/// be the originator's signed alert.
+pub fn outbound_row(
+    federation: &tocsin_core::Federation,
+    alert: &Alert,
+    envelope: &pb::Envelope,
+    stored_at: chrono::DateTime<chrono::Utc>,
+) -> NewAlert {
+    let due_at = federation.deadlines.due_at(alert);
+    let allowance = federation.deadlines.for_precedence(alert.precedence);
+    let first_step = federation.escalation.step_at(1, due_at, allowance);
+    new_alert_row(
+        alert,
+        envelope,
+        digest(envelope),
+        stored_at,
+        due_at,
+        Some(first_step),
+    )
+}
+
 /// Which open items to list.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Open {

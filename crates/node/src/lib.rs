@@ -6,11 +6,13 @@
 //!   services, health and reflection, the outbox.
 //! - `domain` (private): submitting, receiving and querying alerts; the
 //!   handlers in `service` are thin wrappers around it.
+//! - `admission` (private): per-peer concurrency limits and bounded queues.
 //! - `outbox` (private): per-peer delivery workers with backoff.
 //! - `tracker` (private): flags deadlines that pass unanswered.
 
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod config;
 mod domain;
 mod error;
@@ -21,5 +23,6 @@ mod tracker;
 mod views;
 
 pub use config::NodeConfig;
+pub use domain::outbound_row;
 pub use error::Error;
 pub use server::{NodeOptions, StartError, serve};

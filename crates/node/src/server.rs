@@ -246,9 +246,15 @@ pub async fn serve(
     .into_stream();
 
     let max = limits.max_message_bytes;
-    let federation_service = FederationServer::new(FederationService { node: node.clone() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let federation_service = FederationServer::new(FederationService {
+        node: node.clone(),
+        gate: Arc::new(crate::admission::PeerGate::new(
+            limits.peer_concurrency,
+            limits.peer_queue,
+        )),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let operator_service = OperatorServer::new(OperatorService { node })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

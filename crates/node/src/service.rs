@@ -20,6 +20,24 @@ fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
 #[derive(Debug, Clone)]
 pub(crate) struct FederationService {
     pub(crate) node: Node,
+    pub(crate) gate: std::sync::Arc<crate::admission::PeerGate>,
+}
+
+impl FederationService {
+    /// The calling agency, once it has a turn (see [`crate::admission`]).
+    async fn admit<T>(
+        &self,
+        req: &Request<T>,
+    ) -> Result<(tocsin_core::AgencyId, crate::admission::Turn), Status> {
+        let agency = calling_agency(req)?;
+        let turn = self.gate.admit(&agency).await.map_err(|busy| {
+            Status::resource_exhausted(format!(
+                "{agency} has {} requests in progress and {} waiting on this node; retry later",
+                busy.in_progress, busy.waiting
+            ))
+        })?;
+        Ok((agency, turn))
+    }
 }
 
 fn calling_agency<T>(req: &Request<T>) -> Result<tocsin_core::AgencyId, Status> {
@@ -37,7 +55,7 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::RemindRequest>,
     ) -> Result<Response<pb::RemindResponse>, Status> {
-        let agency = calling_agency(&req)?;
+        let (agency, _turn) = self.admit(&req).await?;
         self.node
             .receive_reminder(&agency, req.into_inner().reminder)
             .await?;
@@ -48,7 +66,7 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::NotifyEscalationRequest>,
     ) -> Result<Response<pb::NotifyEscalationResponse>, Status> {
-        let agency = calling_agency(&req)?;
+        let (agency, _turn) = self.admit(&req).await?;
         self.node
             .receive_notice(&agency, req.into_inner().notice)
             .await?;
@@ -58,7 +76,7 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::AcknowledgeRequest>,
     ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
-        let agency = calling_agency(&req)?;
+        let (agency, _turn) = self.admit(&req).await?;
         self.node
             .receive_ack(&agency, req.into_inner().acknowledgement)
             .await?;
@@ -69,7 +87,7 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::DeliverRequest>,
     ) -> Result<Response<pb::DeliverResponse>, Status> {
-        let agency = calling_agency(&req)?;
+        let (agency, _turn) = self.admit(&req).await?;
         let receipt = self.node.receive(&agency, req.into_inner().alert).await?;
         Ok(Response::new(pb::DeliverResponse {
             receipt: Some(receipt),

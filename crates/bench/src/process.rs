@@ -1,0 +1,285 @@
+//! Benchmarks of a real `tocsin node` process: start-up time until it
+//! serves, and resident memory (from `/proc`), with its store preloaded
+//! through the store API with rows made exactly as `SubmitAlert` makes them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::future::try_join_all;
+use prost::Message;
+use tocsin_core::{AgencyId, Alert, Federation, to_timestamp};
+use tocsin_proto::pb;
+use tocsin_store::{Store, StoreOptions};
+use tocsin_testkit::{channel, draft};
+use tocsin_trust::pki::PkiLayout;
+use tocsin_trust::signing::Signer;
+use tocsin_trust::tls::TlsMaterial;
+
+use crate::drive::{Figures, Progress};
+
+const NODE: &str = "TR-MIT";
+const PEER: &str = "FR-DGSI";
+
+/// A two-agency federation on disk, made with `tocsin pki init`.
+pub(crate) struct Site {
+    tocsin: PathBuf,
+    dir: tempfile::TempDir,
+    layout: PkiLayout,
+    federation: Federation,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The `tocsin` binary: `--tocsin`, or next to this one.
+pub(crate) fn tocsin_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for this executable")?
+            .join("tocsin"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no tocsin binary at {} (build it with `cargo build --release -p tocsin-cli`, or pass --tocsin)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+impl Site {
+    pub(crate) fn new(tocsin: PathBuf) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let text = format!(
+            "[federation]\nid = \"bench.tocsin\"\nname = \"bench\"\n\n\
+             [[agencies]]\nid = \"{NODE}\"\nname = \"node\"\nendpoint = \"127.0.0.1:{}\"\n\n\
+             [[agencies]]\nid = \"{PEER}\"\nname = \"peer\"\nendpoint = \"127.0.0.1:{}\"\n",
+            free_port()?,
+            free_port()?
+        );
+        let fed_file = dir.path().join("federation.toml");
+        std::fs::write(&fed_file, &text)?;
+        let pki = dir.path().join("pki");
+        let out = Command::new(&tocsin)
+            .args(["pki", "init", "--federation"])
+            .arg(&fed_file)
+            .arg("--out")
+            .arg(&pki)
+            .output()
+            .context("cannot run tocsin pki init")?;
+        if !out.status.success() {
+            bail!(
+                "tocsin pki init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let federation = Federation::parse(&text, "federation.toml")?;
+        Ok(Self {
+            tocsin,
+            layout: PkiLayout::new(&pki),
+            dir,
+            federation,
+        })
+    }
+
+    fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.layout.agency_dir(&AgencyId::new(NODE)?).join("data"))
+    }
+
+    /// Stores `n` open alerts sent by the node, as `SubmitAlert` would.
+    pub(crate) async fn preload(&self, n: usize) -> anyhow::Result<()> {
+        let agency = AgencyId::new(NODE)?;
+        let signer = Signer::load(
+            &self.layout.signing_cert(&agency),
+            &self.layout.signing_key(&agency),
+            self.federation.id(),
+        )?;
+        let store = Store::open(&self.data_dir()?, StoreOptions::default())?;
+        let progress = Progress::new("stored", n);
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(2048);
+            let now = tocsin_core::clock::truncate_ms(chrono::Utc::now());
+            let mut rows = Vec::with_capacity(chunk);
+            for _ in 0..chunk {
+                let mut wire = draft(&[PEER]);
+                wire.id = tocsin_core::AlertId::generate().to_string();
+                wire.originator = NODE.into();
+                wire.created_at = Some(to_timestamp(now));
+                let alert = Alert::try_from(wire)?;
+                let envelope = signer.sign(
+                    tocsin_proto::ALERT_PAYLOAD_TYPE,
+                    pb::Alert::from(&alert).encode_to_vec(),
+                );
+                rows.push(tocsin_node::outbound_row(
+                    &self.federation,
+                    &alert,
+                    &envelope,
+                    now,
+                ));
+            }
+            try_join_all(
+                rows.into_iter()
+                    .map(|row| store.insert_outbound(row, vec![PEER.into()])),
+            )
+            .await?;
+            left -= chunk;
+            progress.add(chunk);
+        }
+        store.close().await;
+        Ok(())
+    }
+
+    /// Starts `tocsin node`; returns it once it answers a health check, with
+    /// how long that took.
+    pub(crate) async fn start(&self) -> anyhow::Result<(Node, Duration)> {
+        let agency = AgencyId::new(NODE)?;
+        let config = self.layout.agency_dir(&agency).join("node.toml");
+        let log = std::fs::File::create(self.dir.path().join("node.log"))?;
+        let started = Instant::now();
+        let child = Command::new(&self.tocsin)
+            .arg("node")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start tocsin node")?;
+        let mut node = Node { child };
+        let peer = AgencyId::new(PEER)?;
+        let material = TlsMaterial::load(
+            &self.layout.ca_cert(),
+            &self.layout.node_cert(&peer),
+            &self.layout.node_key(&peer),
+            self.federation.id(),
+        )?;
+        let addr = self
+            .federation
+            .agency(&agency)
+            .context("node not in the federation")?
+            .endpoint
+            .parse()?;
+        loop {
+            if let Some(status) = node.child.try_wait()? {
+                bail!(
+                    "tocsin node exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+                );
+            }
+            let ch = channel(addr, &material, &agency)?;
+            let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+            let serving = health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .is_ok_and(|r| r.into_inner().status == 1);
+            if serving {
+                return Ok((node, started.elapsed()));
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("tocsin node did not serve within 2 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A running node process, killed on drop.
+pub(crate) struct Node {
+    child: Child,
+}
+
+impl Node {
+    /// Resident memory now and at its peak, in MiB.
+    pub(crate) fn memory(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .context("cannot read /proc (resident memory is measured on Linux)")?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("no {name} in /proc status"))?;
+            let kb: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("malformed /proc status")?
+                .parse()?;
+            Ok(kb / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn row(name: &str, n: usize, seconds: f64, rss: f64, note: String) -> Figures {
+    Figures {
+        name: name.into(),
+        n,
+        seconds,
+        rss_mib: Some(rss),
+        note,
+        ..Default::default()
+    }
+}
+
+/// Start-up with `n` open deadlines in the store.
+pub(crate) async fn deadlines(tocsin: PathBuf, n: usize) -> anyhow::Result<Figures> {
+    let site = Site::new(tocsin)?;
+    eprintln!("  storing {n} open alerts (each with an open deadline)");
+    site.preload(n).await?;
+    let (node, took) = site.start().await?;
+    // Let the tracker's first pass over the deadlines run before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, peak) = node.memory()?;
+    Ok(row(
+        "deadlines",
+        n,
+        took.as_secs_f64(),
+        peak,
+        format!("start-up until serving with {n} open deadlines; peak resident memory"),
+    ))
+}
+
+/// Resident memory idle, and holding `n` alerts.
+pub(crate) async fn memory(tocsin: PathBuf, n: usize) -> anyhow::Result<Vec<Figures>> {
+    let idle = Site::new(tocsin.clone())?;
+    let (node, took) = idle.start().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss, _) = node.memory()?;
+    drop(node);
+    let idle_row = row(
+        "memory: idle",
+        0,
+        took.as_secs_f64(),
+        rss,
+        "an idle node, resident memory".into(),
+    );
+
+    let loaded = Site::new(tocsin)?;
+    eprintln!("  storing {n} alerts");
+    loaded.preload(n).await?;
+    let (node, took) = loaded.start().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss, peak) = node.memory()?;
+    let loaded_row = row(
+        "memory: loaded",
+        n,
+        took.as_secs_f64(),
+        rss.max(peak),
+        format!("a node holding {n} alerts, peak resident memory"),
+    );
+    Ok(vec![idle_row, loaded_row])
+}

@@ -1,0 +1,134 @@
+//! Admission per calling agency.
+//!
+//! At most `concurrency` federation requests of one peer are worked on at
+//! once, and at most `queue` more wait for a turn; anything beyond is
+//! refused at once with RESOURCE_EXHAUSTED (the peer's outbox retries it
+//! after a backoff). A flood from one agency therefore neither starves the
+//! others of the store and CPU nor grows memory without bound, and nobody
+//! hangs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tocsin_core::AgencyId;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Per-peer concurrency limits with a bounded wait queue.
+#[derive(Debug)]
+pub(crate) struct PeerGate {
+    concurrency: usize,
+    queue: usize,
+    peers: Mutex<HashMap<AgencyId, Arc<Slot>>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// A turn to work on one request; the next waiter goes when it drops.
+#[derive(Debug)]
+pub(crate) struct Turn(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Refused: the peer has too many requests in progress and waiting.
+#[derive(Debug)]
+pub(crate) struct Busy {
+    pub(crate) in_progress: usize,
+    pub(crate) waiting: usize,
+}
+
+/// Counts a waiter for as long as it waits, even if its request is
+/// cancelled meanwhile.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PeerGate {
+    pub(crate) fn new(concurrency: usize, queue: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            queue,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, agency: &AgencyId) -> Arc<Slot> {
+        // Only federation members get a session, so this map is bounded by
+        // the federation's size.
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(agency.clone())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    permits: Arc::new(Semaphore::new(self.concurrency)),
+                    waiting: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for `agency`'s turn, or refuses at once when its queue is full.
+    pub(crate) async fn admit(&self, agency: &AgencyId) -> Result<Turn, Busy> {
+        let slot = self.slot(agency);
+        if let Ok(permit) = slot.permits.clone().try_acquire_owned() {
+            return Ok(Turn(permit));
+        }
+        let before = slot.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&slot.waiting);
+        if before >= self.queue {
+            return Err(Busy {
+                in_progress: self.concurrency,
+                waiting: before,
+            });
+        }
+        let permit = slot
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy {
+                in_progress: self.concurrency,
+                waiting: before,
+            })?;
+        Ok(Turn(permit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_peer_is_capped_and_others_are_not() {
+        let gate = PeerGate::new(2, 1);
+        let flood = AgencyId::new("XX-FLOOD").unwrap();
+        let other = AgencyId::new("YY-OTHER").unwrap();
+        let a = gate.admit(&flood).await.unwrap();
+        let _b = gate.admit(&flood).await.unwrap();
+        // The third waits in the queue; the fourth is refused at once.
+        let gate = Arc::new(gate);
+        let waiter = {
+            let (gate, flood) = (gate.clone(), flood.clone());
+            tokio::spawn(async move { gate.admit(&flood).await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        while gate.slot(&flood).waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = gate.admit(&flood).await.unwrap_err();
+        assert_eq!((refused.in_progress, refused.waiting), (2, 1));
+        // Another agency is not held up by the flood.
+        let _c = gate.admit(&other).await.unwrap();
+        // A turn given back lets the waiter in.
+        drop(a);
+        assert!(waiter.await.unwrap());
+        assert_eq!(gate.slot(&flood).waiting.load(Ordering::SeqCst), 0);
+    }
+}
