@@ -125,3 +125,54 @@ async fn silent_connections_do_not_hold_up_other_clients() -> anyhow::Result<()>
     drop(idle);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_flooding_peer_is_refused_while_another_still_delivers() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "BE-VSSE", "FR-DGSI"])
+        .limits(tocsin_node::config::Limits {
+            peer_concurrency: 2,
+            peer_queue: 2,
+            ..Default::default()
+        })
+        .start()
+        .await?;
+    // TR-MIT floods FR-DGSI straight from a peer client, 40 at once.
+    let flooder = fed.peer_client("TR-MIT", "FR-DGSI")?;
+    let signer = fed.signer("TR-MIT")?;
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let mut alert = draft(&["FR-DGSI"]);
+        alert.id = tocsin_core::AlertId::generate().to_string();
+        alert.originator = "TR-MIT".into();
+        alert.created_at = Some(to_timestamp(chrono::Utc::now()));
+        let env = signer.sign(ALERT_PAYLOAD_TYPE, alert.encode_to_vec());
+        let mut client = flooder.clone();
+        flood.push(tokio::spawn(async move {
+            client
+                .deliver(pb::DeliverRequest { alert: Some(env) })
+                .await
+        }));
+    }
+    // Meanwhile BE-VSSE's alert goes through its outbox as usual.
+    let mut be = fed.operator("BE-VSSE").await?;
+    let sent = submit(&mut be, draft(&["FR-DGSI"])).await?;
+    let (mut accepted, mut refused) = (0, 0);
+    for f in flood {
+        match f.await? {
+            Ok(_) => accepted += 1,
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                assert!(s.message().contains("TR-MIT"), "{s:?}");
+                refused += 1;
+            }
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    // Two at once and two waiting: of 40 sent together, most are refused,
+    // none hang, and some get through.
+    assert!(accepted >= 2, "accepted {accepted}");
+    assert!(refused > 0, "nothing refused");
+    assert_eq!(accepted + refused, 40);
+    wait_delivered(&be, &id_of(&sent), "FR-DGSI").await?;
+    Ok(())
+}

@@ -139,8 +139,8 @@ fn print(rows: &[Figures]) {
                 _ => dash(),
             },
             format!("{:.2}", f.seconds),
-            if f.n > 0 {
-                format!("{:.0}", f.throughput_per_s.max(f.n as f64 / f.seconds))
+            if f.n > 0 && f.rss_mib.is_none() {
+                format!("{:.0}", f.throughput_per_s)
             } else {
                 dash()
             },

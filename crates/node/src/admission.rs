@@ -2,8 +2,8 @@
 //!
 //! At most `concurrency` federation requests of one peer are worked on at
 //! once, and at most `queue` more wait for a turn; anything beyond is
-//! refused at once with RESOURCE_EXHAUSTED (the peer's outbox retries it
-//! after a backoff). A flood from one agency therefore neither starves the
+//! refused with RESOURCE_EXHAUSTED after a short hold (the peer's outbox
+//! retries it after a backoff). A flood from one agency therefore neither starves the
 //! others of the store and CPU nor grows memory without bound, and nobody
 //! hangs.
 
@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use tocsin_core::AgencyId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a refusal is held before it is answered: with
+/// `max_concurrent_streams` per connection, this caps how many refusals a
+/// flooding connection can draw per second.
+pub(crate) const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Per-peer concurrency limits with a bounded wait queue.
 #[derive(Debug)]

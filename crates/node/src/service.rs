@@ -30,13 +30,22 @@ impl FederationService {
         req: &Request<T>,
     ) -> Result<(tocsin_core::AgencyId, crate::admission::Turn), Status> {
         let agency = calling_agency(req)?;
-        let turn = self.gate.admit(&agency).await.map_err(|busy| {
-            Status::resource_exhausted(format!(
-                "{agency} has {} requests in progress and {} waiting on this node; retry later",
-                busy.in_progress, busy.waiting
-            ))
-        })?;
-        Ok((agency, turn))
+        match self.gate.admit(&agency).await {
+            Ok(turn) => Ok((agency, turn)),
+            Err(busy) => {
+                // A refusal answered at once invites an immediate retry,
+                // and a flooder's refusals would then cost more than its
+                // accepted requests. Holding each for a moment keeps its
+                // stream slot busy, which caps the rate of refusals per
+                // connection; our own outbox, well under the limits, is
+                // never refused.
+                tokio::time::sleep(crate::admission::REFUSAL_DELAY).await;
+                Err(Status::resource_exhausted(format!(
+                    "{agency} has {} requests in progress and {} waiting on this node; retry later",
+                    busy.in_progress, busy.waiting
+                )))
+            }
+        }
     }
 }
 
