@@ -107,6 +107,18 @@ pub fn draft(recipients: &[&str]) -> pb::Alert {
     }
 }
 
+/// `alert` as `signer`'s node would send it: a fresh id, the signer's agency
+/// as originator, created now, signed. For delivering by hand from a peer
+/// client (hostile or flooding peers, benchmarks).
+pub fn sign_as(signer: &Signer, mut alert: pb::Alert) -> (pb::Alert, pb::Envelope) {
+    use prost::Message;
+    alert.id = tocsin_core::AlertId::generate().to_string();
+    alert.originator = signer.agency().to_string();
+    alert.created_at = Some(tocsin_core::to_timestamp(chrono::Utc::now()));
+    let envelope = signer.sign(tocsin_proto::ALERT_PAYLOAD_TYPE, alert.encode_to_vec());
+    (alert, envelope)
+}
+
 /// Connects to a node as the holder of `material`, expecting the server to
 /// be `agency`. The connection is made on first use.
 pub fn channel(
