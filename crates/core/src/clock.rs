@@ -160,11 +160,6 @@ impl ScaledClock {
         }
         self.origin + from_micros(real)
     }
-
-    /// How fast it runs outside its paced stretches.
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
 }
 
 impl Clock for ScaledClock {

@@ -213,17 +213,11 @@ impl Node {
 
         let payload = pb::Alert::from(&alert).encode_to_vec();
         let envelope = self.signer.sign(ALERT_PAYLOAD_TYPE, payload);
-        let due_at = self.federation.deadlines.due_at(&alert);
-        let allowance = self.federation.deadlines.for_precedence(alert.precedence);
-        let first_step = self.federation.escalation.step_at(1, due_at, allowance);
-        let row = new_alert_row(
-            &alert,
-            &envelope,
-            digest(&envelope),
-            now,
-            due_at,
-            Some(first_step),
-        );
+        let row = outbound_row(&self.federation, &alert, &envelope, now);
+        // The first ladder step never comes before the deadline (the
+        // federation file is checked for that), so the deadline is what the
+        // tracker may have to wake for.
+        let due_at = row.due_at;
         let recipients: Vec<String> = alert.recipients.iter().map(ToString::to_string).collect();
         let stored = match self.store.insert_outbound(row, recipients).await {
             Ok(stored) => stored,
@@ -241,16 +235,17 @@ impl Node {
         };
         tracing::info!(alert = %alert.id, precedence = %alert.precedence, recipients = alert.recipients.len(), "alert accepted");
         self.outbox.wake(&alert.recipients);
-        self.tracker.deadline(due_at.min(first_step));
+        self.tracker.deadline(due_at);
         views::record(&stored)
     }
 
     /// If an alert with this id is stored: the stored record when it is the
     /// same alert (a retried submission), `AlreadyExists` otherwise.
     async fn resubmission(&self, alert: &Alert) -> Result<Option<pb::AlertRecord>, Error> {
-        let Some(row) = self.store.alert(&alert.id.to_string()).await? else {
+        let Some(history) = self.store.alert_history(&alert.id.to_string()).await? else {
             return Ok(None);
         };
+        let row = &history.alert;
         let same = row.direction == Direction::Outbound
             && views::decode_alert(&row.envelope)
                 .map(|stored| {
@@ -265,11 +260,6 @@ impl Node {
                 alert.id
             )));
         }
-        let history = self
-            .store
-            .alert_history(&row.id)
-            .await?
-            .ok_or_else(|| Error::Unavailable("alert vanished".into()))?;
         Ok(Some(views::record(&history)?))
     }
 
@@ -281,19 +271,8 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<pb::Envelope, Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument("invalid field `alert`: missing envelope".into())
-        })?;
-        let verified = self
-            .verifier
-            .verify(&envelope, ALERT_PAYLOAD_TYPE)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        if &verified.signer != caller {
-            return Err(Error::PermissionDenied(format!(
-                "alert signed by {} cannot be delivered by {caller}",
-                verified.signer
-            )));
-        }
+        let (envelope, verified) =
+            self.verified_from(caller, envelope, ALERT_PAYLOAD_TYPE, "alert")?;
         let wire = pb::Alert::decode(envelope.payload.as_slice()).map_err(|e| {
             Error::InvalidArgument(format!("envelope payload is not an alert: {e}"))
         })?;
@@ -548,7 +527,7 @@ impl Node {
         envelope: Option<pb::Envelope>,
         payload_type: &str,
         field: &str,
-    ) -> Result<pb::Envelope, Error> {
+    ) -> Result<(pb::Envelope, tocsin_trust::signing::Verified), Error> {
         let envelope = envelope.ok_or_else(|| {
             Error::InvalidArgument(format!("invalid field `{field}`: missing envelope"))
         })?;
@@ -562,7 +541,7 @@ impl Node {
                 verified.signer
             )));
         }
-        Ok(envelope)
+        Ok((envelope, verified))
     }
 
     /// Receives a reminder from the originator of an alert this agency has
@@ -572,7 +551,7 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let envelope = self.verified_from(
+        let (envelope, _) = self.verified_from(
             caller,
             envelope,
             tocsin_proto::REMINDER_PAYLOAD_TYPE,
@@ -607,12 +586,8 @@ impl Node {
                 escalated,
                 detail,
             )
-            .await
-            .map(|_| ())
-            .map_err(|e| match e {
-                tocsin_store::Error::NotFound(m) => Error::NotFound(m),
-                other => other.into(),
-            })
+            .await?;
+        Ok(())
     }
 
     /// Receives an escalation notice, as an observer of the federation.
@@ -621,7 +596,7 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let envelope = self.verified_from(
+        let (envelope, _) = self.verified_from(
             caller,
             envelope,
             tocsin_proto::NOTICE_PAYLOAD_TYPE,
@@ -867,11 +842,7 @@ impl Node {
         let detail = format!("we acknowledged {disposition}{}", late_phrase(late));
         self.store
             .insert_own_ack(stored.clone(), alert.originator.to_string(), detail)
-            .await
-            .map_err(|e| match e {
-                tocsin_store::Error::NotFound(m) => Error::NotFound(m),
-                other => other.into(),
-            })?;
+            .await?;
         tracing::info!(alert = %alert.id, disposition = %disposition, operator = %name, "alert acknowledged");
         self.outbox.wake(std::slice::from_ref(&alert.originator));
         views::ack_record(
@@ -890,19 +861,12 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument("invalid field `acknowledgement`: missing envelope".into())
-        })?;
-        let verified = self
-            .verifier
-            .verify(&envelope, tocsin_proto::ACK_PAYLOAD_TYPE)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        if &verified.signer != caller {
-            return Err(Error::PermissionDenied(format!(
-                "acknowledgement signed by {} cannot be delivered by {caller}",
-                verified.signer
-            )));
-        }
+        let (envelope, _) = self.verified_from(
+            caller,
+            envelope,
+            tocsin_proto::ACK_PAYLOAD_TYPE,
+            "acknowledgement",
+        )?;
         let wire = pb::Acknowledgement::decode(envelope.payload.as_slice()).map_err(|e| {
             Error::InvalidArgument(format!("envelope payload is not an acknowledgement: {e}"))
         })?;

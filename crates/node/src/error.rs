@@ -18,10 +18,20 @@ pub enum Error {
     AlreadyExists(String),
     /// The store failed; the request may be retried.
     #[error("store: {0}")]
-    Store(#[from] tocsin_store::Error),
+    Store(tocsin_store::Error),
     /// Something this node cannot do now.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<tocsin_store::Error> for Error {
+    fn from(e: tocsin_store::Error) -> Self {
+        match e {
+            // The store names what is missing; the caller asked for it.
+            tocsin_store::Error::NotFound(m) => Error::NotFound(m),
+            other => Error::Store(other),
+        }
+    }
 }
 
 impl From<tocsin_core::ValidationError> for Error {
@@ -38,7 +48,6 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::Store(tocsin_store::Error::Conflict(_)) => Code::AlreadyExists,
-            Error::Store(tocsin_store::Error::NotFound(_)) => Code::NotFound,
             Error::Store(_) | Error::Unavailable(_) => Code::Unavailable,
         };
         if code == Code::Unavailable {

@@ -143,6 +143,14 @@ impl Worker {
             // Retries are paced in real time, whatever clock the node's
             // deadlines run on (a scenario clock may run a year a minute).
             let now = Utc::now();
+            // Should anything in this pass fail for a reason that may pass,
+            // each consecutive failure doubles the delay, up to the maximum;
+            // what failed is due again when that delay ends.
+            let next_backoff = backoff
+                .map(|b| (b * 2).min(self.ctx.options.max_backoff))
+                .unwrap_or(self.ctx.options.initial_backoff);
+            let delay = jittered(next_backoff);
+            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
             // While the peer looks down, probe with one delivery at a time.
             let limit = if backoff.is_some() {
                 1
@@ -166,11 +174,6 @@ impl Worker {
             };
             if !messages.is_empty() {
                 let results = join_all(messages.iter().map(|m| self.send_message(m))).await;
-                let next_backoff = backoff
-                    .map(|b| (b * 2).min(self.ctx.options.max_backoff))
-                    .unwrap_or(self.ctx.options.initial_backoff);
-                let delay = jittered(next_backoff);
-                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 let mut failed = false;
                 let outcomes: Vec<_> = messages
                     .iter()
@@ -218,7 +221,7 @@ impl Worker {
             };
             if due.is_empty() {
                 let stop = if messages_failed {
-                    self.back_off(&mut backoff).await
+                    self.back_off(&mut backoff, next_backoff, delay).await
                 } else {
                     self.idle().await
                 };
@@ -231,12 +234,6 @@ impl Worker {
             let attempts = due.iter().map(|d| self.attempt(d));
             let results = join_all(attempts).await;
             let mut failed = false;
-            // Each consecutive failure doubles the delay, up to the maximum.
-            let next_backoff = backoff
-                .map(|b| (b * 2).min(self.ctx.options.max_backoff))
-                .unwrap_or(self.ctx.options.initial_backoff);
-            let delay = jittered(next_backoff);
-            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
             let outcomes: Vec<_> = due
                 .iter()
                 .zip(results)
@@ -271,15 +268,8 @@ impl Worker {
                 tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
             }
             if failed || messages_failed {
-                backoff = Some(next_backoff);
-                tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
-                match self.pause(delay).await {
-                    Pause::Shutdown => return,
-                    Pause::PeerUp => {
-                        backoff = None;
-                        self.peer_is_back().await;
-                    }
-                    Pause::Elapsed => {}
+                if self.back_off(&mut backoff, next_backoff, delay).await {
+                    return;
                 }
             } else {
                 backoff = None;
@@ -287,15 +277,18 @@ impl Worker {
         }
     }
 
-    /// Backs off after a failure: the next delay, doubled up to the
-    /// maximum, with jitter; cut short if the peer turns out to be up.
-    /// Returns true on shutdown.
-    async fn back_off(&mut self, backoff: &mut Option<Duration>) -> bool {
-        let next = backoff
-            .map(|b| (b * 2).min(self.ctx.options.max_backoff))
-            .unwrap_or(self.ctx.options.initial_backoff);
+    /// Backs off after a failure: sleeps `delay` (the jittered `next`
+    /// backoff, which failed work was rescheduled by), cut short if the peer
+    /// turns out to be up. Returns true on shutdown.
+    async fn back_off(
+        &mut self,
+        backoff: &mut Option<Duration>,
+        next: Duration,
+        delay: Duration,
+    ) -> bool {
         *backoff = Some(next);
-        match self.pause(jittered(next)).await {
+        tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
+        match self.pause(delay).await {
             Pause::Shutdown => true,
             Pause::PeerUp => {
                 *backoff = None;

@@ -193,16 +193,7 @@ pub async fn serve(
         tracker: tracker_wake.clone(),
         shutdown: stop_rx.clone(),
     };
-    let tracker = tokio::spawn(
-        crate::tracker::Tracker {
-            node: node.clone(),
-            store: store.clone(),
-            clock,
-            wake: tracker_wake,
-            shutdown: stop_rx,
-        }
-        .run(),
-    );
+    let tracker = tokio::spawn(crate::tracker::run(node.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

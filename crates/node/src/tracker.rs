@@ -8,13 +8,10 @@
 //! start-up the first pass flags, in deadline order, everything that fell
 //! while the node was down.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use tocsin_core::Clock;
-use tocsin_store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// Wakes the tracker, but only when a new deadline falls before the one it
 /// sleeps until: a steady stream of alerts with later deadlines costs the
@@ -46,72 +43,64 @@ impl TrackerWake {
     }
 }
 
-pub(crate) struct Tracker {
-    pub(crate) node: crate::domain::Node,
-    pub(crate) store: Store,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) wake: Arc<TrackerWake>,
-    pub(crate) shutdown: watch::Receiver<bool>,
-}
+/// Runs the tracker of `node` until the node shuts down.
+pub(crate) async fn run(node: crate::domain::Node) {
+    let (store, clock, wake) = (node.store.clone(), node.clock.clone(), node.tracker.clone());
+    let mut shutdown = node.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        // Register for wake-ups before looking, so none is missed.
+        wake.sleeping_until.store(i64::MIN, Ordering::SeqCst);
+        let woken = wake.notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
 
-impl Tracker {
-    pub(crate) async fn run(mut self) {
-        loop {
-            if *self.shutdown.borrow() {
-                return;
-            }
-            // Register for wake-ups before looking, so none is missed.
-            let wake = self.wake.clone();
-            wake.sleeping_until.store(i64::MIN, Ordering::SeqCst);
-            let woken = wake.notify.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-
-            let now = self.clock.now();
-            match self.store.flag_overdue(now).await {
-                Ok(flagged) => {
-                    if !flagged.is_empty()
-                        && let Err(e) = self.node.check_repeated(&flagged, now).await
-                    {
-                        tracing::error!(error = %e, "tracker cannot check repeated warnings");
-                    }
-                    for f in &flagged {
-                        tracing::warn!(
-                            alert = %f.alert_id,
-                            agency = %f.agency,
-                            flag = if f.flag == tocsin_store::flag::UNDELIVERED { "UNDELIVERED" } else { "OVERDUE" },
-                            due = %f.due_at,
-                            "deadline passed without acknowledgement"
-                        );
-                    }
+        let now = clock.now();
+        match store.flag_overdue(now).await {
+            Ok(flagged) => {
+                if !flagged.is_empty()
+                    && let Err(e) = node.check_repeated(&flagged, now).await
+                {
+                    tracing::error!(error = %e, "tracker cannot check repeated warnings");
                 }
-                Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
-            }
-            if let Err(e) = self.node.take_ladder_steps(now).await {
-                tracing::error!(error = %e, "tracker cannot take escalation steps");
-            }
-            let next = match self.store.next_deadline().await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(error = %e, "tracker cannot read deadlines");
-                    Some(now + chrono::Duration::seconds(5))
+                for f in &flagged {
+                    tracing::warn!(
+                        alert = %f.alert_id,
+                        agency = %f.agency,
+                        flag = if f.flag == tocsin_store::flag::UNDELIVERED { "UNDELIVERED" } else { "OVERDUE" },
+                        due = %f.due_at,
+                        "deadline passed without acknowledgement"
+                    );
                 }
-            };
-            // A deadline committed after the read above either saw MIN and
-            // woke us, or sees this and wakes us only if it comes first.
-            wake.sleeping_until.store(
-                next.map_or(i64::MAX, |at| at.timestamp_millis()),
-                Ordering::SeqCst,
-            );
-            let sleep = match next {
-                Some(at) => self.clock.sleep_until(at),
-                None => Box::pin(std::future::pending()),
-            };
-            tokio::select! {
-                _ = sleep => {}
-                _ = &mut woken => {}
-                _ = self.shutdown.changed() => return,
             }
+            Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
+        }
+        if let Err(e) = node.take_ladder_steps(now).await {
+            tracing::error!(error = %e, "tracker cannot take escalation steps");
+        }
+        let next = match store.next_deadline().await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "tracker cannot read deadlines");
+                Some(now + chrono::Duration::seconds(5))
+            }
+        };
+        // A deadline committed after the read above either saw MIN and
+        // woke us, or sees this and wakes us only if it comes first.
+        wake.sleeping_until.store(
+            next.map_or(i64::MAX, |at| at.timestamp_millis()),
+            Ordering::SeqCst,
+        );
+        let sleep = match next {
+            Some(at) => clock.sleep_until(at),
+            None => Box::pin(std::future::pending()),
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = &mut woken => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

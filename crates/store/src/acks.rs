@@ -1,19 +1,12 @@
 //! Acknowledgements and the message outbox.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::events::{insert_event, kind};
 use crate::records::{AlertHistory, AttemptOutcome, Direction};
+use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
 
 /// An acknowledgement to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,12 +197,6 @@ impl Store {
         })
     }
 
-    /// Every acknowledgement of one alert, oldest first.
-    pub async fn acks(&self, alert_id: &str) -> Result<Vec<AckRow>, Error> {
-        let id = alert_id.to_owned();
-        self.read(move |conn| Ok(acks_of(conn, &id)?)).await
-    }
-
     /// Pending messages to `peer` due at `now`, oldest due first.
     pub async fn due_messages(
         &self,
@@ -299,10 +286,10 @@ impl Store {
         condition: &'static str,
         limit: u32,
     ) -> Result<Vec<AlertHistory>, Error> {
-        self.read(move |conn| {
+        self.read_snapshot(move |conn| {
             let sql = format!(
                 "SELECT {} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1",
-                crate::records::ALERT_COLUMNS_A
+                crate::records::ALERT_COLUMNS
             );
             let rows = conn
                 .prepare_cached(&sql)?

@@ -203,14 +203,28 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
             let conn = inner.readers[i].lock().unwrap_or_else(|e| e.into_inner());
-            // One snapshot for everything `f` reads.
-            conn.execute_batch("BEGIN DEFERRED")?;
-            let result = f(&conn);
-            conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-            result
+            f(&conn)
         })
         .await
         .map_err(|_| Error::Closed)?
+    }
+
+    /// Like [`Store::read`], but everything `f` reads comes from one
+    /// snapshot: for reads made of several queries.
+    pub(crate) async fn read_snapshot<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        self.read(move |conn| {
+            // Rolled back when dropped, also if `f` fails or panics, so the
+            // pooled connection never stays inside a transaction.
+            let tx = conn.unchecked_transaction()?;
+            let result = f(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
     }
 }
 

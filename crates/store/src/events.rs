@@ -1,18 +1,12 @@
 //! The event log and the deadline tracker's queries.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
+use crate::ladder::OPEN_STEP;
 use crate::records::{AlertHistory, Direction};
+use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
 
 /// Event kinds, numbered as `tocsin.v1.EventKind`.
 pub mod kind {
@@ -101,14 +95,20 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         kind: r.get(2)?,
         alert_id: r.get(3)?,
         agency: r.get(4)?,
-        direction: if r.get::<_, i64>(5)? == 1 {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        },
+        direction: Direction::from_i64(r.get(5)?),
         detail: r.get(6)?,
     })
 }
+
+/// A recipient's deadline on an alert we sent is open while it is neither
+/// flagged, refused, answered nor closed (`settled`: see migration 007).
+/// The conditions match the partial index `deliveries_open_deadlines`.
+const OPEN_DELIVERY_DEADLINE: &str =
+    "d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL";
+
+/// Our deadline on an alert we received, likewise (`alerts_open_deadlines`).
+const OPEN_INBOUND_DEADLINE: &str =
+    "a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL";
 
 impl Store {
     /// Events with an id above `after`, oldest first.
@@ -143,20 +143,17 @@ impl Store {
     pub async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.read(|conn| {
             let next: Option<i64> = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT MIN(t) FROM (
                         SELECT * FROM (SELECT d.due_at AS t FROM deliveries d INDEXED BY deliveries_open_deadlines
-                         WHERE d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL
-                         ORDER BY d.due_at LIMIT 1)
+                         WHERE {OPEN_DELIVERY_DEADLINE} ORDER BY d.due_at LIMIT 1)
                         UNION ALL
                         SELECT * FROM (SELECT a.due_at AS t FROM alerts a INDEXED BY alerts_open_deadlines
-                         WHERE a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL
-                         ORDER BY a.due_at LIMIT 1)
+                         WHERE {OPEN_INBOUND_DEADLINE} ORDER BY a.due_at LIMIT 1)
                         UNION ALL
                         SELECT * FROM (SELECT d.next_step_at AS t FROM deliveries d INDEXED BY deliveries_next_step
-                         WHERE d.ladder < 3 AND d.state != 3 AND d.settled = 0 AND d.next_step_at IS NOT NULL
-                         ORDER BY d.next_step_at LIMIT 1))",
-                )?
+                         WHERE {OPEN_STEP} ORDER BY d.next_step_at LIMIT 1))"
+                ))?
                 .query_row([], |r| r.get(0))?;
             Ok(next.map(from_ms))
         })
@@ -170,10 +167,10 @@ impl Store {
         let flagged = self
             .write(move |conn| {
                 let mut found: Vec<Flagged> = conn
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d INDEXED BY deliveries_open_deadlines
-                         WHERE d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL AND d.due_at <= ?1",
-                    )?
+                         WHERE {OPEN_DELIVERY_DEADLINE} AND d.due_at <= ?1"
+                    ))?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
                             alert_id: r.get(0)?,
@@ -189,10 +186,10 @@ impl Store {
                     })?
                     .collect::<Result<_, _>>()?;
                 let inbound: Vec<Flagged> = conn
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT a.id, a.originator, a.due_at FROM alerts a INDEXED BY alerts_open_deadlines
-                         WHERE a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL AND a.due_at <= ?1",
-                    )?
+                         WHERE {OPEN_INBOUND_DEADLINE} AND a.due_at <= ?1"
+                    ))?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
                             alert_id: r.get(0)?,

@@ -1,20 +1,13 @@
 //! The escalation ladder: steps due, steps taken, and the reminders and
 //! notices received from others.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::events::{insert_event, kind};
 use crate::records::Direction;
+use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
 
 /// Outbox message kind: a reminder to a recipient.
 pub const MESSAGE_REMINDER: i64 = 2;
@@ -91,7 +84,7 @@ pub struct StepTaken {
 
 /// A step is open while the delivery is not refused, not answered and its
 /// alert not closed (`settled`, kept by triggers; see migration 007).
-const OPEN_STEP: &str =
+pub(crate) const OPEN_STEP: &str =
     "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND d.settled = 0";
 
 impl Store {
@@ -120,19 +113,6 @@ impl Store {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
-        })
-        .await
-    }
-
-    /// The earliest open ladder step.
-    pub async fn next_step(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.read(|conn| {
-            let next: Option<i64> = conn
-                .prepare_cached(&format!(
-                    "SELECT MIN(d.next_step_at) FROM deliveries d WHERE {OPEN_STEP}"
-                ))?
-                .query_row([], |r| r.get(0))?;
-            Ok(next.map(from_ms))
         })
         .await
     }

@@ -6,11 +6,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::events::{insert_event, kind};
 use crate::{Error, Store};
 
-fn ms(t: DateTime<Utc>) -> i64 {
+/// Times are stored as milliseconds since the epoch.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> DateTime<Utc> {
+/// The inverse of [`ms`].
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
@@ -24,7 +26,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn from_i64(v: i64) -> Self {
+    pub(crate) fn from_i64(v: i64) -> Self {
         if v == 1 {
             Self::Outbound
         } else {
@@ -170,10 +172,7 @@ pub struct AlertRow {
     pub closed_by: Option<String>,
 }
 
-const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at, reminders, status, closed_by";
-
-/// The alert columns qualified by the alias `a`.
-pub(crate) const ALERT_COLUMNS_A: &str = "a.id, a.direction, a.originator, a.created_at, a.stored_at, a.precedence, a.category, a.summary, a.digest, a.envelope, a.receipt, a.due_at, a.flag, a.flagged_at, a.reminders, a.status, a.closed_by";
+pub(crate) const ALERT_COLUMNS: &str = "id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at, flag, flagged_at, reminders, status, closed_by";
 
 pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
@@ -240,6 +239,13 @@ pub struct AlertHistory {
     pub deliveries: Vec<DeliveryRow>,
     /// Its acknowledgements.
     pub acks: Vec<crate::AckRow>,
+}
+
+/// One alert row.
+pub(crate) fn alert_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<AlertRow>> {
+    conn.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+        .query_row([id], alert_row)
+        .optional()
 }
 
 /// The deliveries of one alert, by recipient.
@@ -398,12 +404,14 @@ impl Store {
             )?;
             // Read back in the same transaction, from the writer's warm
             // cache: what the operator is told is exactly what was stored.
-            let row = conn
-                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
-                .query_row([&alert.id], alert_row)?;
-            with_history(conn, vec![row])?
-                .pop()
-                .ok_or_else(|| Error::Commit("alert not stored".into()))
+            // A new alert has no acknowledgements yet.
+            let row = alert_by_id(conn, &alert.id)?
+                .ok_or_else(|| Error::Commit("alert not stored".into()))?;
+            Ok(AlertHistory {
+                deliveries: deliveries_of(conn, &alert.id)?,
+                acks: Vec::new(),
+                alert: row,
+            })
         })
         .await?;
         self.notify_events();
@@ -554,29 +562,14 @@ impl Store {
     /// One alert.
     pub async fn alert(&self, id: &str) -> Result<Option<AlertRow>, Error> {
         let id = id.to_owned();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
-                .query_row([&id], alert_row)
-                .optional()?)
-        })
-        .await
-    }
-
-    /// The deliveries of one outbound alert, by recipient.
-    pub async fn deliveries(&self, alert_id: &str) -> Result<Vec<DeliveryRow>, Error> {
-        let id = alert_id.to_owned();
-        self.read(move |conn| Ok(deliveries_of(conn, &id)?)).await
+        self.read(move |conn| Ok(alert_by_id(conn, &id)?)).await
     }
 
     /// An alert with its deliveries and acknowledgements, read together.
     pub async fn alert_history(&self, id: &str) -> Result<Option<AlertHistory>, Error> {
         let id = id.to_owned();
-        self.read(move |conn| {
-            let row = conn
-                .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
-                .query_row([&id], alert_row)
-                .optional()?;
+        self.read_snapshot(move |conn| {
+            let row = alert_by_id(conn, &id)?;
             Ok(with_history(conn, row.into_iter().collect())?.pop())
         })
         .await
@@ -588,7 +581,7 @@ impl Store {
         direction: Option<Direction>,
         limit: u32,
     ) -> Result<Vec<AlertHistory>, Error> {
-        self.read(move |conn| {
+        self.read_snapshot(move |conn| {
             let sql = match direction {
                 Some(_) => format!(
                     "SELECT {ALERT_COLUMNS} FROM alerts WHERE direction = ?1 ORDER BY stored_at DESC, id DESC LIMIT ?2"
@@ -798,7 +791,7 @@ mod tests {
                 .map(|t| t.timestamp_millis()),
             Some(later.timestamp_millis())
         );
-        let d = store.deliveries("A1").await.unwrap();
+        let d = store.alert_history("A1").await.unwrap().unwrap().deliveries;
         let dgsi = d.iter().find(|d| d.recipient == "FR-DGSI").unwrap();
         assert_eq!(
             (dgsi.attempts, dgsi.last_error.as_deref()),

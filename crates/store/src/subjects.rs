@@ -3,20 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::events::insert_event;
 use crate::records::Direction;
+use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
 
 /// Event kind of a subject flag, numbered as `tocsin.v1.EventKind`.
 pub const EVENT_FLAGGED: i64 = 11;
@@ -209,7 +202,7 @@ impl Store {
         doc_key: String,
         name: String,
     ) -> Result<(Vec<String>, Vec<String>), Error> {
-        self.read(move |conn| {
+        self.read_snapshot(move |conn| {
             let mut start: Vec<String> = Vec::new();
             if conn
                 .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
