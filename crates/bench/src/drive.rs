@@ -133,10 +133,8 @@ where
         }
     }
     let ended = Instant::now();
-    let h = match Arc::try_unwrap(h) {
-        Ok(h) => h.into_inner(),
-        Err(shared) => shared.lock().await.clone(),
-    };
+    // Every task has been awaited, so no other handle is left.
+    let h = h.lock().await.clone();
     Ok((started, ended, h))
 }
 

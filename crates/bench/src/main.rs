@@ -171,6 +171,16 @@ fn print(rows: &[Figures]) {
     }
 }
 
+/// The baseline's row and `measured`'s, with `measured`'s throughput as a
+/// share of the baseline's. A ratio of throughputs means something only
+/// when both run flat out; an open loop runs at the offered rate.
+fn beside_baseline(base: Figures, mut measured: Figures, load: &Load) -> Vec<Figures> {
+    if load.rate.is_none() {
+        measured.baseline_ratio = Some(measured.throughput_per_s / base.throughput_per_s.max(1e-9));
+    }
+    vec![base, measured]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -183,13 +193,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Deliver(load) => {
             let fed = TestFederation::builder().start().await?;
             let base = net::baseline(&fed, &load).await?;
-            let mut d = net::deliver(&fed, &load).await?;
-            // A ratio of throughputs means something only when both run
-            // flat out; an open loop runs at the offered rate.
-            if load.rate.is_none() {
-                d.baseline_ratio = Some(d.throughput_per_s / base.throughput_per_s.max(1e-9));
-            }
-            vec![base, d]
+            let d = net::deliver(&fed, &load).await?;
+            beside_baseline(base, d, &load)
         }
         Command::Fanout(f) => vec![net::fanout(&f.load, f.width).await?],
         Command::Backlog(b) => vec![
@@ -203,12 +208,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Ack(load) => {
             let fed = TestFederation::builder().start().await?;
             let base = net::baseline(&fed, &load).await?;
-            drop(fed);
-            let mut a = net::ack(&load).await?;
-            if load.rate.is_none() {
-                a.baseline_ratio = Some(a.throughput_per_s / base.throughput_per_s.max(1e-9));
-            }
-            vec![base, a]
+            let a = net::ack(&fed, &load).await?;
+            beside_baseline(base, a, &load)
         }
         Command::Flood(f) => {
             let load = Load {

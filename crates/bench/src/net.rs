@@ -1,17 +1,17 @@
 //! Benchmarks over real in-process nodes: real mutual TLS on loopback,
 //! real SQLite files with `synchronous = FULL`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hdrhistogram::Histogram;
 use prost::Message;
-use tocsin_core::{AgencyId, Identity, to_timestamp};
+use tocsin_core::{AgencyId, Identity};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_testkit::{TestFederation, channel, draft};
+use tocsin_testkit::{TestFederation, channel, draft, sign_as};
 use tocsin_trust::tls::{self, AcceptorLimits};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -30,17 +30,6 @@ impl echo::echo_server::Echo for EchoService {
     ) -> Result<tonic::Response<echo::Payload>, tonic::Status> {
         Ok(tonic::Response::new(req.into_inner()))
     }
-}
-
-/// A signed alert from `from` to `to`, as a peer would deliver it.
-fn signed_alert(fed: &TestFederation, from: &str, to: &str) -> anyhow::Result<pb::Envelope> {
-    let mut alert = draft(&[to]);
-    alert.id = tocsin_core::AlertId::generate().to_string();
-    alert.originator = from.into();
-    alert.created_at = Some(to_timestamp(chrono::Utc::now()));
-    Ok(fed
-        .signer(from)?
-        .sign(tocsin_proto::ALERT_PAYLOAD_TYPE, alert.encode_to_vec()))
 }
 
 /// Submits an alert to `recipients`; returns its id.
@@ -80,8 +69,9 @@ pub(crate) async fn baseline(fed: &TestFederation, load: &Load) -> anyhow::Resul
     );
     let ch = channel(addr, &client_material, &AgencyId::new("FR-DGSI")?)?;
     let client = echo::echo_client::EchoClient::new(ch);
+    let (_, sample) = sign_as(&fed.signer("TR-MIT")?, draft(&["FR-DGSI"]));
     let size = pb::DeliverRequest {
-        alert: Some(signed_alert(fed, "TR-MIT", "FR-DGSI")?),
+        alert: Some(sample),
     }
     .encoded_len();
     let payload = vec![7u8; size];
@@ -108,10 +98,14 @@ pub(crate) async fn baseline(fed: &TestFederation, load: &Load) -> anyhow::Resul
     Ok(f)
 }
 
-/// Alerts TR-MIT to FR-DGSI; each counts when TR-MIT has committed the
-/// verified receipt (its DELIVERED event).
-pub(crate) async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
-    let op = fed.operator("TR-MIT").await?;
+/// Submits alerts through `op` to FR-DGSI at `load`; each counts when the
+/// sender has committed the verified receipt (its DELIVERED event). Returns
+/// when the first was submitted, when the last was delivered, and the
+/// latencies (µs) from submission to delivery.
+async fn submit_until_delivered(
+    op: OperatorClient<Channel>,
+    load: &Load,
+) -> anyhow::Result<(Instant, Instant, Histogram<u64>)> {
     let events = EventWatch::start(op.clone()).await?;
     let submitted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let subs = submitted.clone();
@@ -132,6 +126,13 @@ pub(crate) async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result
         let _ = h.record((t1 - *t0).as_micros() as u64);
         ended = ended.max(t1);
     }
+    Ok((started, ended, h))
+}
+
+/// Alerts TR-MIT to FR-DGSI; each counts when TR-MIT has committed the
+/// verified receipt.
+pub(crate) async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
+    let (started, ended, h) = submit_until_delivered(fed.operator("TR-MIT").await?, load).await?;
     let mut f = Figures::new("deliver", load, ended - started, &h);
     f.note = "submit to receipt verified and committed on the sender".into();
     Ok(f)
@@ -175,15 +176,13 @@ pub(crate) async fn fanout(load: &Load, width: usize) -> anyhow::Result<Figures>
 pub(crate) async fn backlog(load: &Load) -> anyhow::Result<Figures> {
     let mut fed = TestFederation::builder().down(["FR-DGSI"]).start().await?;
     let op = fed.operator("TR-MIT").await?;
+    // Follow the events from the start, so the drain does not begin with a
+    // replay of every SUBMITTED event.
+    let events = EventWatch::start(op.clone()).await?;
     let progress = Progress::new("queued", load.n);
-    let queue = Load {
-        n: load.n,
-        c: load.c,
-        rate: None,
-    };
     let ids: Arc<Mutex<Vec<String>>> = Arc::default();
     let kept = ids.clone();
-    let (q0, q1, _) = drive(&queue, move |_| {
+    let (q0, q1, _) = drive(load, move |_| {
         let (op, kept, progress) = (op.clone(), kept.clone(), progress.clone());
         async move {
             let id = submit(op, &["FR-DGSI"]).await?;
@@ -198,7 +197,6 @@ pub(crate) async fn backlog(load: &Load) -> anyhow::Result<Figures> {
         load.n,
         (q1 - q0).as_secs_f64()
     );
-    let events = EventWatch::start(fed.operator("TR-MIT").await?).await?;
     let started = Instant::now();
     fed.start_node("FR-DGSI").await?;
     let mut ended = started;
@@ -220,8 +218,7 @@ pub(crate) async fn backlog(load: &Load) -> anyhow::Result<Figures> {
 
 /// The full cycle: deliver, acknowledge at the recipient, the originator
 /// records the acknowledgement.
-pub(crate) async fn ack(load: &Load) -> anyhow::Result<Figures> {
-    let fed = TestFederation::builder().start().await?;
+pub(crate) async fn ack(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
     let sender = fed.operator("TR-MIT").await?;
     let recipient = fed.operator("FR-DGSI").await?;
     let sent = EventWatch::start(sender.clone()).await?;
@@ -258,14 +255,11 @@ pub(crate) async fn ack(load: &Load) -> anyhow::Result<Figures> {
 /// fast as it can with `flood_c` in flight, while BE-VSSE's node sends at
 /// the offered rate through its outbox. BE-VSSE's latency is what counts.
 pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Figures>> {
-    let fed = Arc::new(
-        TestFederation::builder()
-            .agencies(["TR-MIT", "BE-VSSE", "FR-DGSI"])
-            .start()
-            .await?,
-    );
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "BE-VSSE", "FR-DGSI"])
+        .start()
+        .await?;
     let steady = fed.operator("BE-VSSE").await?;
-    let events = EventWatch::start(steady.clone()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let (accepted, refused, failed) = (
         Arc::new(AtomicU64::new(0)),
@@ -279,23 +273,23 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
     let seconds = load.n as f64 / load.rate.unwrap_or(100.0) + 1.0;
     let pool = ((seconds * 8_000.0) as usize).clamp(1_000, 200_000);
     eprintln!("  signing {pool} alerts for the flood");
+    let signer = fed.signer("TR-MIT")?;
     let alerts: Arc<Vec<pb::Envelope>> = Arc::new(
         (0..pool)
-            .map(|_| signed_alert(&fed, "TR-MIT", "FR-DGSI"))
-            .collect::<anyhow::Result<_>>()?,
+            .map(|_| sign_as(&signer, draft(&["FR-DGSI"])).1)
+            .collect(),
     );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let flood_started = Instant::now();
     let mut flooders = Vec::new();
     for _ in 0..flood_c.max(1) {
-        let (alerts, next, stop, client) =
+        let (alerts, next, stop, mut client) =
             (alerts.clone(), next.clone(), stop.clone(), client.clone());
         let (accepted, refused, failed) = (accepted.clone(), refused.clone(), failed.clone());
         flooders.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let alert = alerts[next.fetch_add(1, Ordering::Relaxed) % alerts.len()].clone();
                 match client
-                    .clone()
                     .deliver(pb::DeliverRequest { alert: Some(alert) })
                     .await
                 {
@@ -311,25 +305,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
     }
     // Let the flood build up before measuring the steady sender.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let subs = submitted.clone();
-    let (started, _, _) = drive(load, move |_| {
-        let (op, subs) = (steady.clone(), subs.clone());
-        async move {
-            let t = Instant::now();
-            let id = submit(op, &["FR-DGSI"]).await?;
-            subs.lock().await.insert(id, t);
-            Ok(())
-        }
-    })
-    .await?;
-    let mut h = histogram()?;
-    let mut ended = started;
-    for (id, t0) in submitted.lock().await.iter() {
-        let t1 = events.wait(pb::EventKind::Delivered, id, 1).await?;
-        let _ = h.record((t1 - *t0).as_micros() as u64);
-        ended = ended.max(t1);
-    }
+    let (started, ended, h) = submit_until_delivered(steady, load).await?;
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.await??;

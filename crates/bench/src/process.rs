@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::future::try_join_all;
 use prost::Message;
-use tocsin_core::{AgencyId, Alert, Federation, to_timestamp};
+use tocsin_core::{AgencyId, Alert, to_timestamp};
+use tocsin_node::{NodeConfig, NodeOptions};
 use tocsin_proto::pb;
 use tocsin_store::{Store, StoreOptions};
 use tocsin_testkit::{channel, draft};
 use tocsin_trust::pki::PkiLayout;
-use tocsin_trust::signing::Signer;
-use tocsin_trust::tls::TlsMaterial;
 
 use crate::drive::{Figures, Progress};
 
@@ -26,8 +25,12 @@ const PEER: &str = "FR-DGSI";
 pub(crate) struct Site {
     tocsin: PathBuf,
     dir: tempfile::TempDir,
-    layout: PkiLayout,
-    federation: Federation,
+    /// The node's configuration as written by `tocsin pki init`.
+    config: PathBuf,
+    /// What the node makes of it (data directory, signer, federation).
+    node: NodeOptions,
+    /// The peer's, whose certificate the health checks present.
+    peer: NodeOptions,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -80,28 +83,26 @@ impl Site {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let federation = Federation::parse(&text, "federation.toml")?;
+        let layout = PkiLayout::new(&pki);
+        let options = |agency: &str| -> anyhow::Result<(PathBuf, NodeOptions)> {
+            let config = layout.agency_dir(&AgencyId::new(agency)?).join("node.toml");
+            let options = NodeOptions::from_config(&NodeConfig::load(&config)?)?;
+            Ok((config, options))
+        };
+        let (config, node) = options(NODE)?;
+        let (_, peer) = options(PEER)?;
         Ok(Self {
             tocsin,
-            layout: PkiLayout::new(&pki),
             dir,
-            federation,
+            config,
+            node,
+            peer,
         })
-    }
-
-    fn data_dir(&self) -> anyhow::Result<PathBuf> {
-        Ok(self.layout.agency_dir(&AgencyId::new(NODE)?).join("data"))
     }
 
     /// Stores `n` open alerts sent by the node, as `SubmitAlert` would.
     pub(crate) async fn preload(&self, n: usize) -> anyhow::Result<()> {
-        let agency = AgencyId::new(NODE)?;
-        let signer = Signer::load(
-            &self.layout.signing_cert(&agency),
-            &self.layout.signing_key(&agency),
-            self.federation.id(),
-        )?;
-        let store = Store::open(&self.data_dir()?, StoreOptions::default())?;
+        let store = Store::open(&self.node.data_dir, StoreOptions::default())?;
         let progress = Progress::new("stored", n);
         let mut left = n;
         while left > 0 {
@@ -114,12 +115,12 @@ impl Site {
                 wire.originator = NODE.into();
                 wire.created_at = Some(to_timestamp(now));
                 let alert = Alert::try_from(wire)?;
-                let envelope = signer.sign(
+                let envelope = self.node.signer.sign(
                     tocsin_proto::ALERT_PAYLOAD_TYPE,
                     pb::Alert::from(&alert).encode_to_vec(),
                 );
                 rows.push(tocsin_node::outbound_row(
-                    &self.federation,
+                    &self.node.federation,
                     &alert,
                     &envelope,
                     now,
@@ -140,33 +141,32 @@ impl Site {
     /// Starts `tocsin node`; returns it once it answers a health check, with
     /// how long that took.
     pub(crate) async fn start(&self) -> anyhow::Result<(Node, Duration)> {
-        let agency = AgencyId::new(NODE)?;
-        let config = self.layout.agency_dir(&agency).join("node.toml");
+        let addr = self
+            .node
+            .federation
+            .agency(&self.node.agency)
+            .context("node not in the federation")?
+            .endpoint
+            .parse()?;
+        // One lazily connecting channel: each check retries the connection
+        // until the node listens, then reuses it.
+        let health = tonic_health::pb::health_client::HealthClient::new(channel(
+            addr,
+            &self.peer.tls,
+            &self.node.agency,
+        )?);
         let log = std::fs::File::create(self.dir.path().join("node.log"))?;
         let started = Instant::now();
         let child = Command::new(&self.tocsin)
             .arg("node")
             .arg("--config")
-            .arg(&config)
+            .arg(&self.config)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("cannot start tocsin node")?;
         let mut node = Node { child };
-        let peer = AgencyId::new(PEER)?;
-        let material = TlsMaterial::load(
-            &self.layout.ca_cert(),
-            &self.layout.node_cert(&peer),
-            &self.layout.node_key(&peer),
-            self.federation.id(),
-        )?;
-        let addr = self
-            .federation
-            .agency(&agency)
-            .context("node not in the federation")?
-            .endpoint
-            .parse()?;
         loop {
             if let Some(status) = node.child.try_wait()? {
                 bail!(
@@ -174,12 +174,14 @@ impl Site {
                     std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
                 );
             }
-            let ch = channel(addr, &material, &agency)?;
-            let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
             let serving = health
+                .clone()
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
-                .is_ok_and(|r| r.into_inner().status == 1);
+                .is_ok_and(|r| {
+                    r.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                });
             if serving {
                 return Ok((node, started.elapsed()));
             }
@@ -273,12 +275,12 @@ pub(crate) async fn memory(tocsin: PathBuf, n: usize) -> anyhow::Result<Vec<Figu
     loaded.preload(n).await?;
     let (node, took) = loaded.start().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss, peak) = node.memory()?;
+    let (_, peak) = node.memory()?;
     let loaded_row = row(
         "memory: loaded",
         n,
         took.as_secs_f64(),
-        rss.max(peak),
+        peak,
         format!("a node holding {n} alerts, peak resident memory"),
     );
     Ok(vec![idle_row, loaded_row])
