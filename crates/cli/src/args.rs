@@ -211,7 +211,7 @@ pub(crate) struct CancelArgs {
     /// The alert to cancel.
     pub(crate) id: String,
     /// Why (becomes the cancel's text).
-    #[arg(long, default_value = "Cancelled: stand down.")]
+    #[arg(long, default_value = crate::operator::DEFAULT_CANCEL_NOTE)]
     pub(crate) note: String,
 }
 

@@ -7,9 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, ScaledClock};
+use tocsin_node::config::ClockOptions;
 use tocsin_trust::pki::{self, PkiLayout};
 
 use crate::args::{DemoArgs, ScenarioRunArgs};
@@ -69,12 +70,17 @@ fn free_port() -> anyhow::Result<u16> {
 struct Nodes {
     exe: PathBuf,
     dir: PathBuf,
-    clock_args: Vec<String>,
+    /// Each agency's node.toml.
+    configs: BTreeMap<AgencyId, PathBuf>,
     children: BTreeMap<AgencyId, Child>,
 }
 
 impl Nodes {
     fn spawn(&mut self, agency: &AgencyId) -> anyhow::Result<()> {
+        let config = self
+            .configs
+            .get(agency)
+            .with_context(|| format!("no node configuration for {agency}"))?;
         let logs = self.dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::OpenOptions::new()
@@ -84,13 +90,7 @@ impl Nodes {
         let child = Command::new(&self.exe)
             .arg("node")
             .arg("--config")
-            .arg(
-                self.dir
-                    .join("pki/agencies")
-                    .join(agency.as_str())
-                    .join("node.toml"),
-            )
-            .args(&self.clock_args)
+            .arg(config)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -161,6 +161,25 @@ impl Drop for Nodes {
     }
 }
 
+/// The [clock] every node of a replay at `speed` runs with: the scenario's
+/// start read at real time `origin`, and its paces scaled to `speed`. Nodes
+/// refuse a speed under 1, so such a replay is refused here too.
+fn clock_options(
+    scenario: &Scenario,
+    speed: f64,
+    origin: DateTime<Utc>,
+) -> anyhow::Result<ClockOptions> {
+    if !(speed.is_finite() && speed >= 1.0) {
+        bail!("--speed must be at least 1, not {speed}");
+    }
+    Ok(ClockOptions {
+        start: scenario.start,
+        origin: Some(origin),
+        speed,
+        pace: scenario.pace_at(speed),
+    })
+}
+
 /// Waits until every agency's operator service answers.
 async fn wait_healthy(clients: &Clients, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -186,8 +205,7 @@ async fn wait_healthy(clients: &Clients, timeout: Duration) -> anyhow::Result<()
 pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let demo = demo_dir(args.demo_dir.as_deref())?;
     let name = args.scenario.clone().unwrap_or_else(|| "paris-2015".into());
-    let text = std::fs::read_to_string(demo.join("federation.toml"))?;
-    let mut federation = Federation::parse(&text, "deploy/demo/federation.toml")?;
+    let mut federation = Federation::load(&demo.join("federation.toml"))?;
     let scenario = Scenario::load(&scenario_path(&demo, &name)?, &federation)?;
 
     let dir = match &args.dir {
@@ -229,52 +247,35 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dir.display()
     ));
     let speed = args.speed.unwrap_or(scenario.speed);
-    if !(speed.is_finite() && speed >= 1.0) {
-        bail!("--speed must be at least 1, not {speed}");
-    }
     // Every node reads the scenario start at the same real instant, a few
     // seconds from now, and shares the scenario's paces, so their clocks
     // and deadlines agree.
     let origin = Utc::now() + chrono::Duration::seconds(4);
+    let clock_options = clock_options(&scenario, speed, origin)?;
     let clock: ScaledClock = scenario.clock(speed, origin);
-    let clock_options = tocsin_node::config::ClockOptions {
-        start: scenario.start,
-        origin: Some(origin),
-        speed,
-        pace: scenario.pace_at(speed),
-    };
     pki::init(&federation, &fed_toml, layout.root())?;
+    let mut configs = BTreeMap::new();
+    let mut clients = Clients::new();
     for a in &federation.agencies {
-        crate::pki_cmd::write_node_config(
+        let config = crate::pki_cmd::write_node_config(
             &layout,
             a,
             &dir.join("data").join(a.id.as_str()),
             Some(clock_options.clone()),
         )?;
-        crate::pki_cmd::issue_operator_profile(&layout, &federation, &a.id, "demo")?;
+        configs.insert(a.id.clone(), config);
+        let profile = crate::pki_cmd::issue_operator_profile(&layout, &federation, &a.id, "demo")?;
+        clients.insert(a.id.clone(), lazy_client(&profile)?);
     }
     let exe = std::env::current_exe().context("cannot find the tocsin binary")?;
     let mut nodes = Nodes {
         exe,
         dir: dir.clone(),
-        clock_args: Vec::new(),
+        configs,
         children: BTreeMap::new(),
     };
     for a in &federation.agencies {
         nodes.spawn(&a.id)?;
-    }
-    let mut clients = Clients::new();
-    for a in &federation.agencies {
-        clients.insert(
-            a.id.clone(),
-            lazy_client(
-                &layout
-                    .root()
-                    .join("operators")
-                    .join(a.id.as_str())
-                    .join("demo.toml"),
-            )?,
-        );
     }
     wait_healthy(&clients, Duration::from_secs(30)).await?;
     say(&format!(
@@ -286,15 +287,14 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         r = scenario::replay(&scenario, &clients, clock, Some(&mut nodes as &mut dyn NodeControl), args.json) => r,
+        // Dropping `nodes` stops every node.
         _ = tokio::signal::ctrl_c() => {
-            nodes.stop_all();
             bail!("interrupted; every node was stopped. Files are in {}", dir.display());
         }
     };
     let replay = match outcome {
         Ok(r) => r,
         Err(e) => {
-            nodes.stop_all();
             return Err(e.context(format!(
                 "the replay failed; node logs are in {}",
                 dir.join("logs").display()
@@ -348,17 +348,13 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
     wait_healthy(&clients, Duration::from_secs(30)).await?;
     let speed = args.speed.unwrap_or(scenario.speed);
     let origin = args.clock_origin.unwrap_or_else(Utc::now);
+    let clock_options = clock_options(&scenario, speed, origin)?;
     let clock = scenario.clock(speed, origin);
     if !args.json {
         println!("== {}: {}", scenario.name, scenario.title);
         println!(
             "== replaying at {speed}x; every node must run with this [clock] in its configuration:\n{}",
-            toml::to_string(&tocsin_node::config::ClockOptions {
-                start: scenario.start,
-                origin: Some(origin),
-                speed,
-                pace: scenario.pace_at(speed),
-            })?
+            toml::to_string(&clock_options)?
         );
     }
     let replay = scenario::replay(&scenario, &clients, clock, None, args.json).await?;

@@ -11,6 +11,8 @@ use tocsin_core::{AgencyId, AlertId, FederationId, Identity};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::tls::{self, TlsMaterial};
+use tonic::codegen::Service;
+use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::args::{
@@ -46,10 +48,18 @@ impl OperatorProfile {
     }
 }
 
-/// A client for the operator profile at `path`, connecting on first use
-/// (and again after the node restarts).
-pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>> {
-    let profile = OperatorProfile::load(path)?;
+/// Where `profile`'s node listens, and a connector that speaks mutual TLS
+/// to it as the profile's operator and accepts only that agency's node.
+/// Reads the TLS material once; the connector can be cloned to reconnect.
+fn endpoint(
+    profile: &OperatorProfile,
+) -> anyhow::Result<(
+    Endpoint,
+    impl Service<Uri, Response = tls::ClientIo, Error = std::io::Error, Future = tls::Connecting>
+    + Clone
+    + Send
+    + 'static,
+)> {
     let material = TlsMaterial::load(
         &profile.ca,
         &profile.cert,
@@ -57,47 +67,79 @@ pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>
         &profile.federation,
     )?;
     let config = tls::client_config(&material, Identity::Agency(profile.agency.clone()))?;
-    let channel = Endpoint::from_shared(format!("http://{}", profile.endpoint))
+    let endpoint = Endpoint::from_shared(format!("http://{}", profile.endpoint))
         .with_context(|| format!("bad endpoint {:?}", profile.endpoint))?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect_with_connector_lazy(tls::connector(config));
-    Ok(OperatorClient::new(channel))
+        .timeout(Duration::from_secs(30));
+    Ok((endpoint, tls::connector(config)))
 }
 
-pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
+/// Says which node could not be reached, and why.
+fn unreachable(profile: &OperatorProfile, e: tonic::transport::Error) -> anyhow::Error {
+    // Transport errors repeat their cause at each layer; the root says it all.
+    let mut root: &dyn std::error::Error = &e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    anyhow::anyhow!(
+        "cannot connect to {}'s node at {}: {root}",
+        profile.agency,
+        profile.endpoint
+    )
+}
+
+/// A client for the operator profile at `path`, connecting on first use
+/// (and again after the node restarts).
+pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>> {
+    let profile = OperatorProfile::load(path)?;
+    let (endpoint, connector) = endpoint(&profile)?;
+    Ok(OperatorClient::new(
+        endpoint.connect_with_connector_lazy(connector),
+    ))
+}
+
+/// The operator profile named by `--operator` or `TOCSIN_OPERATOR`.
+pub(crate) fn profile(args: &ConnectArgs) -> anyhow::Result<OperatorProfile> {
     let Some(path) = &args.operator else {
         bail!(
             "no operator profile: pass --operator FILE or set TOCSIN_OPERATOR (see `tocsin pki issue-operator`)"
         );
     };
-    let profile = OperatorProfile::load(path)?;
-    let material = TlsMaterial::load(
-        &profile.ca,
-        &profile.cert,
-        &profile.key,
-        &profile.federation,
-    )?;
-    let config = tls::client_config(&material, Identity::Agency(profile.agency.clone()))?;
-    let channel = Endpoint::from_shared(format!("http://{}", profile.endpoint))
-        .with_context(|| format!("bad endpoint {:?}", profile.endpoint))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect_with_connector(tls::connector(config))
+    OperatorProfile::load(path)
+}
+
+pub(crate) async fn connect(args: &ConnectArgs) -> anyhow::Result<OperatorClient<Channel>> {
+    connect_profile(&profile(args)?).await
+}
+
+/// Connects to `profile`'s node now.
+pub(crate) async fn connect_profile(
+    profile: &OperatorProfile,
+) -> anyhow::Result<OperatorClient<Channel>> {
+    let (endpoint, connector) = endpoint(profile)?;
+    let channel = endpoint
+        .connect_with_connector(connector)
         .await
-        .map_err(|e| {
-            // Transport errors repeat their cause at each layer; the root says it all.
-            let mut root: &dyn std::error::Error = &e;
-            while let Some(next) = root.source() {
-                root = next;
-            }
-            anyhow::anyhow!(
-                "cannot connect to {}'s node at {}: {root}",
-                profile.agency,
-                profile.endpoint
-            )
-        })?;
+        .map_err(|e| unreachable(profile, e))?;
     Ok(OperatorClient::new(channel))
+}
+
+/// Every event `client`'s node has stored, oldest first: they come at once,
+/// and the first quiet moment ends the list.
+pub(crate) async fn stored_events(
+    client: &mut OperatorClient<Channel>,
+) -> Result<Vec<pb::Event>, tonic::Status> {
+    let mut stream = client
+        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Ok(Ok(Some(e))) =
+        tokio::time::timeout(Duration::from_millis(300), stream.message()).await
+    {
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// Turns a refusal into a message that says who refused what.
@@ -321,11 +363,18 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
 /// connection drops, reconnects and resumes after the last event printed,
 /// so nothing is missed or shown twice.
 pub(crate) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
+    // The profile and TLS material are read once; reconnecting reuses them.
+    let profile = profile(&args.connect)?;
+    let (endpoint, connector) = endpoint(&profile)?;
     let mut after = args.from;
     let mut retry = Duration::from_millis(500);
     loop {
-        let mut client = match connect(&args.connect).await {
-            Ok(c) => c,
+        let connected = endpoint
+            .connect_with_connector(connector.clone())
+            .await
+            .map_err(|e| unreachable(&profile, e));
+        let mut client = match connected {
+            Ok(c) => OperatorClient::new(c),
             Err(e) if after.is_some() => {
                 eprintln!("watch: {e:#}; retrying in {retry:?}");
                 tokio::time::sleep(retry).await;
@@ -376,34 +425,23 @@ pub(crate) async fn subject(args: SubjectArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let mut client = connect(&args.connect).await?;
-    let original = client
+    let record = client
         .get_alert(pb::GetAlertRequest {
             id: args.id.clone(),
         })
         .await
         .map_err(refused)?
         .into_inner();
-    if original.direction != pb::Direction::Outbound as i32 {
+    if record.direction != pb::Direction::Outbound as i32 {
         bail!(
             "alert {} was not sent by this agency: only its originator can cancel it",
             args.id
         );
     }
-    let mut alert = original
+    let original = record
         .alert
         .context("the node answered without the alert")?;
-    // The cancel goes to the same recipients, about the same subjects, at
-    // the same precedence, so it reaches whoever acted on the original.
-    alert.id = String::new();
-    alert.originator = String::new();
-    alert.created_at = None;
-    alert.expires_at = None;
-    alert.respond_by = None;
-    alert.text = args.note.clone();
-    alert.references = vec![pb::Reference {
-        alert_id: args.id.clone(),
-        kind: pb::reference::Kind::Cancel as i32,
-    }];
+    let alert = cancel_of(original, &args.id, &args.note);
     let record = client
         .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
         .await
@@ -412,4 +450,25 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
         .record
         .context("the node answered without a record")?;
     output::print_record(&record, args.connect.json, true)
+}
+
+/// What a cancel says when no note is given.
+pub(crate) const DEFAULT_CANCEL_NOTE: &str = "Cancelled: stand down.";
+
+/// The cancel of `original` (whose id is `id`), saying `note`, ready to
+/// submit: it goes to the same recipients, about the same subjects, at the
+/// same precedence, so it reaches whoever acted on the original. Its id,
+/// originator and times are cleared for the node to set.
+pub(crate) fn cancel_of(mut original: pb::Alert, id: &str, note: &str) -> pb::Alert {
+    original.id = String::new();
+    original.originator = String::new();
+    original.created_at = None;
+    original.expires_at = None;
+    original.respond_by = None;
+    original.text = note.to_owned();
+    original.references = vec![pb::Reference {
+        alert_id: id.to_owned(),
+        kind: pb::reference::Kind::Cancel as i32,
+    }];
+    original
 }

@@ -82,7 +82,7 @@ pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
     } else {
         // Loud kinds stand out in a scrolling terminal.
         let marker = match v.kind {
-            "OVERDUE" | "UNDELIVERED" | "ESCALATED" | "UNANSWERED" | "FLAGGED" => "!!",
+            "OVERDUE" | "UNDELIVERED" | "ESCALATED" | "UNANSWERED" => "!!",
             _ => "  ",
         };
         println!(
@@ -106,11 +106,20 @@ fn ladder_name(step: i32) -> Option<&'static str> {
     }
 }
 
-fn flag_name(flag: i32) -> Option<&'static str> {
+pub(crate) fn flag_name(flag: i32) -> Option<&'static str> {
     match pb::DeadlineFlag::try_from(flag) {
         Ok(pb::DeadlineFlag::Overdue) => Some("OVERDUE"),
         Ok(pb::DeadlineFlag::Undelivered) => Some("UNDELIVERED"),
         _ => None,
+    }
+}
+
+/// An alert's status: ACTIVE, SUPERSEDED or CANCELLED.
+pub(crate) fn status_name(status: i32) -> &'static str {
+    match pb::AlertStatus::try_from(status) {
+        Ok(pb::AlertStatus::Superseded) => "SUPERSEDED",
+        Ok(pb::AlertStatus::Cancelled) => "CANCELLED",
+        _ => "ACTIVE",
     }
 }
 
@@ -180,7 +189,8 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+/// A wire timestamp as a time, if it is set and valid.
+pub(crate) fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     ts.as_ref().and_then(from_timestamp)
 }
 
@@ -271,11 +281,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
         flag: flag_name(record.flag),
         reminders: record.reminders,
-        status: match pb::AlertStatus::try_from(record.status) {
-            Ok(pb::AlertStatus::Superseded) => "SUPERSEDED",
-            Ok(pb::AlertStatus::Cancelled) => "CANCELLED",
-            _ => "ACTIVE",
-        },
+        status: status_name(record.status),
         closed_by: record.closed_by.clone(),
     })
 }

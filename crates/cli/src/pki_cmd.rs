@@ -130,10 +130,8 @@ pub(crate) fn issue_operator_profile(
     agency: &AgencyId,
     name: &str,
 ) -> anyhow::Result<PathBuf> {
-    let args_name = name;
-    let agency = agency.clone();
     let member = federation
-        .agency(&agency)
+        .agency(agency)
         .with_context(|| {
             format!(
                 "{agency} is not an agency of federation {}",
@@ -141,17 +139,17 @@ pub(crate) fn issue_operator_profile(
             )
         })?
         .clone();
-    let (cert, key) = pki::issue_operator(layout, federation, &agency, args_name)?;
+    let (cert, key) = pki::issue_operator(layout, federation, agency, name)?;
     let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
     let profile = OperatorProfile {
         federation: federation.id().clone(),
-        agency,
+        agency: agency.clone(),
         endpoint: member.endpoint.clone(),
         ca: PathBuf::from("../../ca.crt"),
         cert: rel(&cert, &dir),
         key: rel(&key, &dir),
     };
-    let path = dir.join(format!("{args_name}.toml"));
+    let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, toml::to_string(&profile)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

@@ -49,10 +49,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tocsin_core::alert::{AlertDraft, Disposition};
 use tocsin_core::federation::Federation;
-use tocsin_core::{AgencyId, ScaledClock, from_timestamp};
+use tocsin_core::{AgencyId, ScaledClock};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
+
+use crate::operator::{DEFAULT_CANCEL_NOTE, cancel_of, stored_events};
+use crate::output::{flag_name, status_name, time};
 
 /// A scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -406,6 +409,9 @@ pub(crate) async fn replay(
         table_lines: 0,
         quiet,
     };
+    // The live table is drawn only on a terminal, and not under --json: its
+    // counts are fetched only then.
+    let live = progress.tty && !quiet;
     let client = |agency: &AgencyId| -> anyhow::Result<OperatorClient<Channel>> {
         clients
             .get(agency)
@@ -422,7 +428,7 @@ pub(crate) async fn replay(
             .unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = refresh.tick() => {
+            _ = refresh.tick(), if live => {
                 let mut rows = BTreeMap::new();
                 for (agency, c) in clients {
                     rows.insert(agency.clone(), counts(&mut c.clone()).await);
@@ -475,21 +481,18 @@ pub(crate) async fn replay(
                     .await
                 {
                     Ok(r) => {
-                        let late = r
+                        let late_by = r
                             .into_inner()
                             .acknowledgement
                             .map(|a| a.late_by_seconds)
                             .unwrap_or(0);
-                        let late = if late > 0 {
-                            format!(
-                                ", LATE by {}",
-                                humantime::format_duration(Duration::from_secs(late / 60 * 60))
-                            )
+                        let lateness = if late_by > 0 {
+                            format!(", LATE by {}", late(late_by))
                         } else {
                             String::new()
                         };
                         progress.line(&format!(
-                            "[{when}] {by} acknowledges {label}: {disposition}{late}"
+                            "[{when}] {by} acknowledges {label}: {disposition}{lateness}"
                         ));
                     }
                     // The alert may not have reached the recipient (it was
@@ -517,21 +520,12 @@ pub(crate) async fn replay(
                         anyhow::anyhow!("{from} could not read {label:?}: {}", s.message())
                     })?
                     .into_inner();
-                let mut alert = original.alert.context("no alert")?;
-                alert.id = String::new();
-                alert.originator = String::new();
-                alert.created_at = None;
-                alert.expires_at = None;
-                alert.respond_by = None;
-                alert.text = if note.is_empty() {
-                    "Cancelled: stand down.".into()
+                let note = if note.is_empty() {
+                    DEFAULT_CANCEL_NOTE
                 } else {
-                    note.clone()
+                    note
                 };
-                alert.references = vec![pb::Reference {
-                    alert_id: id,
-                    kind: pb::reference::Kind::Cancel as i32,
-                }];
+                let alert = cancel_of(original.alert.context("no alert")?, &id, note);
                 let record = c
                     .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
                     .await
@@ -567,7 +561,7 @@ pub(crate) async fn replay(
         }
     }
     // A last refresh, so the table shows the end state.
-    if progress.tty {
+    if live {
         let mut rows = BTreeMap::new();
         for (agency, c) in clients {
             rows.insert(agency.clone(), counts(&mut c.clone()).await);
@@ -637,28 +631,6 @@ pub(crate) struct PostMortem {
     repeated_unanswered: Vec<FlagReport>,
 }
 
-async fn all_events(client: &mut OperatorClient<Channel>) -> Vec<pb::Event> {
-    let Ok(stream) = client
-        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
-        .await
-    else {
-        return Vec::new();
-    };
-    let mut stream = stream.into_inner();
-    let mut out = Vec::new();
-    // Stored events come at once; the first quiet moment ends the replay.
-    while let Ok(Ok(Some(e))) =
-        tokio::time::timeout(Duration::from_millis(300), stream.message()).await
-    {
-        out.push(e);
-    }
-    out
-}
-
-fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref().and_then(from_timestamp)
-}
-
 /// Gathers, from the nodes, what happened to every alert of the replay.
 pub(crate) async fn post_mortem(
     scenario: &Scenario,
@@ -667,7 +639,8 @@ pub(crate) async fn post_mortem(
 ) -> anyhow::Result<PostMortem> {
     let mut events: HashMap<AgencyId, Vec<pb::Event>> = HashMap::new();
     for (agency, c) in clients {
-        events.insert(agency.clone(), all_events(&mut c.clone()).await);
+        let found = stored_events(&mut c.clone()).await.unwrap_or_default();
+        events.insert(agency.clone(), found);
     }
     let by_id: HashMap<&str, &str> = replay
         .labels
@@ -716,9 +689,9 @@ pub(crate) async fn post_mortem(
             .iter()
             .map(|d| RecipientReport {
                 agency: d.recipient.clone(),
-                received_at: ts(&d.delivered_at),
+                received_at: time(&d.delivered_at),
                 delivery_attempts: d.attempts,
-                due_at: ts(&d.due_at),
+                due_at: time(&d.due_at),
                 acknowledgements: d
                     .acknowledgements
                     .iter()
@@ -728,17 +701,13 @@ pub(crate) async fn post_mortem(
                             disposition: Disposition::from_wire(ack.disposition)
                                 .map(|d| d.to_string())
                                 .unwrap_or_default(),
-                            at: ts(&ack.acknowledged_at),
+                            at: time(&ack.acknowledged_at),
                             late_by_seconds: a.late_by_seconds,
                             note: ack.note,
                         }
                     })
                     .collect(),
-                flag: match pb::DeadlineFlag::try_from(d.flag) {
-                    Ok(pb::DeadlineFlag::Overdue) => Some("OVERDUE".into()),
-                    Ok(pb::DeadlineFlag::Undelivered) => Some("UNDELIVERED".into()),
-                    _ => None,
-                },
+                flag: flag_name(d.flag).map(Into::into),
                 escalation: ladder_events
                     .iter()
                     .filter(|e| e.agency == d.recipient)
@@ -749,7 +718,7 @@ pub(crate) async fn post_mortem(
                             _ => "UNANSWERED",
                         }
                         .into(),
-                        at: ts(&e.at),
+                        at: time(&e.at),
                         detail: e.detail.clone(),
                     })
                     .collect(),
@@ -762,13 +731,8 @@ pub(crate) async fn post_mortem(
             precedence: tocsin_core::alert::Precedence::from_wire(alert.precedence)
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
-            sent_at: ts(&alert.created_at),
-            status: match pb::AlertStatus::try_from(record.status) {
-                Ok(pb::AlertStatus::Superseded) => "SUPERSEDED",
-                Ok(pb::AlertStatus::Cancelled) => "CANCELLED",
-                _ => "ACTIVE",
-            }
-            .into(),
+            sent_at: time(&alert.created_at),
+            status: status_name(record.status).into(),
             recipients,
         });
     }

@@ -5,17 +5,16 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
-use tocsin_core::from_timestamp;
 use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
 
 use crate::args::TimelineArgs;
-use crate::operator::{OperatorProfile, connect, refused};
+use crate::operator::{self, refused};
+use crate::output::time;
 
 /// One line of a timeline.
 #[derive(Debug, Serialize)]
@@ -29,10 +28,6 @@ struct Entry {
     verified: Option<bool>,
     /// A receipt or acknowledgement that never came.
     gap: bool,
-}
-
-fn ts(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref().and_then(from_timestamp)
 }
 
 fn check(
@@ -73,7 +68,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
     let alert_digest = record.envelope.as_ref().map(digest);
     out.push(Entry {
         alert_id: id.clone(),
-        at: ts(&alert.created_at),
+        at: time(&alert.created_at),
         what: "ALERT".into(),
         detail: format!(
             "{} to {}: {} ({how})",
@@ -94,7 +89,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                 d.recipient.clone(),
                 d.receipt.clone(),
                 d.acknowledgements.clone(),
-                ts(&d.due_at),
+                time(&d.due_at),
             )
         })
         .collect();
@@ -109,7 +104,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             me,
             record.receipt.clone(),
             record.acknowledgements.clone(),
-            ts(&record.due_at),
+            time(&record.due_at),
         ));
     }
     for (agency, receipt, acks, due) in parties {
@@ -122,7 +117,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                 ok &= matches;
                 out.push(Entry {
                     alert_id: id.clone(),
-                    at: ts(&r.received_at),
+                    at: time(&r.received_at),
                     what: "RECEIPT".into(),
                     detail: format!(
                         "{agency} committed it ({how}; {})",
@@ -159,8 +154,14 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             });
         }
         for a in &acks {
-            let ack = a.acknowledgement.clone().unwrap_or_default();
+            // What was acknowledged is read from the signed envelope just
+            // verified, not from the node's decoded copy beside it.
             let (mut ok, how) = check(verifier, &a.envelope, ACK_PAYLOAD_TYPE, &agency);
+            let ack = a
+                .envelope
+                .as_ref()
+                .and_then(|env| pb::Acknowledgement::decode(env.payload.as_slice()).ok())
+                .unwrap_or_default();
             ok &= alert_digest.is_some_and(|d| d.as_slice() == ack.alert_digest.as_slice());
             let disposition = tocsin_core::alert::Disposition::from_wire(ack.disposition)
                 .map(|d| d.to_string())
@@ -175,7 +176,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             };
             out.push(Entry {
                 alert_id: id.clone(),
-                at: ts(&ack.acknowledged_at),
+                at: time(&ack.acknowledged_at),
                 what: "ACK".into(),
                 detail: format!(
                     "{agency}: {disposition} by {}{late} ({how}) {}",
@@ -197,7 +198,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
         }
         out.push(Entry {
             alert_id: id.clone(),
-            at: ts(&e.at),
+            at: time(&e.at),
             what: kind.into(),
             detail: e.detail.clone(),
             verified: None,
@@ -209,14 +210,9 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
 }
 
 pub(crate) async fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
-    let profile_path = args
-        .connect
-        .operator
-        .clone()
-        .context("no operator profile: pass --operator FILE or set TOCSIN_OPERATOR")?;
-    let profile = OperatorProfile::load(&profile_path)?;
+    let profile = operator::profile(&args.connect)?;
     let verifier = Verifier::load(&profile.ca, &profile.federation)?;
-    let mut client = connect(&args.connect).await?;
+    let mut client = operator::connect_profile(&profile).await?;
     let records = match (&args.alert, &args.subject) {
         (Some(id), _) => vec![
             client
@@ -235,17 +231,9 @@ pub(crate) async fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give --alert ID or --subject QUERY"),
     };
-    let mut stream = client
-        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
+    let events = operator::stored_events(&mut client)
         .await
-        .map_err(refused)?
-        .into_inner();
-    let mut events = Vec::new();
-    while let Ok(Ok(Some(e))) =
-        tokio::time::timeout(Duration::from_millis(300), stream.message()).await
-    {
-        events.push(e);
-    }
+        .map_err(refused)?;
     let entries: Vec<Vec<Entry>> = records
         .iter()
         .map(|r| entries_for(r, &events, &verifier))

@@ -71,16 +71,54 @@ endpoint = "127.0.0.1:{}"
     path
 }
 
+/// Writes a federation file, runs `pki init` on it into `pki/`, and issues
+/// each `(agency, name)` operator.
+fn pki_with_operators(dir: &Path, operators: &[(&str, &str)]) {
+    let fed = federation_file(dir);
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            fed.to_str().unwrap(),
+            "--out",
+            "pki",
+        ],
+    );
+    for (agency, name) in operators {
+        ok(
+            dir,
+            &[
+                "pki",
+                "issue-operator",
+                "--dir",
+                "pki",
+                "--agency",
+                agency,
+                "--name",
+                name,
+            ],
+        );
+    }
+}
+
 struct Node(Child);
 
 impl Node {
     fn start(dir: &Path, agency: &str) -> Self {
+        Self::start_with(dir, agency, &[])
+    }
+
+    /// Starts `agency`'s node with more arguments after its configuration.
+    fn start_with(dir: &Path, agency: &str, extra_args: &[&str]) -> Self {
         let child = Command::new(BIN)
             .args([
                 "node",
                 "--config",
                 &format!("pki/agencies/{agency}/node.toml"),
             ])
+            .args(extra_args)
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -143,44 +181,7 @@ fn eventually(
 fn two_nodes_exchange_an_alert_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fed = federation_file(dir);
-    ok(
-        dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            fed.to_str().unwrap(),
-            "--out",
-            "pki",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "pki",
-            "issue-operator",
-            "--dir",
-            "pki",
-            "--agency",
-            "TR-MIT",
-            "--name",
-            "alice",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "pki",
-            "issue-operator",
-            "--dir",
-            "pki",
-            "--agency",
-            "FR-DGSI",
-            "--name",
-            "bob",
-        ],
-    );
+    pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
     let alice = "pki/operators/TR-MIT/alice.toml";
     let bob = "pki/operators/FR-DGSI/bob.toml";
 
@@ -748,44 +749,7 @@ speed = 4000
 fn a_scenario_replays_against_nodes_started_by_hand() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fed = federation_file(dir);
-    ok(
-        dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            fed.to_str().unwrap(),
-            "--out",
-            "pki",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "pki",
-            "issue-operator",
-            "--dir",
-            "pki",
-            "--agency",
-            "TR-MIT",
-            "--name",
-            "ops",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "pki",
-            "issue-operator",
-            "--dir",
-            "pki",
-            "--agency",
-            "FR-DGSI",
-            "--name",
-            "ops",
-        ],
-    );
+    pki_with_operators(dir, &[("TR-MIT", "ops"), ("FR-DGSI", "ops")]);
     std::fs::write(
         dir.join("scenario.toml"),
         r#"
@@ -827,25 +791,8 @@ disposition = "ACTIONED"
         "--clock-origin",
         &origin,
     ];
-    let start = |agency: &str| {
-        Node(
-            Command::new(BIN)
-                .args([
-                    "node",
-                    "--config",
-                    &format!("pki/agencies/{agency}/node.toml"),
-                ])
-                .args(clock)
-                .current_dir(dir)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let tr = start("TR-MIT");
-    let fr = start("FR-DGSI");
+    let tr = Node::start_with(dir, "TR-MIT", &clock);
+    let fr = Node::start_with(dir, "FR-DGSI", &clock);
     let out = Command::new(BIN)
         .args([
             "scenario",
