@@ -265,20 +265,36 @@ async fn each_side_lists_what_is_owed_soonest_deadline_first() -> anyhow::Result
     wait_delivered(&tr, &routine, "FR-DGSI").await?;
     wait_delivered(&tr, &flash, "FR-DGSI").await?;
 
-    let owed: Vec<String> = open_list(&mut fr, true).await?.iter().map(id_of).collect();
+    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(
         owed,
         vec![flash.clone(), routine.clone()],
         "FLASH is due first"
     );
-    let awaiting: Vec<String> = open_list(&mut tr, false).await?.iter().map(id_of).collect();
+    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(awaiting, vec![flash.clone(), routine.clone()]);
 
     ack(&mut fr, &flash, pb::Disposition::Actioned, "").await?;
-    let owed: Vec<String> = open_list(&mut fr, true).await?.iter().map(id_of).collect();
+    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(owed, vec![routine.clone()]);
     wait_acks(&tr, &flash, "FR-DGSI", 1).await?;
-    let awaiting: Vec<String> = open_list(&mut tr, false).await?.iter().map(id_of).collect();
+    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(awaiting, vec![routine]);
     Ok(())
 }

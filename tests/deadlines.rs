@@ -9,7 +9,7 @@ use tocsin_core::clock::{ManualClock, truncate_ms};
 use tocsin_core::federation::Escalation;
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_testkit::{TestFederation, draft, wait_until};
+use tocsin_testkit::{TestFederation, draft};
 use tocsin_tests::*;
 use tonic::transport::Channel;
 
@@ -32,70 +32,6 @@ async fn federation(clock: &ManualClock, down: &[&str]) -> anyhow::Result<TestFe
         .down(down.iter().copied())
         .start()
         .await
-}
-
-/// Waits until the originator's delivery to `recipient` carries `flag`.
-async fn wait_flag(
-    op: &OperatorClient<Channel>,
-    id: &str,
-    recipient: &str,
-    flag: pb::DeadlineFlag,
-) -> anyhow::Result<()> {
-    wait_until(
-        PATIENCE,
-        &format!("{id} to {recipient} is {flag:?}"),
-        || {
-            let mut op = op.clone();
-            let id = id.to_owned();
-            let recipient = recipient.to_owned();
-            async move {
-                let r = get(&mut op, &id).await.ok()?;
-                (delivery(&r, &recipient)?.flag == flag as i32).then_some(())
-            }
-        },
-    )
-    .await
-}
-
-/// Waits until the recipient's own record of `id` is flagged OVERDUE.
-async fn wait_owed_overdue(op: &OperatorClient<Channel>, id: &str) -> anyhow::Result<()> {
-    wait_until(
-        PATIENCE,
-        &format!("{id} is overdue at the recipient"),
-        || {
-            let mut op = op.clone();
-            let id = id.to_owned();
-            async move {
-                let r = get(&mut op, &id).await.ok()?;
-                (r.flag == pb::DeadlineFlag::Overdue as i32).then_some(())
-            }
-        },
-    )
-    .await
-}
-
-/// All events so far.
-async fn events(op: &mut OperatorClient<Channel>) -> anyhow::Result<Vec<pb::Event>> {
-    let mut stream = op
-        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
-        .await?
-        .into_inner();
-    // The stored events arrive at once; stop at the first quiet moment.
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(e))) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), stream.message()).await
-    {
-        out.push(e);
-    }
-    Ok(out)
-}
-
-fn kinds(events: &[pb::Event], alert: &str) -> Vec<pb::EventKind> {
-    events
-        .iter()
-        .filter(|e| e.alert_id == alert)
-        .map(|e| pb::EventKind::try_from(e.kind).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -134,14 +70,14 @@ async fn a_passed_deadline_flags_both_ends_and_a_late_answer_still_closes_it() -
 
     use pb::EventKind::*;
     assert_eq!(
-        kinds(&events(&mut tr).await?, &id),
+        kinds(&events(&tr).await?, &id),
         vec![Submitted, Delivered, Overdue, Acknowledged]
     );
     assert_eq!(
-        kinds(&events(&mut fr).await?, &id),
+        kinds(&events(&fr).await?, &id),
         vec![Received, Overdue, Acknowledged]
     );
-    let tr_events = events(&mut tr).await?;
+    let tr_events = events(&tr).await?;
     let acked = tr_events
         .iter()
         .find(|e| e.kind == Acknowledged as i32)
@@ -187,7 +123,7 @@ async fn an_answer_in_time_stops_the_clock() -> anyhow::Result<()> {
         pb::DeadlineFlag::None as i32
     );
     assert_eq!(get(&mut fr, &id).await?.flag, pb::DeadlineFlag::None as i32);
-    assert!(!kinds(&events(&mut tr).await?, &id).contains(&pb::EventKind::Overdue));
+    assert!(!kinds(&events(&tr).await?, &id).contains(&pb::EventKind::Overdue));
     Ok(())
 }
 
@@ -209,7 +145,7 @@ async fn an_alert_that_never_arrived_is_flagged_undelivered() -> anyhow::Result<
     wait_owed_overdue(&fr, &id).await?;
     use pb::EventKind::*;
     assert_eq!(
-        kinds(&events(&mut tr).await?, &id),
+        kinds(&events(&tr).await?, &id),
         vec![Submitted, Undelivered, Delivered]
     );
     Ok(())
@@ -232,10 +168,10 @@ async fn deadlines_that_fell_while_a_node_was_down_fire_at_start_in_order() -> a
     fed.stop_node("FR-DGSI").await?;
     clock.advance(Duration::hours(2));
     fed.start_node("TR-MIT").await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.operator("TR-MIT").await?;
     wait_flag(&tr, &immediate, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
     wait_flag(&tr, &flash_id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    let overdue: Vec<String> = events(&mut tr)
+    let overdue: Vec<String> = events(&tr)
         .await?
         .into_iter()
         .filter(|e| e.kind == pb::EventKind::Overdue as i32)

@@ -4,7 +4,7 @@
 use prost::Message;
 use tocsin_core::to_timestamp;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft};
+use tocsin_testkit::{TestFederation, draft, sign_as};
 use tocsin_tests::*;
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
@@ -18,15 +18,8 @@ fn signed_alert(
     text: &str,
 ) -> (pb::Alert, pb::Envelope) {
     let mut alert = draft(to);
-    alert.id = tocsin_core::AlertId::generate().to_string();
-    alert.originator = from.into();
-    alert.created_at = Some(to_timestamp(chrono::Utc::now()));
     alert.text = text.into();
-    let env = fed
-        .signer(from)
-        .unwrap()
-        .sign(ALERT_PAYLOAD_TYPE, alert.encode_to_vec());
-    (alert, env)
+    sign_as(&fed.signer(from).unwrap(), alert)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use prost::Message;
 use tocsin_core::clock::{ManualClock, truncate_ms};
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_proto::{NOTICE_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft, wait_until};
+use tocsin_testkit::{TestFederation, draft};
 use tocsin_tests::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -26,48 +26,34 @@ async fn federation(clock: &ManualClock, down: &[&str]) -> anyhow::Result<TestFe
         .await
 }
 
-/// Every stored event, from the start.
-async fn events(op: &OperatorClient<Channel>) -> anyhow::Result<Vec<pb::Event>> {
-    let mut stream = op
-        .clone()
-        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
-        .await?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Ok(Ok(Some(e))) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), stream.message()).await
-    {
-        out.push(e);
-    }
-    Ok(out)
-}
-
-/// Waits until `op`'s node has an event of `kind` about `alert`; returns it.
+/// Waits until `op`'s node has an event of `kind` about `alert`; returns
+/// the first such event in log order.
 async fn wait_event(
     op: &OperatorClient<Channel>,
     alert: &str,
     kind: pb::EventKind,
 ) -> anyhow::Result<pb::Event> {
-    wait_until(PATIENCE, &format!("a {kind:?} event for {alert}"), || {
-        let op = op.clone();
-        let alert = alert.to_owned();
-        async move {
-            events(&op)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|e| e.alert_id == alert && e.kind == kind as i32)
+    // One stream: the stored events in order, then new ones as they come.
+    let mut stream = op
+        .clone()
+        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
+        .await?
+        .into_inner();
+    let found = tokio::time::timeout(PATIENCE, async {
+        while let Some(e) = stream.message().await? {
+            if e.alert_id == alert && e.kind == kind as i32 {
+                return Ok(e);
+            }
         }
+        anyhow::bail!("the event stream ended before a {kind:?} event for {alert}")
     })
-    .await
-}
-
-fn kinds(events: &[pb::Event], alert: &str) -> Vec<pb::EventKind> {
-    events
-        .iter()
-        .filter(|e| e.alert_id == alert)
-        .map(|e| pb::EventKind::try_from(e.kind).unwrap())
-        .collect()
+    .await;
+    match found {
+        Ok(result) => result,
+        Err(_) => {
+            anyhow::bail!("timed out after {PATIENCE:?} waiting for a {kind:?} event for {alert}")
+        }
+    }
 }
 
 #[tokio::test]

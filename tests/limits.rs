@@ -4,7 +4,7 @@
 use prost::Message;
 use tocsin_core::to_timestamp;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft};
+use tocsin_testkit::{TestFederation, draft, sign_as};
 use tocsin_tests::*;
 use tokio::io::AsyncWriteExt;
 use tonic::Code;
@@ -142,11 +142,7 @@ async fn a_flooding_peer_is_refused_while_another_still_delivers() -> anyhow::Re
     let signer = fed.signer("TR-MIT")?;
     let mut flood = Vec::new();
     for _ in 0..40 {
-        let mut alert = draft(&["FR-DGSI"]);
-        alert.id = tocsin_core::AlertId::generate().to_string();
-        alert.originator = "TR-MIT".into();
-        alert.created_at = Some(to_timestamp(chrono::Utc::now()));
-        let env = signer.sign(ALERT_PAYLOAD_TYPE, alert.encode_to_vec());
+        let (_, env) = sign_as(&signer, draft(&["FR-DGSI"]));
         let mut client = flooder.clone();
         flood.push(tokio::spawn(async move {
             client

@@ -5,12 +5,10 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use prost::Message;
 use tocsin_core::clock::{ManualClock, truncate_ms};
-use tocsin_core::to_timestamp;
+use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft, wait_until};
+use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
 use tocsin_tests::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -73,20 +71,16 @@ async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> an
 
     // Past both deadlines: the original's clock was stopped; the cancel's runs.
     clock.advance(Duration::minutes(11));
-    wait_until(PATIENCE, "the cancel is overdue at the recipient", || {
-        let mut fr = fr.clone();
-        let cancel = cancel.clone();
-        async move {
-            (get(&mut fr, &cancel).await.ok()?.flag == pb::DeadlineFlag::Overdue as i32)
-                .then_some(())
-        }
-    })
-    .await?;
+    wait_owed_overdue(&fr, &cancel).await?;
     assert_eq!(
         get(&mut fr, &original).await?.flag,
         pb::DeadlineFlag::None as i32
     );
-    let owed: Vec<String> = open_list(&mut fr, true).await?.iter().map(id_of).collect();
+    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(
         owed,
         vec![cancel.clone()],
@@ -140,7 +134,11 @@ async fn an_update_supersedes_the_earlier_alert_and_carries_its_own_deadline() -
     let at_fr = wait_status(&fr, &original, pb::AlertStatus::Superseded).await?;
     assert_eq!(at_fr.closed_by, update);
 
-    let awaiting: Vec<String> = open_list(&mut tr, false).await?.iter().map(id_of).collect();
+    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(awaiting, vec![update]);
     Ok(())
 }
@@ -175,17 +173,14 @@ async fn only_an_originator_closes_its_own_alerts() -> anyhow::Result<()> {
     );
 
     // ... nor can another agency's node, by delivering a cancel of its own.
-    let mut forged = referencing(
-        &original,
-        pb::reference::Kind::Cancel,
-        pb::Precedence::Flash,
+    let (_, env) = sign_as(
+        &fed.signer("BE-VSSE")?,
+        referencing(
+            &original,
+            pb::reference::Kind::Cancel,
+            pb::Precedence::Flash,
+        ),
     );
-    forged.id = tocsin_core::AlertId::generate().to_string();
-    forged.originator = "BE-VSSE".into();
-    forged.created_at = Some(to_timestamp(Utc::now()));
-    let env = fed
-        .signer("BE-VSSE")?
-        .sign(ALERT_PAYLOAD_TYPE, forged.encode_to_vec());
     fed.peer_client("BE-VSSE", "FR-DGSI")?
         .deliver(pb::DeliverRequest { alert: Some(env) })
         .await?;

@@ -74,15 +74,7 @@ async fn two_unanswered_warnings_about_one_man_are_flagged_on_both_nodes() -> an
     );
     wait_delivered(&tr, &first, "FR-DGSI").await?;
     clock.advance(Duration::days(8));
-    wait_until(PATIENCE, "the first notice is overdue", || {
-        let mut tr = tr.clone();
-        let first = first.clone();
-        async move {
-            let r = get(&mut tr, &first).await.ok()?;
-            (delivery(&r, "FR-DGSI")?.flag == pb::DeadlineFlag::Overdue as i32).then_some(())
-        }
-    })
-    .await?;
+    wait_flag(&tr, &first, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
     assert!(
         flags(&mut tr).await?.is_empty(),
         "one unanswered warning is not yet a pattern"
@@ -223,15 +215,7 @@ async fn answered_warnings_raise_no_flag() -> anyhow::Result<()> {
     wait_acks(&tr, &first, "FR-DGSI", 1).await?;
     clock.advance(Duration::days(8));
     // The second goes overdue, but one unanswered warning is no pattern.
-    wait_until(PATIENCE, "the second is overdue", || {
-        let mut tr = tr.clone();
-        let second = second.clone();
-        async move {
-            let r = get(&mut tr, &second).await.ok()?;
-            (delivery(&r, "FR-DGSI")?.flag == pb::DeadlineFlag::Overdue as i32).then_some(())
-        }
-    })
-    .await?;
+    wait_flag(&tr, &second, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(flags(&mut tr).await?.is_empty());
     assert!(flags(&mut fr).await?.is_empty());

@@ -128,16 +128,12 @@ pub async fn wait_acks(
     .await
 }
 
-/// Lists what others owe us (`owed == false`) or what we owe.
+/// Lists the open alerts that `filter` selects (what others owe us, what we
+/// owe, what is overdue).
 pub async fn open_list(
     op: &mut OperatorClient<Channel>,
-    owed: bool,
+    filter: pb::list_alerts_request::Filter,
 ) -> anyhow::Result<Vec<pb::AlertRecord>> {
-    let filter = if owed {
-        pb::list_alerts_request::Filter::Owed
-    } else {
-        pb::list_alerts_request::Filter::Awaiting
-    };
     Ok(op
         .list_alerts(pb::ListAlertsRequest {
             filter: filter as i32,
@@ -147,4 +143,70 @@ pub async fn open_list(
         .await?
         .into_inner()
         .alerts)
+}
+
+/// Waits until the originator's delivery to `recipient` carries `flag`.
+pub async fn wait_flag(
+    op: &OperatorClient<Channel>,
+    id: &str,
+    recipient: &str,
+    flag: pb::DeadlineFlag,
+) -> anyhow::Result<()> {
+    wait_until(
+        PATIENCE,
+        &format!("{id} to {recipient} is {flag:?}"),
+        || {
+            let mut op = op.clone();
+            let id = id.to_owned();
+            let recipient = recipient.to_owned();
+            async move {
+                let r = get(&mut op, &id).await.ok()?;
+                (delivery(&r, &recipient)?.flag == flag as i32).then_some(())
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the recipient's own record of `id` is flagged OVERDUE.
+pub async fn wait_owed_overdue(op: &OperatorClient<Channel>, id: &str) -> anyhow::Result<()> {
+    wait_until(
+        PATIENCE,
+        &format!("{id} is overdue at the recipient"),
+        || {
+            let mut op = op.clone();
+            let id = id.to_owned();
+            async move {
+                let r = get(&mut op, &id).await.ok()?;
+                (r.flag == pb::DeadlineFlag::Overdue as i32).then_some(())
+            }
+        },
+    )
+    .await
+}
+
+/// Every stored event, from the start.
+pub async fn events(op: &OperatorClient<Channel>) -> anyhow::Result<Vec<pb::Event>> {
+    let mut stream = op
+        .clone()
+        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
+        .await?
+        .into_inner();
+    // The stored events arrive at once; stop at the first quiet moment.
+    let mut out = Vec::new();
+    while let Ok(Ok(Some(e))) =
+        tokio::time::timeout(Duration::from_millis(300), stream.message()).await
+    {
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The kinds of the events about `alert`, in order.
+pub fn kinds(events: &[pb::Event], alert: &str) -> Vec<pb::EventKind> {
+    events
+        .iter()
+        .filter(|e| e.alert_id == alert)
+        .map(|e| pb::EventKind::try_from(e.kind).unwrap())
+        .collect()
 }
