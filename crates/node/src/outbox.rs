@@ -9,7 +9,7 @@
 //! then probes with a single delivery until the peer answers again. State
 //! lives only in the store, so a restart of either node loses nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use tocsin_store::{AttemptOutcome, DueDelivery, DueMessage, Store};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -89,8 +89,12 @@ pub(crate) fn spawn(
             .max_encoding_message_size(max_message_bytes)
             .max_decoding_message_size(max_message_bytes);
         let worker = Worker {
+            link: Link {
+                peer: peer.clone(),
+                client,
+                verifier: ctx.verifier.clone(),
+            },
             peer,
-            client,
             ctx: ctx.clone(),
             wakers,
             shutdown: shutdown.clone(),
@@ -111,6 +115,10 @@ enum Pause {
     Shutdown,
 }
 
+/// What a delivery attempt came to: when the peer received the alert, and
+/// its signed receipt.
+type Delivered = Result<(DateTime<Utc>, Vec<u8>), Failure>;
+
 enum Failure {
     /// May pass: retry after a backoff.
     Transient(String),
@@ -118,9 +126,18 @@ enum Failure {
     Permanent(String),
 }
 
-struct Worker {
+/// The sending half of a worker: what a delivery in flight needs, cheap to
+/// clone (the channel is shared).
+#[derive(Clone)]
+struct Link {
     peer: AgencyId,
     client: FederationClient<Channel>,
+    verifier: Verifier,
+}
+
+struct Worker {
+    peer: AgencyId,
+    link: Link,
     ctx: OutboxContext,
     wakers: Arc<Wakers>,
     shutdown: watch::Receiver<bool>,
@@ -136,6 +153,14 @@ fn jittered(base: Duration) -> Duration {
 impl Worker {
     async fn run(mut self) {
         let mut backoff: Option<Duration> = None;
+        // A sliding window: up to `batch` deliveries in flight at once; as
+        // each group of answers comes back it is recorded in one
+        // transaction and the window is topped up from the store, so the
+        // link never waits for the slowest delivery of a batch.
+        // Each delivery is its own task, so receipts are checked on every
+        // core while the worker records the last group.
+        let mut flying = JoinSet::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -152,74 +177,46 @@ impl Worker {
             let delay = jittered(next_backoff);
             let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
             // While the peer looks down, probe with one delivery at a time.
-            let limit = if backoff.is_some() {
+            let window = if backoff.is_some() {
                 1
             } else {
-                self.ctx.options.batch.max(1)
+                self.ctx.options.batch.max(1) as usize
             };
-            // Acknowledgements first: they are small and someone's deadline
-            // hangs on each. A failure here does not hold up the alerts.
-            let mut messages_failed = false;
-            let messages = match self
-                .ctx
-                .store
-                .due_messages(self.peer.as_str(), now, limit)
-                .await
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
-                    Vec::new()
-                }
-            };
-            if !messages.is_empty() {
-                let results = join_all(messages.iter().map(|m| self.send_message(m))).await;
-                let mut failed = false;
-                let outcomes: Vec<_> = messages
-                    .iter()
-                    .zip(results)
-                    .map(|(m, result)| {
-                        let outcome = match result {
-                            Ok(()) => AttemptOutcome::Delivered {
-                                delivered_at: self.ctx.clock.now(),
-                                receipt: Vec::new(),
-                            },
-                            Err(Failure::Permanent(error)) => {
-                                tracing::warn!(message = %m.id, peer = %self.peer, %error, "message refused for good");
-                                AttemptOutcome::Rejected { error }
+            let messages_failed = self.send_messages(now, window, retry_at).await;
+
+            if in_flight.len() < window {
+                // Rows in flight are still due in the store: ask for enough
+                // to fill the window past them.
+                let limit = u32::try_from(window + in_flight.len()).unwrap_or(u32::MAX);
+                match self
+                    .ctx
+                    .store
+                    .due_deliveries(self.peer.as_str(), now, limit)
+                    .await
+                {
+                    Ok(due) => {
+                        for d in due {
+                            if in_flight.len() >= window {
+                                break;
                             }
-                            Err(Failure::Transient(error)) => {
-                                failed = true;
-                                AttemptOutcome::Retry {
-                                    error,
-                                    next_attempt_at: retry_at,
-                                }
+                            if in_flight.insert(d.alert_id.clone()) {
+                                flying.spawn(self.link.clone().attempt(d));
                             }
-                        };
-                        (m.id.clone(), outcome)
-                    })
-                    .collect();
-                if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
-                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
-                }
-                messages_failed = failed;
-            }
-            let due = match self
-                .ctx
-                .store
-                .due_deliveries(self.peer.as_str(), now, limit)
-                .await
-            {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
-                    if let Pause::Shutdown = self.pause(self.ctx.options.max_backoff).await {
-                        return;
+                        }
                     }
-                    continue;
+                    Err(e) => {
+                        tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
+                        if flying.is_empty() {
+                            if let Pause::Shutdown = self.pause(self.ctx.options.max_backoff).await
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
                 }
-            };
-            if due.is_empty() {
+            }
+            if flying.is_empty() {
                 let stop = if messages_failed {
                     self.back_off(&mut backoff, next_backoff, delay).await
                 } else {
@@ -231,43 +228,38 @@ impl Worker {
                 continue;
             }
 
-            let attempts = due.iter().map(|d| self.attempt(d));
-            let results = join_all(attempts).await;
-            let mut failed = false;
-            let outcomes: Vec<_> = due
-                .iter()
-                .zip(results)
-                .map(|(d, result)| {
-                    let outcome = match result {
-                        Ok((delivered_at, receipt)) => {
-                            tracing::info!(alert = %d.alert_id, peer = %self.peer, "delivered");
-                            AttemptOutcome::Delivered { delivered_at, receipt }
-                        }
-                        Err(Failure::Permanent(error)) => {
-                            tracing::warn!(alert = %d.alert_id, peer = %self.peer, %error, "delivery refused for good");
-                            AttemptOutcome::Rejected { error }
-                        }
-                        Err(Failure::Transient(error)) => {
-                            failed = true;
-                            tracing::debug!(alert = %d.alert_id, peer = %self.peer, %error, attempts = d.attempts + 1, "delivery failed; will retry");
-                            AttemptOutcome::Retry {
-                                error,
-                                next_attempt_at: retry_at,
-                            }
-                        }
-                    };
-                    (d.alert_id.clone(), self.peer.to_string(), outcome)
-                })
-                .collect();
-            if let Err(e) = self
-                .ctx
-                .store
-                .record_attempts(outcomes, self.ctx.clock.now())
-                .await
-            {
-                tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
+            // Wait for the next answer, or for new work if there is room.
+            let room = in_flight.len() < window;
+            let first = tokio::select! {
+                done = flying.join_next() => done,
+                _ = self.wakers.work.notified(), if room => continue,
+                _ = self.shutdown.changed() => return,
+            };
+            let mut done = Vec::new();
+            let mut next = first;
+            while let Some(joined) = next {
+                match joined {
+                    Ok(outcome) => done.push(outcome),
+                    // A delivery task that panicked: its row stays due and
+                    // in the window until the worker restarts.
+                    Err(e) => {
+                        tracing::error!(peer = %self.peer, error = %e, "delivery task failed")
+                    }
+                }
+                next = flying.try_join_next();
             }
-            if failed || messages_failed {
+            let mut failed = self.record(&mut in_flight, done, retry_at).await;
+            if failed {
+                // The peer may be down: let what is in flight finish before
+                // backing off, so nothing is sent twice at once.
+                let mut rest = Vec::new();
+                while let Some(joined) = flying.join_next().await {
+                    self.collect(joined, &mut rest);
+                }
+                self.record(&mut in_flight, rest, retry_at).await;
+            }
+            failed |= messages_failed;
+            if failed {
                 if self.back_off(&mut backoff, next_backoff, delay).await {
                     return;
                 }
@@ -275,6 +267,131 @@ impl Worker {
                 backoff = None;
             }
         }
+    }
+
+    /// Sends the acknowledgements, reminders and notices that are due, at
+    /// most `limit`, and records their outcomes. They go first: they are
+    /// small and someone's deadline hangs on each. Returns whether any
+    /// failed for a reason that may pass.
+    async fn send_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        retry_at: DateTime<Utc>,
+    ) -> bool {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let messages = match self
+            .ctx
+            .store
+            .due_messages(self.peer.as_str(), now, limit)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
+                return false;
+            }
+        };
+        if messages.is_empty() {
+            return false;
+        }
+        let results = join_all(messages.iter().map(|m| self.link.send_message(m))).await;
+        let mut failed = false;
+        let outcomes: Vec<_> = messages
+            .iter()
+            .zip(results)
+            .map(|(m, result)| {
+                let outcome = match result {
+                    Ok(()) => AttemptOutcome::Delivered {
+                        delivered_at: self.ctx.clock.now(),
+                        receipt: Vec::new(),
+                    },
+                    Err(Failure::Permanent(error)) => {
+                        tracing::warn!(message = %m.id, peer = %self.peer, %error, "message refused for good");
+                        AttemptOutcome::Rejected { error }
+                    }
+                    Err(Failure::Transient(error)) => {
+                        failed = true;
+                        AttemptOutcome::Retry {
+                            error,
+                            next_attempt_at: retry_at,
+                        }
+                    }
+                };
+                (m.id.clone(), outcome)
+            })
+            .collect();
+        if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
+            tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
+        }
+        failed
+    }
+
+    /// Keeps a finished delivery's outcome. A delivery task that panicked
+    /// leaves its row due, and in the window until the worker restarts.
+    fn collect(
+        &self,
+        joined: Result<(DueDelivery, Delivered), tokio::task::JoinError>,
+        done: &mut Vec<(DueDelivery, Delivered)>,
+    ) {
+        match joined {
+            Ok(outcome) => done.push(outcome),
+            Err(e) => tracing::error!(peer = %self.peer, error = %e, "delivery task failed"),
+        }
+    }
+
+    /// Records the outcomes of finished deliveries in one transaction and
+    /// takes them out of the window. Returns whether any failed for a
+    /// reason that may pass.
+    async fn record(
+        &self,
+        in_flight: &mut HashSet<String>,
+        done: Vec<(DueDelivery, Delivered)>,
+        retry_at: DateTime<Utc>,
+    ) -> bool {
+        if done.is_empty() {
+            return false;
+        }
+        let mut failed = false;
+        let outcomes: Vec<_> = done
+            .into_iter()
+            .map(|(d, result)| {
+                let outcome = match result {
+                    Ok((delivered_at, receipt)) => {
+                        tracing::info!(alert = %d.alert_id, peer = %self.peer, "delivered");
+                        AttemptOutcome::Delivered { delivered_at, receipt }
+                    }
+                    Err(Failure::Permanent(error)) => {
+                        tracing::warn!(alert = %d.alert_id, peer = %self.peer, %error, "delivery refused for good");
+                        AttemptOutcome::Rejected { error }
+                    }
+                    Err(Failure::Transient(error)) => {
+                        failed = true;
+                        tracing::debug!(alert = %d.alert_id, peer = %self.peer, %error, attempts = d.attempts + 1, "delivery failed; will retry");
+                        AttemptOutcome::Retry {
+                            error,
+                            next_attempt_at: retry_at,
+                        }
+                    }
+                };
+                (d.alert_id, self.peer.to_string(), outcome)
+            })
+            .collect();
+        let ids: Vec<String> = outcomes.iter().map(|(id, _, _)| id.clone()).collect();
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_attempts(outcomes, self.ctx.clock.now())
+            .await
+        {
+            tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
+        }
+        // Out of the window only once recorded: until then the store still
+        // says they are due, and the next top-up must not send them again.
+        for id in ids {
+            in_flight.remove(&id);
+        }
+        failed
     }
 
     /// Backs off after a failure: sleeps `delay` (the jittered `next`
@@ -345,7 +462,9 @@ impl Worker {
             _ = self.shutdown.changed() => Pause::Shutdown,
         }
     }
+}
 
+impl Link {
     async fn send_message(&self, m: &DueMessage) -> Result<(), Failure> {
         let envelope = pb::Envelope::decode(m.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
@@ -376,7 +495,13 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, d: &DueDelivery) -> Result<(DateTime<Utc>, Vec<u8>), Failure> {
+    /// Delivers one alert; hands the delivery back with its outcome.
+    async fn attempt(self, d: DueDelivery) -> (DueDelivery, Delivered) {
+        let result = self.deliver(&d).await;
+        (d, result)
+    }
+
+    async fn deliver(&self, d: &DueDelivery) -> Delivered {
         let envelope = pb::Envelope::decode(d.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let expected_digest = digest(&envelope);
@@ -405,7 +530,6 @@ impl Worker {
         alert_digest: &[u8; 32],
     ) -> Result<DateTime<Utc>, String> {
         let verified = self
-            .ctx
             .verifier
             .verify(env, RECEIPT_PAYLOAD_TYPE)
             .map_err(|e| e.to_string())?;
