@@ -154,6 +154,39 @@ pub(crate) enum PkiCommand {
     Init(PkiInitArgs),
     /// Issue an operator certificate and connection profile.
     IssueOperator(IssueOperatorArgs),
+    /// Revoke an agency's or operator's certificates and rewrite the CRL;
+    /// nodes pick it up without a restart.
+    Revoke(RevokeArgs),
+    /// Issue an agency a new node certificate and key in place of the old
+    /// ones; its running node picks them up without a restart.
+    Renew(RenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The PKI directory made by `tocsin pki init`.
+    #[arg(long, default_value = "pki")]
+    pub(crate) dir: PathBuf,
+    /// The agency whose certificates (node and signing, or the operator's
+    /// with --operator-name) are revoked.
+    #[arg(long, required_unless_present = "cert")]
+    pub(crate) agency: Option<String>,
+    /// Revoke this operator of --agency rather than the agency itself.
+    #[arg(long, requires = "agency")]
+    pub(crate) operator_name: Option<String>,
+    /// Revoke these certificate files instead (PEM, issued by this CA).
+    #[arg(long, conflicts_with = "agency")]
+    pub(crate) cert: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenewArgs {
+    /// The PKI directory made by `tocsin pki init`.
+    #[arg(long, default_value = "pki")]
+    pub(crate) dir: PathBuf,
+    /// The agency whose node certificate is renewed.
+    #[arg(long)]
+    pub(crate) agency: String,
 }
 
 #[derive(Debug, Args)]

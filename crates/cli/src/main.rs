@@ -57,6 +57,8 @@ fn main() -> ExitCode {
             Command::Node(args) => node_cmd::run(args).await,
             Command::Pki(PkiCommand::Init(args)) => pki_cmd::init(args),
             Command::Pki(PkiCommand::IssueOperator(args)) => pki_cmd::issue_operator(args),
+            Command::Pki(PkiCommand::Revoke(args)) => pki_cmd::revoke(args),
+            Command::Pki(PkiCommand::Renew(args)) => pki_cmd::renew(args),
             Command::Alert(AlertCommand::Send(args)) => operator::send(args).await,
             Command::Alert(AlertCommand::Show(args)) => operator::show(args).await,
             Command::Alert(AlertCommand::Ack(args)) => operator::ack(args).await,

@@ -10,7 +10,7 @@ use tocsin_node::NodeConfig;
 use tocsin_node::config::{Limits, OutboxOptions, SigningFiles, TlsFiles};
 use tocsin_trust::pki::{self, PkiLayout};
 
-use crate::args::{IssueOperatorArgs, PkiInitArgs};
+use crate::args::{IssueOperatorArgs, PkiInitArgs, RenewArgs, RevokeArgs};
 use crate::operator::OperatorProfile;
 
 fn listen_addr(agency: &Agency) -> anyhow::Result<SocketAddr> {
@@ -49,6 +49,8 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
             ca: PathBuf::from("../../ca.crt"),
             cert: rel(&layout.node_cert(&agency.id), &dir),
             key: rel(&layout.node_key(&agency.id), &dir),
+            crls: vec![PathBuf::from("../../crl.pem")],
+            reload_interval: std::time::Duration::from_secs(2),
         },
         signing: SigningFiles {
             cert: rel(&layout.signing_cert(&agency.id), &dir),
@@ -103,13 +105,7 @@ pub(crate) fn write_node_config(
 }
 
 pub(crate) fn issue_operator(args: IssueOperatorArgs) -> anyhow::Result<()> {
-    let layout = PkiLayout::new(&args.dir);
-    let federation = Federation::load(&layout.federation_file()).with_context(|| {
-        format!(
-            "{} is not a PKI directory made by `tocsin pki init`",
-            args.dir.display()
-        )
-    })?;
+    let (layout, federation) = load_pki(&args.dir)?;
     let agency = AgencyId::new(args.agency.clone())?;
     let path = issue_operator_profile(&layout, &federation, &agency, &args.name)?;
     let cert = layout.operator_cert(&agency, &args.name);
@@ -153,4 +149,61 @@ pub(crate) fn issue_operator_profile(
     std::fs::write(&path, toml::to_string(&profile)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+fn load_pki(dir: &Path) -> anyhow::Result<(PkiLayout, Federation)> {
+    let layout = PkiLayout::new(dir);
+    let federation = Federation::load(&layout.federation_file()).with_context(|| {
+        format!(
+            "{} is not a PKI directory made by `tocsin pki init`",
+            dir.display()
+        )
+    })?;
+    Ok((layout, federation))
+}
+
+pub(crate) fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let (layout, federation) = load_pki(&args.dir)?;
+    let certs = match (&args.agency, &args.operator_name) {
+        (Some(agency), Some(name)) => {
+            let agency = AgencyId::new(agency.clone())?;
+            vec![layout.operator_cert(&agency, name)]
+        }
+        (Some(agency), None) => {
+            let agency = AgencyId::new(agency.clone())?;
+            anyhow::ensure!(
+                federation.is_member(&agency),
+                "{agency} is not an agency of federation {}",
+                federation.id()
+            );
+            vec![layout.node_cert(&agency), layout.signing_cert(&agency)]
+        }
+        (None, _) => args.cert.clone(),
+    };
+    let report = pki::revoke(&layout, federation.id(), &certs)?;
+    for path in &report.revoked {
+        println!("revoked {}", path.display());
+    }
+    for path in &report.already {
+        println!("already revoked {}", path.display());
+    }
+    println!(
+        "CRL {} lists {} certificate(s); nodes configured with it refuse them within their reload interval",
+        report.crl.display(),
+        report.total
+    );
+    Ok(())
+}
+
+pub(crate) fn renew(args: RenewArgs) -> anyhow::Result<()> {
+    let (layout, federation) = load_pki(&args.dir)?;
+    let agency = AgencyId::new(args.agency.clone())?;
+    pki::renew_node(&layout, &federation, &agency)?;
+    println!(
+        "renewed {}'s node certificate {} and key {}; its node uses them for new connections within its reload interval",
+        agency,
+        layout.node_cert(&agency).display(),
+        layout.node_key(&agency).display()
+    );
+    Ok(())
 }

@@ -507,6 +507,69 @@ fn pki_init_writes_private_keys_0600_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn pki_revoke_and_renew_rewrite_the_crl_and_the_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fed = federation_file(dir);
+    let init = [
+        "pki",
+        "init",
+        "--federation",
+        fed.to_str().unwrap(),
+        "--out",
+        "pki",
+    ];
+    ok(dir, &init);
+    let config = std::fs::read_to_string(dir.join("pki/agencies/TR-MIT/node.toml")).unwrap();
+    assert!(config.contains("crl.pem"), "{config}");
+    let crl = || std::fs::read_to_string(dir.join("pki/crl.pem")).unwrap();
+    let empty = crl();
+    assert!(empty.contains("BEGIN X509 CRL"), "{empty}");
+
+    let out = ok(
+        dir,
+        &["pki", "revoke", "--dir", "pki", "--agency", "TR-MIT"],
+    );
+    assert!(out.contains("revoked") && out.contains("node.crt"), "{out}");
+    assert!(out.contains("lists 2 certificate(s)"), "{out}");
+    assert_ne!(crl(), empty);
+    let again = ok(
+        dir,
+        &["pki", "revoke", "--dir", "pki", "--agency", "TR-MIT"],
+    );
+    assert!(again.contains("already revoked"), "{again}");
+    assert!(again.contains("lists 2 certificate(s)"), "{again}");
+    let err = fails(
+        dir,
+        &["pki", "revoke", "--dir", "pki", "--agency", "XX-NONE"],
+    );
+    assert!(err.contains("not an agency"), "{err}");
+    let err = fails(
+        dir,
+        &["pki", "revoke", "--dir", "pki", "--cert", "pki/crl.pem"],
+    );
+    assert!(err.contains("crl.pem"), "{err}");
+
+    let cert = || std::fs::read(dir.join("pki/agencies/FR-DGSI/node.crt")).unwrap();
+    let before = cert();
+    let out = ok(
+        dir,
+        &["pki", "renew", "--dir", "pki", "--agency", "FR-DGSI"],
+    );
+    assert!(out.contains("renewed FR-DGSI"), "{out}");
+    assert_ne!(cert(), before);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("pki/agencies/FR-DGSI/node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
 fn bad_configuration_and_input_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

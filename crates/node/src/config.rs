@@ -75,6 +75,19 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// This node's private key (mode 0600).
     pub key: PathBuf,
+    /// Certificate revocation lists signed by the federation CA (`tocsin
+    /// pki revoke` writes `crl.pem`). Certificates they list get no
+    /// session, and lose the sessions they have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crls: Vec<PathBuf>,
+    /// How often the certificate, key and CRL files are checked for
+    /// changes; a change takes effect without a restart.
+    #[serde(default = "default_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// Envelope-signing files.
@@ -230,7 +243,10 @@ impl NodeConfig {
             &mut self.tls.key,
             &mut self.signing.cert,
             &mut self.signing.key,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.tls.crls.iter_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

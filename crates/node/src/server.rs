@@ -11,6 +11,7 @@ use tocsin_core::{AgencyId, Clock, Identity, SystemClock};
 use tocsin_proto::pb::federation_server::FederationServer;
 use tocsin_proto::pb::operator_server::OperatorServer;
 use tocsin_store::{Store, StoreOptions};
+use tocsin_trust::live::{LiveTls, TlsSource};
 use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
 use tocsin_trust::{Signer, Verifier};
 use tokio::net::TcpListener;
@@ -50,6 +51,11 @@ pub struct NodeOptions {
     pub federation: Federation,
     /// The node's TLS material.
     pub tls: TlsMaterial,
+    /// Where the TLS material and CRLs are reloaded from while the node
+    /// runs; `None` keeps `tls` as it is, with nothing revoked.
+    pub tls_source: Option<TlsSource>,
+    /// How often `tls_source` is checked for changes.
+    pub reload_interval: Duration,
     /// The agency's envelope signer.
     pub signer: Signer,
     /// Where the store lives.
@@ -106,6 +112,12 @@ impl NodeOptions {
             agency: config.agency.clone(),
             federation,
             tls,
+            tls_source: Some(TlsSource {
+                cert: config.tls.cert.clone(),
+                key: config.tls.key.clone(),
+                crls: config.tls.crls.clone(),
+            }),
+            reload_interval: config.tls.reload_interval,
             signer,
             data_dir: config.data_dir.clone(),
             limits: config.limits,
@@ -140,6 +152,8 @@ pub async fn serve(
         agency,
         federation,
         tls: material,
+        tls_source,
+        reload_interval,
         signer,
         data_dir,
         limits,
@@ -150,13 +164,19 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
     let federation = Arc::new(federation);
-    let verifier = Verifier::new(material.ca.as_ref(), federation.id())?;
+    // The certificate, key and CRLs in force, reloaded while the node runs.
+    let live = match tls_source {
+        Some(source) => LiveTls::watched(&material, source)?,
+        None => LiveTls::fixed(&material)?,
+    };
+    let verifier =
+        Verifier::new(material.ca.as_ref(), federation.id())?.with_revocations(live.revocations());
     let store = Store::open(&data_dir, StoreOptions::default())?;
 
     // Peers: one lazy, long-lived HTTP/2 channel each.
     let mut peers = Vec::new();
     for peer in federation.agencies.iter().filter(|a| a.id != agency) {
-        let config = tls::client_config(&material, Identity::Agency(peer.id.clone()))?;
+        let config = tls::live_client_config(&live, Identity::Agency(peer.id.clone()))?;
         let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
             .map_err(|e| StartError::Invalid(format!("endpoint of {}: {e}", peer.id)))?
             .connect_timeout(outbox_options.connect_timeout)
@@ -164,11 +184,12 @@ pub async fn serve(
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
-            .connect_with_connector_lazy(tls::connector(config));
+            .connect_with_connector_lazy(tls::connector_tracked(config, Some(live.clone())));
         peers.push((peer.id.clone(), channel));
     }
     let greetings: Vec<Channel> = peers.iter().map(|(_, ch)| ch.clone()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let watcher = live.watch(reload_interval, stop_rx.clone());
     let tracker_wake = Arc::new(crate::tracker::TrackerWake::default());
     let (outbox, workers) = outbox::spawn(
         OutboxContext {
@@ -216,7 +237,7 @@ pub async fn serve(
         Identity::Agency(a) => policy_fed.is_member(a),
         Identity::Operator { agency, .. } => agency == &policy_agency,
     });
-    let server_config = tls::server_config(&material, policy)?;
+    let server_config = tls::live_server_config(&live, policy)?;
     let incoming = tls::Acceptor::new(
         listener,
         server_config,
@@ -225,6 +246,7 @@ pub async fn serve(
             max_concurrent_handshakes: limits.max_concurrent_handshakes,
         },
     )
+    .tracked_by(live.clone())
     .on_session({
         // A peer that opens a session with us is up: retry what waits for it.
         let outbox = node.outbox.clone();
@@ -282,6 +304,7 @@ pub async fn serve(
         let _ = w.await;
     }
     let _ = tracker.await;
+    let _ = watcher.await;
     store.close().await;
     tracing::info!(%agency, "node stopped");
     served.map_err(StartError::from)

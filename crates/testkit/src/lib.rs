@@ -39,6 +39,7 @@ use tocsin_proto::pb;
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_trust::Signer;
+use tocsin_trust::live::TlsSource;
 use tocsin_trust::pki::{self, PkiLayout};
 use tocsin_trust::tls::{self, TlsMaterial};
 use tokio::net::TcpListener;
@@ -324,6 +325,13 @@ impl TestFederation {
                 &self.layout.node_key(agency),
                 self.federation.id(),
             )?,
+            tls_source: Some(TlsSource {
+                cert: self.layout.node_cert(agency),
+                key: self.layout.node_key(agency),
+                crls: vec![self.layout.crl()],
+            }),
+            // Quick, so tests of revocation and renewal need not wait.
+            reload_interval: Duration::from_millis(100),
             signer: Signer::load(
                 &self.layout.signing_cert(agency),
                 &self.layout.signing_key(agency),

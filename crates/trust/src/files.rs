@@ -60,26 +60,39 @@ pub fn check_key_permissions(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes a secret with mode 0600 from the moment it exists, replacing any
-/// previous file.
-pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    let _ = fs::remove_file(path);
+/// Writes `contents` to a new file beside `path` with `mode`, then renames
+/// it over `path`: a reader (a node reloading its certificates) sees the
+/// old file or the new one, never half of one.
+fn write_replacing(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(contents).map_err(io(path))?;
-    file.sync_all().map_err(io(path))?;
-    Ok(())
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
+    file.write_all(contents).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Writes a public file (certificate, configuration), mode 0644.
+/// Writes a secret with mode 0600 from the moment it exists, replacing any
+/// previous file at once.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    write_replacing(path, contents, 0o600)
+}
+
+/// Writes a public file (certificate, configuration, CRL), mode 0644,
+/// replacing any previous file at once.
 pub fn write_public(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    fs::write(path, contents).map_err(io(path))
+    write_replacing(path, contents, 0o644)
 }
 
 /// Creates a directory and its parents.

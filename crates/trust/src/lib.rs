@@ -20,7 +20,9 @@
 mod error;
 pub mod files;
 pub mod identity;
+pub mod live;
 pub mod pki;
+pub mod revocation;
 pub mod signing;
 pub mod tls;
 

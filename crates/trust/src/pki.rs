@@ -15,16 +15,20 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use ::time::OffsetDateTime;
 use chrono::Datelike;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams,
+    SanType, SerialNumber,
 };
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, FederationId, Identity};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::Error;
-use crate::files::{create_dir, write_public, write_secret};
+use crate::files::{create_dir, read_certs, write_public, write_secret};
+use crate::revocation::{normalise, read_crls};
 
 /// Paths inside a PKI directory.
 #[derive(Debug, Clone)]
@@ -52,6 +56,11 @@ impl PkiLayout {
     /// The CA private key.
     pub fn ca_key(&self) -> PathBuf {
         self.root.join("ca.key")
+    }
+
+    /// The federation's certificate revocation list, signed by the CA.
+    pub fn crl(&self) -> PathBuf {
+        self.root.join("crl.pem")
     }
     /// An agency's directory.
     pub fn agency_dir(&self, agency: &AgencyId) -> PathBuf {
@@ -265,6 +274,31 @@ impl CertificateAuthority {
         )
     }
 
+    /// A CRL listing `revoked`, numbered `number`.
+    pub(crate) fn crl(&self, revoked: &[Revoked], number: u64) -> Result<String, Error> {
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now,
+            // Nodes do not refuse a CRL past its next update (a federation
+            // without a CA online must not lock itself out); the date only
+            // says when to expect a new one.
+            next_update: now + ::time::Duration::days(365),
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|r| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&r.serial),
+                    revocation_time: r.at,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
     /// An operator's TLS client certificate.
     pub fn issue_operator(&self, agency: &AgencyId, name: &str) -> Result<Issued, Error> {
         let identity =
@@ -300,6 +334,9 @@ pub fn init(
     write_public(&layout.ca_cert(), ca.cert_pem().as_bytes())?;
     write_secret(&layout.ca_key(), ca.key_pem().as_bytes())?;
     write_public(&layout.federation_file(), federation_toml.as_bytes())?;
+    // An empty CRL from the start, so that every node watches a file that
+    // `tocsin pki revoke` later replaces.
+    write_public(&layout.crl(), ca.crl(&[], 1)?.as_bytes())?;
     for agency in &federation.agencies {
         let mut hosts = agency.hosts.clone();
         hosts.push(agency.endpoint_host().to_owned());
@@ -333,4 +370,113 @@ pub fn issue_operator(
     );
     ca.issue_operator(agency, name)?.write(&cert, &key)?;
     Ok((cert, key))
+}
+
+/// One entry of the federation's CRL.
+#[derive(Debug, Clone)]
+pub(crate) struct Revoked {
+    pub(crate) serial: Vec<u8>,
+    pub(crate) at: OffsetDateTime,
+}
+
+/// The entries and number of the CRL at `path`, if there is one.
+fn current_crl(path: &Path) -> Result<(Vec<Revoked>, u64), Error> {
+    if !path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut entries = Vec::new();
+    let mut number = 0u64;
+    for der in read_crls(path)? {
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
+            .map_err(|e| Error::Certificate(format!("{}: {e}", path.display())))?;
+        if let Some(n) = crl.crl_number() {
+            let digits = n.to_u64_digits();
+            number = number.max(digits.first().copied().unwrap_or(0));
+        }
+        for r in crl.iter_revoked_certificates() {
+            entries.push(Revoked {
+                serial: normalise(r.raw_serial()),
+                at: r.revocation_date.to_datetime(),
+            });
+        }
+    }
+    Ok((entries, number))
+}
+
+/// What `revoke` did.
+#[derive(Debug, Clone)]
+pub struct RevokeReport {
+    /// The certificates newly revoked.
+    pub revoked: Vec<PathBuf>,
+    /// Those that already were.
+    pub already: Vec<PathBuf>,
+    /// Certificates now listed in the CRL.
+    pub total: usize,
+    /// The CRL written.
+    pub crl: PathBuf,
+}
+
+/// Revokes the certificates in `certs` (PEM files issued by this PKI's CA)
+/// and rewrites the federation's CRL, signed by the CA. Nodes configured
+/// with the CRL pick it up without a restart.
+pub fn revoke(
+    layout: &PkiLayout,
+    federation: &FederationId,
+    certs: &[PathBuf],
+) -> Result<RevokeReport, Error> {
+    let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key(), federation)?;
+    let ca_der = read_certs(&layout.ca_cert())?.remove(0);
+    let (_, ca_cert) = X509Certificate::from_der(ca_der.as_ref())
+        .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+    let (mut entries, number) = current_crl(&layout.crl())?;
+    let mut report = RevokeReport {
+        revoked: Vec::new(),
+        already: Vec::new(),
+        total: 0,
+        crl: layout.crl(),
+    };
+    let now = OffsetDateTime::now_utc();
+    for path in certs {
+        let der = read_certs(path)?.remove(0);
+        let (_, cert) = X509Certificate::from_der(der.as_ref())
+            .map_err(|e| Error::Certificate(format!("{}: {e}", path.display())))?;
+        if cert.issuer() != ca_cert.subject()
+            || cert.verify_signature(Some(ca_cert.public_key())).is_err()
+        {
+            return Err(Error::Invalid(format!(
+                "{} was not issued by this federation's CA",
+                path.display()
+            )));
+        }
+        let serial = normalise(cert.raw_serial());
+        if entries.iter().any(|e| e.serial == serial) {
+            report.already.push(path.clone());
+        } else {
+            entries.push(Revoked { serial, at: now });
+            report.revoked.push(path.clone());
+        }
+    }
+    report.total = entries.len();
+    write_public(&layout.crl(), ca.crl(&entries, number + 1)?.as_bytes())?;
+    Ok(report)
+}
+
+/// Issues `agency` a new node (TLS) certificate and key in place of the
+/// old ones; a running node picks them up without a restart.
+pub fn renew_node(
+    layout: &PkiLayout,
+    federation: &Federation,
+    agency: &AgencyId,
+) -> Result<(), Error> {
+    let member = federation.agency(agency).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{agency} is not an agency of federation {}",
+            federation.id()
+        ))
+    })?;
+    let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key(), federation.id())?;
+    let mut hosts = member.hosts.clone();
+    hosts.push(member.endpoint_host().to_owned());
+    ca.issue_node(agency, &hosts)?
+        .write(&layout.node_cert(agency), &layout.node_key(agency))
 }

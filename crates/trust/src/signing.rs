@@ -20,6 +20,7 @@ use x509_parser::prelude::*;
 
 use crate::Error;
 use crate::files::{read_certs, read_private_key};
+use crate::revocation::SharedRevocations;
 
 /// SHA-256 of an envelope's signed bytes, `PAE(type, payload)`: what a
 /// receipt commits to.
@@ -146,6 +147,7 @@ pub struct Verified {
 struct KnownKey {
     agency: AgencyId,
     public_key: Vec<u8>,
+    serial: Vec<u8>,
 }
 
 /// Checks envelopes against the federation CA.
@@ -154,6 +156,7 @@ pub struct Verifier {
     federation: FederationId,
     ca_der: Arc<Vec<u8>>,
     known: Arc<RwLock<HashMap<String, KnownKey>>>,
+    revocations: SharedRevocations,
 }
 
 impl Verifier {
@@ -171,7 +174,15 @@ impl Verifier {
             federation: federation.clone(),
             ca_der: Arc::new(ca_der.to_vec()),
             known: Arc::default(),
+            revocations: SharedRevocations::default(),
         })
+    }
+
+    /// Also refuses envelopes signed with a certificate that `revocations`
+    /// (as in force at each check) revokes.
+    pub fn with_revocations(mut self, revocations: SharedRevocations) -> Self {
+        self.revocations = revocations;
+        self
     }
 
     /// Checks an envelope of type `expected_type`: its certificate was issued
@@ -190,6 +201,12 @@ impl Verifier {
             .as_ref()
             .ok_or_else(|| bad("no signature"))?;
         let key = self.signer_key(sig)?;
+        if self.revocations.current().serial_is_revoked(&key.serial) {
+            return Err(Error::Envelope(format!(
+                "{}'s signing certificate is revoked",
+                key.agency
+            )));
+        }
         if key.agency.as_str() != sig.signer {
             return Err(Error::Envelope(format!(
                 "signature claims signer {:?} but its certificate is {}'s",
@@ -259,6 +276,7 @@ impl Verifier {
         Ok(KnownKey {
             agency,
             public_key: cert.public_key().subject_public_key.data.to_vec(),
+            serial: crate::revocation::normalise(cert.raw_serial()),
         })
     }
 }
@@ -277,6 +295,45 @@ mod tests {
         let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
         let verifier = Verifier::new(ca_der.as_ref(), &fed).unwrap();
         (fed, ca, signer, verifier)
+    }
+
+    /// A CRL of `ca` listing the DER certificate `cert`.
+    fn crl_listing(ca: &CertificateAuthority, cert: &[u8]) -> Vec<u8> {
+        let revoked = crate::pki::Revoked {
+            serial: crate::revocation::serial_of(cert).unwrap(),
+            at: ::time::OffsetDateTime::now_utc(),
+        };
+        let pem = ca.crl(&[revoked], 2).unwrap();
+        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_revoked_signing_certificate_is_refused_and_only_the_ca_revokes() {
+        let (fed, ca, signer, verifier) = setup();
+        let env = signer.sign("t", b"x".to_vec());
+        assert!(verifier.verify(&env, "t").is_ok());
+
+        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+        let crl = crl_listing(&ca, &signer.cert_der);
+        let revocations =
+            crate::revocation::Revocations::from_der(vec![crl.into()], ca_der.as_ref()).unwrap();
+        assert_eq!(revocations.len(), 1);
+        let shared = crate::revocation::SharedRevocations::default();
+        let verifier = verifier.with_revocations(shared.clone());
+        assert!(verifier.verify(&env, "t").is_ok(), "nothing revoked yet");
+        shared.set(revocations);
+        let err = verifier.verify(&env, "t").unwrap_err().to_string();
+        assert!(err.contains("revoked"), "{err}");
+
+        // A CRL signed by another CA is refused outright.
+        let rogue = CertificateAuthority::generate(&fed).unwrap();
+        let forged = crl_listing(&rogue, &signer.cert_der);
+        assert!(
+            crate::revocation::Revocations::from_der(vec![forged.into()], ca_der.as_ref()).is_err()
+        );
     }
 
     #[test]

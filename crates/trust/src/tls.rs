@@ -15,10 +15,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore,
     ServerConfig, SignatureScheme,
@@ -33,10 +35,8 @@ use tonic::transport::server::Connected;
 use crate::Error;
 use crate::files::{read_certs, read_private_key};
 use crate::identity::identity_of;
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use crate::live::{Guarded, LiveTls};
+use crate::revocation::SharedRevocations;
 
 /// A node's or operator's TLS material: the federation CA, its certificate
 /// chain and its key.
@@ -112,20 +112,16 @@ impl TlsMaterial {
             identity,
         })
     }
-
-    fn roots(&self) -> Result<RootCertStore, Error> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone())?;
-        Ok(roots)
-    }
 }
 
 /// Decides which verified identities may open a session on a node.
 pub type AccessPolicy = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
 
-/// Wraps rustls's chain verification with Tocsin's identity checks.
+/// Wraps rustls's chain and CRL verification (as now in force) with
+/// Tocsin's identity checks.
 struct PolicyVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
+    live: Arc<LiveTls>,
+    hints: Vec<DistinguishedName>,
     federation: FederationId,
     policy: AccessPolicy,
 }
@@ -148,7 +144,7 @@ impl ClientCertVerifier for PolicyVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        &self.hints
     }
 
     fn verify_client_cert(
@@ -157,9 +153,11 @@ impl ClientCertVerifier for PolicyVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+        let verified =
+            self.live
+                .state()
+                .client_verifier
+                .verify_client_cert(end_entity, intermediates, now)?;
         let refuse =
             || rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
         let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
@@ -175,7 +173,10 @@ impl ClientCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.live
+            .state()
+            .client_verifier
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -184,11 +185,14 @@ impl ClientCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.live
+            .state()
+            .client_verifier
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.live.state().client_verifier.supported_verify_schemes()
     }
 }
 
@@ -199,21 +203,47 @@ pub fn server_config(
     material: &TlsMaterial,
     policy: AccessPolicy,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let provider = provider();
-    let inner =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(material.roots()?), provider.clone())
-            .build()?;
+    live_server_config(&LiveTls::fixed(material)?, policy)
+}
+
+/// Like [`server_config`], with the certificate, key and CRLs now in force
+/// in `live`, for every new handshake.
+pub fn live_server_config(
+    live: &Arc<LiveTls>,
+    policy: AccessPolicy,
+) -> Result<Arc<ServerConfig>, Error> {
     let verifier = Arc::new(PolicyVerifier {
-        inner,
-        federation: material.federation.clone(),
+        hints: live.state().client_verifier.root_hint_subjects().to_vec(),
+        live: live.clone(),
+        federation: live.federation.clone(),
         policy,
     });
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(live.provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(material.chain.clone(), material.key.clone_key())?;
+        .with_cert_resolver(Arc::new(LiveKey(live.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Presents the certificate and key now in force.
+#[derive(Debug)]
+struct LiveKey(Arc<LiveTls>);
+
+impl ResolvesServerCert for LiveKey {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.state().key.clone())
+    }
+}
+
+impl ResolvesClientCert for LiveKey {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.state().key.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// Checks that a server is the expected identity of the federation,
@@ -223,6 +253,7 @@ struct IdentityServerVerifier {
     provider: Arc<CryptoProvider>,
     federation: FederationId,
     expected: Identity,
+    revocations: SharedRevocations,
 }
 
 impl fmt::Debug for IdentityServerVerifier {
@@ -250,6 +281,9 @@ impl ServerCertVerifier for IdentityServerVerifier {
             now,
             self.provider.signature_verification_algorithms.all,
         )?;
+        if self.revocations.current().is_revoked(end_entity.as_ref()) {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
         let refuse = || rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
         if fed != self.federation || identity != self.expected {
@@ -299,24 +333,35 @@ pub fn client_config(
     material: &TlsMaterial,
     expected: Identity,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let provider = provider();
+    live_client_config(&LiveTls::fixed(material)?, expected)
+}
+
+/// Like [`client_config`], presenting the certificate now in force in
+/// `live` and refusing a server certificate its CRLs revoke.
+pub fn live_client_config(
+    live: &Arc<LiveTls>,
+    expected: Identity,
+) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(live.ca.clone())?;
     let verifier = Arc::new(IdentityServerVerifier {
-        roots: material.roots()?,
-        provider: provider.clone(),
-        federation: material.federation.clone(),
+        roots,
+        provider: live.provider.clone(),
+        federation: live.federation.clone(),
         expected,
+        revocations: live.revocations(),
     });
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(live.provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(material.chain.clone(), material.key.clone_key())?;
+        .with_client_cert_resolver(Arc::new(LiveKey(live.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
 /// A TLS connection to a peer, as hyper wants it.
-pub type ClientIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+pub type ClientIo = TokioIo<Guarded<tokio_rustls::client::TlsStream<TcpStream>>>;
 
 /// The future a [`connector`] returns.
 pub type Connecting = Pin<Box<dyn Future<Output = io::Result<ClientIo>> + Send>>;
@@ -328,9 +373,20 @@ pub fn connector(
     config: Arc<ClientConfig>,
 ) -> impl tower::Service<http::Uri, Response = ClientIo, Error = io::Error, Future = Connecting> + Clone
 {
+    connector_tracked(config, None)
+}
+
+/// Like [`connector`]; each connection is also registered with `live`, so
+/// that it is closed should the server's certificate be revoked.
+pub fn connector_tracked(
+    config: Arc<ClientConfig>,
+    live: Option<Arc<LiveTls>>,
+) -> impl tower::Service<http::Uri, Response = ClientIo, Error = io::Error, Future = Connecting> + Clone
+{
     let tls = tokio_rustls::TlsConnector::from(config);
     tower::service_fn(move |uri: http::Uri| {
         let tls = tls.clone();
+        let live = live.clone();
         Box::pin(async move {
             let host = uri
                 .host()
@@ -344,7 +400,11 @@ pub fn connector(
             let name = ServerName::try_from(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let stream = tls.connect(name, tcp).await?;
-            Ok(TokioIo::new(stream))
+            let guard = live.as_ref().and_then(|live| {
+                let cert = stream.get_ref().1.peer_certificates()?.first()?;
+                Some(live.track(cert))
+            });
+            Ok(TokioIo::new(Guarded::new(stream, guard)))
         }) as Connecting
     })
 }
@@ -360,7 +420,7 @@ pub struct PeerInfo {
 
 /// An accepted, authenticated connection.
 pub struct TlsConn {
-    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    inner: Guarded<tokio_rustls::server::TlsStream<TcpStream>>,
     info: PeerInfo,
 }
 
@@ -441,6 +501,7 @@ pub struct Acceptor {
     config: Arc<ServerConfig>,
     limits: AcceptorLimits,
     on_session: Option<SessionHook>,
+    live: Option<Arc<LiveTls>>,
 }
 
 impl fmt::Debug for Acceptor {
@@ -460,7 +521,15 @@ impl Acceptor {
             config,
             limits,
             on_session: None,
+            live: None,
         }
+    }
+
+    /// Registers every session with `live`, so that it is closed should the
+    /// client's certificate be revoked.
+    pub fn tracked_by(mut self, live: Arc<LiveTls>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Calls `hook` with the identity of every new session (for example, to
@@ -506,17 +575,19 @@ impl Acceptor {
             let tls = tls.clone();
             let tx = tx.clone();
             let hook = self.on_session.clone();
+            let live = self.live.clone();
             let timeout = self.limits.handshake_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
                 match tokio::time::timeout(timeout, tls.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let identity = stream
+                        let leaf = stream
                             .get_ref()
                             .1
                             .peer_certificates()
-                            .and_then(|c| c.first())
-                            .map(|c| identity_of(c));
+                            .and_then(|c| c.first());
+                        let identity = leaf.map(|c| identity_of(c));
+                        let guard = live.as_ref().zip(leaf).map(|(live, c)| live.track(c));
                         match identity {
                             Some(Ok((_, identity))) => {
                                 tracing::debug!(%remote_addr, %identity, "session opened");
@@ -524,7 +595,7 @@ impl Acceptor {
                                     hook(&identity);
                                 }
                                 let conn = TlsConn {
-                                    inner: stream,
+                                    inner: Guarded::new(stream, guard),
                                     info: PeerInfo {
                                         identity,
                                         remote_addr,
