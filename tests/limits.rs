@@ -4,7 +4,7 @@
 use prost::Message;
 use tocsin_core::to_timestamp;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft, sign_as};
+use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
 use tocsin_tests::*;
 use tokio::io::AsyncWriteExt;
 use tonic::Code;
@@ -170,5 +170,63 @@ async fn a_flooding_peer_is_refused_while_another_still_delivers() -> anyhow::Re
     assert!(refused > 0, "nothing refused");
     assert_eq!(accepted + refused, 40);
     wait_delivered(&be, &id_of(&sent), "FR-DGSI").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_peer_holding_too_many_sessions_gets_no_more_while_others_deliver() -> anyhow::Result<()>
+{
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "BE-VSSE", "FR-DGSI"])
+        .limits(tocsin_node::config::Limits {
+            max_connections_per_peer: 3,
+            ..Default::default()
+        })
+        .start()
+        .await?;
+    let signer = fed.signer("TR-MIT")?;
+    let deliver = |client: &mut tocsin_proto::pb::federation_client::FederationClient<_>| {
+        let (_, env) = sign_as(&signer, draft(&["FR-DGSI"]));
+        let mut client = client.clone();
+        async move {
+            client
+                .deliver(pb::DeliverRequest { alert: Some(env) })
+                .await
+        }
+    };
+    // TR-MIT's own node holds one session with FR-DGSI once it has
+    // delivered; make sure it has, so the count below is exact.
+    let mut tr = fed.operator("TR-MIT").await?;
+    let first = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    wait_delivered(&tr, &id_of(&first), "FR-DGSI").await?;
+
+    // Two more connections of TR-MIT's reach the cap of three...
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = fed.peer_client("TR-MIT", "FR-DGSI")?;
+        deliver(&mut client).await?;
+        held.push(client);
+    }
+    // ... so a fourth is closed as soon as it is made.
+    let mut extra = fed.peer_client("TR-MIT", "FR-DGSI")?;
+    let err = deliver(&mut extra).await.unwrap_err();
+    assert!(err.message().contains("transport error"), "{err:?}");
+    // Half-open TCP connections on top of that hold nothing up either.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(fed.addr("FR-DGSI")?).await?);
+    }
+    // Another agency is not affected.
+    let mut be = fed.operator("BE-VSSE").await?;
+    let sent = submit(&mut be, draft(&["FR-DGSI"])).await?;
+    wait_delivered(&be, &id_of(&sent), "FR-DGSI").await?;
+    // And a held connection given back frees its slot.
+    drop(held.pop());
+    wait_until(PATIENCE, "a freed slot is taken", || {
+        let mut extra = extra.clone();
+        let deliver = &deliver;
+        async move { deliver(&mut extra).await.ok() }
+    })
+    .await?;
     Ok(())
 }

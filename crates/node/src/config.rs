@@ -116,6 +116,8 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// TLS handshakes in progress at once.
     pub max_concurrent_handshakes: usize,
+    /// Sessions (TLS connections) one peer or operator may hold at once.
+    pub max_connections_per_peer: usize,
     /// Federation requests of one peer worked on at once.
     pub peer_concurrency: usize,
     /// Federation requests of one peer waiting for a turn; beyond this
@@ -131,6 +133,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent_streams: 256,
             max_concurrent_handshakes: 256,
+            max_connections_per_peer: 32,
             peer_concurrency: 32,
             peer_queue: 128,
         }

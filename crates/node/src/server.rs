@@ -244,6 +244,7 @@ pub async fn serve(
         AcceptorLimits {
             handshake_timeout: limits.handshake_timeout,
             max_concurrent_handshakes: limits.max_concurrent_handshakes,
+            max_connections_per_peer: limits.max_connections_per_peer,
         },
     )
     .tracked_by(live.clone())

@@ -422,6 +422,44 @@ pub struct PeerInfo {
 pub struct TlsConn {
     inner: Guarded<tokio_rustls::server::TlsStream<TcpStream>>,
     info: PeerInfo,
+    _slot: SessionSlot,
+}
+
+/// Sessions open per identity.
+type SessionCounts = Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>;
+
+/// One identity's hold on a session; given back when the connection drops.
+struct SessionSlot {
+    counts: SessionCounts,
+    identity: Identity,
+}
+
+impl SessionSlot {
+    /// Takes a slot for `identity` if it holds fewer than `max` sessions.
+    fn take(counts: &SessionCounts, identity: &Identity, max: usize) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(identity.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            identity: identity.clone(),
+        })
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.identity) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.identity);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TlsConn {
@@ -480,6 +518,9 @@ pub struct AcceptorLimits {
     pub handshake_timeout: Duration,
     /// How many handshakes may run at once; more wait in the TCP backlog.
     pub max_concurrent_handshakes: usize,
+    /// How many sessions one identity (a peer, an operator) may hold at
+    /// once; a handshake beyond is closed at once.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for AcceptorLimits {
@@ -487,6 +528,7 @@ impl Default for AcceptorLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             max_concurrent_handshakes: 256,
+            max_connections_per_peer: 32,
         }
     }
 }
@@ -550,6 +592,8 @@ impl Acceptor {
     async fn run(self, tx: mpsc::Sender<io::Result<TlsConn>>) {
         let tls = tokio_rustls::TlsAcceptor::from(self.config);
         let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_handshakes));
+        let sessions = SessionCounts::default();
+        let max_sessions = self.limits.max_connections_per_peer.max(1);
         loop {
             let permit = tokio::select! {
                 _ = tx.closed() => return,
@@ -576,6 +620,7 @@ impl Acceptor {
             let tx = tx.clone();
             let hook = self.on_session.clone();
             let live = self.live.clone();
+            let sessions = sessions.clone();
             let timeout = self.limits.handshake_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
@@ -590,6 +635,14 @@ impl Acceptor {
                         let guard = live.as_ref().zip(leaf).map(|(live, c)| live.track(c));
                         match identity {
                             Some(Ok((_, identity))) => {
+                                let Some(slot) =
+                                    SessionSlot::take(&sessions, &identity, max_sessions)
+                                else {
+                                    tracing::warn!(%remote_addr, %identity, max = max_sessions, "refused: too many sessions for one identity");
+                                    let mut stream = stream;
+                                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                                    return;
+                                };
                                 tracing::debug!(%remote_addr, %identity, "session opened");
                                 if let Some(hook) = &hook {
                                     hook(&identity);
@@ -600,6 +653,7 @@ impl Acceptor {
                                         identity,
                                         remote_addr,
                                     },
+                                    _slot: slot,
                                 };
                                 let _ = tx.send(Ok(conn)).await;
                             }
