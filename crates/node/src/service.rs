@@ -1,5 +1,13 @@
 //! The gRPC handlers: authenticate the caller from its verified certificate,
 //! convert, call the domain layer, map its error to a status.
+//!
+//! A call that changes state runs in a task of its own (`detached`):
+//! tonic drops a handler's future when its caller goes away (a client
+//! timeout, a reset link), and a domain call dropped between its commit
+//! and what must follow it (waking the outbox, telling the tracker of a
+//! new deadline) would leave committed work that nobody acts on.
+
+use std::future::Future;
 
 use tocsin_core::Identity;
 use tocsin_proto::pb;
@@ -8,6 +16,23 @@ use tocsin_trust::tls::PeerInfo;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Node, Open};
+
+/// Runs `work` to the end even if the request that started it is
+/// cancelled; the caller, if still there, gets its outcome.
+async fn detached<T>(
+    work: impl Future<Output = Result<T, crate::Error>> + Send + 'static,
+) -> Result<T, Status>
+where
+    T: Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(outcome) => Ok(outcome?),
+        Err(e) => {
+            tracing::error!(error = %e, "a request's work failed");
+            Err(Status::internal("the request failed on this node"))
+        }
+    }
+}
 
 fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
     req.extensions()
@@ -60,14 +85,20 @@ fn calling_agency<T>(req: &Request<T>) -> Result<tocsin_core::AgencyId, Status> 
 
 #[tonic::async_trait]
 impl pb::federation_server::Federation for FederationService {
+    // Each call keeps the peer's turn until its work is done, cancelled
+    // or not, so the admission limits count it.
     async fn remind(
         &self,
         req: Request<pb::RemindRequest>,
     ) -> Result<Response<pb::RemindResponse>, Status> {
-        let (agency, _turn) = self.admit(&req).await?;
-        self.node
-            .receive_reminder(&agency, req.into_inner().reminder)
-            .await?;
+        let (agency, turn) = self.admit(&req).await?;
+        let node = self.node.clone();
+        let reminder = req.into_inner().reminder;
+        detached(async move {
+            let _turn = turn;
+            node.receive_reminder(&agency, reminder).await
+        })
+        .await?;
         Ok(Response::new(pb::RemindResponse {}))
     }
 
@@ -75,20 +106,28 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::NotifyEscalationRequest>,
     ) -> Result<Response<pb::NotifyEscalationResponse>, Status> {
-        let (agency, _turn) = self.admit(&req).await?;
-        self.node
-            .receive_notice(&agency, req.into_inner().notice)
-            .await?;
+        let (agency, turn) = self.admit(&req).await?;
+        let node = self.node.clone();
+        let notice = req.into_inner().notice;
+        detached(async move {
+            let _turn = turn;
+            node.receive_notice(&agency, notice).await
+        })
+        .await?;
         Ok(Response::new(pb::NotifyEscalationResponse {}))
     }
     async fn acknowledge(
         &self,
         req: Request<pb::AcknowledgeRequest>,
     ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
-        let (agency, _turn) = self.admit(&req).await?;
-        self.node
-            .receive_ack(&agency, req.into_inner().acknowledgement)
-            .await?;
+        let (agency, turn) = self.admit(&req).await?;
+        let node = self.node.clone();
+        let ack = req.into_inner().acknowledgement;
+        detached(async move {
+            let _turn = turn;
+            node.receive_ack(&agency, ack).await
+        })
+        .await?;
         Ok(Response::new(pb::AcknowledgeResponse {}))
     }
 
@@ -96,8 +135,14 @@ impl pb::federation_server::Federation for FederationService {
         &self,
         req: Request<pb::DeliverRequest>,
     ) -> Result<Response<pb::DeliverResponse>, Status> {
-        let (agency, _turn) = self.admit(&req).await?;
-        let receipt = self.node.receive(&agency, req.into_inner().alert).await?;
+        let (agency, turn) = self.admit(&req).await?;
+        let node = self.node.clone();
+        let alert = req.into_inner().alert;
+        let receipt = detached(async move {
+            let _turn = turn;
+            node.receive(&agency, alert).await
+        })
+        .await?;
         Ok(Response::new(pb::DeliverResponse {
             receipt: Some(receipt),
         }))
@@ -159,10 +204,12 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
         let operator = self.operator(&req)?.clone();
         let req = req.into_inner();
-        let ack = self
-            .node
-            .acknowledge(&operator, &req.alert_id, req.disposition, req.note)
-            .await?;
+        let node = self.node.clone();
+        let ack = detached(async move {
+            node.acknowledge(&operator, &req.alert_id, req.disposition, req.note)
+                .await
+        })
+        .await?;
         Ok(Response::new(pb::AcknowledgeAlertResponse {
             acknowledgement: Some(ack),
         }))
@@ -177,7 +224,8 @@ impl pb::operator_server::Operator for OperatorService {
             .into_inner()
             .alert
             .ok_or_else(|| Status::invalid_argument("invalid field `alert`: missing"))?;
-        let record = self.node.submit(&operator, alert).await?;
+        let node = self.node.clone();
+        let record = detached(async move { node.submit(&operator, alert).await }).await?;
         Ok(Response::new(pb::SubmitAlertResponse {
             record: Some(record),
         }))

@@ -19,8 +19,15 @@
 //! freshly issued by a per-federation CA. Nodes can be stopped and started
 //! again on the same port and data directory; [`wait_until`] polls a
 //! condition with a timeout instead of sleeping.
+//!
+//! Partitions and slow links: [`Builder::through_proxy`] routes one node's
+//! peer traffic to another through a [`FaultProxy`] (module [`proxy`]),
+//! which can delay, drop, black-hole or reset it on command, while mutual
+//! TLS stays end to end.
 
 #![forbid(unsafe_code)]
+
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +54,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
+pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
 pub use tocsin_proto::pb::{DeliveryState, Direction};
 
 /// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
@@ -154,9 +162,20 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     escalation: Escalation,
     observers: Vec<String>,
+    routes: Vec<(String, String)>,
 }
 
 impl Builder {
+    /// Routes `from`'s peer traffic to `to` through a [`FaultProxy`]
+    /// (reach it with [`TestFederation::proxy`]): `from`'s node finds `to`
+    /// at the proxy's address. One direction only: route `to` to `from` as
+    /// well to cut both ways. Operators and [`TestFederation::peer_client`]
+    /// still reach `to` directly.
+    pub fn through_proxy(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.routes.push((from.into(), to.into()));
+        self
+    }
+
     /// The escalation ladder of the federation (default: the federation
     /// file's defaults).
     pub fn escalation(mut self, escalation: Escalation) -> Self {
@@ -234,6 +253,23 @@ impl Builder {
             });
             listeners.insert(id, listener);
         }
+        let mut proxies = BTreeMap::new();
+        for (from, to) in &self.routes {
+            let (from, to) = (AgencyId::new(from.clone())?, AgencyId::new(to.clone())?);
+            if from == to {
+                bail!("cannot route {from} to itself through a proxy");
+            }
+            if !listeners.contains_key(&from) {
+                bail!("cannot route {from} to {to} through a proxy: {from} is not a member");
+            }
+            let target = listeners
+                .get(&to)
+                .with_context(|| {
+                    format!("cannot route {from} to {to} through a proxy: {to} is not a member")
+                })?
+                .local_addr()?;
+            proxies.insert((from, to), FaultProxy::start(target).await?);
+        }
         let federation = Federation {
             federation: FederationInfo {
                 id: fed_id,
@@ -252,6 +288,7 @@ impl Builder {
             outbox: self.outbox,
             limits: self.limits,
             clock: self.clock,
+            proxies,
             dir,
         };
         for (id, listener) in listeners {
@@ -283,6 +320,8 @@ pub struct TestFederation {
     outbox: OutboxOptions,
     limits: Limits,
     clock: Arc<dyn Clock>,
+    /// Fault proxies by (from, to) route.
+    proxies: BTreeMap<(AgencyId, AgencyId), FaultProxy>,
     dir: TempDir,
 }
 
@@ -302,6 +341,7 @@ impl TestFederation {
             clock: Arc::new(SystemClock),
             escalation: Escalation::default(),
             observers: vec![],
+            routes: vec![],
         }
     }
 
@@ -315,10 +355,22 @@ impl TestFederation {
             .with_context(|| format!("{agency} is not in this test federation"))
     }
 
+    /// The federation as `agency`'s node sees it: peers it is routed to
+    /// through a proxy are at the proxy's address.
+    fn federation_seen_by(&self, agency: &AgencyId) -> Federation {
+        let mut federation = self.federation.clone();
+        for peer in &mut federation.agencies {
+            if let Some(proxy) = self.proxies.get(&(agency.clone(), peer.id.clone())) {
+                peer.endpoint = proxy.addr().to_string();
+            }
+        }
+        federation
+    }
+
     fn launch(&mut self, agency: &AgencyId, listener: TcpListener) -> anyhow::Result<()> {
         let options = NodeOptions {
             agency: agency.clone(),
-            federation: self.federation.clone(),
+            federation: self.federation_seen_by(agency),
             tls: TlsMaterial::load(
                 &self.layout.ca_cert(),
                 &self.layout.node_cert(agency),
@@ -354,6 +406,14 @@ impl TestFederation {
     /// The address `agency`'s node listens on.
     pub fn addr(&self, agency: &str) -> anyhow::Result<SocketAddr> {
         Ok(self.slot(&Self::id(agency)?)?.addr)
+    }
+
+    /// The proxy between `from`'s node and `to`'s, set up with
+    /// [`Builder::through_proxy`].
+    pub fn proxy(&self, from: &str, to: &str) -> anyhow::Result<&FaultProxy> {
+        self.proxies
+            .get(&(Self::id(from)?, Self::id(to)?))
+            .with_context(|| format!("{from} is not routed to {to} through a proxy"))
     }
 
     /// `agency`'s data directory.
