@@ -1,0 +1,1164 @@
+//! The tamper-evident record: an append-only, hash-chained audit log.
+//!
+//! Every event is written with one `audit_log` entry, in the same
+//! transaction. An entry holds a copy of the event, the locations and
+//! SHA-256 digests of the signed envelopes the step stored (its
+//! *evidence*), the previous entry's hash and its own:
+//!
+//! ```text
+//! hash(n) = SHA-256( bytes("tocsin/audit-entry/v1") || u64(seq) || bytes(hash(n-1))
+//!                    || i64(event_id) || i64(at_ms) || i64(kind) || bytes(alert_id)
+//!                    || bytes(agency) || i64(direction) || bytes(detail)
+//!                    || bytes(evidence) )
+//! evidence = u64(count) || { i64(kind) || bytes(key) || bytes(key2) || bytes(sha256) }*
+//! ```
+//!
+//! `u64`/`i64` are 8 bytes big-endian; `bytes(x)` is `u64(len(x)) || x`;
+//! strings are UTF-8; `hash(0)` is 32 zero bytes. The `evidence` column holds
+//! exactly the `evidence` bytes hashed. An evidence digest is SHA-256 of the
+//! envelope exactly as stored (the encoded `tocsin.v1.Envelope`).
+//!
+//! [`AuditReader`] opens a store read-only and checks it: the chain, each
+//! event against the entry that recorded it, and every stored envelope
+//! against the entry that recorded it. [`ChainCheck`] is the part that needs
+//! only the entries, shared with exported bundles. Signatures are not
+//! checked here: the store knows rows, not signatures.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+
+use crate::Error;
+
+/// The previous hash of the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+const ENTRY_TAG: &str = "tocsin/audit-entry/v1";
+const HEAD_TAG: &str = "tocsin/audit-head/v1";
+
+/// SHA-256.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Where a signed envelope is kept in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EvidenceKind {
+    /// `alerts.envelope`, by alert id: an alert, sent or received.
+    Alert = 1,
+    /// `alerts.receipt`, by alert id: the receipt this node issued.
+    ReceiptIssued = 2,
+    /// `deliveries.receipt`, by alert id and recipient: a recipient's receipt.
+    ReceiptReceived = 3,
+    /// `acknowledgements.envelope`, by id: an acknowledgement, ours or a
+    /// recipient's.
+    Acknowledgement = 4,
+    /// `messages.envelope`, by id: an acknowledgement, reminder or notice
+    /// this node queued for a peer.
+    Message = 5,
+    /// `received_messages.envelope`, by id: a reminder or notice received.
+    ReceivedMessage = 6,
+}
+
+impl EvidenceKind {
+    /// Every kind, in code order.
+    pub const ALL: [Self; 6] = [
+        Self::Alert,
+        Self::ReceiptIssued,
+        Self::ReceiptReceived,
+        Self::Acknowledgement,
+        Self::Message,
+        Self::ReceivedMessage,
+    ];
+
+    /// The kind with this code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as i64 == code)
+    }
+
+    /// A short name, as in exported bundles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alert => "alert",
+            Self::ReceiptIssued => "receipt-issued",
+            Self::ReceiptReceived => "receipt-received",
+            Self::Acknowledgement => "acknowledgement",
+            Self::Message => "message",
+            Self::ReceivedMessage => "received-message",
+        }
+    }
+
+    /// The kind with this [`EvidenceKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The query reading the envelope at a location (`?1` key, `?2` key2).
+    fn select(self) -> &'static str {
+        match self {
+            Self::Alert => "SELECT envelope FROM alerts WHERE id = ?1 AND ?2 = ''",
+            Self::ReceiptIssued => "SELECT receipt FROM alerts WHERE id = ?1 AND ?2 = ''",
+            Self::ReceiptReceived => {
+                "SELECT receipt FROM deliveries WHERE alert_id = ?1 AND recipient = ?2"
+            }
+            Self::Acknowledgement => {
+                "SELECT envelope FROM acknowledgements WHERE id = ?1 AND ?2 = ''"
+            }
+            Self::Message => "SELECT envelope FROM messages WHERE id = ?1 AND ?2 = ''",
+            Self::ReceivedMessage => {
+                "SELECT envelope FROM received_messages WHERE id = ?1 AND ?2 = ''"
+            }
+        }
+    }
+
+    /// The query listing every stored location of this kind.
+    fn inventory(self) -> &'static str {
+        match self {
+            Self::Alert => "SELECT id, '' FROM alerts",
+            Self::ReceiptIssued => "SELECT id, '' FROM alerts WHERE receipt IS NOT NULL",
+            Self::ReceiptReceived => {
+                "SELECT alert_id, recipient FROM deliveries WHERE receipt IS NOT NULL"
+            }
+            Self::Acknowledgement => "SELECT id, '' FROM acknowledgements",
+            Self::Message => "SELECT id, '' FROM messages",
+            Self::ReceivedMessage => "SELECT id, '' FROM received_messages",
+        }
+    }
+}
+
+impl std::fmt::Display for EvidenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stored envelope's place: its kind and row key (`key2` is the
+/// recipient for [`EvidenceKind::ReceiptReceived`], empty otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    /// Which table and column.
+    pub kind: EvidenceKind,
+    /// The row's key.
+    pub key: String,
+    /// The second part of the row's key, if any.
+    pub key2: String,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key2.is_empty() {
+            write!(f, "{} {}", self.kind, self.key)
+        } else {
+            write!(f, "{} {} from {}", self.kind, self.key, self.key2)
+        }
+    }
+}
+
+/// A signed envelope an entry commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRef {
+    /// Where it is stored.
+    pub location: Location,
+    /// SHA-256 of the stored bytes.
+    pub digest: [u8; 32],
+}
+
+/// An event as the audit log records it: raw column values, so that no
+/// change hides behind a conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// `events.id`.
+    pub id: i64,
+    /// Milliseconds since the epoch (node clock).
+    pub at: i64,
+    /// Event kind (see [`crate::kind`]).
+    pub kind: i64,
+    /// The alert concerned.
+    pub alert_id: String,
+    /// The other agency concerned.
+    pub agency: String,
+    /// 1 outbound, 2 inbound.
+    pub direction: i64,
+    /// The readable account.
+    pub detail: String,
+}
+
+impl AuditEvent {
+    /// Which fields of `self` differ from `other`, as `field: was X, now Y`.
+    pub fn differences(&self, now: &AuditEvent) -> String {
+        let mut out = Vec::new();
+        let mut diff = |name: &str, was: String, is: String| {
+            if was != is {
+                out.push(format!("{name}: was {was}, now {is}"));
+            }
+        };
+        diff("id", self.id.to_string(), now.id.to_string());
+        diff("at", self.at.to_string(), now.at.to_string());
+        diff("kind", self.kind.to_string(), now.kind.to_string());
+        diff(
+            "alert_id",
+            format!("{:?}", self.alert_id),
+            format!("{:?}", now.alert_id),
+        );
+        diff(
+            "agency",
+            format!("{:?}", self.agency),
+            format!("{:?}", now.agency),
+        );
+        diff(
+            "direction",
+            self.direction.to_string(),
+            now.direction.to_string(),
+        );
+        diff(
+            "detail",
+            format!("{:?}", self.detail),
+            format!("{:?}", now.detail),
+        );
+        out.join("; ")
+    }
+
+    /// The same content, whatever the id.
+    fn same_content(&self, other: &AuditEvent) -> bool {
+        (
+            self.at,
+            self.kind,
+            &self.alert_id,
+            &self.agency,
+            self.direction,
+            &self.detail,
+        ) == (
+            other.at,
+            other.kind,
+            &other.alert_id,
+            &other.agency,
+            other.direction,
+            &other.detail,
+        )
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the chain: 1, 2, 3, ... with no gaps.
+    pub seq: u64,
+    /// The event recorded.
+    pub event: AuditEvent,
+    /// The signed envelopes the step stored.
+    pub evidence: Vec<EvidenceRef>,
+    /// The previous entry's hash ([`GENESIS`] for the first).
+    pub prev_hash: [u8; 32],
+    /// This entry's hash, as stored.
+    pub hash: [u8; 32],
+}
+
+impl AuditEntry {
+    /// The hash this entry's content gives (equal to `hash` unless changed).
+    pub fn computed_hash(&self) -> [u8; 32] {
+        entry_hash(
+            self.seq,
+            &self.prev_hash,
+            &self.event,
+            &encode_evidence(&self.evidence),
+        )
+    }
+}
+
+/// The canonical, length-prefixed encoding.
+#[derive(Default)]
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn i64(&mut self, v: i64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u64(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+}
+
+/// Reads what [`Enc`] wrote; every read is bounds-checked.
+struct Dec<'a>(&'a [u8]);
+
+impl<'a> Dec<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes(b.try_into().map_err(|_| "truncated")?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        let b = self.take(8)?;
+        Ok(i64::from_be_bytes(b.try_into().map_err(|_| "truncated")?))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.u64()?).map_err(|_| "length too large")?;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| "not UTF-8".into())
+    }
+    fn hash(&mut self) -> Result<[u8; 32], String> {
+        self.bytes()?
+            .try_into()
+            .map_err(|_| "a hash is not 32 bytes".into())
+    }
+    fn end(&self) -> Result<(), String> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err("trailing bytes".into())
+        }
+    }
+}
+
+/// The canonical encoding of an evidence list (what the `evidence` column
+/// holds).
+pub fn encode_evidence(evidence: &[EvidenceRef]) -> Vec<u8> {
+    let mut e = Enc::default();
+    e.u64(evidence.len() as u64);
+    for r in evidence {
+        e.i64(r.location.kind as i64)
+            .bytes(r.location.key.as_bytes())
+            .bytes(r.location.key2.as_bytes())
+            .bytes(&r.digest);
+    }
+    e.0
+}
+
+/// Reads an encoded evidence list.
+pub fn decode_evidence(data: &[u8]) -> Result<Vec<EvidenceRef>, String> {
+    let mut d = Dec(data);
+    let n = d.u64()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let code = d.i64()?;
+        let kind =
+            EvidenceKind::from_code(code).ok_or_else(|| format!("unknown evidence kind {code}"))?;
+        out.push(EvidenceRef {
+            location: Location {
+                kind,
+                key: d.string()?,
+                key2: d.string()?,
+            },
+            digest: d.hash()?,
+        });
+    }
+    d.end()?;
+    Ok(out)
+}
+
+/// An entry's hash (see the module documentation).
+pub fn entry_hash(seq: u64, prev: &[u8; 32], event: &AuditEvent, evidence: &[u8]) -> [u8; 32] {
+    let mut e = Enc::default();
+    e.bytes(ENTRY_TAG.as_bytes())
+        .u64(seq)
+        .bytes(prev)
+        .i64(event.id)
+        .i64(event.at)
+        .i64(event.kind)
+        .bytes(event.alert_id.as_bytes())
+        .bytes(event.agency.as_bytes())
+        .i64(event.direction)
+        .bytes(event.detail.as_bytes())
+        .bytes(evidence);
+    sha256(&e.0)
+}
+
+/// The statement a node signs about its chain: for `federation`'s
+/// `agency`, the chain had `seq` entries ending in `hash` at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    /// The federation id.
+    pub federation: String,
+    /// The agency whose node keeps the log.
+    pub agency: String,
+    /// Entries in the chain (the last one's seq).
+    pub seq: u64,
+    /// The last entry's hash ([`GENESIS`] if none).
+    pub hash: [u8; 32],
+    /// When it was signed, ms since the epoch.
+    pub at: i64,
+}
+
+impl AuditHead {
+    /// `bytes("tocsin/audit-head/v1") || bytes(federation) || bytes(agency)
+    /// || u64(seq) || bytes(hash) || i64(at_ms)`: the signed payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.bytes(HEAD_TAG.as_bytes())
+            .bytes(self.federation.as_bytes())
+            .bytes(self.agency.as_bytes())
+            .u64(self.seq)
+            .bytes(&self.hash)
+            .i64(self.at);
+        e.0
+    }
+
+    /// The inverse of [`AuditHead::encode`].
+    pub fn decode(data: &[u8]) -> Result<Self, String> {
+        let mut d = Dec(data);
+        if d.bytes()? != HEAD_TAG.as_bytes() {
+            return Err("not an audit head".into());
+        }
+        let head = Self {
+            federation: d.string()?,
+            agency: d.string()?,
+            seq: d.u64()?,
+            hash: d.hash()?,
+            at: d.i64()?,
+        };
+        d.end()?;
+        Ok(head)
+    }
+}
+
+/// A signed envelope a write stores, to be committed by its event's entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Evidence<'a> {
+    pub(crate) kind: EvidenceKind,
+    pub(crate) key: &'a str,
+    pub(crate) key2: &'a str,
+    pub(crate) bytes: &'a [u8],
+}
+
+impl Evidence<'_> {
+    fn reference(&self) -> EvidenceRef {
+        EvidenceRef {
+            location: Location {
+                kind: self.kind,
+                key: self.key.to_owned(),
+                key2: self.key2.to_owned(),
+            },
+            digest: sha256(self.bytes),
+        }
+    }
+}
+
+/// Appends the entry recording `event` (already inserted) and `evidence`,
+/// after the last entry. Runs in the caller's transaction, so the entry
+/// commits or rolls back with the event.
+pub(crate) fn append(
+    conn: &Connection,
+    event: &AuditEvent,
+    evidence: &[Evidence<'_>],
+) -> Result<(), Error> {
+    // The last entry is the end of the rowid B-tree: one seek, no scan.
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match last {
+        None => (1, GENESIS),
+        Some((seq, hash)) => (
+            u64::try_from(seq).unwrap_or(0) + 1,
+            hash.try_into().map_err(|_| {
+                Error::Commit(format!("audit entry {seq} has a hash that is not 32 bytes"))
+            })?,
+        ),
+    };
+    let refs: Vec<EvidenceRef> = evidence.iter().map(Evidence::reference).collect();
+    insert_entry(conn, seq, &prev, event, &refs)?;
+    Ok(())
+}
+
+fn insert_entry(
+    conn: &Connection,
+    seq: u64,
+    prev: &[u8; 32],
+    event: &AuditEvent,
+    evidence: &[EvidenceRef],
+) -> Result<[u8; 32], Error> {
+    let encoded = encode_evidence(evidence);
+    let hash = entry_hash(seq, prev, event, &encoded);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, event_id, at, kind, alert_id, agency, direction, detail, evidence, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        i64::try_from(seq).unwrap_or(i64::MAX),
+        event.id,
+        event.at,
+        event.kind,
+        event.alert_id,
+        event.agency,
+        event.direction,
+        event.detail,
+        encoded,
+        prev.as_slice(),
+        hash.as_slice(),
+    ])?;
+    Ok(hash)
+}
+
+const EVENT_COLUMNS: &str = "id, at, kind, alert_id, agency, direction, detail";
+
+fn audit_event(r: &Row<'_>, first: usize) -> rusqlite::Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: r.get(first)?,
+        at: r.get(first + 1)?,
+        kind: r.get(first + 2)?,
+        alert_id: r.get(first + 3)?,
+        agency: r.get(first + 4)?,
+        direction: r.get(first + 5)?,
+        detail: r.get(first + 6)?,
+    })
+}
+
+/// Builds the chain for the events a store held before it had an audit log
+/// (migration 008). Each event gets the evidence that a write of its kind
+/// stores, found by its alert; what cannot be tied to one event (outbox
+/// reminders and notices, which do not name their alert in the store) is
+/// committed by the last entry.
+pub(crate) fn backfill(tx: &Transaction<'_>) -> Result<(), Error> {
+    let events: Vec<AuditEvent> = tx
+        .prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id"))?
+        .query_map([], |r| audit_event(r, 0))?
+        .collect::<Result<_, _>>()?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut claimed: HashSet<Location> = HashSet::new();
+    let mut planned: Vec<Vec<EvidenceRef>> = Vec::with_capacity(events.len());
+    for e in &events {
+        let mut refs = Vec::new();
+        let mut claim = |kind: EvidenceKind, key: &str, key2: &str| -> Result<bool, Error> {
+            let location = Location {
+                kind,
+                key: key.to_owned(),
+                key2: key2.to_owned(),
+            };
+            if claimed.contains(&location) {
+                return Ok(false);
+            }
+            let bytes: Option<Vec<u8>> = tx
+                .prepare_cached(kind.select())?
+                .query_row(params![key, key2], |r| r.get(0))
+                .optional()?
+                .flatten();
+            let Some(bytes) = bytes else {
+                return Ok(false);
+            };
+            refs.push(EvidenceRef {
+                digest: sha256(&bytes),
+                location: location.clone(),
+            });
+            claimed.insert(location);
+            Ok(true)
+        };
+        match (e.kind, e.direction) {
+            (crate::kind::SUBMITTED, _) => {
+                claim(EvidenceKind::Alert, &e.alert_id, "")?;
+            }
+            (crate::kind::RECEIVED, _) => {
+                claim(EvidenceKind::Alert, &e.alert_id, "")?;
+                claim(EvidenceKind::ReceiptIssued, &e.alert_id, "")?;
+            }
+            (crate::kind::DELIVERED, _) => {
+                claim(EvidenceKind::ReceiptReceived, &e.alert_id, &e.agency)?;
+            }
+            (crate::kind::ACKNOWLEDGED, direction) => {
+                // A recipient's acknowledgement names the recipient; ours is
+                // recorded against the originator, so any agency matches.
+                let ids: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT id, agency FROM acknowledgements WHERE alert_id = ?1
+                         ORDER BY stored_at, rowid",
+                    )?
+                    .query_map([&e.alert_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .filter_map(Result::ok)
+                    .filter(|(_, agency)| direction == 2 || *agency == e.agency)
+                    .map(|(id, _)| id)
+                    .collect();
+                for id in ids {
+                    if claim(EvidenceKind::Acknowledgement, &id, "")? {
+                        if direction == 2 {
+                            claim(EvidenceKind::Message, &id, "")?;
+                        }
+                        break;
+                    }
+                }
+            }
+            (8 | 9, 2) => {
+                let ids: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM received_messages WHERE alert_id = ?1 AND agency = ?2
+                         ORDER BY received_at, rowid",
+                    )?
+                    .query_map([&e.alert_id, &e.agency], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for id in ids {
+                    if claim(EvidenceKind::ReceivedMessage, &id, "")? {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        planned.push(refs);
+    }
+    // Whatever no event claimed goes to the last entry.
+    let mut leftover = Vec::new();
+    for kind in EvidenceKind::ALL {
+        let keys: Vec<(String, String)> = tx
+            .prepare(kind.inventory())?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (key, key2) in keys {
+            let location = Location { kind, key, key2 };
+            if claimed.contains(&location) {
+                continue;
+            }
+            let bytes: Option<Vec<u8>> = tx
+                .prepare_cached(kind.select())?
+                .query_row(params![location.key, location.key2], |r| r.get(0))
+                .optional()?
+                .flatten();
+            if let Some(bytes) = bytes {
+                leftover.push(EvidenceRef {
+                    digest: sha256(&bytes),
+                    location,
+                });
+            }
+        }
+    }
+    if let Some(last) = planned.last_mut() {
+        last.extend(leftover);
+    }
+    let mut prev = GENESIS;
+    for (i, (event, refs)) in events.iter().zip(&planned).enumerate() {
+        prev = insert_entry(tx, i as u64 + 1, &prev, event, refs)?;
+    }
+    Ok(())
+}
+
+/// What kind of damage a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Problem {
+    /// Something recorded was altered.
+    Changed,
+    /// Something recorded is gone.
+    Removed,
+    /// Something is there that was never recorded.
+    Inserted,
+    /// Recorded things are out of their order.
+    Reordered,
+    /// A stored envelope's signature does not hold.
+    Invalid,
+}
+
+impl Problem {
+    /// Lower case, as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Changed => "changed",
+            Self::Removed => "removed",
+            Self::Inserted => "inserted",
+            Self::Reordered => "reordered",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing wrong, at the entry it concerns. Something inserted after
+/// entry `n` is reported at `n + 1`; something no entry can place, at
+/// `u64::MAX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The entry.
+    pub seq: u64,
+    /// What is wrong.
+    pub problem: Problem,
+    /// How, precisely.
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(seq: u64, problem: Problem, detail: impl Into<String>) -> Self {
+        Self {
+            seq,
+            problem,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Puts findings in report order: by entry, the cause before its echoes.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by_key(|f| (f.seq, f.problem));
+}
+
+fn short(hash: &[u8; 32]) -> String {
+    hex(&hash[..8])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why an entry looked wrong, decided when the next one is seen.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// Did not hash to its stored hash.
+    Changed { seq: u64, event_id: i64 },
+    /// Hashed correctly but did not follow its predecessor.
+    Unlinked { seq: u64, before: [u8; 32] },
+}
+
+/// Checks a chain entry by entry, in the order given. Needs only the
+/// entries (and a one-entry look-ahead to tell an insertion from a removal,
+/// and a change from a reordering).
+#[derive(Debug, Default)]
+pub struct ChainCheck {
+    last: Option<(u64, [u8; 32], i64, bool)>,
+    pending: Option<Pending>,
+    findings: Vec<Finding>,
+    entries: u64,
+}
+
+impl ChainCheck {
+    /// A check of an empty chain so far.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Entries seen.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// The last entry seen: its seq and stored hash.
+    pub fn head(&self) -> Option<(u64, [u8; 32])> {
+        self.last.map(|(seq, hash, _, _)| (seq, hash))
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, e: &AuditEntry) {
+        self.entries += 1;
+        let self_ok = e.computed_hash() == e.hash;
+        let (expected, before, prev_event, prev_ok) = match self.last {
+            None => (1, GENESIS, i64::MIN, true),
+            Some((seq, hash, event, ok)) => (seq.saturating_add(1), hash, event, ok),
+        };
+        match self.pending.take() {
+            Some(Pending::Changed { seq, event_id }) => {
+                if e.event.id < event_id {
+                    self.findings.push(Finding::new(
+                        seq,
+                        Problem::Reordered,
+                        format!(
+                            "entry {seq} (event {event_id}) and entry {} (event {}) are out of order",
+                            e.seq, e.event.id
+                        ),
+                    ));
+                } else {
+                    self.findings.push(Finding::new(
+                        seq,
+                        Problem::Changed,
+                        format!("entry {seq} does not hash to its recorded hash: its content was changed"),
+                    ));
+                }
+            }
+            Some(Pending::Unlinked { seq, before }) => {
+                if e.prev_hash == before {
+                    self.findings.push(Finding::new(
+                        seq,
+                        Problem::Inserted,
+                        format!(
+                            "entry {seq} does not follow entry {}, but entry {} does: entry {seq} was inserted",
+                            seq.saturating_sub(1),
+                            e.seq
+                        ),
+                    ));
+                } else {
+                    self.findings.push(Finding::new(
+                        seq,
+                        Problem::Removed,
+                        format!(
+                            "entry {seq} does not follow entry {}: an entry between them was removed",
+                            seq.saturating_sub(1)
+                        ),
+                    ));
+                }
+            }
+            None => {}
+        }
+        if e.seq < expected {
+            self.findings.push(Finding::new(
+                e.seq,
+                Problem::Reordered,
+                format!(
+                    "entry {} comes after entry {}",
+                    e.seq,
+                    expected.saturating_sub(1)
+                ),
+            ));
+        } else if e.seq > expected {
+            let missing = if e.seq - expected == 1 {
+                format!("entry {expected} is missing")
+            } else {
+                format!("entries {expected} to {} are missing", e.seq - 1)
+            };
+            self.findings
+                .push(Finding::new(expected, Problem::Removed, missing));
+        } else if !self_ok {
+            if e.event.id <= prev_event {
+                self.findings.push(Finding::new(
+                    e.seq,
+                    Problem::Reordered,
+                    format!(
+                        "entry {} records event {}, which comes before the event of the entry ahead of it",
+                        e.seq, e.event.id
+                    ),
+                ));
+            } else {
+                self.pending = Some(Pending::Changed {
+                    seq: e.seq,
+                    event_id: e.event.id,
+                });
+            }
+        } else if e.prev_hash != before && prev_ok {
+            // (If the predecessor was itself changed, a broken link is only
+            // the echo of that.)
+            self.pending = Some(Pending::Unlinked { seq: e.seq, before });
+        }
+        self.last = Some((e.seq, e.hash, e.event.id, self_ok));
+    }
+
+    /// Records a finding from outside the chain (an unreadable entry).
+    pub fn note(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// The findings, in report order.
+    pub fn finish(mut self) -> Vec<Finding> {
+        match self.pending.take() {
+            Some(Pending::Changed { seq, .. }) => self.findings.push(Finding::new(
+                seq,
+                Problem::Changed,
+                format!("entry {seq} does not hash to its recorded hash: its content was changed"),
+            )),
+            Some(Pending::Unlinked { seq, .. }) => self.findings.push(Finding::new(
+                seq,
+                Problem::Inserted,
+                format!(
+                    "entry {seq} does not follow entry {}: it was inserted, or an entry before it removed",
+                    seq.saturating_sub(1)
+                ),
+            )),
+            None => {}
+        }
+        sort_findings(&mut self.findings);
+        self.findings
+    }
+}
+
+/// Checks the envelopes an entry recorded against the bytes found for
+/// them (`None`: not found).
+pub fn check_evidence(entry: &AuditEntry, found: &[Option<Vec<u8>>]) -> Vec<Finding> {
+    entry
+        .evidence
+        .iter()
+        .zip(found)
+        .filter_map(|(r, bytes)| match bytes {
+            None => Some(Finding::new(
+                entry.seq,
+                Problem::Removed,
+                format!(
+                    "the {} that entry {} recorded is gone",
+                    r.location, entry.seq
+                ),
+            )),
+            Some(b) if sha256(b) != r.digest => Some(Finding::new(
+                entry.seq,
+                Problem::Changed,
+                format!(
+                    "the {} differs from what entry {} recorded (sha256 {}…, now {}…)",
+                    r.location,
+                    entry.seq,
+                    short(&r.digest),
+                    short(&sha256(b))
+                ),
+            )),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// What [`AuditReader::check`] found.
+#[derive(Debug, Clone, Default)]
+pub struct StoreCheck {
+    /// Entries walked.
+    pub entries: u64,
+    /// Rows in the events table.
+    pub events: u64,
+    /// Envelopes the entries recorded and found.
+    pub envelopes: u64,
+    /// The last entry: seq and stored hash.
+    pub head: Option<(u64, [u8; 32])>,
+    /// Everything wrong, in report order (without signature checks).
+    pub findings: Vec<Finding>,
+}
+
+/// A read-only view of a node's store, for checking and exporting its
+/// audit log. Safe to use while the node runs: everything is read in one
+/// snapshot.
+pub struct AuditReader {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for AuditReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditReader").finish_non_exhaustive()
+    }
+}
+
+impl AuditReader {
+    /// Opens the store in `data_dir` read-only. A store whose schema is
+    /// older than this version's has no audit log yet: start its node once
+    /// to migrate it.
+    pub fn open(data_dir: &Path) -> Result<Self, Error> {
+        let path = crate::Store::database_path(data_dir);
+        if !path.exists() {
+            return Err(Error::NotFound(format!("no store at {}", path.display())));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let latest = crate::db::migrations_len();
+        if version < latest {
+            return Err(Error::NotFound(format!(
+                "store {} has schema version {version}, older than this tocsin's {latest}: start its node once to migrate it (the migration builds the audit log)",
+                path.display()
+            )));
+        }
+        Ok(Self { conn })
+    }
+
+    /// Checks the whole store in one snapshot: the chain; each event against
+    /// its entry; each envelope an entry recorded against the stored bytes;
+    /// events and envelopes no entry recorded. `visit` sees every entry with
+    /// the bytes found for its evidence (for signature checks or export);
+    /// `progress` is told (entries done, entries in all) now and then.
+    pub fn check(
+        &mut self,
+        mut visit: impl FnMut(&AuditEntry, &[Option<Vec<u8>>]),
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<StoreCheck, Error> {
+        let tx = self.conn.transaction()?;
+        let total: i64 = tx.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?;
+        let total = u64::try_from(total).unwrap_or(0);
+        let mut chain = ChainCheck::new();
+        let mut findings = Vec::new();
+        let mut recorded: HashSet<Location> = HashSet::new();
+        // (event id, seq) of every entry, to place unrecorded events.
+        let mut event_ids: Vec<(i64, u64)> = Vec::with_capacity(total as usize);
+        let mut envelopes = 0;
+        {
+            let mut entries = tx.prepare(&format!(
+                "SELECT seq, {EVENT_COLUMNS}, evidence, prev_hash, hash FROM audit_log ORDER BY seq"
+            ))?;
+            let mut rows = entries.query([])?;
+            let mut event_at =
+                tx.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
+            while let Some(r) = rows.next()? {
+                let seq = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0);
+                let event = audit_event(r, 1)?;
+                let raw_evidence: Vec<u8> = r.get(8)?;
+                let prev: Vec<u8> = r.get(9)?;
+                let hash: Vec<u8> = r.get(10)?;
+                let evidence = match decode_evidence(&raw_evidence) {
+                    Ok(e) => e,
+                    Err(why) => {
+                        chain.note(Finding::new(
+                            seq,
+                            Problem::Changed,
+                            format!("entry {seq}'s evidence list is unreadable ({why})"),
+                        ));
+                        Vec::new()
+                    }
+                };
+                let (Ok(prev_hash), Ok(hash)) = (
+                    <[u8; 32]>::try_from(prev.as_slice()),
+                    <[u8; 32]>::try_from(hash.as_slice()),
+                ) else {
+                    chain.note(Finding::new(
+                        seq,
+                        Problem::Changed,
+                        format!("entry {seq}'s hashes are not 32 bytes"),
+                    ));
+                    continue;
+                };
+                let entry = AuditEntry {
+                    seq,
+                    event,
+                    evidence,
+                    prev_hash,
+                    hash,
+                };
+                chain.push(&entry);
+                event_ids.push((entry.event.id, seq));
+
+                // The event as the events table holds it now.
+                let stored = event_at
+                    .query_row([entry.event.id], |r| audit_event(r, 0))
+                    .optional()?;
+                match stored {
+                    None => findings.push(Finding::new(
+                        seq,
+                        Problem::Removed,
+                        format!(
+                            "event {} that entry {seq} recorded is gone from the events table",
+                            entry.event.id
+                        ),
+                    )),
+                    Some(now) if now != entry.event => {
+                        findings.push(event_mismatch(&tx, &entry, &now)?);
+                    }
+                    Some(_) => {}
+                }
+
+                let mut found = Vec::with_capacity(entry.evidence.len());
+                for r in &entry.evidence {
+                    let l = &r.location;
+                    let bytes: Option<Vec<u8>> = tx
+                        .prepare_cached(l.kind.select())?
+                        .query_row(params![l.key, l.key2], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    if !recorded.insert(l.clone()) {
+                        findings.push(Finding::new(
+                            seq,
+                            Problem::Inserted,
+                            format!("entry {seq} records the {l} a second time"),
+                        ));
+                    }
+                    envelopes += u64::from(bytes.is_some());
+                    found.push(bytes);
+                }
+                findings.extend(check_evidence(&entry, &found));
+                visit(&entry, &found);
+                if chain.entries().is_multiple_of(10_000) {
+                    progress(chain.entries(), total);
+                }
+            }
+        }
+        progress(chain.entries(), total);
+
+        // Events no entry recorded.
+        event_ids.sort_unstable();
+        let mut events = 0;
+        {
+            let mut all = tx.prepare("SELECT id FROM events ORDER BY id")?;
+            let mut rows = all.query([])?;
+            while let Some(r) = rows.next()? {
+                events += 1;
+                let id: i64 = r.get(0)?;
+                if let Err(at) = event_ids.binary_search_by_key(&id, |(e, _)| *e) {
+                    // Placed after the entry of the nearest earlier event.
+                    let after = at.checked_sub(1).map(|i| event_ids[i].1).unwrap_or(0);
+                    findings.push(Finding::new(
+                        after + 1,
+                        Problem::Inserted,
+                        format!("event {id} is in the events table but in no audit entry (after entry {after})"),
+                    ));
+                }
+            }
+        }
+        // Envelopes no entry recorded.
+        for kind in EvidenceKind::ALL {
+            let mut stmt = tx.prepare(kind.inventory())?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let location = Location {
+                    kind,
+                    key: r.get(0)?,
+                    key2: r.get(1)?,
+                };
+                if !recorded.contains(&location) {
+                    findings.push(Finding::new(
+                        u64::MAX,
+                        Problem::Inserted,
+                        format!("the {location} is in the store but in no audit entry"),
+                    ));
+                }
+            }
+        }
+        let head = chain.head();
+        let entries = chain.entries();
+        findings.extend(chain.finish());
+        sort_findings(&mut findings);
+        Ok(StoreCheck {
+            entries,
+            events,
+            envelopes,
+            head,
+            findings,
+        })
+    }
+}
+
+/// Describes how an event differs from its entry: a reordering if it holds
+/// what a nearby entry recorded, a change otherwise.
+fn event_mismatch(
+    conn: &Connection,
+    entry: &AuditEntry,
+    now: &AuditEvent,
+) -> Result<Finding, Error> {
+    let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+    let nearby: Vec<(i64, AuditEvent)> = conn
+        .prepare_cached(&format!(
+            "SELECT seq, {EVENT_COLUMNS} FROM audit_log WHERE seq BETWEEN ?1 - 64 AND ?1 + 64 AND seq != ?1"
+        ))?
+        .query_map([seq], |r| Ok((r.get(0)?, audit_event(r, 1)?)))?
+        .collect::<Result<_, _>>()?;
+    if let Some((other, recorded)) = nearby.iter().find(|(_, e)| e.same_content(now)) {
+        return Ok(Finding::new(
+            entry.seq,
+            Problem::Reordered,
+            format!(
+                "event {} holds what entry {other} recorded for event {}: events were reordered",
+                now.id, recorded.id
+            ),
+        ));
+    }
+    Ok(Finding::new(
+        entry.seq,
+        Problem::Changed,
+        format!(
+            "event {} differs from what entry {} recorded ({})",
+            now.id,
+            entry.seq,
+            entry.event.differences(now)
+        ),
+    ))
+}
