@@ -731,6 +731,13 @@ enum Pending {
     Changed { seq: u64, event_id: i64 },
     /// Hashed correctly but did not follow its predecessor.
     Unlinked { seq: u64, before: [u8; 32] },
+    /// Came with a seq past the one expected: entries were removed
+    /// (`finding`), unless the next entry is a missing one (a swap).
+    Gap {
+        expected: u64,
+        seq: u64,
+        finding: Finding,
+    },
     /// Hashed correctly under a neighbouring seq: renumbered after an
     /// insertion or a removal (`finding`), if the next entry is renumbered
     /// alike; or moved, if the next entry comes from before it.
@@ -759,6 +766,11 @@ struct Last {
 #[derive(Debug, Default)]
 pub struct ChainCheck {
     last: Option<Last>,
+    /// The highest seq seen.
+    max_seq: u64,
+    /// The last few entries' (seq, hash), to find an entry's predecessor
+    /// when entries come out of order.
+    recent: std::collections::VecDeque<(u64, [u8; 32])>,
     pending: Option<Pending>,
     /// How far the seqs seen are shifted from the seqs the entries were
     /// hashed with (renumbering after an insertion or removal).
@@ -778,9 +790,13 @@ impl ChainCheck {
         self.entries
     }
 
-    /// The last entry seen: its seq and stored hash.
+    /// The entry with the highest seq seen: its seq and stored hash.
     pub fn head(&self) -> Option<(u64, [u8; 32])> {
-        self.last.map(|l| (l.seq, l.hash))
+        self.recent
+            .iter()
+            .find(|(seq, _)| *seq == self.max_seq)
+            .copied()
+            .or(self.last.map(|l| (l.seq, l.hash)))
     }
 
     /// Decides what the pending entry was, now that `next` is seen (`fits`:
@@ -788,6 +804,15 @@ impl ChainCheck {
     /// part of what was found, and so needs no finding of its own.
     fn resolve(&mut self, next: &AuditEntry, fits: bool) -> bool {
         match self.pending.take() {
+            Some(Pending::Gap { expected, seq, .. }) if next.seq < seq => {
+                self.findings.push(Finding::new(
+                    expected,
+                    Problem::Reordered,
+                    format!("entry {seq} comes before entry {}", next.seq),
+                ));
+                return true;
+            }
+            Some(Pending::Gap { finding, .. }) => self.findings.push(finding),
             Some(Pending::Shifted { finding, .. }) if fits => self.findings.push(finding),
             Some(Pending::Shifted {
                 seq,
@@ -852,20 +877,25 @@ impl ChainCheck {
         };
         let fits = hashes_as(i128::from(e.seq) - i128::from(self.shift));
         let mut echo = self.resolve(e, fits);
-        let (expected, before, prev_event, prev_ok) = match self.last {
-            None => (1, GENESIS, i64::MIN, true),
-            Some(l) => (l.seq.saturating_add(1), l.hash, l.event_id, l.ok),
+        let expected = self.max_seq.saturating_add(1);
+        let before = if e.seq <= 1 {
+            Some(GENESIS)
+        } else {
+            self.recent
+                .iter()
+                .find(|(seq, _)| *seq == e.seq - 1)
+                .map(|(_, h)| *h)
         };
+        let (prev_event, prev_ok) = self
+            .last
+            .map(|l| (l.event_id, l.ok))
+            .unwrap_or((i64::MIN, true));
         if echo {
         } else if e.seq < expected {
             self.findings.push(Finding::new(
                 e.seq,
                 Problem::Reordered,
-                format!(
-                    "entry {} comes after entry {}",
-                    e.seq,
-                    expected.saturating_sub(1)
-                ),
+                format!("entry {} comes after entry {}", e.seq, self.max_seq),
             ));
             echo = true;
         } else if e.seq > expected {
@@ -874,8 +904,11 @@ impl ChainCheck {
             } else {
                 format!("entries {expected} to {} are missing", e.seq - 1)
             };
-            self.findings
-                .push(Finding::new(expected, Problem::Removed, missing));
+            self.pending = Some(Pending::Gap {
+                expected,
+                seq: e.seq,
+                finding: Finding::new(expected, Problem::Removed, missing),
+            });
             echo = true;
         }
         let recorded = i128::from(e.seq) - i128::from(self.shift);
@@ -934,10 +967,20 @@ impl ChainCheck {
                     event_id: e.event.id,
                 });
             }
-        } else if ok && !echo && prev_ok && e.prev_hash != before {
+        } else if ok
+            && !echo
+            && prev_ok
+            && let Some(before) = before
+            && e.prev_hash != before
+        {
             // (If the predecessor was itself changed, or an entry went
             // missing, a broken link is only the echo of that.)
             self.pending = Some(Pending::Unlinked { seq: e.seq, before });
+        }
+        self.max_seq = self.max_seq.max(e.seq);
+        self.recent.push_back((e.seq, e.hash));
+        if self.recent.len() > 8 {
+            self.recent.pop_front();
         }
         self.last = Some(Last {
             seq: e.seq,
@@ -955,6 +998,7 @@ impl ChainCheck {
     /// The findings, in report order.
     pub fn finish(mut self) -> Vec<Finding> {
         match self.pending.take() {
+            Some(Pending::Gap { finding, .. }) => self.findings.push(finding),
             Some(Pending::Shifted { finding, .. }) => self.findings.push(finding),
             Some(Pending::Changed { seq, .. }) => self.findings.push(changed(seq)),
             Some(Pending::Unlinked { seq, .. }) => self.findings.push(Finding::new(
