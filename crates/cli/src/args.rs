@@ -39,6 +39,63 @@ pub(crate) enum Command {
     /// The verified history of an alert, or of every alert about a subject,
     /// as this node saw it, gaps included (as an operator).
     Timeline(TimelineArgs),
+    /// Check or export a node's tamper-evident record (its hash-chained
+    /// audit log and the signed envelopes it commits to).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the chain, every event and every stored envelope's signature,
+    /// in a node's store or in an exported bundle; report the first entry
+    /// changed, removed or inserted. Exits non-zero on any problem.
+    Verify(AuditVerifyArgs),
+    /// Write the audit log with its envelopes and a head signed by the
+    /// agency to a bundle that others check offline with the CA
+    /// certificate alone.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditVerifyArgs {
+    /// The node's configuration file: its data directory, federation and
+    /// CA certificate.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// The node's data directory (default: the configuration's).
+    #[arg(long, conflicts_with = "bundle")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Check this exported bundle instead of a store.
+    #[arg(long)]
+    pub(crate) bundle: Option<PathBuf>,
+    /// The federation CA certificate (default: the configuration's).
+    #[arg(long)]
+    pub(crate) ca: Option<PathBuf>,
+    /// An earlier bundle of this node: the store must still hold every
+    /// entry up to the head it signed.
+    #[arg(long, conflicts_with = "bundle")]
+    pub(crate) against: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditExportArgs {
+    /// The node's configuration file: its data directory, federation, CA
+    /// certificate and signing key.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// The node's data directory (default: the configuration's).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The bundle to write.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

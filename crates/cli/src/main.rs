@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod audit_cmd;
 mod demo;
 mod node_cmd;
 mod operator;
@@ -17,7 +18,8 @@ mod scenario;
 mod timeline;
 
 use args::{
-    AlertCommand, AlertsCommand, Cli, Command, PkiCommand, ScenarioCommand, SubjectCommand,
+    AlertCommand, AlertsCommand, AuditCommand, Cli, Command, PkiCommand, ScenarioCommand,
+    SubjectCommand,
 };
 
 /// mimalloc rather than the system allocator: gRPC, TLS and protobuf make
@@ -69,6 +71,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::demo(args).await,
             Command::Timeline(args) => timeline::timeline(args).await,
             Command::Scenario(ScenarioCommand::Run(args)) => demo::run(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit_cmd::verify(args).await,
+            Command::Audit(AuditCommand::Export(args)) => audit_cmd::export(args).await,
         }
     });
     match result {

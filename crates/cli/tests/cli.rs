@@ -887,3 +887,162 @@ disposition = "ACTIONED"
     tr.terminate();
     fr.terminate();
 }
+
+#[test]
+fn the_audit_record_verifies_exports_and_catches_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
+    let (alice, bob) = (
+        "pki/operators/TR-MIT/alice.toml",
+        "pki/operators/FR-DGSI/bob.toml",
+    );
+    let config = "pki/agencies/TR-MIT/node.toml";
+    let tr = Node::start(dir, "TR-MIT");
+    let fr = Node::start(dir, "FR-DGSI");
+    for op in [alice, bob] {
+        eventually(
+            dir,
+            &["alerts", "list", "--operator", op, "--json"],
+            "the node serves",
+            |_| true,
+        );
+    }
+    let sent = json(&ok(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--operator",
+            alice,
+            "--json",
+            "--to",
+            "FR-DGSI",
+            "--identifier",
+            "phone:+33612345678",
+            "--text",
+            "Watch.",
+        ],
+    ));
+    let id = sent["id"].as_str().unwrap().to_owned();
+    eventually(
+        dir,
+        &["alerts", "list", "--owed", "--operator", bob, "--json"],
+        "FR-DGSI owes an answer",
+        |v| v.as_array().is_some_and(|a| a.len() == 1),
+    );
+    ok(
+        dir,
+        &[
+            "alert",
+            "ack",
+            &id,
+            "--disposition",
+            "NOTED",
+            "--operator",
+            bob,
+        ],
+    );
+    eventually(
+        dir,
+        &["alert", "show", &id, "--operator", alice, "--json"],
+        "the ack reaches TR-MIT",
+        |v| {
+            v["deliveries"][0]["acknowledgements"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    // A running node's record can be checked.
+    let live = ok(dir, &["audit", "verify", "--config", config]);
+    assert!(live.contains("OK: the chain is intact"), "{live}");
+    tr.terminate();
+    fr.terminate();
+
+    let report = json(&ok(dir, &["audit", "verify", "--config", config, "--json"]));
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["agency"], "TR-MIT");
+    // Submitted, delivered, acknowledged.
+    assert_eq!(report["entries"], 3, "{report}");
+    assert_eq!(report["events"], 3, "{report}");
+    assert_eq!(report["signatures"], 3, "{report}");
+
+    let exported = ok(
+        dir,
+        &["audit", "export", "--config", config, "--out", "tr.jsonl"],
+    );
+    assert!(exported.contains("OK: exported to tr.jsonl"), "{exported}");
+    assert!(
+        exported.contains("signed head: entry 3 of TR-MIT"),
+        "{exported}"
+    );
+    // Offline, with the CA certificate alone.
+    let offline = ok(
+        dir,
+        &[
+            "audit",
+            "verify",
+            "--bundle",
+            "tr.jsonl",
+            "--ca",
+            "pki/ca.crt",
+        ],
+    );
+    assert!(
+        offline.contains("3 entries, 4 signatures checked"),
+        "{offline}"
+    );
+    assert!(offline.contains("OK"), "{offline}");
+
+    // The bundle, edited: the acknowledgement's entry is named.
+    let bundle = std::fs::read_to_string(dir.join("tr.jsonl")).unwrap();
+    let edited = bundle.replace("acknowledged NOTED", "acknowledged ACTIONED");
+    assert_ne!(edited, bundle);
+    std::fs::write(dir.join("edited.jsonl"), edited).unwrap();
+    let out = tocsin(
+        dir,
+        &[
+            "audit",
+            "verify",
+            "--bundle",
+            "edited.jsonl",
+            "--ca",
+            "pki/ca.crt",
+            "--json",
+        ],
+    );
+    assert!(!out.status.success());
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["first"]["entry"], 3, "{report}");
+    assert_eq!(report["first"]["problem"], "changed", "{report}");
+
+    // The store, edited behind the node's back.
+    let db = dir.join("pki/agencies/TR-MIT/data/tocsin.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER events_no_update;
+         UPDATE events SET detail = 'FR-DGSI acknowledged ACTIONED' WHERE kind = 5;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = tocsin(dir, &["audit", "verify", "--config", config]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("FAILED: at entry 3 changed: event 3 differs from what entry 3 recorded"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audit verification failed"), "{stderr}");
+    // ... and no bundle is signed over it.
+    let err = fails(
+        dir,
+        &["audit", "export", "--config", config, "--out", "bad.jsonl"],
+    );
+    assert!(err.contains("not exported"), "{err}");
+    assert!(!dir.join("bad.jsonl").exists());
+
+    let err = fails(dir, &["audit", "verify"]);
+    assert!(err.contains("--config"), "{err}");
+}

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::events::{insert_event, kind};
+use crate::audit::{Evidence, EvidenceKind};
+use crate::events::{insert_event_with, kind};
 use crate::records::{AlertHistory, AttemptOutcome, Direction};
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -137,7 +138,19 @@ impl Store {
                 "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?
             .execute(params![ack.id, peer, MESSAGE_ACK, ack.envelope, 0i64])?;
-            insert_event(conn, ack.stored_at, kind::ACKNOWLEDGED, &ack.alert_id, &peer, Direction::Inbound, &detail)?;
+            insert_event_with(
+                conn,
+                ack.stored_at,
+                kind::ACKNOWLEDGED,
+                &ack.alert_id,
+                &peer,
+                Direction::Inbound,
+                &detail,
+                &[
+                    Evidence { kind: EvidenceKind::Acknowledgement, key: &ack.id, key2: "", bytes: &ack.envelope },
+                    Evidence { kind: EvidenceKind::Message, key: &ack.id, key2: "", bytes: &ack.envelope },
+                ],
+            )?;
             Ok(())
         })
         .await?;
@@ -176,7 +189,7 @@ impl Store {
                 Some(_) => Err(Error::Conflict(ack.id.clone())),
                 None => {
                     insert_ack(conn, &ack)?;
-                    insert_event(
+                    insert_event_with(
                         conn,
                         ack.stored_at,
                         kind::ACKNOWLEDGED,
@@ -184,6 +197,12 @@ impl Store {
                         &ack.agency,
                         Direction::Outbound,
                         &detail,
+                        &[Evidence {
+                            kind: EvidenceKind::Acknowledgement,
+                            key: &ack.id,
+                            key2: "",
+                            bytes: &ack.envelope,
+                        }],
                     )?;
                     Ok(AckOutcome::Stored)
                 }

@@ -9,15 +9,32 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 
-pub(crate) const MIGRATIONS: &[M<'static>] = &[
-    M::up(include_str!("migrations/001_initial.sql")),
-    M::up(include_str!("migrations/002_acknowledgements.sql")),
-    M::up(include_str!("migrations/003_deadlines_and_events.sql")),
-    M::up(include_str!("migrations/004_escalation.sql")),
-    M::up(include_str!("migrations/005_subjects.sql")),
-    M::up(include_str!("migrations/006_references.sql")),
-    M::up(include_str!("migrations/007_settled.sql")),
-];
+/// The schema's migrations, oldest first; the store's version is their count.
+pub(crate) fn migrations() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/002_acknowledgements.sql")),
+        M::up(include_str!("migrations/003_deadlines_and_events.sql")),
+        M::up(include_str!("migrations/004_escalation.sql")),
+        M::up(include_str!("migrations/005_subjects.sql")),
+        M::up(include_str!("migrations/006_references.sql")),
+        M::up(include_str!("migrations/007_settled.sql")),
+        // Builds the chain over the events already stored, in Rust: SQLite
+        // has no SHA-256.
+        M::up_with_hook(
+            include_str!("migrations/008_audit_log.sql"),
+            |tx: &rusqlite::Transaction<'_>| {
+                crate::audit::backfill(tx)
+                    .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+            },
+        ),
+    ]
+}
+
+/// The latest schema version.
+pub(crate) fn migrations_len() -> i64 {
+    migrations().len() as i64
+}
 
 /// A write waiting in the writer's batch.
 trait Job: Send {
@@ -132,7 +149,7 @@ impl Store {
             )));
         }
         configure(&conn)?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        Migrations::new(migrations()).to_latest(&mut conn)?;
 
         let mut readers = Vec::with_capacity(options.readers.max(1));
         for _ in 0..options.readers.max(1) {
@@ -338,9 +355,6 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, max_batch
     }
     tracing::debug!("store writer stopped");
 }
-
-#[cfg(test)]
-pub(crate) const MIGRATIONS_FOR_TEST: &[M<'static>] = MIGRATIONS;
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
+use crate::audit::{AuditEvent, Evidence};
 use crate::ladder::OPEN_STEP;
 use crate::records::{AlertHistory, Direction};
 use crate::records::{from_ms, ms};
@@ -72,6 +73,8 @@ pub struct Flagged {
     pub due_at: DateTime<Utc>,
 }
 
+/// Inserts an event and its audit entry (see [`crate::audit`]); for steps
+/// that store no signed envelope.
 pub(crate) fn insert_event(
     conn: &Connection,
     at: DateTime<Utc>,
@@ -81,11 +84,36 @@ pub(crate) fn insert_event(
     direction: Direction,
     detail: &str,
 ) -> Result<(), Error> {
+    insert_event_with(conn, at, kind, alert_id, agency, direction, detail, &[])
+}
+
+/// Inserts an event and its audit entry, which commits to the signed
+/// envelopes the same step stored (`evidence`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_event_with(
+    conn: &Connection,
+    at: DateTime<Utc>,
+    kind: i64,
+    alert_id: &str,
+    agency: &str,
+    direction: Direction,
+    detail: &str,
+    evidence: &[Evidence<'_>],
+) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO events (at, kind, alert_id, agency, direction, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![ms(at), kind, alert_id, agency, direction as i64, detail])?;
-    Ok(())
+    let event = AuditEvent {
+        id: conn.last_insert_rowid(),
+        at: ms(at),
+        kind,
+        alert_id: alert_id.to_owned(),
+        agency: agency.to_owned(),
+        direction: direction as i64,
+        detail: detail.to_owned(),
+    };
+    crate::audit::append(conn, &event, evidence)
 }
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use crate::events::{insert_event, kind};
+use crate::audit::{Evidence, EvidenceKind};
+use crate::events::{insert_event_with, kind};
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -141,7 +142,12 @@ impl Store {
                         )?
                         .execute(params![m.id, m.peer, m.kind, m.envelope])?;
                     }
-                    insert_event(conn, s.at, s.event_kind, &s.alert_id, &s.recipient, Direction::Outbound, &s.detail)?;
+                    let evidence: Vec<Evidence<'_>> = s
+                        .messages
+                        .iter()
+                        .map(|m| Evidence { kind: EvidenceKind::Message, key: &m.id, key2: "", bytes: &m.envelope })
+                        .collect();
+                    insert_event_with(conn, s.at, s.event_kind, &s.alert_id, &s.recipient, Direction::Outbound, &s.detail, &evidence)?;
                 }
                 Ok(taken)
             })
@@ -187,7 +193,16 @@ impl Store {
                 conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
                     .execute([&alert_id])?;
                 let kind = if escalated { ladder_kind::ESCALATED } else { ladder_kind::REMINDED };
-                insert_event(conn, at, kind, &alert_id, &originator, Direction::Inbound, &detail)?;
+                insert_event_with(
+                    conn,
+                    at,
+                    kind,
+                    &alert_id,
+                    &originator,
+                    Direction::Inbound,
+                    &detail,
+                    &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }],
+                )?;
                 Ok(true)
             })
             .await?;
@@ -219,7 +234,16 @@ impl Store {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                insert_event(conn, at, kind::ESCALATION_NOTICE, &alert_id, &laggard, Direction::Inbound, &detail)?;
+                insert_event_with(
+                    conn,
+                    at,
+                    kind::ESCALATION_NOTICE,
+                    &alert_id,
+                    &laggard,
+                    Direction::Inbound,
+                    &detail,
+                    &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }],
+                )?;
                 Ok(true)
             })
             .await?;

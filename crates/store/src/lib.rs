@@ -9,6 +9,8 @@
 //! - Reads go through a small pool of read-only connections, which WAL lets
 //!   run beside the writer.
 //! - The schema is versioned; [`Store::open`] migrates to the latest version.
+//! - Every event is written with an entry of the hash-chained audit log in
+//!   the same transaction; [`audit`] documents the chain and checks it.
 //!
 //! The store knows rows, not signatures or protocols: the node crate decides
 //! what goes in.
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod acks;
+pub mod audit;
 mod db;
 mod events;
 mod ladder;

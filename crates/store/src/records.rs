@@ -3,7 +3,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::events::{insert_event, kind};
+use crate::audit::{Evidence, EvidenceKind};
+use crate::events::{insert_event, insert_event_with, kind};
 use crate::{Error, Store};
 
 /// Times are stored as milliseconds since the epoch.
@@ -393,7 +394,7 @@ impl Store {
             for r in &recipients {
                 stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
             }
-            insert_event(
+            insert_event_with(
                 conn,
                 alert.stored_at,
                 kind::SUBMITTED,
@@ -401,6 +402,7 @@ impl Store {
                 &recipients.join(","),
                 Direction::Outbound,
                 &format!("sent to {}", recipients.join(", ")),
+                &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }],
             )?;
             // Read back in the same transaction, from the writer's warm
             // cache: what the operator is told is exactly what was stored.
@@ -439,7 +441,7 @@ impl Store {
                 Some(_) => Err(Error::Conflict(alert.id.clone())),
                 None => {
                     insert_alert(conn, &alert, Direction::Inbound, Some(&receipt))?;
-                    insert_event(
+                    insert_event_with(
                         conn,
                         alert.stored_at,
                         kind::RECEIVED,
@@ -447,6 +449,20 @@ impl Store {
                         &alert.originator,
                         Direction::Inbound,
                         &format!("received from {}", alert.originator),
+                        &[
+                            Evidence {
+                                kind: EvidenceKind::Alert,
+                                key: &alert.id,
+                                key2: "",
+                                bytes: &alert.envelope,
+                            },
+                            Evidence {
+                                kind: EvidenceKind::ReceiptIssued,
+                                key: &alert.id,
+                                key2: "",
+                                bytes: &receipt,
+                            },
+                        ],
                     )?;
                     Ok(InboundOutcome::Stored)
                 }
@@ -486,7 +502,7 @@ impl Store {
                             )?
                             .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
                         if changed > 0 {
-                            insert_event(
+                            insert_event_with(
                                 conn,
                                 at,
                                 kind::DELIVERED,
@@ -497,6 +513,7 @@ impl Store {
                                     "receipt from {recipient}: committed {}",
                                     delivered_at.format("%Y-%m-%d %H:%M:%S UTC")
                                 ),
+                                &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }],
                             )?;
                         }
                     }
@@ -855,7 +872,7 @@ mod tests {
 
     #[test]
     fn migrations_are_valid() {
-        rusqlite_migration::Migrations::from_slice(super::super::db::MIGRATIONS_FOR_TEST)
+        rusqlite_migration::Migrations::new(crate::db::migrations())
             .validate()
             .unwrap();
     }
