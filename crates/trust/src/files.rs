@@ -18,20 +18,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Reads every certificate in a PEM file; an empty file is an error.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    read_pem_blocks(path, "certificate", "CERTIFICATE")
+}
+
+/// Reads every `label` block of a PEM file (a `kind` of object); an empty
+/// file is an error.
+pub(crate) fn read_pem_blocks<T: PemObject>(
+    path: &Path,
+    kind: &str,
+    label: &str,
+) -> Result<Vec<T>, Error> {
     let data = fs::read(path).map_err(io(path))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
+    let blocks: Vec<T> = T::pem_slice_iter(&data)
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Pem {
             path: path.display().to_string(),
-            what: format!("not a PEM certificate file ({e})"),
+            what: format!("not a PEM {kind} file ({e})"),
         })?;
-    if certs.is_empty() {
+    if blocks.is_empty() {
         return Err(Error::Pem {
             path: path.display().to_string(),
-            what: "no CERTIFICATE block found".into(),
+            what: format!("no {label} block found"),
         });
     }
-    Ok(certs)
+    Ok(blocks)
 }
 
 /// Reads a private key, refusing a file that others can read.

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::CertificateRevocationListDer;
-use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::*;
 
 use crate::Error;
@@ -106,23 +105,7 @@ impl Revocations {
 
 /// Reads every CRL in a PEM file.
 pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, Error> {
-    let data = std::fs::read(path).map_err(|cause| Error::Io {
-        path: path.display().to_string(),
-        cause,
-    })?;
-    let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&data)
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Pem {
-            path: path.display().to_string(),
-            what: format!("not a PEM CRL file ({e})"),
-        })?;
-    if crls.is_empty() {
-        return Err(Error::Pem {
-            path: path.display().to_string(),
-            what: "no X509 CRL block found".into(),
-        });
-    }
-    Ok(crls)
+    crate::files::read_pem_blocks(path, "CRL", "X509 CRL")
 }
 
 /// The revocations in force, shared by everything that checks
