@@ -280,6 +280,9 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
             .collect(),
     );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Everything runs in this process: its growth during the flood bounds
+    // what the flooded node holds (the signed pool is already counted).
+    let (rss_before, _) = crate::process::memory_of(std::process::id())?;
     let flood_started = Instant::now();
     let mut flooders = Vec::new();
     for _ in 0..flood_c.max(1) {
@@ -311,6 +314,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
         f.await??;
     }
     let flood_elapsed = flood_started.elapsed();
+    let (_, rss_peak) = crate::process::memory_of(std::process::id())?;
     let mut steady_fig = Figures::new("flood: steady sender", load, ended - started, &h);
     steady_fig.note = "BE-VSSE at the offered rate, submit to receipt committed".into();
     let ok = accepted.load(Ordering::Relaxed);
@@ -322,8 +326,9 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
     };
     let mut flood_fig = Figures::new("flood: flooder", &flood_load, flood_elapsed, &histogram()?);
     flood_fig.refused = Some(no);
+    flood_fig.rss_mib = Some(rss_peak);
     flood_fig.note = format!(
-        "TR-MIT delivering flat out with {flood_c} in flight: {ok} accepted, {no} refused with RESOURCE_EXHAUSTED, {} other errors",
+        "TR-MIT delivering flat out with {flood_c} in flight: {ok} accepted, {no} refused with RESOURCE_EXHAUSTED, {} other errors; whole process {rss_before:.1} MiB before the flood, {rss_peak:.1} MiB at its peak",
         failed.load(Ordering::Relaxed)
     );
     Ok(vec![steady_fig, flood_fig])
