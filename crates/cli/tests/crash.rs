@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use tocsin_core::{AgencyId, AlertId, FederationId};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_store::Store;
+use tocsin_store::{Store, kind};
 use tocsin_testkit::{channel, draft};
 use tocsin_trust::Verifier;
 use tocsin_trust::pki::PkiLayout;
@@ -506,7 +506,10 @@ fn check(
     .collect();
     let received_events: HashMap<String, i64> = rows(
         &r,
-        "SELECT alert_id, COUNT(*) FROM events WHERE kind = 2 GROUP BY alert_id",
+        &format!(
+            "SELECT alert_id, COUNT(*) FROM events WHERE kind = {} GROUP BY alert_id",
+            kind::RECEIVED
+        ),
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?
     .into_iter()
@@ -607,11 +610,15 @@ fn check(
 
     // Nothing recorded twice: the alert at the recipient, its submission,
     // its delivery, its acknowledgement on either side.
-    f.duplicated.extend(repeated_events(&r, RECIPIENT, 2)?); // RECEIVED
-    f.duplicated.extend(repeated_events(&s, SENDER, 1)?); // SUBMITTED
-    f.duplicated.extend(repeated_events(&s, SENDER, 3)?); // DELIVERED
-    f.duplicated.extend(repeated_events(&r, RECIPIENT, 5)?); // ACKNOWLEDGED
-    f.duplicated.extend(repeated_events(&s, SENDER, 5)?);
+    for (conn, node, kind) in [
+        (&r, RECIPIENT, kind::RECEIVED),
+        (&s, SENDER, kind::SUBMITTED),
+        (&s, SENDER, kind::DELIVERED),
+        (&r, RECIPIENT, kind::ACKNOWLEDGED),
+        (&s, SENDER, kind::ACKNOWLEDGED),
+    ] {
+        f.duplicated.extend(repeated_events(conn, node, kind)?);
+    }
     for (conn, node) in [(&r, RECIPIENT), (&s, SENDER)] {
         let twice = rows(
             conn,
@@ -770,6 +777,7 @@ async fn alerts_and_acks_survive_nodes_killed_at_random() -> anyhow::Result<()> 
     // The drain: submissions stop (each submitter finishing the alert it
     // holds), the sender delivers everything, the recipient acknowledges
     // everything and its acknowledgements reach the sender.
+    let draining = std::time::Instant::now();
     stop_submitting.store(true, Ordering::Relaxed);
     for s in submitters {
         timeout(PATIENCE, s).await.context("submitters stop")???;
@@ -788,6 +796,7 @@ async fn alerts_and_acks_survive_nodes_killed_at_random() -> anyhow::Result<()> 
         "acknowledgements pending at FR-DGSI",
     )
     .await?;
+    let drain = draining.elapsed();
     for node in &mut nodes {
         node.terminate().await?;
     }
@@ -811,10 +820,11 @@ async fn alerts_and_acks_survive_nodes_killed_at_random() -> anyhow::Result<()> 
     );
     println!("{report}");
     println!(
-        "crash test: seed {seed}, chaos {:.1}s; {} submissions retried after a kill; recovered = \
+        "crash test: seed {seed}, chaos {:.1}s, drain {:.1}s; {} submissions retried after a kill; recovered = \
          accepted alerts still undelivered in TR-MIT's outbox when a node was killed, and held by \
          FR-DGSI in the end",
         chaos.as_secs_f64(),
+        drain.as_secs_f64(),
         ledger.resubmitted.load(Ordering::Relaxed),
     );
     let panics: Vec<String> = nodes.iter().flat_map(|n| logged_panics(&n.log)).collect();
