@@ -1,0 +1,850 @@
+//! Crash safety, measured: two real `tocsin node` processes, a steady
+//! stream of alerts from TR-MIT to FR-DGSI and of acknowledgements back,
+//! while one node or the other is killed with SIGKILL at random moments and
+//! restarted on the same port and data directory. Afterwards both SQLite
+//! stores are read directly and every promise made to an operator is
+//! checked.
+//!
+//! The seed of the chaos is printed; `TOCSIN_CRASH_SEED=N` replays its
+//! choices (which node, when, how long it stays down).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use prost::Message;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OpenFlags};
+use tocsin_core::{AgencyId, AlertId, FederationId};
+use tocsin_proto::pb;
+use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_store::{Store, kind};
+use tocsin_testkit::{channel, draft};
+use tocsin_trust::Verifier;
+use tocsin_trust::pki::PkiLayout;
+use tocsin_trust::tls::TlsMaterial;
+use tokio::time::{Instant, sleep, timeout};
+use tonic::transport::Channel;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+const SENDER: &str = "TR-MIT";
+const RECIPIENT: &str = "FR-DGSI";
+const FEDERATION: &str = "crash-test.tocsin";
+
+/// Kills in all, split at random between the two nodes.
+const KILLS: usize = 80;
+/// Concurrent submitters, each submitting one alert per interval.
+const SUBMITTERS: usize = 2;
+const SUBMIT_EVERY: Duration = Duration::from_millis(25);
+/// One operator call; a node being killed answers within this or never.
+const CALL: Duration = Duration::from_secs(3);
+/// Bound on every wait: for a node to serve, a submission to be accepted,
+/// the stores to drain.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("run tocsin")?;
+    if !out.status.success() {
+        bail!(
+            "tocsin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Retryable or not: a node being killed makes calls fail in many ways,
+/// and a submission with a client-chosen id is safe to retry, but these
+/// answers mean the node judged the request itself.
+fn judged(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::PermissionDenied
+            | tonic::Code::NotFound
+            | tonic::Code::FailedPrecondition
+    )
+}
+
+/// One `tocsin node` process at a time for an agency, restarted on the same
+/// configuration (so the same port and data directory).
+struct NodeProc {
+    agency: &'static str,
+    dir: PathBuf,
+    log: PathBuf,
+    /// Where in the log the current incarnation began.
+    log_from: u64,
+    child: Option<Child>,
+    /// This agency's operator, to see that the node serves.
+    probe: OperatorClient<Channel>,
+    kills: usize,
+}
+
+impl NodeProc {
+    fn new(dir: &Path, agency: &'static str, probe: OperatorClient<Channel>) -> Self {
+        Self {
+            agency,
+            dir: dir.to_owned(),
+            log: dir.join(format!("{agency}.log")),
+            log_from: 0,
+            child: None,
+            probe,
+            kills: 0,
+        }
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        self.log_from = log.metadata()?.len();
+        let child = Command::new(BIN)
+            .args([
+                "node",
+                "--config",
+                &format!("pki/agencies/{}/node.toml", self.agency),
+            ])
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("start tocsin node")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// What the current incarnation has logged.
+    fn last_log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            use std::io::Seek;
+            let _ = f.seek(std::io::SeekFrom::Start(self.log_from));
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Starts the node and returns once it answers an operator call.
+    async fn start(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let child = self.child.as_mut().context("not started")?;
+            if let Some(status) = child.try_wait()? {
+                let log = self.last_log();
+                // Another process may hold the port for a moment while the
+                // node is down (a client's ephemeral port): try again.
+                if log.contains("cannot listen") && Instant::now() < deadline {
+                    sleep(Duration::from_millis(50)).await;
+                    self.spawn()?;
+                    continue;
+                }
+                bail!("{} exited on start-up ({status}): {log}", self.agency);
+            }
+            let asked = self.probe.list_alerts(pb::ListAlertsRequest {
+                limit: 1,
+                ..Default::default()
+            });
+            if let Ok(Ok(_)) = timeout(Duration::from_secs(1), asked).await {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not serve within {PATIENCE:?}: {}",
+                    self.agency,
+                    self.last_log()
+                );
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGKILL, and reap the process.
+    fn kill(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("not running")?;
+        child.kill()?;
+        child.wait()?;
+        self.kills += 1;
+        Ok(())
+    }
+
+    /// SIGTERM, and expect a clean exit.
+    async fn terminate(&mut self) -> anyhow::Result<()> {
+        let mut child = self.child.take().context("not running")?;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                anyhow::ensure!(
+                    status.success(),
+                    "{} exited with {status}: {}",
+                    self.agency,
+                    self.last_log()
+                );
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.agency
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What the operators were told.
+#[derive(Default)]
+struct Ledger {
+    /// Alerts whose SubmitAlert answered OK.
+    accepted: Mutex<Vec<String>>,
+    /// Of those, how many took more than one call (the sender was down or
+    /// died while answering; the retry carried the same id).
+    resubmitted: AtomicUsize,
+    /// (acknowledgement id, alert id) whose AcknowledgeAlert answered OK.
+    acks: Mutex<Vec<(String, String)>>,
+}
+
+/// Submits alerts to FR-DGSI at a steady pace until `stop`; each with an id
+/// of its own, retried with that id until the sender answers OK.
+async fn submit_steadily(
+    mut op: OperatorClient<Channel>,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(SUBMIT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let mut alert = draft(&[RECIPIENT]);
+        let id = AlertId::generate().to_string();
+        alert.id = id.clone();
+        let deadline = Instant::now() + PATIENCE;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let asked = op.submit_alert(pb::SubmitAlertRequest {
+                alert: Some(alert.clone()),
+            });
+            match timeout(CALL, asked).await {
+                Ok(Ok(answer)) => {
+                    let stored = answer
+                        .into_inner()
+                        .record
+                        .and_then(|r| r.alert)
+                        .map(|a| a.id);
+                    anyhow::ensure!(
+                        stored.as_deref() == Some(id.as_str()),
+                        "accepted {stored:?} for {id}"
+                    );
+                    break;
+                }
+                Ok(Err(status)) if judged(&status) => {
+                    bail!("SubmitAlert of {id} refused after {calls} call(s): {status:?}")
+                }
+                Ok(Err(_)) | Err(_) => {}
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{id} not accepted within {PATIENCE:?}"
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+        if calls > 1 {
+            ledger.resubmitted.fetch_add(1, Ordering::Relaxed);
+        }
+        ledger.accepted.lock().unwrap().push(id);
+    }
+    Ok(())
+}
+
+/// Acknowledges, on FR-DGSI, every alert it owes an answer to; once `stop`
+/// is set, returns when it owes none.
+async fn acknowledge_steadily(
+    mut op: OperatorClient<Channel>,
+    ledger: Arc<Ledger>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let asked = op.list_alerts(pb::ListAlertsRequest {
+            direction: pb::Direction::Inbound as i32,
+            limit: 200,
+            filter: pb::list_alerts_request::Filter::Owed as i32,
+        });
+        let owed = match timeout(CALL, asked).await {
+            Ok(Ok(answer)) => answer.into_inner().alerts,
+            _ => {
+                sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if owed.is_empty() {
+            if stopping {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(30)).await;
+            continue;
+        }
+        for record in owed {
+            let alert_id = record.alert.map(|a| a.id).unwrap_or_default();
+            let asked = op.acknowledge_alert(pb::AcknowledgeAlertRequest {
+                alert_id: alert_id.clone(),
+                disposition: pb::Disposition::Noted as i32,
+                note: String::new(),
+            });
+            match timeout(CALL, asked).await {
+                Ok(Ok(answer)) => {
+                    let ack = answer
+                        .into_inner()
+                        .acknowledgement
+                        .and_then(|r| r.acknowledgement)
+                        .context("AcknowledgeAlert answered without the acknowledgement")?;
+                    anyhow::ensure!(ack.alert_id == alert_id, "ack for {}", ack.alert_id);
+                    ledger.acks.lock().unwrap().push((ack.id, alert_id));
+                }
+                Ok(Err(status)) if judged(&status) => {
+                    bail!("AcknowledgeAlert of {alert_id} refused: {status:?}")
+                }
+                // Not told accepted: still owed if it was not committed,
+                // and acknowledged again on the next pass.
+                Ok(Err(_)) | Err(_) => {}
+            }
+        }
+    }
+}
+
+fn open_read_only(db: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// One number from a store, read beside the node (WAL lets it).
+async fn count(db: &Path, sql: &'static str) -> anyhow::Result<i64> {
+    let db = db.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+        Ok(open_read_only(&db)?.query_row(sql, [], |r| r.get(0))?)
+    })
+    .await?
+}
+
+/// The sender's deliveries still pending: alerts accepted but not yet
+/// receipted, whose delivery the kill about to be survived interrupts.
+async fn pending(db: &Path) -> anyhow::Result<Vec<String>> {
+    let db = db.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let conn = open_read_only(&db)?;
+        let mut stmt = conn.prepare("SELECT alert_id FROM deliveries WHERE state = 1")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    })
+    .await?
+}
+
+/// Polls `sql` (a count) until it is zero.
+async fn until_zero(db: &Path, sql: &'static str, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let n = count(db, sql).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "after {PATIENCE:?}, {n} left: {what}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Everything the test found, by kind.
+#[derive(Debug, Default)]
+struct Findings {
+    lost: Vec<String>,
+    unexpected: Vec<String>,
+    duplicated: Vec<String>,
+    recovered: usize,
+}
+
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
+    let out = stmt.query_map([], f)?.collect::<Result<_, _>>()?;
+    Ok(out)
+}
+
+/// Events of `kind` recorded more than once for one alert.
+fn repeated_events(conn: &Connection, node: &str, kind: i64) -> anyhow::Result<Vec<String>> {
+    let sql = format!(
+        "SELECT alert_id, COUNT(*) FROM events WHERE kind = {kind} GROUP BY alert_id HAVING COUNT(*) > 1"
+    );
+    Ok(rows(conn, &sql, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?
+    .into_iter()
+    .map(|(id, n)| format!("{node}: event kind {kind} recorded {n} times for {id}"))
+    .collect())
+}
+
+/// A receipt the sender holds for `id` counts if FR-DGSI signed it for
+/// exactly the alert both hold (`held`: its digest and the receipt it
+/// issued) and it is the receipt FR-DGSI stored.
+fn check_receipt(
+    verifier: &Verifier,
+    id: &str,
+    receipt: &[u8],
+    sent_digest: Option<&Vec<u8>>,
+    held: Option<(&Vec<u8>, &Option<Vec<u8>>)>,
+) -> Result<(), String> {
+    let env = pb::Envelope::decode(receipt).map_err(|e| e.to_string())?;
+    let verified = verifier
+        .verify(&env, tocsin_proto::RECEIPT_PAYLOAD_TYPE)
+        .map_err(|e| e.to_string())?;
+    if verified.signer.as_str() != RECIPIENT {
+        return Err(format!("signed by {}", verified.signer));
+    }
+    let body = pb::Receipt::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
+    if body.alert_id != id || body.recipient != RECIPIENT {
+        return Err(format!("names {} at {}", body.alert_id, body.recipient));
+    }
+    let (digest, issued) = held.ok_or("FR-DGSI holds no such alert")?;
+    if &body.alert_digest != digest || sent_digest != Some(digest) {
+        return Err("digest differs from the alert held".into());
+    }
+    if issued.as_deref() != Some(receipt) {
+        return Err("not the receipt FR-DGSI stored for it".into());
+    }
+    Ok(())
+}
+
+/// Reads both stores (nodes stopped) and checks them against the ledger.
+fn check(
+    sender_db: &Path,
+    recipient_db: &Path,
+    verifier: &Verifier,
+    ledger: &Ledger,
+    interrupted: &HashSet<String>,
+) -> anyhow::Result<Findings> {
+    let s = open_read_only(sender_db)?;
+    let r = open_read_only(recipient_db)?;
+    let mut f = Findings::default();
+
+    let accepted: HashSet<String> = ledger.accepted.lock().unwrap().iter().cloned().collect();
+    anyhow::ensure!(
+        accepted.len() == ledger.accepted.lock().unwrap().len(),
+        "an id was accepted twice"
+    );
+    let sent: HashMap<String, Vec<u8>> = rows(
+        &s,
+        "SELECT id, digest FROM alerts WHERE direction = 1",
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?
+    .into_iter()
+    .collect();
+    // id -> (originator, digest, the receipt it issued)
+    type Inbound = (String, Vec<u8>, Option<Vec<u8>>);
+    let received: HashMap<String, Inbound> = rows(
+        &r,
+        "SELECT id, originator, digest, receipt FROM alerts WHERE direction = 2",
+        |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?))),
+    )?
+    .into_iter()
+    .collect();
+    // alert id -> (state, receipt, last error)
+    type Delivery = (i64, Option<Vec<u8>>, Option<String>);
+    let deliveries: HashMap<String, Delivery> = rows(
+        &s,
+        &format!(
+            "SELECT alert_id, state, receipt, last_error FROM deliveries WHERE recipient = '{RECIPIENT}'"
+        ),
+        |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?))),
+    )?
+    .into_iter()
+    .collect();
+    let received_events: HashMap<String, i64> = rows(
+        &r,
+        &format!(
+            "SELECT alert_id, COUNT(*) FROM events WHERE kind = {} GROUP BY alert_id",
+            kind::RECEIVED
+        ),
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?
+    .into_iter()
+    .collect();
+
+    // (1) Every accepted alert: on the sender, delivered, and at the
+    // recipient exactly once.
+    for id in &accepted {
+        if !sent.contains_key(id) {
+            f.lost
+                .push(format!("{id}: accepted, but not in the sender's store"));
+        }
+        match deliveries.get(id) {
+            Some((2, Some(_), _)) => {}
+            other => f.lost.push(format!(
+                "{id}: accepted, but its delivery is not receipted: {other:?}"
+            )),
+        }
+        if !received.contains_key(id) {
+            f.lost
+                .push(format!("{id}: accepted, but FR-DGSI never stored it"));
+        } else if received_events.get(id).copied().unwrap_or(0) == 0 {
+            f.lost.push(format!(
+                "{id}: stored at FR-DGSI without its RECEIVED event"
+            ));
+        } else if interrupted.contains(id) {
+            f.recovered += 1;
+        }
+    }
+    for (id, (originator, _, _)) in &received {
+        if originator != SENDER || (!accepted.contains(id) && !sent.contains_key(id)) {
+            f.unexpected.push(format!(
+                "{id}: FR-DGSI holds an alert from {originator} that TR-MIT neither accepted nor holds"
+            ));
+        }
+    }
+
+    // (2) Every receipt the sender holds: signed by FR-DGSI, for an alert
+    // FR-DGSI holds with the same digest, and the very receipt it issued.
+    for (id, (_, receipt, _)) in &deliveries {
+        let Some(receipt) = receipt else { continue };
+        let held = received.get(id).map(|(_, digest, issued)| (digest, issued));
+        let problem = check_receipt(verifier, id, receipt, sent.get(id), held);
+        if let Err(e) = problem {
+            f.unexpected.push(format!("receipt for {id}: {e}"));
+        }
+    }
+
+    // (3) Every acknowledgement FR-DGSI's operator was told was accepted:
+    // stored there, sent, and recorded by TR-MIT, byte for byte.
+    let own_acks: HashMap<String, (String, Vec<u8>)> = rows(
+        &r,
+        "SELECT id, alert_id, envelope FROM acknowledgements",
+        |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))),
+    )?
+    .into_iter()
+    .collect();
+    let sent_acks: HashMap<String, i64> = rows(&r, "SELECT id, state FROM messages", |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?
+    .into_iter()
+    .collect();
+    let got_acks: HashMap<String, (String, Vec<u8>)> = rows(
+        &s,
+        "SELECT id, alert_id, envelope FROM acknowledgements",
+        |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))),
+    )?
+    .into_iter()
+    .collect();
+    for (ack, alert) in ledger.acks.lock().unwrap().iter() {
+        match own_acks.get(ack) {
+            Some((a, _)) if a == alert => {}
+            other => f.lost.push(format!(
+                "ack {ack} of {alert}: accepted, FR-DGSI holds {other:?}"
+            )),
+        }
+        if sent_acks.get(ack) != Some(&2) {
+            f.lost.push(format!(
+                "ack {ack} of {alert}: not delivered to TR-MIT ({:?})",
+                sent_acks.get(ack)
+            ));
+        }
+        match (got_acks.get(ack), own_acks.get(ack)) {
+            (Some(got), Some(own)) if got == own => {}
+            (got, _) => f.lost.push(format!(
+                "ack {ack} of {alert}: TR-MIT holds {:?}",
+                got.map(|(a, _)| a)
+            )),
+        }
+    }
+    for (ack, (alert, envelope)) in &got_acks {
+        if own_acks.get(ack).map(|(_, e)| e) != Some(envelope) {
+            f.unexpected.push(format!(
+                "ack {ack} of {alert}: TR-MIT holds it, FR-DGSI never made it"
+            ));
+        }
+    }
+
+    // Nothing recorded twice: the alert at the recipient, its submission,
+    // its delivery, its acknowledgement on either side.
+    for (conn, node, kind) in [
+        (&r, RECIPIENT, kind::RECEIVED),
+        (&s, SENDER, kind::SUBMITTED),
+        (&s, SENDER, kind::DELIVERED),
+        (&r, RECIPIENT, kind::ACKNOWLEDGED),
+        (&s, SENDER, kind::ACKNOWLEDGED),
+    ] {
+        f.duplicated.extend(repeated_events(conn, node, kind)?);
+    }
+    for (conn, node) in [(&r, RECIPIENT), (&s, SENDER)] {
+        let twice = rows(
+            conn,
+            "SELECT alert_id, COUNT(*) FROM acknowledgements GROUP BY alert_id HAVING COUNT(*) > 1",
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )?;
+        f.duplicated.extend(
+            twice
+                .into_iter()
+                .map(|(id, n)| format!("{node}: {id} acknowledged {n} times")),
+        );
+    }
+    Ok(f)
+}
+
+fn logged_panics(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("panicked"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_acks_survive_nodes_killed_at_random() -> anyhow::Result<()> {
+    tocsin_trust::install_crypto_provider();
+    let seed: u64 = match std::env::var("TOCSIN_CRASH_SEED") {
+        Ok(s) => s.parse().context("TOCSIN_CRASH_SEED")?,
+        Err(_) => rand::random(),
+    };
+    println!("crash test: seed {seed} (replay with TOCSIN_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    // A federation whose ports are fixed in its file, so that a restarted
+    // node listens where its peer and operators expect it.
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let sender_port = free_port();
+    let recipient_port = loop {
+        let p = free_port();
+        if p != sender_port {
+            break p;
+        }
+    };
+    std::fs::write(
+        dir.join("federation.toml"),
+        format!(
+            "[federation]\nid = \"{FEDERATION}\"\n\n\
+             [[agencies]]\nid = \"{SENDER}\"\nendpoint = \"127.0.0.1:{sender_port}\"\n\n\
+             [[agencies]]\nid = \"{RECIPIENT}\"\nendpoint = \"127.0.0.1:{recipient_port}\"\n"
+        ),
+    )?;
+    run(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            "federation.toml",
+            "--out",
+            "pki",
+        ],
+    )?;
+    for (agency, name) in [(SENDER, "alice"), (RECIPIENT, "bob")] {
+        run(
+            dir,
+            &[
+                "pki",
+                "issue-operator",
+                "--dir",
+                "pki",
+                "--agency",
+                agency,
+                "--name",
+                name,
+            ],
+        )?;
+    }
+    let layout = PkiLayout::new(dir.join("pki"));
+    let fed = FederationId::new(FEDERATION)?;
+    let operator = |agency: &str, name: &str, port: u16| -> anyhow::Result<_> {
+        let id = AgencyId::new(agency)?;
+        let material = TlsMaterial::load(
+            &layout.ca_cert(),
+            &layout.operator_cert(&id, name),
+            &layout.operator_key(&id, name),
+            &fed,
+        )?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Ok(OperatorClient::new(channel(addr, &material, &id)?))
+    };
+    let alice = operator(SENDER, "alice", sender_port)?;
+    let bob = operator(RECIPIENT, "bob", recipient_port)?;
+    let db = |agency: &str| -> anyhow::Result<PathBuf> {
+        let data = layout.agency_dir(&AgencyId::new(agency)?).join("data");
+        Ok(Store::database_path(&data))
+    };
+    let (sender_db, recipient_db) = (db(SENDER)?, db(RECIPIENT)?);
+
+    let mut nodes = [
+        NodeProc::new(dir, SENDER, alice.clone()),
+        NodeProc::new(dir, RECIPIENT, bob.clone()),
+    ];
+    for node in &mut nodes {
+        node.start().await?;
+    }
+
+    // The traffic.
+    let ledger = Arc::new(Ledger::default());
+    let stop_submitting = Arc::new(AtomicBool::new(false));
+    let stop_acking = Arc::new(AtomicBool::new(false));
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|_| {
+            tokio::spawn(submit_steadily(
+                alice.clone(),
+                ledger.clone(),
+                stop_submitting.clone(),
+            ))
+        })
+        .collect();
+    let acker = tokio::spawn(acknowledge_steadily(
+        bob.clone(),
+        ledger.clone(),
+        stop_acking.clone(),
+    ));
+
+    // The chaos: a node serves for a random while, is killed, stays down
+    // for a random while (the sender's operator and the recipient's peer
+    // find nobody), and comes back. Now and then a node is killed again
+    // while it starts up, before it serves.
+    let started = std::time::Instant::now();
+    let mut interrupted: HashSet<String> = HashSet::new();
+    for _ in 0..KILLS {
+        sleep(Duration::from_millis(rng.random_range(20..160))).await;
+        let node = &mut nodes[rng.random_range(0..2)];
+        node.kill()?;
+        interrupted.extend(pending(&sender_db).await?);
+        sleep(Duration::from_millis(rng.random_range(0..120))).await;
+        if rng.random_bool(0.1) {
+            node.spawn()?;
+            sleep(Duration::from_millis(rng.random_range(0..40))).await;
+            node.kill()?;
+        }
+        node.start().await?;
+        for (task, what) in submitters
+            .iter()
+            .map(|t| (t, "a submitter"))
+            .chain([(&acker, "the acker")])
+        {
+            anyhow::ensure!(!task.is_finished(), "{what} stopped during the chaos");
+        }
+    }
+    let chaos = started.elapsed();
+
+    // The drain: submissions stop (each submitter finishing the alert it
+    // holds), the sender delivers everything, the recipient acknowledges
+    // everything and its acknowledgements reach the sender.
+    let draining = std::time::Instant::now();
+    stop_submitting.store(true, Ordering::Relaxed);
+    for s in submitters {
+        timeout(PATIENCE, s).await.context("submitters stop")???;
+    }
+    until_zero(
+        &sender_db,
+        "SELECT COUNT(*) FROM deliveries WHERE state = 1",
+        "deliveries pending at TR-MIT",
+    )
+    .await?;
+    stop_acking.store(true, Ordering::Relaxed);
+    timeout(PATIENCE, acker).await.context("acker stops")???;
+    until_zero(
+        &recipient_db,
+        "SELECT COUNT(*) FROM messages WHERE state = 1",
+        "acknowledgements pending at FR-DGSI",
+    )
+    .await?;
+    let drain = draining.elapsed();
+    for node in &mut nodes {
+        node.terminate().await?;
+    }
+
+    let verifier = Verifier::load(&layout.ca_cert(), &fed)?;
+    let f = check(&sender_db, &recipient_db, &verifier, &ledger, &interrupted)?;
+    let (accepted, acks) = (
+        ledger.accepted.lock().unwrap().len(),
+        ledger.acks.lock().unwrap().len(),
+    );
+    let report = format!(
+        "crash test: {} kills ({} sender, {} receiver), {accepted} alerts accepted, {acks} acks; \
+         lost {}, recovered {}, unexpected {}, duplicated {}",
+        nodes[0].kills + nodes[1].kills,
+        nodes[0].kills,
+        nodes[1].kills,
+        f.lost.len(),
+        f.recovered,
+        f.unexpected.len(),
+        f.duplicated.len(),
+    );
+    println!("{report}");
+    println!(
+        "crash test: seed {seed}, chaos {:.1}s, drain {:.1}s; {} submissions retried after a kill; recovered = \
+         accepted alerts still undelivered in TR-MIT's outbox when a node was killed, and held by \
+         FR-DGSI in the end",
+        chaos.as_secs_f64(),
+        drain.as_secs_f64(),
+        ledger.resubmitted.load(Ordering::Relaxed),
+    );
+    let panics: Vec<String> = nodes.iter().flat_map(|n| logged_panics(&n.log)).collect();
+    assert!(
+        panics.is_empty(),
+        "seed {seed}: a node panicked: {panics:#?}"
+    );
+    assert!(
+        f.lost.is_empty() && f.unexpected.is_empty() && f.duplicated.is_empty(),
+        "seed {seed}: {report}\n{f:#?}"
+    );
+    assert!(nodes.iter().all(|n| n.kills > 0), "{report}");
+    assert!(nodes[0].kills + nodes[1].kills >= 50, "{report}");
+    assert!(accepted > 0 && acks > 0, "{report}");
+    // The chaos did what it is for: deliveries were interrupted, and
+    // submissions met a dead sender and were retried.
+    assert!(f.recovered > 0, "no delivery was interrupted: {report}");
+    assert!(
+        ledger.resubmitted.load(Ordering::Relaxed) > 0,
+        "no submission met a dead sender: {report}"
+    );
+    Ok(())
+}
