@@ -161,6 +161,9 @@ impl Worker {
         // core while the worker records the last group.
         let mut flying = JoinSet::new();
         let mut in_flight: HashSet<String> = HashSet::new();
+        // A fresh start: what waited out a backoff before the node stopped
+        // is tried now rather than at its old retry time.
+        self.peer_is_back().await;
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -445,7 +448,7 @@ impl Worker {
         {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(peer = %self.peer, deliveries = n, "peer is back; retrying now")
+                tracing::info!(peer = %self.peer, deliveries = n, "retrying now what waited for this peer")
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot reschedule deliveries")
