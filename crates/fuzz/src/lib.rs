@@ -11,6 +11,8 @@
 //!   edit it, the way a coverage-guided fuzzer's mutator does, bytes for
 //!   wire formats and lines and values for TOML; [`NASTY_VALUES`] is their
 //!   dictionary of values that tend to break parsers and arithmetic.
+//! - [`wire`]: alerts and acknowledgements as peers send them, valid in
+//!   every respect or with fields put out of line.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
+
+pub mod wire;
 
 /// The seed of the short pass, so that `cargo test` is deterministic.
 const SHORT_PASS_SEED: u64 = 0x70c5_1a2f_0000_0006;
