@@ -11,8 +11,8 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use tocsin_core::ack::Acknowledgement;
 use tocsin_core::alert::{Alert, AlertDraft};
 use tocsin_core::federation::Federation;
@@ -74,7 +74,10 @@ fn exercise(a: &Alert) -> Result<(), TestCaseError> {
     let mut previous = due;
     for step in 1..=3 {
         let at = fed.escalation.step_at(step, due, allowance);
-        prop_assert!(at >= previous, "ladder step {step} at {at} before {previous}");
+        prop_assert!(
+            at >= previous,
+            "ladder step {step} at {at} before {previous}"
+        );
         previous = at;
     }
     let _ = subject::alert_keys(a);
@@ -98,14 +101,19 @@ fn check_alert(wire: pb::Alert) -> Result<Option<Alert>, TestCaseError> {
             for t in [&again.created_at, &again.expires_at, &again.respond_by] {
                 // What a node signs must be valid protobuf for any reader.
                 prop_assert!(
-                    t.as_ref().is_none_or(|t| (0..1_000_000_000).contains(&t.nanos)),
+                    t.as_ref()
+                        .is_none_or(|t| (0..1_000_000_000).contains(&t.nanos)),
                     "timestamp out of protobuf's range: {t:?}"
                 );
             }
             let decoded = pb::Alert::decode(again.encode_to_vec().as_slice()).unwrap();
             prop_assert_eq!(&decoded, &again);
             let b = Alert::try_from(decoded);
-            prop_assert_eq!(b.as_ref(), Ok(&a), "a valid alert changed in the round trip");
+            prop_assert_eq!(
+                b.as_ref(),
+                Ok(&a),
+                "a valid alert changed in the round trip"
+            );
             prop_assert_eq!(pb::Alert::from(&b.unwrap()), again);
             exercise(&a)?;
             Ok(Some(a))
@@ -196,7 +204,8 @@ proptest! {
     #[test]
     fn alert_files_parse_or_are_refused(
         text in prop_oneof![
-            4 => tocsin_fuzz::mutated_text(vec![tocsin_fuzz::seed("alert.toml")]),
+            6 => tocsin_fuzz::mutated_values(vec![tocsin_fuzz::seed("alert.toml")]),
+            3 => tocsin_fuzz::mutated_text(vec![tocsin_fuzz::seed("alert.toml")]),
             1 => tocsin_fuzz::any_text(),
         ],
     ) {

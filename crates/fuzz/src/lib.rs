@@ -7,10 +7,11 @@
 //! - [`seed`] and [`workspace_file`]: the seed corpus, valid inputs the
 //!   targets mutate: the files in this crate's `seeds/` and the shipped
 //!   files under `deploy/`.
-//! - [`mutated_bytes`] and [`mutated_text`]: strategies that take a seed and
-//!   edit it, the way a coverage-guided fuzzer's mutator does, bytes for
-//!   wire formats and lines and values for TOML; [`NASTY_VALUES`] is their
-//!   dictionary of values that tend to break parsers and arithmetic.
+//! - [`mutated_bytes`], [`mutated_text`] and [`mutated_values`]:
+//!   strategies that take a seed and edit it, the way a coverage-guided
+//!   fuzzer's mutator does, bytes for wire formats and lines and values for
+//!   TOML; [`NASTY_VALUES`] is their dictionary of values that tend to break
+//!   parsers and arithmetic.
 //! - [`wire`]: alerts and acknowledgements as peers send them, valid in
 //!   every respect or with fields put out of line.
 
@@ -164,7 +165,9 @@ const BOUNDARIES: &[&[u8]] = &[
     &[0x80, 0x01],
     &[0xff, 0xff, 0xff, 0xff, 0x0f],
     &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-    &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+    &[
+        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+    ],
 ];
 
 fn byte_edit() -> impl Strategy<Value = ByteEdit> {
@@ -243,9 +246,9 @@ pub fn mutated_bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 /// configuration by hand, or a broken generator, might do to it.
 #[derive(Debug, Clone)]
 pub enum TextEdit {
-    /// Replace the value of a `key = value` line (or a whole line that has
-    /// no `=`) with a value of [`NASTY_VALUES`] or a short random one.
-    Value(Index, String),
+    /// Replace the value of a `key = value` line (or a whole line if there
+    /// is none) with a value of [`NASTY_VALUES`] or a short random one.
+    Value(Index, Replacement),
     /// Remove a line.
     DeleteLine(Index),
     /// Repeat a line just after itself.
@@ -258,15 +261,126 @@ pub enum TextEdit {
     Bytes(ByteEdit),
 }
 
-fn value() -> impl Strategy<Value = String> {
+/// Candidate values for a [`TextEdit::Value`]: most of the time one of
+/// the kind already there (a date for a date, a duration for a duration),
+/// so that the file still parses and the value reaches the code using it.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    /// Any value.
+    pub any: String,
+    /// A quoted string.
+    pub string: String,
+    /// A quoted RFC 3339 date and time, or something close.
+    pub date: String,
+    /// A quoted duration, or something close.
+    pub duration: String,
+    /// An integer.
+    pub integer: String,
+    /// A float.
+    pub float: String,
+    /// Whether to keep to the kind of the value replaced.
+    pub typed: bool,
+}
+
+impl Replacement {
+    fn for_value(&self, old: &str) -> &str {
+        let old = old.trim();
+        let digit = |s: &str| s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+        if !self.typed {
+            &self.any
+        } else if let Some(inner) = old.strip_prefix('"') {
+            if digit(inner) && inner.contains('T') && inner.contains(':') {
+                &self.date
+            } else if digit(inner) && inner.trim_end_matches('"').ends_with(char::is_alphabetic) {
+                &self.duration
+            } else {
+                &self.string
+            }
+        } else if digit(old) && old.contains(['.', 'e', 'E']) {
+            &self.float
+        } else if digit(old) {
+            &self.integer
+        } else {
+            &self.any
+        }
+    }
+}
+
+fn nasty(starting: impl Fn(&str) -> bool + 'static) -> impl Strategy<Value = String> {
+    select(
+        NASTY_VALUES
+            .iter()
+            .copied()
+            .filter(|v| starting(v))
+            .collect::<Vec<_>>(),
+    )
+    .prop_map(str::to_owned)
+}
+
+fn integer() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => select(NASTY_VALUES).prop_map(str::to_owned),
-        1 => "-?[0-9]{1,20}(\\.[0-9]{1,4})?(e-?[0-9]{1,3})?",
-        1 => "\"[0-9]{1,12}(ns|ms|s|m|h|d|days|w|y|years)\"",
+        2 => nasty(|v| v.parse::<i64>().is_ok()),
+        1 => "-?[0-9]{1,19}",
+    ]
+}
+
+fn float() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => nasty(|v| v.parse::<f64>().is_ok() && v.parse::<i64>().is_err()),
+        1 => "-?[0-9]{1,20}\\.[0-9]{1,4}(e-?[0-9]{1,3})?",
+    ]
+}
+
+fn date() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => nasty(|v| v.contains('T') && v.contains(':')),
         1 => "\"[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\"",
+    ]
+}
+
+fn duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => nasty(|v| v.starts_with("\"") && v[1..].starts_with(|c: char| c.is_ascii_digit()) && v.ends_with(|c: char| c.is_alphabetic() || c == '"') && !v.contains([':', '-', '.'])),
+        2 => "\"[0-9]{1,21}(ns|ms|s|m|h|d|days|w|y|years)\"",
+    ]
+}
+
+fn string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => nasty(|v| v.starts_with('"')),
         1 => "\"[ -~]{0,24}\"",
         1 => "\"\\PC{0,12}\"",
     ]
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => select(NASTY_VALUES).prop_map(str::to_owned),
+        1 => integer(),
+        1 => float(),
+        1 => date(),
+        1 => duration(),
+        1 => string(),
+    ]
+}
+
+fn replacement() -> impl Strategy<Value = Replacement> {
+    (
+        (value(), string(), date()),
+        (duration(), integer(), float()),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(
+            |((any, string, date), (duration, integer, float), typed)| Replacement {
+                any,
+                string,
+                date,
+                duration,
+                integer,
+                float,
+                typed,
+            },
+        )
 }
 
 fn line() -> impl Strategy<Value = String> {
@@ -295,7 +409,7 @@ fn line() -> impl Strategy<Value = String> {
 
 fn text_edit() -> impl Strategy<Value = TextEdit> {
     prop_oneof![
-        6 => (any::<Index>(), value()).prop_map(|(i, v)| TextEdit::Value(i, v)),
+        8 => (any::<Index>(), replacement()).prop_map(|(i, v)| TextEdit::Value(i, v)),
         1 => any::<Index>().prop_map(TextEdit::DeleteLine),
         1 => any::<Index>().prop_map(TextEdit::DuplicateLine),
         1 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| TextEdit::SwapLines(a, b)),
@@ -321,10 +435,23 @@ impl TextEdit {
         let n = lines.len();
         match self {
             TextEdit::Value(i, v) => {
-                let l = &mut lines[i.index(n)];
+                // A line that sets a key, if there is one; comments and
+                // table headers otherwise get the value as a whole line.
+                let settings: Vec<usize> = (0..n)
+                    .filter(|k| {
+                        let l = lines[*k].trim_start();
+                        l.contains('=') && !l.starts_with('#')
+                    })
+                    .collect();
+                let k = if settings.is_empty() {
+                    i.index(n)
+                } else {
+                    settings[i.index(settings.len())]
+                };
+                let l = &mut lines[k];
                 *l = match l.split_once('=') {
-                    Some((key, _)) => format!("{}= {v}", key),
-                    None => v.clone(),
+                    Some((key, old)) => format!("{key}= {}", v.for_value(old)),
+                    None => v.any.clone(),
                 };
             }
             TextEdit::DeleteLine(i) => {
@@ -344,9 +471,27 @@ impl TextEdit {
     }
 }
 
-/// One of `seeds`, changed by one to six text edits.
+/// One of `seeds` with one to four values changed: the file keeps its
+/// shape, so most mutants parse and their values reach the code.
+pub fn mutated_values(seeds: Vec<String>) -> impl Strategy<Value = String> {
+    (
+        select(seeds),
+        proptest::collection::vec(
+            (any::<Index>(), replacement()).prop_map(|(i, v)| TextEdit::Value(i, v)),
+            1..4,
+        ),
+    )
+        .prop_map(|(mut text, edits)| {
+            for e in &edits {
+                e.apply(&mut text);
+            }
+            text
+        })
+}
+
+/// One of `seeds`, changed by one to four text edits of any kind.
 pub fn mutated_text(seeds: Vec<String>) -> impl Strategy<Value = String> {
-    (select(seeds), proptest::collection::vec(text_edit(), 1..6)).prop_map(|(mut text, edits)| {
+    (select(seeds), proptest::collection::vec(text_edit(), 1..5)).prop_map(|(mut text, edits)| {
         for e in &edits {
             e.apply(&mut text);
         }
@@ -402,8 +547,28 @@ mod tests {
         let mut runner = TestRunner::deterministic();
         let i = any::<Index>().new_tree(&mut runner).unwrap().current();
         let mut text = "speed = 20000\n".to_owned();
-        TextEdit::Value(i, "nan".into()).apply(&mut text);
+        let nan = |typed| Replacement {
+            any: "nan".into(),
+            string: "\"s\"".into(),
+            date: "\"0000-01-01T00:00:00Z\"".into(),
+            duration: "\"1000000years\"".into(),
+            integer: "1e300".into(),
+            float: "1.5".into(),
+            typed,
+        };
+        TextEdit::Value(i, nan(false)).apply(&mut text);
         assert_eq!(text, "speed = nan\n");
+        TextEdit::Value(i, nan(true)).apply(&mut text);
+        assert_eq!(text, "speed = nan\n", "nan is not a number's start: any");
+        let mut text = "# speed\nspeed = 20000\n".to_owned();
+        TextEdit::Value(i, nan(true)).apply(&mut text);
+        assert_eq!(text, "# speed\nspeed = 1e300\n");
+        let mut text = "at = \"2015-01-01T00:00:00Z\"\n".to_owned();
+        TextEdit::Value(i, nan(true)).apply(&mut text);
+        assert_eq!(text, "at = \"0000-01-01T00:00:00Z\"\n");
+        let mut text = "timeout = \"10s\"\n".to_owned();
+        TextEdit::Value(i, nan(true)).apply(&mut text);
+        assert_eq!(text, "timeout = \"1000000years\"\n");
     }
 
     #[test]

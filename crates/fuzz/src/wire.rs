@@ -52,8 +52,7 @@ pub fn text(max_chars: usize) -> impl Strategy<Value = String> {
 }
 
 fn date() -> impl Strategy<Value = String> {
-    (1u32..=9999, 1u32..=12, 1u32..=28)
-        .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
+    (1u32..=9999, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
 }
 
 fn document() -> impl Strategy<Value = pb::Document> {
@@ -107,7 +106,15 @@ pub fn valid_alert(
 ) -> impl Strategy<Value = pb::Alert> {
     let originator = originator.to_owned();
     (
-        (ulid(), timestamp(), 1i32..=4, text(15), 1i32..=6, 1i32..=6, 1i32..=5),
+        (
+            ulid(),
+            timestamp(),
+            1i32..=4,
+            text(15),
+            1i32..=6,
+            1i32..=6,
+            1i32..=5,
+        ),
         proptest::collection::vec(subject(), 1..4),
         text(200),
         proptest::collection::vec(
@@ -134,7 +141,14 @@ pub fn valid_alert(
                 let mut seen = std::collections::BTreeSet::new();
                 recipients.retain(|r| seen.insert(r.clone()));
                 if recipients.is_empty() {
-                    recipients.push(if originator == "ZZ-OTHER" { "ZZ-ANOTHER" } else { "ZZ-OTHER" }.into());
+                    recipients.push(
+                        if originator == "ZZ-OTHER" {
+                            "ZZ-ANOTHER"
+                        } else {
+                            "ZZ-OTHER"
+                        }
+                        .into(),
+                    );
                 }
                 pb::Alert {
                     references: references

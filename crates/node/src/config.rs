@@ -243,7 +243,10 @@ impl NodeConfig {
             ("[limits] max_message_bytes", l.max_message_bytes == 0),
             ("[limits] handshake_timeout", l.handshake_timeout.is_zero()),
             ("[limits] request_timeout", l.request_timeout.is_zero()),
-            ("[limits] max_concurrent_streams", l.max_concurrent_streams == 0),
+            (
+                "[limits] max_concurrent_streams",
+                l.max_concurrent_streams == 0,
+            ),
             (
                 "[limits] max_concurrent_handshakes",
                 l.max_concurrent_handshakes == 0,
@@ -323,7 +326,11 @@ mod tests {
         assert!(NodeConfig::load(&file).is_ok());
         for (table, line, name) in [
             ("limits", "handshake_timeout = \"0s\"", "handshake_timeout"),
-            ("limits", "max_concurrent_streams = 0", "max_concurrent_streams"),
+            (
+                "limits",
+                "max_concurrent_streams = 0",
+                "max_concurrent_streams",
+            ),
             ("limits", "peer_concurrency = 0", "peer_concurrency"),
             ("outbox", "initial_backoff = \"0ms\"", "initial_backoff"),
         ] {

@@ -8,9 +8,9 @@
 
 use std::sync::LazyLock;
 
-use prost::Message;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tocsin_core::alert::AlertDraft;
@@ -114,7 +114,9 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
 
     let verifier = Verifier::new(&der(ca.cert_pem()), &fed).unwrap();
     for e in &envelopes[..genuine.len()] {
-        verifier.verify(e, &e.payload_type).expect("genuine seed verifies");
+        verifier
+            .verify(e, &e.payload_type)
+            .expect("genuine seed verifies");
     }
     World {
         verifier,
@@ -159,7 +161,10 @@ fn check(envelope: &pb::Envelope) -> Result<bool, TestCaseError> {
             };
             // Ed25519 as ring checks it is not malleable: the very bytes
             // the agency produced, under the name it signed with.
-            let (got, want) = (envelope.signature.as_ref(), w.envelopes[i].signature.as_ref());
+            let (got, want) = (
+                envelope.signature.as_ref(),
+                w.envelopes[i].signature.as_ref(),
+            );
             prop_assert_eq!(got.map(|s| &s.sig), want.map(|s| &s.sig));
             prop_assert_eq!(got.map(|s| &s.signer), want.map(|s| &s.signer));
             prop_assert_eq!(v.digest, tocsin_trust::signing::digest(envelope));
