@@ -232,6 +232,11 @@ impl ByteEdit {
     }
 }
 
+/// One to eight byte edits, to apply to bytes made in the test.
+pub fn byte_edits() -> impl Strategy<Value = Vec<ByteEdit>> {
+    proptest::collection::vec(byte_edit(), 1..8)
+}
+
 /// One of `seeds`, changed by one to eight byte edits.
 pub fn mutated_bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     (select(seeds), proptest::collection::vec(byte_edit(), 1..8)).prop_map(|(mut data, edits)| {
