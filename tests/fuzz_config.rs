@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use prost::Message;
 use tempfile::TempDir;
 use tocsin_core::federation::{Agency, Federation, FederationInfo};
 use tocsin_core::{AgencyId, Alert, FederationId};
@@ -344,17 +343,13 @@ fn the_seeds_are_valid() {
     count_panics();
     for text in federation_seeds() {
         let fed = Federation::parse(&text, "seed").unwrap();
-        let wire = pb::Alert::decode(
-            pb::Alert {
-                id: tocsin_core::AlertId::generate().to_string(),
-                originator: fed.agencies[0].id.to_string(),
-                created_at: Some(tocsin_core::to_timestamp(chrono::Utc::now())),
-                ..draft(&[fed.agencies[1].id.as_str()])
-            }
-            .encode_to_vec()
-            .as_slice(),
-        )
-        .unwrap();
+        let wire = pb::Alert {
+            id: tocsin_core::AlertId::generate().to_string(),
+            originator: fed.agencies[0].id.to_string(),
+            created_at: Some(tocsin_core::to_timestamp(chrono::Utc::now())),
+            ..draft(&[fed.agencies[1].id.as_str()])
+        };
+        assert!(Alert::try_from(wire.clone()).is_ok());
         check_federation(&fed, wire).unwrap();
     }
     // The node seed loads and runs: the mutants start from a working node.
