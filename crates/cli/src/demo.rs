@@ -164,7 +164,7 @@ impl Drop for Nodes {
 /// The [clock] every node of a replay at `speed` runs with: the scenario's
 /// start read at real time `origin`, and its paces scaled to `speed`. Nodes
 /// refuse a speed under 1, so such a replay is refused here too.
-fn clock_options(
+pub(crate) fn clock_options(
     scenario: &Scenario,
     speed: f64,
     origin: DateTime<Utc>,

@@ -15,6 +15,8 @@ mod operator;
 mod output;
 mod pki_cmd;
 mod scenario;
+#[cfg(test)]
+mod scenario_fuzz;
 mod timeline;
 
 use args::{

@@ -85,6 +85,16 @@ fn from_micros(m: f64) -> Duration {
     Duration::microseconds(m.clamp(i64::MIN as f64, i64::MAX as f64) as i64)
 }
 
+/// `t + d`, held at the ends of time rather than overflowing: a fast
+/// enough clock (a speed of 1e19 is a valid float) runs past them.
+fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 impl ScaledClock {
     /// A clock reading `start` at real time `origin`, running `speed`
     /// times real time (at least 1).
@@ -129,18 +139,18 @@ impl ScaledClock {
     pub fn at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
         let mut left = micros(real - self.origin);
         if left < 0.0 {
-            return self.start + from_micros(left * self.speed);
+            return plus(self.start, from_micros(left * self.speed));
         }
         for (from, until, speed) in self.pieces.iter() {
             match until {
                 Some(until) => {
                     let span = micros(*until - *from) / speed;
                     if left < span {
-                        return *from + from_micros(left * speed);
+                        return plus(*from, from_micros(left * speed));
                     }
                     left -= span;
                 }
-                None => return *from + from_micros(left * speed),
+                None => return plus(*from, from_micros(left * speed)),
             }
         }
         self.start
@@ -149,16 +159,19 @@ impl ScaledClock {
     /// The real time at which the scenario clock reads `t`.
     pub fn real_time_of(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         if t < self.start {
-            return self.origin + from_micros(micros(t - self.start) / self.speed);
+            return plus(
+                self.origin,
+                from_micros(micros(t - self.start) / self.speed),
+            );
         }
         let mut real = 0.0;
         for (from, until, speed) in self.pieces.iter() {
             match until {
                 Some(until) if t >= *until => real += micros(*until - *from) / speed,
-                _ => return self.origin + from_micros(real + micros(t - *from) / speed),
+                _ => return plus(self.origin, from_micros(real + micros(t - *from) / speed)),
             }
         }
-        self.origin + from_micros(real)
+        plus(self.origin, from_micros(real))
     }
 }
 
@@ -300,6 +313,34 @@ mod tests {
             let back = clock.at(clock.real_time_of(t));
             assert!((back - t).num_milliseconds().abs() <= 100, "{back} vs {t}");
         }
+    }
+
+    #[test]
+    fn a_clock_too_fast_for_the_calendar_stops_at_the_end_of_time() {
+        // Found by the configuration fuzz target: `speed = 0.1e20` in a
+        // node's [clock] made the first reading of the clock panic.
+        let start: DateTime<Utc> = "2014-12-01T00:00:00Z".parse().unwrap();
+        let origin: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let pace = Pace {
+            from: "2015-01-01T00:00:00Z".parse().unwrap(),
+            until: "2015-01-02T00:00:00Z".parse().unwrap(),
+            speed: 1e19,
+        };
+        let clock = ScaledClock::with_pace(start, origin, 1e19, &[pace]);
+        assert_eq!(
+            clock.at(origin + Duration::seconds(1)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            clock.at(origin - Duration::seconds(1)),
+            DateTime::<Utc>::MIN_UTC
+        );
+        let _ = clock.now();
+        // And back: the real time of any scenario time is a time.
+        let slow = ScaledClock::new(DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC, 1.0);
+        assert_eq!(slow.real_time_of(start), DateTime::<Utc>::MIN_UTC);
+        let late = ScaledClock::new(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC, 1.0);
+        assert_eq!(late.real_time_of(start), DateTime::<Utc>::MAX_UTC);
     }
 
     #[test]

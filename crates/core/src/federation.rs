@@ -227,8 +227,13 @@ impl Escalation {
             2 => self.escalate,
             _ => self.unanswered,
         };
-        let offset = chrono::Duration::from_std(allowance.mul_f64(factor.max(0.0)))
-            .unwrap_or(chrono::Duration::MAX);
+        // `Duration::mul_f64` panics past Duration::MAX, and the file may
+        // well say `unanswered = 1e300`: such a step never comes.
+        let offset =
+            std::time::Duration::try_from_secs_f64(allowance.as_secs_f64() * factor.max(0.0))
+                .ok()
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .unwrap_or(chrono::Duration::MAX);
         due_at
             .checked_add_signed(offset)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
@@ -387,6 +392,27 @@ mod tests {
         wire.respond_by = Some(crate::to_timestamp(created + chrono::Duration::hours(2)));
         let later = Alert::try_from(wire).unwrap();
         assert_eq!(fed.deadlines.due_at(&later), created + five_min);
+    }
+
+    #[test]
+    fn a_ladder_step_too_far_away_never_comes() {
+        // Found by the configuration fuzz target: `unanswered = 1e300`
+        // passes the file's checks, and computing the step panicked.
+        let text = FED.replace(
+            "[deadlines]",
+            "[escalation]\nunanswered = 1e300\n[deadlines]",
+        );
+        let fed = Federation::parse(&text, "test").unwrap();
+        let due = chrono::Utc::now();
+        let week = fed.deadlines.for_precedence(Precedence::Routine);
+        assert_eq!(
+            fed.escalation.step_at(3, due, week),
+            chrono::DateTime::<chrono::Utc>::MAX_UTC
+        );
+        assert_eq!(
+            fed.escalation.step_at(2, due, week),
+            due + chrono::Duration::from_std(week / 2).unwrap()
+        );
     }
 
     #[test]

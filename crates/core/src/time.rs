@@ -1,8 +1,15 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Converts a protobuf timestamp to UTC; `None` if it is out of range.
+///
+/// Protobuf allows nanos in `0..1_000_000_000` only. chrono would also take
+/// up to two seconds' worth on a leap second, and `to_timestamp` would then
+/// give back a timestamp other protobuf readers refuse, so those are refused
+/// here.
 pub fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(ts.nanos).ok()?;
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
     Utc.timestamp_opt(ts.seconds, nanos).single()
 }
 
@@ -11,5 +18,32 @@ pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(seconds: i64, nanos: i32) -> prost_types::Timestamp {
+        prost_types::Timestamp { seconds, nanos }
+    }
+
+    #[test]
+    fn nanos_outside_protobufs_range_are_refused() {
+        // 2017-07-14T02:40:59Z: chrono reads nanos past a second here as a
+        // leap second; protobuf does not allow them.
+        let leap = 1_500_000_059;
+        assert!(from_timestamp(&ts(leap, 1_000_000_000)).is_none());
+        assert!(from_timestamp(&ts(leap, 1_999_999_999)).is_none());
+        assert!(from_timestamp(&ts(leap, -1)).is_none());
+        let last = from_timestamp(&ts(leap, 999_999_999)).unwrap();
+        assert_eq!(to_timestamp(last), ts(leap, 999_999_999));
+    }
+
+    #[test]
+    fn times_beyond_chronos_range_are_refused() {
+        assert!(from_timestamp(&ts(i64::MAX, 0)).is_none());
+        assert!(from_timestamp(&ts(i64::MIN, 0)).is_none());
     }
 }

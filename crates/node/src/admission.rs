@@ -57,7 +57,8 @@ impl Drop for Waiting<'_> {
 impl PeerGate {
     pub(crate) fn new(concurrency: usize, queue: usize) -> Self {
         Self {
-            concurrency: concurrency.max(1),
+            // A semaphore of more permits than MAX_PERMITS panics.
+            concurrency: concurrency.clamp(1, Semaphore::MAX_PERMITS),
             queue,
             peers: Mutex::new(HashMap::new()),
         }
@@ -135,5 +136,18 @@ mod tests {
         drop(a);
         assert!(waiter.await.unwrap());
         assert_eq!(gate.slot(&flood).waiting.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn limits_beyond_a_semaphore_are_capped() {
+        // Found by the configuration fuzz target: peer_concurrency above
+        // tokio's MAX_PERMITS made the first request of each peer panic.
+        let gate = PeerGate::new(usize::MAX, usize::MAX);
+        let peer = AgencyId::new("XX-PEER").unwrap();
+        let _turn = gate.admit(&peer).await.unwrap();
+        assert_eq!(
+            gate.slot(&peer).permits.available_permits(),
+            Semaphore::MAX_PERMITS - 1
+        );
     }
 }

@@ -63,6 +63,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The file parses, but a value would leave the node unable to work.
+    #[error("invalid node configuration {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// TLS files.
@@ -228,12 +236,47 @@ impl NodeConfig {
             cause,
         })?;
         let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: shown,
+            path: shown.clone(),
             message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: shown,
+            message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
+    }
+
+    /// Refuses values that parse but leave a node unable to work: a zero
+    /// timeout, message size or concurrency, which would refuse every
+    /// connection or request, and a zero first backoff, which would retry a
+    /// peer that is down in a busy loop.
+    pub fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        let o = &self.outbox;
+        let zero = [
+            ("[limits] max_message_bytes", l.max_message_bytes == 0),
+            ("[limits] handshake_timeout", l.handshake_timeout.is_zero()),
+            ("[limits] request_timeout", l.request_timeout.is_zero()),
+            (
+                "[limits] max_concurrent_streams",
+                l.max_concurrent_streams == 0,
+            ),
+            (
+                "[limits] max_concurrent_handshakes",
+                l.max_concurrent_handshakes == 0,
+            ),
+            ("[limits] peer_concurrency", l.peer_concurrency == 0),
+            ("[outbox] initial_backoff", o.initial_backoff.is_zero()),
+            ("[outbox] max_backoff", o.max_backoff.is_zero()),
+            ("[outbox] batch", o.batch == 0),
+            ("[outbox] connect_timeout", o.connect_timeout.is_zero()),
+        ];
+        match zero.iter().find(|(_, is_zero)| *is_zero) {
+            Some((name, _)) => Err(format!("{name} must be more than zero")),
+            None => Ok(()),
+        }
     }
 
     /// Makes every relative path relative to `base`.
@@ -289,6 +332,34 @@ mod tests {
         assert_eq!(c.federation, PathBuf::from("/etc/tocsin/federation.toml"));
         assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let base = "agency = \"TR-MIT\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n\
+            federation = \"f\"\n[tls]\nca = \"a\"\ncert = \"c\"\nkey = \"k\"\n\
+            [signing]\ncert = \"c\"\nkey = \"k\"\n";
+        std::fs::write(&file, base).unwrap();
+        assert!(NodeConfig::load(&file).is_ok());
+        for (table, line, name) in [
+            ("limits", "handshake_timeout = \"0s\"", "handshake_timeout"),
+            (
+                "limits",
+                "max_concurrent_streams = 0",
+                "max_concurrent_streams",
+            ),
+            ("limits", "peer_concurrency = 0", "peer_concurrency"),
+            ("outbox", "initial_backoff = \"0ms\"", "initial_backoff"),
+        ] {
+            std::fs::write(&file, format!("{base}[{table}]\n{line}\n")).unwrap();
+            let err = NodeConfig::load(&file).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("[{table}] {name} must be more than zero")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,50 @@ impl From<Error> for Status {
         if code == Code::Unavailable {
             tracing::error!(error = %e, "request failed");
         }
-        Status::new(code, e.to_string())
+        status(code, e.to_string())
+    }
+}
+
+/// Longest status message sent, in bytes. The message travels in an
+/// HTTP/2 header (`grpc-message`, percent-encoded, so up to three times
+/// longer), and a header block over the peer's limit (16 KiB by default)
+/// breaks the connection instead of telling the caller what is wrong.
+pub(crate) const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+
+/// A status whose message is cut to [`MAX_STATUS_MESSAGE_BYTES`]: messages
+/// quote what the caller sent, which may be of any length.
+pub(crate) fn status(code: Code, message: String) -> Status {
+    if message.len() <= MAX_STATUS_MESSAGE_BYTES {
+        return Status::new(code, message);
+    }
+    let mut end = MAX_STATUS_MESSAGE_BYTES - 32;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = message.len() - end;
+    Status::new(code, format!("{}... ({cut} more bytes)", &message[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        // Found by the delivery fuzz target: an alert whose id was 20,000
+        // characters long got an error quoting it, and the peer saw the
+        // connection fail (h2 protocol error) instead of INVALID_ARGUMENT.
+        let long = format!("invalid field `id`: {}", "é".repeat(10_000));
+        let s = Status::from(Error::InvalidArgument(long));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(
+            s.message().len() <= MAX_STATUS_MESSAGE_BYTES,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().starts_with("invalid field `id`: é"));
+        assert!(s.message().ends_with(" more bytes)"));
+        let short = Status::from(Error::NotFound("no alert X".into()));
+        assert_eq!(short.message(), "no alert X");
     }
 }

@@ -143,6 +143,23 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
 }
 
+/// The backoff after `previous` (none: the first failure): doubled, up to
+/// the maximum. Saturates rather than overflows, whatever the options say.
+fn next_backoff(previous: Option<Duration>, options: &OutboxOptions) -> Duration {
+    previous
+        .map(|b| b.saturating_mul(2).min(options.max_backoff))
+        .unwrap_or(options.initial_backoff)
+}
+
+/// When work that failed `now` is due again after `delay`; the end of time
+/// if that lies beyond what a date can hold.
+fn retry_at(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn jittered(base: Duration) -> Duration {
     // "Equal jitter": half fixed, half random, so peers that failed together
     // do not retry in lockstep, and no delay collapses to zero.
@@ -174,11 +191,9 @@ impl Worker {
             // Should anything in this pass fail for a reason that may pass,
             // each consecutive failure doubles the delay, up to the maximum;
             // what failed is due again when that delay ends.
-            let next_backoff = backoff
-                .map(|b| (b * 2).min(self.ctx.options.max_backoff))
-                .unwrap_or(self.ctx.options.initial_backoff);
+            let next_backoff = next_backoff(backoff, &self.ctx.options);
             let delay = jittered(next_backoff);
-            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            let retry_at = retry_at(now, delay);
             // While the peer looks down, probe with one delivery at a time.
             let window = if backoff.is_some() {
                 1
@@ -572,4 +587,48 @@ fn classify(s: tonic::Status) -> Failure {
 
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(initial: Duration, max: Duration) -> OutboxOptions {
+        OutboxOptions {
+            initial_backoff: initial,
+            max_backoff: max,
+            ..OutboxOptions::default()
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let o = options(Duration::from_millis(250), Duration::from_secs(1));
+        let mut b = None;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let next = next_backoff(b, &o);
+            seen.push(next.as_millis());
+            b = Some(next);
+        }
+        assert_eq!(seen, [250, 500, 1000, 1000]);
+    }
+
+    #[test]
+    fn huge_backoffs_saturate_instead_of_panicking() {
+        // Found by the configuration fuzz target: `initial_backoff =
+        // "400000y"` made every outbox worker panic as it started.
+        let now = Utc::now();
+        let year = Duration::from_secs(365 * 24 * 3600);
+        assert_eq!(retry_at(now, year * 400_000), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(retry_at(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            retry_at(now, Duration::from_secs(10)),
+            now + chrono::Duration::seconds(10)
+        );
+        let o = options(Duration::MAX, Duration::MAX);
+        let first = next_backoff(None, &o);
+        assert_eq!(next_backoff(Some(first), &o), Duration::MAX);
+        let _ = jittered(Duration::MAX);
+    }
 }

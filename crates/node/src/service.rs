@@ -239,10 +239,10 @@ impl pb::operator_server::Operator for OperatorService {
         let id = req.into_inner().id;
         match self.node.get(&id).await? {
             Some(record) => Ok(Response::new(record)),
-            None => Err(Status::not_found(format!(
-                "no alert {id:?} on {}",
-                self.node.agency()
-            ))),
+            None => Err(crate::error::status(
+                tonic::Code::NotFound,
+                format!("no alert {id:?} on {}", self.node.agency()),
+            )),
         }
     }
 

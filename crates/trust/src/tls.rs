@@ -555,6 +555,12 @@ impl fmt::Debug for Acceptor {
     }
 }
 
+/// Permits for `limit` handshakes at once: at least one, so the acceptor
+/// is never dead, and at most what a semaphore holds (more would panic).
+fn handshake_slots(limit: usize) -> Semaphore {
+    Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))
+}
+
 impl Acceptor {
     /// An acceptor on a bound listener.
     pub fn new(listener: TcpListener, config: Arc<ServerConfig>, limits: AcceptorLimits) -> Self {
@@ -591,7 +597,7 @@ impl Acceptor {
 
     async fn run(self, tx: mpsc::Sender<io::Result<TlsConn>>) {
         let tls = tokio_rustls::TlsAcceptor::from(self.config);
-        let slots = Arc::new(Semaphore::new(self.limits.max_concurrent_handshakes));
+        let slots = Arc::new(handshake_slots(self.limits.max_concurrent_handshakes));
         let sessions = SessionCounts::default();
         let max_sessions = self.limits.max_connections_per_peer.max(1);
         loop {
@@ -667,5 +673,23 @@ impl Acceptor {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_limits_beyond_a_semaphore_are_capped() {
+        // Found by the configuration fuzz target: max_concurrent_handshakes
+        // = 2305843009213693952 made the accept loop panic, and the node
+        // accepted no connection at all.
+        assert_eq!(
+            handshake_slots(usize::MAX).available_permits(),
+            Semaphore::MAX_PERMITS
+        );
+        assert_eq!(handshake_slots(0).available_permits(), 1);
+        assert_eq!(handshake_slots(256).available_permits(), 256);
     }
 }
