@@ -175,6 +175,36 @@ async fn a_peer_clock_beyond_tolerance_is_reported_on_both_ends() -> anyhow::Res
 }
 
 #[tokio::test]
+async fn a_peer_that_was_down_is_measured_when_it_comes_up() -> anyhow::Result<()> {
+    let base = truncate_ms(Utc::now());
+    let mut fed = TestFederation::builder()
+        .down(["FR-DGSI"])
+        .clock_for("TR-MIT", Arc::new(ManualClock::new(base)))
+        .clock_for(
+            "FR-DGSI",
+            Arc::new(ManualClock::new(base - Duration::minutes(10))),
+        )
+        .start()
+        .await?;
+    // TR-MIT's greeting finds FR-DGSI down; nothing to measure.
+    fed.operator("TR-MIT")
+        .await?
+        .list_alerts(pb::ListAlertsRequest::default())
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !fed.metrics("TR-MIT")
+            .await?
+            .contains_key(&skew_series("FR-DGSI"))
+    );
+    // FR-DGSI comes up and greets TR-MIT, which then measures it at once
+    // rather than at its next round of probes, a minute later.
+    fed.start_node("FR-DGSI").await?;
+    assert!(wait_skew(&fed, "TR-MIT", "FR-DGSI", -600.0).await?);
+    Ok(())
+}
+
+#[tokio::test]
 async fn peers_within_tolerance_are_not_flagged() -> anyhow::Result<()> {
     let base = truncate_ms(Utc::now());
     // 90 s behind and 100 s ahead of TR-MIT: each within the default two

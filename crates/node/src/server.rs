@@ -259,11 +259,14 @@ pub async fn serve(
     )
     .tracked_by(live.clone())
     .on_session({
-        // A peer that opens a session with us is up: retry what waits for it.
+        // A peer that opens a session with us is up: retry what waits for
+        // it, and measure its clock if that could not be done yet.
         let outbox = node.outbox.clone();
+        let skew = skew.clone();
         Arc::new(move |id: &Identity| {
             if let Identity::Agency(a) = id {
                 outbox.peer_up(a);
+                skew.peer_up(a);
             }
         })
     })

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 use tocsin_core::{AgencyId, Clock};
 use tocsin_proto::TIME_HEADER;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -74,6 +74,8 @@ pub(crate) enum Notice {
 pub(crate) struct SkewMonitor {
     tolerance: chrono::Duration,
     peers: Arc<Mutex<BTreeMap<AgencyId, Entry>>>,
+    /// Asks the prober for a pass now.
+    probe_now: Arc<Notify>,
 }
 
 impl SkewMonitor {
@@ -82,6 +84,16 @@ impl SkewMonitor {
         Self {
             tolerance: chrono::Duration::from_std(tolerance).unwrap_or(chrono::Duration::MAX),
             peers: Arc::default(),
+            probe_now: Arc::default(),
+        }
+    }
+
+    /// `peer` opened a session with us, so it is up: if its clock is not
+    /// measured (it was down when we greeted it) or not lately, probe it
+    /// now rather than at the next round.
+    pub(crate) fn peer_up(&self, peer: &AgencyId) {
+        if self.stale(peer, PROBE_EVERY) {
+            self.probe_now.notify_one();
         }
     }
 
@@ -235,7 +247,8 @@ impl SkewMonitor {
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(60);
 
 /// Greets every peer at once with a health check, measuring its clock,
-/// then, every [`PROBE_EVERY`], probes the peers nothing measured meanwhile
+/// then, every [`PROBE_EVERY`] or when an unmeasured peer turns out to be up
+/// ([`SkewMonitor::peer_up`]), probes the peers nothing measured meanwhile
 /// (the outbox measures the others as it goes). Stops when `shutdown`
 /// turns true.
 pub(crate) async fn probe(
@@ -277,6 +290,7 @@ pub(crate) async fn probe(
         }
         tokio::select! {
             _ = tokio::time::sleep(PROBE_EVERY) => {}
+            _ = skew.probe_now.notified() => {}
             _ = shutdown.changed() => return,
         }
     }
