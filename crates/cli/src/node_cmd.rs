@@ -17,10 +17,17 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
             pace: Vec::new(),
         });
     }
-    let options = NodeOptions::from_config(&config)?;
+    let mut options = NodeOptions::from_config(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    if let Some(addr) = config.metrics_listen {
+        options.metrics = Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        );
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(tocsin_node::serve(options, listener, async move {
         let _ = stopped.await;

@@ -43,6 +43,7 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
     Ok(NodeConfig {
         agency: agency.id.clone(),
         listen: listen_addr(agency)?,
+        metrics_listen: None,
         data_dir: PathBuf::from("data"),
         federation: PathBuf::from("../../federation.toml"),
         tls: TlsFiles {

@@ -1046,3 +1046,60 @@ fn the_audit_record_verifies_exports_and_catches_edits() {
     let err = fails(dir, &["audit", "verify"]);
     assert!(err.contains("--config"), "{err}");
 }
+
+/// `GET /metrics` from `port` over plain HTTP, or `None` while nothing
+/// answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    Some(body.to_owned())
+}
+
+#[test]
+fn a_node_serves_metrics_where_its_configuration_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki_with_operators(dir, &[]);
+    let port = free_port();
+    let config = dir.join("pki/agencies/TR-MIT/node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("metrics_listen = \"127.0.0.1:{port}\"\n{text}"),
+    )
+    .unwrap();
+    let tr = Node::start(dir, "TR-MIT");
+    let fr = Node::start(dir, "FR-DGSI");
+    // TR-MIT measures FR-DGSI's clock as soon as both are up (it probes
+    // peers it has not measured); one host, one clock: within tolerance.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Some(body) = scrape(port)
+            && body.contains("tocsin_peer_clock_skew_exceeded{peer=\"FR-DGSI\"}")
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no skew measured for FR-DGSI");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        body.lines()
+            .any(|l| l == "tocsin_peer_clock_skew_exceeded{peer=\"FR-DGSI\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "tocsin_clock_skew_tolerance_seconds 120"),
+        "{body}"
+    );
+    fr.terminate();
+    tr.terminate();
+}

@@ -5,6 +5,7 @@
 //! listen = "127.0.0.1:7101"
 //! data_dir = "data/TR-MIT"
 //! federation = "pki/federation.toml"
+//! metrics_listen = "127.0.0.1:9101"   # optional: Prometheus metrics over plain HTTP
 //!
 //! [tls]
 //! ca = "pki/ca.crt"
@@ -23,6 +24,7 @@
 //! max_concurrent_handshakes = 256
 //! peer_concurrency = 32     # federation requests of one peer at once
 //! peer_queue = 128          # more wait; beyond, RESOURCE_EXHAUSTED
+//! clock_skew_tolerance = "2m"   # peers whose clocks differ more are warned about
 //!
 //! [clock]         # optional: scenario time instead of real time
 //! start = "2014-12-01T00:00:00Z"
@@ -131,6 +133,10 @@ pub struct Limits {
     /// Federation requests of one peer waiting for a turn; beyond this
     /// they are refused with RESOURCE_EXHAUSTED.
     pub peer_queue: usize,
+    /// How far a peer's clock may be from this node's before it is warned
+    /// about in the log and flagged on the metrics endpoint.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew_tolerance: Duration,
 }
 
 impl Default for Limits {
@@ -144,6 +150,7 @@ impl Default for Limits {
             max_connections_per_peer: 32,
             peer_concurrency: 32,
             peer_queue: 128,
+            clock_skew_tolerance: Duration::from_secs(120),
         }
     }
 }
@@ -208,6 +215,10 @@ pub struct NodeConfig {
     pub agency: AgencyId,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`);
+    /// none when absent. Keep it on loopback or a monitoring network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// The federation file.
@@ -324,6 +335,7 @@ mod tests {
             key = "s.key"
             [limits]
             request_timeout = "5s"
+            clock_skew_tolerance = "30s"
             "#,
         )
         .unwrap();
@@ -332,6 +344,8 @@ mod tests {
         assert_eq!(c.federation, PathBuf::from("/etc/tocsin/federation.toml"));
         assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
+        assert_eq!(c.limits.clock_skew_tolerance, Duration::from_secs(30));
+        assert_eq!(c.metrics_listen, None);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - `admission` (private): per-peer concurrency limits and bounded queues.
 //! - `outbox` (private): per-peer delivery workers with backoff.
 //! - `tracker` (private): flags deadlines that pass unanswered.
+//! - `skew` (private): measures each peer's clock against ours on every
+//!   call, and warns about those beyond tolerance.
+//! - `metrics` (private): the optional Prometheus endpoint.
 
 #![forbid(unsafe_code)]
 
@@ -19,9 +22,11 @@ pub mod audit;
 pub mod config;
 mod domain;
 mod error;
+mod metrics;
 mod outbox;
 mod server;
 mod service;
+mod skew;
 mod tracker;
 mod views;
 

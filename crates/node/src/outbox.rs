@@ -29,6 +29,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::config::OutboxOptions;
+use crate::skew::SkewMonitor;
 
 /// How a worker is woken.
 #[derive(Debug, Default)]
@@ -71,6 +72,8 @@ pub(crate) struct OutboxContext {
     pub(crate) verifier: Verifier,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: OutboxOptions,
+    /// Measures the peer's clock on every answer.
+    pub(crate) skew: SkewMonitor,
 }
 
 /// Starts one worker per peer; they stop when `shutdown` turns true.
@@ -93,6 +96,8 @@ pub(crate) fn spawn(
                 peer: peer.clone(),
                 client,
                 verifier: ctx.verifier.clone(),
+                clock: ctx.clock.clone(),
+                skew: ctx.skew.clone(),
             },
             peer,
             ctx: ctx.clone(),
@@ -133,6 +138,8 @@ struct Link {
     peer: AgencyId,
     client: FederationClient<Channel>,
     verifier: Verifier,
+    clock: Arc<dyn Clock>,
+    skew: SkewMonitor,
 }
 
 struct Worker {
@@ -488,29 +495,47 @@ impl Link {
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let mut client = self.client.clone();
         match m.kind {
-            tocsin_store::MESSAGE_ACK => client
-                .acknowledge(pb::AcknowledgeRequest {
+            tocsin_store::MESSAGE_ACK => self
+                .measured(client.acknowledge(pb::AcknowledgeRequest {
                     acknowledgement: Some(envelope),
-                })
+                }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            tocsin_store::MESSAGE_REMINDER => client
-                .remind(pb::RemindRequest {
+            tocsin_store::MESSAGE_REMINDER => self
+                .measured(client.remind(pb::RemindRequest {
                     reminder: Some(envelope),
-                })
+                }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            tocsin_store::MESSAGE_NOTICE => client
-                .notify_escalation(pb::NotifyEscalationRequest {
+            tocsin_store::MESSAGE_NOTICE => self
+                .measured(client.notify_escalation(pb::NotifyEscalationRequest {
                     notice: Some(envelope),
-                })
+                }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
             other => Err(Failure::Permanent(format!("unknown message kind {other}"))),
         }
+    }
+
+    /// Makes a call, measuring the peer's clock by its answer (a refusal
+    /// from the peer carries its clock too).
+    async fn measured<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<tonic::Response<T>, tonic::Status> {
+        let sent = self.clock.now();
+        let answer = call.await;
+        let answered = self.clock.now();
+        let metadata = match &answer {
+            Ok(response) => response.metadata(),
+            Err(status) => status.metadata(),
+        };
+        self.skew
+            .observe_answer(&self.peer, sent, answered, metadata);
+        answer
     }
 
     /// Delivers one alert; hands the delivery back with its outcome.
@@ -524,10 +549,10 @@ impl Link {
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let expected_digest = digest(&envelope);
         let mut client = self.client.clone();
-        let response = client
-            .deliver(pb::DeliverRequest {
+        let response = self
+            .measured(client.deliver(pb::DeliverRequest {
                 alert: Some(envelope),
-            })
+            }))
             .await
             .map_err(classify)?
             .into_inner();

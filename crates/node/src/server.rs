@@ -22,6 +22,7 @@ use crate::config::{Limits, NodeConfig, OutboxOptions};
 use crate::domain::Node;
 use crate::outbox::{self, OutboxContext};
 use crate::service::{FederationService, OperatorService};
+use crate::skew::SkewMonitor;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,10 @@ pub struct NodeOptions {
     pub outbox: OutboxOptions,
     /// The source of time.
     pub clock: Arc<dyn Clock>,
+    /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP);
+    /// nowhere when `None`. [`NodeOptions::from_config`] leaves it empty:
+    /// the caller binds `metrics_listen`, as it binds `listen`.
+    pub metrics: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -73,6 +78,7 @@ impl std::fmt::Debug for NodeOptions {
         f.debug_struct("NodeOptions")
             .field("agency", &self.agency)
             .field("data_dir", &self.data_dir)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +143,7 @@ impl NodeOptions {
                     ))
                 }
             },
+            metrics: None,
         })
     }
 }
@@ -159,6 +166,7 @@ pub async fn serve(
         limits,
         outbox: outbox_options,
         clock,
+        metrics,
     } = options;
     let local: SocketAddr = listener
         .local_addr()
@@ -187,8 +195,9 @@ pub async fn serve(
             .connect_with_connector_lazy(tls::connector_tracked(config, Some(live.clone())));
         peers.push((peer.id.clone(), channel));
     }
-    let greetings: Vec<Channel> = peers.iter().map(|(_, ch)| ch.clone()).collect();
+    let probes: Vec<(AgencyId, Channel)> = peers.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let skew = SkewMonitor::new(limits.clock_skew_tolerance);
     let watcher = live.watch(reload_interval, stop_rx.clone());
     let tracker_wake = Arc::new(crate::tracker::TrackerWake::default());
     let (outbox, workers) = outbox::spawn(
@@ -197,6 +206,7 @@ pub async fn serve(
             verifier: verifier.clone(),
             clock: clock.clone(),
             options: outbox_options,
+            skew: skew.clone(),
         },
         peers,
         limits.max_message_bytes,
@@ -249,11 +259,14 @@ pub async fn serve(
     )
     .tracked_by(live.clone())
     .on_session({
-        // A peer that opens a session with us is up: retry what waits for it.
+        // A peer that opens a session with us is up: retry what waits for
+        // it, and measure its clock if that could not be done yet.
         let outbox = node.outbox.clone();
+        let skew = skew.clone();
         Arc::new(move |id: &Identity| {
             if let Identity::Agency(a) = id {
                 outbox.peer_up(a);
+                skew.peer_up(a);
             }
         })
     })
@@ -274,21 +287,34 @@ pub async fn serve(
         .max_encoding_message_size(max);
 
     tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
-    // Greet every peer once: the session this opens tells a peer that was
-    // waiting for us that we are back, so it need not wait out its backoff.
-    for channel in greetings {
-        tokio::spawn(async move {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let _ = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-        });
-    }
+    let metrics = metrics.map(|listener| {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            skew.clone(),
+            stop_rx.clone(),
+        ))
+    });
+    // Greets every peer at once (the session this opens tells a peer that
+    // was waiting for us that we are back, so it need not wait out its
+    // backoff), then measures the clocks of those nothing else measured.
+    let prober = tokio::spawn(crate::skew::probe(
+        probes,
+        clock.clone(),
+        skew,
+        stop_rx.clone(),
+    ));
+    // Every answer carries our clock reading, for peers to measure skew by.
+    let stamp_clock = clock.clone();
+    let stamp = tower::util::MapResponseLayer::new(
+        move |mut response: http::Response<tonic::body::Body>| {
+            crate::skew::stamp(&mut response, stamp_clock.now());
+            response
+        },
+    );
     // A node must go on serving whatever one request does, so the request
     // timeout and stream cap apply to every connection.
     let served = Server::builder()
+        .layer(stamp)
         .timeout(limits.request_timeout)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -306,6 +332,10 @@ pub async fn serve(
     }
     let _ = tracker.await;
     let _ = watcher.await;
+    let _ = prober.await;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     store.close().await;
     tracing::info!(%agency, "node stopped");
     served.map_err(StartError::from)

@@ -25,3 +25,10 @@ pub const ACK_PAYLOAD_TYPE: &str = "application/vnd.tocsin.ack.v1+proto";
 pub const REMINDER_PAYLOAD_TYPE: &str = "application/vnd.tocsin.reminder.v1+proto";
 /// The payload type of an envelope that carries a [`pb::EscalationNotice`].
 pub const NOTICE_PAYLOAD_TYPE: &str = "application/vnd.tocsin.notice.v1+proto";
+
+/// The response header in which a node gives its clock reading when it
+/// answers, in milliseconds since the Unix epoch (for example
+/// `tocsin-time: 1764583200123`). Callers use it to measure how far their
+/// clocks are apart; nothing depends on it, and a node that does not send
+/// it is simply not measured.
+pub const TIME_HEADER: &str = "tocsin-time";

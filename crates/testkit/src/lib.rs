@@ -16,9 +16,11 @@
 //!
 //! Every node is a real node: real mutual TLS on a loopback port chosen by
 //! the OS, a real SQLite store in a temporary directory, certificates
-//! freshly issued by a per-federation CA. Nodes can be stopped and started
-//! again on the same port and data directory; [`wait_until`] polls a
-//! condition with a timeout instead of sleeping.
+//! freshly issued by a per-federation CA, and a metrics endpoint on a port
+//! of its own ([`TestFederation::metrics`] scrapes it). Nodes can be stopped
+//! and started again on the same port and data directory; each can run on
+//! its own clock ([`Builder::clock_for`]); [`wait_until`] polls a condition
+//! with a timeout instead of sleeping.
 //!
 //! Partitions and slow links: [`Builder::through_proxy`] routes one node's
 //! peer traffic to another through a [`FaultProxy`] (module [`proxy`]),
@@ -128,6 +130,45 @@ pub fn sign_as(signer: &Signer, mut alert: pb::Alert) -> (pb::Alert, pb::Envelop
     (alert, envelope)
 }
 
+/// Fetches `GET /metrics` from `addr` over plain HTTP and reads the
+/// Prometheus text: each series (`name{labels}`, exactly as written) with
+/// its value.
+pub async fn scrape(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(String::from_utf8(answer)?)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .with_context(|| format!("no answer from {addr} within 5 s"))??;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("not an HTTP answer: {answer:?}"))?;
+    if !head.starts_with("HTTP/1.1 200 ") {
+        bail!("metrics endpoint answered {head:?}");
+    }
+    let mut series = BTreeMap::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = line
+            .rsplit_once(' ')
+            .with_context(|| format!("bad metrics line {line:?}"))?;
+        let value: f64 = value
+            .parse()
+            .with_context(|| format!("bad value in metrics line {line:?}"))?;
+        series.insert(name.to_owned(), value);
+    }
+    Ok(series)
+}
+
 /// Connects to a node as the holder of `material`, expecting the server to
 /// be `agency`. The connection is made on first use.
 pub fn channel(
@@ -151,6 +192,8 @@ struct Slot {
     addr: SocketAddr,
     data_dir: PathBuf,
     running: Option<Running>,
+    /// Where the running node serves metrics (a new port at each start).
+    metrics: Option<SocketAddr>,
 }
 
 /// Configures a [`TestFederation`].
@@ -160,6 +203,7 @@ pub struct Builder {
     outbox: OutboxOptions,
     limits: Limits,
     clock: Arc<dyn Clock>,
+    clocks: BTreeMap<String, Arc<dyn Clock>>,
     escalation: Escalation,
     observers: Vec<String>,
     routes: Vec<(String, String)>,
@@ -226,9 +270,17 @@ impl Builder {
         self
     }
 
-    /// The clock every node uses.
+    /// The clock every node uses, unless [`Builder::clock_for`] gives it
+    /// its own.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The clock of `agency`'s node alone, for example a `ManualClock` set
+    /// minutes apart from the others' to test clock skew.
+    pub fn clock_for(mut self, agency: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        self.clocks.insert(agency.into(), clock);
         self
     }
 
@@ -279,6 +331,11 @@ impl Builder {
             escalation: self.escalation,
             agencies,
         };
+        for id in self.clocks.keys() {
+            if !self.agencies.contains(id) {
+                bail!("clock_for({id:?}): {id} is not one of the agencies");
+            }
+        }
         let toml = toml_of(&federation)?;
         let layout = pki::init(&federation, &toml, &dir.path().join("pki"))?;
         let mut fed = TestFederation {
@@ -289,6 +346,7 @@ impl Builder {
             limits: self.limits,
             clock: self.clock,
             proxies,
+            clocks: self.clocks,
             dir,
         };
         for (id, listener) in listeners {
@@ -296,6 +354,7 @@ impl Builder {
                 addr: listener.local_addr()?,
                 data_dir: fed.dir.path().join("data").join(id.as_str()),
                 running: None,
+                metrics: None,
             };
             fed.slots.insert(id.clone(), slot);
             if self.down.iter().any(|d| d == id.as_str()) {
@@ -322,6 +381,7 @@ pub struct TestFederation {
     clock: Arc<dyn Clock>,
     /// Fault proxies by (from, to) route.
     proxies: BTreeMap<(AgencyId, AgencyId), FaultProxy>,
+    clocks: BTreeMap<String, Arc<dyn Clock>>,
     dir: TempDir,
 }
 
@@ -339,6 +399,7 @@ impl TestFederation {
             },
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            clocks: BTreeMap::new(),
             escalation: Escalation::default(),
             observers: vec![],
             routes: vec![],
@@ -368,6 +429,10 @@ impl TestFederation {
     }
 
     fn launch(&mut self, agency: &AgencyId, listener: TcpListener) -> anyhow::Result<()> {
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")?;
+        metrics.set_nonblocking(true)?;
+        let metrics = TcpListener::from_std(metrics)?;
+        let metrics_addr = metrics.local_addr()?;
         let options = NodeOptions {
             agency: agency.clone(),
             federation: self.federation_seen_by(agency),
@@ -392,7 +457,12 @@ impl TestFederation {
             data_dir: self.slot(agency)?.data_dir.clone(),
             limits: self.limits,
             outbox: self.outbox,
-            clock: self.clock.clone(),
+            clock: self
+                .clocks
+                .get(agency.as_str())
+                .unwrap_or(&self.clock)
+                .clone(),
+            metrics: Some(metrics),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tocsin_node::serve(options, listener, async move {
@@ -400,6 +470,7 @@ impl TestFederation {
         }));
         let slot = self.slots.get_mut(agency).context("unknown agency")?;
         slot.running = Some(Running { stop, task });
+        slot.metrics = Some(metrics_addr);
         Ok(())
     }
 
@@ -414,6 +485,18 @@ impl TestFederation {
         self.proxies
             .get(&(Self::id(from)?, Self::id(to)?))
             .with_context(|| format!("{from} is not routed to {to} through a proxy"))
+    }
+
+    /// Where `agency`'s running node serves Prometheus metrics.
+    pub fn metrics_addr(&self, agency: &str) -> anyhow::Result<SocketAddr> {
+        self.slot(&Self::id(agency)?)?
+            .metrics
+            .with_context(|| format!("{agency} is not running"))
+    }
+
+    /// Scrapes `agency`'s metrics endpoint (see [`scrape`]).
+    pub async fn metrics(&self, agency: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+        scrape(self.metrics_addr(agency)?).await
     }
 
     /// `agency`'s data directory.
@@ -444,6 +527,7 @@ impl TestFederation {
             .running
             .take()
             .with_context(|| format!("{agency} is not running"))?;
+        slot.metrics = None;
         let _ = running.stop.send(());
         running.task.await??;
         Ok(())
