@@ -230,3 +230,131 @@ async fn a_peer_holding_too_many_sessions_gets_no_more_while_others_deliver() ->
     .await?;
     Ok(())
 }
+
+/// Everything at once from one peer (a flood of concurrent deliveries over
+/// many streams, oversized and malformed messages, half-open and garbage
+/// connections, sessions beyond its cap) while another peer keeps
+/// delivering through its outbox: every one of the other peer's alerts
+/// arrives, and each kind of abuse gets its own refusal. (Memory under a
+/// flood is measured by the `flood` benchmark, not asserted in a test.)
+#[tokio::test]
+async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "BE-VSSE", "FR-DGSI"])
+        .limits(tocsin_node::config::Limits {
+            peer_concurrency: 4,
+            peer_queue: 4,
+            max_connections_per_peer: 4,
+            ..Default::default()
+        })
+        .start()
+        .await?;
+    let addr = fed.addr("FR-DGSI")?;
+    let signer = fed.signer("TR-MIT")?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Half-open and garbage TCP connections, held throughout.
+    let mut idle = Vec::new();
+    for i in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        if i % 2 == 0 {
+            s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff]).await?;
+        }
+        idle.push(s);
+    }
+
+    // TR-MIT's node holds one session with FR-DGSI once it has delivered.
+    let mut tr = fed.operator("TR-MIT").await?;
+    let first = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    wait_delivered(&tr, &id_of(&first), "FR-DGSI").await?;
+
+    // Floods: three more connections (the cap is four), each with 32
+    // deliveries in flight, mixing valid, oversized and malformed ones.
+    let mut floods = Vec::new();
+    for _ in 0..3 {
+        let mut client = fed.peer_client("TR-MIT", "FR-DGSI")?;
+        // Connected before the floods and the probe below race for slots.
+        let (_, env) = sign_as(&signer, draft(&["FR-DGSI"]));
+        client
+            .deliver(pb::DeliverRequest { alert: Some(env) })
+            .await?;
+        for lane in 0..32 {
+            let (mut client, signer, stop) = (client.clone(), fed.signer("TR-MIT")?, stop.clone());
+            floods.push(tokio::spawn(async move {
+                let mut codes = std::collections::BTreeMap::<String, u32>::new();
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let env = match (lane + i) % 3 {
+                        0 => {
+                            let mut huge = draft(&["FR-DGSI"]);
+                            huge.text = "A".repeat(2 * 1024 * 1024);
+                            sign_as(&signer, huge).1
+                        }
+                        1 => signer.sign(ALERT_PAYLOAD_TYPE, vec![0xff, 0xff, 0xff, 0x0f]),
+                        _ => sign_as(&signer, draft(&["FR-DGSI"])).1,
+                    };
+                    let code = match client
+                        .deliver(pb::DeliverRequest { alert: Some(env) })
+                        .await
+                    {
+                        Ok(_) => "OK".to_owned(),
+                        Err(s) => format!("{:?}", s.code()),
+                    };
+                    *codes.entry(code).or_default() += 1;
+                }
+                codes
+            }));
+        }
+    }
+    // A fifth session of TR-MIT's is refused while the floods hold theirs.
+    let extra_refused = wait_until(PATIENCE, "a session beyond the cap is refused", || {
+        let fed = &fed;
+        let signer = &signer;
+        async move {
+            let (_, env) = sign_as(signer, draft(&["FR-DGSI"]));
+            let mut extra = fed.peer_client("TR-MIT", "FR-DGSI").ok()?;
+            let err = extra
+                .deliver(pb::DeliverRequest { alert: Some(env) })
+                .await
+                .err()?;
+            err.message().contains("transport error").then_some(())
+        }
+    })
+    .await;
+
+    // Meanwhile BE-VSSE sends ten alerts through its outbox, as usual.
+    let mut be = fed.operator("BE-VSSE").await?;
+    let mut sent = Vec::new();
+    for _ in 0..10 {
+        sent.push(id_of(&submit(&mut be, draft(&["FR-DGSI"])).await?));
+    }
+    for id in &sent {
+        wait_delivered(&be, id, "FR-DGSI").await?;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut codes = std::collections::BTreeMap::<String, u32>::new();
+    for f in floods {
+        for (code, n) in f.await? {
+            *codes.entry(code).or_default() += n;
+        }
+    }
+    drop(idle);
+    extra_refused?;
+    // Each kind of abuse met its own answer, and nothing else came back.
+    for code in ["OK", "OutOfRange", "InvalidArgument"] {
+        assert!(
+            codes.get(code).is_some_and(|n| *n > 0),
+            "no {code}: {codes:?}"
+        );
+    }
+    let known = ["OK", "OutOfRange", "InvalidArgument", "ResourceExhausted"];
+    assert!(
+        codes.keys().all(|c| known.contains(&c.as_str())),
+        "unexpected answers: {codes:?}"
+    );
+    // The node still serves the flooder's own operator.
+    let mut fr = fed.operator("FR-DGSI").await?;
+    assert!(get(&mut fr, &sent[0]).await.is_ok());
+    Ok(())
+}
