@@ -33,11 +33,6 @@ mod watch;
 
 use drive::{Figures, Load};
 
-/// The same allocator as the `tocsin` binary, so the nodes measured here
-/// are the nodes that run.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The baseline's echo service.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 mod echo {

@@ -24,12 +24,6 @@ use args::{
     SubjectCommand,
 };
 
-/// mimalloc rather than the system allocator: gRPC, TLS and protobuf make
-/// many short-lived allocations; it costs about 8 % less CPU per delivery
-/// (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
