@@ -279,6 +279,11 @@ impl NodeConfig {
                 l.max_concurrent_handshakes == 0,
             ),
             ("[limits] peer_concurrency", l.peer_concurrency == 0),
+            (
+                "[limits] max_connections_per_peer",
+                l.max_connections_per_peer == 0,
+            ),
+            ("[tls] reload_interval", self.tls.reload_interval.is_zero()),
             ("[outbox] initial_backoff", o.initial_backoff.is_zero()),
             ("[outbox] max_backoff", o.max_backoff.is_zero()),
             ("[outbox] batch", o.batch == 0),
