@@ -112,8 +112,11 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             Some(env) => {
                 let (mut ok, how) = check(verifier, &receipt, RECEIPT_PAYLOAD_TYPE, &agency);
                 let r = pb::Receipt::decode(env.payload.as_slice()).unwrap_or_default();
-                let matches =
-                    alert_digest.is_some_and(|d| d.as_slice() == r.alert_digest.as_slice());
+                // The receipt must be for this alert, by this recipient, of
+                // exactly what the originator signed.
+                let matches = r.alert_id == id
+                    && r.recipient == agency
+                    && alert_digest.is_some_and(|d| d.as_slice() == r.alert_digest.as_slice());
                 ok &= matches;
                 out.push(Entry {
                     alert_id: id.clone(),
@@ -122,9 +125,9 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                     detail: format!(
                         "{agency} committed it ({how}; {})",
                         if matches {
-                            "digest matches the alert"
+                            "names this alert and its digest"
                         } else {
-                            "DIGEST DOES NOT MATCH"
+                            "DOES NOT MATCH this alert, recipient or digest"
                         }
                     ),
                     verified: Some(ok),
@@ -162,7 +165,9 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                 .as_ref()
                 .and_then(|env| pb::Acknowledgement::decode(env.payload.as_slice()).ok())
                 .unwrap_or_default();
-            ok &= alert_digest.is_some_and(|d| d.as_slice() == ack.alert_digest.as_slice());
+            ok &= ack.alert_id == id
+                && ack.recipient == agency
+                && alert_digest.is_some_and(|d| d.as_slice() == ack.alert_digest.as_slice());
             let disposition = tocsin_core::alert::Disposition::from_wire(ack.disposition)
                 .map(|d| d.to_string())
                 .unwrap_or_default();
