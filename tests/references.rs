@@ -67,6 +67,9 @@ async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> an
     wait_delivered(&tr, &cancel, "FR-DGSI").await?;
     let closed = wait_status(&tr, &original, pb::AlertStatus::Cancelled).await?;
     assert_eq!(closed.closed_by, cancel);
+    // The original's ladder is stopped: no next step is shown for it.
+    let stopped = delivery(&closed, "FR-DGSI").expect("a delivery to FR-DGSI");
+    assert_eq!(stopped.next_step_at, None, "{stopped:?}");
     wait_status(&fr, &original, pb::AlertStatus::Cancelled).await?;
 
     // Past both deadlines: the original's clock was stopped; the cancel's runs.

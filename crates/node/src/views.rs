@@ -68,10 +68,11 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
                 flag: d.flag as i32,
                 flagged_at: d.flagged_at.map(to_timestamp),
                 ladder: d.ladder as i32,
-                // The ladder stops at its last rung, on refusal, or when
-                // the recipient answers.
+                // The ladder stops at its last rung, on refusal, when the
+                // recipient answers, or when a later alert closes this one.
                 next_step_at: if d.ladder < 3
                     && d.state != DeliveryState::Rejected
+                    && row.closed_by.is_none()
                     && !acks.iter().any(|a| a.ack.agency == d.recipient)
                 {
                     d.next_step_at.map(to_timestamp)
