@@ -31,7 +31,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::Error;
-use crate::files::{read_certs, read_private_key};
 use crate::revocation::{Revocations, SharedRevocations, serial_of};
 use crate::tls::TlsMaterial;
 
@@ -44,6 +43,13 @@ pub struct TlsSource {
     pub key: PathBuf,
     /// CRLs signed by the federation CA.
     pub crls: Vec<PathBuf>,
+}
+
+/// The files of a [`TlsSource`], as read.
+struct Files {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    crls: Vec<Vec<u8>>,
 }
 
 /// What is in force now.
@@ -62,8 +68,10 @@ pub struct LiveTls {
     source: Option<TlsSource>,
     state: RwLock<Arc<State>>,
     revocations: SharedRevocations,
-    /// A hash of the files' contents when last looked at.
+    /// A hash of the files (contents, key mode) last applied.
     seen: Mutex<u64>,
+    /// The last reload error reported, so it is not repeated every turn.
+    last_error: Mutex<Option<String>>,
     connections: Mutex<Vec<Weak<ConnGuard>>>,
 }
 
@@ -86,8 +94,11 @@ impl LiveTls {
     /// have been loaded from the same files) and the CRLs it names.
     pub fn watched(material: &TlsMaterial, source: TlsSource) -> Result<Arc<Self>, Error> {
         let revocations = Revocations::load(&source.crls, material.ca.as_ref())?;
+        let (fingerprint, _) = Self::read_source(&source);
         let live = Self::build(material, Some(source), revocations)?;
-        *live.seen.lock().unwrap_or_else(|e| e.into_inner()) = live.fingerprint();
+        // What was just loaded; a change in between is picked up at the
+        // first turn, since the files are read again then.
+        *live.seen.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
         Ok(live)
     }
 
@@ -113,6 +124,7 @@ impl LiveTls {
             state: RwLock::new(Arc::new(state)),
             revocations: SharedRevocations::new(revocations),
             seen: Mutex::new(0),
+            last_error: Mutex::new(None),
             connections: Mutex::default(),
         }))
     }
@@ -136,40 +148,92 @@ impl LiveTls {
         self.state().key.cert.clone()
     }
 
-    fn fingerprint(&self) -> u64 {
-        let Some(source) = &self.source else {
-            return 0;
-        };
+    /// The files' contents (and the key's permissions), read once.
+    fn read_source(source: &TlsSource) -> (u64, Result<Files, Error>) {
         let mut h = DefaultHasher::new();
-        for path in [&source.cert, &source.key].into_iter().chain(&source.crls) {
-            std::fs::read(path).ok().hash(&mut h);
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|cause| Error::Io {
+                path: path.display().to_string(),
+                cause,
+            })
+        };
+        let cert = read(&source.cert);
+        let key = read(&source.key);
+        let crls: Vec<_> = source.crls.iter().map(read).collect();
+        cert.as_ref().ok().hash(&mut h);
+        key.as_ref().ok().hash(&mut h);
+        for c in &crls {
+            c.as_ref().ok().hash(&mut h);
         }
-        h.finish()
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&source.key)
+                .ok()
+                .map(|m| m.permissions().mode())
+                .hash(&mut h);
+        }
+        let files = (|| {
+            Ok(Files {
+                cert: cert?,
+                key: key?,
+                crls: crls.into_iter().collect::<Result<_, _>>()?,
+            })
+        })();
+        (h.finish(), files)
     }
 
-    /// Re-reads the files if they changed since last time. Returns whether
-    /// anything new is in force; an error means the change was refused and
-    /// the previous trust stays.
+    /// Re-reads the files if they changed since they were last applied.
+    /// Returns whether anything new is in force; an error means the change
+    /// was refused and the previous trust stays (it is tried again at the
+    /// next turn, and reported again only if the error changes).
     pub fn reload(&self) -> Result<bool, Error> {
         let Some(source) = &self.source else {
             return Ok(false);
         };
-        let fingerprint = self.fingerprint();
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if *seen == fingerprint {
-                return Ok(false);
-            }
-            // Looked at once, whatever comes of it: a bad file is reported
-            // once, not at every turn.
-            *seen = fingerprint;
+        let (fingerprint, files) = Self::read_source(source);
+        if *self.seen.lock().unwrap_or_else(|e| e.into_inner()) == fingerprint {
+            return Ok(false);
         }
-        let material = TlsMaterial::new(
-            self.ca.clone(),
-            read_certs(&source.cert)?,
-            read_private_key(&source.key)?,
-            &self.federation,
-        )?;
+        let state = files.and_then(|files| self.check(source, files));
+        let (state, revocations) = match state {
+            Ok(s) => s,
+            Err(e) => {
+                let message = e.to_string();
+                let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_deref() == Some(message.as_str()) {
+                    return Ok(false);
+                }
+                *last = Some(message);
+                return Err(e);
+            }
+        };
+        let revoked = revocations.len();
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        self.revocations.set(revocations);
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = fingerprint;
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let closed = self.close_revoked();
+        tracing::info!(identity = %self.identity, revoked, closed, "TLS certificate and CRLs reloaded");
+        Ok(true)
+    }
+
+    /// Checks files just read: a certificate of this identity, chaining to
+    /// the CA and not revoked, its key (mode 0600, matching), CRLs the CA
+    /// signed.
+    fn check(&self, source: &TlsSource, files: Files) -> Result<(State, Revocations), Error> {
+        use rustls_pki_types::pem::PemObject;
+        let pem = |path: &PathBuf, what: String| Error::Pem {
+            path: path.display().to_string(),
+            what,
+        };
+        crate::files::check_key_permissions(&source.key)?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert)
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem(&source.cert, format!("not a PEM certificate file ({e})")))?;
+        let key = PrivateKeyDer::from_pem_slice(&files.key)
+            .map_err(|e| pem(&source.key, format!("no usable PRIVATE KEY block ({e})")))?;
+        let material = TlsMaterial::new(self.ca.clone(), chain, key, &self.federation)?;
         if material.identity != self.identity {
             return Err(Error::Certificate(format!(
                 "{} is now {}'s certificate, not {}'s",
@@ -178,7 +242,36 @@ impl LiveTls {
                 self.identity
             )));
         }
-        let revocations = Revocations::load(&source.crls, self.ca.as_ref())?;
+        let mut crls = Vec::new();
+        for (path, data) in source.crls.iter().zip(&files.crls) {
+            let found: Vec<_> =
+                rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(data)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| pem(path, format!("not a PEM CRL file ({e})")))?;
+            if found.is_empty() {
+                return Err(pem(path, "no X509 CRL block found".into()));
+            }
+            crls.extend(found);
+        }
+        let revocations = Revocations::from_der(crls, self.ca.as_ref())?;
+        // The new certificate must be one peers will accept.
+        let leaf = &material.chain[0];
+        let parsed = rustls::server::ParsedCertificate::try_from(leaf)?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.clone())?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &roots,
+            &material.chain[1..],
+            rustls_pki_types::UnixTime::now(),
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        if revocations.is_revoked(leaf.as_ref()) {
+            return Err(Error::Certificate(format!(
+                "{} is revoked by the CRL",
+                source.cert.display()
+            )));
+        }
         let state = state(
             material.chain,
             material.key,
@@ -186,12 +279,7 @@ impl LiveTls {
             &revocations,
             &self.provider,
         )?;
-        let revoked = revocations.len();
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
-        self.revocations.set(revocations);
-        let closed = self.close_revoked();
-        tracing::info!(identity = %self.identity, revoked, closed, "TLS certificate and CRLs reloaded");
-        Ok(true)
+        Ok((state, revocations))
     }
 
     /// Reloads every `interval` until `shutdown` turns true.
@@ -228,15 +316,19 @@ impl LiveTls {
             read: AtomicWaker::new(),
             write: AtomicWaker::new(),
         });
-        if self.revocations.current().serial_is_revoked(&guard.serial) {
-            guard.close();
-        }
         let mut conns = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         // Forget the connections gone since, now and then.
         if conns.len() >= 64 && conns.len().is_power_of_two() {
             conns.retain(|w| w.strong_count() > 0);
         }
+        // Registered first, checked second, both under the lock: a reload
+        // sets the new revocations before it walks this list, so either
+        // this check sees them or that walk sees this connection.
         conns.push(Arc::downgrade(&guard));
+        if self.revocations.current().serial_is_revoked(&guard.serial) {
+            guard.close();
+        }
+        drop(conns);
         guard
     }
 

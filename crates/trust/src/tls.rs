@@ -223,6 +223,10 @@ pub fn live_server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(LiveKey(live.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
+    // No session resumption: a resumed handshake skips the certificate
+    // checks, so a revoked peer could come back on an old ticket.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -357,6 +361,8 @@ pub fn live_client_config(
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(Arc::new(LiveKey(live.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
+    // Every connection checks the server's certificate afresh.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
@@ -640,6 +646,11 @@ impl Acceptor {
                         let identity = leaf.map(|c| identity_of(c));
                         let guard = live.as_ref().zip(leaf).map(|(live, c)| live.track(c));
                         match identity {
+                            Some(Ok((_, identity)))
+                                if guard.as_ref().is_some_and(|g| g.is_closed()) =>
+                            {
+                                tracing::info!(%remote_addr, %identity, "refused: certificate revoked");
+                            }
                             Some(Ok((_, identity))) => {
                                 let Some(slot) =
                                     SessionSlot::take(&sessions, &identity, max_sessions)
@@ -691,5 +702,32 @@ mod tests {
         );
         assert_eq!(handshake_slots(0).available_permits(), 1);
         assert_eq!(handshake_slots(256).available_permits(), 256);
+    }
+
+    /// A resumed handshake skips the certificate checks, so a revoked peer
+    /// could come back on an old ticket: neither side resumes.
+    #[test]
+    fn no_session_is_ever_resumed() {
+        use rustls_pki_types::pem::PemObject;
+        let fed = FederationId::new("test.tocsin").unwrap();
+        let ca = crate::pki::CertificateAuthority::generate(&fed).unwrap();
+        let agency = tocsin_core::AgencyId::new("TR-MIT").unwrap();
+        let node = ca.issue_node(&agency, &[]).unwrap();
+        let material = TlsMaterial::new(
+            CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap(),
+            vec![CertificateDer::from_pem_slice(node.cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(node.key_pem.as_bytes()).unwrap(),
+            &fed,
+        )
+        .unwrap();
+        let server = server_config(&material, Arc::new(|_: &Identity| true)).unwrap();
+        assert_eq!(server.send_tls13_tickets, 0);
+        assert!(!server.session_storage.can_cache());
+        let client = client_config(&material, Identity::Agency(agency)).unwrap();
+        assert!(
+            format!("{:?}", client.resumption).contains("Disabled"),
+            "{:?}",
+            client.resumption
+        );
     }
 }
