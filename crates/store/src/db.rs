@@ -299,6 +299,16 @@ fn in_savepoint<T>(
     }
 }
 
+/// Runs one write; a write that panics counts as failed (its caller hears
+/// that it never ran) rather than taking the writer thread down.
+fn run_job(job: &mut Box<dyn Job>, conn: &Connection, isolated: bool) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn, isolated)))
+        .unwrap_or_else(|_| {
+            tracing::error!("a store write panicked; it is refused");
+            false
+        })
+}
+
 /// Group commit: takes every write waiting (up to `max_batch`) and commits
 /// them in one transaction, one fsync. The writes run optimistically, with
 /// no savepoint each (a savepoint copies every page a write touches, which
@@ -323,13 +333,12 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, max_batch
             batch.clear();
             continue;
         }
-        let mut all_ok = true;
-        for job in batch.iter_mut() {
-            all_ok &= job.run(&conn, false);
-        }
+        // The optimistic pass stops at the first failure: some errors (a
+        // full disk, an I/O error) roll the whole transaction back, and a
+        // write run after that would commit on its own.
+        let failed = batch.iter_mut().any(|job| !run_job(job, &conn, false));
         let mut committed = Ok(());
-        if !all_ok {
-            // Some errors (a full disk, say) have already rolled it back.
+        if failed {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -338,7 +347,13 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, max_batch
                 .map_err(|e| e.to_string());
             if committed.is_ok() {
                 for job in batch.iter_mut() {
-                    job.run(&conn, true);
+                    run_job(job, &conn, true);
+                    if conn.is_autocommit() {
+                        committed = Err(
+                            "SQLite rolled the transaction back (disk full or I/O error)".into(),
+                        );
+                        break;
+                    }
                 }
             }
         }
