@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::join_all;
 use prost::Message;
 use rand::Rng;
@@ -273,17 +274,17 @@ impl Worker {
                 }
                 next = flying.try_join_next();
             }
-            let mut failed = self.record(&mut in_flight, done, retry_at).await;
+            let failed = self.record(&mut in_flight, done, retry_at).await || messages_failed;
             if failed {
-                // The peer may be down: let what is in flight finish before
-                // backing off, so nothing is sent twice at once.
+                // The peer may be down: let what is in flight finish (and
+                // its receipts be recorded) before backing off, so nothing
+                // is sent twice at once.
                 let mut rest = Vec::new();
                 while let Some(joined) = flying.join_next().await {
                     self.collect(joined, &mut rest);
                 }
                 self.record(&mut in_flight, rest, retry_at).await;
             }
-            failed |= messages_failed;
             if failed {
                 if self.back_off(&mut backoff, next_backoff, delay).await {
                     return;
@@ -347,7 +348,9 @@ impl Worker {
             })
             .collect();
         if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
+            // Still due in the store: back off rather than resend at once.
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
+            return true;
         }
         failed
     }
@@ -409,7 +412,9 @@ impl Worker {
             .record_attempts(outcomes, self.ctx.clock.now())
             .await
         {
+            // Still due in the store: back off rather than resend at once.
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
+            failed = true;
         }
         // Out of the window only once recorded: until then the store still
         // says they are due, and the next top-up must not send them again.
@@ -540,7 +545,11 @@ impl Link {
 
     /// Delivers one alert; hands the delivery back with its outcome.
     async fn attempt(self, d: DueDelivery) -> (DueDelivery, Delivered) {
-        let result = self.deliver(&d).await;
+        // Always hands the delivery back, so that it leaves the window.
+        let result = std::panic::AssertUnwindSafe(self.deliver(&d))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Failure::Transient("the delivery task panicked".into())));
         (d, result)
     }
 
