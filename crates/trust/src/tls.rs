@@ -657,7 +657,11 @@ impl Acceptor {
                                 else {
                                     tracing::warn!(%remote_addr, %identity, max = max_sessions, "refused: too many sessions for one identity");
                                     let mut stream = stream;
-                                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                                    let _ = tokio::time::timeout(
+                                        Duration::from_secs(1),
+                                        tokio::io::AsyncWriteExt::shutdown(&mut stream),
+                                    )
+                                    .await;
                                     return;
                                 };
                                 tracing::debug!(%remote_addr, %identity, "session opened");
