@@ -271,6 +271,10 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
     // Floods: three more connections (the cap is four), each with 32
     // deliveries in flight, mixing valid, oversized and malformed ones.
     let mut floods = Vec::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        u32,
+    >::new()));
     for _ in 0..3 {
         let mut client = fed.peer_client("TR-MIT", "FR-DGSI")?;
         // Connected before the floods and the probe below race for slots.
@@ -279,9 +283,13 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
             .deliver(pb::DeliverRequest { alert: Some(env) })
             .await?;
         for lane in 0..32 {
-            let (mut client, signer, stop) = (client.clone(), fed.signer("TR-MIT")?, stop.clone());
+            let (mut client, signer, stop, seen) = (
+                client.clone(),
+                fed.signer("TR-MIT")?,
+                stop.clone(),
+                seen.clone(),
+            );
             floods.push(tokio::spawn(async move {
-                let mut codes = std::collections::BTreeMap::<String, u32>::new();
                 let mut i = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     i += 1;
@@ -301,9 +309,8 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
                         Ok(_) => "OK".to_owned(),
                         Err(s) => format!("{:?}", s.code()),
                     };
-                    *codes.entry(code).or_default() += 1;
+                    *seen.lock().unwrap().entry(code).or_default() += 1;
                 }
-                codes
             }));
         }
     }
@@ -332,13 +339,23 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
     for id in &sent {
         wait_delivered(&be, id, "FR-DGSI").await?;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut codes = std::collections::BTreeMap::<String, u32>::new();
-    for f in floods {
-        for (code, n) in f.await? {
-            *codes.entry(code).or_default() += n;
+    // The flood goes on until each kind of abuse has been answered.
+    wait_until(PATIENCE, "every kind of abuse answered", || {
+        let seen = seen.clone();
+        async move {
+            let seen = seen.lock().unwrap();
+            ["OK", "OutOfRange", "InvalidArgument"]
+                .iter()
+                .all(|c| seen.contains_key(*c))
+                .then_some(())
         }
+    })
+    .await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in floods {
+        f.await?;
     }
+    let codes = seen.lock().unwrap().clone();
     drop(idle);
     extra_refused?;
     // Each kind of abuse met its own answer, and nothing else came back.

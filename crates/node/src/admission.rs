@@ -151,3 +151,122 @@ mod tests {
         );
     }
 }
+
+/// Requests one identity may have in flight on a node at once, counted
+/// before their bodies are read: what bounds the memory a flood of large
+/// messages can take (at most this many messages of `max_message_bytes`
+/// per identity), whatever the streams and connections it spreads over.
+/// The [`PeerGate`] then decides which of them are worked on.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlightLayer {
+    limit: usize,
+    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
+}
+
+impl InFlightLayer {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            counts: Arc::default(),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for InFlightLayer {
+    type Service = InFlight<S>;
+    fn layer(&self, inner: S) -> InFlight<S> {
+        InFlight {
+            inner,
+            limit: self.limit,
+            counts: self.counts.clone(),
+        }
+    }
+}
+
+/// See [`InFlightLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight<S> {
+    inner: S,
+    limit: usize,
+    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
+}
+
+/// One request's place in its identity's count, given back when it ends.
+struct InFlightSlot {
+    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
+    identity: tocsin_core::Identity,
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.identity) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.identity);
+            }
+        }
+    }
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let identity = req
+            .extensions()
+            .get::<tocsin_trust::tls::PeerInfo>()
+            .map(|p| p.identity.clone());
+        let slot = match identity {
+            None => None,
+            Some(identity) => {
+                let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                let n = counts.entry(identity.clone()).or_insert(0);
+                if *n >= self.limit {
+                    let limit = self.limit;
+                    drop(counts);
+                    return Box::pin(async move {
+                        // Held a moment, as the gate's refusals are.
+                        tokio::time::sleep(REFUSAL_DELAY).await;
+                        Ok(tonic::Status::resource_exhausted(format!(
+                            "{identity} has {limit} requests in flight on this node; retry later"
+                        ))
+                        .into_http())
+                    });
+                }
+                *n += 1;
+                Some(InFlightSlot {
+                    counts: self.counts.clone(),
+                    identity,
+                })
+            }
+        };
+        // The ready inner service serves this call; a fresh clone waits
+        // for the next (the usual tower pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let _slot = slot;
+            inner.call(req).await
+        })
+    }
+}

@@ -313,8 +313,13 @@ pub async fn serve(
     );
     // A node must go on serving whatever one request does, so the request
     // timeout and stream cap apply to every connection.
+    // Requests in flight per identity are counted before their bodies
+    // are read, so a flood of large messages takes bounded memory.
+    let in_flight =
+        crate::admission::InFlightLayer::new(limits.peer_concurrency + limits.peer_queue);
     let served = Server::builder()
         .layer(stamp)
+        .layer(in_flight)
         .timeout(limits.request_timeout)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -1,0 +1,147 @@
+//! A flood of large messages from one peer takes bounded memory on a real
+//! `tocsin node` process: requests in flight per identity are counted
+//! before their bodies are read, whatever streams and connections the
+//! flood spreads over.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tocsin_core::{AgencyId, FederationId};
+use tocsin_proto::pb;
+use tocsin_proto::pb::federation_client::FederationClient;
+use tocsin_testkit::{channel, draft, sign_as, wait_until};
+use tocsin_trust::Signer;
+use tocsin_trust::tls::TlsMaterial;
+
+/// Peak resident memory of a process, in MiB (Linux).
+fn peak_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
+    let kb: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
+    Ok(kb / 1024.0)
+}
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tocsin(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "tocsin {args:?} failed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let federation = format!(
+        "[federation]\nid = \"memory.tocsin\"\n\n[[agencies]]\nid = \"TR-MIT\"\nname = \"TR\"\ncountry = \"TR\"\nendpoint = \"127.0.0.1:1\"\n\n[[agencies]]\nid = \"FR-DGSI\"\nname = \"FR\"\ncountry = \"FR\"\nendpoint = \"127.0.0.1:{port}\"\n"
+    );
+    std::fs::write(dir.join("federation.toml"), federation)?;
+    tocsin(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            "federation.toml",
+            "--out",
+            "pki",
+        ],
+    )?;
+    // Eight requests in flight per peer: four worked on, four waiting.
+    let config = dir.join("pki/agencies/FR-DGSI/node.toml");
+    let text = std::fs::read_to_string(&config)?
+        .replace("peer_concurrency = 32", "peer_concurrency = 4")
+        .replace("peer_queue = 128", "peer_queue = 4");
+    std::fs::write(&config, text)?;
+    let node = Node(
+        Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .current_dir(dir)
+            .args(["node", "--config", "pki/agencies/FR-DGSI/node.toml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+
+    let fed = FederationId::new("memory.tocsin")?;
+    let pki = dir.join("pki/agencies/TR-MIT");
+    let material = TlsMaterial::load(
+        &dir.join("pki/ca.crt"),
+        &pki.join("node.crt"),
+        &pki.join("node.key"),
+        &fed,
+    )?;
+    let signer = Signer::load(&pki.join("signing.crt"), &pki.join("signing.key"), &fed)?;
+    let fr = AgencyId::new("FR-DGSI")?;
+    let addr = format!("127.0.0.1:{port}").parse()?;
+    let client = |material: &TlsMaterial| -> anyhow::Result<_> {
+        Ok(FederationClient::new(channel(addr, material, &fr)?).max_encoding_message_size(4 << 20))
+    };
+    // The node answers once it is up.
+    let small = sign_as(&signer, draft(&["FR-DGSI"])).1;
+    wait_until(Duration::from_secs(30), "the node serves", || {
+        let (mut c, small) = (client(&material).ok(), small.clone());
+        async move {
+            c.as_mut()?
+                .deliver(pb::DeliverRequest { alert: Some(small) })
+                .await
+                .ok()
+        }
+    })
+    .await?;
+    let before = peak_mib(node.0.id())?;
+
+    // 160 deliveries of about 1 MB each at once, over four connections.
+    let mut big = draft(&["FR-DGSI"]);
+    big.text = "A".repeat(1000 * 1000);
+    let big = sign_as(&signer, big).1;
+    let mut flood = Vec::new();
+    for _ in 0..4 {
+        let c = client(&material)?;
+        for _ in 0..40 {
+            let (mut c, big) = (c.clone(), big.clone());
+            flood.push(tokio::spawn(async move {
+                c.deliver(pb::DeliverRequest { alert: Some(big) })
+                    .await
+                    .map_err(|s| s.code())
+            }));
+        }
+    }
+    // Each is either refused unread (RESOURCE_EXHAUSTED) or read and
+    // judged (the text is over the alert's limit: INVALID_ARGUMENT).
+    let mut refused = 0;
+    for f in flood {
+        match f.await? {
+            Err(tonic::Code::ResourceExhausted) => refused += 1,
+            Err(tonic::Code::InvalidArgument) | Ok(_) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let after = peak_mib(node.0.id())?;
+    // Eight messages of 1 MB in flight at most, with their decoding and
+    // checking; without the bound the node held all 160 (about 160 MB).
+    assert!(
+        after - before < 64.0,
+        "the node grew from {before:.1} to {after:.1} MiB under the flood"
+    );
+    assert!(refused > 0, "nothing refused");
+    Ok(())
+}
