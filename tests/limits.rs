@@ -275,13 +275,18 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
         String,
         u32,
     >::new()));
+    // All three connected before any flood starts, and before the probe
+    // below races them for slots.
+    let mut clients = Vec::new();
     for _ in 0..3 {
         let mut client = fed.peer_client("TR-MIT", "FR-DGSI")?;
-        // Connected before the floods and the probe below race for slots.
         let (_, env) = sign_as(&signer, draft(&["FR-DGSI"]));
         client
             .deliver(pb::DeliverRequest { alert: Some(env) })
             .await?;
+        clients.push(client);
+    }
+    for client in clients {
         for lane in 0..32 {
             let (mut client, signer, stop, seen) = (
                 client.clone(),
