@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub(crate) struct TrackerWake {
     notify: Notify,
-    /// What the tracker sleeps until, in ms; `i64::MIN` while it is
-    /// looking (so anything new wakes it again), `i64::MAX` when nothing
-    /// is open.
+    /// What the tracker sleeps until, in ms; `i64::MAX` while it is
+    /// looking (so that anything new wakes it again) and when nothing is
+    /// open.
     sleeping_until: AtomicI64,
 }
 
@@ -29,7 +29,7 @@ impl Default for TrackerWake {
     fn default() -> Self {
         Self {
             notify: Notify::new(),
-            sleeping_until: AtomicI64::new(i64::MIN),
+            sleeping_until: AtomicI64::new(i64::MAX),
         }
     }
 }
@@ -51,8 +51,10 @@ pub(crate) async fn run(node: crate::domain::Node) {
         if *shutdown.borrow() {
             return;
         }
-        // Register for wake-ups before looking, so none is missed.
-        wake.sleeping_until.store(i64::MIN, Ordering::SeqCst);
+        // Register for wake-ups before looking, so none is missed: while
+        // it looks, every new deadline wakes it (a deadline committed after
+        // the read below would otherwise be slept through).
+        wake.sleeping_until.store(i64::MAX, Ordering::SeqCst);
         let woken = wake.notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
@@ -87,7 +89,7 @@ pub(crate) async fn run(node: crate::domain::Node) {
                 Some(now + chrono::Duration::seconds(5))
             }
         };
-        // A deadline committed after the read above either saw MIN and
+        // A deadline committed after the read above either saw MAX and
         // woke us, or sees this and wakes us only if it comes first.
         wake.sleeping_until.store(
             next.map_or(i64::MAX, |at| at.timestamp_millis()),
@@ -102,5 +104,40 @@ pub(crate) async fn run(node: crate::domain::Node) {
             _ = &mut woken => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deadline committed while the tracker looks (after it read the
+    /// store, before it went to sleep) must wake it: it was slept through
+    /// once, and the delivery was never flagged.
+    #[test]
+    fn a_deadline_while_looking_wakes_the_tracker() {
+        let wake = TrackerWake::default();
+        let notified = wake.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // As at the start of each pass.
+        wake.sleeping_until.store(i64::MAX, Ordering::SeqCst);
+        wake.deadline(Utc::now());
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(notified.as_mut().poll(&mut cx).is_ready());
+
+        // Sleeping until a later time: an earlier deadline wakes it, a
+        // later one does not.
+        let now = Utc::now();
+        wake.sleeping_until
+            .store(now.timestamp_millis(), Ordering::SeqCst);
+        let later = wake.notify.notified();
+        tokio::pin!(later);
+        later.as_mut().enable();
+        wake.deadline(now + chrono::Duration::minutes(1));
+        assert!(later.as_mut().poll(&mut cx).is_pending());
+        wake.deadline(now - chrono::Duration::minutes(1));
+        assert!(later.as_mut().poll(&mut cx).is_ready());
     }
 }
