@@ -729,25 +729,22 @@ impl Node {
 
     /// Streams events: first those after `after` (if given), then new ones
     /// as they are committed, until the client goes away or the node stops.
-    pub(crate) fn watch(
+    pub(crate) async fn watch(
         &self,
         after: Option<u64>,
-    ) -> tokio_stream::wrappers::ReceiverStream<Result<pb::Event, tonic::Status>> {
+    ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<pb::Event, tonic::Status>>, Error>
+    {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.store.clone();
         let mut shutdown = self.shutdown.clone();
+        // "From now" is read before the call is answered: an event the
+        // caller causes once it has its answer is always after it.
+        let mut last = match after {
+            Some(id) => id,
+            None => store.last_event_id().await?,
+        };
         tokio::spawn(async move {
             let signal = store.event_signal();
-            let mut last = match after {
-                Some(id) => id,
-                None => match store.last_event_id().await {
-                    Ok(id) => id,
-                    Err(e) => {
-                        let _ = tx.send(Err(Error::from(e).into())).await;
-                        return;
-                    }
-                },
-            };
             loop {
                 // Register before reading: an event committed in between
                 // still wakes us.
@@ -778,7 +775,7 @@ impl Node {
                 }
             }
         });
-        tokio_stream::wrappers::ReceiverStream::new(rx)
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
     /// An operator of this agency acknowledges an alert it received. The

@@ -196,7 +196,9 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         self.operator(&req)?;
-        Ok(Response::new(self.node.watch(req.into_inner().after_id)))
+        Ok(Response::new(
+            self.node.watch(req.into_inner().after_id).await?,
+        ))
     }
     async fn acknowledge_alert(
         &self,
