@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tocsin_core::AgencyId;
+use tocsin_trust::tls::PerIdentity;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a refusal is held before it is answered: with
@@ -158,17 +159,11 @@ mod tests {
 /// per identity), whatever the streams and connections it spreads over.
 /// The [`PeerGate`] then decides which of them are worked on.
 #[derive(Debug, Clone)]
-pub(crate) struct InFlightLayer {
-    limit: usize,
-    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
-}
+pub(crate) struct InFlightLayer(PerIdentity);
 
 impl InFlightLayer {
     pub(crate) fn new(limit: usize) -> Self {
-        Self {
-            limit: limit.max(1),
-            counts: Arc::default(),
-        }
+        Self(PerIdentity::new(limit))
     }
 }
 
@@ -177,8 +172,7 @@ impl<S> tower::Layer<S> for InFlightLayer {
     fn layer(&self, inner: S) -> InFlight<S> {
         InFlight {
             inner,
-            limit: self.limit,
-            counts: self.counts.clone(),
+            in_flight: self.0.clone(),
         }
     }
 }
@@ -187,26 +181,7 @@ impl<S> tower::Layer<S> for InFlightLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct InFlight<S> {
     inner: S,
-    limit: usize,
-    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
-}
-
-/// One request's place in its identity's count, given back when it ends.
-struct InFlightSlot {
-    counts: Arc<Mutex<HashMap<tocsin_core::Identity, usize>>>,
-    identity: tocsin_core::Identity,
-}
-
-impl Drop for InFlightSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.identity) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.identity);
-            }
-        }
-    }
+    in_flight: PerIdentity,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -238,12 +213,10 @@ where
             .map(|p| p.identity.clone());
         let slot = match identity {
             None => None,
-            Some(identity) => {
-                let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-                let n = counts.entry(identity.clone()).or_insert(0);
-                if *n >= self.limit {
-                    let limit = self.limit;
-                    drop(counts);
+            Some(identity) => match self.in_flight.take(&identity) {
+                Some(held) => Some(held),
+                None => {
+                    let limit = self.in_flight.limit();
                     return Box::pin(async move {
                         // Held a moment, as the gate's refusals are.
                         tokio::time::sleep(REFUSAL_DELAY).await;
@@ -253,12 +226,7 @@ where
                         .into_http())
                     });
                 }
-                *n += 1;
-                Some(InFlightSlot {
-                    counts: self.counts.clone(),
-                    identity,
-                })
-            }
+            },
         };
         // The ready inner service serves this call; a fresh clone waits
         // for the next (the usual tower pattern).

@@ -428,35 +428,55 @@ pub struct PeerInfo {
 pub struct TlsConn {
     inner: Guarded<tokio_rustls::server::TlsStream<TcpStream>>,
     info: PeerInfo,
-    _slot: SessionSlot,
+    _slot: Held,
 }
 
-/// Sessions open per identity.
-type SessionCounts = Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>;
-
-/// One identity's hold on a session; given back when the connection drops.
-struct SessionSlot {
-    counts: SessionCounts,
-    identity: Identity,
+/// How many of something (sessions, requests in flight) each identity
+/// holds at once, up to a limit; what one takes is given back when its
+/// [`Held`] drops.
+#[derive(Debug, Clone)]
+pub struct PerIdentity {
+    limit: usize,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>,
 }
 
-impl SessionSlot {
-    /// Takes a slot for `identity` if it holds fewer than `max` sessions.
-    fn take(counts: &SessionCounts, identity: &Identity, max: usize) -> Option<Self> {
-        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+impl PerIdentity {
+    /// At most `limit` (at least one) per identity.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            counts: Arc::default(),
+        }
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes one for `identity`, if it holds fewer than the limit.
+    pub fn take(&self, identity: &Identity) -> Option<Held> {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(identity.clone()).or_insert(0);
-        if *n >= max {
+        if *n >= self.limit {
             return None;
         }
         *n += 1;
-        Some(Self {
-            counts: counts.clone(),
+        Some(Held {
+            counts: self.counts.clone(),
             identity: identity.clone(),
         })
     }
 }
 
-impl Drop for SessionSlot {
+/// One identity's hold on a [`PerIdentity`] count.
+#[derive(Debug)]
+pub struct Held {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>,
+    identity: Identity,
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.identity) {
@@ -604,8 +624,7 @@ impl Acceptor {
     async fn run(self, tx: mpsc::Sender<io::Result<TlsConn>>) {
         let tls = tokio_rustls::TlsAcceptor::from(self.config);
         let slots = Arc::new(handshake_slots(self.limits.max_concurrent_handshakes));
-        let sessions = SessionCounts::default();
-        let max_sessions = self.limits.max_connections_per_peer.max(1);
+        let sessions = PerIdentity::new(self.limits.max_connections_per_peer);
         loop {
             let permit = tokio::select! {
                 _ = tx.closed() => return,
@@ -652,10 +671,8 @@ impl Acceptor {
                                 tracing::info!(%remote_addr, %identity, "refused: certificate revoked");
                             }
                             Some(Ok((_, identity))) => {
-                                let Some(slot) =
-                                    SessionSlot::take(&sessions, &identity, max_sessions)
-                                else {
-                                    tracing::warn!(%remote_addr, %identity, max = max_sessions, "refused: too many sessions for one identity");
+                                let Some(slot) = sessions.take(&identity) else {
+                                    tracing::warn!(%remote_addr, %identity, max = sessions.limit(), "refused: too many sessions for one identity");
                                     let mut stream = stream;
                                     let _ = tokio::time::timeout(
                                         Duration::from_secs(1),
