@@ -28,8 +28,17 @@ pub(crate) fn read_pem_blocks<T: PemObject>(
     kind: &str,
     label: &str,
 ) -> Result<Vec<T>, Error> {
-    let data = fs::read(path).map_err(io(path))?;
-    let blocks: Vec<T> = T::pem_slice_iter(&data)
+    parse_pem_blocks(&fs::read(path).map_err(io(path))?, path, kind, label)
+}
+
+/// [`read_pem_blocks`] on the contents of `path`, already read.
+pub(crate) fn parse_pem_blocks<T: PemObject>(
+    data: &[u8],
+    path: &Path,
+    kind: &str,
+    label: &str,
+) -> Result<Vec<T>, Error> {
+    let blocks: Vec<T> = T::pem_slice_iter(data)
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Pem {
             path: path.display().to_string(),
@@ -47,8 +56,12 @@ pub(crate) fn read_pem_blocks<T: PemObject>(
 /// Reads a private key, refusing a file that others can read.
 pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     check_key_permissions(path)?;
-    let data = fs::read(path).map_err(io(path))?;
-    PrivateKeyDer::from_pem_slice(&data).map_err(|e| Error::Pem {
+    parse_private_key(&fs::read(path).map_err(io(path))?, path)
+}
+
+/// The private key in the contents of `path`, already read.
+pub(crate) fn parse_private_key(data: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_slice(data).map_err(|e| Error::Pem {
         path: path.display().to_string(),
         what: format!("no usable PRIVATE KEY block ({e})"),
     })

@@ -64,6 +64,8 @@ pub struct LiveTls {
     pub(crate) federation: FederationId,
     identity: Identity,
     pub(crate) ca: CertificateDer<'static>,
+    /// The federation CA, as rustls's verifiers take it.
+    pub(crate) roots: Arc<rustls::RootCertStore>,
     pub(crate) provider: Arc<CryptoProvider>,
     source: Option<TlsSource>,
     state: RwLock<Arc<State>>,
@@ -108,10 +110,13 @@ impl LiveTls {
         revocations: Revocations,
     ) -> Result<Arc<Self>, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(material.ca.clone())?;
+        let roots = Arc::new(roots);
         let state = state(
             material.chain.clone(),
             material.key.clone_key(),
-            &material.ca,
+            &roots,
             &revocations,
             &provider,
         )?;
@@ -119,6 +124,7 @@ impl LiveTls {
             federation: material.federation.clone(),
             identity: material.identity.clone(),
             ca: material.ca.clone(),
+            roots,
             provider,
             source,
             state: RwLock::new(Arc::new(state)),
@@ -222,17 +228,10 @@ impl LiveTls {
     /// the CA and not revoked, its key (mode 0600, matching), CRLs the CA
     /// signed.
     fn check(&self, source: &TlsSource, files: Files) -> Result<(State, Revocations), Error> {
-        use rustls_pki_types::pem::PemObject;
-        let pem = |path: &PathBuf, what: String| Error::Pem {
-            path: path.display().to_string(),
-            what,
-        };
-        crate::files::check_key_permissions(&source.key)?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.cert)
-            .collect::<Result<_, _>>()
-            .map_err(|e| pem(&source.cert, format!("not a PEM certificate file ({e})")))?;
-        let key = PrivateKeyDer::from_pem_slice(&files.key)
-            .map_err(|e| pem(&source.key, format!("no usable PRIVATE KEY block ({e})")))?;
+        use crate::files::{check_key_permissions, parse_pem_blocks, parse_private_key};
+        check_key_permissions(&source.key)?;
+        let chain = parse_pem_blocks(&files.cert, &source.cert, "certificate", "CERTIFICATE")?;
+        let key = parse_private_key(&files.key, &source.key)?;
         let material = TlsMaterial::new(self.ca.clone(), chain, key, &self.federation)?;
         if material.identity != self.identity {
             return Err(Error::Certificate(format!(
@@ -244,24 +243,15 @@ impl LiveTls {
         }
         let mut crls = Vec::new();
         for (path, data) in source.crls.iter().zip(&files.crls) {
-            let found: Vec<_> =
-                rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(data)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| pem(path, format!("not a PEM CRL file ({e})")))?;
-            if found.is_empty() {
-                return Err(pem(path, "no X509 CRL block found".into()));
-            }
-            crls.extend(found);
+            crls.extend(parse_pem_blocks(data, path, "CRL", "X509 CRL")?);
         }
         let revocations = Revocations::from_der(crls, self.ca.as_ref())?;
         // The new certificate must be one peers will accept.
         let leaf = &material.chain[0];
         let parsed = rustls::server::ParsedCertificate::try_from(leaf)?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone())?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
-            &roots,
+            &self.roots,
             &material.chain[1..],
             rustls_pki_types::UnixTime::now(),
             self.provider.signature_verification_algorithms.all,
@@ -275,7 +265,7 @@ impl LiveTls {
         let state = state(
             material.chain,
             material.key,
-            &self.ca,
+            &self.roots,
             &revocations,
             &self.provider,
         )?;
@@ -352,15 +342,12 @@ impl LiveTls {
 fn state(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    ca: &CertificateDer<'static>,
+    roots: &Arc<rustls::RootCertStore>,
     revocations: &Revocations,
     provider: &Arc<CryptoProvider>,
 ) -> Result<State, Error> {
     let key = Arc::new(CertifiedKey::from_der(chain, key, provider)?);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone())?;
-    let mut builder =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
     if !revocations.crls().is_empty() {
         builder = builder
             .with_crls(revocations.crls().iter().cloned())

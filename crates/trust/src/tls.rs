@@ -253,7 +253,7 @@ impl ResolvesClientCert for LiveKey {
 /// Checks that a server is the expected identity of the federation,
 /// whatever host name it was reached by (SPIFFE-style).
 struct IdentityServerVerifier {
-    roots: RootCertStore,
+    roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
     federation: FederationId,
     expected: Identity,
@@ -346,10 +346,8 @@ pub fn live_client_config(
     live: &Arc<LiveTls>,
     expected: Identity,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore::empty();
-    roots.add(live.ca.clone())?;
     let verifier = Arc::new(IdentityServerVerifier {
-        roots,
+        roots: live.roots.clone(),
         provider: live.provider.clone(),
         federation: live.federation.clone(),
         expected,
