@@ -282,7 +282,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // Everything runs in this process: its growth during the flood bounds
     // what the flooded node holds (the signed pool is already counted).
-    let (rss_before, _) = crate::process::memory_of(std::process::id())?;
+    let (rss_before, _) = tocsin_testkit::resident_mib(std::process::id())?;
     let flood_started = Instant::now();
     let mut flooders = Vec::new();
     for _ in 0..flood_c.max(1) {
@@ -314,7 +314,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
         f.await??;
     }
     let flood_elapsed = flood_started.elapsed();
-    let (_, rss_peak) = crate::process::memory_of(std::process::id())?;
+    let (_, rss_peak) = tocsin_testkit::resident_mib(std::process::id())?;
     let mut steady_fig = Figures::new("flood: steady sender", load, ended - started, &h);
     steady_fig.note = "BE-VSSE at the offered rate, submit to receipt committed".into();
     let ok = accepted.load(Ordering::Relaxed);

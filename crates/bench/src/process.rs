@@ -201,27 +201,8 @@ pub(crate) struct Node {
 impl Node {
     /// Resident memory now and at its peak, in MiB.
     pub(crate) fn memory(&self) -> anyhow::Result<(f64, f64)> {
-        memory_of(self.child.id())
+        tocsin_testkit::resident_mib(self.child.id())
     }
-}
-
-/// Resident memory of process `pid` now and at its peak, in MiB.
-pub(crate) fn memory_of(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("cannot read /proc (resident memory is measured on Linux)")?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("no {name} in /proc status"))?;
-        let kb: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("malformed /proc status")?
-            .parse()?;
-        Ok(kb / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 impl Drop for Node {

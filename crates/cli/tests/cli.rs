@@ -1,30 +1,11 @@
 //! The `tocsin` binary as users run it: real processes, real files.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
-
-fn tocsin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TOCSIN_OPERATOR")
-        .output()
-        .expect("run tocsin")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tocsin(dir, args);
-    assert!(
-        out.status.success(),
-        "tocsin {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{BIN, free_port, ok, tocsin};
 
 /// Runs a command expected to fail; returns its stderr.
 fn fails(dir: &Path, args: &[&str]) -> String {
@@ -38,69 +19,18 @@ fn fails(dir: &Path, args: &[&str]) -> String {
     stderr
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn federation_file(dir: &Path) -> PathBuf {
-    let path = dir.join("federation.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[federation]
-id = "cli-test.tocsin"
-
-[[agencies]]
-id = "TR-MIT"
-endpoint = "127.0.0.1:{}"
-
-[[agencies]]
-id = "FR-DGSI"
-endpoint = "127.0.0.1:{}"
-"#,
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    path
+    let [tr, fr] = common::free_ports(2)[..] else {
+        unreachable!()
+    };
+    common::federation_file(dir, "cli-test.tocsin", &[("TR-MIT", tr), ("FR-DGSI", fr)])
 }
 
 /// Writes a federation file, runs `pki init` on it into `pki/`, and issues
 /// each `(agency, name)` operator.
 fn pki_with_operators(dir: &Path, operators: &[(&str, &str)]) {
     let fed = federation_file(dir);
-    ok(
-        dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            fed.to_str().unwrap(),
-            "--out",
-            "pki",
-        ],
-    );
-    for (agency, name) in operators {
-        ok(
-            dir,
-            &[
-                "pki",
-                "issue-operator",
-                "--dir",
-                "pki",
-                "--agency",
-                agency,
-                "--name",
-                name,
-            ],
-        );
-    }
+    common::pki_init(dir, &fed, operators);
 }
 
 struct Node(Child);

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +33,9 @@ use tocsin_trust::tls::TlsMaterial;
 use tokio::time::{Instant, sleep, timeout};
 use tonic::transport::Channel;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+mod common;
+use common::BIN;
+
 const SENDER: &str = "TR-MIT";
 const RECIPIENT: &str = "FR-DGSI";
 const FEDERATION: &str = "crash-test.tocsin";
@@ -48,29 +50,6 @@ const CALL: Duration = Duration::from_secs(3);
 /// Bound on every wait: for a node to serve, a submission to be accepted,
 /// the stores to drain.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .context("run tocsin")?;
-    if !out.status.success() {
-        bail!(
-            "tocsin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
 
 /// Retryable or not: a node being killed makes calls fail in many ways,
 /// and a submission with a client-chosen id is safe to retry, but these
@@ -657,47 +636,15 @@ async fn alerts_and_acks_survive_nodes_killed_at_random() -> anyhow::Result<()> 
     // node listens where its peer and operators expect it.
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
-    let sender_port = free_port();
-    let recipient_port = loop {
-        let p = free_port();
-        if p != sender_port {
-            break p;
-        }
+    let [sender_port, recipient_port] = common::free_ports(2)[..] else {
+        unreachable!()
     };
-    std::fs::write(
-        dir.join("federation.toml"),
-        format!(
-            "[federation]\nid = \"{FEDERATION}\"\n\n\
-             [[agencies]]\nid = \"{SENDER}\"\nendpoint = \"127.0.0.1:{sender_port}\"\n\n\
-             [[agencies]]\nid = \"{RECIPIENT}\"\nendpoint = \"127.0.0.1:{recipient_port}\"\n"
-        ),
-    )?;
-    run(
+    let federation = common::federation_file(
         dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            "federation.toml",
-            "--out",
-            "pki",
-        ],
-    )?;
-    for (agency, name) in [(SENDER, "alice"), (RECIPIENT, "bob")] {
-        run(
-            dir,
-            &[
-                "pki",
-                "issue-operator",
-                "--dir",
-                "pki",
-                "--agency",
-                agency,
-                "--name",
-                name,
-            ],
-        )?;
-    }
+        FEDERATION,
+        &[(SENDER, sender_port), (RECIPIENT, recipient_port)],
+    );
+    common::pki_init(dir, &federation, &[(SENDER, "alice"), (RECIPIENT, "bob")]);
     let layout = PkiLayout::new(dir.join("pki"));
     let fed = FederationId::new(FEDERATION)?;
     let operator = |agency: &str, name: &str, port: u16| -> anyhow::Result<_> {

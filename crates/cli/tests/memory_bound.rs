@@ -3,9 +3,10 @@
 //! before their bodies are read, whatever streams and connections the
 //! flood spreads over.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod common;
 
 use tocsin_core::{AgencyId, FederationId};
 use tocsin_proto::pb;
@@ -13,17 +14,6 @@ use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_testkit::{channel, draft, sign_as, wait_until};
 use tocsin_trust::Signer;
 use tocsin_trust::tls::TlsMaterial;
-
-/// Peak resident memory of a process, in MiB (Linux).
-fn peak_mib(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
-    let kb: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    Ok(kb / 1024.0)
-}
 
 struct Node(Child);
 
@@ -34,38 +24,21 @@ impl Drop for Node {
     }
 }
 
-fn tocsin(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "tocsin {args:?} failed");
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let federation = format!(
-        "[federation]\nid = \"memory.tocsin\"\n\n[[agencies]]\nid = \"TR-MIT\"\nname = \"TR\"\ncountry = \"TR\"\nendpoint = \"127.0.0.1:1\"\n\n[[agencies]]\nid = \"FR-DGSI\"\nname = \"FR\"\ncountry = \"FR\"\nendpoint = \"127.0.0.1:{port}\"\n"
-    );
-    std::fs::write(dir.join("federation.toml"), federation)?;
-    tocsin(
+    // TR-MIT's node is never started: the test floods with its
+    // certificate.
+    let [tr_port, port] = common::free_ports(2)[..] else {
+        unreachable!()
+    };
+    let federation = common::federation_file(
         dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            "federation.toml",
-            "--out",
-            "pki",
-        ],
-    )?;
+        "memory.tocsin",
+        &[("TR-MIT", tr_port), ("FR-DGSI", port)],
+    );
+    common::pki_init(dir, &federation, &[]);
     // Eight requests in flight per peer: four worked on, four waiting.
     let config = dir.join("pki/agencies/FR-DGSI/node.toml");
     let text = std::fs::read_to_string(&config)?
@@ -73,7 +46,7 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
         .replace("peer_queue = 128", "peer_queue = 4");
     std::fs::write(&config, text)?;
     let node = Node(
-        Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        Command::new(common::BIN)
             .current_dir(dir)
             .args(["node", "--config", "pki/agencies/FR-DGSI/node.toml"])
             .stdout(Stdio::null())
@@ -107,7 +80,7 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
         }
     })
     .await?;
-    let before = peak_mib(node.0.id())?;
+    let before = tocsin_testkit::resident_mib(node.0.id())?.1;
 
     // 160 deliveries of about 1 MB each at once, over four connections.
     let mut big = draft(&["FR-DGSI"]);
@@ -135,7 +108,7 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    let after = peak_mib(node.0.id())?;
+    let after = tocsin_testkit::resident_mib(node.0.id())?.1;
     // Eight messages of 1 MB in flight at most, with their decoding and
     // checking; without the bound the node held all 160 (about 160 MB).
     assert!(

@@ -635,3 +635,23 @@ impl Drop for TestFederation {
         }
     }
 }
+
+/// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM`),
+/// in MiB; Linux only.
+pub fn resident_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("cannot read /proc (resident memory is measured on Linux)")?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("no {name} in /proc status"))?;
+        let kb: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed /proc status")?
+            .parse()?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}

@@ -1,0 +1,86 @@
+//! What the `tocsin` binary's tests share: running it, free ports, and a
+//! federation with its PKI on disk. Each test binary uses a part.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+/// `n` distinct free loopback ports (all held until every one is chosen).
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect()
+}
+
+/// One free loopback port.
+pub(crate) fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// Runs `tocsin args` in `dir`, with no operator profile from the
+/// environment.
+pub(crate) fn tocsin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOCSIN_OPERATOR")
+        .output()
+        .expect("run tocsin")
+}
+
+/// Runs `tocsin args`, which must succeed; returns its stdout.
+pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    assert!(
+        out.status.success(),
+        "tocsin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Writes `dir/federation.toml`: federation `id`, each agency at its
+/// loopback port. Returns its path.
+pub(crate) fn federation_file(dir: &Path, id: &str, agencies: &[(&str, u16)]) -> PathBuf {
+    let mut text = format!("[federation]\nid = \"{id}\"\n");
+    for (agency, port) in agencies {
+        text.push_str(&format!(
+            "\n[[agencies]]\nid = \"{agency}\"\nendpoint = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    let path = dir.join("federation.toml");
+    std::fs::write(&path, text).expect("write the federation file");
+    path
+}
+
+/// Runs `pki init` on `federation` into `dir/pki`, and issues each
+/// `(agency, name)` operator.
+pub(crate) fn pki_init(dir: &Path, federation: &Path, operators: &[(&str, &str)]) {
+    let federation = federation.to_str().expect("a UTF-8 path");
+    ok(
+        dir,
+        &["pki", "init", "--federation", federation, "--out", "pki"],
+    );
+    for (agency, name) in operators {
+        ok(
+            dir,
+            &[
+                "pki",
+                "issue-operator",
+                "--dir",
+                "pki",
+                "--agency",
+                agency,
+                "--name",
+                name,
+            ],
+        );
+    }
+}
