@@ -189,6 +189,12 @@ impl Worker {
         // A fresh start: what waited out a backoff before the node stopped
         // is tried now rather than at its old retry time.
         self.peer_is_back().await;
+        // Messages are looked for when something may have made one due (a
+        // wake-up, a timer, a retry), and at least every `initial_backoff`
+        // while deliveries keep the worker busy (for retries falling due),
+        // not after every group of deliveries.
+        let mut look_for_messages = true;
+        let mut looked_at = std::time::Instant::now();
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -208,7 +214,17 @@ impl Worker {
             } else {
                 self.ctx.options.batch.max(1) as usize
             };
-            let messages_failed = self.send_messages(now, window, retry_at).await;
+            // A wake-up for new work (an acknowledgement queued, say) is
+            // taken here even while the window is full.
+            look_for_messages |= self.wakers.work.notified().now_or_never().is_some()
+                || looked_at.elapsed() >= self.ctx.options.initial_backoff;
+            let mut messages_failed = false;
+            if look_for_messages {
+                looked_at = std::time::Instant::now();
+                let (failed, more) = self.send_messages(now, window, retry_at).await;
+                messages_failed = failed;
+                look_for_messages = more;
+            }
 
             if in_flight.len() < window {
                 // Rows in flight are still due in the store: ask for enough
@@ -251,6 +267,7 @@ impl Worker {
                 if stop {
                     return;
                 }
+                look_for_messages = true;
                 continue;
             }
 
@@ -258,20 +275,16 @@ impl Worker {
             let room = in_flight.len() < window;
             let first = tokio::select! {
                 done = flying.join_next() => done,
-                _ = self.wakers.work.notified(), if room => continue,
+                _ = self.wakers.work.notified(), if room => {
+                    look_for_messages = true;
+                    continue;
+                }
                 _ = self.shutdown.changed() => return,
             };
             let mut done = Vec::new();
             let mut next = first;
             while let Some(joined) = next {
-                match joined {
-                    Ok(outcome) => done.push(outcome),
-                    // A delivery task that panicked: its row stays due and
-                    // in the window until the worker restarts.
-                    Err(e) => {
-                        tracing::error!(peer = %self.peer, error = %e, "delivery task failed")
-                    }
-                }
+                self.collect(joined, &mut done);
                 next = flying.try_join_next();
             }
             let failed = self.record(&mut in_flight, done, retry_at).await || messages_failed;
@@ -284,11 +297,10 @@ impl Worker {
                     self.collect(joined, &mut rest);
                 }
                 self.record(&mut in_flight, rest, retry_at).await;
-            }
-            if failed {
                 if self.back_off(&mut backoff, next_backoff, delay).await {
                     return;
                 }
+                look_for_messages = true;
             } else {
                 backoff = None;
             }
@@ -298,13 +310,14 @@ impl Worker {
     /// Sends the acknowledgements, reminders and notices that are due, at
     /// most `limit`, and records their outcomes. They go first: they are
     /// small and someone's deadline hangs on each. Returns whether any
-    /// failed for a reason that may pass.
+    /// failed for a reason that may pass, and whether more may be due
+    /// (the limit was reached, or the store could not be read).
     async fn send_messages(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         retry_at: DateTime<Utc>,
-    ) -> bool {
+    ) -> (bool, bool) {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let messages = match self
             .ctx
@@ -315,12 +328,13 @@ impl Worker {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "outbox cannot read the store");
-                return false;
+                return (false, true);
             }
         };
         if messages.is_empty() {
-            return false;
+            return (false, false);
         }
+        let more = messages.len() as u64 >= u64::from(limit);
         let results = join_all(messages.iter().map(|m| self.link.send_message(m))).await;
         let mut failed = false;
         let outcomes: Vec<_> = messages
@@ -350,13 +364,13 @@ impl Worker {
         if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
             // Still due in the store: back off rather than resend at once.
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
-            return true;
+            return (true, true);
         }
-        failed
+        (failed, more)
     }
 
-    /// Keeps a finished delivery's outcome. A delivery task that panicked
-    /// leaves its row due, and in the window until the worker restarts.
+    /// Keeps a finished delivery's outcome. A task catches its own panic
+    /// (see [`Link::attempt`]), so a join error means it was cancelled.
     fn collect(
         &self,
         joined: Result<(DueDelivery, Delivered), tokio::task::JoinError>,
