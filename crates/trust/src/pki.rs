@@ -425,7 +425,12 @@ pub fn revoke(
     certs: &[PathBuf],
 ) -> Result<RevokeReport, Error> {
     let ca = CertificateAuthority::load(&layout.ca_cert(), &layout.ca_key(), federation)?;
-    let ca_der = read_certs(&layout.ca_cert())?.remove(0);
+    // The CA certificate as just loaded, not read a second time.
+    let ca_der =
+        <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(
+            ca.cert_pem().as_bytes(),
+        )
+        .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
     let (_, ca_cert) = X509Certificate::from_der(ca_der.as_ref())
         .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
     let (mut entries, number) = current_crl(&layout.crl())?;
