@@ -35,6 +35,7 @@
 //! initial_backoff = "250ms"
 //! max_backoff = "10s"
 //! batch = 64
+//! per_request = 16
 //! ```
 //!
 //! Relative paths are taken from the configuration file's directory.
@@ -167,6 +168,10 @@ pub struct OutboxOptions {
     pub max_backoff: Duration,
     /// Deliveries in flight to one peer at once.
     pub batch: u32,
+    /// The most alerts the outbox sends in one request (1 to 64). Alerts
+    /// waiting for the same peer share a request, a batch check of their
+    /// signatures and a commit; one waiting alone goes alone.
+    pub per_request: u32,
     /// How long to wait for a peer's TCP connection.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -178,6 +183,7 @@ impl Default for OutboxOptions {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
             batch: 64,
+            per_request: 16,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -287,12 +293,19 @@ impl NodeConfig {
             ("[outbox] initial_backoff", o.initial_backoff.is_zero()),
             ("[outbox] max_backoff", o.max_backoff.is_zero()),
             ("[outbox] batch", o.batch == 0),
+            ("[outbox] per_request", o.per_request == 0),
             ("[outbox] connect_timeout", o.connect_timeout.is_zero()),
         ];
-        match zero.iter().find(|(_, is_zero)| *is_zero) {
-            Some((name, _)) => Err(format!("{name} must be more than zero")),
-            None => Ok(()),
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(format!("{name} must be more than zero"));
         }
+        if o.per_request as usize > tocsin_proto::MAX_DELIVER_BATCH {
+            return Err(format!(
+                "[outbox] per_request must be at most {}",
+                tocsin_proto::MAX_DELIVER_BATCH
+            ));
+        }
+        Ok(())
     }
 
     /// Makes every relative path relative to `base`.

@@ -2,8 +2,9 @@
 //! each.
 //!
 //! A worker takes the deliveries that are due from the store, sends them
-//! concurrently, verifies each receipt, and records every outcome in one
-//! transaction. When nothing is due it sleeps until the next delivery is
+//! concurrently (alerts waiting together share a DeliverBatch request, and
+//! their receipts one batch check of signatures), verifies each receipt,
+//! and records every outcome in one transaction. When nothing is due it sleeps until the next delivery is
 //! due or a new alert wakes it: no polling. After a failure that may pass
 //! (the peer is down, a timeout), it backs off exponentially with jitter and
 //! then probes with a single delivery until the peer answers again. State
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::join_all;
 use prost::Message;
-use rand::Rng;
+use rand::RngExt;
 use tocsin_core::{AgencyId, Clock, from_timestamp};
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
@@ -93,6 +94,9 @@ pub(crate) fn spawn(
             .max_encoding_message_size(max_message_bytes)
             .max_decoding_message_size(max_message_bytes);
         let worker = Worker {
+            // What a request may hold besides its alerts' bytes is small;
+            // keep well clear of the peer's limit.
+            request_budget: max_message_bytes.saturating_sub(1024).max(1),
             link: Link {
                 peer: peer.clone(),
                 client,
@@ -146,6 +150,8 @@ struct Link {
 struct Worker {
     peer: AgencyId,
     link: Link,
+    /// The most bytes of alerts one request carries.
+    request_budget: usize,
     ctx: OutboxContext,
     wakers: Arc<Wakers>,
     shutdown: watch::Receiver<bool>,
@@ -182,7 +188,8 @@ impl Worker {
         // each group of answers comes back it is recorded in one
         // transaction and the window is topped up from the store, so the
         // link never waits for the slowest delivery of a batch.
-        // Each delivery is its own task, so receipts are checked on every
+        // Each request (the alerts that were due together, up to
+        // `per_request`) is its own task, so receipts are checked on every
         // core while the worker records the last group.
         let mut flying = JoinSet::new();
         let mut in_flight: HashSet<String> = HashSet::new();
@@ -237,13 +244,22 @@ impl Worker {
                     .await
                 {
                     Ok(due) => {
+                        let mut fresh = Vec::new();
                         for d in due {
                             if in_flight.len() >= window {
                                 break;
                             }
                             if in_flight.insert(d.alert_id.clone()) {
-                                flying.spawn(self.link.clone().attempt(d));
+                                fresh.push(d);
                             }
+                        }
+                        let most = if backoff.is_some() {
+                            1
+                        } else {
+                            self.ctx.options.per_request.max(1) as usize
+                        };
+                        for request in pack(fresh, most, self.request_budget) {
+                            flying.spawn(self.link.clone().attempt(request));
                         }
                     }
                     Err(e) => {
@@ -373,11 +389,11 @@ impl Worker {
     /// (see [`Link::attempt`]), so a join error means it was cancelled.
     fn collect(
         &self,
-        joined: Result<(DueDelivery, Delivered), tokio::task::JoinError>,
+        joined: Result<Vec<(DueDelivery, Delivered)>, tokio::task::JoinError>,
         done: &mut Vec<(DueDelivery, Delivered)>,
     ) {
         match joined {
-            Ok(outcome) => done.push(outcome),
+            Ok(outcomes) => done.extend(outcomes),
             Err(e) => tracing::error!(peer = %self.peer, error = %e, "delivery task failed"),
         }
     }
@@ -557,17 +573,105 @@ impl Link {
         answer
     }
 
-    /// Delivers one alert; hands the delivery back with its outcome.
-    async fn attempt(self, d: DueDelivery) -> (DueDelivery, Delivered) {
-        // Always hands the delivery back, so that it leaves the window.
-        let result = std::panic::AssertUnwindSafe(self.deliver(&d))
+    /// Delivers alerts in one request; hands each delivery back with its
+    /// outcome.
+    async fn attempt(self, ds: Vec<DueDelivery>) -> Vec<(DueDelivery, Delivered)> {
+        // Always hands every delivery back, so that all leave the window.
+        let results = std::panic::AssertUnwindSafe(self.deliver(&ds))
             .catch_unwind()
             .await
-            .unwrap_or_else(|_| Err(Failure::Transient("the delivery task panicked".into())));
-        (d, result)
+            .unwrap_or_else(|_| {
+                ds.iter()
+                    .map(|_| Err(Failure::Transient("the delivery task panicked".into())))
+                    .collect()
+            });
+        ds.into_iter().zip(results).collect()
     }
 
-    async fn deliver(&self, d: &DueDelivery) -> Delivered {
+    /// One outcome per delivery, in order.
+    async fn deliver(&self, ds: &[DueDelivery]) -> Vec<Delivered> {
+        match self.deliver_together(ds).await {
+            Ok(outcomes) => outcomes,
+            // Refused as a whole for good (too large for the peer, a peer
+            // that does not know DeliverBatch): each alert alone gets the
+            // answer that is its own.
+            Err(Failure::Permanent(why)) if ds.len() > 1 => {
+                tracing::debug!(peer = %self.peer, %why, "batch refused; delivering its alerts one by one");
+                join_all(ds.iter().map(|d| self.deliver_one(d))).await
+            }
+            Err(Failure::Permanent(why)) => vec![Err(Failure::Permanent(why))],
+            Err(Failure::Transient(why)) => ds
+                .iter()
+                .map(|_| Err(Failure::Transient(why.clone())))
+                .collect(),
+        }
+    }
+
+    /// Delivers `ds` in one DeliverBatch request and checks the receipts in
+    /// one batch. An error is the request's as a whole.
+    async fn deliver_together(&self, ds: &[DueDelivery]) -> Result<Vec<Delivered>, Failure> {
+        let mut outcomes: Vec<Option<Delivered>> = ds.iter().map(|_| None).collect();
+        let mut sent = Vec::with_capacity(ds.len());
+        let mut alerts = Vec::with_capacity(ds.len());
+        for (i, d) in ds.iter().enumerate() {
+            match pb::Envelope::decode(d.envelope.as_slice()) {
+                Ok(envelope) => {
+                    sent.push((i, digest(&envelope)));
+                    alerts.push(envelope);
+                }
+                Err(e) => {
+                    outcomes[i] = Some(Err(Failure::Permanent(format!(
+                        "stored envelope unreadable: {e}"
+                    ))));
+                }
+            }
+        }
+        if !alerts.is_empty() {
+            let mut client = self.client.clone();
+            let results = self
+                .measured(client.deliver_batch(pb::DeliverBatchRequest { alerts }))
+                .await
+                .map_err(classify)?
+                .into_inner()
+                .results;
+            if results.len() != sent.len() {
+                return Err(Failure::Transient(format!(
+                    "answer holds {} results for {} alerts",
+                    results.len(),
+                    sent.len()
+                )));
+            }
+            let mut receipts = Vec::with_capacity(sent.len());
+            for ((i, alert_digest), result) in sent.into_iter().zip(results) {
+                match result.outcome {
+                    Some(pb::deliver_result::Outcome::Receipt(receipt)) => {
+                        receipts.push((i, alert_digest, receipt));
+                    }
+                    Some(pb::deliver_result::Outcome::Refused(r)) => {
+                        let status = tonic::Status::new(Code::from(r.code), r.message);
+                        outcomes[i] = Some(Err(classify(status)));
+                    }
+                    None => {
+                        outcomes[i] =
+                            Some(Err(Failure::Transient("answer carried no receipt".into())));
+                    }
+                }
+            }
+            let envelopes: Vec<&pb::Envelope> = receipts.iter().map(|(_, _, r)| r).collect();
+            let verified = self.verifier.verify_batch(&envelopes, RECEIPT_PAYLOAD_TYPE);
+            for ((i, alert_digest, receipt), verified) in receipts.into_iter().zip(verified) {
+                outcomes[i] =
+                    Some(self.accept_receipt(verified, receipt, &ds[i].alert_id, &alert_digest));
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Failure::Transient("no outcome".into()))))
+            .collect())
+    }
+
+    /// Delivers one alert with a Deliver request.
+    async fn deliver_one(&self, d: &DueDelivery) -> Delivered {
         let envelope = pb::Envelope::decode(d.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let expected_digest = digest(&envelope);
@@ -582,23 +686,34 @@ impl Link {
         let receipt = response
             .receipt
             .ok_or_else(|| Failure::Transient("answer carried no receipt".into()))?;
+        let verified = self.verifier.verify(&receipt, RECEIPT_PAYLOAD_TYPE);
+        self.accept_receipt(verified, receipt, &d.alert_id, &expected_digest)
+    }
+
+    /// A delivery counts only with a receipt the peer signed for exactly
+    /// this alert.
+    fn accept_receipt(
+        &self,
+        verified: Result<tocsin_trust::signing::Verified, tocsin_trust::Error>,
+        receipt: pb::Envelope,
+        alert_id: &str,
+        alert_digest: &[u8; 32],
+    ) -> Delivered {
         let delivered_at = self
-            .check_receipt(&receipt, &d.alert_id, &expected_digest)
+            .check_receipt(verified, &receipt, alert_id, alert_digest)
             .map_err(|e| Failure::Transient(format!("invalid receipt: {e}")))?;
         Ok((delivered_at, receipt.encode_to_vec()))
     }
 
-    /// A receipt counts only if the peer signed it for exactly this alert.
+    /// What a receipt whose signature was checked (`verified`) says.
     fn check_receipt(
         &self,
+        verified: Result<tocsin_trust::signing::Verified, tocsin_trust::Error>,
         env: &pb::Envelope,
         alert_id: &str,
         alert_digest: &[u8; 32],
     ) -> Result<DateTime<Utc>, String> {
-        let verified = self
-            .verifier
-            .verify(env, RECEIPT_PAYLOAD_TYPE)
-            .map_err(|e| e.to_string())?;
+        let verified = verified.map_err(|e| e.to_string())?;
         if verified.signer != self.peer {
             return Err(format!("signed by {}, not {}", verified.signer, self.peer));
         }
@@ -615,6 +730,29 @@ impl Link {
             .and_then(from_timestamp)
             .ok_or_else(|| "receipt has no valid time".into())
     }
+}
+
+/// Splits deliveries into requests of at most `most` alerts and about
+/// `budget` bytes of them, in order; an alert larger than the budget goes
+/// alone (and the peer answers for it alone).
+fn pack(due: Vec<DueDelivery>, most: usize, budget: usize) -> Vec<Vec<DueDelivery>> {
+    let mut requests = Vec::new();
+    let mut current: Vec<DueDelivery> = Vec::new();
+    let mut bytes = 0usize;
+    for d in due {
+        // The envelope's bytes, its field tag and length prefix.
+        let size = d.envelope.len().saturating_add(8);
+        if !current.is_empty() && (current.len() >= most || bytes.saturating_add(size) > budget) {
+            requests.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        current.push(d);
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
 }
 
 /// Whether a peer's refusal is for good (the same request would be refused
@@ -647,6 +785,45 @@ mod tests {
             max_backoff: max,
             ..OutboxOptions::default()
         }
+    }
+
+    fn due(id: &str, bytes: usize) -> DueDelivery {
+        DueDelivery {
+            alert_id: id.into(),
+            envelope: vec![0; bytes],
+            attempts: 0,
+        }
+    }
+
+    fn ids(requests: &[Vec<DueDelivery>]) -> Vec<Vec<&str>> {
+        requests
+            .iter()
+            .map(|r| r.iter().map(|d| d.alert_id.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn requests_hold_at_most_so_many_alerts_and_bytes_in_order() {
+        let five: Vec<_> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|id| due(id, 100))
+            .collect();
+        assert_eq!(
+            ids(&pack(five.clone(), 2, 10_000)),
+            [vec!["a", "b"], vec!["c", "d"], vec!["e"]]
+        );
+        // 108 bytes each on the wire: three fit in 330, not four.
+        assert_eq!(
+            ids(&pack(five.clone(), 16, 330)),
+            [vec!["a", "b", "c"], vec!["d", "e"]]
+        );
+        // One alone over the budget still goes, alone.
+        let mixed = vec![due("a", 10), due("big", 5_000), due("c", 10)];
+        assert_eq!(
+            ids(&pack(mixed, 16, 1_000)),
+            [vec!["a"], vec!["big"], vec!["c"]]
+        );
+        assert!(pack(Vec::new(), 16, 1_000).is_empty());
     }
 
     #[test]

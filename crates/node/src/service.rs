@@ -147,6 +147,46 @@ impl pb::federation_server::Federation for FederationService {
             receipt: Some(receipt),
         }))
     }
+
+    async fn deliver_batch(
+        &self,
+        req: Request<pb::DeliverBatchRequest>,
+    ) -> Result<Response<pb::DeliverBatchResponse>, Status> {
+        let (agency, turn) = self.admit(&req).await?;
+        let alerts = req.into_inner().alerts;
+        if alerts.is_empty() || alerts.len() > tocsin_proto::MAX_DELIVER_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "invalid field `alerts`: {} alerts; a batch holds 1 to {}",
+                alerts.len(),
+                tocsin_proto::MAX_DELIVER_BATCH
+            )));
+        }
+        let node = self.node.clone();
+        let outcomes = detached(async move {
+            let _turn = turn;
+            Ok(node.receive_batch(&agency, alerts).await)
+        })
+        .await?;
+        let results = outcomes
+            .into_iter()
+            .map(|outcome| {
+                let outcome = match outcome {
+                    Ok(receipt) => pb::deliver_result::Outcome::Receipt(receipt),
+                    Err(e) => {
+                        let status = Status::from(e);
+                        pb::deliver_result::Outcome::Refused(pb::Refusal {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                        })
+                    }
+                };
+                pb::DeliverResult {
+                    outcome: Some(outcome),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::DeliverBatchResponse { results }))
+    }
 }
 
 /// The operator service, for this agency's analysts and tools.

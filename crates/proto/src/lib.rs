@@ -32,3 +32,6 @@ pub const NOTICE_PAYLOAD_TYPE: &str = "application/vnd.tocsin.notice.v1+proto";
 /// clocks are apart; nothing depends on it, and a node that does not send
 /// it is simply not measured.
 pub const TIME_HEADER: &str = "tocsin-time";
+
+/// The most alerts a `DeliverBatch` request may hold.
+pub const MAX_DELIVER_BATCH: usize = 64;

@@ -395,6 +395,7 @@ impl TestFederation {
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(1),
                 batch: 64,
+                per_request: 16,
                 connect_timeout: Duration::from_secs(2),
             },
             limits: Limits::default(),

@@ -5,12 +5,19 @@
 //! along, so a verifier needs only the federation CA certificate. Verified
 //! signer certificates are cached by key id, so the X.509 work is done once
 //! per signer, not once per envelope.
+//!
+//! Signatures are checked by the rules of ZIP 215 (ed25519-zebra), under
+//! which checking envelopes one by one and in a batch always agree: a
+//! receipt accepted in a batch by its sender is accepted by any later
+//! check of it alone, so no signer can make a signature that one check
+//! takes and another refuses. Signing keys with a small-order (torsion)
+//! component are refused when their certificate is first checked.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tocsin_core::envelope::pae;
@@ -146,8 +153,36 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 struct KnownKey {
     agency: AgencyId,
-    public_key: Vec<u8>,
+    public_key: ed25519_zebra::VerificationKey,
     serial: Vec<u8>,
+}
+
+/// An envelope whose certificate and claims passed, its signature not yet
+/// checked.
+struct Candidate<'a> {
+    key: KnownKey,
+    envelope: &'a pb::Envelope,
+    signature: ed25519_zebra::Signature,
+}
+
+impl Candidate<'_> {
+    fn message(&self) -> Vec<u8> {
+        pae(&self.envelope.payload_type, &self.envelope.payload)
+    }
+
+    fn check_alone(&self) -> Result<(), Error> {
+        self.key
+            .public_key
+            .verify(&self.signature, &self.message())
+            .map_err(|_| Error::Envelope("signature does not match the payload".into()))
+    }
+
+    fn verified(self) -> Verified {
+        Verified {
+            signer: self.key.agency,
+            digest: digest(self.envelope),
+        }
+    }
 }
 
 /// Checks envelopes against the federation CA.
@@ -189,6 +224,53 @@ impl Verifier {
     /// by the federation CA for signing, names the agency the signature
     /// claims, and the signature covers the type and payload.
     pub fn verify(&self, envelope: &pb::Envelope, expected_type: &str) -> Result<Verified, Error> {
+        let candidate = self.candidate(envelope, expected_type)?;
+        candidate.check_alone()?;
+        Ok(candidate.verified())
+    }
+
+    /// Checks several envelopes of type `expected_type` as [`Self::verify`]
+    /// would one by one, with one batch check of their signatures (about a
+    /// third of the cost per signature when they share a signer). The
+    /// answers are in the order of `envelopes`; should the batch fail, each
+    /// signature is checked alone to find the bad ones.
+    pub fn verify_batch(
+        &self,
+        envelopes: &[&pb::Envelope],
+        expected_type: &str,
+    ) -> Vec<Result<Verified, Error>> {
+        let candidates: Vec<Result<Candidate<'_>, Error>> = envelopes
+            .iter()
+            .map(|e| self.candidate(e, expected_type))
+            .collect();
+        let ready = candidates.iter().filter(|c| c.is_ok()).count();
+        let batch_passed = ready > 1 && {
+            let mut batch = ed25519_zebra::batch::Verifier::new();
+            for c in candidates.iter().flatten() {
+                let key = ed25519_zebra::VerificationKeyBytes::from(c.key.public_key);
+                batch.queue((key, c.signature, &c.message()));
+            }
+            batch.verify(rand::rng()).is_ok()
+        };
+        candidates
+            .into_iter()
+            .map(|c| {
+                let c = c?;
+                if !batch_passed {
+                    c.check_alone()?;
+                }
+                Ok(c.verified())
+            })
+            .collect()
+    }
+
+    /// Everything about an envelope but its signature: type, certificate,
+    /// revocation, and the signer it claims.
+    fn candidate<'a>(
+        &self,
+        envelope: &'a pb::Envelope,
+        expected_type: &str,
+    ) -> Result<Candidate<'a>, Error> {
         let bad = |m: &str| Error::Envelope(m.to_owned());
         if envelope.payload_type != expected_type {
             return Err(Error::Envelope(format!(
@@ -213,12 +295,13 @@ impl Verifier {
                 sig.signer, key.agency
             )));
         }
-        signature::UnparsedPublicKey::new(&signature::ED25519, &key.public_key)
-            .verify(&pae(&envelope.payload_type, &envelope.payload), &sig.sig)
+        let signature = <[u8; 64]>::try_from(sig.sig.as_slice())
+            .map(ed25519_zebra::Signature::from)
             .map_err(|_| bad("signature does not match the payload"))?;
-        Ok(Verified {
-            signer: key.agency,
-            digest: digest(envelope),
+        Ok(Candidate {
+            key,
+            envelope,
+            signature,
         })
     }
 
@@ -275,10 +358,24 @@ impl Verifier {
         };
         Ok(KnownKey {
             agency,
-            public_key: cert.public_key().subject_public_key.data.to_vec(),
+            public_key: signing_key(&cert.public_key().subject_public_key.data).map_err(bad)?,
             serial: crate::revocation::normalise(cert.raw_serial()),
         })
     }
+}
+
+/// An Ed25519 public key fit to check signatures: a point of the prime-order
+/// subgroup, so no signer can craft signatures that hold under one reading
+/// of Ed25519 and not another.
+fn signing_key(bytes: &[u8]) -> Result<ed25519_zebra::VerificationKey, String> {
+    let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| "not an Ed25519 key".to_owned())?;
+    let sound = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+        .decompress()
+        .is_some_and(|p| p.is_torsion_free() && !p.is_small_order());
+    if !sound {
+        return Err("an Ed25519 key outside the prime-order subgroup".into());
+    }
+    ed25519_zebra::VerificationKey::try_from(bytes).map_err(|e| format!("Ed25519 key: {e}"))
 }
 
 #[cfg(test)]
@@ -345,6 +442,69 @@ mod tests {
         assert_eq!(v.digest, digest(&env));
         // Cached path gives the same answer.
         assert_eq!(verifier.verify(&env, "t").unwrap(), v);
+    }
+
+    #[test]
+    fn a_batch_agrees_with_checking_one_by_one() {
+        let (fed, ca, signer, verifier) = setup();
+        let other = ca
+            .issue_signing(&AgencyId::new("FR-DGSI").unwrap())
+            .unwrap();
+        let other = Signer::from_pem(&other.cert_pem, &other.key_pem, &fed).unwrap();
+        let mut envs: Vec<pb::Envelope> = (0..6u8)
+            .map(|i| signer.sign("t", vec![i; 40]))
+            .chain((0..3u8).map(|i| other.sign("t", vec![i; 7])))
+            .collect();
+        let all_good: Vec<_> = envs.iter().collect();
+        let batch = verifier.verify_batch(&all_good, "t");
+        for (env, got) in envs.iter().zip(&batch) {
+            assert_eq!(got.as_ref().unwrap(), &verifier.verify(env, "t").unwrap());
+        }
+        assert_eq!(batch[7].as_ref().unwrap().signer.as_str(), "FR-DGSI");
+
+        // One altered payload, one altered signature, one of the wrong
+        // type: those three fail with the errors a lone check gives, the
+        // rest still pass.
+        envs[1].payload[0] ^= 1;
+        envs[4].signature.as_mut().unwrap().sig[10] ^= 1;
+        envs[8].payload_type = "u".into();
+        let some_bad: Vec<_> = envs.iter().collect();
+        let batch = verifier.verify_batch(&some_bad, "t");
+        for (i, (env, got)) in envs.iter().zip(&batch).enumerate() {
+            let alone = verifier.verify(env, "t");
+            match [1, 4, 8].contains(&i) {
+                true => assert_eq!(
+                    got.as_ref().unwrap_err().to_string(),
+                    alone.unwrap_err().to_string()
+                ),
+                false => assert_eq!(got.as_ref().unwrap(), &alone.unwrap()),
+            }
+        }
+        assert!(verifier.verify_batch(&[], "t").is_empty());
+    }
+
+    #[test]
+    fn keys_outside_the_prime_order_subgroup_are_refused() {
+        use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        // A point of order 8.
+        let torsion: [u8; 32] =
+            hex::decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let torsion = CompressedEdwardsY(torsion).decompress().unwrap();
+        assert!(torsion.is_small_order());
+        let sound = ED25519_BASEPOINT_POINT * curve25519_dalek::Scalar::from(12345u64);
+        assert!(signing_key(sound.compress().as_bytes()).is_ok());
+        for bad in [sound + torsion, torsion] {
+            let err = signing_key(bad.compress().as_bytes()).unwrap_err();
+            assert!(err.contains("prime-order subgroup"), "{err}");
+        }
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(signing_key(&identity).is_err());
+        assert!(signing_key(&[7u8; 31]).is_err());
     }
 
     #[test]
