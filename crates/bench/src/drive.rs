@@ -24,6 +24,26 @@ pub(crate) struct Load {
     /// Open loop: offered rate per second (instead of a closed loop).
     #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// Calls of the baseline measured beside a closed loop (default: n, and
+    /// at least 100,000: a run of well over a second gives a steady figure).
+    #[arg(long)]
+    pub(crate) baseline_n: Option<usize>,
+}
+
+impl Load {
+    /// The load of the baseline measured beside this one.
+    pub(crate) fn for_baseline(&self) -> Load {
+        let n = match (self.rate, self.baseline_n) {
+            (_, Some(n)) => n,
+            (None, None) => self.n.max(100_000),
+            (Some(_), None) => self.n,
+        };
+        Load {
+            n,
+            baseline_n: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// One measurement.

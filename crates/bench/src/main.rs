@@ -192,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Deliver(load) => {
             let fed = TestFederation::builder().start().await?;
-            let base = net::baseline(&fed, &load).await?;
+            let base = net::baseline(&fed, &load.for_baseline()).await?;
             let d = net::deliver(&fed, &load).await?;
             beside_baseline(base, d, &load)
         }
@@ -202,12 +202,13 @@ async fn main() -> anyhow::Result<()> {
                 n: b.n,
                 c: b.c,
                 rate: None,
+                baseline_n: None,
             })
             .await?,
         ],
         Command::Ack(load) => {
             let fed = TestFederation::builder().start().await?;
-            let base = net::baseline(&fed, &load).await?;
+            let base = net::baseline(&fed, &load.for_baseline()).await?;
             let a = net::ack(&fed, &load).await?;
             beside_baseline(base, a, &load)
         }
@@ -216,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
                 n: f.n,
                 c: 1,
                 rate: Some(f.rate),
+                baseline_n: None,
             };
             net::flood(&load, f.flood_c).await?
         }

@@ -323,6 +323,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
         n: ok as usize,
         c: flood_c,
         rate: None,
+        baseline_n: None,
     };
     let mut flood_fig = Figures::new("flood: flooder", &flood_load, flood_elapsed, &histogram()?);
     flood_fig.refused = Some(no);

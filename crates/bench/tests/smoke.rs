@@ -23,7 +23,7 @@ fn run(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn baseline_and_deliver_closed_loop_report_figures() {
-    let rows = run(&["deliver", "--n", "30", "--c", "4"]);
+    let rows = run(&["deliver", "--n", "30", "--c", "4", "--baseline-n", "30"]);
     assert_eq!(rows[0]["name"], "baseline");
     assert_eq!(rows[1]["name"], "deliver");
     for row in rows.as_array().unwrap() {
@@ -59,7 +59,7 @@ fn backlog_drains_after_the_peer_starts() {
 
 #[test]
 fn ack_cycle_reports_figures() {
-    let rows = run(&["ack", "--n", "20", "--c", "4"]);
+    let rows = run(&["ack", "--n", "20", "--c", "4", "--baseline-n", "20"]);
     assert_eq!(rows[1]["name"], "ack");
     assert!(rows[1]["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(rows[1]["baseline_ratio"].as_f64().unwrap() > 0.0);
