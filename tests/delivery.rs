@@ -300,3 +300,184 @@ async fn a_permanent_refusal_is_recorded_as_rejected_not_retried() -> anyhow::Re
     assert!(rejected.next_attempt_at.is_none());
     Ok(())
 }
+
+/// The outcome of one item of a DeliverBatch answer.
+fn outcome(result: &pb::DeliverResult) -> Result<&pb::Envelope, (Code, &str)> {
+    match result.outcome.as_ref() {
+        Some(pb::deliver_result::Outcome::Receipt(r)) => Ok(r),
+        Some(pb::deliver_result::Outcome::Refused(r)) => Err((Code::from(r.code), &r.message)),
+        None => panic!("a result with no outcome"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_alert_by_alert_as_deliver_would() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
+        .start()
+        .await?;
+    let mut peer = fed.peer_client("TR-MIT", "FR-DGSI")?;
+    let (first, first_env) = signed_alert(&fed, "TR-MIT", &["FR-DGSI"], "first");
+    let (_, mut tampered) = signed_alert(&fed, "TR-MIT", &["FR-DGSI"], "tampered");
+    tampered.payload[3] ^= 1;
+    let (_, relayed) = signed_alert(&fed, "BE-VSSE", &["FR-DGSI"], "relayed");
+    let (second, second_env) = signed_alert(&fed, "TR-MIT", &["FR-DGSI"], "second");
+
+    let results = peer
+        .deliver_batch(pb::DeliverBatchRequest {
+            alerts: vec![
+                first_env.clone(),
+                tampered,
+                relayed,
+                second_env.clone(),
+                first_env.clone(),
+            ],
+        })
+        .await?
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 5);
+
+    // Each good alert has a receipt for exactly what was sent, signed by
+    // FR-DGSI; the same alert twice in a batch gets the same receipt.
+    let verifier = Verifier::load(&fed.pki().ca_cert(), fed.federation().id())?;
+    for (i, (alert, env)) in [(0, (&first, &first_env)), (3, (&second, &second_env))] {
+        let receipt_env = outcome(&results[i]).unwrap();
+        let signed = verifier.verify(receipt_env, RECEIPT_PAYLOAD_TYPE)?;
+        assert_eq!(signed.signer.as_str(), "FR-DGSI");
+        let receipt = pb::Receipt::decode(receipt_env.payload.as_slice())?;
+        assert_eq!(receipt.alert_id, alert.id);
+        assert_eq!(receipt.alert_digest, digest(env).to_vec());
+    }
+    assert_eq!(outcome(&results[4]), outcome(&results[0]));
+    // The bad ones are refused with the codes Deliver gives them alone.
+    let (code, message) = outcome(&results[1]).unwrap_err();
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("signature"), "{message}");
+    let (code, message) = outcome(&results[2]).unwrap_err();
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+
+    let mut fr = fed.operator("FR-DGSI").await?;
+    let mut stored: Vec<String> = list(&mut fr, pb::Direction::Inbound)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
+    stored.sort();
+    let mut expected = vec![first.id.clone(), second.id.clone()];
+    expected.sort();
+    assert_eq!(stored, expected);
+
+    // Other content under a stored id, in a later batch: refused, and the
+    // stored alert stays as it was.
+    let mut altered = first.clone();
+    altered.text = "altered".into();
+    let altered = fed
+        .signer("TR-MIT")?
+        .sign(ALERT_PAYLOAD_TYPE, altered.encode_to_vec());
+    let results = peer
+        .deliver_batch(pb::DeliverBatchRequest {
+            alerts: vec![altered],
+        })
+        .await?
+        .into_inner()
+        .results;
+    assert_eq!(outcome(&results[0]).unwrap_err().0, Code::AlreadyExists);
+    assert_eq!(get(&mut fr, &first.id).await?.alert.unwrap().text, "first");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_or_oversized_batch_is_refused_as_a_whole() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    let mut peer = fed.peer_client("TR-MIT", "FR-DGSI")?;
+    let err = peer
+        .deliver_batch(pb::DeliverBatchRequest { alerts: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    let too_many: Vec<pb::Envelope> = (0..=tocsin_proto::MAX_DELIVER_BATCH)
+        .map(|i| signed_alert(&fed, "TR-MIT", &["FR-DGSI"], &format!("alert {i}")).1)
+        .collect();
+    let err = peer
+        .deliver_batch(pb::DeliverBatchRequest { alerts: too_many })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("1 to 64"), "{err:?}");
+    let mut fr = fed.operator("FR-DGSI").await?;
+    assert!(list(&mut fr, pb::Direction::Inbound).await?.is_empty());
+    Ok(())
+}
+
+/// Submits `n` alerts from TR-MIT to FR-DGSI, each with `text`; returns
+/// their ids.
+async fn submit_many(fed: &TestFederation, n: usize, text: &str) -> anyhow::Result<Vec<String>> {
+    let mut tr = fed.operator("TR-MIT").await?;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let mut alert = draft(&["FR-DGSI"]);
+        alert.text = text.into();
+        ids.push(id_of(&submit(&mut tr, alert).await?));
+    }
+    Ok(ids)
+}
+
+/// Waits until every alert of `ids` is delivered to FR-DGSI; checks each
+/// receipt against the alert sent, and that FR-DGSI holds each.
+async fn all_delivered_with_receipts(fed: &TestFederation, ids: &[String]) -> anyhow::Result<()> {
+    let tr = fed.operator("TR-MIT").await?;
+    let verifier = Verifier::load(&fed.pki().ca_cert(), fed.federation().id())?;
+    for id in ids {
+        let record = wait_delivered(&tr, id, "FR-DGSI").await?;
+        let d = delivery(&record, "FR-DGSI").unwrap();
+        assert_eq!(d.state, pb::DeliveryState::Delivered as i32, "{id}: {d:?}");
+        let receipt_env = d.receipt.clone().unwrap();
+        verifier.verify(&receipt_env, RECEIPT_PAYLOAD_TYPE)?;
+        let receipt = pb::Receipt::decode(receipt_env.payload.as_slice())?;
+        assert_eq!(&receipt.alert_id, id);
+        assert_eq!(
+            receipt.alert_digest,
+            digest(record.envelope.as_ref().unwrap()).to_vec()
+        );
+    }
+    let mut fr = fed.operator("FR-DGSI").await?;
+    for id in ids {
+        let held = get(&mut fr, id).await?;
+        assert_eq!(held.direction, pb::Direction::Inbound as i32, "{id}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn alerts_waiting_together_are_delivered_together() -> anyhow::Result<()> {
+    // 100 alerts queue while FR-DGSI is down, then leave in requests of up
+    // to 32 (the outbox's per_request) once it is up.
+    let mut fed = TestFederation::builder().down(["FR-DGSI"]).start().await?;
+    let ids = submit_many(&fed, 100, "queued").await?;
+    fed.start_node("FR-DGSI").await?;
+    all_delivered_with_receipts(&fed, &ids).await
+}
+
+#[tokio::test]
+async fn a_batch_too_large_for_the_peer_goes_alert_by_alert() -> anyhow::Result<()> {
+    // FR-DGSI takes messages of at most 24 KiB; TR-MIT would pack up to
+    // 1 MiB. Six alerts of about 9 KiB each queue while FR-DGSI is down, so
+    // TR-MIT sends them in one request, which FR-DGSI refuses as a whole;
+    // each then goes alone, and fits.
+    let small = tocsin_node::config::Limits {
+        max_message_bytes: 24 * 1024,
+        ..Default::default()
+    };
+    let mut fed = TestFederation::builder()
+        .down(["FR-DGSI"])
+        .limits_for("FR-DGSI", small)
+        .start()
+        .await?;
+    let ids = submit_many(&fed, 6, &"x".repeat(9 * 1024)).await?;
+    fed.start_node("FR-DGSI").await?;
+    // Were the refusal of the batch taken as each alert's, all six would
+    // be rejected for good.
+    all_delivered_with_receipts(&fed, &ids).await
+}

@@ -34,8 +34,8 @@
 //! [outbox]        # optional, these are the defaults
 //! initial_backoff = "250ms"
 //! max_backoff = "10s"
-//! batch = 64
-//! per_request = 16
+//! batch = 128
+//! per_request = 32
 //! ```
 //!
 //! Relative paths are taken from the configuration file's directory.
@@ -182,8 +182,8 @@ impl Default for OutboxOptions {
         Self {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
-            batch: 64,
-            per_request: 16,
+            batch: 128,
+            per_request: 32,
             connect_timeout: Duration::from_secs(5),
         }
     }

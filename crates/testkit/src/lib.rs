@@ -204,6 +204,7 @@ pub struct Builder {
     limits: Limits,
     clock: Arc<dyn Clock>,
     clocks: BTreeMap<String, Arc<dyn Clock>>,
+    node_limits: BTreeMap<String, Limits>,
     escalation: Escalation,
     observers: Vec<String>,
     routes: Vec<(String, String)>,
@@ -284,6 +285,13 @@ impl Builder {
         self
     }
 
+    /// The limits of `agency`'s node alone, for example a smaller message
+    /// size than its peers'.
+    pub fn limits_for(mut self, agency: impl Into<String>, limits: Limits) -> Self {
+        self.node_limits.insert(agency.into(), limits);
+        self
+    }
+
     /// Issues the certificates and starts the nodes.
     pub async fn start(self) -> anyhow::Result<TestFederation> {
         init();
@@ -336,6 +344,11 @@ impl Builder {
                 bail!("clock_for({id:?}): {id} is not one of the agencies");
             }
         }
+        for id in self.node_limits.keys() {
+            if !self.agencies.contains(id) {
+                bail!("limits_for({id:?}): {id} is not one of the agencies");
+            }
+        }
         let toml = toml_of(&federation)?;
         let layout = pki::init(&federation, &toml, &dir.path().join("pki"))?;
         let mut fed = TestFederation {
@@ -347,6 +360,7 @@ impl Builder {
             clock: self.clock,
             proxies,
             clocks: self.clocks,
+            node_limits: self.node_limits,
             dir,
         };
         for (id, listener) in listeners {
@@ -378,6 +392,7 @@ pub struct TestFederation {
     federation: Federation,
     outbox: OutboxOptions,
     limits: Limits,
+    node_limits: BTreeMap<String, Limits>,
     clock: Arc<dyn Clock>,
     /// Fault proxies by (from, to) route.
     proxies: BTreeMap<(AgencyId, AgencyId), FaultProxy>,
@@ -394,13 +409,14 @@ impl TestFederation {
             outbox: OutboxOptions {
                 initial_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_secs(1),
-                batch: 64,
-                per_request: 16,
+                batch: 128,
+                per_request: 32,
                 connect_timeout: Duration::from_secs(2),
             },
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             clocks: BTreeMap::new(),
+            node_limits: BTreeMap::new(),
             escalation: Escalation::default(),
             observers: vec![],
             routes: vec![],
@@ -456,7 +472,10 @@ impl TestFederation {
                 self.federation.id(),
             )?,
             data_dir: self.slot(agency)?.data_dir.clone(),
-            limits: self.limits,
+            limits: *self
+                .node_limits
+                .get(agency.as_str())
+                .unwrap_or(&self.limits),
             outbox: self.outbox,
             clock: self
                 .clocks
