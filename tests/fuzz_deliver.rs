@@ -1,5 +1,6 @@
-//! Fuzz target: what a node does on receipt of `Deliver` and `Acknowledge`,
-//! through real gRPC over mutual TLS to a real node and store.
+//! Fuzz target: what a node does on receipt of `Deliver`, `DeliverBatch`
+//! and `Acknowledge`, through real gRPC over mutual TLS to a real node and
+//! store.
 //!
 //! A peer signs alerts and acknowledgements, valid or with fields out of
 //! line, or mutates the signed envelope's bytes, and delivers them. The
@@ -240,6 +241,75 @@ fn deliver(envelope: pb::Envelope) -> Result<bool, TestCaseError> {
     }
 }
 
+/// Delivers `envelopes` as TR-MIT in one DeliverBatch: each answer must be
+/// the one Deliver gives that envelope alone (asked right after, so an
+/// alert the batch stored answers with the same receipt), and that answer
+/// must agree with the node's validation.
+fn deliver_batch(envelopes: Vec<pb::Envelope>) -> Result<(), TestCaseError> {
+    let w = &*WORLD;
+    let before = PANICS.load(Ordering::SeqCst);
+    let answer = RUNTIME.block_on(w.peer.clone().deliver_batch(pb::DeliverBatchRequest {
+        alerts: envelopes.clone(),
+    }));
+    prop_assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        before,
+        "a node task panicked"
+    );
+    let results = answer
+        .map_err(|s| TestCaseError::fail(format!("batch refused as a whole: {s:?}")))?
+        .into_inner()
+        .results;
+    prop_assert_eq!(results.len(), envelopes.len());
+    for (envelope, result) in envelopes.into_iter().zip(results) {
+        let alone = RUNTIME.block_on(w.peer.clone().deliver(pb::DeliverRequest {
+            alert: Some(envelope.clone()),
+        }));
+        match (result.outcome, alone) {
+            (Some(pb::deliver_result::Outcome::Receipt(r)), Ok(answer)) => {
+                prop_assert_eq!(Some(r), answer.into_inner().receipt);
+            }
+            (Some(pb::deliver_result::Outcome::Refused(r)), Err(status)) => {
+                prop_assert_eq!(Code::from(r.code), status.code(), "{}", r.message);
+            }
+            (batch, alone) => {
+                return Err(TestCaseError::fail(format!(
+                    "in a batch {batch:?}, alone {alone:?}"
+                )));
+            }
+        }
+        deliver(envelope)?;
+    }
+    Ok(())
+}
+
+/// Signed alerts from TR-MIT, valid or with fields out of line, and
+/// byte-level mutants of a signed envelope.
+fn any_envelope() -> impl Strategy<Value = pb::Envelope> {
+    prop_oneof![
+        (
+            tocsin_fuzz::wire::valid_alert("TR-MIT", OTHERS),
+            any::<bool>()
+        )
+            .prop_map(|(wire, r)| {
+                WORLD
+                    .tr
+                    .sign(ALERT_PAYLOAD_TYPE, to_fr(wire, r).encode_to_vec())
+            }),
+        tocsin_fuzz::wire::edited_alert("TR-MIT", OTHERS).prop_map(|wire| {
+            WORLD
+                .tr
+                .sign(ALERT_PAYLOAD_TYPE, to_fr(wire, false).encode_to_vec())
+        }),
+        tocsin_fuzz::mutated_bytes(vec![
+            sign_as(&WORLD.tr, draft(&["FR-DGSI"])).1.encode_to_vec(),
+        ])
+        .prop_filter_map("not an envelope", |bytes| {
+            pb::Envelope::decode(bytes.as_slice()).ok()
+        }),
+    ]
+}
+
 /// A valid alert from TR-MIT that names FR-DGSI among its recipients, and
 /// sometimes references EU-EUROPOL's alert.
 fn to_fr(mut wire: pb::Alert, reference_others: bool) -> pb::Alert {
@@ -350,6 +420,18 @@ proptest! {
             e.apply(&mut payload);
         }
         deliver(WORLD.tr.sign(ALERT_PAYLOAD_TYPE, payload))?;
+    }
+
+    /// A batch of alerts, good and bad mixed, some sent twice: each is
+    /// answered exactly as Deliver would answer it alone.
+    #[test]
+    fn batches_are_answered_alert_by_alert(
+        mut envelopes in prop::collection::vec(any_envelope(), 1..6),
+        repeat in any::<prop::sample::Index>(),
+    ) {
+        let again = envelopes[repeat.index(envelopes.len())].clone();
+        envelopes.push(again);
+        deliver_batch(envelopes)?;
     }
 
     /// Acknowledgements, valid or with a field out of line: recorded if

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use prost::Message;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
 use tocsin_core::{AgencyId, AlertId, FederationId};
 use tocsin_proto::pb;
