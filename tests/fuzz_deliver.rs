@@ -256,6 +256,17 @@ fn deliver_batch(envelopes: Vec<pb::Envelope>) -> Result<(), TestCaseError> {
         before,
         "a node task panicked"
     );
+    // A request over the node's message limit is refused whole, before
+    // any alert in it is looked at (the outbox packs under that limit).
+    let request_bytes = pb::DeliverBatchRequest {
+        alerts: envelopes.clone(),
+    }
+    .encoded_len();
+    if request_bytes > tocsin_node::config::Limits::default().max_message_bytes {
+        let status = answer.err();
+        prop_assert_eq!(status.map(|s| s.code()), Some(Code::OutOfRange));
+        return Ok(());
+    }
     let results = answer
         .map_err(|s| TestCaseError::fail(format!("batch refused as a whole: {s:?}")))?
         .into_inner()

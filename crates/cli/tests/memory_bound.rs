@@ -41,9 +41,10 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
     common::pki_init(dir, &federation, &[]);
     // Eight requests in flight per peer: four worked on, four waiting.
     let config = dir.join("pki/agencies/FR-DGSI/node.toml");
-    let text = std::fs::read_to_string(&config)?
-        .replace("peer_concurrency = 32", "peer_concurrency = 4")
-        .replace("peer_queue = 128", "peer_queue = 4");
+    let mut text = std::fs::read_to_string(&config)?;
+    for key in ["peer_concurrency", "peer_queue"] {
+        text = set_limit(&text, key, 4);
+    }
     std::fs::write(&config, text)?;
     let node = Node(
         Command::new(common::BIN)
@@ -117,4 +118,24 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
     );
     assert!(refused > 0, "nothing refused");
     Ok(())
+}
+
+/// `text` with the `key = ...` line of a node.toml set to `value`; panics if
+/// there is no such line, so the flood never runs against the defaults.
+fn set_limit(text: &str, key: &str, value: usize) -> String {
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+            if is_key {
+                found = true;
+                format!("{key} = {value}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(found, "node.toml has no {key} line:\n{text}");
+    lines.join("\n") + "\n"
 }

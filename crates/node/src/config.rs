@@ -22,7 +22,7 @@
 //! request_timeout = "30s"
 //! max_concurrent_streams = 256
 //! max_concurrent_handshakes = 256
-//! peer_concurrency = 32     # federation requests of one peer at once
+//! peer_concurrency = 8      # federation requests of one peer at once
 //! peer_queue = 128          # more wait; beyond, RESOURCE_EXHAUSTED
 //! clock_skew_tolerance = "2m"   # peers whose clocks differ more are warned about
 //!
@@ -129,7 +129,10 @@ pub struct Limits {
     pub max_concurrent_handshakes: usize,
     /// Sessions (TLS connections) one peer or operator may hold at once.
     pub max_connections_per_peer: usize,
-    /// Federation requests of one peer worked on at once.
+    /// Federation requests of one peer worked on at once. Eight keep two
+    /// cores busy (a request carries up to 64 alerts) while leaving turns
+    /// for the other peers: with 32, a flooding peer's handlers filled the
+    /// runtime's queues and another agency's p99 tripled (docs/benchmarks.md).
     pub peer_concurrency: usize,
     /// Federation requests of one peer waiting for a turn; beyond this
     /// they are refused with RESOURCE_EXHAUSTED.
@@ -149,7 +152,7 @@ impl Default for Limits {
             max_concurrent_streams: 256,
             max_concurrent_handshakes: 256,
             max_connections_per_peer: 32,
-            peer_concurrency: 32,
+            peer_concurrency: 8,
             peer_queue: 128,
             clock_skew_tolerance: Duration::from_secs(120),
         }
