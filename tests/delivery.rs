@@ -481,3 +481,107 @@ async fn a_batch_too_large_for_the_peer_goes_alert_by_alert() -> anyhow::Result<
     // be rejected for good.
     all_delivered_with_receipts(&fed, &ids).await
 }
+
+/// A node from before DeliverBatch, standing in for FR-DGSI: it answers
+/// DeliverBatch with UNIMPLEMENTED, as tonic answers a method a service
+/// does not have, and passes each Deliver on to FR-DGSI's real node.
+#[derive(Clone)]
+struct OlderNode {
+    fr: pb::federation_client::FederationClient<tonic::transport::Channel>,
+    delivers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    batches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+type Answer<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for OlderNode {
+    async fn deliver(
+        &self,
+        request: tonic::Request<pb::DeliverRequest>,
+    ) -> Answer<pb::DeliverResponse> {
+        self.delivers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.fr.clone().deliver(request.into_inner()).await
+    }
+
+    async fn deliver_batch(
+        &self,
+        _: tonic::Request<pb::DeliverBatchRequest>,
+    ) -> Answer<pb::DeliverBatchResponse> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(tonic::Status::unimplemented("no DeliverBatch here"))
+    }
+
+    async fn acknowledge(
+        &self,
+        _: tonic::Request<pb::AcknowledgeRequest>,
+    ) -> Answer<pb::AcknowledgeResponse> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn remind(&self, _: tonic::Request<pb::RemindRequest>) -> Answer<pb::RemindResponse> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+
+    async fn notify_escalation(
+        &self,
+        _: tonic::Request<pb::NotifyEscalationRequest>,
+    ) -> Answer<pb::NotifyEscalationResponse> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+#[tokio::test]
+async fn a_peer_without_deliver_batch_gets_every_alert_by_deliver() -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tocsin_testkit::Fault;
+    use tocsin_trust::tls;
+
+    let mut fed = TestFederation::builder()
+        .through_proxy("TR-MIT", "FR-DGSI")
+        .start()
+        .await?;
+    // The older node answers at FR-DGSI's place, with FR-DGSI's certificate.
+    let older = OlderNode {
+        fr: fed.peer_client("TR-MIT", "FR-DGSI")?,
+        delivers: Default::default(),
+        batches: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = tls::server_config(
+        &fed.node_material("FR-DGSI")?,
+        std::sync::Arc::new(|_: &tocsin_core::Identity| true),
+    )?;
+    let incoming =
+        tls::Acceptor::new(listener, config, tls::AcceptorLimits::default()).into_stream();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::federation_server::FederationServer::new(older.clone()))
+            .serve_with_incoming(incoming),
+    );
+    let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
+    proxy.retarget(addr);
+    proxy.reset_all();
+
+    // An alert alone goes by Deliver, which every node knows.
+    let alone = submit_many(&fed, 1, "alone").await?;
+    all_delivered_with_receipts(&fed, &alone).await?;
+    assert_eq!(older.batches.load(SeqCst), 0);
+
+    // Six alerts wait while the link is down; TR-MIT restarts and finds
+    // them due together. Their batch is refused as unknown, and each goes
+    // by Deliver.
+    fed.proxy("TR-MIT", "FR-DGSI")?.set(Fault::Drop);
+    fed.proxy("TR-MIT", "FR-DGSI")?.reset_all();
+    let together = submit_many(&fed, 6, "together").await?;
+    fed.stop_node("TR-MIT").await?;
+    fed.proxy("TR-MIT", "FR-DGSI")?.heal();
+    fed.start_node("TR-MIT").await?;
+    all_delivered_with_receipts(&fed, &together).await?;
+    assert_eq!(older.batches.load(SeqCst), 1, "DeliverBatch tried once");
+    assert!(older.delivers.load(SeqCst) >= 7);
+    Ok(())
+}

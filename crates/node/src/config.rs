@@ -130,7 +130,8 @@ pub struct Limits {
     /// Sessions (TLS connections) one peer or operator may hold at once.
     pub max_connections_per_peer: usize,
     /// Federation requests of one peer worked on at once. Eight keep two
-    /// cores busy (a request carries up to 64 alerts) while leaving turns
+    /// cores busy (a request carries up to 64 alerts, 32 from a node with
+    /// the default `per_request`) while leaving turns
     /// for the other peers: with 32, a flooding peer's handlers filled the
     /// runtime's queues and another agency's p99 tripled (docs/benchmarks.md).
     pub peer_concurrency: usize,

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -103,6 +104,7 @@ pub(crate) fn spawn(
                 verifier: ctx.verifier.clone(),
                 clock: ctx.clock.clone(),
                 skew: ctx.skew.clone(),
+                no_batch: Arc::default(),
             },
             peer,
             ctx: ctx.clone(),
@@ -145,7 +147,20 @@ struct Link {
     verifier: Verifier,
     clock: Arc<dyn Clock>,
     skew: SkewMonitor,
+    /// Set when the peer answered DeliverBatch with UNIMPLEMENTED (a node
+    /// from before the method): from then on, until this node restarts,
+    /// its alerts go by Deliver, one per request.
+    no_batch: Arc<AtomicBool>,
 }
+
+/// Most delivery requests in flight to one peer at once, whatever `batch`
+/// says: with [`MESSAGES_AT_ONCE`] they stay within what a peer with the
+/// default limits admits from one agency (`peer_concurrency` +
+/// `peer_queue`), so two nodes never refuse each other for being busy.
+pub(crate) const REQUESTS_AT_ONCE: usize = 96;
+
+/// Most acknowledgements, reminders and notices sent to one peer at once.
+pub(crate) const MESSAGES_AT_ONCE: usize = 32;
 
 struct Worker {
     peer: AgencyId,
@@ -228,12 +243,14 @@ impl Worker {
             let mut messages_failed = false;
             if look_for_messages {
                 looked_at = std::time::Instant::now();
-                let (failed, more) = self.send_messages(now, window, retry_at).await;
+                let (failed, more) = self
+                    .send_messages(now, window.min(MESSAGES_AT_ONCE), retry_at)
+                    .await;
                 messages_failed = failed;
                 look_for_messages = more;
             }
 
-            if in_flight.len() < window {
+            if in_flight.len() < window && flying.len() < REQUESTS_AT_ONCE {
                 // Rows in flight are still due in the store: ask for enough
                 // to fill the window past them.
                 let limit = u32::try_from(window + in_flight.len()).unwrap_or(u32::MAX);
@@ -259,7 +276,15 @@ impl Worker {
                             self.ctx.options.per_request.max(1) as usize
                         };
                         for request in pack(fresh, most, self.request_budget) {
-                            flying.spawn(self.link.clone().attempt(request));
+                            if flying.len() < REQUESTS_AT_ONCE {
+                                flying.spawn(self.link.clone().attempt(request));
+                            } else {
+                                // Not sent: still due in the store, taken
+                                // again when a request comes back.
+                                for d in request {
+                                    in_flight.remove(&d.alert_id);
+                                }
+                            }
                         }
                     }
                     Err(e) => {
@@ -288,7 +313,7 @@ impl Worker {
             }
 
             // Wait for the next answer, or for new work if there is room.
-            let room = in_flight.len() < window;
+            let room = in_flight.len() < window && flying.len() < REQUESTS_AT_ONCE;
             let first = tokio::select! {
                 done = flying.join_next() => done,
                 _ = self.wakers.work.notified(), if room => {
@@ -585,26 +610,35 @@ impl Link {
                     .map(|_| Err(Failure::Transient("the delivery task panicked".into())))
                     .collect()
             });
+        debug_assert_eq!(results.len(), ds.len(), "one outcome per delivery");
         ds.into_iter().zip(results).collect()
     }
 
-    /// One outcome per delivery, in order.
+    /// One outcome per delivery, in order. An alert alone goes by Deliver,
+    /// which every node knows; several go by DeliverBatch.
     async fn deliver(&self, ds: &[DueDelivery]) -> Vec<Delivered> {
+        if ds.len() == 1 || self.no_batch.load(Ordering::Relaxed) {
+            return self.deliver_each(ds).await;
+        }
         match self.deliver_together(ds).await {
             Ok(outcomes) => outcomes,
             // Refused as a whole for good (too large for the peer, a peer
             // that does not know DeliverBatch): each alert alone gets the
             // answer that is its own.
-            Err(Failure::Permanent(why)) if ds.len() > 1 => {
+            Err(Failure::Permanent(why)) => {
                 tracing::debug!(peer = %self.peer, %why, "batch refused; delivering its alerts one by one");
-                join_all(ds.iter().map(|d| self.deliver_one(d))).await
+                self.deliver_each(ds).await
             }
-            Err(Failure::Permanent(why)) => vec![Err(Failure::Permanent(why))],
             Err(Failure::Transient(why)) => ds
                 .iter()
                 .map(|_| Err(Failure::Transient(why.clone())))
                 .collect(),
         }
+    }
+
+    /// One Deliver request per alert, all at once.
+    async fn deliver_each(&self, ds: &[DueDelivery]) -> Vec<Delivered> {
+        join_all(ds.iter().map(|d| self.deliver_one(d))).await
     }
 
     /// Delivers `ds` in one DeliverBatch request and checks the receipts in
@@ -631,7 +665,14 @@ impl Link {
             let results = self
                 .measured(client.deliver_batch(pb::DeliverBatchRequest { alerts }))
                 .await
-                .map_err(classify)?
+                .map_err(|status| {
+                    if status.code() == Code::Unimplemented
+                        && !self.no_batch.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::info!(peer = %self.peer, "the peer does not know DeliverBatch; its alerts go one per request");
+                    }
+                    classify(status)
+                })?
                 .into_inner()
                 .results;
             if results.len() != sent.len() {
@@ -778,6 +819,19 @@ fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two nodes with the default limits never refuse each other for being
+    /// busy: what one sends at once fits in what the other admits.
+    #[test]
+    fn requests_at_once_fit_a_default_peers_admission() {
+        let limits = crate::config::Limits::default();
+        assert!(
+            REQUESTS_AT_ONCE + MESSAGES_AT_ONCE <= limits.peer_concurrency + limits.peer_queue,
+            "{REQUESTS_AT_ONCE} + {MESSAGES_AT_ONCE} requests at once, a peer admits {} + {}",
+            limits.peer_concurrency,
+            limits.peer_queue
+        );
+    }
 
     fn options(initial: Duration, max: Duration) -> OutboxOptions {
         OutboxOptions {

@@ -101,7 +101,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct Shared {
-    target: SocketAddr,
+    target: Mutex<SocketAddr>,
     state: watch::Sender<State>,
     /// What is left to pass under [`Fault::ResetAfter`].
     budget: Mutex<u64>,
@@ -149,7 +149,7 @@ impl FaultProxy {
             cuts: 0,
         });
         let shared = Arc::new(Shared {
-            target,
+            target: Mutex::new(target),
             state,
             budget: Mutex::new(0),
             counters: Counters::default(),
@@ -165,7 +165,14 @@ impl FaultProxy {
 
     /// Where the proxy forwards to.
     pub fn target(&self) -> SocketAddr {
-        self.shared.target
+        *self.shared.target.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forwards new connections to `target` from now on (open ones keep
+    /// theirs; [`Self::reset_all`] cuts them): to put another server, a
+    /// node of an older version say, in a node's place.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.shared.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
     }
 
     /// The fault in force.
@@ -273,7 +280,8 @@ async fn relay(mut client: TcpStream, shared: Arc<Shared>) {
         _ = &mut cut_now => None,
         upstream = async {
             past_black_hole(&mut state).await;
-            TcpStream::connect(shared.target).await.ok()
+            let target = *shared.target.lock().unwrap_or_else(|e| e.into_inner());
+            TcpStream::connect(target).await.ok()
         } => upstream,
     };
     let Some(mut upstream) = upstream else {

@@ -295,9 +295,7 @@ impl Verifier {
                 sig.signer, key.agency
             )));
         }
-        let signature = <[u8; 64]>::try_from(sig.sig.as_slice())
-            .map(ed25519_zebra::Signature::from)
-            .map_err(|_| bad("signature does not match the payload"))?;
+        let signature = signature_of(&sig.sig)?;
         Ok(Candidate {
             key,
             envelope,
@@ -364,11 +362,48 @@ impl Verifier {
     }
 }
 
-/// An Ed25519 public key fit to check signatures: a point of the prime-order
-/// subgroup, so no signer can craft signatures that hold under one reading
-/// of Ed25519 and not another.
+/// A signature's bytes, refused unless its point R is encoded as RFC 8032
+/// requires. ZIP 215 alone would take a non-canonical R, which a verifier
+/// decoding by RFC 8032 refuses: a signer could make a receipt that
+/// Tocsin accepts and other tools do not.
+fn signature_of(bytes: &[u8]) -> Result<ed25519_zebra::Signature, Error> {
+    let bad = || Error::Envelope("signature does not match the payload".into());
+    let bytes = <[u8; 64]>::try_from(bytes).map_err(|_| bad())?;
+    let r: &[u8; 32] = bytes[..32].try_into().map_err(|_| bad())?;
+    if !canonical_point(r) {
+        return Err(Error::Envelope(
+            "signature with a non-canonical point encoding".into(),
+        ));
+    }
+    Ok(ed25519_zebra::Signature::from(bytes))
+}
+
+/// Whether `bytes` is the canonical encoding of an Edwards point's y and
+/// sign (RFC 8032, 5.1.3): y below p = 2^255 - 19, and no sign bit on a
+/// point whose x is zero (y = 1 or y = p - 1). Whether the point exists is
+/// left to the signature check.
+fn canonical_point(bytes: &[u8; 32]) -> bool {
+    let sign = bytes[31] & 0x80 != 0;
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    let middle_all_ones = y[1..31].iter().all(|&b| b == 0xff);
+    // y >= p: the top byte 0x7f, the middle all ones, the lowest >= 0xed.
+    if y[31] == 0x7f && middle_all_ones && y[0] >= 0xed {
+        return false;
+    }
+    let one = y[0] == 1 && y[1..].iter().all(|&b| b == 0);
+    let minus_one = y[0] == 0xec && middle_all_ones && y[31] == 0x7f;
+    !(sign && (one || minus_one))
+}
+
+/// An Ed25519 public key fit to check signatures: canonically encoded and a
+/// point of the prime-order subgroup, so no signer can craft signatures
+/// that hold under one reading of Ed25519 and not another.
 fn signing_key(bytes: &[u8]) -> Result<ed25519_zebra::VerificationKey, String> {
     let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| "not an Ed25519 key".to_owned())?;
+    if !canonical_point(&bytes) {
+        return Err("an Ed25519 key with a non-canonical encoding".into());
+    }
     let sound = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
         .decompress()
         .is_some_and(|p| p.is_torsion_free() && !p.is_small_order());
@@ -505,6 +540,87 @@ mod tests {
         identity[0] = 1;
         assert!(signing_key(&identity).is_err());
         assert!(signing_key(&[7u8; 31]).is_err());
+    }
+
+    #[test]
+    fn only_canonical_point_encodings_pass() {
+        let p_minus: [u8; 32] = {
+            // p = 2^255 - 19, little-endian.
+            let mut p = [0xffu8; 32];
+            p[0] = 0xed;
+            p[31] = 0x7f;
+            p
+        };
+        let with = |low: u8, sign: bool| {
+            let mut b = p_minus;
+            b[0] = low;
+            if sign {
+                b[31] |= 0x80;
+            }
+            b
+        };
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut negative_one_x0 = one;
+        negative_one_x0[31] |= 0x80;
+        assert!(canonical_point(&one));
+        assert!(!canonical_point(&negative_one_x0), "x = 0 with a sign bit");
+        assert!(canonical_point(&with(0xec, false)), "y = p - 1");
+        assert!(
+            !canonical_point(&with(0xec, true)),
+            "y = p - 1, x = 0, sign bit"
+        );
+        assert!(canonical_point(&with(0xeb, true)));
+        for low in [0xed, 0xee, 0xff] {
+            assert!(
+                !canonical_point(&with(low, false)),
+                "y = p + {}",
+                low - 0xed
+            );
+            assert!(!canonical_point(&with(low, true)));
+        }
+        let real = curve25519_dalek::constants::ED25519_BASEPOINT_POINT
+            * curve25519_dalek::Scalar::from(987_654_321u64);
+        assert!(canonical_point(real.compress().as_bytes()));
+    }
+
+    /// A signer who knows its secret scalar can make a signature whose R is
+    /// the identity written as y = p + 1: ZIP 215 takes it, RFC 8032's
+    /// decoding refuses it, and so does Tocsin.
+    #[test]
+    fn a_signature_with_a_non_canonical_r_is_refused() {
+        use curve25519_dalek::edwards::EdwardsPoint;
+        use curve25519_dalek::scalar::{Scalar, clamp_integer};
+        let seed = [7u8; 32];
+        let h = ring::digest::digest(&ring::digest::SHA512, &seed);
+        let a_bytes = clamp_integer(h.as_ref()[..32].try_into().unwrap());
+        let public = EdwardsPoint::mul_base_clamped(a_bytes)
+            .compress()
+            .to_bytes();
+        let message = b"a receipt to deny later";
+        let mut r = [0xffu8; 32];
+        r[0] = 0xee;
+        r[31] = 0x7f;
+        let mut hashed = Vec::new();
+        hashed.extend_from_slice(&r);
+        hashed.extend_from_slice(&public);
+        hashed.extend_from_slice(message);
+        let k = ring::digest::digest(&ring::digest::SHA512, &hashed);
+        let k = Scalar::from_bytes_mod_order_wide(k.as_ref().try_into().unwrap());
+        let s = k * Scalar::from_bytes_mod_order(a_bytes);
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r);
+        sig[32..].copy_from_slice(s.as_bytes());
+
+        let key = signing_key(&public).unwrap();
+        assert!(
+            key.verify(&ed25519_zebra::Signature::from(sig), message)
+                .is_ok(),
+            "ZIP 215 alone accepts it"
+        );
+        let err = signature_of(&sig).unwrap_err();
+        assert!(err.to_string().contains("non-canonical"), "{err}");
+        assert!(signature_of(&sig[..63]).is_err());
     }
 
     #[test]
