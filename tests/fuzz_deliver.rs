@@ -248,9 +248,11 @@ fn deliver(envelope: pb::Envelope) -> Result<bool, TestCaseError> {
 fn deliver_batch(envelopes: Vec<pb::Envelope>) -> Result<(), TestCaseError> {
     let w = &*WORLD;
     let before = PANICS.load(Ordering::SeqCst);
-    let answer = RUNTIME.block_on(w.peer.clone().deliver_batch(pb::DeliverBatchRequest {
+    let request = pb::DeliverBatchRequest {
         alerts: envelopes.clone(),
-    }));
+    };
+    let request_bytes = request.encoded_len();
+    let answer = RUNTIME.block_on(w.peer.clone().deliver_batch(request));
     prop_assert_eq!(
         PANICS.load(Ordering::SeqCst),
         before,
@@ -258,10 +260,6 @@ fn deliver_batch(envelopes: Vec<pb::Envelope>) -> Result<(), TestCaseError> {
     );
     // A request over the node's message limit is refused whole, before
     // any alert in it is looked at (the outbox packs under that limit).
-    let request_bytes = pb::DeliverBatchRequest {
-        alerts: envelopes.clone(),
-    }
-    .encoded_len();
     if request_bytes > tocsin_node::config::Limits::default().max_message_bytes {
         let status = answer.err();
         prop_assert_eq!(status.map(|s| s.code()), Some(Code::OutOfRange));

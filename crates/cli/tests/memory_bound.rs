@@ -41,11 +41,18 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
     common::pki_init(dir, &federation, &[]);
     // Eight requests in flight per peer: four worked on, four waiting.
     let config = dir.join("pki/agencies/FR-DGSI/node.toml");
-    let mut text = std::fs::read_to_string(&config)?;
+    let mut settings: toml::Table = std::fs::read_to_string(&config)?.parse()?;
+    let limits = settings
+        .get_mut("limits")
+        .and_then(toml::Value::as_table_mut)
+        .expect("node.toml has a [limits] table");
     for key in ["peer_concurrency", "peer_queue"] {
-        text = set_limit(&text, key, 4);
+        // Replaced, not added: a key missing here would mean the flood
+        // runs against limits the node no longer reads.
+        let old = limits.insert(key.into(), toml::Value::Integer(4));
+        assert!(old.is_some(), "node.toml has no [limits] {key}");
     }
-    std::fs::write(&config, text)?;
+    std::fs::write(&config, toml::to_string(&settings)?)?;
     let node = Node(
         Command::new(common::BIN)
             .current_dir(dir)
@@ -118,24 +125,4 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
     );
     assert!(refused > 0, "nothing refused");
     Ok(())
-}
-
-/// `text` with the `key = ...` line of a node.toml set to `value`; panics if
-/// there is no such line, so the flood never runs against the defaults.
-fn set_limit(text: &str, key: &str, value: usize) -> String {
-    let mut found = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|line| {
-            let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
-            if is_key {
-                found = true;
-                format!("{key} = {value}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    assert!(found, "node.toml has no {key} line:\n{text}");
-    lines.join("\n") + "\n"
 }

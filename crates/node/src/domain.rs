@@ -300,8 +300,8 @@ impl Node {
             })
             .collect();
         futures::future::join_all(prepared.into_iter().map(|p| async move {
-            let (row, receipt) = p?;
-            self.store_inbound(caller, row, receipt).await
+            let (row, receipt, precedence) = p?;
+            self.store_inbound(caller, row, receipt, precedence).await
         }))
         .await
     }
@@ -312,7 +312,7 @@ impl Node {
         caller: &AgencyId,
         envelope: pb::Envelope,
         verified: tocsin_trust::signing::Verified,
-    ) -> Result<(NewAlert, pb::Envelope), Error> {
+    ) -> Result<(NewAlert, pb::Envelope, tocsin_core::alert::Precedence), Error> {
         let wire = pb::Alert::decode(envelope.payload.as_slice()).map_err(|e| {
             Error::InvalidArgument(format!("envelope payload is not an alert: {e}"))
         })?;
@@ -342,7 +342,7 @@ impl Node {
             .sign(RECEIPT_PAYLOAD_TYPE, receipt.encode_to_vec());
         let due_at = self.federation.deadlines.due_at(&alert);
         let row = new_alert_row(&alert, &envelope, verified.digest, now, due_at, None);
-        Ok((row, receipt))
+        Ok((row, receipt, alert.precedence))
     }
 
     /// Commits a received alert with its receipt; answers the receipt
@@ -352,6 +352,7 @@ impl Node {
         caller: &AgencyId,
         row: NewAlert,
         receipt: pb::Envelope,
+        precedence: tocsin_core::alert::Precedence,
     ) -> Result<pb::Envelope, Error> {
         let (id, due_at) = (row.id.clone(), row.due_at);
         match self
@@ -361,7 +362,7 @@ impl Node {
         {
             Ok(InboundOutcome::Stored) => {
                 self.tracker.deadline(due_at);
-                tracing::info!(alert = %id, from = %caller, "alert received");
+                tracing::info!(alert = %id, from = %caller, %precedence, "alert received");
                 Ok(receipt)
             }
             Ok(InboundOutcome::Duplicate(stored)) => pb::Envelope::decode(stored.as_slice())

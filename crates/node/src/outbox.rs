@@ -261,30 +261,23 @@ impl Worker {
                     .await
                 {
                     Ok(due) => {
-                        let mut fresh = Vec::new();
-                        for d in due {
-                            if in_flight.len() >= window {
-                                break;
-                            }
-                            if in_flight.insert(d.alert_id.clone()) {
-                                fresh.push(d);
-                            }
-                        }
-                        let most = if backoff.is_some() {
-                            1
-                        } else {
-                            self.ctx.options.per_request.max(1) as usize
-                        };
-                        for request in pack(fresh, most, self.request_budget) {
-                            if flying.len() < REQUESTS_AT_ONCE {
-                                flying.spawn(self.link.clone().attempt(request));
-                            } else {
-                                // Not sent: still due in the store, taken
-                                // again when a request comes back.
-                                for d in request {
-                                    in_flight.remove(&d.alert_id);
-                                }
-                            }
+                        // While backing off the window is 1, so a probe
+                        // is a single alert whatever `per_request` says.
+                        let fresh: Vec<_> = due
+                            .into_iter()
+                            .filter(|d| !in_flight.contains(&d.alert_id))
+                            .take(window.saturating_sub(in_flight.len()))
+                            .collect();
+                        let most = self.ctx.options.per_request.max(1) as usize;
+                        // What does not fit stays due in the store, taken
+                        // again when a request comes back.
+                        let room = REQUESTS_AT_ONCE.saturating_sub(flying.len());
+                        for request in pack(fresh, most, self.request_budget)
+                            .into_iter()
+                            .take(room)
+                        {
+                            in_flight.extend(request.iter().map(|d| d.alert_id.clone()));
+                            flying.spawn(self.link.clone().attempt(request));
                         }
                     }
                     Err(e) => {

@@ -339,14 +339,11 @@ impl Builder {
             escalation: self.escalation,
             agencies,
         };
-        for id in self.clocks.keys() {
+        let per_agency = (self.clocks.keys().map(|id| ("clock_for", id)))
+            .chain(self.node_limits.keys().map(|id| ("limits_for", id)));
+        for (setting, id) in per_agency {
             if !self.agencies.contains(id) {
-                bail!("clock_for({id:?}): {id} is not one of the agencies");
-            }
-        }
-        for id in self.node_limits.keys() {
-            if !self.agencies.contains(id) {
-                bail!("limits_for({id:?}): {id} is not one of the agencies");
+                bail!("{setting}({id:?}): {id} is not one of the agencies");
             }
         }
         let toml = toml_of(&federation)?;

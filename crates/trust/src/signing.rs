@@ -369,7 +369,7 @@ impl Verifier {
 fn signature_of(bytes: &[u8]) -> Result<ed25519_zebra::Signature, Error> {
     let bad = || Error::Envelope("signature does not match the payload".into());
     let bytes = <[u8; 64]>::try_from(bytes).map_err(|_| bad())?;
-    let r: &[u8; 32] = bytes[..32].try_into().map_err(|_| bad())?;
+    let (r, _) = bytes.split_first_chunk::<32>().ok_or_else(bad)?;
     if !canonical_point(r) {
         return Err(Error::Envelope(
             "signature with a non-canonical point encoding".into(),
