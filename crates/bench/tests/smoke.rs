@@ -35,6 +35,15 @@ fn baseline_and_deliver_closed_loop_report_figures() {
 }
 
 #[test]
+fn baseline_alone_reports_figures() {
+    let rows = run(&["baseline", "--n", "20", "--c", "2"]);
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["name"], "baseline");
+    assert_eq!(rows[0]["n"], 20);
+    assert!(rows[0]["throughput_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
 fn deliver_open_loop_reports_figures() {
     let rows = run(&["deliver", "--n", "20", "--rate", "200"]);
     assert_eq!(rows[1]["offered_rate"], 200.0);
