@@ -26,7 +26,7 @@ async fn federation(clock: &ManualClock, down: &[&str]) -> anyhow::Result<TestFe
         .escalation(Escalation {
             remind: 1000.0,
             escalate: 1000.0,
-            unanswered: 1000.0,
+            lapse: 1000.0,
         })
         .clock(Arc::new(clock.clone()))
         .down(down.iter().copied())

@@ -1,6 +1,6 @@
 //! Overdue is not the end: the originator reminds, then escalates (a
 //! higher-precedence reminder and a notice to the observers), then marks the
-//! delivery unanswered. An acknowledgement stops the ladder.
+//! delivery LAPSED. An acknowledgement stops the ladder.
 
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ async fn wait_event(
 }
 
 #[tokio::test]
-async fn the_ladder_reminds_escalates_to_observers_and_ends_unanswered() -> anyhow::Result<()> {
+async fn the_ladder_reminds_escalates_to_observers_and_ends_lapsed() -> anyhow::Result<()> {
     let clock = ManualClock::new(truncate_ms(Utc::now()));
     let fed = federation(&clock, &[]).await?;
     let mut tr = fed.operator("TR-MIT").await?;
@@ -100,18 +100,18 @@ async fn the_ladder_reminds_escalates_to_observers_and_ends_unanswered() -> anyh
     assert_eq!(get(&mut fr, &id).await?.reminders, 2);
 
     clock.advance(Duration::hours(6));
-    wait_event(&tr, &id, pb::EventKind::Unanswered).await?;
+    wait_event(&tr, &id, pb::EventKind::Lapsed).await?;
     let d = delivery(&get(&mut tr, &id).await?, "FR-DGSI")
         .unwrap()
         .clone();
-    assert_eq!(d.ladder, pb::LadderStep::Unanswered as i32);
+    assert_eq!(d.ladder, pb::LadderStep::Lapsed as i32);
     assert!(d.next_step_at.is_none());
 
     use pb::EventKind::*;
     assert_eq!(
         kinds(&events(&tr).await?, &id),
         vec![
-            Submitted, Delivered, Overdue, Reminded, Escalated, Unanswered
+            Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed
         ]
     );
     // The observer holds no alert content: it never received the alert.
@@ -149,7 +149,7 @@ async fn an_acknowledgement_stops_the_ladder() -> anyhow::Result<()> {
     assert!(d.next_step_at.is_none());
     let k = kinds(&events(&tr).await?, &id);
     assert!(
-        !k.contains(&pb::EventKind::Escalated) && !k.contains(&pb::EventKind::Unanswered),
+        !k.contains(&pb::EventKind::Escalated) && !k.contains(&pb::EventKind::Lapsed),
         "{k:?}"
     );
     Ok(())
@@ -187,12 +187,12 @@ async fn steps_that_fell_while_the_originator_was_down_are_taken_at_start_in_ord
     clock.advance(Duration::days(2));
     fed.start_node("TR-MIT").await?;
     let tr = fed.operator("TR-MIT").await?;
-    wait_event(&tr, &id, pb::EventKind::Unanswered).await?;
+    wait_event(&tr, &id, pb::EventKind::Lapsed).await?;
     use pb::EventKind::*;
     assert_eq!(
         kinds(&events(&tr).await?, &id),
         vec![
-            Submitted, Delivered, Overdue, Reminded, Escalated, Unanswered
+            Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed
         ]
     );
     Ok(())

@@ -198,7 +198,7 @@ async fn deadlines_keep_running_during_a_partition() -> anyhow::Result<()> {
         .escalation(Escalation {
             remind: 1000.0,
             escalate: 1000.0,
-            unanswered: 1000.0,
+            lapse: 1000.0,
         })
         .clock(Arc::new(clock.clone()))
         .start()

@@ -37,7 +37,7 @@ async fn federation(
         .escalation(Escalation {
             remind: 1000.0,
             escalate: 1000.0,
-            unanswered: 1000.0,
+            lapse: 1000.0,
         });
     let mut clocks = BTreeMap::new();
     for (agency, offset) in offsets {

@@ -53,7 +53,7 @@ pub(crate) fn event_kind(kind: i32) -> &'static str {
         Ok(pb::EventKind::Undelivered) => "UNDELIVERED",
         Ok(pb::EventKind::Reminded) => "REMINDED",
         Ok(pb::EventKind::Escalated) => "ESCALATED",
-        Ok(pb::EventKind::Unanswered) => "UNANSWERED",
+        Ok(pb::EventKind::Lapsed) => "LAPSED",
         Ok(pb::EventKind::Flagged) => "FLAGGED",
         Ok(pb::EventKind::Superseded) => "SUPERSEDED",
         Ok(pb::EventKind::Cancelled) => "CANCELLED",
@@ -82,7 +82,7 @@ pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
     } else {
         // Loud kinds stand out in a scrolling terminal.
         let marker = match v.kind {
-            "OVERDUE" | "UNDELIVERED" | "ESCALATED" | "UNANSWERED" => "!!",
+            "OVERDUE" | "UNDELIVERED" | "ESCALATED" | "LAPSED" => "!!",
             _ => "  ",
         };
         println!(
@@ -101,7 +101,7 @@ fn ladder_name(step: i32) -> Option<&'static str> {
     match pb::LadderStep::try_from(step) {
         Ok(pb::LadderStep::Reminded) => Some("REMINDED"),
         Ok(pb::LadderStep::Escalated) => Some("ESCALATED"),
-        Ok(pb::LadderStep::Unanswered) => Some("UNANSWERED"),
+        Ok(pb::LadderStep::Lapsed) => Some("LAPSED"),
         _ => None,
     }
 }
@@ -332,7 +332,7 @@ fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>, flag: Option<&s
 /// Adds the escalation rung to an unanswered delivery's phrase.
 fn ladder_phrase(phrase: String, d: &DeliveryView) -> String {
     match (d.acknowledgements.is_empty(), d.ladder) {
-        (true, Some("UNANSWERED")) => format!("UNANSWERED; {phrase}"),
+        (true, Some("LAPSED")) => format!("LAPSED; {phrase}"),
         (true, Some(step)) => format!("{phrase}; {step}"),
         _ => phrase,
     }

@@ -676,7 +676,7 @@ pub(crate) async fn post_mortem(
                             && [
                                 pb::EventKind::Reminded,
                                 pb::EventKind::Escalated,
-                                pb::EventKind::Unanswered,
+                                pb::EventKind::Lapsed,
                             ]
                             .iter()
                             .any(|k| *k as i32 == e.kind)
@@ -715,7 +715,7 @@ pub(crate) async fn post_mortem(
                         step: match pb::EventKind::try_from(e.kind) {
                             Ok(pb::EventKind::Reminded) => "REMINDED",
                             Ok(pb::EventKind::Escalated) => "ESCALATED",
-                            _ => "UNANSWERED",
+                            _ => "LAPSED",
                         }
                         .into(),
                         at: time(&e.at),

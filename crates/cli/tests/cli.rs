@@ -726,7 +726,7 @@ speed = 4000
         .iter()
         .map(|s| s["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["REMINDED", "ESCALATED", "UNANSWERED"]);
+    assert_eq!(steps, ["REMINDED", "ESCALATED", "LAPSED"]);
 
     // No node of this run is left behind.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();

@@ -9,7 +9,7 @@
 //! [escalation]           # optional; multiples of the precedence's
 //! remind = 0.0           # allowance after the deadline (these are
 //! escalate = 0.5         # the defaults)
-//! unanswered = 1.0
+//! lapse = 1.0
 //!
 //! [deadlines]            # optional; these are the defaults
 //! flash = "10m"
@@ -190,10 +190,10 @@ pub struct Escalation {
     /// observers (default 0.5).
     #[serde(default = "half")]
     pub escalate: f64,
-    /// Mark the delivery unanswered for the originator's operators
-    /// (default 1).
-    #[serde(default = "one")]
-    pub unanswered: f64,
+    /// The ladder's last step: the delivery LAPSED, for the originator's
+    /// operators (default 1). `unanswered`, its earlier name, is still read.
+    #[serde(default = "one", alias = "unanswered")]
+    pub lapse: f64,
 }
 
 fn half() -> f64 {
@@ -208,13 +208,13 @@ impl Default for Escalation {
         Self {
             remind: 0.0,
             escalate: half(),
-            unanswered: one(),
+            lapse: one(),
         }
     }
 }
 
 impl Escalation {
-    /// When ladder step `step` (1 remind, 2 escalate, 3 unanswered) falls
+    /// When ladder step `step` (1 remind, 2 escalate, 3 lapse) falls
     /// for a delivery due at `due_at` with precedence allowance `allowance`.
     pub fn step_at(
         &self,
@@ -225,10 +225,10 @@ impl Escalation {
         let factor = match step {
             1 => self.remind,
             2 => self.escalate,
-            _ => self.unanswered,
+            _ => self.lapse,
         };
         // `Duration::mul_f64` panics past Duration::MAX, and the file may
-        // well say `unanswered = 1e300`: such a step never comes.
+        // well say `lapse = 1e300`: such a step never comes.
         let offset =
             std::time::Duration::try_from_secs_f64(allowance.as_secs_f64() * factor.max(0.0))
                 .ok()
@@ -282,11 +282,11 @@ impl Federation {
 
     fn check(&self) -> Result<(), String> {
         let e = &self.escalation;
-        let ordered = 0.0 <= e.remind && e.remind <= e.escalate && e.escalate <= e.unanswered;
-        if !ordered || !e.unanswered.is_finite() {
+        let ordered = 0.0 <= e.remind && e.remind <= e.escalate && e.escalate <= e.lapse;
+        if !ordered || !e.lapse.is_finite() {
             return Err(format!(
-                "[escalation] steps must satisfy 0 <= remind <= escalate <= unanswered (got {}, {}, {})",
-                e.remind, e.escalate, e.unanswered
+                "[escalation] steps must satisfy 0 <= remind <= escalate <= lapse (got {}, {}, {})",
+                e.remind, e.escalate, e.lapse
             ));
         }
         if self.agencies.is_empty() {

@@ -414,7 +414,7 @@ impl Node {
 
     /// Takes every escalation step that is due: reminds, escalates (a
     /// reminder one precedence higher and notices to the observers), and
-    /// finally marks the delivery unanswered. Each step is recorded with its
+    /// finally marks the delivery LAPSED. Each step is recorded with its
     /// messages and event in one transaction.
     pub(crate) async fn take_ladder_steps(
         &self,
@@ -481,9 +481,9 @@ impl Node {
                     }
                 }
                 _ => (
-                    tocsin_store::ladder_kind::UNANSWERED,
+                    tocsin_store::ladder_kind::LAPSED,
                     format!(
-                        "UNANSWERED: {} never acknowledged (deadline {})",
+                        "LAPSED: the ladder ran out with no acknowledgement from {} (deadline {})",
                         d.recipient,
                         d.due_at.format("%Y-%m-%d %H:%M UTC")
                     ),

@@ -21,8 +21,8 @@ pub mod ladder_kind {
     pub const REMINDED: i64 = 8;
     /// An escalation was sent or a notice received.
     pub const ESCALATED: i64 = 9;
-    /// The delivery was marked unanswered.
-    pub const UNANSWERED: i64 = 10;
+    /// The ladder ran out: the delivery lapsed.
+    pub const LAPSED: i64 = 10;
 }
 
 /// A ladder step that is due.
