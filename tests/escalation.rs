@@ -110,9 +110,7 @@ async fn the_ladder_reminds_escalates_to_observers_and_ends_lapsed() -> anyhow::
     use pb::EventKind::*;
     assert_eq!(
         kinds(&events(&tr).await?, &id),
-        vec![
-            Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed
-        ]
+        vec![Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed]
     );
     // The observer holds no alert content: it never received the alert.
     let mut eu = eu;
@@ -191,9 +189,7 @@ async fn steps_that_fell_while_the_originator_was_down_are_taken_at_start_in_ord
     use pb::EventKind::*;
     assert_eq!(
         kinds(&events(&tr).await?, &id),
-        vec![
-            Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed
-        ]
+        vec![Submitted, Delivered, Overdue, Reminded, Escalated, Lapsed]
     );
     Ok(())
 }

@@ -1,18 +1,32 @@
 //! In-process Tocsin federations for integration tests.
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
-//! use tocsin_testkit::{TestFederation, draft, wait_until};
-//! let fed = TestFederation::builder().agencies(["TR-MIT", "FR-DGSI"]).start().await?;
-//! let mut tr = fed.operator("TR-MIT").await?;
-//! let sent = tr
-//!     .submit_alert(tocsin_proto::pb::SubmitAlertRequest { alert: Some(draft(&["FR-DGSI"])) })
-//!     .await?
-//!     .into_inner()
-//!     .record
-//!     .unwrap();
-//! # let _ = sent; Ok(()) }
 //! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! use tocsin_testkit::{AlertBuilder, DeadlineFlag, ManualClock, Person, TestFederation};
+//! use std::sync::Arc;
+//!
+//! let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+//! let fed = TestFederation::builder()
+//!     .agencies(["TR-MIT", "FR-DGSI"])
+//!     .clock(clock.clone())
+//!     .start()
+//!     .await?;
+//! let tr = fed.desk("TR-MIT").await?;
+//! let id = tr
+//!     .send(AlertBuilder::to(["FR-DGSI"]).person(Person::named("Ismaël Omar Mostefaï")))
+//!     .await?;
+//! tr.wait_delivered(&id, "FR-DGSI").await?;
+//! clock.advance(chrono::Duration::hours(13)); // PRIORITY: 12 h to answer
+//! tr.wait_flag(&id, "FR-DGSI", DeadlineFlag::Overdue).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Module [`alerts`] builds alerts without protobuf ceremony; module
+//! [`flow`] gives each agency a [`Desk`] that submits, acknowledges and
+//! waits for deliveries, acknowledgements, flags, ladder steps, subject
+//! flags and sequences of events, with timeouts that say what is there
+//! instead of what was expected.
 //!
 //! Every node is a real node: real mutual TLS on a loopback port chosen by
 //! the OS, a real SQLite store in a temporary directory, certificates
@@ -29,6 +43,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
+pub mod flow;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -41,7 +57,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tempfile::TempDir;
 use tocsin_core::federation::{Agency, Deadlines, Escalation, Federation, FederationInfo};
-use tocsin_core::{AgencyId, Clock, FederationId, Identity, SystemClock};
+use tocsin_core::{AgencyId, FederationId, Identity};
 use tocsin_node::config::{Limits, OutboxOptions};
 use tocsin_node::{NodeOptions, StartError};
 use tocsin_proto::pb;
@@ -56,8 +72,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
+pub use alerts::{AlertBuilder, Person};
+pub use flow::{Desk, PATIENCE, Probe, wait_for};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
-pub use tocsin_proto::pb::{DeliveryState, Direction};
+pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};
+pub use tocsin_proto::pb::{
+    DeadlineFlag, DeliveryState, Direction, Disposition, EventKind, LadderStep, Precedence, Tlp,
+};
 
 /// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
 /// default `warn`) and the rustls crypto provider; safe to call repeatedly.
@@ -612,6 +633,12 @@ impl TestFederation {
             &self.layout.signing_key(&id),
             self.federation.id(),
         )?)
+    }
+
+    /// `agency`'s [`Desk`]: its operator "analyst" on its node, with the
+    /// flow calls and waits of module [`flow`].
+    pub async fn desk(&self, agency: &str) -> anyhow::Result<Desk> {
+        Ok(Desk::new(agency, self.operator(agency).await?))
     }
 
     /// An operator client on `agency`'s node, as its operator "analyst".
