@@ -2,12 +2,17 @@
 //! proves exactly what was received.
 
 use prost::Message;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
 use tocsin_core::to_timestamp;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
-use tocsin_testkit::{TestFederation, draft, sign_as};
-use tocsin_tests::*;
+use tocsin_testkit::flow::{delivery, id_of};
+use tocsin_testkit::{AlertBuilder, TestFederation, draft, sign_as};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
+
+use tocsin_testkit::Fault;
 use tonic::Code;
 
 /// An alert as `from`'s node would sign it, for delivering by hand.
@@ -25,10 +30,10 @@ fn signed_alert(
 #[tokio::test]
 async fn an_alert_is_delivered_with_a_receipt_anyone_can_verify() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
 
-    let sent = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    let sent = tr.submit(draft(&["FR-DGSI"])).await?;
     let id = id_of(&sent);
     assert_eq!(sent.direction, pb::Direction::Outbound as i32);
     assert_eq!(
@@ -36,7 +41,7 @@ async fn an_alert_is_delivered_with_a_receipt_anyone_can_verify() -> anyhow::Res
         pb::DeliveryState::Pending as i32
     );
 
-    let record = wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let record = tr.wait_delivered(&id, "FR-DGSI").await?;
     let d = delivery(&record, "FR-DGSI").unwrap();
     assert!(d.delivered_at.is_some());
     assert_eq!(d.attempts, 1);
@@ -67,12 +72,12 @@ async fn an_alert_is_delivered_with_a_receipt_anyone_can_verify() -> anyhow::Res
     assert_eq!(Some(receipt.received_at.unwrap()), d.delivered_at);
 
     // The recipient holds the same envelope and the receipt it issued.
-    let inbox = list(&mut fr, pb::Direction::Inbound).await?;
+    let inbox = fr.list(pb::Direction::Inbound).await?;
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].envelope, record.envelope);
     assert_eq!(inbox[0].receipt.as_ref(), Some(&receipt_env));
-    assert!(list(&mut fr, pb::Direction::Outbound).await?.is_empty());
-    assert!(list(&mut tr, pb::Direction::Inbound).await?.is_empty());
+    assert!(fr.list(pb::Direction::Outbound).await?.is_empty());
+    assert!(tr.list(pb::Direction::Inbound).await?.is_empty());
     Ok(())
 }
 
@@ -90,8 +95,8 @@ async fn delivering_twice_returns_the_same_receipt() -> anyhow::Result<()> {
         .unwrap();
     let second = peer.deliver(deliver).await?.into_inner().receipt.unwrap();
     assert_eq!(first, second);
-    let mut fr = fed.operator("FR-DGSI").await?;
-    assert_eq!(list(&mut fr, pb::Direction::Inbound).await?.len(), 1);
+    let fr = fed.desk("FR-DGSI").await?;
+    assert_eq!(fr.list(pb::Direction::Inbound).await?.len(), 1);
     Ok(())
 }
 
@@ -116,8 +121,8 @@ async fn the_same_id_with_other_content_is_refused() -> anyhow::Result<()> {
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
 
     // The stored alert is still the original.
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let stored = get(&mut fr, &alert.id).await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let stored = fr.alert(&alert.id).await?;
     assert_eq!(stored.alert.unwrap().text, "original");
     Ok(())
 }
@@ -158,17 +163,14 @@ async fn a_spoofed_originator_is_refused() -> anyhow::Result<()> {
     assert!(err.message().contains("originator TR-MIT"), "{err:?}");
 
     // An operator cannot send in another agency's name either.
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let mut alert = draft(&["FR-DGSI"]);
     alert.originator = "BE-VSSE".into();
-    let err = tr
-        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
-        .await
-        .unwrap_err();
+    let err = tr.submit(alert).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
-    let mut fr = fed.operator("FR-DGSI").await?;
-    assert!(list(&mut fr, pb::Direction::Inbound).await?.is_empty());
+    let fr = fed.desk("FR-DGSI").await?;
+    assert!(fr.list(pb::Direction::Inbound).await?.is_empty());
     Ok(())
 }
 
@@ -178,19 +180,16 @@ async fn alerts_go_only_to_the_agencies_they_name() -> anyhow::Result<()> {
         .agencies(["IQ-INIS", "FR-DGSI", "BE-VSSE", "DE-BFV"])
         .start()
         .await?;
-    let mut iq = fed.operator("IQ-INIS").await?;
-    let sent = submit(&mut iq, draft(&["FR-DGSI", "BE-VSSE"])).await?;
+    let iq = fed.desk("IQ-INIS").await?;
+    let sent = iq.submit(draft(&["FR-DGSI", "BE-VSSE"])).await?;
     let id = id_of(&sent);
     assert_eq!(sent.deliveries.len(), 2);
-    wait_delivered(&iq, &id, "FR-DGSI").await?;
-    wait_delivered(&iq, &id, "BE-VSSE").await?;
-    let mut de = fed.operator("DE-BFV").await?;
-    assert!(list(&mut de, pb::Direction::Inbound).await?.is_empty());
-    let err = get(&mut de, &id).await.unwrap_err();
-    assert_eq!(
-        err.downcast_ref::<tonic::Status>().map(|s| s.code()),
-        Some(Code::NotFound)
-    );
+    iq.wait_delivered(&id, "FR-DGSI").await?;
+    iq.wait_delivered(&id, "BE-VSSE").await?;
+    let de = fed.desk("DE-BFV").await?;
+    assert!(de.list(pb::Direction::Inbound).await?.is_empty());
+    let err = de.alert(&id).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
 
     // A node refuses an alert that does not name it.
     let (_, env) = signed_alert(&fed, "IQ-INIS", &["FR-DGSI"], "not for DE-BFV");
@@ -210,7 +209,7 @@ async fn alerts_go_only_to_the_agencies_they_name() -> anyhow::Result<()> {
 #[tokio::test]
 async fn bad_fields_are_refused_by_name() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     type Spoil = Box<dyn Fn(&mut pb::Alert)>;
     let cases: Vec<(&str, Spoil)> = vec![
         ("`subjects`", Box::new(|a| a.subjects.clear())),
@@ -234,34 +233,28 @@ async fn bad_fields_are_refused_by_name() -> anyhow::Result<()> {
     for (field, spoil) in cases {
         let mut alert = draft(&["FR-DGSI"]);
         spoil(&mut alert);
-        let err = tr
-            .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
-            .await
-            .unwrap_err();
+        let err = tr.submit(alert).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert!(err.message().contains(field), "{field}: {}", err.message());
     }
-    assert!(list(&mut tr, pb::Direction::Outbound).await?.is_empty());
+    assert!(tr.list(pb::Direction::Outbound).await?.is_empty());
     Ok(())
 }
 
 #[tokio::test]
 async fn resubmitting_with_the_same_id_is_idempotent() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let mut alert = draft(&["FR-DGSI"]);
     alert.id = tocsin_core::AlertId::generate().to_string();
-    let first = submit(&mut tr, alert.clone()).await?;
-    let again = submit(&mut tr, alert.clone()).await?;
+    let first = tr.submit(alert.clone()).await?;
+    let again = tr.submit(alert.clone()).await?;
     assert_eq!(first.envelope, again.envelope);
 
     alert.text = "something else".into();
-    let err = tr
-        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
-        .await
-        .unwrap_err();
+    let err = tr.submit(alert).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
-    assert_eq!(list(&mut tr, pb::Direction::Outbound).await?.len(), 1);
+    assert_eq!(tr.list(pb::Direction::Outbound).await?.len(), 1);
     Ok(())
 }
 
@@ -275,22 +268,16 @@ async fn a_permanent_refusal_is_recorded_as_rejected_not_retried() -> anyhow::Re
         .await?;
 
     // TR-MIT's operator then submits different content under that id.
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let mut clash = draft(&["FR-DGSI"]);
     clash.id = alert.id.clone();
     clash.text = "second version".into();
-    submit(&mut tr, clash).await?;
+    tr.submit(clash).await?;
 
-    let rejected = tocsin_testkit::wait_until(PATIENCE, "the delivery is rejected", || {
-        let mut tr = tr.clone();
-        let id = alert.id.clone();
-        async move {
-            let r = get(&mut tr, &id).await.ok()?;
-            let d = delivery(&r, "FR-DGSI")?.clone();
-            (d.state == pb::DeliveryState::Rejected as i32).then_some(d)
-        }
-    })
-    .await?;
+    let record = tr
+        .wait_state(&alert.id, "FR-DGSI", pb::DeliveryState::Rejected)
+        .await?;
+    let rejected = delivery(&record, "FR-DGSI").unwrap();
     assert_eq!(rejected.attempts, 1);
     assert!(
         rejected.last_error.contains("AlreadyExists"),
@@ -357,8 +344,9 @@ async fn a_batch_is_answered_alert_by_alert_as_deliver_would() -> anyhow::Result
     let (code, message) = outcome(&results[2]).unwrap_err();
     assert_eq!(code, Code::PermissionDenied, "{message}");
 
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let mut stored: Vec<String> = list(&mut fr, pb::Direction::Inbound)
+    let fr = fed.desk("FR-DGSI").await?;
+    let mut stored: Vec<String> = fr
+        .list(pb::Direction::Inbound)
         .await?
         .iter()
         .map(id_of)
@@ -383,7 +371,7 @@ async fn a_batch_is_answered_alert_by_alert_as_deliver_would() -> anyhow::Result
         .into_inner()
         .results;
     assert_eq!(outcome(&results[0]).unwrap_err().0, Code::AlreadyExists);
-    assert_eq!(get(&mut fr, &first.id).await?.alert.unwrap().text, "first");
+    assert_eq!(fr.alert(&first.id).await?.alert.unwrap().text, "first");
     Ok(())
 }
 
@@ -406,20 +394,25 @@ async fn an_empty_or_oversized_batch_is_refused_as_a_whole() -> anyhow::Result<(
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("1 to 64"), "{err:?}");
-    let mut fr = fed.operator("FR-DGSI").await?;
-    assert!(list(&mut fr, pb::Direction::Inbound).await?.is_empty());
+    let fr = fed.desk("FR-DGSI").await?;
+    assert!(fr.list(pb::Direction::Inbound).await?.is_empty());
     Ok(())
 }
 
 /// Submits `n` alerts from TR-MIT to FR-DGSI, each with `text`; returns
 /// their ids.
 async fn submit_many(fed: &TestFederation, n: usize, text: &str) -> anyhow::Result<Vec<String>> {
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let mut ids = Vec::new();
     for _ in 0..n {
-        let mut alert = draft(&["FR-DGSI"]);
-        alert.text = text.into();
-        ids.push(id_of(&submit(&mut tr, alert).await?));
+        ids.push(
+            tr.send(
+                AlertBuilder::to(["FR-DGSI"])
+                    .person(tocsin_testkit::Person::named("Salah Abdeslam"))
+                    .text(text),
+            )
+            .await?,
+        );
     }
     Ok(ids)
 }
@@ -427,12 +420,11 @@ async fn submit_many(fed: &TestFederation, n: usize, text: &str) -> anyhow::Resu
 /// Waits until every alert of `ids` is delivered to FR-DGSI; checks each
 /// receipt against the alert sent, and that FR-DGSI holds each.
 async fn all_delivered_with_receipts(fed: &TestFederation, ids: &[String]) -> anyhow::Result<()> {
-    let tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let verifier = Verifier::load(&fed.pki().ca_cert(), fed.federation().id())?;
     for id in ids {
-        let record = wait_delivered(&tr, id, "FR-DGSI").await?;
+        let record = tr.wait_delivered(id, "FR-DGSI").await?;
         let d = delivery(&record, "FR-DGSI").unwrap();
-        assert_eq!(d.state, pb::DeliveryState::Delivered as i32, "{id}: {d:?}");
         let receipt_env = d.receipt.clone().unwrap();
         verifier.verify(&receipt_env, RECEIPT_PAYLOAD_TYPE)?;
         let receipt = pb::Receipt::decode(receipt_env.payload.as_slice())?;
@@ -442,76 +434,50 @@ async fn all_delivered_with_receipts(fed: &TestFederation, ids: &[String]) -> an
             digest(record.envelope.as_ref().unwrap()).to_vec()
         );
     }
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     for id in ids {
-        let held = get(&mut fr, id).await?;
+        let held = fr.alert(id).await?;
         assert_eq!(held.direction, pb::Direction::Inbound as i32, "{id}");
     }
     Ok(())
 }
 
-#[tokio::test]
-async fn alerts_waiting_together_are_delivered_together() -> anyhow::Result<()> {
-    // 100 alerts queue while FR-DGSI is down, then leave in requests of up
-    // to 32 (the outbox's per_request) once it is up.
-    let mut fed = TestFederation::builder().down(["FR-DGSI"]).start().await?;
-    let ids = submit_many(&fed, 100, "queued").await?;
-    fed.start_node("FR-DGSI").await?;
-    all_delivered_with_receipts(&fed, &ids).await
-}
-
-#[tokio::test]
-async fn a_batch_too_large_for_the_peer_goes_alert_by_alert() -> anyhow::Result<()> {
-    // FR-DGSI takes messages of at most 24 KiB; TR-MIT would pack up to
-    // 1 MiB. Six alerts of about 9 KiB each queue while FR-DGSI is down, so
-    // TR-MIT sends them in one request, which FR-DGSI refuses as a whole;
-    // each then goes alone, and fits.
-    let small = tocsin_node::config::Limits {
-        max_message_bytes: 24 * 1024,
-        ..Default::default()
-    };
-    let mut fed = TestFederation::builder()
-        .down(["FR-DGSI"])
-        .limits_for("FR-DGSI", small)
-        .start()
-        .await?;
-    let ids = submit_many(&fed, 6, &"x".repeat(9 * 1024)).await?;
-    fed.start_node("FR-DGSI").await?;
-    // Were the refusal of the batch taken as each alert's, all six would
-    // be rejected for good.
-    all_delivered_with_receipts(&fed, &ids).await
-}
-
-/// A node from before DeliverBatch, standing in for FR-DGSI: it answers
+/// A stand-in at FR-DGSI's address, with FR-DGSI's certificate, that
+/// passes every Deliver and DeliverBatch on to FR-DGSI's real node and
+/// counts them; or, standing for a node from before DeliverBatch, answers
 /// DeliverBatch with UNIMPLEMENTED, as tonic answers a method a service
-/// does not have, and passes each Deliver on to FR-DGSI's real node.
+/// does not have.
 #[derive(Clone)]
-struct OlderNode {
+struct Interposer {
     fr: pb::federation_client::FederationClient<tonic::transport::Channel>,
-    delivers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    batches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    knows_batches: bool,
+    delivers: Arc<AtomicUsize>,
+    /// The number of alerts in each DeliverBatch request, in order.
+    batches: Arc<Mutex<Vec<usize>>>,
 }
 
 type Answer<T> = Result<tonic::Response<T>, tonic::Status>;
 
 #[tonic::async_trait]
-impl pb::federation_server::Federation for OlderNode {
+impl pb::federation_server::Federation for Interposer {
     async fn deliver(
         &self,
         request: tonic::Request<pb::DeliverRequest>,
     ) -> Answer<pb::DeliverResponse> {
-        self.delivers
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.delivers.fetch_add(1, SeqCst);
         self.fr.clone().deliver(request.into_inner()).await
     }
 
     async fn deliver_batch(
         &self,
-        _: tonic::Request<pb::DeliverBatchRequest>,
+        request: tonic::Request<pb::DeliverBatchRequest>,
     ) -> Answer<pb::DeliverBatchResponse> {
-        self.batches
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Err(tonic::Status::unimplemented("no DeliverBatch here"))
+        let request = request.into_inner();
+        self.batches.lock().unwrap().push(request.alerts.len());
+        if !self.knows_batches {
+            return Err(tonic::Status::unimplemented("no DeliverBatch here"));
+        }
+        self.fr.clone().deliver_batch(request).await
     }
 
     async fn acknowledge(
@@ -533,43 +499,115 @@ impl pb::federation_server::Federation for OlderNode {
     }
 }
 
+impl Interposer {
+    /// Starts one in front of FR-DGSI, on the proxy from TR-MIT, which is
+    /// left dropping every connection: the test heals it when TR-MIT's
+    /// alerts are queued.
+    async fn start(fed: &TestFederation, knows_batches: bool) -> anyhow::Result<Self> {
+        use tocsin_trust::tls;
+        let interposer = Interposer {
+            fr: fed.peer_client("TR-MIT", "FR-DGSI")?,
+            knows_batches,
+            delivers: Default::default(),
+            batches: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let config = tls::server_config(
+            &fed.node_material("FR-DGSI")?,
+            Arc::new(|_: &tocsin_core::Identity| true),
+        )?;
+        let incoming =
+            tls::Acceptor::new(listener, config, tls::AcceptorLimits::default()).into_stream();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::federation_server::FederationServer::new(
+                    interposer.clone(),
+                ))
+                .serve_with_incoming(incoming),
+        );
+        let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
+        proxy.set(Fault::Drop);
+        proxy.retarget(addr);
+        proxy.reset_all();
+        Ok(interposer)
+    }
+
+    fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn alerts_waiting_together_are_delivered_together() -> anyhow::Result<()> {
+    // 100 alerts queue while the link to FR-DGSI is down, then leave in
+    // requests of up to 32 (the outbox's per_request) once it is up.
+    let fed = TestFederation::builder()
+        .through_proxy("TR-MIT", "FR-DGSI")
+        .start()
+        .await?;
+    let counted = Interposer::start(&fed, true).await?;
+    let ids = submit_many(&fed, 100, "queued").await?;
+    fed.proxy("TR-MIT", "FR-DGSI")?.heal();
+    all_delivered_with_receipts(&fed, &ids).await?;
+    // Were they sent one per request, there would be 100 requests.
+    let batches = counted.batches();
+    let requests = batches.len() + counted.delivers.load(SeqCst);
+    assert!(
+        batches.iter().any(|&n| n == 32),
+        "no request of 32 alerts: {batches:?}"
+    );
+    assert!(batches.iter().all(|&n| n <= 32), "{batches:?}");
+    assert!(
+        requests <= 10,
+        "{requests} requests for 100 alerts: {batches:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_too_large_for_the_peer_goes_alert_by_alert() -> anyhow::Result<()> {
+    // FR-DGSI takes messages of at most 24 KiB; TR-MIT would pack up to
+    // 1 MiB. Six alerts of about 9 KiB each queue while the link is down,
+    // so TR-MIT sends them in one request, which FR-DGSI refuses as a
+    // whole; each then goes alone, and fits.
+    let small = tocsin_node::config::Limits {
+        max_message_bytes: 24 * 1024,
+        ..Default::default()
+    };
+    let fed = TestFederation::builder()
+        .through_proxy("TR-MIT", "FR-DGSI")
+        .limits_for("FR-DGSI", small)
+        .start()
+        .await?;
+    let counted = Interposer::start(&fed, true).await?;
+    let ids = submit_many(&fed, 6, &"x".repeat(9 * 1024)).await?;
+    fed.proxy("TR-MIT", "FR-DGSI")?.heal();
+    // Were the refusal of the batch taken as each alert's, all six would
+    // be rejected for good.
+    all_delivered_with_receipts(&fed, &ids).await?;
+    let batches = counted.batches();
+    assert!(
+        batches.iter().any(|&n| n > 1),
+        "the alerts were never sent together: {batches:?}"
+    );
+    assert!(counted.delivers.load(SeqCst) >= 6, "{batches:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_peer_without_deliver_batch_gets_every_alert_by_deliver() -> anyhow::Result<()> {
-    use std::sync::atomic::Ordering::SeqCst;
-    use tocsin_testkit::Fault;
-    use tocsin_trust::tls;
-
     let mut fed = TestFederation::builder()
         .through_proxy("TR-MIT", "FR-DGSI")
         .start()
         .await?;
-    // The older node answers at FR-DGSI's place, with FR-DGSI's certificate.
-    let older = OlderNode {
-        fr: fed.peer_client("TR-MIT", "FR-DGSI")?,
-        delivers: Default::default(),
-        batches: Default::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = tls::server_config(
-        &fed.node_material("FR-DGSI")?,
-        std::sync::Arc::new(|_: &tocsin_core::Identity| true),
-    )?;
-    let incoming =
-        tls::Acceptor::new(listener, config, tls::AcceptorLimits::default()).into_stream();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::federation_server::FederationServer::new(older.clone()))
-            .serve_with_incoming(incoming),
-    );
-    let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
-    proxy.retarget(addr);
-    proxy.reset_all();
+    let older = Interposer::start(&fed, false).await?;
+    fed.proxy("TR-MIT", "FR-DGSI")?.heal();
 
     // An alert alone goes by Deliver, which every node knows.
     let alone = submit_many(&fed, 1, "alone").await?;
     all_delivered_with_receipts(&fed, &alone).await?;
-    assert_eq!(older.batches.load(SeqCst), 0);
+    assert!(older.batches().is_empty());
 
     // Six alerts wait while the link is down; TR-MIT restarts and finds
     // them due together. Their batch is refused as unknown, and each goes
@@ -581,7 +619,11 @@ async fn a_peer_without_deliver_batch_gets_every_alert_by_deliver() -> anyhow::R
     fed.proxy("TR-MIT", "FR-DGSI")?.heal();
     fed.start_node("TR-MIT").await?;
     all_delivered_with_receipts(&fed, &together).await?;
-    assert_eq!(older.batches.load(SeqCst), 1, "DeliverBatch tried once");
+    assert_eq!(
+        older.batches(),
+        [6],
+        "DeliverBatch tried once, with all six"
+    );
     assert!(older.delivers.load(SeqCst) >= 7);
     Ok(())
 }
