@@ -5,18 +5,20 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use tocsin_core::clock::{ManualClock, truncate_ms};
+use tocsin_core::clock::{Clock, ManualClock, truncate_ms};
 use tocsin_core::federation::Escalation;
 use tocsin_proto::pb;
-use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_testkit::{TestFederation, draft};
-use tocsin_tests::*;
-use tonic::transport::Channel;
+use tocsin_testkit::flow::{delivery, id_of, kinds};
+use tocsin_testkit::{AlertBuilder, DeadlineFlag, Desk, Person, Precedence, TestFederation};
 
-fn flash(to: &[&str]) -> pb::Alert {
-    let mut a = draft(to);
-    a.precedence = pb::Precedence::Flash as i32;
-    a
+fn flash(to: &[&str]) -> AlertBuilder {
+    AlertBuilder::to(to.iter().copied())
+        .precedence(Precedence::Flash)
+        .person(Person::named("Ismaël Omar Mostefaï").born("1985-11-21"))
+}
+
+async fn overdue_ids(desk: &Desk) -> anyhow::Result<Vec<String>> {
+    Ok(desk.overdue().await?.iter().map(id_of).collect())
 }
 
 /// A federation whose escalation ladder starts long after any deadline
@@ -39,91 +41,92 @@ async fn a_passed_deadline_flags_both_ends_and_a_late_answer_still_closes_it() -
 {
     let clock = ManualClock::new(truncate_ms(Utc::now()));
     let fed = federation(&clock, &[]).await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut tr, flash(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    let id = tr.send(flash(&["FR-DGSI"])).await?;
+    // The control: due after eight minutes, so it is overdue in the same
+    // clock step in which the first is still in time.
+    let control = tr
+        .send(flash(&["FR-DGSI"]).respond_by(clock.now() + Duration::minutes(8)))
+        .await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    tr.wait_delivered(&control, "FR-DGSI").await?;
 
     // Nine minutes: still in time. Eleven: FLASH's ten minutes are gone.
     clock.advance(Duration::minutes(9));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tr.wait_flag(&control, "FR-DGSI", DeadlineFlag::Overdue)
+        .await?;
     assert_eq!(
-        delivery(&get(&mut tr, &id).await?, "FR-DGSI").unwrap().flag,
-        pb::DeadlineFlag::None as i32
+        delivery(&tr.alert(&id).await?, "FR-DGSI").unwrap().flag,
+        DeadlineFlag::None as i32
     );
     clock.advance(Duration::minutes(2));
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    wait_owed_overdue(&fr, &id).await?;
-    assert_eq!(open_list_overdue(&mut tr).await?, vec![id.clone()]);
-    assert_eq!(open_list_overdue(&mut fr).await?, vec![id.clone()]);
+    tr.wait_flag(&id, "FR-DGSI", DeadlineFlag::Overdue).await?;
+    fr.wait_inbound_flag(&id, DeadlineFlag::Overdue).await?;
+    fr.wait_inbound_flag(&control, DeadlineFlag::Overdue)
+        .await?;
+    let both = {
+        let mut v = vec![id.clone(), control.clone()];
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(overdue_ids(&tr).await?), both);
+    assert_eq!(sorted(overdue_ids(&fr).await?), both);
 
     // A late NOTED closes it, recorded as late; the flag stays as history.
     clock.advance(Duration::minutes(49));
-    let late = ack(&mut fr, &id, pb::Disposition::Noted, "Routine.").await?;
+    let late = fr.ack(&id, pb::Disposition::Noted, "Routine.").await?;
     assert_eq!(late.late_by_seconds, 50 * 60);
-    let record = wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    let record = tr.wait_acks(&id, "FR-DGSI", 1).await?;
     let d = delivery(&record, "FR-DGSI").unwrap();
     assert_eq!(d.acknowledgements[0].late_by_seconds, 50 * 60);
-    assert_eq!(d.flag, pb::DeadlineFlag::Overdue as i32);
-    assert!(open_list_overdue(&mut tr).await?.is_empty());
-    assert!(open_list_overdue(&mut fr).await?.is_empty());
+    assert_eq!(d.flag, DeadlineFlag::Overdue as i32);
+    assert_eq!(overdue_ids(&tr).await?, [control.clone()]);
+    assert_eq!(overdue_ids(&fr).await?, [control.clone()]);
 
     use pb::EventKind::*;
-    assert_eq!(
-        kinds(&events(&tr).await?, &id),
-        vec![Submitted, Delivered, Overdue, Acknowledged]
-    );
-    assert_eq!(
-        kinds(&events(&fr).await?, &id),
-        vec![Received, Overdue, Acknowledged]
-    );
-    let tr_events = events(&tr).await?;
-    let acked = tr_events
-        .iter()
-        .find(|e| e.kind == Acknowledged as i32)
-        .unwrap();
+    let events = tr
+        .wait_events(&id, &[Submitted, Delivered, Overdue, Acknowledged])
+        .await?;
     assert!(
-        acked.detail.contains("NOTED (late by 50m)"),
+        events[3].detail.contains("NOTED (late by 50m)"),
         "{}",
-        acked.detail
+        events[3].detail
     );
+    fr.wait_events(&id, &[Received, Overdue, Acknowledged])
+        .await?;
     Ok(())
-}
-
-async fn open_list_overdue(op: &mut OperatorClient<Channel>) -> anyhow::Result<Vec<String>> {
-    Ok(op
-        .list_alerts(pb::ListAlertsRequest {
-            filter: pb::list_alerts_request::Filter::Overdue as i32,
-            limit: 100,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .alerts
-        .iter()
-        .map(id_of)
-        .collect())
 }
 
 #[tokio::test]
 async fn an_answer_in_time_stops_the_clock() -> anyhow::Result<()> {
     let clock = ManualClock::new(truncate_ms(Utc::now()));
     let fed = federation(&clock, &[]).await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut tr, flash(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
-    ack(&mut fr, &id, pb::Disposition::Actioned, "").await?;
-    wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    let id = tr.send(flash(&["FR-DGSI"])).await?;
+    // The control, left unanswered, is flagged in the same clock step.
+    let control = tr.send(flash(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    tr.wait_delivered(&control, "FR-DGSI").await?;
+    fr.ack(&id, pb::Disposition::Actioned, "").await?;
+    tr.wait_acks(&id, "FR-DGSI", 1).await?;
     clock.advance(Duration::hours(2));
-    // Give the tracker every chance to (wrongly) flag it.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let events = tr
+        .events_through("the control's OVERDUE", |e| {
+            e.alert_id == control && e.kind == pb::EventKind::Overdue as i32
+        })
+        .await?;
+    fr.wait_inbound_flag(&control, DeadlineFlag::Overdue)
+        .await?;
+    assert!(!kinds(&events, &id).contains(&pb::EventKind::Overdue));
     assert_eq!(
-        delivery(&get(&mut tr, &id).await?, "FR-DGSI").unwrap().flag,
-        pb::DeadlineFlag::None as i32
+        delivery(&tr.alert(&id).await?, "FR-DGSI").unwrap().flag,
+        DeadlineFlag::None as i32
     );
-    assert_eq!(get(&mut fr, &id).await?.flag, pb::DeadlineFlag::None as i32);
-    assert!(!kinds(&events(&tr).await?, &id).contains(&pb::EventKind::Overdue));
+    assert_eq!(fr.alert(&id).await?.flag, DeadlineFlag::None as i32);
     Ok(())
 }
 
@@ -131,23 +134,22 @@ async fn an_answer_in_time_stops_the_clock() -> anyhow::Result<()> {
 async fn an_alert_that_never_arrived_is_flagged_undelivered() -> anyhow::Result<()> {
     let clock = ManualClock::new(truncate_ms(Utc::now()));
     let mut fed = federation(&clock, &["FR-DGSI"]).await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let id = id_of(&submit(&mut tr, flash(&["FR-DGSI"])).await?);
+    let tr = fed.desk("TR-MIT").await?;
+    let id = tr.send(flash(&["FR-DGSI"])).await?;
     clock.advance(Duration::minutes(11));
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Undelivered).await?;
+    tr.wait_flag(&id, "FR-DGSI", DeadlineFlag::Undelivered)
+        .await?;
 
     // It arrives at last: no longer undelivered, still overdue, and the
     // recipient flags it at once, since its deadline is long gone.
     fed.start_node("FR-DGSI").await?;
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    let fr = fed.operator("FR-DGSI").await?;
-    wait_owed_overdue(&fr, &id).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    tr.wait_flag(&id, "FR-DGSI", DeadlineFlag::Overdue).await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    fr.wait_inbound_flag(&id, DeadlineFlag::Overdue).await?;
     use pb::EventKind::*;
-    assert_eq!(
-        kinds(&events(&tr).await?, &id),
-        vec![Submitted, Undelivered, Delivered]
-    );
+    tr.wait_events(&id, &[Submitted, Undelivered, Delivered])
+        .await?;
     Ok(())
 }
 
@@ -155,23 +157,28 @@ async fn an_alert_that_never_arrived_is_flagged_undelivered() -> anyhow::Result<
 async fn deadlines_that_fell_while_a_node_was_down_fire_at_start_in_order() -> anyhow::Result<()> {
     let clock = ManualClock::new(truncate_ms(Utc::now()));
     let mut fed = federation(&clock, &[]).await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     // IMMEDIATE (1 h) first, then FLASH (10 min): the FLASH deadline falls first.
-    let mut immediate = draft(&["FR-DGSI"]);
-    immediate.precedence = pb::Precedence::Immediate as i32;
-    let immediate = id_of(&submit(&mut tr, immediate).await?);
-    let flash_id = id_of(&submit(&mut tr, flash(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &immediate, "FR-DGSI").await?;
-    wait_delivered(&tr, &flash_id, "FR-DGSI").await?;
+    let immediate = tr
+        .send(flash(&["FR-DGSI"]).precedence(Precedence::Immediate))
+        .await?;
+    let flash_id = tr.send(flash(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&immediate, "FR-DGSI").await?;
+    tr.wait_delivered(&flash_id, "FR-DGSI").await?;
 
     fed.stop_node("TR-MIT").await?;
     fed.stop_node("FR-DGSI").await?;
     clock.advance(Duration::hours(2));
     fed.start_node("TR-MIT").await?;
-    let tr = fed.operator("TR-MIT").await?;
-    wait_flag(&tr, &immediate, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    wait_flag(&tr, &flash_id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    let overdue: Vec<String> = events(&tr)
+    let tr = fed.desk("TR-MIT").await?;
+    let overdue: Vec<String> = tr
+        .events_through("both OVERDUE", {
+            let mut left = 2;
+            move |e| {
+                left -= usize::from(e.kind == pb::EventKind::Overdue as i32);
+                left == 0
+            }
+        })
         .await?
         .into_iter()
         .filter(|e| e.kind == pb::EventKind::Overdue as i32)
@@ -188,15 +195,15 @@ async fn deadlines_that_fell_while_a_node_was_down_fire_at_start_in_order() -> a
 #[tokio::test]
 async fn a_watcher_that_reconnects_misses_nothing() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
 
     // Live: a watcher started now sees the next event.
     let mut live = tr
+        .client()
         .watch_events(pb::WatchEventsRequest { after_id: None })
         .await?
         .into_inner();
-    let first = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    let first = tr.send(flash(&["FR-DGSI"])).await?;
     let e = live.message().await?.unwrap();
     assert_eq!(
         (e.kind, e.alert_id.as_str()),
@@ -206,13 +213,14 @@ async fn a_watcher_that_reconnects_misses_nothing() -> anyhow::Result<()> {
     drop(live);
 
     // While it is away: a delivery, a second alert, an acknowledgement.
-    wait_delivered(&tr, &first, "FR-DGSI").await?;
-    let second = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &second, "FR-DGSI").await?;
-    ack(&mut fr, &first, pb::Disposition::Noted, "").await?;
-    wait_acks(&tr, &first, "FR-DGSI", 1).await?;
+    tr.wait_delivered(&first, "FR-DGSI").await?;
+    let second = tr.send(flash(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&second, "FR-DGSI").await?;
+    fr.ack(&first, pb::Disposition::Noted, "").await?;
+    tr.wait_acks(&first, "FR-DGSI", 1).await?;
 
     let mut resumed = tr
+        .client()
         .watch_events(pb::WatchEventsRequest {
             after_id: Some(seen),
         })
