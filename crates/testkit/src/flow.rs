@@ -500,19 +500,30 @@ impl Desk {
         recipient: &str,
         alerts: usize,
     ) -> anyhow::Result<pb::SubjectFlag> {
-        let expected = format!(
-            "{} to hold a REPEATED_UNANSWERED flag against {recipient} over {alerts} alert(s)",
-            self.agency
-        );
+        let what = format!("a REPEATED_UNANSWERED flag against {recipient} over {alerts} alert(s)");
+        self.wait_subject_flag_where(&what, |f| {
+            f.recipient == recipient && f.alert_ids.len() >= alerts
+        })
+        .await
+    }
+
+    /// Waits until this node holds a REPEATED_UNANSWERED flag for which
+    /// `found` holds (`what` describes it); returns it.
+    pub async fn wait_subject_flag_where<F>(
+        &self,
+        what: &str,
+        mut found: F,
+    ) -> anyhow::Result<pb::SubjectFlag>
+    where
+        F: FnMut(&pb::SubjectFlag) -> bool,
+    {
+        let expected = format!("{} to hold {what}", self.agency);
         let deadline = tokio::time::Instant::now() + self.patience;
         loop {
             let now = match self.subject_flags().await {
                 Err(status) => format!("its flags cannot be read: {status}"),
                 Ok(flags) => {
-                    let found = flags
-                        .iter()
-                        .find(|f| f.recipient == recipient && f.alert_ids.len() >= alerts);
-                    if let Some(f) = found {
+                    if let Some(f) = flags.iter().find(|f| found(f)) {
                         return Ok(f.clone());
                     }
                     let held: Vec<String> = flags
