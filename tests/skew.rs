@@ -11,13 +11,19 @@ use tocsin_core::clock::{ManualClock, truncate_ms};
 use tocsin_core::federation::Escalation;
 use tocsin_core::from_timestamp;
 use tocsin_proto::pb;
-use tocsin_testkit::{TestFederation, draft, wait_until};
-use tocsin_tests::*;
+use tocsin_testkit::flow::delivery;
+use tocsin_testkit::{
+    AlertBuilder, DeadlineFlag, PATIENCE, Person, Precedence, TestFederation, wait_until,
+};
 
-fn flash(to: &[&str]) -> pb::Alert {
-    let mut a = draft(to);
-    a.precedence = pb::Precedence::Flash as i32;
-    a
+fn flash(to: &[&str]) -> AlertBuilder {
+    AlertBuilder::to(to.iter().copied())
+        .precedence(Precedence::Flash)
+        .person(Person::named("Ismaël Omar Mostefaï").born("1985-11-21"))
+}
+
+fn priority(to: &[&str]) -> AlertBuilder {
+    flash(to).precedence(Precedence::Priority)
 }
 
 fn time(ts: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
@@ -89,11 +95,15 @@ async fn both_ends_compute_the_same_deadline_and_flag_it_on_their_own_clocks() -
         Default::default(),
     )
     .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut tr, flash(&["FR-DGSI"])).await?);
-    let sent = wait_delivered(&tr, &id, "FR-DGSI").await?;
-    let received = get(&mut fr, &id).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let id = tr.send(flash(&["FR-DGSI"])).await?;
+    let sent = tr.wait_delivered(&id, "FR-DGSI").await?;
+    // The control: FR-DGSI's own FLASH to TR-MIT, created on its clock, is
+    // due when FR-DGSI's clock reads `base`, in the first step below.
+    let control = fr.send(flash(&["TR-MIT"])).await?;
+    fr.wait_delivered(&control, "TR-MIT").await?;
+    let received = fr.alert(&id).await?;
 
     // The signed creation time is TR-MIT's; FLASH allows ten minutes.
     let created = time(&sent.alert.as_ref().unwrap().created_at);
@@ -111,23 +121,25 @@ async fn both_ends_compute_the_same_deadline_and_flag_it_on_their_own_clocks() -
     for clock in clocks.values() {
         clock.advance(Duration::minutes(10));
     }
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    let flagged = get(&mut tr, &id).await?;
+    tr.wait_flag(&id, "FR-DGSI", DeadlineFlag::Overdue).await?;
+    let flagged = tr.alert(&id).await?;
     assert_eq!(
         time(&delivery(&flagged, "FR-DGSI").unwrap().flagged_at),
         base + Duration::minutes(10)
     );
-    // Give FR-DGSI's tracker every chance to (wrongly) flag it too.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(get(&mut fr, &id).await?.flag, pb::DeadlineFlag::None as i32);
+    // FR-DGSI's tracker has looked at its clock since it moved: it flagged
+    // the control. It did not flag TR-MIT's alert.
+    fr.wait_flag(&control, "TR-MIT", DeadlineFlag::Overdue)
+        .await?;
+    assert_eq!(fr.alert(&id).await?.flag, DeadlineFlag::None as i32);
 
     // Ten more: FR-DGSI's clock reaches the same deadline.
     for clock in clocks.values() {
         clock.advance(Duration::minutes(10));
     }
-    wait_owed_overdue(&fr, &id).await?;
+    fr.wait_inbound_flag(&id, DeadlineFlag::Overdue).await?;
     assert_eq!(
-        time(&get(&mut fr, &id).await?.flagged_at),
+        time(&fr.alert(&id).await?.flagged_at),
         base + Duration::minutes(10)
     );
     Ok(())
@@ -142,8 +154,8 @@ async fn a_peer_clock_beyond_tolerance_is_reported_on_both_ends() -> anyhow::Res
         Default::default(),
     )
     .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
 
     // Each measured the other when it started (no round trip on a manual
     // clock, so the measurement is exact).
@@ -159,17 +171,17 @@ async fn a_peer_clock_beyond_tolerance_is_reported_on_both_ends() -> anyhow::Res
     // FR-DGSI's clock jumps to five minutes ahead. A delivery measures it
     // again on TR-MIT, and the acknowledgement going back on FR-DGSI.
     clocks["FR-DGSI"].set(base + Duration::minutes(5));
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let id = tr.send(priority(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
     assert!(wait_skew(&fed, "TR-MIT", "FR-DGSI", 300.0).await?);
-    ack(&mut fr, &id, pb::Disposition::Noted, "").await?;
-    wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    fr.ack(&id, pb::Disposition::Noted, "").await?;
+    tr.wait_acks(&id, "FR-DGSI", 1).await?;
     assert!(wait_skew(&fed, "FR-DGSI", "TR-MIT", -300.0).await?);
 
     // Set right (within tolerance): the next delivery clears the flag.
     clocks["FR-DGSI"].set(base + Duration::seconds(30));
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let id = tr.send(priority(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
     assert!(!wait_skew(&fed, "TR-MIT", "FR-DGSI", 30.0).await?);
     Ok(())
 }
@@ -178,20 +190,22 @@ async fn a_peer_clock_beyond_tolerance_is_reported_on_both_ends() -> anyhow::Res
 async fn a_peer_that_was_down_is_measured_when_it_comes_up() -> anyhow::Result<()> {
     let base = truncate_ms(Utc::now());
     let mut fed = TestFederation::builder()
+        .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
         .down(["FR-DGSI"])
         .clock_for("TR-MIT", Arc::new(ManualClock::new(base)))
         .clock_for(
             "FR-DGSI",
             Arc::new(ManualClock::new(base - Duration::minutes(10))),
         )
+        .clock_for(
+            "BE-VSSE",
+            Arc::new(ManualClock::new(base + Duration::minutes(10))),
+        )
         .start()
         .await?;
-    // TR-MIT's greeting finds FR-DGSI down; nothing to measure.
-    fed.operator("TR-MIT")
-        .await?
-        .list_alerts(pb::ListAlertsRequest::default())
-        .await?;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // TR-MIT's greeting at start finds FR-DGSI down, nothing to measure; it
+    // measures BE-VSSE, the control, in the same round.
+    assert!(wait_skew(&fed, "TR-MIT", "BE-VSSE", 600.0).await?);
     assert!(
         !fed.metrics("TR-MIT")
             .await?
