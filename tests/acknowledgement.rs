@@ -9,28 +9,25 @@ use prost::Message;
 use tocsin_core::clock::ManualClock;
 use tocsin_core::{from_timestamp, to_timestamp};
 use tocsin_proto::{ACK_PAYLOAD_TYPE, pb};
+use tocsin_testkit::PATIENCE;
+use tocsin_testkit::flow::{delivery, id_of};
 use tocsin_testkit::{TestFederation, draft};
-use tocsin_tests::*;
 use tocsin_trust::Verifier;
 use tonic::Code;
 
 #[tokio::test]
 async fn an_acknowledgement_reaches_the_originator_signed_by_the_recipient() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let id = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&id, "FR-DGSI").await?;
 
-    let mine = ack(
-        &mut fr,
-        &id,
-        pb::Disposition::Actioned,
-        "Surveillance opened.",
-    )
-    .await?;
+    let mine = fr
+        .ack(&id, pb::Disposition::Actioned, "Surveillance opened.")
+        .await?;
     assert_eq!(mine.late_by_seconds, 0);
-    let record = wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    let record = tr.wait_acks(&id, "FR-DGSI", 1).await?;
     let d = delivery(&record, "FR-DGSI").unwrap();
     let got = &d.acknowledgements[0];
     let a = got.acknowledgement.as_ref().unwrap();
@@ -56,10 +53,10 @@ async fn an_acknowledgement_reaches_the_originator_signed_by_the_recipient() -> 
         PATIENCE,
         "FR-DGSI sees its acknowledgement delivered",
         || {
-            let mut fr = fr.clone();
+            let fr = fr.clone();
             let id = id.clone();
             async move {
-                let r = get(&mut fr, &id).await.ok()?;
+                let r = fr.alert(&id).await.ok()?;
                 r.acknowledgements
                     .first()
                     .filter(|a| a.delivered)
@@ -75,14 +72,15 @@ async fn an_acknowledgement_reaches_the_originator_signed_by_the_recipient() -> 
 async fn a_second_acknowledgement_updates_the_disposition_and_both_are_kept() -> anyhow::Result<()>
 {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let id = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&id, "FR-DGSI").await?;
 
-    ack(&mut fr, &id, pb::Disposition::NeedsInfo, "Which flight?").await?;
-    ack(&mut fr, &id, pb::Disposition::Actioned, "Found him.").await?;
-    let record = wait_acks(&tr, &id, "FR-DGSI", 2).await?;
+    fr.ack(&id, pb::Disposition::NeedsInfo, "Which flight?")
+        .await?;
+    fr.ack(&id, pb::Disposition::Actioned, "Found him.").await?;
+    let record = tr.wait_acks(&id, "FR-DGSI", 2).await?;
     let history: Vec<i32> = delivery(&record, "FR-DGSI")
         .unwrap()
         .acknowledgements
@@ -96,7 +94,7 @@ async fn a_second_acknowledgement_updates_the_disposition_and_both_are_kept() ->
             pb::Disposition::Actioned as i32
         ]
     );
-    assert_eq!(get(&mut fr, &id).await?.acknowledgements.len(), 2);
+    assert_eq!(fr.alert(&id).await?.acknowledgements.len(), 2);
     Ok(())
 }
 
@@ -106,25 +104,22 @@ async fn only_a_recipient_acknowledges_and_only_for_itself() -> anyhow::Result<(
         .agencies(["TR-MIT", "FR-DGSI", "DE-BFV"])
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let record = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let record = tr.submit(draft(&["FR-DGSI"])).await?;
     let id = id_of(&record);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
 
     // The originator cannot acknowledge its own alert ...
-    let err = ack(&mut tr, &id, pb::Disposition::Noted, "")
-        .await
-        .unwrap_err();
+    let err = tr.ack(&id, pb::Disposition::Noted, "").await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // ... an agency that never received it has nothing to acknowledge ...
-    let mut de = fed.operator("DE-BFV").await?;
-    let err = ack(&mut de, &id, pb::Disposition::Noted, "")
-        .await
-        .unwrap_err();
+    let de = fed.desk("DE-BFV").await?;
+    let err = de.ack(&id, pb::Disposition::Noted, "").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     // ... nor can a disposition be left out.
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let err = ack(&mut fr, &id, pb::Disposition::Unspecified, "")
+    let fr = fed.desk("FR-DGSI").await?;
+    let err = fr
+        .ack(&id, pb::Disposition::Unspecified, "")
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -169,7 +164,7 @@ async fn only_a_recipient_acknowledges_and_only_for_itself() -> anyhow::Result<(
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
-    let record = get(&mut tr, &id).await?;
+    let record = tr.alert(&id).await?;
     assert!(
         delivery(&record, "FR-DGSI")
             .unwrap()
@@ -182,20 +177,20 @@ async fn only_a_recipient_acknowledges_and_only_for_itself() -> anyhow::Result<(
 #[tokio::test]
 async fn an_acknowledgement_waits_for_an_originator_that_is_down() -> anyhow::Result<()> {
     let mut fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let id = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&id, "FR-DGSI").await?;
 
     fed.stop_node("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let queued = ack(&mut fr, &id, pb::Disposition::Noted, "Seen.").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let queued = fr.ack(&id, pb::Disposition::Noted, "Seen.").await?;
     assert!(!queued.delivered);
     // The recipient restarts too: the acknowledgement is in its store.
     fed.restart_node("FR-DGSI").await?;
     fed.start_node("TR-MIT").await?;
 
-    let tr = fed.operator("TR-MIT").await?;
-    let record = wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let record = tr.wait_acks(&id, "FR-DGSI", 1).await?;
     assert_eq!(
         delivery(&record, "FR-DGSI").unwrap().acknowledgements[0].envelope,
         queued.envelope
@@ -211,21 +206,21 @@ async fn both_ends_agree_on_the_deadline_and_a_late_acknowledgement_says_how_lat
         .clock(Arc::new(clock.clone()))
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
 
     // FLASH: 10 minutes by default.
     let mut flash = draft(&["FR-DGSI"]);
     flash.precedence = pb::Precedence::Flash as i32;
-    let sent = submit(&mut tr, flash).await?;
+    let sent = tr.submit(flash).await?;
     let id = id_of(&sent);
     let created =
         from_timestamp(sent.alert.as_ref().unwrap().created_at.as_ref().unwrap()).unwrap();
     let due = to_timestamp(created + Duration::minutes(10));
     assert_eq!(delivery(&sent, "FR-DGSI").unwrap().due_at, Some(due));
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
     assert_eq!(
-        get(&mut fr, &id).await?.due_at,
+        fr.alert(&id).await?.due_at,
         Some(due),
         "the recipient computes the same deadline"
     );
@@ -233,7 +228,7 @@ async fn both_ends_agree_on_the_deadline_and_a_late_acknowledgement_says_how_lat
     // An earlier deadline asked by the alert wins.
     let mut hurried = draft(&["FR-DGSI"]);
     hurried.respond_by = Some(to_timestamp(created + Duration::hours(1)));
-    let sent = submit(&mut tr, hurried).await?;
+    let sent = tr.submit(hurried).await?;
     assert_eq!(
         delivery(&sent, "FR-DGSI").unwrap().due_at,
         Some(to_timestamp(created + Duration::hours(1)))
@@ -241,9 +236,9 @@ async fn both_ends_agree_on_the_deadline_and_a_late_acknowledgement_says_how_lat
 
     // Acknowledged 25 minutes after creation: 15 minutes late.
     clock.advance(Duration::minutes(25));
-    let late = ack(&mut fr, &id, pb::Disposition::Noted, "Routine.").await?;
+    let late = fr.ack(&id, pb::Disposition::Noted, "Routine.").await?;
     assert_eq!(late.late_by_seconds, 15 * 60);
-    let record = wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    let record = tr.wait_acks(&id, "FR-DGSI", 1).await?;
     assert_eq!(
         delivery(&record, "FR-DGSI").unwrap().acknowledgements[0].late_by_seconds,
         15 * 60
@@ -254,47 +249,31 @@ async fn both_ends_agree_on_the_deadline_and_a_late_acknowledgement_says_how_lat
 #[tokio::test]
 async fn each_side_lists_what_is_owed_soonest_deadline_first() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     let mut routine = draft(&["FR-DGSI"]);
     routine.precedence = pb::Precedence::Routine as i32;
-    let routine = id_of(&submit(&mut tr, routine).await?);
+    let routine = id_of(&tr.submit(routine).await?);
     let mut flash = draft(&["FR-DGSI"]);
     flash.precedence = pb::Precedence::Flash as i32;
-    let flash = id_of(&submit(&mut tr, flash).await?);
-    wait_delivered(&tr, &routine, "FR-DGSI").await?;
-    wait_delivered(&tr, &flash, "FR-DGSI").await?;
+    let flash = id_of(&tr.submit(flash).await?);
+    tr.wait_delivered(&routine, "FR-DGSI").await?;
+    tr.wait_delivered(&flash, "FR-DGSI").await?;
 
-    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    let owed: Vec<String> = fr.owed().await?.iter().map(id_of).collect();
     assert_eq!(
         owed,
         vec![flash.clone(), routine.clone()],
         "FLASH is due first"
     );
-    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    let awaiting: Vec<String> = tr.awaiting().await?.iter().map(id_of).collect();
     assert_eq!(awaiting, vec![flash.clone(), routine.clone()]);
 
-    ack(&mut fr, &flash, pb::Disposition::Actioned, "").await?;
-    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    fr.ack(&flash, pb::Disposition::Actioned, "").await?;
+    let owed: Vec<String> = fr.owed().await?.iter().map(id_of).collect();
     assert_eq!(owed, vec![routine.clone()]);
-    wait_acks(&tr, &flash, "FR-DGSI", 1).await?;
-    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    tr.wait_acks(&flash, "FR-DGSI", 1).await?;
+    let awaiting: Vec<String> = tr.awaiting().await?.iter().map(id_of).collect();
     assert_eq!(awaiting, vec![routine]);
     Ok(())
 }

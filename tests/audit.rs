@@ -16,8 +16,8 @@ use tocsin_proto::pb;
 use tocsin_store::audit::{
     AuditEntry, AuditReader, EvidenceKind, encode_evidence, entry_hash, sha256,
 };
-use tocsin_testkit::{TestFederation, draft, wait_until};
-use tocsin_tests::*;
+use tocsin_testkit::flow::id_of;
+use tocsin_testkit::{TestFederation, draft};
 
 const AGENCIES: [&str; 3] = ["TR-MIT", "FR-DGSI", "EU-EUROPOL"];
 
@@ -28,20 +28,8 @@ async fn wait_event(
     alert: &str,
     kind: pb::EventKind,
 ) -> anyhow::Result<()> {
-    let op = fed.operator(agency).await?;
-    wait_until(
-        PATIENCE,
-        &format!("{agency} records {kind:?} for {alert}"),
-        || {
-            let op = op.clone();
-            async move {
-                kinds(&events(&op).await.ok()?, alert)
-                    .contains(&kind)
-                    .then_some(())
-            }
-        },
-    )
-    .await
+    fed.desk(agency).await?.wait_event(alert, kind).await?;
+    Ok(())
 }
 
 /// A federation whose nodes sent, delivered, acknowledged, reminded and
@@ -55,20 +43,15 @@ async fn exchange() -> anyhow::Result<(TestFederation, String)> {
         .clock(Arc::new(clock.clone()))
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let answered = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    let ignored = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &answered, "FR-DGSI").await?;
-    wait_delivered(&tr, &ignored, "FR-DGSI").await?;
-    ack(
-        &mut fr,
-        &answered,
-        pb::Disposition::Noted,
-        "Seen; no trace here.",
-    )
-    .await?;
-    wait_acks(&tr, &answered, "FR-DGSI", 1).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let answered = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    let ignored = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&answered, "FR-DGSI").await?;
+    tr.wait_delivered(&ignored, "FR-DGSI").await?;
+    fr.ack(&answered, pb::Disposition::Noted, "Seen; no trace here.")
+        .await?;
+    tr.wait_acks(&answered, "FR-DGSI", 1).await?;
     // PRIORITY: reminded at 12 h, escalated (with a notice to the
     // observer) at 18 h.
     clock.advance(Duration::hours(12) + Duration::minutes(1));

@@ -21,7 +21,6 @@ use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE};
 use tocsin_testkit::{TestFederation, draft, sign_as};
-use tocsin_tests::{submit, wait_delivered};
 use tocsin_trust::{Signer, Verifier};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -77,14 +76,14 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
             .start()
             .await
             .unwrap();
-        let mut eu = fed.operator("EU-EUROPOL").await.unwrap();
-        let others = submit(&mut eu, draft(&["FR-DGSI"])).await.unwrap();
+        let eu = fed.desk("EU-EUROPOL").await.unwrap();
+        let others = eu.submit(draft(&["FR-DGSI"])).await.unwrap();
         let others_alert = others.alert.unwrap().id;
-        wait_delivered(&eu, &others_alert, "FR-DGSI").await.unwrap();
-        let mut tr = fed.operator("TR-MIT").await.unwrap();
-        let sent = submit(&mut tr, draft(&["FR-DGSI"])).await.unwrap();
+        eu.wait_delivered(&others_alert, "FR-DGSI").await.unwrap();
+        let tr = fed.desk("TR-MIT").await.unwrap();
+        let sent = tr.submit(draft(&["FR-DGSI"])).await.unwrap();
         let sent_id = sent.alert.unwrap().id;
-        wait_delivered(&tr, &sent_id, "FR-DGSI").await.unwrap();
+        tr.wait_delivered(&sent_id, "FR-DGSI").await.unwrap();
         let digest = tocsin_trust::signing::digest(&sent.envelope.unwrap()).to_vec();
         let ca = std::fs::read(fed.pki().ca_cert()).unwrap();
         let ca = der(&ca);

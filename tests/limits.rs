@@ -4,28 +4,26 @@
 use prost::Message;
 use tocsin_core::to_timestamp;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
+use tocsin_testkit::PATIENCE;
+use tocsin_testkit::flow::id_of;
 use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
-use tocsin_tests::*;
 use tokio::io::AsyncWriteExt;
 use tonic::Code;
 
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_the_node_still_serves() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let mut huge = draft(&["FR-DGSI"]);
     huge.text = "A".repeat(2 * 1024 * 1024);
-    let err = tr
-        .submit_alert(pb::SubmitAlertRequest { alert: Some(huge) })
-        .await
-        .unwrap_err();
+    let err = tr.submit(huge).await.unwrap_err();
     // tonic reports a message over the decoding limit as OUT_OF_RANGE.
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     assert!(err.message().contains("too large"), "{err:?}");
 
     // The same connection and a peer's both still work.
-    let sent = submit(&mut tr, draft(&["FR-DGSI"])).await?;
-    wait_delivered(&tr, &id_of(&sent), "FR-DGSI").await?;
+    let sent = tr.submit(draft(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id_of(&sent), "FR-DGSI").await?;
 
     // And from a peer: an oversized delivery is refused too.
     let mut peer = fed.peer_client("FR-DGSI", "TR-MIT")?;
@@ -119,9 +117,9 @@ async fn silent_connections_do_not_hold_up_other_clients() -> anyhow::Result<()>
         }
         idle.push(s);
     }
-    let mut tr = fed.operator("TR-MIT").await?;
-    let sent = submit(&mut tr, draft(&["FR-DGSI"])).await?;
-    wait_delivered(&tr, &id_of(&sent), "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let sent = tr.submit(draft(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id_of(&sent), "FR-DGSI").await?;
     drop(idle);
     Ok(())
 }
@@ -151,8 +149,8 @@ async fn a_flooding_peer_is_refused_while_another_still_delivers() -> anyhow::Re
         }));
     }
     // Meanwhile BE-VSSE's alert goes through its outbox as usual.
-    let mut be = fed.operator("BE-VSSE").await?;
-    let sent = submit(&mut be, draft(&["FR-DGSI"])).await?;
+    let be = fed.desk("BE-VSSE").await?;
+    let sent = be.submit(draft(&["FR-DGSI"])).await?;
     let (mut accepted, mut refused) = (0, 0);
     for f in flood {
         match f.await? {
@@ -169,7 +167,7 @@ async fn a_flooding_peer_is_refused_while_another_still_delivers() -> anyhow::Re
     assert!(accepted >= 2, "accepted {accepted}");
     assert!(refused > 0, "nothing refused");
     assert_eq!(accepted + refused, 40);
-    wait_delivered(&be, &id_of(&sent), "FR-DGSI").await?;
+    be.wait_delivered(&id_of(&sent), "FR-DGSI").await?;
     Ok(())
 }
 
@@ -196,9 +194,9 @@ async fn a_peer_holding_too_many_sessions_gets_no_more_while_others_deliver() ->
     };
     // TR-MIT's own node holds one session with FR-DGSI once it has
     // delivered; make sure it has, so the count below is exact.
-    let mut tr = fed.operator("TR-MIT").await?;
-    let first = submit(&mut tr, draft(&["FR-DGSI"])).await?;
-    wait_delivered(&tr, &id_of(&first), "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let first = tr.submit(draft(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id_of(&first), "FR-DGSI").await?;
 
     // Two more connections of TR-MIT's reach the cap of three...
     let mut held = Vec::new();
@@ -217,9 +215,9 @@ async fn a_peer_holding_too_many_sessions_gets_no_more_while_others_deliver() ->
         idle.push(tokio::net::TcpStream::connect(fed.addr("FR-DGSI")?).await?);
     }
     // Another agency is not affected.
-    let mut be = fed.operator("BE-VSSE").await?;
-    let sent = submit(&mut be, draft(&["FR-DGSI"])).await?;
-    wait_delivered(&be, &id_of(&sent), "FR-DGSI").await?;
+    let be = fed.desk("BE-VSSE").await?;
+    let sent = be.submit(draft(&["FR-DGSI"])).await?;
+    be.wait_delivered(&id_of(&sent), "FR-DGSI").await?;
     // And a held connection given back frees its slot.
     drop(held.pop());
     wait_until(PATIENCE, "a freed slot is taken", || {
@@ -264,9 +262,9 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
     }
 
     // TR-MIT's node holds one session with FR-DGSI once it has delivered.
-    let mut tr = fed.operator("TR-MIT").await?;
-    let first = submit(&mut tr, draft(&["FR-DGSI"])).await?;
-    wait_delivered(&tr, &id_of(&first), "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let first = tr.submit(draft(&["FR-DGSI"])).await?;
+    tr.wait_delivered(&id_of(&first), "FR-DGSI").await?;
 
     // Floods: three more connections (the cap is four), each with 32
     // deliveries in flight, mixing valid, oversized and malformed ones.
@@ -336,13 +334,13 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
     .await;
 
     // Meanwhile BE-VSSE sends ten alerts through its outbox, as usual.
-    let mut be = fed.operator("BE-VSSE").await?;
+    let be = fed.desk("BE-VSSE").await?;
     let mut sent = Vec::new();
     for _ in 0..10 {
-        sent.push(id_of(&submit(&mut be, draft(&["FR-DGSI"])).await?));
+        sent.push(id_of(&be.submit(draft(&["FR-DGSI"])).await?));
     }
     for id in &sent {
-        wait_delivered(&be, id, "FR-DGSI").await?;
+        be.wait_delivered(id, "FR-DGSI").await?;
     }
     // The flood goes on until each kind of abuse has been answered.
     wait_until(PATIENCE, "every kind of abuse answered", || {
@@ -376,7 +374,7 @@ async fn one_peer_abusing_every_limit_does_not_stop_another_delivering() -> anyh
         "unexpected answers: {codes:?}"
     );
     // The node still serves the flooder's own operator.
-    let mut fr = fed.operator("FR-DGSI").await?;
-    assert!(get(&mut fr, &sent[0]).await.is_ok());
+    let fr = fed.desk("FR-DGSI").await?;
+    assert!(fr.alert(&sent[0]).await.is_ok());
     Ok(())
 }

@@ -17,11 +17,11 @@ use tocsin_node::config::Limits;
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE};
-use tocsin_testkit::{Fault, FaultProxy, Flow, TestFederation, channel, draft, wait_until};
-use tocsin_tests::*;
+use tocsin_testkit::PATIENCE;
+use tocsin_testkit::flow::{delivery, id_of, kinds};
+use tocsin_testkit::{Desk, Fault, FaultProxy, Flow, TestFederation, channel, draft, wait_until};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
-use tonic::transport::Channel;
 
 /// A request that hangs in a black hole fails after this long, rather
 /// than the default 30 s.
@@ -39,18 +39,12 @@ fn builder() -> tocsin_testkit::Builder {
 
 /// Waits until every delivery of `ids` to FR-DGSI has failed at least once
 /// and checks that each is still pending, with the reason recorded.
-async fn wait_failed(op: &OperatorClient<Channel>, ids: &[String]) -> anyhow::Result<()> {
+async fn wait_failed(tr: &Desk, ids: &[String]) -> anyhow::Result<()> {
     for id in ids {
-        let d = wait_until(PATIENCE, &format!("a failed attempt of {id}"), || {
-            let mut op = op.clone();
-            let id = id.clone();
-            async move {
-                let r = get(&mut op, &id).await.ok()?;
-                let d = delivery(&r, "FR-DGSI")?.clone();
-                (d.attempts >= 1).then_some(d)
-            }
-        })
-        .await?;
+        let record = tr
+            .wait_delivery(id, "FR-DGSI", "fail at least once", |d| d.attempts >= 1)
+            .await?;
+        let d = delivery(&record, "FR-DGSI").unwrap();
         assert_eq!(d.state, pb::DeliveryState::Pending as i32, "{id}");
         assert!(!d.last_error.is_empty(), "{id}");
     }
@@ -58,12 +52,8 @@ async fn wait_failed(op: &OperatorClient<Channel>, ids: &[String]) -> anyhow::Re
 }
 
 /// The ids FR-DGSI holds as received, sorted.
-async fn inbox(fr: &mut OperatorClient<Channel>) -> anyhow::Result<Vec<String>> {
-    let mut ids: Vec<String> = list(fr, pb::Direction::Inbound)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+async fn inbox(fr: &Desk) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = fr.inbox().await?.iter().map(id_of).collect();
     ids.sort();
     Ok(ids)
 }
@@ -73,11 +63,11 @@ async fn inbox(fr: &mut OperatorClient<Channel>) -> anyhow::Result<Vec<String>> 
 /// FR-DGSI holds; and that FR-DGSI received it once.
 async fn delivered_once(
     fed: &TestFederation,
-    tr: &OperatorClient<Channel>,
-    fr: &mut OperatorClient<Channel>,
+    tr: &Desk,
+    fr: &Desk,
     id: &str,
 ) -> anyhow::Result<pb::Delivery> {
-    let record = wait_delivered(tr, id, "FR-DGSI").await?;
+    let record = tr.wait_delivered(id, "FR-DGSI").await?;
     let d = delivery(&record, "FR-DGSI").unwrap().clone();
     let receipt_env = d.receipt.clone().expect("a delivered alert has a receipt");
     let verifier = Verifier::load(&fed.pki().ca_cert(), fed.federation().id())?;
@@ -93,13 +83,19 @@ async fn delivered_once(
     let receipt = pb::Receipt::decode(receipt_env.payload.as_slice())?;
     assert_eq!(receipt.alert_id, id);
     assert_eq!(receipt.alert_digest, digest(&alert_env).to_vec());
-    let held = get(fr, id).await?;
+    let held = fr.alert(id).await?;
     assert_eq!(held.envelope, record.envelope);
     assert_eq!(
         held.receipt, d.receipt,
         "the receipt FR-DGSI issued and keeps"
     );
-    let received = kinds(&events(fr).await?, id)
+    // A control: FR-DGSI records a new event after this point (its
+    // operator's own alert), so every reception of `id` is before it.
+    let control = fr.send(draft(&["TR-MIT"])).await?;
+    let events = fr
+        .events_through("the control's submission", |e| e.alert_id == control)
+        .await?;
+    let received = kinds(&events, id)
         .into_iter()
         .filter(|k| *k == pb::EventKind::Received)
         .count();
@@ -113,28 +109,28 @@ async fn delivered_once(
 async fn partition_then_heal(fault: Fault) -> anyhow::Result<()> {
     let fed = builder().start().await?;
     let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     // The link works, and leaves an open connection through the proxy.
-    let first = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &first, "FR-DGSI").await?;
+    let first = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&first, "FR-DGSI").await?;
     assert!(proxy.stats().to_target > 0, "delivered through the proxy");
 
     proxy.set(fault);
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?));
+        ids.push(id_of(&tr.submit(draft(&["FR-DGSI"])).await?));
     }
     wait_failed(&tr, &ids).await?;
-    assert_eq!(inbox(&mut fr).await?, vec![first.clone()]);
+    assert_eq!(inbox(&fr).await?, vec![first.clone()]);
 
     proxy.heal();
     for id in &ids {
-        delivered_once(&fed, &tr, &mut fr, id).await?;
+        delivered_once(&fed, &tr, &fr, id).await?;
     }
     ids.push(first);
     ids.sort();
-    assert_eq!(inbox(&mut fr).await?, ids, "each alert exactly once");
+    assert_eq!(inbox(&fr).await?, ids, "each alert exactly once");
     Ok(())
 }
 
@@ -156,10 +152,10 @@ async fn alerts_sent_while_the_link_is_down_arrive_once_it_is_back() -> anyhow::
 async fn a_link_cut_before_the_receipt_returns_leaves_no_duplicate() -> anyhow::Result<()> {
     let fed = builder().start().await?;
     let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let first = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &first, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let first = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&first, "FR-DGSI").await?;
 
     // The connection is open and quiet: the next bytes FR-DGSI sends on it
     // are its answer to the next delivery, and they never get through.
@@ -167,13 +163,11 @@ async fn a_link_cut_before_the_receipt_returns_leaves_no_duplicate() -> anyhow::
         flow: Flow::FromTarget,
         bytes: 0,
     });
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    let id = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
     // FR-DGSI has committed the alert and issued a receipt; TR-MIT never
     // saw it and records a failure.
-    wait_until(PATIENCE, "FR-DGSI holds the alert", || {
-        let mut fr = fr.clone();
-        let id = id.clone();
-        async move { inbox(&mut fr).await.ok()?.contains(&id).then_some(()) }
+    wait_until(PATIENCE, "FR-DGSI holds the alert", || async {
+        inbox(&fr).await.ok()?.contains(&id).then_some(())
     })
     .await?;
     wait_failed(&tr, std::slice::from_ref(&id)).await?;
@@ -182,11 +176,11 @@ async fn a_link_cut_before_the_receipt_returns_leaves_no_duplicate() -> anyhow::
     // TR-MIT retries over a new connection; FR-DGSI answers with the
     // receipt it issued the first time.
     proxy.heal();
-    let d = delivered_once(&fed, &tr, &mut fr, &id).await?;
+    let d = delivered_once(&fed, &tr, &fr, &id).await?;
     assert!(d.attempts >= 2, "delivered on a retry: {d:?}");
     let mut both = vec![first, id];
     both.sort();
-    assert_eq!(inbox(&mut fr).await?, both);
+    assert_eq!(inbox(&fr).await?, both);
     Ok(())
 }
 
@@ -204,42 +198,42 @@ async fn deadlines_keep_running_during_a_partition() -> anyhow::Result<()> {
         .start()
         .await?;
     let proxy = fed.proxy("TR-MIT", "FR-DGSI")?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     // A PRIORITY alert gets through first: FR-DGSI's next deadline is
     // twelve hours away, and the connection through the proxy is open.
-    let routine = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &routine, "FR-DGSI").await?;
+    let routine = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&routine, "FR-DGSI").await?;
 
     proxy.set(Fault::BlackHole);
     let mut flash = draft(&["FR-DGSI"]);
     flash.precedence = pb::Precedence::Flash as i32;
-    let id = id_of(&submit(&mut tr, flash).await?);
+    let id = id_of(&tr.submit(flash).await?);
     // The first attempt is stuck in the hole, given up by TR-MIT.
     wait_failed(&tr, std::slice::from_ref(&id)).await?;
 
     // FLASH's ten minutes pass with the outbox stuck: the tracker does not
     // wait for it.
     clock.advance(chrono::Duration::minutes(11));
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Undelivered).await?;
-    assert_eq!(inbox(&mut fr).await?, vec![routine.clone()]);
+    tr.wait_flag(&id, "FR-DGSI", pb::DeadlineFlag::Undelivered)
+        .await?;
+    assert_eq!(inbox(&fr).await?, vec![routine.clone()]);
 
     // The link heals: the alert arrives, late (perhaps first as the
     // request TR-MIT gave up on, held in the hole until now); both ends
     // flag it overdue at once, as its deadline is gone.
     proxy.heal();
-    delivered_once(&fed, &tr, &mut fr, &id).await?;
-    wait_flag(&tr, &id, "FR-DGSI", pb::DeadlineFlag::Overdue).await?;
-    wait_owed_overdue(&fr, &id).await?;
+    delivered_once(&fed, &tr, &fr, &id).await?;
+    tr.wait_flag(&id, "FR-DGSI", pb::DeadlineFlag::Overdue)
+        .await?;
+    fr.wait_inbound_flag(&id, pb::DeadlineFlag::Overdue).await?;
     use pb::EventKind::*;
-    assert_eq!(
-        kinds(&events(&tr).await?, &id),
-        vec![Submitted, Undelivered, Delivered]
-    );
-    assert_eq!(kinds(&events(&fr).await?, &id), vec![Received, Overdue]);
+    tr.wait_events(&id, &[Submitted, Undelivered, Delivered])
+        .await?;
+    fr.wait_events(&id, &[Received, Overdue]).await?;
     // The PRIORITY alert is still within its time on both ends.
     assert_eq!(
-        delivery(&get(&mut tr, &routine).await?, "FR-DGSI")
+        delivery(&tr.alert(&routine).await?, "FR-DGSI")
             .unwrap()
             .flag,
         pb::DeadlineFlag::None as i32
@@ -261,17 +255,17 @@ async fn a_slow_link_still_delivers_both_ways() -> anyhow::Result<()> {
     for (from, to) in [("TR-MIT", "FR-DGSI"), ("FR-DGSI", "TR-MIT")] {
         fed.proxy(from, to)?.set(Fault::Delay(lag));
     }
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
 
-    let id = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    let id = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
     let sent = Instant::now();
-    delivered_once(&fed, &tr, &mut fr, &id).await?;
+    delivered_once(&fed, &tr, &fr, &id).await?;
     // The request and the receipt each waited at least once.
     assert!(sent.elapsed() >= 2 * lag, "{:?}", sent.elapsed());
 
-    ack(&mut fr, &id, pb::Disposition::Noted, "Seen.").await?;
-    wait_acks(&tr, &id, "FR-DGSI", 1).await?;
+    fr.ack(&id, pb::Disposition::Noted, "Seen.").await?;
+    tr.wait_acks(&id, "FR-DGSI", 1).await?;
     for (from, to) in [("TR-MIT", "FR-DGSI"), ("FR-DGSI", "TR-MIT")] {
         let stats = fed.proxy(from, to)?.stats();
         assert!(stats.to_target > 0 && stats.from_target > 0, "{from}->{to}");
@@ -286,16 +280,18 @@ async fn an_alert_is_sent_even_if_its_submitter_gave_up_after_the_commit() -> an
     // The analyst reaches TR-MIT's node over a link of its own.
     let link = FaultProxy::start(fed.addr("TR-MIT")?).await?;
     let material = fed.operator_material("TR-MIT", "analyst")?;
-    let mut remote =
-        OperatorClient::new(channel(link.addr(), &material, &AgencyId::new("TR-MIT")?)?);
-    assert!(list(&mut remote, pb::Direction::Outbound).await?.is_empty());
+    let remote = Desk::new(
+        "TR-MIT",
+        OperatorClient::new(channel(link.addr(), &material, &AgencyId::new("TR-MIT")?)?),
+    );
+    assert!(remote.list(pb::Direction::Outbound).await?.is_empty());
 
     // The submission hangs in the link; the analyst gives up. When the
     // link heals, the request and its cancellation reach the node together.
     link.set(Fault::BlackHole);
     let gave_up = tokio::time::timeout(
         Duration::from_millis(300),
-        submit(&mut remote, draft(&["FR-DGSI"])),
+        remote.submit(draft(&["FR-DGSI"])),
     )
     .await;
     assert!(gave_up.is_err(), "{gave_up:?}");
@@ -303,15 +299,15 @@ async fn an_alert_is_sent_even_if_its_submitter_gave_up_after_the_commit() -> an
 
     // Whatever the node committed, it sends: the alert does not wait in
     // the outbox for some later wake-up.
-    let tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let id = wait_until(PATIENCE, "the alert is committed", || {
-        let mut tr = tr.clone();
+        let tr = tr.clone();
         async move {
-            let sent = list(&mut tr, pb::Direction::Outbound).await.ok()?;
+            let sent = tr.list(pb::Direction::Outbound).await.ok()?;
             sent.first().map(id_of)
         }
     })
     .await?;
-    wait_delivered(&tr, &id, "FR-DGSI").await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
     Ok(())
 }

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use tocsin_core::clock::{ManualClock, truncate_ms};
 use tocsin_proto::pb;
-use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
-use tocsin_tests::*;
+use tocsin_testkit::flow::{delivery, id_of};
+use tocsin_testkit::{Desk, TestFederation, draft, sign_as};
 use tonic::Code;
-use tonic::transport::Channel;
 
 fn referencing(earlier: &str, kind: pb::reference::Kind, precedence: pb::Precedence) -> pb::Alert {
     let mut a = draft(&["FR-DGSI"]);
@@ -24,16 +22,16 @@ fn referencing(earlier: &str, kind: pb::reference::Kind, precedence: pb::Precede
 }
 
 async fn wait_status(
-    op: &OperatorClient<Channel>,
+    desk: &Desk,
     id: &str,
     status: pb::AlertStatus,
 ) -> anyhow::Result<pb::AlertRecord> {
-    wait_until(PATIENCE, &format!("{id} is {status:?}"), || {
-        let mut op = op.clone();
-        let id = id.to_owned();
-        async move {
-            let r = get(&mut op, &id).await.ok()?;
-            (r.status == status as i32).then_some(r)
+    let expected = format!("alert {id} at {} to be {status:?}", desk.agency());
+    tocsin_testkit::wait_for(tocsin_testkit::PATIENCE, &expected, || async {
+        match desk.alert(id).await {
+            Ok(r) if r.status == status as i32 => tocsin_testkit::Probe::Done(r),
+            Ok(r) => tocsin_testkit::Probe::NotYet(format!("it is {:?}", r.status())),
+            Err(e) => tocsin_testkit::Probe::NotYet(format!("it cannot be read: {e}")),
         }
     })
     .await
@@ -46,25 +44,22 @@ async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> an
         .clock(Arc::new(clock.clone()))
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     let mut flash = draft(&["FR-DGSI"]);
     flash.precedence = pb::Precedence::Flash as i32;
-    let original = id_of(&submit(&mut tr, flash).await?);
-    wait_delivered(&tr, &original, "FR-DGSI").await?;
+    let original = id_of(&tr.submit(flash).await?);
+    tr.wait_delivered(&original, "FR-DGSI").await?;
 
     let cancel = id_of(
-        &submit(
-            &mut tr,
-            referencing(
-                &original,
-                pb::reference::Kind::Cancel,
-                pb::Precedence::Flash,
-            ),
-        )
+        &tr.submit(referencing(
+            &original,
+            pb::reference::Kind::Cancel,
+            pb::Precedence::Flash,
+        ))
         .await?,
     );
-    wait_delivered(&tr, &cancel, "FR-DGSI").await?;
+    tr.wait_delivered(&cancel, "FR-DGSI").await?;
     let closed = wait_status(&tr, &original, pb::AlertStatus::Cancelled).await?;
     assert_eq!(closed.closed_by, cancel);
     // The original's ladder is stopped: no next step is shown for it.
@@ -74,16 +69,13 @@ async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> an
 
     // Past both deadlines: the original's clock was stopped; the cancel's runs.
     clock.advance(Duration::minutes(11));
-    wait_owed_overdue(&fr, &cancel).await?;
+    fr.wait_inbound_flag(&cancel, pb::DeadlineFlag::Overdue)
+        .await?;
     assert_eq!(
-        get(&mut fr, &original).await?.flag,
+        fr.alert(&original).await?.flag,
         pb::DeadlineFlag::None as i32
     );
-    let owed: Vec<String> = open_list(&mut fr, pb::list_alerts_request::Filter::Owed)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    let owed: Vec<String> = fr.owed().await?.iter().map(id_of).collect();
     assert_eq!(
         owed,
         vec![cancel.clone()],
@@ -91,9 +83,10 @@ async fn a_cancel_stops_the_clock_on_both_nodes_and_must_be_acknowledged() -> an
     );
 
     // The recipient confirms it has stood down.
-    ack(&mut fr, &cancel, pb::Disposition::Actioned, "Stood down.").await?;
-    wait_acks(&tr, &cancel, "FR-DGSI", 1).await?;
-    let original_record = get(&mut tr, &original).await?;
+    fr.ack(&cancel, pb::Disposition::Actioned, "Stood down.")
+        .await?;
+    tr.wait_acks(&cancel, "FR-DGSI", 1).await?;
+    let original_record = tr.alert(&original).await?;
     assert_eq!(
         delivery(&original_record, "FR-DGSI").unwrap().flag,
         pb::DeadlineFlag::None as i32
@@ -109,19 +102,17 @@ async fn an_update_supersedes_the_earlier_alert_and_carries_its_own_deadline() -
         .clock(Arc::new(clock.clone()))
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let fr = fed.operator("FR-DGSI").await?;
-    let original = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &original, "FR-DGSI").await?;
-    let update = submit(
-        &mut tr,
-        referencing(
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let original = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&original, "FR-DGSI").await?;
+    let update = tr
+        .submit(referencing(
             &original,
             pb::reference::Kind::Update,
             pb::Precedence::Immediate,
-        ),
-    )
-    .await?;
+        ))
+        .await?;
     let created = update.alert.as_ref().unwrap().created_at.unwrap();
     assert_eq!(
         delivery(&update, "FR-DGSI")
@@ -132,16 +123,12 @@ async fn an_update_supersedes_the_earlier_alert_and_carries_its_own_deadline() -
         "IMMEDIATE: one hour"
     );
     let update = id_of(&update);
-    wait_delivered(&tr, &update, "FR-DGSI").await?;
+    tr.wait_delivered(&update, "FR-DGSI").await?;
     wait_status(&tr, &original, pb::AlertStatus::Superseded).await?;
     let at_fr = wait_status(&fr, &original, pb::AlertStatus::Superseded).await?;
     assert_eq!(at_fr.closed_by, update);
 
-    let awaiting: Vec<String> = open_list(&mut tr, pb::list_alerts_request::Filter::Awaiting)
-        .await?
-        .iter()
-        .map(id_of)
-        .collect();
+    let awaiting: Vec<String> = tr.awaiting().await?.iter().map(id_of).collect();
     assert_eq!(awaiting, vec![update]);
     Ok(())
 }
@@ -152,21 +139,19 @@ async fn only_an_originator_closes_its_own_alerts() -> anyhow::Result<()> {
         .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let original = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &original, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let original = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&original, "FR-DGSI").await?;
 
     // An operator cannot cancel another agency's alert ...
-    let mut be = fed.operator("BE-VSSE").await?;
+    let be = fed.desk("BE-VSSE").await?;
     let err = be
-        .submit_alert(pb::SubmitAlertRequest {
-            alert: Some(referencing(
-                &original,
-                pb::reference::Kind::Cancel,
-                pb::Precedence::Flash,
-            )),
-        })
+        .submit(referencing(
+            &original,
+            pb::reference::Kind::Cancel,
+            pb::Precedence::Flash,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -188,7 +173,7 @@ async fn only_an_originator_closes_its_own_alerts() -> anyhow::Result<()> {
         .deliver(pb::DeliverRequest { alert: Some(env) })
         .await?;
     assert_eq!(
-        get(&mut fr, &original).await?.status,
+        fr.alert(&original).await?.status,
         pb::AlertStatus::Active as i32
     );
     Ok(())

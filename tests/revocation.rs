@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use tocsin_core::{AgencyId, Identity};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_testkit::PATIENCE;
+use tocsin_testkit::flow::{delivery, id_of};
 use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
-use tocsin_tests::*;
 use tocsin_trust::pki;
 use tocsin_trust::tls;
 use tonic::transport::Channel;
@@ -54,7 +55,7 @@ fn pem_der(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 async fn a_revoked_operator_loses_its_open_session_and_gets_no_new_one() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
     let walter = fed.operator_as("TR-MIT", "walter", "TR-MIT")?;
-    let analyst = fed.operator("TR-MIT").await?;
+    let analyst = fed.desk("TR-MIT").await?;
     assert!(lists(&walter).await, "a valid operator gets in");
     let mut stream = walter
         .clone()
@@ -89,7 +90,7 @@ async fn a_revoked_operator_loses_its_open_session_and_gets_no_new_one() -> anyh
         .unwrap_err();
     assert!(format!("{err:?}").contains("CertificateRevoked"), "{err:?}");
     // Another operator of the same agency is not affected.
-    assert!(lists(&analyst).await);
+    assert!(lists(&analyst.client()).await);
     Ok(())
 }
 
@@ -99,10 +100,10 @@ async fn a_revoked_agency_can_no_longer_deliver_but_what_it_sent_stays() -> anyh
         .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let before = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&tr, &before, "FR-DGSI").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let before = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&before, "FR-DGSI").await?;
 
     let tr_id = AgencyId::new("TR-MIT")?;
     revoke(
@@ -128,12 +129,12 @@ async fn a_revoked_agency_can_no_longer_deliver_but_what_it_sent_stays() -> anyh
     })
     .await?;
     // Nor does its node deliver what it sends now: the attempt fails.
-    let after = id_of(&submit(&mut tr, draft(&["FR-DGSI"])).await?);
+    let after = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
     let failed = wait_until(PATIENCE, "TR-MIT's delivery attempt fails", || {
-        let mut tr = tr.clone();
+        let tr = tr.clone();
         let after = after.clone();
         async move {
-            let record = get(&mut tr, &after).await.ok()?;
+            let record = tr.alert(&after).await.ok()?;
             let d = delivery(&record, "FR-DGSI")?.clone();
             (d.attempts > 0).then_some(d)
         }
@@ -146,19 +147,19 @@ async fn a_revoked_agency_can_no_longer_deliver_but_what_it_sent_stays() -> anyh
     );
     assert!(!failed.last_error.is_empty());
     assert!(
-        get(&mut fr, &after).await.is_err(),
+        fr.alert(&after).await.is_err(),
         "an alert from a revoked agency was accepted"
     );
 
     // What FR-DGSI received before stays, with its history.
-    let kept = get(&mut fr, &before).await?;
+    let kept = fr.alert(&before).await?;
     assert_eq!(id_of(&kept), before);
-    assert!(kinds(&events(&fr).await?, &before).contains(&pb::EventKind::Received));
+    fr.wait_event(&before, pb::EventKind::Received).await?;
 
     // The other agencies are not affected.
-    let mut be = fed.operator("BE-VSSE").await?;
-    let other = id_of(&submit(&mut be, draft(&["FR-DGSI"])).await?);
-    wait_delivered(&be, &other, "FR-DGSI").await?;
+    let be = fed.desk("BE-VSSE").await?;
+    let other = id_of(&be.submit(draft(&["FR-DGSI"])).await?);
+    be.wait_delivered(&other, "FR-DGSI").await?;
     Ok(())
 }
 
@@ -187,8 +188,8 @@ async fn a_renewed_certificate_is_used_without_a_restart() -> anyhow::Result<()>
     // with the old certificate revoked, TR-MIT would refuse anything else.
     revoke(&fed, &[kept_old])?;
     fed.restart_node("TR-MIT").await?;
-    let mut fr = fed.operator("FR-DGSI").await?;
-    let id = id_of(&submit(&mut fr, draft(&["TR-MIT"])).await?);
-    wait_delivered(&fr, &id, "TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let id = id_of(&fr.submit(draft(&["TR-MIT"])).await?);
+    fr.wait_delivered(&id, "TR-MIT").await?;
     Ok(())
 }
