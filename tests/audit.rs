@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use prost::Message;
 use rusqlite::{Connection, params};
+use tocsin_audit::{self as audit, Finding, Problem, Report, Trust};
 use tocsin_core::clock::{ManualClock, truncate_ms};
-use tocsin_node::audit::{self, Finding, Problem, Report, Trust};
 use tocsin_proto::pb;
 use tocsin_store::audit::{
     AuditEntry, AuditReader, EvidenceKind, encode_evidence, entry_hash, sha256,

@@ -84,8 +84,8 @@ async fn a_passed_deadline_flags_both_ends_and_a_late_answer_still_closes_it() -
     let d = delivery(&record, "FR-DGSI").unwrap();
     assert_eq!(d.acknowledgements[0].late_by_seconds, 50 * 60);
     assert_eq!(d.flag, DeadlineFlag::Overdue as i32);
-    assert_eq!(overdue_ids(&tr).await?, [control.clone()]);
-    assert_eq!(overdue_ids(&fr).await?, [control.clone()]);
+    assert_eq!(overdue_ids(&tr).await?, std::slice::from_ref(&control));
+    assert_eq!(overdue_ids(&fr).await?, std::slice::from_ref(&control));
 
     use pb::EventKind::*;
     let events = tr

@@ -554,7 +554,7 @@ async fn alerts_waiting_together_are_delivered_together() -> anyhow::Result<()> 
     let batches = counted.batches();
     let requests = batches.len() + counted.delivers.load(SeqCst);
     assert!(
-        batches.iter().any(|&n| n == 32),
+        batches.contains(&32),
         "no request of 32 alerts: {batches:?}"
     );
     assert!(batches.iter().all(|&n| n <= 32), "{batches:?}");

@@ -285,7 +285,7 @@ fn excused(code: tonic::Code, limits: &tocsin_node::config::Limits) -> bool {
 /// the node must stop.
 async fn run_node(options: NodeOptions) -> Result<(), String> {
     let w = &*NODE_WORLD;
-    let limits = options.limits.clone();
+    let limits = options.limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

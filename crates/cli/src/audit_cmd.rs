@@ -1,6 +1,6 @@
 //! `tocsin audit verify` and `tocsin audit export`: the node's
 //! tamper-evident record, checked from its store or from an exported
-//! bundle. The work is `tocsin_node::audit`'s; this module finds the files,
+//! bundle. The work is `tocsin_audit`'s; this module finds the files,
 //! prints the report and sets the exit status.
 
 use std::io::Write as _;
@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use tocsin_audit::{self as audit, Finding, Report, Trust};
 use tocsin_core::federation::Federation;
 use tocsin_node::NodeConfig;
-use tocsin_node::audit::{self, Finding, Report, Trust};
 use tocsin_trust::Signer;
 
 use crate::args::{AuditExportArgs, AuditVerifyArgs};

@@ -1,8 +1,6 @@
 //! A Tocsin agency node.
 //!
 //! - [`config`]: the node's TOML configuration.
-//! - [`audit`]: checks a store's tamper-evident record (chain and
-//!   signatures) and exports it as a bundle others can check offline.
 //! - [`serve`]: runs a node on a bound listener until a shutdown future
 //!   resolves: the mutual-TLS acceptor, the federation and operator gRPC
 //!   services, health and reflection, the outbox.
@@ -18,7 +16,6 @@
 #![forbid(unsafe_code)]
 
 mod admission;
-pub mod audit;
 pub mod config;
 mod domain;
 mod error;

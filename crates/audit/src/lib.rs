@@ -1,4 +1,8 @@
-//! Checking and exporting a node's tamper-evident record.
+//! Checking and exporting a node's tamper-evident record (`tocsin audit`).
+//!
+//! A crate of its own because it needs nothing of a running node: the
+//! `tocsin` binary uses it on a store or a bundle, and so will the
+//! federated post-mortem, which reads several agencies' bundles.
 //!
 //! The store keeps the hash chain and checks it row by row
 //! ([`tocsin_store::audit`]); this module adds what needs the federation's
@@ -11,6 +15,8 @@
 //! (the entry's fields, its evidence with each envelope in base64), and a
 //! final `head` line carrying the signed [`AuditHead`] (payload type
 //! [`AUDIT_HEAD_PAYLOAD_TYPE`]).
+
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
