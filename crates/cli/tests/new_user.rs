@@ -1,0 +1,164 @@
+//! What a new user trips over, tried as one would: the `tocsin` binary in
+//! real processes, on real files.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+/// Runs `tocsin args` in `dir`, with no operator profile from the
+/// environment.
+fn tocsin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TOCSIN_OPERATOR")
+        .output()
+        .expect("run tocsin")
+}
+
+/// Runs `tocsin args`, which must succeed; returns its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    assert!(
+        out.status.success(),
+        "tocsin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Two free loopback ports.
+fn two_ports() -> [u16; 2] {
+    let held: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    [0, 1].map(|i| held[i].local_addr().expect("local address").port())
+}
+
+/// A federation of TR-MIT and FR-DGSI on `ports`, with its PKI in
+/// `dir/pki` and operator `analyst` of TR-MIT. Returns the federation file.
+fn pki(dir: &Path, ports: [u16; 2]) -> PathBuf {
+    let federation = dir.join("federation.toml");
+    std::fs::write(
+        &federation,
+        format!(
+            "[federation]\nid = \"new-user.tocsin\"\n\n\
+             [[agencies]]\nid = \"TR-MIT\"\nendpoint = \"127.0.0.1:{}\"\n\n\
+             [[agencies]]\nid = \"FR-DGSI\"\nendpoint = \"127.0.0.1:{}\"\n",
+            ports[0], ports[1]
+        ),
+    )
+    .expect("write the federation file");
+    ok(
+        dir,
+        &[
+            "pki",
+            "init",
+            "--federation",
+            federation.to_str().expect("UTF-8 path"),
+            "--out",
+            "pki",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "pki",
+            "issue-operator",
+            "--dir",
+            "pki",
+            "--agency",
+            "TR-MIT",
+            "--name",
+            "analyst",
+        ],
+    );
+    federation
+}
+
+/// Whether the `openssl` command is there; says so loudly if it is not.
+fn openssl_present() -> bool {
+    let present = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        eprintln!(
+            "\n*** SKIPPED: the `openssl` command is not installed, so the keys \
+             `pki init` writes were NOT checked against OpenSSL. ***\n"
+        );
+    }
+    present
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl")
+}
+
+/// Every private key `pki init` and `pki issue-operator` write is mode 0600
+/// and read by OpenSSL (3.0 refused the agencies' signing keys, written in
+/// PKCS#8 v2), and the signing key is the one its certificate names.
+#[test]
+fn openssl_reads_every_private_key_the_pki_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki(dir, two_ports());
+    let root = dir.join("pki");
+    let keys = [
+        "ca.key",
+        "agencies/TR-MIT/node.key",
+        "agencies/TR-MIT/signing.key",
+        "agencies/FR-DGSI/node.key",
+        "agencies/FR-DGSI/signing.key",
+        "operators/TR-MIT/analyst.key",
+    ];
+    for key in keys {
+        let path = root.join(key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{key}");
+        }
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{key} is not a PEM PRIVATE KEY"
+        );
+    }
+    if !openssl_present() {
+        return;
+    }
+    for key in keys {
+        let path = root.join(key);
+        let out = openssl(&["pkey", "-in", path.to_str().unwrap(), "-noout"]);
+        assert!(
+            out.status.success(),
+            "openssl pkey refuses {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for agency in ["TR-MIT", "FR-DGSI"] {
+        let key = root.join(format!("agencies/{agency}/signing.key"));
+        let cert = root.join(format!("agencies/{agency}/signing.crt"));
+        let from_key = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+        let from_cert = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+        assert!(from_key.status.success() && from_cert.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&from_key.stdout),
+            String::from_utf8_lossy(&from_cert.stdout),
+            "{agency}'s signing key is not the one its certificate names"
+        );
+        let text = openssl(&["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"]);
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains("ED25519 Private-Key"),
+            "{}",
+            String::from_utf8_lossy(&text.stdout)
+        );
+    }
+}
