@@ -36,7 +36,7 @@ impl OperatorProfile {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read operator profile {}", path.display()))?;
-        let mut p: OperatorProfile = toml::from_str(&text)
+        let mut p: OperatorProfile = tocsin_core::toml_file::from_str(&text)
             .with_context(|| format!("invalid operator profile {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for f in [&mut p.ca, &mut p.cert, &mut p.key] {

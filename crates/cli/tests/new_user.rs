@@ -29,6 +29,16 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Runs `tocsin args`, which must fail without panicking; returns its
+/// stderr.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "tocsin {args:?} should have failed");
+    assert!(!stderr.contains("panicked"), "tocsin {args:?}: {stderr}");
+    stderr
+}
+
 /// Two free loopback ports.
 fn two_ports() -> [u16; 2] {
     let held: Vec<TcpListener> = (0..2)
@@ -160,5 +170,40 @@ fn openssl_reads_every_private_key_the_pki_writes() {
             "{}",
             String::from_utf8_lossy(&text.stdout)
         );
+    }
+}
+
+/// A node configuration without a required field names the field and its
+/// table, with no position that points elsewhere.
+#[test]
+fn a_node_configuration_missing_a_field_names_it_and_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki(dir, two_ports());
+    let config = dir.join("pki/agencies/TR-MIT/node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without = |line_start: &str| -> String {
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(line_start))
+            .collect();
+        assert!(kept.len() < text.lines().count(), "no line {line_start:?}");
+        kept.join("\n")
+    };
+    let broken = dir.join("pki/agencies/TR-MIT/broken.toml");
+    for (line, expected) in [
+        (
+            "data_dir =",
+            "broken.toml: missing field `data_dir` (top level)",
+        ),
+        (
+            "cert = \"node.crt\"",
+            "broken.toml: missing field `cert` in [tls]",
+        ),
+    ] {
+        std::fs::write(&broken, without(line)).unwrap();
+        let err = fails(dir, &["node", "--config", broken.to_str().unwrap()]);
+        assert!(err.contains(expected), "{err}");
+        assert!(!err.contains("line 1, column 1"), "{err}");
     }
 }
