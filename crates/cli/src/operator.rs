@@ -74,8 +74,21 @@ fn endpoint(
     Ok((endpoint, tls::connector(config)))
 }
 
-/// Says which node could not be reached, and why.
+/// Says which node could not be reached, and why; when another agency's
+/// node answered at the profile's endpoint, whose it is.
 fn unreachable(profile: &OperatorProfile, e: tonic::transport::Error) -> anyhow::Error {
+    if let Some(wrong) = tls::unexpected_server(&e) {
+        let found = match &wrong.presented {
+            tls::Presented::Identity(Identity::Agency(agency)) => {
+                format!("the node at {} is {agency}'s", wrong.address)
+            }
+            other => format!("the server at {} is {other}", wrong.address),
+        };
+        return anyhow::anyhow!(
+            "{found}, but this profile is for {}'s node (check the endpoint in the operator profile)",
+            profile.agency
+        );
+    }
     // Transport errors repeat their cause at each layer; the root says it all.
     let mut root: &dyn std::error::Error = &e;
     while let Some(next) = root.source() {

@@ -1,9 +1,10 @@
 //! What a new user trips over, tried as one would: the `tocsin` binary in
 //! real processes, on real files.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
 
@@ -171,6 +172,73 @@ fn openssl_reads_every_private_key_the_pki_writes() {
             String::from_utf8_lossy(&text.stdout)
         );
     }
+}
+
+/// A node process, killed when dropped.
+struct Node(Child);
+
+impl Node {
+    /// Starts `agency`'s node from the configuration `pki init` wrote and
+    /// waits until it accepts connections on `port`.
+    fn start(dir: &Path, agency: &str, port: u16) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "node",
+                "--config",
+                &format!("pki/agencies/{agency}/node.toml"),
+            ])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{agency}'s node exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "{agency}'s node never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Node(child)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An operator profile that points at another agency's node is told whose
+/// node answered there, not `invalid peer certificate: NotValidForName`.
+#[test]
+fn the_cli_at_another_agencys_node_says_whose_node_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ports = two_ports();
+    let fr_port = ports[1];
+    pki(dir, ports);
+    let profile = dir.join("pki/operators/TR-MIT/analyst.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let wrong = text.replace(
+        &format!("127.0.0.1:{}", ports[0]),
+        &format!("127.0.0.1:{fr_port}"),
+    );
+    assert_ne!(wrong, text, "the profile names TR-MIT's endpoint");
+    std::fs::write(&profile, wrong).unwrap();
+    let _fr = Node::start(dir, "FR-DGSI", fr_port);
+
+    let profile = profile.to_str().unwrap();
+    let err = fails(dir, &["alerts", "list", "--operator", profile]);
+    let expected = format!(
+        "the node at 127.0.0.1:{fr_port} is FR-DGSI's, but this profile is for TR-MIT's node"
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains("NotValidForName"), "{err}");
 }
 
 /// A node configuration without a required field names the field and its

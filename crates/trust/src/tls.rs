@@ -6,10 +6,12 @@
 //! the handshake and carry the verified identity into the handlers.
 //!
 //! Every refused session is counted and logged with its reason
-//! ([`crate::refusals`]). rustls carries only its own error types back
-//! from a verifier, and the TLS alert it sends follows from them, so the
-//! client verifier keeps returning the error it always did and notes the
-//! reason in a slot of the task running the handshake ([`Acceptor`]).
+//! ([`crate::refusals`]); a client that reaches a server other than the
+//! one it expected fails with an [`UnexpectedServer`] error naming both.
+//! rustls carries only its own error types back from a verifier, and the
+//! TLS alert it sends follows from them, so the verifiers keep returning
+//! the errors they always did and note what they found in a slot of the
+//! task running the handshake ([`Acceptor`], [`connector`]).
 
 use std::fmt;
 use std::io;
@@ -51,6 +53,8 @@ type Noted<T> = Arc<Mutex<Option<T>>>;
 tokio::task_local! {
     /// Why the client verifier refused the client's certificate.
     static CLIENT_REFUSAL: Noted<(Refusal, String)>;
+    /// Whom the server verifier expected, and what the server presented.
+    static SERVER_MISMATCH: Noted<(Identity, Presented)>;
 }
 
 /// Notes `value` for the handshake's task, if it has a slot for it.
@@ -332,12 +336,18 @@ impl ServerCertVerifier for IdentityServerVerifier {
         if self.revocations.current().is_revoked(end_entity.as_ref()) {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }
-        let refuse = || rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
-        let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
-        if fed != self.federation || identity != self.expected {
-            return Err(refuse());
-        }
-        Ok(ServerCertVerified::assertion())
+        let presented = match read_identity(end_entity) {
+            Ok((fed, identity)) if fed == self.federation && identity == self.expected => {
+                return Ok(ServerCertVerified::assertion());
+            }
+            Ok((fed, identity)) if fed == self.federation => Presented::Identity(identity),
+            Ok((fed, identity)) => Presented::OtherFederation(fed, identity),
+            Err(e) => Presented::Nothing(e.to_string()),
+        };
+        note(&SERVER_MISMATCH, (self.expected.clone(), presented));
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ))
     }
 
     fn verify_tls12_signature(
@@ -408,6 +418,86 @@ pub fn live_client_config(
     Ok(Arc::new(config))
 }
 
+/// What a server's certificate names, when it is not what the client
+/// expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// Another identity of the federation.
+    Identity(Identity),
+    /// An identity of another federation (with a certificate of this
+    /// federation's CA).
+    OtherFederation(FederationId, Identity),
+    /// No usable identity, and why.
+    Nothing(String),
+}
+
+impl fmt::Display for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Presented::Identity(identity) => write!(f, "{identity}"),
+            Presented::OtherFederation(fed, identity) => {
+                write!(f, "{identity} of federation {fed}")
+            }
+            Presented::Nothing(why) => write!(f, "a certificate with no identity ({why})"),
+        }
+    }
+}
+
+/// A client reached a server of the federation that is not the one it
+/// expected: the server's certificate chains to the federation CA but
+/// names someone else (the address belongs to another agency's node).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct UnexpectedServer {
+    /// The address dialled, `host:port`.
+    pub address: String,
+    /// The identity the client expected.
+    pub expected: Identity,
+    /// What the server's certificate names.
+    pub presented: Presented,
+}
+
+impl UnexpectedServer {
+    fn describe(&self) -> String {
+        match (&self.presented, &self.expected) {
+            (Presented::Identity(Identity::Agency(found)), Identity::Agency(expected)) => {
+                format!(
+                    "the node at {} is {found}'s, not {expected}'s",
+                    self.address
+                )
+            }
+            (presented, expected) => format!(
+                "the server at {} is {presented}, not {expected}",
+                self.address
+            ),
+        }
+    }
+}
+
+/// The [`UnexpectedServer`] error somewhere in `error`'s chain of causes
+/// (tonic and hyper wrap what a connector returns).
+pub fn unexpected_server<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a UnexpectedServer> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<UnexpectedServer>() {
+            return Some(found);
+        }
+        // An io::Error's source is its inner error's source, skipping the
+        // inner error itself.
+        if let Some(found) = e
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<UnexpectedServer>())
+        {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// A TLS connection to a peer, as hyper wants it.
 pub type ClientIo = TokioIo<Guarded<tokio_rustls::client::TlsStream<TcpStream>>>;
 
@@ -447,7 +537,21 @@ pub fn connector_tracked(
             tcp.set_nodelay(true)?;
             let name = ServerName::try_from(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let stream = tls.connect(name, tcp).await?;
+            let mismatch = Noted::default();
+            let stream = SERVER_MISMATCH
+                .scope(mismatch.clone(), tls.connect(name, tcp))
+                .await
+                .map_err(|e| match noted(&mismatch) {
+                    Some((expected, presented)) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        UnexpectedServer {
+                            address: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+                            expected,
+                            presented,
+                        },
+                    ),
+                    None => e,
+                })?;
             let guard = live.as_ref().and_then(|live| {
                 let cert = stream.get_ref().1.peer_certificates()?.first()?;
                 Some(live.track(cert))
