@@ -203,22 +203,6 @@ async fn each_certificate_works_only_on_its_own_service() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
-async fn a_client_refuses_a_node_that_is_not_the_agency_it_expects() -> anyhow::Result<()> {
-    let fed = TestFederation::builder().start().await?;
-    // Dial FR-DGSI's address while expecting TR-MIT: the server's
-    // certificate names the wrong agency, so the client hangs up.
-    let material = fed.operator_material("TR-MIT", "analyst")?;
-    let mut op = OperatorClient::new(channel(
-        fed.addr("FR-DGSI")?,
-        &material,
-        &AgencyId::new("TR-MIT")?,
-    )?);
-    let err = list_inbox(&mut op).await.unwrap_err();
-    assert_no_session(&err);
-    Ok(())
-}
-
-#[tokio::test]
 async fn standard_grpc_tools_can_use_health_and_reflection() -> anyhow::Result<()> {
     let fed = TestFederation::builder().start().await?;
     let material = fed.operator_material("TR-MIT", "analyst")?;

@@ -36,7 +36,7 @@ impl OperatorProfile {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read operator profile {}", path.display()))?;
-        let mut p: OperatorProfile = toml::from_str(&text)
+        let mut p: OperatorProfile = tocsin_core::toml_file::from_str(&text)
             .with_context(|| format!("invalid operator profile {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for f in [&mut p.ca, &mut p.cert, &mut p.key] {
@@ -74,8 +74,21 @@ fn endpoint(
     Ok((endpoint, tls::connector(config)))
 }
 
-/// Says which node could not be reached, and why.
+/// Says which node could not be reached, and why; when another agency's
+/// node answered at the profile's endpoint, whose it is.
 fn unreachable(profile: &OperatorProfile, e: tonic::transport::Error) -> anyhow::Error {
+    if let Some(wrong) = tls::unexpected_server(&e) {
+        let found = match &wrong.presented {
+            tls::Presented::Identity(Identity::Agency(agency)) => {
+                format!("the node at {} is {agency}'s", wrong.address)
+            }
+            other => format!("the server at {} is {other}", wrong.address),
+        };
+        return anyhow::anyhow!(
+            "{found}, but this profile is for {}'s node (check the endpoint in the operator profile)",
+            profile.agency
+        );
+    }
     // Transport errors repeat their cause at each layer; the root says it all.
     let mut root: &dyn std::error::Error = &e;
     while let Some(next) = root.source() {

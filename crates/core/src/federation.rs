@@ -45,12 +45,13 @@ pub enum FederationError {
         cause: std::io::Error,
     },
     /// The file is not valid TOML for a federation.
-    #[error("invalid federation file {path}: {message}")]
+    #[error("invalid federation file {path}: {error}")]
     Parse {
         /// The file.
         path: String,
-        /// What the parser said.
-        message: String,
+        /// What is missing or wrong.
+        #[source]
+        error: crate::toml_file::TomlError,
     },
     /// The file parses but says something impossible.
     #[error("invalid federation file {path}: {message}")]
@@ -269,10 +270,11 @@ impl Federation {
 
     /// Parses and checks federation TOML; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, FederationError> {
-        let fed: Federation = toml::from_str(text).map_err(|e| FederationError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let fed: Federation =
+            crate::toml_file::from_str(text).map_err(|error| FederationError::Parse {
+                path: origin.to_owned(),
+                error,
+            })?;
         fed.check().map_err(|message| FederationError::Invalid {
             path: origin.to_owned(),
             message,
@@ -430,5 +432,29 @@ mod tests {
         let typo = FED.replace("endpoint = \"127", "endpont = \"127");
         let err = Federation::parse(&typo, "f.toml").unwrap_err().to_string();
         assert!(err.contains("endpont"), "{err}");
+    }
+
+    /// A missing field is named with its table, not placed at a position
+    /// that points at something else.
+    #[test]
+    fn a_missing_field_is_named_with_its_table() {
+        for (text, expected) in [
+            (
+                FED.replace("id = \"demo.tocsin\"", "name = \"demo\""),
+                "f.toml: missing field `id` in [federation]",
+            ),
+            (
+                FED.replace("endpoint = \"localhost:7102\"", ""),
+                "f.toml: missing field `endpoint` in [[agencies]] #2",
+            ),
+            (
+                FED.replace("[federation]\n        id = \"demo.tocsin\"", ""),
+                "f.toml: missing field `federation` (top level)",
+            ),
+        ] {
+            let err = Federation::parse(&text, "f.toml").unwrap_err().to_string();
+            assert!(err.ends_with(expected), "{err}");
+            assert!(!err.contains("line"), "{err}");
+        }
     }
 }

@@ -13,6 +13,8 @@
 //!   the digest that receipts carry.
 //! - [`subject`]: match keys that link alerts about the same subject.
 //! - [`clock`]: the source of time, injectable so tests can control it.
+//! - [`toml_file`]: reading a TOML file into a typed value, with errors
+//!   that name a missing field's table.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod federation;
 pub mod ids;
 pub mod subject;
 mod time;
+pub mod toml_file;
 
 pub use alert::{Alert, ValidationError};
 pub use clock::{Clock, Pace, ScaledClock, SystemClock};

@@ -59,12 +59,13 @@ pub enum ConfigError {
         cause: std::io::Error,
     },
     /// The file is not a valid configuration.
-    #[error("invalid node configuration {path}: {message}")]
+    #[error("invalid node configuration {path}: {error}")]
     Parse {
         /// The file.
         path: String,
-        /// What is wrong.
-        message: String,
+        /// What is missing or wrong.
+        #[source]
+        error: tocsin_core::toml_file::TomlError,
     },
     /// The file parses, but a value would leave the node unable to work.
     #[error("invalid node configuration {path}: {message}")]
@@ -256,10 +257,11 @@ impl NodeConfig {
             path: shown.clone(),
             cause,
         })?;
-        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let mut config: NodeConfig =
+            tocsin_core::toml_file::from_str(&text).map_err(|error| ConfigError::Parse {
+                path: shown.clone(),
+                error,
+            })?;
         config.check().map_err(|message| ConfigError::Invalid {
             path: shown,
             message,
@@ -395,6 +397,40 @@ mod tests {
                 err.contains(&format!("[{table}] {name} must be more than zero")),
                 "{err}"
             );
+        }
+    }
+
+    /// A missing field is named with its table, with no position: the
+    /// parser's own error put a missing top-level field at line 1, column 1.
+    #[test]
+    fn a_missing_field_is_named_with_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let base = "agency = \"TR-MIT\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n\
+            federation = \"f\"\n[tls]\nca = \"a\"\ncert = \"c\"\nkey = \"k\"\n\
+            [signing]\ncert = \"c\"\nkey = \"k\"\n";
+        for (text, expected) in [
+            (
+                base.replace("data_dir = \"d\"\n", ""),
+                "node.toml: missing field `data_dir` (top level)",
+            ),
+            (
+                base.replace("[tls]\nca = \"a\"\ncert = \"c\"", "[tls]\nca = \"a\""),
+                "node.toml: missing field `cert` in [tls]",
+            ),
+            (
+                base.replace("[signing]\ncert = \"c\"\n", "[signing]\n"),
+                "node.toml: missing field `cert` in [signing]",
+            ),
+            (
+                format!("{base}[clock]\nspeed = 2\n"),
+                "node.toml: missing field `start` in [clock]",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = NodeConfig::load(&file).unwrap_err().to_string();
+            assert!(err.ends_with(expected), "{err}");
+            assert!(!err.contains("line 1, column 1"), "{err}");
         }
     }
 

@@ -3,8 +3,8 @@
 //! configured with `metrics_listen`.
 //!
 //! It is apart from the gRPC port because a scraper has no operator
-//! certificate, and what it shows (peer agency ids and clock skews) is not
-//! sensitive; it should still listen on loopback or a monitoring network
+//! certificate, and what it shows (peer agency ids, clock skews, counts of
+//! refused TLS sessions by reason) is not sensitive; it should still listen on loopback or a monitoring network
 //! only. One request per connection, a few connections at once, headers
 //! within a few seconds: a stuck or hostile client cannot hold it.
 
@@ -17,10 +17,20 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tocsin_trust::refusals::Refusals;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::skew::SkewMonitor;
+
+/// What the metrics are read from.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    /// Peers' clock skews.
+    pub(crate) skew: SkewMonitor,
+    /// Refused TLS sessions.
+    pub(crate) refusals: Refusals,
+}
 
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 16;
@@ -35,7 +45,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Serves metrics on `listener` until `shutdown` turns true.
 pub(crate) async fn serve(
     listener: TcpListener,
-    skew: SkewMonitor,
+    sources: Sources,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if let Ok(addr) = listener.local_addr() {
@@ -60,11 +70,11 @@ pub(crate) async fn serve(
             tracing::debug!("metrics endpoint busy; connection closed");
             continue;
         };
-        let skew = skew.clone();
+        let sources = sources.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |req| {
-                let answer = answer(&req, &skew);
+                let answer = answer(&req, &sources);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let conn = http1::Builder::new()
@@ -81,14 +91,14 @@ pub(crate) async fn serve(
     }
 }
 
-fn answer<B>(req: &Request<B>, skew: &SkewMonitor) -> Response<String> {
+fn answer<B>(req: &Request<B>, sources: &Sources) -> Response<String> {
     let (status, body) = if req.uri().path() != "/metrics" {
         (
             StatusCode::NOT_FOUND,
             "not found: metrics are at /metrics\n".to_owned(),
         )
     } else if req.method() == Method::GET || req.method() == Method::HEAD {
-        (StatusCode::OK, render(skew))
+        (StatusCode::OK, render(sources))
     } else {
         (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -127,9 +137,35 @@ fn label(value: &str) -> String {
 }
 
 /// The metrics in Prometheus text format.
-pub(crate) fn render(skew: &SkewMonitor) -> String {
+pub(crate) fn render(sources: &Sources) -> String {
+    let skew = &sources.skew;
     let peers = skew.snapshot();
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_tls_handshake_refusals_total TLS sessions refused, by reason (README, metrics)."
+    );
+    let _ = writeln!(out, "# TYPE tocsin_tls_handshake_refusals_total counter");
+    for (reason, count) in sources.refusals.counts() {
+        let _ = writeln!(
+            out,
+            "tocsin_tls_handshake_refusals_total{{reason=\"{}\"}} {count}",
+            reason.label()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tocsin_tls_refusal_logs_suppressed_total Refused TLS sessions not logged, their source address having logged too many lately."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE tocsin_tls_refusal_logs_suppressed_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "tocsin_tls_refusal_logs_suppressed_total {}",
+        sources.refusals.suppressed_logs()
+    );
     let mut gauge = |name: &str, help: &str, values: &mut dyn Iterator<Item = (String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
@@ -193,7 +229,10 @@ mod tests {
             t0 - chrono::Duration::minutes(10),
         );
         skew.observe(&be, t0, t0, t0 + chrono::Duration::seconds(30));
-        let text = render(&skew);
+        let text = render(&Sources {
+            skew,
+            refusals: Refusals::default(),
+        });
         for line in [
             "# TYPE tocsin_peer_clock_skew_seconds gauge",
             "tocsin_clock_skew_tolerance_seconds 120",
@@ -212,8 +251,39 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_counted_by_reason_every_reason_listed() {
+        use tocsin_trust::refusals::Refusal;
+        let refusals = Refusals::default();
+        let from = "192.0.2.7:4000".parse().unwrap();
+        refusals.record(from, Refusal::NotTls, "x");
+        refusals.record(from, Refusal::NotTls, "x");
+        refusals.record(from, Refusal::UnknownAgency, "agency XX-ROGUE");
+        let text = render(&Sources {
+            skew: SkewMonitor::new(Duration::from_secs(120)),
+            refusals,
+        });
+        for line in [
+            "# TYPE tocsin_tls_handshake_refusals_total counter",
+            "tocsin_tls_handshake_refusals_total{reason=\"not_tls\"} 2",
+            "tocsin_tls_handshake_refusals_total{reason=\"unknown_agency\"} 1",
+            "tocsin_tls_handshake_refusals_total{reason=\"revoked\"} 0",
+            "tocsin_tls_refusal_logs_suppressed_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+        let listed = text
+            .lines()
+            .filter(|l| l.starts_with("tocsin_tls_handshake_refusals_total{"))
+            .count();
+        assert_eq!(listed, Refusal::ALL.len());
+    }
+
+    #[test]
     fn only_get_and_head_of_metrics_are_answered() {
-        let skew = SkewMonitor::new(Duration::from_secs(120));
+        let skew = Sources {
+            skew: SkewMonitor::new(Duration::from_secs(120)),
+            refusals: Refusals::default(),
+        };
         let req = |method: Method, path: &str| {
             Request::builder()
                 .method(method)

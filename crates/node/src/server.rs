@@ -248,6 +248,8 @@ pub async fn serve(
         Identity::Operator { agency, .. } => agency == &policy_agency,
     });
     let server_config = tls::live_server_config(&live, policy)?;
+    // Refused sessions by reason, for the metrics endpoint.
+    let refusals = tocsin_trust::refusals::Refusals::default();
     let incoming = tls::Acceptor::new(
         listener,
         server_config,
@@ -258,6 +260,7 @@ pub async fn serve(
         },
     )
     .tracked_by(live.clone())
+    .counting(refusals.clone())
     .on_session({
         // A peer that opens a session with us is up: retry what waits for
         // it, and measure its clock if that could not be done yet.
@@ -290,7 +293,10 @@ pub async fn serve(
     let metrics = metrics.map(|listener| {
         tokio::spawn(crate::metrics::serve(
             listener,
-            skew.clone(),
+            crate::metrics::Sources {
+                skew: skew.clone(),
+                refusals,
+            },
             stop_rx.clone(),
         ))
     });

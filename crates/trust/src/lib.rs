@@ -11,6 +11,8 @@
 //!   streams that carry the verified [`PeerInfo`](tls::PeerInfo) into gRPC
 //!   handlers; [`tls::connector`] dials a peer and checks that it is the
 //!   agency expected.
+//! - [`refusals`]: why a node refused a TLS session, counted by reason and
+//!   logged with a limit per source address.
 //! - [`signing`]: DSSE-style envelope signatures with Ed25519 keys whose
 //!   certificates the federation CA issued, so any holder of the CA
 //!   certificate can check any stored envelope later.
@@ -22,6 +24,7 @@ pub mod files;
 pub mod identity;
 pub mod live;
 pub mod pki;
+pub mod refusals;
 pub mod revocation;
 pub mod signing;
 pub mod tls;

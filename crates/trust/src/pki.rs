@@ -102,7 +102,7 @@ impl PkiLayout {
 pub struct Issued {
     /// The certificate.
     pub cert_pem: String,
-    /// The private key (PKCS#8).
+    /// The private key: PEM `PRIVATE KEY`, PKCS#8 v1 (`PrivateKeyInfo`).
     pub key_pem: String,
 }
 
@@ -147,6 +147,49 @@ fn validity(params: &mut CertificateParams, years: i32) {
     let start = now - chrono::Duration::days(1);
     params.not_before = rcgen::date_time_ymd(start.year(), start.month() as u8, start.day() as u8);
     params.not_after = rcgen::date_time_ymd(now.year() + years, now.month() as u8, 1);
+}
+
+/// The DER of an Ed25519 `PrivateKeyInfo` (RFC 5208, RFC 8410) up to the
+/// 32-byte seed: SEQUENCE, version 0, the algorithm id-Ed25519, and the
+/// OCTET STRING holding the CurvePrivateKey OCTET STRING.
+const ED25519_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// A new Ed25519 key whose PKCS#8 document is the v1 layout
+/// (`PrivateKeyInfo`, no public key), which OpenSSL 3.0 and Python's
+/// `cryptography` read. ring generates the v2 layout (`OneAsymmetricKey`,
+/// the public key included), which they refuse; ring reads both, so keys
+/// written before in v2 still load.
+fn ed25519_key() -> Result<KeyPair, Error> {
+    let generated = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let v1 = ed25519_pkcs8_v1(generated.serialized_der())?;
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls_pki_types::PrivatePkcs8KeyDer::from(v1),
+        &rcgen::PKCS_ED25519,
+    )?)
+}
+
+/// An Ed25519 PKCS#8 document (v1 or v2) rewritten in the v1 layout: the
+/// same seed, version 0, no public key.
+fn ed25519_pkcs8_v1(der: &[u8]) -> Result<Vec<u8>, Error> {
+    // Either layout: SEQUENCE (any length), then version 0 or 1, the
+    // algorithm and the seed, as in the v1 prefix.
+    let seed = match der {
+        [0x30, _, 0x02, 0x01, 0x00 | 0x01, rest @ ..]
+            if rest.starts_with(&ED25519_V1_PREFIX[5..]) && rest.len() >= 11 + 32 =>
+        {
+            &rest[11..11 + 32]
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "not an Ed25519 PKCS#8 private key".to_owned(),
+            ));
+        }
+    };
+    let mut v1 = ED25519_V1_PREFIX.to_vec();
+    v1.extend_from_slice(seed);
+    Ok(v1)
 }
 
 fn uri(identity: &Identity, federation: &FederationId) -> Result<SanType, Error> {
@@ -263,11 +306,12 @@ impl CertificateAuthority {
     }
 
     /// An agency's envelope-signing certificate: an Ed25519 key, usable for
-    /// code signing only (never for TLS).
+    /// code signing only (never for TLS). The key is written in the PKCS#8
+    /// v1 layout every common tool reads (see [`ed25519_key`]).
     pub fn issue_signing(&self, agency: &AgencyId) -> Result<Issued, Error> {
         self.issue(
             &format!("{agency} signing"),
-            KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+            ed25519_key()?,
             vec![uri(&Identity::Agency(agency.clone()), &self.federation)?],
             vec![KeyUsagePurpose::DigitalSignature],
             vec![ExtendedKeyUsagePurpose::CodeSigning],
@@ -484,4 +528,81 @@ pub fn renew_node(
     hosts.push(member.endpoint_host().to_owned());
     ca.issue_node(agency, &hosts)?
         .write(&layout.node_cert(agency), &layout.node_key(agency))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    fn der_of_key(pem: &str) -> Vec<u8> {
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .secret_pkcs8_der()
+            .to_vec()
+    }
+
+    /// Every key the CA issues is a PKCS#8 v1 `PrivateKeyInfo` (version 0,
+    /// no public key): the layout OpenSSL 3.0 and Python's `cryptography`
+    /// read. (The CLI's test runs `openssl pkey` on what `pki init` writes.)
+    #[test]
+    fn issued_keys_are_pkcs8_v1() {
+        let fed = FederationId::new("test.tocsin").unwrap();
+        let ca = CertificateAuthority::generate(&fed).unwrap();
+        let agency = AgencyId::new("TR-MIT").unwrap();
+        let signing = der_of_key(&ca.issue_signing(&agency).unwrap().key_pem);
+        assert_eq!(signing.len(), 48, "{signing:02x?}");
+        assert_eq!(signing[..16], ED25519_V1_PREFIX);
+        for pem in [
+            ca.key_pem(),
+            ca.issue_node(&agency, &[]).unwrap().key_pem,
+            ca.issue_operator(&agency, "analyst").unwrap().key_pem,
+        ] {
+            let der = der_of_key(&pem);
+            // SEQUENCE (its length in one byte or more) { INTEGER 0, ... }
+            let header = match der[1] {
+                n if n < 0x80 => 2,
+                n => 2 + usize::from(n & 0x7f),
+            };
+            assert_eq!(der[0], 0x30);
+            assert_eq!(der[header..header + 3], [0x02, 0x01, 0x00], "{der:02x?}");
+        }
+    }
+
+    /// Signing keys written before in ring's v2 layout (the public key
+    /// included) still load, and sign as their v1 rewriting does.
+    #[test]
+    fn a_v2_signing_key_still_loads_and_equals_its_v1_rewriting() {
+        let fed = FederationId::new("test.tocsin").unwrap();
+        let ca = CertificateAuthority::generate(&fed).unwrap();
+        let agency = AgencyId::new("TR-MIT").unwrap();
+        let v2 = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        assert_eq!(v2.serialized_der()[4], 0x01, "ring writes version 1 (v2)");
+        let v2_pem = v2.serialize_pem();
+        let v1 = ed25519_pkcs8_v1(v2.serialized_der()).unwrap();
+        let issued = ca
+            .issue(
+                "signing",
+                v2,
+                vec![uri(&Identity::Agency(agency.clone()), &fed).unwrap()],
+                vec![KeyUsagePurpose::DigitalSignature],
+                vec![ExtendedKeyUsagePurpose::CodeSigning],
+            )
+            .unwrap();
+        let old = crate::Signer::from_pem(&issued.cert_pem, &v2_pem, &fed).unwrap();
+        let v1_pem = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(v1.clone()),
+            &rcgen::PKCS_ED25519,
+        )
+        .unwrap()
+        .serialize_pem();
+        let new = crate::Signer::from_pem(&issued.cert_pem, &v1_pem, &fed).unwrap();
+        // Ed25519 is deterministic: the same key makes the same signature.
+        assert_eq!(
+            old.sign("t", b"x".to_vec()).signature,
+            new.sign("t", b"x".to_vec()).signature
+        );
+        assert_eq!(ed25519_pkcs8_v1(&v1).unwrap(), v1, "v1 stays v1");
+        assert!(ed25519_pkcs8_v1(&der_of_key(&ca.key_pem())).is_err());
+    }
 }

@@ -4,13 +4,21 @@
 //! tonic's built-in TLS offers one client CA and nothing else; Tocsin owns
 //! the rustls configuration instead, so it can apply its access policy in
 //! the handshake and carry the verified identity into the handlers.
+//!
+//! Every refused session is counted and logged with its reason
+//! ([`crate::refusals`]); a client that reaches a server other than the
+//! one it expected fails with an [`UnexpectedServer`] error naming both.
+//! rustls carries only its own error types back from a verifier, and the
+//! TLS alert it sends follows from them, so the verifiers keep returning
+//! the errors they always did and note what they found in a slot of the
+//! task running the handshake ([`Acceptor`], [`connector`]).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,9 +42,30 @@ use tonic::transport::server::Connected;
 
 use crate::Error;
 use crate::files::{read_certs, read_private_key};
-use crate::identity::identity_of;
+use crate::identity::{IdentityError, identity_of, read_identity};
 use crate::live::{Guarded, LiveTls};
+use crate::refusals::{Refusal, Refusals};
 use crate::revocation::SharedRevocations;
+
+/// What a verifier found, for the task whose handshake called it.
+type Noted<T> = Arc<Mutex<Option<T>>>;
+
+tokio::task_local! {
+    /// Why the client verifier refused the client's certificate.
+    static CLIENT_REFUSAL: Noted<(Refusal, String)>;
+    /// Whom the server verifier expected, and what the server presented.
+    static SERVER_MISMATCH: Noted<(Identity, Presented)>;
+}
+
+/// Notes `value` for the handshake's task, if it has a slot for it.
+fn note<T: 'static>(key: &'static tokio::task::LocalKey<Noted<T>>, value: T) {
+    let _ = key.try_with(|slot| *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value));
+}
+
+/// Takes what was noted in `slot`.
+fn noted<T>(slot: &Noted<T>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
 
 /// A node's or operator's TLS material: the federation CA, its certificate
 /// chain and its key.
@@ -114,7 +143,9 @@ impl TlsMaterial {
     }
 }
 
-/// Decides which verified identities may open a session on a node.
+/// Decides which verified identities may open a session on a node. A
+/// refused agency is counted as [`Refusal::UnknownAgency`], a refused
+/// operator as [`Refusal::ForeignOperator`].
 pub type AccessPolicy = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
 
 /// Wraps rustls's chain and CRL verification (as now in force) with
@@ -158,11 +189,28 @@ impl ClientCertVerifier for PolicyVerifier {
                 .state()
                 .client_verifier
                 .verify_client_cert(end_entity, intermediates, now)?;
-        let refuse =
-            || rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure);
-        let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
-        if fed != self.federation || !(self.policy)(&identity) {
-            return Err(refuse());
+        // The client is told only that access is denied; the acceptor
+        // logs and counts why.
+        let refuse = |reason: Refusal, detail: String| {
+            note(&CLIENT_REFUSAL, (reason, detail));
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        };
+        let (fed, identity) = read_identity(end_entity).map_err(|e| match e {
+            IdentityError::SeveralUris => refuse(Refusal::SeveralIdentities, e.to_string()),
+            e => refuse(Refusal::NoIdentity, e.to_string()),
+        })?;
+        if fed != self.federation {
+            return Err(refuse(
+                Refusal::OtherFederation,
+                format!("{identity} of federation {fed}"),
+            ));
+        }
+        if !(self.policy)(&identity) {
+            let reason = match identity {
+                Identity::Agency(_) => Refusal::UnknownAgency,
+                Identity::Operator { .. } => Refusal::ForeignOperator,
+            };
+            return Err(refuse(reason, identity.to_string()));
         }
         Ok(verified)
     }
@@ -288,12 +336,18 @@ impl ServerCertVerifier for IdentityServerVerifier {
         if self.revocations.current().is_revoked(end_entity.as_ref()) {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }
-        let refuse = || rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
-        let (fed, identity) = identity_of(end_entity).map_err(|_| refuse())?;
-        if fed != self.federation || identity != self.expected {
-            return Err(refuse());
-        }
-        Ok(ServerCertVerified::assertion())
+        let presented = match read_identity(end_entity) {
+            Ok((fed, identity)) if fed == self.federation && identity == self.expected => {
+                return Ok(ServerCertVerified::assertion());
+            }
+            Ok((fed, identity)) if fed == self.federation => Presented::Identity(identity),
+            Ok((fed, identity)) => Presented::OtherFederation(fed, identity),
+            Err(e) => Presented::Nothing(e.to_string()),
+        };
+        note(&SERVER_MISMATCH, (self.expected.clone(), presented));
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ))
     }
 
     fn verify_tls12_signature(
@@ -364,6 +418,86 @@ pub fn live_client_config(
     Ok(Arc::new(config))
 }
 
+/// What a server's certificate names, when it is not what the client
+/// expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// Another identity of the federation.
+    Identity(Identity),
+    /// An identity of another federation (with a certificate of this
+    /// federation's CA).
+    OtherFederation(FederationId, Identity),
+    /// No usable identity, and why.
+    Nothing(String),
+}
+
+impl fmt::Display for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Presented::Identity(identity) => write!(f, "{identity}"),
+            Presented::OtherFederation(fed, identity) => {
+                write!(f, "{identity} of federation {fed}")
+            }
+            Presented::Nothing(why) => write!(f, "a certificate with no identity ({why})"),
+        }
+    }
+}
+
+/// A client reached a server of the federation that is not the one it
+/// expected: the server's certificate chains to the federation CA but
+/// names someone else (the address belongs to another agency's node).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct UnexpectedServer {
+    /// The address dialled, `host:port`.
+    pub address: String,
+    /// The identity the client expected.
+    pub expected: Identity,
+    /// What the server's certificate names.
+    pub presented: Presented,
+}
+
+impl UnexpectedServer {
+    fn describe(&self) -> String {
+        match (&self.presented, &self.expected) {
+            (Presented::Identity(Identity::Agency(found)), Identity::Agency(expected)) => {
+                format!(
+                    "the node at {} is {found}'s, not {expected}'s",
+                    self.address
+                )
+            }
+            (presented, expected) => format!(
+                "the server at {} is {presented}, not {expected}",
+                self.address
+            ),
+        }
+    }
+}
+
+/// The [`UnexpectedServer`] error somewhere in `error`'s chain of causes
+/// (tonic and hyper wrap what a connector returns).
+pub fn unexpected_server<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a UnexpectedServer> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<UnexpectedServer>() {
+            return Some(found);
+        }
+        // An io::Error's source is its inner error's source, skipping the
+        // inner error itself.
+        if let Some(found) = e
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<UnexpectedServer>())
+        {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// A TLS connection to a peer, as hyper wants it.
 pub type ClientIo = TokioIo<Guarded<tokio_rustls::client::TlsStream<TcpStream>>>;
 
@@ -403,7 +537,21 @@ pub fn connector_tracked(
             tcp.set_nodelay(true)?;
             let name = ServerName::try_from(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let stream = tls.connect(name, tcp).await?;
+            let mismatch = Noted::default();
+            let stream = SERVER_MISMATCH
+                .scope(mismatch.clone(), tls.connect(name, tcp))
+                .await
+                .map_err(|e| match noted(&mismatch) {
+                    Some((expected, presented)) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        UnexpectedServer {
+                            address: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+                            expected,
+                            presented,
+                        },
+                    ),
+                    None => e,
+                })?;
             let guard = live.as_ref().and_then(|live| {
                 let cert = stream.get_ref().1.peer_certificates()?.first()?;
                 Some(live.track(cert))
@@ -562,12 +710,15 @@ pub type SessionHook = Arc<dyn Fn(&Identity) + Send + Sync>;
 
 /// Accepts TCP connections and runs their TLS handshakes concurrently, each
 /// with a timeout, so a slow or hostile client cannot hold up the others.
+/// Every refused session is counted and logged with its reason
+/// ([`Refusals`]).
 pub struct Acceptor {
     listener: TcpListener,
     config: Arc<ServerConfig>,
     limits: AcceptorLimits,
     on_session: Option<SessionHook>,
     live: Option<Arc<LiveTls>>,
+    refusals: Refusals,
 }
 
 impl fmt::Debug for Acceptor {
@@ -594,7 +745,20 @@ impl Acceptor {
             limits,
             on_session: None,
             live: None,
+            refusals: Refusals::default(),
         }
+    }
+
+    /// Counts and logs refusals in `refusals` (shared, for example, with a
+    /// metrics endpoint) instead of counts of its own.
+    pub fn counting(mut self, refusals: Refusals) -> Self {
+        self.refusals = refusals;
+        self
+    }
+
+    /// The counts of refused sessions.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals.clone()
     }
 
     /// Registers every session with `live`, so that it is closed should the
@@ -650,10 +814,13 @@ impl Acceptor {
             let hook = self.on_session.clone();
             let live = self.live.clone();
             let sessions = sessions.clone();
+            let refusals = self.refusals.clone();
             let timeout = self.limits.handshake_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
-                match tokio::time::timeout(timeout, tls.accept(tcp)).await {
+                let refusal = Noted::default();
+                let handshake = CLIENT_REFUSAL.scope(refusal.clone(), tls.accept(tcp));
+                match tokio::time::timeout(timeout, handshake).await {
                     Ok(Ok(stream)) => {
                         let leaf = stream
                             .get_ref()
@@ -666,11 +833,19 @@ impl Acceptor {
                             Some(Ok((_, identity)))
                                 if guard.as_ref().is_some_and(|g| g.is_closed()) =>
                             {
-                                tracing::info!(%remote_addr, %identity, "refused: certificate revoked");
+                                refusals.record(
+                                    remote_addr,
+                                    Refusal::Revoked,
+                                    &identity.to_string(),
+                                );
                             }
                             Some(Ok((_, identity))) => {
                                 let Some(slot) = sessions.take(&identity) else {
-                                    tracing::warn!(%remote_addr, %identity, max = sessions.limit(), "refused: too many sessions for one identity");
+                                    refusals.record(
+                                        remote_addr,
+                                        Refusal::TooManySessions,
+                                        &format!("{identity} holds {} already", sessions.limit()),
+                                    );
                                     let mut stream = stream;
                                     let _ = tokio::time::timeout(
                                         Duration::from_secs(1),
@@ -693,17 +868,74 @@ impl Acceptor {
                                 };
                                 let _ = tx.send(Ok(conn)).await;
                             }
-                            _ => tracing::warn!(%remote_addr, "refused: no usable peer identity"),
+                            Some(Err(e)) => {
+                                refusals.record(remote_addr, Refusal::NoIdentity, &e.to_string())
+                            }
+                            None => refusals.record(
+                                remote_addr,
+                                Refusal::NoClientCertificate,
+                                "no certificate after the handshake",
+                            ),
                         }
                     }
-                    Ok(Err(e)) => tracing::info!(%remote_addr, error = %e, "refused TLS session"),
-                    Err(_) => {
-                        tracing::info!(%remote_addr, "refused TLS session: handshake timed out")
+                    Ok(Err(e)) => {
+                        let (reason, detail) = refusal_of(&e, noted(&refusal));
+                        refusals.record(remote_addr, reason, &detail);
                     }
+                    Err(_) => refusals.record(
+                        remote_addr,
+                        Refusal::Timeout,
+                        &format!("no handshake within {timeout:?}"),
+                    ),
                 }
             });
         }
     }
+}
+
+/// Why a handshake that failed with `error` was refused, and what more
+/// to say: what the client verifier noted, or else what the error says.
+fn refusal_of(error: &io::Error, noted: Option<(Refusal, String)>) -> (Refusal, String) {
+    if let Some(noted) = noted {
+        return noted;
+    }
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        let reason = match error.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Refusal::Closed,
+            _ => Refusal::TlsError,
+        };
+        return (reason, error.to_string());
+    };
+    let reason = match tls {
+        rustls::Error::NoCertificatesPresented => Refusal::NoClientCertificate,
+        rustls::Error::InvalidCertificate(e) => match e {
+            // A certificate signed by another CA of the same name fails
+            // its signature check rather than its issuer's.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => Refusal::UnknownCa,
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => Refusal::Expired,
+            CertificateError::Revoked => Refusal::Revoked,
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                Refusal::WrongPurpose
+            }
+            _ => Refusal::BadCertificate,
+        },
+        rustls::Error::InvalidMessage(_)
+        | rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. }
+        | rustls::Error::PeerSentOversizedRecord => Refusal::NotTls,
+        rustls::Error::AlertReceived(_) => Refusal::ClientAborted,
+        _ => Refusal::TlsError,
+    };
+    (reason, tls.to_string())
 }
 
 #[cfg(test)]
