@@ -155,6 +155,20 @@ pub(crate) async fn stored_events(
     Ok(out)
 }
 
+/// The node's clock reading in an answer's `tocsin-time` header, which
+/// every node's answer carries: deadlines are counted from it, since a node
+/// may run on a scenario's clock far from this workstation's. This
+/// workstation's clock if the node sent none (a node from before the
+/// header).
+pub(crate) fn node_time(metadata: &tonic::metadata::MetadataMap) -> DateTime<Utc> {
+    metadata
+        .get(tocsin_proto::TIME_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now)
+}
+
 /// Turns a refusal into a message that says who refused what.
 pub(crate) fn refused(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("node refused: {:?}: {}", status.code(), status.message())
@@ -291,28 +305,30 @@ pub(crate) async fn send(args: Box<SendArgs>) -> anyhow::Result<()> {
         None => draft_from_flags(&args)?,
     };
     let mut client = connect(&args.connect).await?;
-    let record = client
+    let answer = client
         .submit_alert(pb::SubmitAlertRequest {
             alert: Some(draft.to_proto()),
         })
         .await
-        .map_err(refused)?
-        .into_inner()
+        .map_err(refused)?;
+    let now = node_time(answer.metadata());
+    let answer = answer.into_inner();
+    let record = answer
         .record
         .context("the node answered without a record")?;
-    output::print_record(&record, args.connect.json, true)
+    output::print_record(&record, args.connect.json, Some(&answer.warnings), now)
 }
 
 pub(crate) async fn show(args: ShowArgs) -> anyhow::Result<()> {
     let mut client = connect(&args.connect).await?;
-    let record = client
+    let answer = client
         .get_alert(pb::GetAlertRequest {
             id: args.id.clone(),
         })
         .await
-        .map_err(refused)?
-        .into_inner();
-    output::print_record(&record, args.connect.json, false)
+        .map_err(refused)?;
+    let now = node_time(answer.metadata());
+    output::print_record(&answer.into_inner(), args.connect.json, None, now)
 }
 
 pub(crate) async fn ack(args: AckArgs) -> anyhow::Result<()> {
@@ -341,7 +357,7 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
         pb::Direction::Unspecified
     };
     let mut client = connect(&args.connect).await?;
-    let alerts = client
+    let answer = client
         .list_alerts(pb::ListAlertsRequest {
             direction: direction as i32,
             limit: args.limit,
@@ -356,9 +372,9 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
             } as i32,
         })
         .await
-        .map_err(refused)?
-        .into_inner()
-        .alerts;
+        .map_err(refused)?;
+    let now = node_time(answer.metadata());
+    let alerts = answer.into_inner().alerts;
     // REPEATED_UNANSWERED comes first: it is what nobody may miss.
     if !args.connect.json {
         let flags = client
@@ -369,7 +385,7 @@ pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
             .flags;
         output::print_flags(&flags);
     }
-    output::print_list(&alerts, args.connect.json, args.owed || args.overdue)
+    output::print_list(&alerts, args.connect.json, args.owed || args.overdue, now)
 }
 
 /// Follows the event stream, one line (or JSON object) per event. If the
@@ -426,14 +442,14 @@ pub(crate) async fn watch(args: WatchArgs) -> anyhow::Result<()> {
 
 pub(crate) async fn subject(args: SubjectArgs) -> anyhow::Result<()> {
     let mut client = connect(&args.connect).await?;
-    let record = client
+    let answer = client
         .get_subject(pb::GetSubjectRequest {
             query: args.query.clone(),
         })
         .await
-        .map_err(refused)?
-        .into_inner();
-    output::print_subject(&record, args.connect.json)
+        .map_err(refused)?;
+    let now = node_time(answer.metadata());
+    output::print_subject(&answer.into_inner(), args.connect.json, now)
 }
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
@@ -455,14 +471,16 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
         .alert
         .context("the node answered without the alert")?;
     let alert = cancel_of(original, &args.id, &args.note);
-    let record = client
+    let answer = client
         .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
         .await
-        .map_err(refused)?
-        .into_inner()
+        .map_err(refused)?;
+    let now = node_time(answer.metadata());
+    let answer = answer.into_inner();
+    let record = answer
         .record
         .context("the node answered without a record")?;
-    output::print_record(&record, args.connect.json, true)
+    output::print_record(&record, args.connect.json, Some(&answer.warnings), now)
 }
 
 /// What a cancel says when no note is given.

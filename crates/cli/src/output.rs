@@ -29,6 +29,9 @@ struct AckView {
     acknowledged_at: Option<DateTime<Utc>>,
     late_by_seconds: u64,
     delivered: bool,
+    /// Why the originator refused it for good, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,10 +126,24 @@ pub(crate) fn status_name(status: i32) -> &'static str {
     }
 }
 
+/// A delivery state's name.
+fn delivery_state(state: i32) -> &'static str {
+    match pb::DeliveryState::try_from(state) {
+        Ok(pb::DeliveryState::Pending) => "PENDING",
+        Ok(pb::DeliveryState::Delivered) => "DELIVERED",
+        Ok(pb::DeliveryState::Rejected) => "REJECTED",
+        Ok(pb::DeliveryState::Blocked) => "BLOCKED",
+        _ => "UNKNOWN",
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct DeliveryView {
     recipient: String,
     state: &'static str,
+    /// While BLOCKED: why it cannot go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_reason: Option<String>,
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
@@ -141,6 +158,8 @@ struct DeliveryView {
     acknowledgements: Vec<AckView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flag: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flagged_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ladder: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,11 +197,17 @@ struct AlertView {
     acknowledgements: Vec<AckView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flag: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flagged_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "is_zero")]
     reminders: u32,
     status: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     closed_by: String,
+    /// What the node warned of when the alert was submitted (see
+    /// `SubmitAlertResponse.warnings`); only in `alert send`'s answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -221,6 +246,7 @@ fn ack_view(a: &pb::AckRecord) -> AckView {
         acknowledged_at: time(&ack.acknowledged_at),
         late_by_seconds: a.late_by_seconds,
         delivered: a.delivered,
+        refusal: (!a.refusal.is_empty()).then(|| a.refusal.clone()),
     }
 }
 
@@ -236,12 +262,8 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         .iter()
         .map(|d| DeliveryView {
             recipient: d.recipient.clone(),
-            state: match pb::DeliveryState::try_from(d.state) {
-                Ok(pb::DeliveryState::Pending) => "PENDING",
-                Ok(pb::DeliveryState::Delivered) => "DELIVERED",
-                Ok(pb::DeliveryState::Rejected) => "REJECTED",
-                _ => "UNKNOWN",
-            },
+            state: delivery_state(d.state),
+            blocked_reason: (!d.blocked_reason.is_empty()).then(|| d.blocked_reason.clone()),
             attempts: d.attempts,
             last_error: (!d.last_error.is_empty()).then(|| d.last_error.clone()),
             next_attempt_at: time(&d.next_attempt_at),
@@ -250,6 +272,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
             due_at: time(&d.due_at),
             acknowledgements: d.acknowledgements.iter().map(ack_view).collect(),
             flag: flag_name(d.flag),
+            flagged_at: time(&d.flagged_at),
             ladder: ladder_name(d.ladder),
             next_step_at: time(&d.next_step_at),
         })
@@ -280,9 +303,11 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         due_at: time(&record.due_at),
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
         flag: flag_name(record.flag),
+        flagged_at: time(&record.flagged_at),
         reminders: record.reminders,
         status: status_name(record.status),
         closed_by: record.closed_by.clone(),
+        warnings: Vec::new(),
     })
 }
 
@@ -301,12 +326,14 @@ fn span(seconds: u64) -> String {
     }
 }
 
-/// "due in 3h 12m" or "OVERDUE by 5m".
-fn due_phrase(due: Option<DateTime<Utc>>) -> String {
+/// "due in 3h 12m" or "OVERDUE by 5m", counted from `now`: the node's
+/// clock, not this workstation's, since the deadlines run on the node's
+/// (which may be a scenario's).
+fn due_phrase(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(due) = due else {
         return "no deadline".into();
     };
-    let left = (due - Utc::now()).num_seconds();
+    let left = (due - now).num_seconds();
     let abs = left.unsigned_abs();
     if left >= 0 {
         format!("due in {}", span(abs))
@@ -315,17 +342,23 @@ fn due_phrase(due: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// The latest disposition and how late it came, or what is still owed.
-fn response_phrase(acks: &[AckView], due: Option<DateTime<Utc>>, flag: Option<&str>) -> String {
+/// The latest disposition and how late it came, or what is still owed, at
+/// `now` on the node's clock.
+fn response_phrase(
+    acks: &[AckView],
+    due: Option<DateTime<Utc>>,
+    flag: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
     if acks.is_empty() && flag == Some("UNDELIVERED") {
-        return format!("UNDELIVERED, {}", due_phrase(due));
+        return format!("UNDELIVERED, {}", due_phrase(due, now));
     }
     match acks.last() {
         Some(a) if a.late_by_seconds > 0 => {
             format!("{} (late by {})", a.disposition, span(a.late_by_seconds))
         }
         Some(a) => a.disposition.clone(),
-        None => format!("awaiting acknowledgement, {}", due_phrase(due)),
+        None => format!("awaiting acknowledgement, {}", due_phrase(due, now)),
     }
 }
 
@@ -371,18 +404,26 @@ pub(crate) fn print_ack(ack: &pb::AckRecord, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints one alert. `now` is the node's clock reading when it answered;
+/// `warnings`, what it warned of when the alert was just submitted
+/// (`None` for an alert merely shown).
 pub(crate) fn print_record(
     record: &pb::AlertRecord,
     json: bool,
-    just_sent: bool,
+    warnings: Option<&[String]>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let v = view(record)?;
+    let mut v = view(record)?;
+    v.warnings = warnings.unwrap_or_default().to_vec();
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    if just_sent {
+    if warnings.is_some() {
         println!("accepted alert {} (committed; delivery follows)", v.id);
+        for w in &v.warnings {
+            println!("warning: {w}");
+        }
     }
     let mut t = table();
     t.add_row(vec!["id", &v.id]);
@@ -423,7 +464,7 @@ pub(crate) fn print_record(
         t.add_row(vec!["deadline", &when(v.due_at)]);
         t.add_row(vec![
             "our answer",
-            &response_phrase(&v.acknowledgements, v.due_at, v.flag),
+            &response_phrase(&v.acknowledgements, v.due_at, v.flag, now),
         ]);
         if v.reminders > 0 {
             t.add_row(vec![
@@ -437,10 +478,10 @@ pub(crate) fn print_record(
             } else {
                 format!(": {}", a.note)
             };
-            let pending = if a.delivered {
-                ""
-            } else {
-                " (not yet at the originator)"
+            let pending = match (&a.refusal, a.delivered) {
+                (Some(why), _) => format!(" REFUSED by {}: {why}", v.originator),
+                (None, true) => String::new(),
+                (None, false) => " (not yet at the originator)".to_owned(),
             };
             t.add_row(vec![
                 "acknowledged",
@@ -472,12 +513,20 @@ pub(crate) fn print_record(
                 x.state.to_owned(),
                 x.attempts.to_string(),
                 when(x.delivered_at),
-                ladder_phrase(response_phrase(&x.acknowledgements, x.due_at, x.flag), x),
+                ladder_phrase(
+                    response_phrase(&x.acknowledgements, x.due_at, x.flag, now),
+                    x,
+                ),
                 when(x.due_at),
                 x.last_error.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
         println!("\n{d}");
+        for x in &v.deliveries {
+            if let Some(why) = &x.blocked_reason {
+                println!("  {} BLOCKED: {why}", x.recipient);
+            }
+        }
         for x in &v.deliveries {
             for a in &x.acknowledgements {
                 let note = if a.note.is_empty() {
@@ -527,12 +576,16 @@ fn delivery_summary(v: &AlertView) -> String {
     s
 }
 
-fn answer_summary(v: &AlertView) -> String {
+fn answer_summary(v: &AlertView, now: DateTime<Utc>) -> String {
     if v.status != "ACTIVE" {
         return format!("{} by {}", v.status, v.closed_by);
     }
     if v.direction == "inbound" {
-        return response_phrase(&v.acknowledgements, v.due_at, v.flag);
+        let phrase = response_phrase(&v.acknowledgements, v.due_at, v.flag, now);
+        return match v.acknowledgements.last().and_then(|a| a.refusal.as_ref()) {
+            Some(why) => format!("{phrase}; REFUSED by {}: {why}", v.originator),
+            None => phrase,
+        };
     }
     v.deliveries
         .iter()
@@ -541,17 +594,23 @@ fn answer_summary(v: &AlertView) -> String {
             format!(
                 "{}: {}",
                 d.recipient,
-                ladder_phrase(response_phrase(&d.acknowledgements, d.due_at, d.flag), d)
+                ladder_phrase(
+                    response_phrase(&d.acknowledgements, d.due_at, d.flag, now),
+                    d
+                )
             )
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
+/// Prints alerts as a table; `now` is the node's clock reading when it
+/// answered.
 pub(crate) fn print_list(
     records: &[pb::AlertRecord],
     json: bool,
     owed: bool,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let views = records
         .iter()
@@ -590,7 +649,7 @@ pub(crate) fn print_list(
             v.precedence.clone(),
             subjects_line(&v.subjects),
             delivery_summary(v),
-            answer_summary(v),
+            answer_summary(v, now),
         ]);
     }
     println!("{t}");
@@ -641,7 +700,13 @@ struct SubjectView {
     alerts: Vec<AlertView>,
 }
 
-pub(crate) fn print_subject(record: &pb::SubjectRecord, json: bool) -> anyhow::Result<()> {
+/// Prints a subject's record; `now` is the node's clock reading when it
+/// answered.
+pub(crate) fn print_subject(
+    record: &pb::SubjectRecord,
+    json: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     let v = SubjectView {
         keys: record.keys.clone(),
         flags: record.flags.iter().map(flag_view).collect(),
@@ -675,7 +740,7 @@ pub(crate) fn print_subject(record: &pb::SubjectRecord, json: bool) -> anyhow::R
             a.recipients.join(","),
             a.precedence.clone(),
             delivery_summary(a),
-            answer_summary(a),
+            answer_summary(a, now),
         ]);
     }
     println!("{t}");

@@ -890,6 +890,7 @@ impl Node {
             &tocsin_store::AckRow {
                 ack: stored,
                 delivered: false,
+                refusal: None,
             },
             row.due_at,
         )

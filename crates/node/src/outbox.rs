@@ -131,11 +131,24 @@ enum Pause {
 /// its signed receipt.
 type Delivered = Result<(DateTime<Utc>, Vec<u8>), Failure>;
 
+#[derive(Clone)]
 enum Failure {
     /// May pass: retry after a backoff.
     Transient(String),
     /// The peer refused for good.
     Permanent(String),
+    /// The peer's node presented a certificate our CRL revokes: retrying
+    /// alone will not fix it, but a renewed certificate will, so it is
+    /// retried like a transient failure and the peer is marked blocked
+    /// until something reaches it again.
+    Revoked(String),
+}
+
+/// What an operator is told about a peer whose certificate is revoked.
+fn revoked_reason(peer: &AgencyId) -> String {
+    format!(
+        "{peer}'s certificate is revoked (CRL): nothing can reach its node until {peer} has a new certificate; delivery resumes then"
+    )
 }
 
 /// The sending half of a worker: what a delivery in flight needs, cheap to
@@ -371,6 +384,7 @@ impl Worker {
         let more = messages.len() as u64 >= u64::from(limit);
         let results = join_all(messages.iter().map(|m| self.link.send_message(m))).await;
         let mut failed = false;
+        let (mut revoked, mut reached) = (false, false);
         let outcomes: Vec<_> = messages
             .iter()
             .zip(results)
@@ -391,15 +405,30 @@ impl Worker {
                             next_attempt_at: retry_at,
                         }
                     }
+                    Err(Failure::Revoked(error)) => {
+                        failed = true;
+                        revoked = true;
+                        AttemptOutcome::Retry {
+                            error,
+                            next_attempt_at: retry_at,
+                        }
+                    }
                 };
+                reached |= matches!(outcome, AttemptOutcome::Delivered { .. } | AttemptOutcome::Rejected { .. });
                 (m.id.clone(), outcome)
             })
             .collect();
-        if let Err(e) = self.ctx.store.record_message_attempts(outcomes).await {
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_message_attempts(outcomes, self.ctx.clock.now())
+            .await
+        {
             // Still due in the store: back off rather than resend at once.
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
             return (true, true);
         }
+        self.note_reach(revoked, reached).await;
         (failed, more)
     }
 
@@ -429,6 +458,7 @@ impl Worker {
             return false;
         }
         let mut failed = false;
+        let (mut revoked, mut reached) = (false, false);
         let outcomes: Vec<_> = done
             .into_iter()
             .map(|(d, result)| {
@@ -449,7 +479,16 @@ impl Worker {
                             next_attempt_at: retry_at,
                         }
                     }
+                    Err(Failure::Revoked(error)) => {
+                        failed = true;
+                        revoked = true;
+                        AttemptOutcome::Retry {
+                            error,
+                            next_attempt_at: retry_at,
+                        }
+                    }
                 };
+                reached |= matches!(outcome, AttemptOutcome::Delivered { .. } | AttemptOutcome::Rejected { .. });
                 (d.alert_id, self.peer.to_string(), outcome)
             })
             .collect();
@@ -469,7 +508,39 @@ impl Worker {
         for id in ids {
             in_flight.remove(&id);
         }
+        self.note_reach(revoked, reached).await;
         failed
+    }
+
+    /// Keeps the peer's block in step with what the last attempts found:
+    /// blocked when its node presented a revoked certificate, unblocked
+    /// when something reached it (a receipt, or a refusal, which only its
+    /// node can give).
+    async fn note_reach(&self, revoked: bool, reached: bool) {
+        let store = &self.ctx.store;
+        let peer = self.peer.as_str();
+        if revoked {
+            let reason = revoked_reason(&self.peer);
+            match store.block_peer(peer, &reason, self.ctx.clock.now()).await {
+                Ok(true) => {
+                    tracing::warn!(%peer, "the peer's node presents a revoked certificate: its deliveries are BLOCKED until it has a new one");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot record that the peer is blocked")
+                }
+            }
+        } else if reached {
+            match store.unblock_peer(peer).await {
+                Ok(true) => {
+                    tracing::info!(%peer, "the peer is reached again: its deliveries are no longer blocked")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot record that the peer is reached")
+                }
+            }
+        }
     }
 
     /// Backs off after a failure: sleeps `delay` (the jittered `next`
@@ -622,10 +693,7 @@ impl Link {
                 tracing::debug!(peer = %self.peer, %why, "batch refused; delivering its alerts one by one");
                 self.deliver_each(ds).await
             }
-            Err(Failure::Transient(why)) => ds
-                .iter()
-                .map(|_| Err(Failure::Transient(why.clone())))
-                .collect(),
+            Err(failure) => ds.iter().map(|_| Err(failure.clone())).collect(),
         }
     }
 
@@ -790,8 +858,15 @@ fn pack(due: Vec<DueDelivery>, most: usize, budget: usize) -> Vec<Vec<DueDeliver
 }
 
 /// Whether a peer's refusal is for good (the same request would be refused
-/// again) or may pass.
+/// again) or may pass, and whether the call failed because the peer's node
+/// presented a certificate our CRL revokes.
 fn classify(s: tonic::Status) -> Failure {
+    if peer_certificate_revoked(&s) {
+        return Failure::Revoked(format!(
+            "{:?}: the peer's certificate is revoked (CRL)",
+            s.code()
+        ));
+    }
     let msg = format!("{:?}: {}", s.code(), s.message());
     match s.code() {
         Code::InvalidArgument
@@ -803,6 +878,26 @@ fn classify(s: tonic::Status) -> Failure {
         | Code::Unimplemented => Failure::Permanent(msg),
         _ => Failure::Transient(msg),
     }
+}
+
+/// Whether `s` is a failed TLS handshake in which our verifier refused the
+/// peer's server certificate as revoked. The rustls error sits somewhere in
+/// the status's chain of causes, inside an I/O error (whose own `source`
+/// skips what it wraps, so each I/O error is opened by hand).
+fn peer_certificate_revoked(s: &tonic::Status) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = next {
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) = tls {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {

@@ -269,6 +269,7 @@ impl pb::operator_server::Operator for OperatorService {
         let node = self.node.clone();
         let record = detached(async move { node.submit(&operator, alert).await }).await?;
         Ok(Response::new(pb::SubmitAlertResponse {
+            warnings: crate::views::submission_warnings(&record),
             record: Some(record),
         }))
     }

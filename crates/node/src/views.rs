@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tocsin_core::{Alert, to_timestamp};
 use tocsin_proto::pb;
-use tocsin_store::{AckRow, AlertHistory, DeliveryState, Direction};
+use tocsin_store::{AckRow, AlertHistory, DeliveryRow, DeliveryState, Direction};
 
 use crate::Error;
 
@@ -36,6 +36,23 @@ pub(crate) fn ack_record(
         envelope: Some(envelope),
         late_by_seconds,
         delivered: row.delivered,
+        refusal: row.refusal.clone().unwrap_or_default(),
+    })
+}
+
+/// When `d`'s next attempt is due, while it is pending. The store queues a
+/// new delivery as due at the epoch ("at once, whatever the clock says");
+/// that is shown as the time the alert was stored, `stored_at`.
+fn next_attempt_at(d: &DeliveryRow, stored_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if d.state != DeliveryState::Pending {
+        return None;
+    }
+    d.next_attempt_at.map(|at| {
+        if at.timestamp_millis() <= 0 {
+            stored_at
+        } else {
+            at
+        }
     })
 }
 
@@ -55,13 +72,15 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
             Ok(pb::Delivery {
                 recipient: d.recipient.clone(),
                 state: match d.state {
+                    DeliveryState::Pending if d.blocked.is_some() => pb::DeliveryState::Blocked,
                     DeliveryState::Pending => pb::DeliveryState::Pending,
                     DeliveryState::Delivered => pb::DeliveryState::Delivered,
                     DeliveryState::Rejected => pb::DeliveryState::Rejected,
                 } as i32,
                 attempts: d.attempts,
                 last_error: d.last_error.clone().unwrap_or_default(),
-                next_attempt_at: d.next_attempt_at.map(to_timestamp),
+                next_attempt_at: next_attempt_at(d, row.stored_at).map(to_timestamp),
+                blocked_reason: d.blocked.clone().unwrap_or_default(),
                 delivered_at: d.delivered_at.map(to_timestamp),
                 receipt: d.receipt.as_deref().map(decode_envelope).transpose()?,
                 due_at: d.due_at.map(to_timestamp),
@@ -119,6 +138,22 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
             Vec::new()
         },
     })
+}
+
+/// What the operator who submitted `record` should know about its way out:
+/// one line per blocked delivery.
+pub(crate) fn submission_warnings(record: &pb::AlertRecord) -> Vec<String> {
+    record
+        .deliveries
+        .iter()
+        .filter(|d| d.state == pb::DeliveryState::Blocked as i32)
+        .map(|d| {
+            format!(
+                "{} is BLOCKED (kept in the outbox and still tried): {}",
+                d.recipient, d.blocked_reason
+            )
+        })
+        .collect()
 }
 
 /// A stored event as the watch stream sends it.

@@ -39,6 +39,9 @@ pub struct AckRow {
     pub ack: NewAck,
     /// Sent by this node: whether the originator has it. Received: always true.
     pub delivered: bool,
+    /// Sent by this node: the originator's answer if it refused it for
+    /// good (it is not retried). Received: always `None`.
+    pub refusal: Option<String>,
 }
 
 /// A pending message that is due.
@@ -91,7 +94,8 @@ pub(crate) fn acks_of(
     alert_id: &str,
 ) -> rusqlite::Result<Vec<AckRow>> {
     conn.prepare_cached(
-        "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state
+        "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state,
+                CASE m.state WHEN 3 THEN COALESCE(m.last_error, 'refused') END
          FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
          WHERE k.alert_id = ?1 ORDER BY k.acknowledged_at, k.id",
     )?
@@ -113,7 +117,37 @@ fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
             envelope: r.get(8)?,
         },
         delivered: r.get::<_, Option<i64>>(9)?.is_none_or(|state| state == 2),
+        refusal: r.get(10)?,
     })
+}
+
+/// If message `id` is one of our acknowledgements, records that its
+/// originator refused it for good: a REJECTED event of the inbound alert.
+fn refused_ack_event(
+    conn: &Connection,
+    id: &str,
+    error: &str,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let ack: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT k.alert_id, m.peer FROM messages m JOIN acknowledgements k ON k.id = m.id
+             WHERE m.id = ?1 AND m.kind = ?2",
+        )?
+        .query_row(params![id, MESSAGE_ACK], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((alert_id, originator)) = ack {
+        crate::events::insert_event(
+            conn,
+            at,
+            kind::REJECTED,
+            &alert_id,
+            &originator,
+            Direction::Inbound,
+            &format!("{originator} refused our acknowledgement {id} for good: {error}"),
+        )?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -245,11 +279,17 @@ impl Store {
         .await
     }
 
-    /// Records the outcomes of message attempts, in one transaction.
+    /// Records the outcomes of message attempts, in one transaction, at
+    /// `at`. An acknowledgement the originator refused for good keeps the
+    /// refusal (see [`AckRow::refusal`]) and is an event of its alert.
     pub async fn record_message_attempts(
         &self,
         outcomes: Vec<(String, AttemptOutcome)>,
+        at: DateTime<Utc>,
     ) -> Result<(), Error> {
+        let refused = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, AttemptOutcome::Rejected { .. }));
         self.write(move |conn| {
             for (id, outcome) in &outcomes {
                 match outcome {
@@ -268,17 +308,25 @@ impl Store {
                         .execute(params![id, error, ms(*next_attempt_at)])?;
                     }
                     AttemptOutcome::Rejected { error } => {
-                        conn.prepare_cached(
-                            "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
-                             WHERE id = ?1 AND state = 1",
-                        )?
-                        .execute(params![id, error])?;
+                        let changed = conn
+                            .prepare_cached(
+                                "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
+                                 WHERE id = ?1 AND state = 1",
+                            )?
+                            .execute(params![id, error])?;
+                        if changed > 0 {
+                            refused_ack_event(conn, id, error, at)?;
+                        }
                     }
                 }
             }
             Ok(())
         })
-        .await
+        .await?;
+        if refused {
+            self.notify_events();
+        }
+        Ok(())
     }
 
     /// Sent alerts that some recipient (not refused) has not acknowledged,

@@ -28,13 +28,12 @@ pub(crate) fn migrations() -> Vec<M<'static>> {
                     .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
             },
         ),
+        M::up(include_str!("migrations/009_peer_blocks.sql")),
     ]
 }
 
-/// The latest schema version.
-pub(crate) fn migrations_len() -> i64 {
-    migrations().len() as i64
-}
+/// The schema version that brought the audit log (migration 008).
+pub(crate) const AUDIT_LOG_VERSION: i64 = 8;
 
 /// A write waiting in the writer's batch.
 trait Job: Send {

@@ -19,6 +19,7 @@
 
 mod acks;
 pub mod audit;
+mod blocks;
 mod db;
 mod events;
 mod ladder;

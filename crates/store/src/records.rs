@@ -226,9 +226,12 @@ pub struct DeliveryRow {
     pub ladder: i64,
     /// When the next rung falls.
     pub next_step_at: Option<DateTime<Utc>>,
+    /// While pending: why it cannot go, if its recipient is blocked (see
+    /// [`Store::block_peer`]).
+    pub blocked: Option<String>,
 }
 
-const DELIVERY_COLUMNS: &str = "alert_id, recipient, state, attempts, last_error, next_attempt_at, delivered_at, receipt, due_at, flag, flagged_at, ladder, next_step_at";
+const DELIVERY_COLUMNS: &str = "d.alert_id, d.recipient, d.state, d.attempts, d.last_error, d.next_attempt_at, d.delivered_at, d.receipt, d.due_at, d.flag, d.flagged_at, d.ladder, d.next_step_at, CASE d.state WHEN 1 THEN b.reason END";
 
 /// An alert with its deliveries (by recipient) and acknowledgements
 /// (oldest first), read in one transaction.
@@ -255,7 +258,8 @@ pub(crate) fn deliveries_of(
     alert_id: &str,
 ) -> rusqlite::Result<Vec<DeliveryRow>> {
     conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ?1 ORDER BY recipient"
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d LEFT JOIN peer_blocks b ON b.peer = d.recipient
+         WHERE d.alert_id = ?1 ORDER BY d.recipient"
     ))?
     .query_map([alert_id], delivery_row)?
     .collect()
@@ -294,6 +298,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         flagged_at: r.get::<_, Option<i64>>(10)?.map(from_ms),
         ladder: r.get(11)?,
         next_step_at: r.get::<_, Option<i64>>(12)?.map(from_ms),
+        blocked: r.get(13)?,
     })
 }
 

@@ -41,8 +41,8 @@ impl std::fmt::Debug for AuditReader {
 
 impl AuditReader {
     /// Opens the store in `data_dir` read-only. A store whose schema is
-    /// older than this version's has no audit log yet: start its node once
-    /// to migrate it.
+    /// older than the audit log (version 8) has none yet: start its node
+    /// once to migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
         let path = crate::Store::database_path(data_dir);
         if !path.exists() {
@@ -54,10 +54,11 @@ impl AuditReader {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let latest = crate::db::migrations_len();
+        // Later versions add nothing the check reads.
+        let latest = crate::db::AUDIT_LOG_VERSION;
         if version < latest {
             return Err(Error::NotFound(format!(
-                "store {} has schema version {version}, older than this tocsin's {latest}: start its node once to migrate it (the migration builds the audit log)",
+                "store {} has schema version {version}, older than the audit log's {latest}: start its node once to migrate it (the migration builds the audit log)",
                 path.display()
             )));
         }
