@@ -14,11 +14,11 @@ use proptest::prelude::*;
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, Alert, AlertId, Clock};
 
-use crate::scenario::{Action, Scenario};
+use tocsin_scenario::{Action, Scenario};
 
 const REGRESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/proptest-regressions/scenario_fuzz.txt"
+    "/proptest-regressions/fuzz_scenario.txt"
 );
 
 static FEDERATION: LazyLock<Federation> = LazyLock::new(|| {
@@ -59,7 +59,7 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
     // A replay at the scenario's speed, or at another one asked for.
     let origin = Utc::now();
     for speed in [s.speed, 1.0, 1e9] {
-        let options = crate::demo::clock_options(&s, speed, origin);
+        let options = s.node_clock(speed, origin);
         prop_assert!(options.is_ok(), "{options:?}");
         let clock = s.clock(speed, origin);
         let _ = clock.now();
