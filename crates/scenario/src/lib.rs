@@ -60,7 +60,7 @@ pub use drivers::ScaledDriver;
 pub use file::{Action, LoadError, Mistake, Scenario, ScenarioError, Step};
 pub use post_mortem::{
     AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,
-    RecipientReport, StepReport, Totals, post_mortem,
+    RecipientReport, StepReport, Totals, human_duration, post_mortem,
 };
 pub use replay::{
     BoxError, Clients, ClockDriver, DEFAULT_CANCEL_NOTE, NodeControl, Nodes, Replay, ReplayError,

@@ -477,17 +477,62 @@ pub async fn post_mortem(
     })
 }
 
-/// A lateness, to the minute.
-pub(crate) fn late(seconds: u64) -> String {
-    humantime::format_duration(Duration::from_secs(seconds / 60 * 60)).to_string()
+/// A duration to the minute, as people write it: "1 day 21 h 1 min",
+/// "2 days", "3 h 12 min", "45 min"; under a minute, "under a minute".
+pub fn human_duration(seconds: u64) -> String {
+    let minutes = seconds / 60;
+    if minutes == 0 {
+        return "under a minute".into();
+    }
+    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let mut parts = Vec::new();
+    match days {
+        0 => {}
+        1 => parts.push("1 day".to_owned()),
+        n => parts.push(format!("{n} days")),
+    }
+    if hours > 0 {
+        parts.push(format!("{hours} h"));
+    }
+    if minutes > 0 {
+        parts.push(format!("{minutes} min"));
+    }
+    parts.join(" ")
 }
 
 fn at(t: Option<DateTime<Utc>>) -> String {
     t.map(stamp).unwrap_or_else(|| "-".into())
 }
 
+/// The node's account of a step, without the step's own name repeated in
+/// front ("LAPSED: LAPSED: ...", "ESCALATED: escalated: ...").
+fn account(step: &StepReport) -> &str {
+    let name = step.step.as_str();
+    match step.detail.get(..name.len()) {
+        Some(head) if head.eq_ignore_ascii_case(name) => step.detail[name.len()..]
+            .strip_prefix(": ")
+            .unwrap_or(&step.detail),
+        _ => &step.detail,
+    }
+}
+
+fn answer_text(ack: &AckReport) -> String {
+    if ack.is_late() {
+        format!(
+            "{} at {}, LATE by {}",
+            ack.disposition,
+            at(ack.at),
+            human_duration(ack.late_by_seconds)
+        )
+    } else {
+        format!("{} at {}, in time", ack.disposition, at(ack.at))
+    }
+}
+
 impl fmt::Display for RecipientReport {
-    /// The recipient's line and, below it, each ladder step.
+    /// The recipient's line and, below it, each ladder step with its time;
+    /// each stays true whatever came after it: the last step says so when
+    /// an acknowledgement followed it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let received = match self.received_at {
             Some(t) if self.delivery_attempts > 1 => format!(
@@ -498,19 +543,15 @@ impl fmt::Display for RecipientReport {
             Some(t) => format!("receipt {}", stamp(t)),
             None => "NEVER RECEIVED".into(),
         };
-        let answer = match self.answer() {
-            Some(ack) if ack.is_late() => format!(
-                "{} at {}, LATE by {}",
-                ack.disposition,
-                at(ack.at),
-                late(ack.late_by_seconds)
-            ),
-            Some(ack) => format!("{} at {}, in time", ack.disposition, at(ack.at)),
-            None => "NO ACKNOWLEDGEMENT".into(),
-        };
+        let answer = self
+            .answer()
+            .map(answer_text)
+            .unwrap_or_else(|| "NO ACKNOWLEDGEMENT".into());
+        // The flag as it stands: an UNDELIVERED delivery becomes OVERDUE
+        // once it arrives, so its time would not say which was raised then.
         let flag = self
             .flag
-            .map(|flag| format!("; {flag}"))
+            .map(|flag| format!("; flagged {flag}"))
             .unwrap_or_default();
         write!(
             f,
@@ -518,8 +559,21 @@ impl fmt::Display for RecipientReport {
             self.agency.as_str(),
             at(self.due_at)
         )?;
-        for s in &self.escalation {
-            write!(f, "\n        {} {}: {}", at(s.at), s.step, s.detail)?;
+        for (i, s) in self.escalation.iter().enumerate() {
+            let last = i + 1 == self.escalation.len();
+            let followed = match self.acknowledgements.first() {
+                Some(ack) if last && ack.at >= s.at => {
+                    format!("; then acknowledged: {}", answer_text(ack))
+                }
+                _ => String::new(),
+            };
+            write!(
+                f,
+                "\n        {} {}: {}{followed}",
+                at(s.at),
+                s.step,
+                account(s)
+            )?;
         }
         Ok(())
     }
@@ -591,6 +645,20 @@ impl fmt::Display for PostMortem {
 mod tests {
     use super::*;
 
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human_duration(0), "under a minute");
+        assert_eq!(human_duration(59), "under a minute");
+        assert_eq!(human_duration(60), "1 min");
+        assert_eq!(human_duration(45 * 60 + 59), "45 min");
+        assert_eq!(human_duration(3 * 3600 + 12 * 60), "3 h 12 min");
+        assert_eq!(human_duration(3600), "1 h");
+        assert_eq!(human_duration(86_400), "1 day");
+        assert_eq!(human_duration(2 * 86_400), "2 days");
+        assert_eq!(human_duration(86_400 + 21 * 3600 + 60), "1 day 21 h 1 min");
+        assert_eq!(human_duration(3 * 86_400 + 5 * 60), "3 days 5 min");
+    }
+
     fn t(s: &str) -> Option<DateTime<Utc>> {
         Some(s.parse().unwrap())
     }
@@ -630,11 +698,31 @@ mod tests {
     }
 
     #[test]
+    fn a_late_answer_is_told_without_contradicting_the_steps_before_it() {
+        let text = late_answer().to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "    FR-DGSI     receipt 2015-11-12 10:00; deadline 2015-11-12 11:00; NOTED at 2015-11-14 08:01, LATE by 1 day 21 h 1 min; flagged OVERDUE",
+                "        2015-11-12 11:00 REMINDED: reminder sent to FR-DGSI at IMMEDIATE",
+                "        2015-11-12 11:30 ESCALATED: reminder sent to FR-DGSI at FLASH; observers notified: EU-EUROPOL",
+                "        2015-11-12 12:00 LAPSED: the ladder ran out with no acknowledgement from FR-DGSI (deadline 2015-11-12 11:00 UTC); then acknowledged: NOTED at 2015-11-14 08:01, LATE by 1 day 21 h 1 min",
+            ]
+        );
+        assert!(!text.contains("never"), "{text}");
+    }
+
+    #[test]
     fn an_unanswered_delivery_says_so_and_its_totals_count_it() {
         let mut r = late_answer();
         r.acknowledgements.clear();
         let text = r.to_string();
-        assert!(text.contains("; NO ACKNOWLEDGEMENT; OVERDUE\n"), "{text}");
+        assert!(
+            text.contains("; NO ACKNOWLEDGEMENT; flagged OVERDUE\n"),
+            "{text}"
+        );
+        assert!(!text.contains("then acknowledged"), "{text}");
         let pm = PostMortem {
             scenario: "s".into(),
             title: String::new(),

@@ -12,7 +12,7 @@ use tocsin_proto::pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
 use crate::file::{Action, Scenario};
-use crate::post_mortem::late;
+use crate::post_mortem::human_duration;
 
 /// The operator clients of the agencies, by agency.
 pub type Clients = BTreeMap<AgencyId, OperatorClient<Channel>>;
@@ -256,7 +256,7 @@ pub async fn replay(
                             .map(|a| a.late_by_seconds)
                             .unwrap_or(0);
                         let lateness = if late_by > 0 {
-                            format!(", LATE by {}", late(late_by))
+                            format!(", LATE by {}", human_duration(late_by))
                         } else {
                             String::new()
                         };
