@@ -44,10 +44,15 @@
 //!   agency's operator service. How it follows scenario time is a
 //!   [`ClockDriver`]: [`ScaledDriver`] on real time, for nodes in separate
 //!   processes on a shared scaled clock (`tocsin demo`, `tocsin scenario
-//!   run`).
+//!   run`); [`ManualDriver`] on a `ManualClock`, for in-process federations
+//!   (the test kit's), which moves the clock through every deadline and
+//!   ladder step in order and waits for the federation to settle, so a year
+//!   replays in a fraction of a second.
 //! - [`post_mortem`]: what happened to every alert, read from the nodes, as
 //!   a [`PostMortem`] to assert on, print (its `Display` is the demo's text)
 //!   or serialise (the demo's `--json`).
+//!
+//! The test kit (`tocsin_testkit::scenario`) puts these together for tests.
 
 #![forbid(unsafe_code)]
 
@@ -56,7 +61,7 @@ mod file;
 mod post_mortem;
 mod replay;
 
-pub use drivers::ScaledDriver;
+pub use drivers::{ManualDriver, ScaledDriver};
 pub use file::{Action, LoadError, Mistake, Scenario, ScenarioError, Step};
 pub use post_mortem::{
     AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,

@@ -64,7 +64,9 @@ pub trait NodeControl: Send {
 /// How a replay follows scenario time.
 ///
 /// [`ScaledDriver`](crate::ScaledDriver) waits in real time while nodes run
-/// on a scaled clock of their own (separate processes).
+/// on a scaled clock of their own (separate processes); [`ManualDriver`](crate::ManualDriver)
+/// moves an in-process federation's `ManualClock` through every deadline
+/// and ladder step on the way, and waits for the federation to settle.
 pub trait ClockDriver: Send {
     /// The scenario time now.
     fn now(&self) -> DateTime<Utc>;
