@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod proxy;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -57,6 +58,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
+pub use scenario::{ScenarioFederation, ScenarioTest};
 pub use tocsin_proto::pb::{DeliveryState, Direction};
 
 /// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
