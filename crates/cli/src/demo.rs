@@ -7,15 +7,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use futures::future::BoxFuture;
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, ScaledClock};
-use tocsin_node::config::ClockOptions;
+use tocsin_scenario::{
+    BoxError, Clients, NodeControl, PostMortem, Replay, ReplayError, ScaledDriver, Scenario,
+};
 use tocsin_trust::pki::{self, PkiLayout};
 
 use crate::args::{DemoArgs, ScenarioRunArgs};
+use crate::live::{LiveDriver, Progress, lock};
 use crate::operator::lazy_client;
-use crate::scenario::{self, Clients, NodeControl, Scenario};
 
 /// Where the demo federation and scenarios live: `--demo-dir`, else
 /// `deploy/demo` under the working directory, else the source tree this
@@ -136,7 +139,7 @@ impl Nodes {
     }
 }
 
-impl NodeControl for Nodes {
+impl Nodes {
     fn stop(&mut self, agency: &AgencyId) -> anyhow::Result<()> {
         let mut child = self
             .children
@@ -154,30 +157,21 @@ impl NodeControl for Nodes {
     }
 }
 
+impl NodeControl for Nodes {
+    fn stop<'a>(&'a mut self, agency: &'a AgencyId) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move { Nodes::stop(self, agency).map_err(Into::into) })
+    }
+
+    fn start<'a>(&'a mut self, agency: &'a AgencyId) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move { Nodes::start(self, agency).map_err(Into::into) })
+    }
+}
+
 impl Drop for Nodes {
     fn drop(&mut self) {
         // Whatever happened, no node outlives the demo.
         self.stop_all();
     }
-}
-
-/// The [clock] every node of a replay at `speed` runs with: the scenario's
-/// start read at real time `origin`, and its paces scaled to `speed`. Nodes
-/// refuse a speed under 1, so such a replay is refused here too.
-pub(crate) fn clock_options(
-    scenario: &Scenario,
-    speed: f64,
-    origin: DateTime<Utc>,
-) -> anyhow::Result<ClockOptions> {
-    if !(speed.is_finite() && speed >= 1.0) {
-        bail!("--speed must be at least 1, not {speed}");
-    }
-    Ok(ClockOptions {
-        start: scenario.start,
-        origin: Some(origin),
-        speed,
-        pace: scenario.pace_at(speed),
-    })
 }
 
 /// Waits until every agency's operator service answers.
@@ -251,8 +245,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // seconds from now, and shares the scenario's paces, so their clocks
     // and deadlines agree.
     let origin = Utc::now() + chrono::Duration::seconds(4);
-    let clock_options = clock_options(&scenario, speed, origin)?;
-    let clock: ScaledClock = scenario.clock(speed, origin);
+    let clock_options = scenario.node_clock(speed, origin).context("bad --speed")?;
     pki::init(&federation, &fed_toml, layout.root())?;
     let mut configs = BTreeMap::new();
     let mut clients = Clients::new();
@@ -286,7 +279,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let outcome = tokio::select! {
-        r = scenario::replay(&scenario, &clients, clock, Some(&mut nodes as &mut dyn NodeControl), args.json) => r,
+        r = replay_live(&scenario, &clients, scenario.clock(speed, origin), Some(&mut nodes as &mut dyn NodeControl), args.json) => r,
         // Dropping `nodes` stops every node.
         _ = tokio::signal::ctrl_c() => {
             bail!("interrupted; every node was stopped. Files are in {}", dir.display());
@@ -295,7 +288,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let replay = match outcome {
         Ok(r) => r,
         Err(e) => {
-            return Err(e.context(format!(
+            return Err(anyhow::Error::from(e).context(format!(
                 "the replay failed; node logs are in {}",
                 dir.join("logs").display()
             )));
@@ -309,12 +302,10 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     wait_healthy(&clients, Duration::from_secs(30)).await?;
-    let pm = scenario::post_mortem(&scenario, &clients, &replay).await?;
+    let pm = tocsin_scenario::post_mortem(&scenario, &clients, &replay).await?;
     nodes.stop_all();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&pm)?);
-    } else {
-        scenario::print_post_mortem(&pm);
+    print_post_mortem(&pm, args.json)?;
+    if !args.json {
         println!();
         println!(
             "every node stopped; certificates, stores and logs are in {}",
@@ -348,8 +339,7 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
     wait_healthy(&clients, Duration::from_secs(30)).await?;
     let speed = args.speed.unwrap_or(scenario.speed);
     let origin = args.clock_origin.unwrap_or_else(Utc::now);
-    let clock_options = clock_options(&scenario, speed, origin)?;
-    let clock = scenario.clock(speed, origin);
+    let clock_options = scenario.node_clock(speed, origin).context("bad --speed")?;
     if !args.json {
         println!("== {}: {}", scenario.name, scenario.title);
         println!(
@@ -357,12 +347,62 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
             toml::to_string(&clock_options)?
         );
     }
-    let replay = scenario::replay(&scenario, &clients, clock, None, args.json).await?;
-    let pm = scenario::post_mortem(&scenario, &clients, &replay).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&pm)?);
+    let replay = replay_live(
+        &scenario,
+        &clients,
+        scenario.clock(speed, origin),
+        None,
+        args.json,
+    )
+    .await?;
+    let pm = tocsin_scenario::post_mortem(&scenario, &clients, &replay).await?;
+    print_post_mortem(&pm, args.json)
+}
+
+/// Replays `scenario` on real time, on `clock`, with the live view unless
+/// `quiet` (`--json`).
+async fn replay_live(
+    scenario: &Scenario,
+    clients: &Clients,
+    clock: ScaledClock,
+    control: Option<&mut dyn NodeControl>,
+    quiet: bool,
+) -> Result<Replay, ReplayError> {
+    let progress = Progress::new(quiet);
+    let mut driver = LiveDriver::new(ScaledDriver::new(clock), progress.clone());
+    let mut narrate = |line: &str| lock(&progress).line(line);
+    let replay =
+        tocsin_scenario::replay(scenario, clients, &mut driver, control, &mut narrate).await?;
+    // A last refresh, so the table shows the end state.
+    driver.refresh(clients).await;
+    Ok(replay)
+}
+
+/// The post-mortem as text, or as JSON.
+fn print_post_mortem(pm: &PostMortem, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(pm)?);
     } else {
-        scenario::print_post_mortem(&pm);
+        println!();
+        println!("{pm}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_host_configurations_are_valid() {
+        let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/hosts");
+        let fed = Federation::load(&Path::new(base).join("federation.toml")).unwrap();
+        for a in &fed.agencies {
+            let path = Path::new(base).join("nodes").join(format!("{}.toml", a.id));
+            let config = tocsin_node::NodeConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(config.agency, a.id);
+        }
+        assert!(fed.agencies.iter().any(|a| a.observer));
+    }
 }

@@ -10,13 +10,11 @@ use clap::Parser;
 mod args;
 mod audit_cmd;
 mod demo;
+mod live;
 mod node_cmd;
 mod operator;
 mod output;
 mod pki_cmd;
-mod scenario;
-#[cfg(test)]
-mod scenario_fuzz;
 mod timeline;
 
 use args::{

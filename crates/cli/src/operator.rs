@@ -470,7 +470,7 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let original = record
         .alert
         .context("the node answered without the alert")?;
-    let alert = cancel_of(original, &args.id, &args.note);
+    let alert = tocsin_scenario::cancel_of(original, &args.id, &args.note);
     let answer = client
         .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
         .await
@@ -481,25 +481,4 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
         .record
         .context("the node answered without a record")?;
     output::print_record(&record, args.connect.json, Some(&answer.warnings), now)
-}
-
-/// What a cancel says when no note is given.
-pub(crate) const DEFAULT_CANCEL_NOTE: &str = "Cancelled: stand down.";
-
-/// The cancel of `original` (whose id is `id`), saying `note`, ready to
-/// submit: it goes to the same recipients, about the same subjects, at the
-/// same precedence, so it reaches whoever acted on the original. Its id,
-/// originator and times are cleared for the node to set.
-pub(crate) fn cancel_of(mut original: pb::Alert, id: &str, note: &str) -> pb::Alert {
-    original.id = String::new();
-    original.originator = String::new();
-    original.created_at = None;
-    original.expires_at = None;
-    original.respond_by = None;
-    original.text = note.to_owned();
-    original.references = vec![pb::Reference {
-        alert_id: id.to_owned(),
-        kind: pb::reference::Kind::Cancel as i32,
-    }];
-    original
 }

@@ -7,6 +7,12 @@
 //! until a new alert (perhaps with an earlier deadline) wakes it. At
 //! start-up the first pass flags, in deadline order, everything that fell
 //! while the node was down.
+//!
+//! The tracker is the only part of a node that sleeps on its clock, and
+//! between passes it always does (until the end of time when nothing is
+//! open): a clock that watches its sleepers knows when the tracker is
+//! idle, which is how a scenario replayed on a `ManualClock` waits for
+//! every flag and ladder step due at a time to be taken.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -95,10 +101,10 @@ pub(crate) async fn run(node: crate::domain::Node) {
             next.map_or(i64::MAX, |at| at.timestamp_millis()),
             Ordering::SeqCst,
         );
-        let sleep = match next {
-            Some(at) => clock.sleep_until(at),
-            None => Box::pin(std::future::pending()),
-        };
+        // With nothing open it still sleeps on the clock (until the end of
+        // time): a test's clock then sees, by its sleepers, that the
+        // tracker has finished its pass.
+        let sleep = clock.sleep_until(next.unwrap_or(DateTime::<Utc>::MAX_UTC));
         tokio::select! {
             _ = sleep => {}
             _ = &mut woken => {}

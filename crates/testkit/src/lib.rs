@@ -46,6 +46,7 @@
 pub mod alerts;
 pub mod flow;
 pub mod proxy;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -75,6 +76,7 @@ use tonic::transport::{Channel, Endpoint};
 pub use alerts::{AlertBuilder, Person};
 pub use flow::{Desk, PATIENCE, Probe, wait_for};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
+pub use scenario::{ScenarioFederation, ScenarioTest};
 pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};
 pub use tocsin_proto::pb::{
     DeadlineFlag, DeliveryState, Direction, Disposition, EventKind, LadderStep, Precedence, Tlp,

@@ -1,24 +1,24 @@
-//! Fuzz target: scenario files (`tocsin demo`, `tocsin scenario run`).
+//! Fuzz target: scenario files (`tocsin demo`, `tocsin scenario run`, the
+//! test kit's replays).
 //!
-//! Mutated and arbitrary text gets a clean error from `Scenario::load`, or
+//! Mutated and arbitrary text gets a clean error from `Scenario::parse`, or
 //! a scenario a replay can run: its steps in order and inside its span,
-//! every label sent before it is used, a scenario clock that maps each
-//! step to a real time in order, node clock options that nodes accept, and
-//! alert drafts that convert to the wire form without a panic.
+//! every label sent before it is used, every agency that acts a member, a
+//! scenario clock that maps each step to a real time in order, node clock
+//! options that nodes accept, and alert drafts that convert to the wire
+//! form without a panic.
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use tocsin_core::federation::Federation;
-use tocsin_core::{AgencyId, Alert, AlertId, Clock};
-
-use crate::scenario::{Action, Scenario};
+use tocsin_core::{Alert, AlertId, Clock};
+use tocsin_scenario::{Action, Scenario};
 
 const REGRESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/proptest-regressions/scenario_fuzz.txt"
+    "/proptest-regressions/fuzz_scenario.txt"
 );
 
 static FEDERATION: LazyLock<Federation> = LazyLock::new(|| {
@@ -29,27 +29,64 @@ static FEDERATION: LazyLock<Federation> = LazyLock::new(|| {
     .unwrap()
 });
 
+/// The fuzz seed and every shipped scenario.
 fn seeds() -> Vec<String> {
     let mut seeds = vec![tocsin_fuzz::seed("scenario.toml")];
-    for name in ["outage", "paris-2015", "paris-2015-answered"] {
-        seeds.push(tocsin_fuzz::workspace_file(&format!(
-            "deploy/demo/scenarios/{name}.toml"
-        )));
-    }
+    let dir = tocsin_fuzz::workspace_root().join("deploy/demo/scenarios");
+    let mut shipped: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    shipped.sort();
+    assert!(shipped.len() >= 3, "{shipped:?}");
+    seeds.extend(shipped.iter().map(|p| std::fs::read_to_string(p).unwrap()));
     seeds
 }
 
-/// Loads `text` as a scenario file; if it loads, checks what a replay
-/// relies on.
+/// One of `seeds` with the agency of one `from`, `by` or `agency` line
+/// replaced by a member's or by a well-formed id of no member: what a
+/// mistyped agency gives. Random values seldom make an agency id.
+fn swapped_agencies(seeds: Vec<String>) -> impl Strategy<Value = String> {
+    let mut ids: Vec<String> = FEDERATION
+        .agencies
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    ids.extend(["XX-NONE".to_owned(), "FR-DGSX".to_owned()]);
+    (
+        prop::sample::select(seeds),
+        any::<prop::sample::Index>(),
+        prop::sample::select(ids),
+    )
+        .prop_map(|(text, i, id)| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let agency_lines: Vec<usize> = (0..lines.len())
+                .filter(|k| {
+                    let l = lines[*k].trim_start();
+                    ["from", "by", "agency"].iter().any(|key| {
+                        l.strip_prefix(key)
+                            .is_some_and(|rest| rest.trim_start().starts_with('='))
+                    })
+                })
+                .collect();
+            if let Some(k) = agency_lines.get(i.index(agency_lines.len().max(1))) {
+                let key = lines[*k]
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                lines[*k] = format!("{key} = \"{id}\"");
+            }
+            lines.join("\n")
+        })
+}
+
+/// Parses `text` as a scenario file; if it is accepted, checks what a
+/// replay relies on.
 fn check_scenario(text: &str) -> Result<(), TestCaseError> {
-    static CASE: AtomicUsize = AtomicUsize::new(0);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(format!(
-        "scenario-{}.toml",
-        CASE.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::write(&file, text).unwrap();
-    let Ok(s) = Scenario::load(&file, &FEDERATION) else {
+    let Ok(s) = Scenario::parse(text, &FEDERATION) else {
         return Ok(());
     };
     prop_assert!(s.start < s.end);
@@ -59,7 +96,7 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
     // A replay at the scenario's speed, or at another one asked for.
     let origin = Utc::now();
     for speed in [s.speed, 1.0, 1e9] {
-        let options = crate::demo::clock_options(&s, speed, origin);
+        let options = s.node_clock(speed, origin);
         prop_assert!(options.is_ok(), "{options:?}");
         let clock = s.clock(speed, origin);
         let _ = clock.now();
@@ -109,10 +146,10 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
             Action::Note { .. } => {}
         }
     }
-    let _ = s
-        .actors()
-        .iter()
-        .all(|a: &AgencyId| FEDERATION.is_member(a));
+    // A replay needs an operator client of every agency that acts.
+    for a in s.actors() {
+        prop_assert!(FEDERATION.is_member(&a), "{a} acts but is not a member");
+    }
     Ok(())
 }
 
@@ -124,6 +161,7 @@ proptest! {
         text in prop_oneof![
             6 => tocsin_fuzz::mutated_values(seeds()),
             3 => tocsin_fuzz::mutated_text(seeds()),
+            2 => swapped_agencies(seeds()),
             1 => tocsin_fuzz::any_text(),
         ],
     ) {
@@ -134,10 +172,7 @@ proptest! {
 #[test]
 fn the_seeds_load() {
     for text in seeds() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("scenario.toml");
-        std::fs::write(&file, &text).unwrap();
-        Scenario::load(&file, &FEDERATION).unwrap();
+        Scenario::parse(&text, &FEDERATION).unwrap();
         check_scenario(&text).unwrap();
     }
 }

@@ -1,0 +1,494 @@
+//! The scenario file: what happens when, checked against a federation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tocsin_core::alert::{AlertDraft, Disposition};
+use tocsin_core::federation::Federation;
+use tocsin_core::{AgencyId, FederationId, Pace, ScaledClock};
+use tocsin_node::config::ClockOptions;
+
+/// A scenario file, checked: every step inside `start`..`end`, in time
+/// order, naming member agencies and labels sent before they are used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, such as `paris-2015`.
+    pub name: String,
+    /// What the run shows, in one line.
+    #[serde(default)]
+    pub title: String,
+    /// Scenario time when the replay begins.
+    pub start: DateTime<Utc>,
+    /// Scenario time when it ends.
+    pub end: DateTime<Utc>,
+    /// Scenario seconds per real second, for a replay on real time.
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    /// Stretches of scenario time replayed at their own speed: slower
+    /// around moments where minutes count.
+    #[serde(default)]
+    pub pace: Vec<Pace>,
+    /// The steps, earliest first once loaded.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+fn default_speed() -> f64 {
+    1.0
+}
+
+/// One step at a scenario time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    /// When, in scenario time.
+    pub at: DateTime<Utc>,
+    /// What happens.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Action {
+    /// An agency sends an alert.
+    Send {
+        /// The originator.
+        from: AgencyId,
+        /// How later steps (and the post-mortem) name the alert.
+        label: String,
+        /// The alert, as in `tocsin alert send --file`.
+        alert: Box<AlertDraft>,
+    },
+    /// A recipient acknowledges an alert.
+    Ack {
+        /// The recipient.
+        by: AgencyId,
+        /// The alert's label.
+        label: String,
+        /// What it decided.
+        disposition: Disposition,
+        /// Its note, if any.
+        #[serde(default)]
+        note: String,
+    },
+    /// The originator cancels an alert it sent.
+    Cancel {
+        /// The originator.
+        from: AgencyId,
+        /// The label of the alert cancelled.
+        label: String,
+        /// The label of the cancel itself.
+        #[serde(rename = "as")]
+        as_label: String,
+        /// What the cancel says ([`crate::DEFAULT_CANCEL_NOTE`] if empty).
+        #[serde(default)]
+        note: String,
+    },
+    /// An agency's node goes down.
+    Stop {
+        /// The agency.
+        agency: AgencyId,
+    },
+    /// An agency's node comes back.
+    Start {
+        /// The agency.
+        agency: AgencyId,
+    },
+    /// Narration.
+    Note {
+        /// What to say.
+        text: String,
+    },
+}
+
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read scenario {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("invalid scenario {}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: ScenarioError,
+    },
+}
+
+/// Why a scenario text was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// Not a scenario file: bad TOML, a missing or unknown field, a bad value.
+    #[error(transparent)]
+    Parse(#[from] toml::de::Error),
+    /// A scenario that parses but cannot be replayed.
+    #[error(transparent)]
+    Mistake(#[from] Mistake),
+}
+
+/// A scenario that parses but cannot be replayed against the federation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Mistake {
+    /// The scenario ends before it starts.
+    #[error("end {end} is not after start {start}")]
+    EndNotAfterStart {
+        /// Its start.
+        start: DateTime<Utc>,
+        /// Its end.
+        end: DateTime<Utc>,
+    },
+    /// A replay speed under 1 (or not a number): nodes refuse it.
+    #[error("speed must be at least 1, not {0}")]
+    Speed(f64),
+    /// A pace stretch that ends before it begins or runs under speed 1.
+    #[error("pace[{0}]: needs from < until and a speed of at least 1")]
+    Pace(usize),
+    /// A step names an agency that is not a member.
+    #[error("steps[{step}]: {agency} is not an agency of federation {federation}")]
+    NotMember {
+        /// The step, as numbered in the file.
+        step: usize,
+        /// The agency named.
+        agency: AgencyId,
+        /// The federation.
+        federation: FederationId,
+    },
+    /// A step outside `start`..`end`.
+    #[error("steps[{step}]: {at} is outside the scenario ({start} to {end})")]
+    Outside {
+        /// The step, as numbered in the file.
+        step: usize,
+        /// Its time.
+        at: DateTime<Utc>,
+        /// The scenario's start.
+        start: DateTime<Utc>,
+        /// The scenario's end.
+        end: DateTime<Utc>,
+    },
+    /// Two alerts with one label.
+    #[error("steps[{step}]: label {label:?} is used twice")]
+    LabelTwice {
+        /// The second step using it.
+        step: usize,
+        /// The label.
+        label: String,
+    },
+    /// A step refers to a label no earlier step sent.
+    #[error("steps[{step}]: no alert {label:?} is sent before this step")]
+    NotSent {
+        /// The step.
+        step: usize,
+        /// The label.
+        label: String,
+    },
+    /// An acknowledgement by an agency the alert was not sent to.
+    #[error("steps[{step}]: {agency} is not a recipient of {label:?}")]
+    NotRecipient {
+        /// The step.
+        step: usize,
+        /// Who acknowledges.
+        agency: AgencyId,
+        /// The label.
+        label: String,
+    },
+    /// A cancel by an agency that did not send the alert.
+    #[error("steps[{step}]: {agency} cannot cancel {label:?}, which {sender} sent")]
+    NotSender {
+        /// The step.
+        step: usize,
+        /// Who cancels.
+        agency: AgencyId,
+        /// The label.
+        label: String,
+        /// Who sent it.
+        sender: AgencyId,
+    },
+}
+
+impl Scenario {
+    /// Reads a scenario file and checks it against `federation`.
+    pub fn load(path: &Path, federation: &Federation) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, federation).map_err(|source| LoadError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Parses a scenario and checks it against `federation`; its steps come
+    /// out earliest first.
+    pub fn parse(text: &str, federation: &Federation) -> Result<Self, ScenarioError> {
+        let mut s: Scenario = toml::from_str(text)?;
+        s.check(federation)?;
+        s.steps.sort_by_key(|st| st.at);
+        Ok(s)
+    }
+
+    /// Checks what a replay relies on: an end after the start, sane
+    /// speeds, steps inside the scenario naming member agencies, labels sent
+    /// before they are used, acknowledgements by recipients, cancels by the
+    /// originator.
+    pub fn check(&self, federation: &Federation) -> Result<(), Mistake> {
+        if self.end <= self.start {
+            return Err(Mistake::EndNotAfterStart {
+                start: self.start,
+                end: self.end,
+            });
+        }
+        if !(self.speed.is_finite() && self.speed >= 1.0) {
+            return Err(Mistake::Speed(self.speed));
+        }
+        for (i, p) in self.pace.iter().enumerate() {
+            if p.until <= p.from || !(p.speed.is_finite() && p.speed >= 1.0) {
+                return Err(Mistake::Pace(i));
+            }
+        }
+        let member = |agency: &AgencyId, step: usize| -> Result<(), Mistake> {
+            if federation.is_member(agency) {
+                Ok(())
+            } else {
+                Err(Mistake::NotMember {
+                    step,
+                    agency: agency.clone(),
+                    federation: federation.id().clone(),
+                })
+            }
+        };
+        let mut order: Vec<(usize, &Step)> = self.steps.iter().enumerate().collect();
+        order.sort_by_key(|(_, s)| s.at);
+        let mut labels: BTreeMap<&str, (&AgencyId, Vec<AgencyId>)> = BTreeMap::new();
+        for (i, step) in order {
+            if step.at < self.start || step.at > self.end {
+                return Err(Mistake::Outside {
+                    step: i,
+                    at: step.at,
+                    start: self.start,
+                    end: self.end,
+                });
+            }
+            match &step.action {
+                Action::Send { from, label, alert } => {
+                    member(from, i)?;
+                    for r in &alert.recipients {
+                        member(r, i)?;
+                    }
+                    if labels
+                        .insert(label, (from, alert.recipients.clone()))
+                        .is_some()
+                    {
+                        return Err(Mistake::LabelTwice {
+                            step: i,
+                            label: label.clone(),
+                        });
+                    }
+                }
+                Action::Ack { by, label, .. } => {
+                    member(by, i)?;
+                    let Some((_, recipients)) = labels.get(label.as_str()) else {
+                        return Err(Mistake::NotSent {
+                            step: i,
+                            label: label.clone(),
+                        });
+                    };
+                    if !recipients.contains(by) {
+                        return Err(Mistake::NotRecipient {
+                            step: i,
+                            agency: by.clone(),
+                            label: label.clone(),
+                        });
+                    }
+                }
+                Action::Cancel {
+                    from,
+                    label,
+                    as_label,
+                    ..
+                } => {
+                    member(from, i)?;
+                    let Some((sender, recipients)) = labels.get(label.as_str()).cloned() else {
+                        return Err(Mistake::NotSent {
+                            step: i,
+                            label: label.clone(),
+                        });
+                    };
+                    if sender != from {
+                        return Err(Mistake::NotSender {
+                            step: i,
+                            agency: from.clone(),
+                            label: label.clone(),
+                            sender: sender.clone(),
+                        });
+                    }
+                    if labels.insert(as_label, (from, recipients)).is_some() {
+                        return Err(Mistake::LabelTwice {
+                            step: i,
+                            label: as_label.clone(),
+                        });
+                    }
+                }
+                Action::Stop { agency } | Action::Start { agency } => member(agency, i)?,
+                Action::Note { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The agencies that send, cancel or acknowledge something: a replay
+    /// needs an operator client for each.
+    pub fn actors(&self) -> BTreeSet<AgencyId> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Send { from, .. } | Action::Cancel { from, .. } => Some(from.clone()),
+                Action::Ack { by, .. } => Some(by.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The paces, scaled by `speed / self.speed` when the replay runs at
+    /// another speed than the scenario's own.
+    pub fn pace_at(&self, speed: f64) -> Vec<Pace> {
+        let factor = speed / self.speed;
+        self.pace
+            .iter()
+            .map(|p| Pace {
+                speed: (p.speed * factor).max(1.0),
+                ..*p
+            })
+            .collect()
+    }
+
+    /// The scenario clock of a replay on real time at `speed`, reading
+    /// `start` at real time `origin`.
+    pub fn clock(&self, speed: f64, origin: DateTime<Utc>) -> ScaledClock {
+        ScaledClock::with_pace(self.start, origin, speed, &self.pace_at(speed))
+    }
+
+    /// The `[clock]` every node of a replay on real time at `speed` runs
+    /// with: the scenario's start read at real time `origin`, and its paces
+    /// scaled to `speed`. Nodes refuse a speed under 1, so such a replay is
+    /// refused here too.
+    pub fn node_clock(&self, speed: f64, origin: DateTime<Utc>) -> Result<ClockOptions, Mistake> {
+        if !(speed.is_finite() && speed >= 1.0) {
+            return Err(Mistake::Speed(speed));
+        }
+        Ok(ClockOptions {
+            start: self.start,
+            origin: Some(origin),
+            speed,
+            pace: self.pace_at(speed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn federation() -> Federation {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/demo/federation.toml"
+        ))
+        .unwrap();
+        Federation::parse(&text, "demo").unwrap()
+    }
+
+    #[test]
+    fn the_shipped_scenarios_are_valid() {
+        let fed = federation();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/demo/scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let s = Scenario::load(&path, &fed)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!s.steps.is_empty());
+                assert!(s.steps.windows(2).all(|w| w[0].at <= w[1].at));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "{n} scenarios");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let fed = federation();
+        let check = |text: &str| {
+            let s: Scenario = toml::from_str(text).unwrap();
+            s.check(&fed).unwrap_err()
+        };
+        let head =
+            "name = \"t\"\nstart = \"2015-01-01T00:00:00Z\"\nend = \"2015-02-01T00:00:00Z\"\n";
+        let err = check(&format!(
+            "{head}[[steps]]\nat = \"2015-01-02T00:00:00Z\"\naction = \"ack\"\nby = \"FR-DGSI\"\nlabel = \"x\"\ndisposition = \"NOTED\"\n"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "steps[0]: no alert \"x\" is sent before this step"
+        );
+        let err = check(&format!(
+            "{head}[[steps]]\nat = \"2016-01-02T00:00:00Z\"\naction = \"note\"\ntext = \"late\"\n"
+        ));
+        assert!(matches!(err, Mistake::Outside { step: 0, .. }), "{err}");
+        assert!(err.to_string().contains("outside the scenario"), "{err}");
+        let err = check(&format!(
+            "{head}[[steps]]\nat = \"2015-01-02T00:00:00Z\"\naction = \"stop\"\nagency = \"XX-NONE\"\n"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "steps[0]: XX-NONE is not an agency of federation demo.tocsin"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_replayed_names_itself_and_the_mistake() {
+        let fed = federation();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "name = \"t\"\nstart = \"2015-02-01T00:00:00Z\"\nend = \"2015-01-01T00:00:00Z\"\n",
+        )
+        .unwrap();
+        let err = Scenario::load(&path, &fed).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid scenario {}", path.display())
+        );
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.starts_with("end 2015-01-01"), "{cause}");
+        let err = Scenario::load(&dir.path().join("none.toml"), &fed).unwrap_err();
+        assert!(matches!(err, LoadError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_replay_on_real_time_refuses_a_speed_nodes_would_refuse() {
+        let s = Scenario::parse(
+            "name = \"t\"\nstart = \"2015-01-01T00:00:00Z\"\nend = \"2015-02-01T00:00:00Z\"\nspeed = 10\n",
+            &federation(),
+        )
+        .unwrap();
+        assert_eq!(s.node_clock(0.5, Utc::now()), Err(Mistake::Speed(0.5)));
+        let options = s.node_clock(20.0, Utc::now()).unwrap();
+        assert_eq!((options.start, options.speed), (s.start, 20.0));
+    }
+}
