@@ -229,6 +229,7 @@ pub struct Builder {
     clocks: BTreeMap<String, Arc<dyn Clock>>,
     node_limits: BTreeMap<String, Limits>,
     escalation: Escalation,
+    deadlines: Deadlines,
     observers: Vec<String>,
     routes: Vec<(String, String)>,
 }
@@ -248,6 +249,13 @@ impl Builder {
     /// file's defaults).
     pub fn escalation(mut self, escalation: Escalation) -> Self {
         self.escalation = escalation;
+        self
+    }
+
+    /// How long recipients have to acknowledge, per precedence (default:
+    /// the federation file's defaults).
+    pub fn deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
         self
     }
 
@@ -358,7 +366,7 @@ impl Builder {
                 id: fed_id,
                 name: "test federation".into(),
             },
-            deadlines: Deadlines::default(),
+            deadlines: self.deadlines,
             escalation: self.escalation,
             agencies,
         };
@@ -438,6 +446,7 @@ impl TestFederation {
             clocks: BTreeMap::new(),
             node_limits: BTreeMap::new(),
             escalation: Escalation::default(),
+            deadlines: Deadlines::default(),
             observers: vec![],
             routes: vec![],
         }

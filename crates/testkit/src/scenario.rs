@@ -43,7 +43,7 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use tocsin_core::AgencyId;
 use tocsin_core::clock::ManualClock;
-use tocsin_core::federation::{Deadlines, Federation};
+use tocsin_core::federation::Federation;
 use tocsin_node::config::OutboxOptions;
 pub use tocsin_scenario::{
     AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,
@@ -123,6 +123,7 @@ impl ScenarioTest {
                     .map(|a| a.id.to_string()),
             )
             .escalation(self.federation.escalation)
+            .deadlines(self.federation.deadlines)
             // Scenario time stands still while a peer is down; retries run
             // on real time, so keep them quick.
             .outbox(OutboxOptions {
@@ -131,24 +132,10 @@ impl ScenarioTest {
                 connect_timeout: Duration::from_secs(2),
                 ..OutboxOptions::default()
             });
-        // The builder has no setting for the deadline policy, and its
-        // federations have the default one. Other deadlines are set before
-        // any node reads the federation: the nodes start once they are (on
-        // the ports the builder picked, released meanwhile).
-        let own_deadlines = self.federation.deadlines != Deadlines::default();
-        if own_deadlines {
-            builder = builder.down(names());
-        }
         for id in &ids {
             builder = builder.clock_for(id.as_str(), driver.clock_for(id));
         }
-        let mut fed = builder.start().await?;
-        if own_deadlines {
-            fed.federation.deadlines = self.federation.deadlines;
-            for id in &ids {
-                fed.start_node(id.as_str()).await?;
-            }
-        }
+        let fed = builder.start().await?;
         let mut clients = Clients::new();
         for id in &ids {
             clients.insert(id.clone(), fed.operator(id.as_str()).await?);
