@@ -316,17 +316,12 @@ fn when(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A span to the minute, such as "3h 12m".
+/// A span to the minute, as people write it: "3 h 12 min".
 fn span(seconds: u64) -> String {
-    let minutes = seconds / 60;
-    if minutes == 0 {
-        "under a minute".to_owned()
-    } else {
-        humantime::format_duration(std::time::Duration::from_secs(minutes * 60)).to_string()
-    }
+    tocsin_core::human_duration(seconds)
 }
 
-/// "due in 3h 12m" or "OVERDUE by 5m", counted from `now`: the node's
+/// "due in 3 h 12 min" or "OVERDUE by 5 min", counted from `now`: the node's
 /// clock, not this workstation's, since the deadlines run on the node's
 /// (which may be a scenario's).
 fn due_phrase(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {

@@ -3,8 +3,6 @@
 //! acknowledgements) is verified here, on the operator's side, against the
 //! federation CA; every missing receipt or acknowledgement is shown as a gap.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
@@ -174,7 +172,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             let late = if a.late_by_seconds > 0 {
                 format!(
                     ", LATE by {}",
-                    humantime::format_duration(Duration::from_secs(a.late_by_seconds / 60 * 60))
+                    tocsin_core::human_duration(a.late_by_seconds)
                 )
             } else {
                 String::new()

@@ -477,28 +477,7 @@ pub async fn post_mortem(
     })
 }
 
-/// A duration to the minute, as people write it: "1 day 21 h 1 min",
-/// "2 days", "3 h 12 min", "45 min"; under a minute, "under a minute".
-pub fn human_duration(seconds: u64) -> String {
-    let minutes = seconds / 60;
-    if minutes == 0 {
-        return "under a minute".into();
-    }
-    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
-    let mut parts = Vec::new();
-    match days {
-        0 => {}
-        1 => parts.push("1 day".to_owned()),
-        n => parts.push(format!("{n} days")),
-    }
-    if hours > 0 {
-        parts.push(format!("{hours} h"));
-    }
-    if minutes > 0 {
-        parts.push(format!("{minutes} min"));
-    }
-    parts.join(" ")
-}
+pub use tocsin_core::human_duration;
 
 fn at(t: Option<DateTime<Utc>>) -> String {
     t.map(stamp).unwrap_or_else(|| "-".into())
