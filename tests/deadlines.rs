@@ -204,7 +204,9 @@ async fn a_watcher_that_reconnects_misses_nothing() -> anyhow::Result<()> {
         .await?
         .into_inner();
     let first = tr.send(flash(&["FR-DGSI"])).await?;
-    let e = live.message().await?.unwrap();
+    let e = tokio::time::timeout(tocsin_testkit::PATIENCE, live.message())
+        .await??
+        .expect("the stream goes on");
     assert_eq!(
         (e.kind, e.alert_id.as_str()),
         (pb::EventKind::Submitted as i32, first.as_str())

@@ -37,7 +37,7 @@ async fn the_ladder_reminds_escalates_to_observers_and_ends_lapsed() -> anyhow::
     let tr = fed.desk("TR-MIT").await?;
     let fr = fed.desk("FR-DGSI").await?;
     let eu = fed.desk("EU-EUROPOL").await?;
-    // PRIORITY: 12 h to answer; remind at 12 h, escalate at 18 h, unanswered at 24 h.
+    // PRIORITY: 12 h to answer; remind at 12 h, escalate at 18 h, LAPSED at 24 h.
     let id = tr.send(warning()).await?;
     tr.wait_delivered(&id, "FR-DGSI").await?;
 

@@ -8,23 +8,11 @@ use std::time::Duration;
 
 use tocsin_core::AgencyId;
 use tocsin_proto::pb;
-use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_testkit::{TestFederation, draft, sign_as, wait_until};
+use tocsin_testkit::{Desk, Probe, TestFederation, delivery, draft, id_of, sign_as, wait_for};
 use tocsin_trust::pki;
-use tonic::transport::Channel;
 
 /// How long a test waits for something that takes milliseconds.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn submit(
-    op: &mut OperatorClient<Channel>,
-    alert: pb::Alert,
-) -> anyhow::Result<pb::SubmitAlertResponse> {
-    Ok(op
-        .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
-        .await?
-        .into_inner())
-}
+const PATIENCE: Duration = tocsin_testkit::PATIENCE;
 
 fn record(answer: &pb::SubmitAlertResponse) -> anyhow::Result<&pb::AlertRecord> {
     answer
@@ -33,47 +21,15 @@ fn record(answer: &pb::SubmitAlertResponse) -> anyhow::Result<&pb::AlertRecord> 
         .ok_or_else(|| anyhow::anyhow!("no record in the answer"))
 }
 
-fn id_of(record: &pb::AlertRecord) -> String {
-    record
-        .alert
-        .as_ref()
-        .map(|a| a.id.clone())
-        .unwrap_or_default()
-}
-
-fn delivery<'a>(record: &'a pb::AlertRecord, to: &str) -> anyhow::Result<&'a pb::Delivery> {
-    record
-        .deliveries
-        .iter()
-        .find(|d| d.recipient == to)
-        .ok_or_else(|| anyhow::anyhow!("no delivery to {to} in {record:?}"))
-}
-
-async fn get(op: &OperatorClient<Channel>, id: &str) -> anyhow::Result<pb::AlertRecord> {
-    Ok(op
-        .clone()
-        .get_alert(pb::GetAlertRequest { id: id.to_owned() })
-        .await?
-        .into_inner())
-}
-
 /// Waits until `id`'s delivery to `to` is in `state`; returns it.
 async fn wait_state(
-    op: &OperatorClient<Channel>,
+    desk: &Desk,
     id: &str,
     to: &str,
     state: pb::DeliveryState,
 ) -> anyhow::Result<pb::Delivery> {
-    wait_until(
-        PATIENCE,
-        &format!("{id}'s delivery to {to} is {state:?}"),
-        || async move {
-            let r = get(op, id).await.ok()?;
-            let d = delivery(&r, to).ok()?.clone();
-            (d.state == state as i32).then_some(d)
-        },
-    )
-    .await
+    let record = desk.wait_state(id, to, state).await?;
+    Ok(delivery(&record, to).cloned().unwrap_or_default())
 }
 
 #[tokio::test]
@@ -83,10 +39,10 @@ async fn a_fresh_delivery_is_due_when_the_alert_was_submitted_not_in_1970() -> a
         .down(["FR-DGSI"])
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
-    let answer = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let answer = tr.submit_answer(draft(&["FR-DGSI"])).await?;
     let sent = record(&answer)?;
-    let d = delivery(sent, "FR-DGSI")?;
+    let d = delivery(sent, "FR-DGSI").unwrap();
     assert_eq!(d.state, pb::DeliveryState::Pending as i32);
     // Not yet tried: due at once, that is when it was submitted.
     assert_eq!(d.attempts, 0);
@@ -95,16 +51,10 @@ async fn a_fresh_delivery_is_due_when_the_alert_was_submitted_not_in_1970() -> a
 
     // Once tried (FR-DGSI is down), the next attempt is a real time later.
     let id = id_of(sent);
-    let tried = wait_until(PATIENCE, "the first attempt fails", || {
-        let tr = &tr;
-        let id = &id;
-        async move {
-            let r = get(tr, id).await.ok()?;
-            let d = delivery(&r, "FR-DGSI").ok()?.clone();
-            (d.attempts > 0).then_some(d)
-        }
-    })
-    .await?;
+    let record = tr
+        .wait_delivery(&id, "FR-DGSI", "fail at least once", |d| d.attempts > 0)
+        .await?;
+    let tried = delivery(&record, "FR-DGSI").unwrap().clone();
     let next = tocsin_core::from_timestamp(tried.next_attempt_at.as_ref().unwrap()).unwrap();
     let stored = tocsin_core::from_timestamp(sent.stored_at.as_ref().unwrap()).unwrap();
     assert!(next > stored, "{tried:?}");
@@ -128,14 +78,8 @@ async fn an_acknowledgement_the_originator_refuses_shows_the_refusal_at_the_reci
             alert: Some(envelope),
         })
         .await?;
-    let fr = fed.operator("FR-DGSI").await?;
-    fr.clone()
-        .acknowledge_alert(pb::AcknowledgeAlertRequest {
-            alert_id: alert.id.clone(),
-            disposition: pb::Disposition::Noted as i32,
-            note: String::new(),
-        })
-        .await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    fr.ack(&alert.id, pb::Disposition::Noted, "").await?;
 
     let refused = |r: &pb::AlertRecord| {
         r.acknowledgements
@@ -143,10 +87,14 @@ async fn an_acknowledgement_the_originator_refuses_shows_the_refusal_at_the_reci
             .filter(|a| !a.refusal.is_empty())
             .cloned()
     };
-    let ack = wait_until(PATIENCE, "FR-DGSI records TR-MIT's refusal", || {
-        let fr = &fr;
-        let id = &alert.id;
-        async move { refused(&get(fr, id).await.ok()?) }
+    let ack = wait_for(PATIENCE, "FR-DGSI to record TR-MIT's refusal", || async {
+        match fr.alert(&alert.id).await {
+            Ok(r) => match refused(&r) {
+                Some(a) => Probe::Done(a),
+                None => Probe::NotYet(format!("its acknowledgements: {:?}", r.acknowledgements)),
+            },
+            Err(e) => Probe::NotYet(format!("it cannot be read: {e}")),
+        }
     })
     .await?;
     assert!(!ack.delivered, "{ack:?}");
@@ -154,20 +102,7 @@ async fn an_acknowledgement_the_originator_refuses_shows_the_refusal_at_the_reci
     assert!(ack.refusal.contains(&alert.id), "{}", ack.refusal);
 
     // The watch stream says so too, as an event of the alert.
-    let mut events = fr
-        .clone()
-        .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
-        .await?
-        .into_inner();
-    let rejected = tokio::time::timeout(PATIENCE, async {
-        while let Some(e) = events.message().await? {
-            if e.kind == pb::EventKind::Rejected as i32 && e.alert_id == alert.id {
-                return anyhow::Ok(e);
-            }
-        }
-        anyhow::bail!("the stream ended")
-    })
-    .await??;
+    let rejected = fr.wait_event(&alert.id, pb::EventKind::Rejected).await?;
     assert_eq!(rejected.direction, pb::Direction::Inbound as i32);
     assert_eq!(rejected.agency, "TR-MIT");
     assert!(
@@ -175,17 +110,10 @@ async fn an_acknowledgement_the_originator_refuses_shows_the_refusal_at_the_reci
         "{rejected:?}"
     );
 
-    // It is durable: the node restarted still shows it. (An open watch
-    // stream would hold the node's graceful stop.)
-    drop(events);
+    // It is durable: the node restarted still shows it.
     tokio::time::timeout(PATIENCE, fed.restart_node("FR-DGSI")).await??;
-    let fr = fed.operator("FR-DGSI").await?;
-    let after = wait_until(PATIENCE, "FR-DGSI answers again", || {
-        let fr = &fr;
-        let id = &alert.id;
-        async move { get(fr, id).await.ok() }
-    })
-    .await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let after = fr.alert(&alert.id).await?;
     assert_eq!(refused(&after).map(|a| a.refusal), Some(ack.refusal));
     Ok(())
 }
@@ -197,7 +125,7 @@ async fn an_alert_to_a_revoked_agency_is_blocked_and_goes_once_it_has_a_new_cert
         .agencies(["TR-MIT", "FR-DGSI", "BE-VSSE"])
         .start()
         .await?;
-    let mut tr = fed.operator("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
     let fr_id = AgencyId::new("FR-DGSI")?;
     pki::revoke(
         fed.pki(),
@@ -208,22 +136,21 @@ async fn an_alert_to_a_revoked_agency_is_blocked_and_goes_once_it_has_a_new_cert
     // TR-MIT's node does not know yet: the first alert is accepted without
     // a warning, and turns BLOCKED at its first attempt, which TR-MIT's
     // node makes once it has read the new CRL.
-    let first = wait_until(PATIENCE, "TR-MIT's delivery to FR-DGSI is BLOCKED", || {
-        let tr = tr.clone();
-        async move {
-            let mut tr = tr;
-            let answer = submit(&mut tr, draft(&["FR-DGSI", "BE-VSSE"])).await.ok()?;
-            let id = id_of(record(&answer).ok()?);
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                wait_state(&tr, &id, "FR-DGSI", pb::DeliveryState::Blocked),
-            )
-            .await
-            .ok()?
-            .ok()
-            .map(|d| (id, d))
-        }
-    })
+    let quick = tr.clone().with_patience(Duration::from_secs(2));
+    let first = wait_for(
+        PATIENCE,
+        "TR-MIT's delivery to FR-DGSI to be BLOCKED",
+        || async {
+            let id = match quick.send(draft(&["FR-DGSI", "BE-VSSE"])).await {
+                Ok(id) => id,
+                Err(e) => return Probe::NotYet(e.to_string()),
+            };
+            match wait_state(&quick, &id, "FR-DGSI", pb::DeliveryState::Blocked).await {
+                Ok(d) => Probe::Done((id, d)),
+                Err(e) => Probe::NotYet(e.to_string()),
+            }
+        },
+    )
     .await?;
     let (first_id, blocked) = first;
     assert!(
@@ -237,11 +164,11 @@ async fn an_alert_to_a_revoked_agency_is_blocked_and_goes_once_it_has_a_new_cert
 
     // Now TR-MIT's node knows: the next submission says so, in its answer
     // and on the delivery.
-    let answer = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    let answer = tr.submit_answer(draft(&["FR-DGSI"])).await?;
     let second = record(&answer)?;
     let second_id = id_of(second);
     assert_eq!(
-        delivery(second, "FR-DGSI")?.state,
+        delivery(second, "FR-DGSI").unwrap().state,
         pb::DeliveryState::Blocked as i32
     );
     assert_eq!(answer.warnings.len(), 1, "{:?}", answer.warnings);
@@ -259,11 +186,11 @@ async fn an_alert_to_a_revoked_agency_is_blocked_and_goes_once_it_has_a_new_cert
         let d = wait_state(&tr, id, "FR-DGSI", pb::DeliveryState::Delivered).await?;
         assert!(d.blocked_reason.is_empty(), "{d:?}");
     }
-    let fr = fed.operator("FR-DGSI").await?;
+    let fr = fed.desk("FR-DGSI").await?;
     for id in [&first_id, &second_id] {
-        assert_eq!(id_of(&get(&fr, id).await?), *id);
+        assert_eq!(id_of(&fr.alert(id).await?), *id);
     }
-    let answer = submit(&mut tr, draft(&["FR-DGSI"])).await?;
+    let answer = tr.submit_answer(draft(&["FR-DGSI"])).await?;
     assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
     Ok(())
 }

@@ -156,20 +156,27 @@ async fn answered_warnings_raise_no_flag() -> anyhow::Result<()> {
         .start()
         .await?;
     let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    // The first goes overdue and is answered late: it keeps its OVERDUE
+    // flag as history, but it was answered.
     let first = tr
         .send(about("Ismaël Omar Mostefaï", "1985-11-21", None))
         .await?;
-    let second = tr
-        .send(about("Ismaël Omar Mostefaï", "1985-11-21", None))
-        .await?;
     tr.wait_delivered(&first, "FR-DGSI").await?;
-    tr.wait_delivered(&second, "FR-DGSI").await?;
-    send_control(&tr).await?;
+    clock.advance(Duration::days(8));
+    tr.wait_flag(&first, "FR-DGSI", DeadlineFlag::Overdue)
+        .await?;
     fr.ack(&first, pb::Disposition::Actioned, "Under surveillance.")
         .await?;
     tr.wait_acks(&first, "FR-DGSI", 1).await?;
+
+    // The second goes overdue too, with the control pair: one unanswered
+    // warning is no pattern.
+    let second = tr
+        .send(about("Ismaël Omar Mostefaï", "1985-11-21", None))
+        .await?;
+    tr.wait_delivered(&second, "FR-DGSI").await?;
+    send_control(&tr).await?;
     clock.advance(Duration::days(8));
-    // The second goes overdue, but one unanswered warning is no pattern.
     tr.wait_flag(&second, "FR-DGSI", DeadlineFlag::Overdue)
         .await?;
     assert_eq!(flags_besides_control(&tr).await?, Vec::<String>::new());

@@ -66,9 +66,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let now = match probe().await {
-            Probe::Done(v) => return Ok(v),
-            Probe::NotYet(now) => now,
+        let now = match tokio::time::timeout_at(deadline, probe()).await {
+            Ok(Probe::Done(v)) => return Ok(v),
+            Ok(Probe::NotYet(now)) => now,
+            Err(_) => "the last look did not answer in time".to_owned(),
         };
         if tokio::time::Instant::now() >= deadline {
             bail!("expected {expected} within {}; {now}", seconds(timeout));
@@ -196,6 +197,23 @@ impl Desk {
         self.client.clone()
     }
 
+    /// Submits an alert; returns the node's whole answer: the stored record
+    /// and any warnings (for example a recipient whose certificates are
+    /// revoked), or the node's refusal.
+    pub async fn submit_answer(
+        &self,
+        alert: impl Into<pb::Alert>,
+    ) -> Result<pb::SubmitAlertResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .submit_alert(pb::SubmitAlertRequest {
+                alert: Some(alert.into()),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Submits an alert; returns the stored record, or the node's refusal.
     pub async fn submit(
         &self,
@@ -218,7 +236,10 @@ impl Desk {
             .submit(alert)
             .await
             .map_err(|s| anyhow::anyhow!("{} could not submit the alert: {s}", self.agency))?;
-        Ok(id_of(&record))
+        match id_of(&record) {
+            id if id.is_empty() => bail!("{}'s node stored an alert with no id", self.agency),
+            id => Ok(id),
+        }
     }
 
     /// This node's record of an alert.
@@ -360,7 +381,7 @@ impl Desk {
         let expected = format!("{recipient}'s delivery of alert {id} to {what}");
         let deadline = tokio::time::Instant::now() + self.patience;
         loop {
-            let now = match self.alert(id).await {
+            let now = match self.within(deadline, self.alert(id)).await {
                 Err(status) => format!("{} cannot read it: {status}", self.agency),
                 Ok(record) => match delivery(&record, recipient) {
                     None => format!("{} holds no delivery to {recipient}", self.agency),
@@ -370,6 +391,18 @@ impl Desk {
             };
             self.not_yet(deadline, &expected, now).await?;
         }
+    }
+
+    /// `call`, or DEADLINE_EXCEEDED once `deadline` has passed: no wait
+    /// outlasts its patience on a call that hangs.
+    async fn within<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        call: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        tokio::time::timeout_at(deadline, call)
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in time")))
     }
 
     /// Fails with what was expected and what is there now once `deadline`
@@ -479,7 +512,7 @@ impl Desk {
         );
         let deadline = tokio::time::Instant::now() + self.patience;
         loop {
-            let now = match self.alert(id).await {
+            let now = match self.within(deadline, self.alert(id)).await {
                 Err(status) => format!("it cannot be read: {status}"),
                 Ok(r) if r.flag == flag as i32 => return Ok(r),
                 Ok(r) => format!(
@@ -520,7 +553,7 @@ impl Desk {
         let expected = format!("{} to hold {what}", self.agency);
         let deadline = tokio::time::Instant::now() + self.patience;
         loop {
-            let now = match self.subject_flags().await {
+            let now = match self.within(deadline, self.subject_flags()).await {
                 Err(status) => format!("its flags cannot be read: {status}"),
                 Ok(flags) => {
                     if let Some(f) = flags.iter().find(|f| found(f)) {
@@ -545,22 +578,23 @@ impl Desk {
     /// Events are in the order the node committed them, so a test that
     /// asserts something did *not* happen waits for a control event that
     /// must come after it (for example a later deadline in the same clock
-    /// step) and inspects what came before.
+    /// step) and inspects what came before. Events committed in the same
+    /// transaction as the control but after it are not returned: where the
+    /// event that must not happen could share the control's transaction,
+    /// read the state as well (`alert`, `subject_flags`), which that
+    /// transaction has committed.
     pub async fn events_through<F>(&self, what: &str, mut stop: F) -> anyhow::Result<Vec<pb::Event>>
     where
         F: FnMut(&pb::Event) -> bool,
     {
         let expected = format!("{} to record {what}", self.agency);
-        let mut stream = match self
-            .client
-            .clone()
-            .watch_events(pb::WatchEventsRequest { after_id: Some(0) })
-            .await
-        {
+        let deadline = tokio::time::Instant::now() + self.patience;
+        let mut client = self.client.clone();
+        let watch = client.watch_events(pb::WatchEventsRequest { after_id: Some(0) });
+        let mut stream = match self.within(deadline, watch).await {
             Ok(s) => s.into_inner(),
             Err(status) => bail!("expected {expected}; its events cannot be followed: {status}"),
         };
-        let deadline = tokio::time::Instant::now() + self.patience;
         let mut seen = Vec::new();
         loop {
             let now = match tokio::time::timeout_at(deadline, stream.message()).await {
@@ -585,34 +619,40 @@ impl Desk {
     }
 
     /// Waits until the first events about alert `id` are exactly `expected`,
-    /// in order; returns them.
+    /// in order; returns them. Events after those are not looked at: to
+    /// check that nothing followed, wait for a control event with
+    /// [`events_through`](Self::events_through). Fails at once, saying what
+    /// came instead, when the events about `id` go otherwise.
     pub async fn wait_events(
         &self,
         id: &str,
         expected: &[pb::EventKind],
     ) -> anyhow::Result<Vec<pb::Event>> {
+        if expected.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut about = Vec::new();
         let want: Vec<String> = expected.iter().map(|k| kind_name(*k as i32)).collect();
         let what = format!("the events [{}] about alert {id}", want.join(", "));
-        let mut diverged = None;
-        let result = self
-            .events_through(&what, |e| {
-                if e.alert_id != id {
-                    return false;
-                }
-                about.push(e.clone());
-                let n = about.len();
-                if n > expected.len() || about[n - 1].kind != expected[n - 1] as i32 {
-                    diverged.get_or_insert_with(|| describe_events(&about));
-                }
-                diverged.is_none() && n == expected.len()
-            })
-            .await;
-        match (result, diverged) {
-            (Ok(_), _) => Ok(about),
-            (Err(e), Some(got)) => bail!("{e}\n(the events about {id} went otherwise: {got})"),
-            (Err(e), None) => Err(e),
+        let mut diverged = false;
+        self.events_through(&what, |e| {
+            if e.alert_id != id {
+                return false;
+            }
+            about.push(e.clone());
+            let n = about.len();
+            diverged = about[n - 1].kind != expected[n - 1] as i32;
+            diverged || n == expected.len()
+        })
+        .await?;
+        if diverged {
+            bail!(
+                "expected {} to record {what}; they went otherwise: {}",
+                self.agency,
+                describe_events(&about)
+            );
         }
+        Ok(about)
     }
 
     /// Waits until an event of `kind` about alert `id` is recorded; returns

@@ -74,7 +74,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 pub use alerts::{AlertBuilder, Person};
-pub use flow::{Desk, PATIENCE, Probe, wait_for};
+pub use flow::{Desk, PATIENCE, Probe, delivery, id_of, kinds, wait_for};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
 pub use scenario::{ScenarioFederation, ScenarioTest};
 pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};
@@ -99,7 +99,8 @@ pub fn init() {
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or fails after
-/// `timeout` naming `what`.
+/// `timeout` naming `what`. Prefer [`wait_for`], whose timeout also says
+/// what is there now, or a [`Desk`]'s waits.
 pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
