@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod process;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
+pub use process::{NodeCommand, NodeProcess, ProcessError, tocsin_binary};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
 pub use tocsin_proto::pb::{DeliveryState, Direction};
 
