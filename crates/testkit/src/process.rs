@@ -418,7 +418,9 @@ impl NodeProcess {
         &self.config
     }
 
-    /// The process id, while it runs.
+    /// The process id of the current incarnation; `None` once it was
+    /// killed or stopped through this handle, or found exited while
+    /// waiting for it to serve.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -572,8 +574,10 @@ impl NodeProcess {
                 .map_err(|e| os_error(&self.agency, pid, e))?;
             if let Some(status) = exited {
                 self.child = None;
-                if self.last_log().contains(CANNOT_LISTEN) && tokio::time::Instant::now() < deadline
-                {
+                if self.last_log().contains(CANNOT_LISTEN) {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(self.port_taken(timeout));
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     self.launch()?;
                     continue;
@@ -604,7 +608,7 @@ impl NodeProcess {
                     log: self.log_tail(),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
