@@ -58,12 +58,24 @@ pub(crate) struct Figures {
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
     pub(crate) p999_ms: f64,
-    /// Throughput as a share of the baseline's, measured in the same run.
+    /// Throughput as a share of the baseline's, measured in the same run
+    /// (for a time: the baseline's time over this one's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline_ratio: Option<f64>,
     /// Resident memory of a node process, in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rss_mib: Option<f64>,
+    /// A node process: from its start until it answered a health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) serving_s: Option<f64>,
+    /// A node process: from its start until its deadline tracker's first
+    /// pass began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) first_pass_began_s: Option<f64>,
+    /// How long the tracker's first pass took to flag a due deadline and
+    /// check its subject for repeated warnings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) first_pass_ms: Option<f64>,
     /// Requests refused with RESOURCE_EXHAUSTED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) refused: Option<u64>,

@@ -15,8 +15,10 @@
 //!   starts.
 //! - `ack`: deliver, acknowledge, and the originator records it.
 //! - `flood`: one agency floods while another sends at a steady rate.
-//! - `deadlines`, `memory`: a real `tocsin node` process, its start-up time
-//!   and resident memory.
+//! - `deadlines`: a real `tocsin node` process started over many open
+//!   deadlines and one already due: how soon its tracker's first pass
+//!   flags the due one, beside the same over none in the same run.
+//! - `memory`: a real `tocsin node` process, its resident memory.
 
 #![forbid(unsafe_code)]
 
@@ -64,7 +66,8 @@ enum Command {
     Ack(Load),
     /// One agency floods, another sends steadily; the steady one's latency.
     Flood(Flood),
-    /// A node process starting with many open deadlines in its store.
+    /// A node process started over many open deadlines and one due: how
+    /// soon the due one is flagged, beside the same over none.
     Deadlines(Sized),
     /// Resident memory of a node process, idle and holding many alerts.
     Memory(Sized),
@@ -138,7 +141,12 @@ fn print(rows: &[Figures]) {
                 (_, Some(r)) => format!("R={r}/s"),
                 _ => dash(),
             },
-            format!("{:.2}", f.seconds),
+            // Start-up figures are milliseconds.
+            if f.seconds < 1.0 {
+                format!("{:.3}", f.seconds)
+            } else {
+                format!("{:.2}", f.seconds)
+            },
             if f.n > 0 && f.rss_mib.is_none() {
                 format!("{:.0}", f.throughput_per_s)
             } else {
@@ -221,11 +229,13 @@ async fn main() -> anyhow::Result<()> {
             };
             net::flood(&load, f.flood_c).await?
         }
-        Command::Deadlines(s) => vec![
-            process::deadlines(process::tocsin_binary(s.tocsin)?, s.n.unwrap_or(1_000_000)).await?,
-        ],
+        Command::Deadlines(s) => {
+            let tocsin = tocsin_testkit::tocsin_binary(s.tocsin.as_deref())?;
+            process::deadlines(tocsin, s.n.unwrap_or(1_000_000)).await?
+        }
         Command::Memory(s) => {
-            process::memory(process::tocsin_binary(s.tocsin)?, s.n.unwrap_or(100_000)).await?
+            let tocsin = tocsin_testkit::tocsin_binary(s.tocsin.as_deref())?;
+            process::memory_figures(tocsin, s.n.unwrap_or(100_000)).await?
         }
     };
     print(&rows);

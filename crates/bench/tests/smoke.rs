@@ -90,23 +90,28 @@ fn flood_measures_the_steady_sender_and_counts_refusals() {
 /// The `tocsin` binary beside this test's build (the workspace test command
 /// builds it).
 fn tocsin() -> String {
-    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_tocsin-bench"));
-    let path = bench.with_file_name("tocsin");
-    assert!(
-        path.is_file(),
-        "{} missing: run the workspace tests (cargo test --workspace)",
-        path.display()
-    );
+    let path = tocsin_testkit::tocsin_binary(None)
+        .unwrap_or_else(|e| panic!("{e}; or run the workspace tests (cargo test --workspace)"));
     path.display().to_string()
 }
 
 #[test]
-fn deadlines_starts_a_node_process_over_a_preloaded_store() {
+fn deadlines_times_the_flag_of_a_due_deadline_beside_a_baseline() {
     let rows = run(&["deadlines", "--n", "300", "--tocsin", &tocsin()]);
-    assert_eq!(rows[0]["name"], "deadlines");
-    assert_eq!(rows[0]["n"], 300);
-    assert!(rows[0]["seconds"].as_f64().unwrap() > 0.0);
-    assert!(rows[0]["rss_mib"].as_f64().unwrap() > 1.0);
+    assert_eq!(rows[0]["name"], "deadlines: baseline");
+    assert_eq!(rows[0]["n"], 0);
+    assert_eq!(rows[1]["name"], "deadlines");
+    assert_eq!(rows[1]["n"], 300);
+    for row in rows.as_array().unwrap() {
+        let seen = row["seconds"].as_f64().unwrap();
+        let began = row["first_pass_began_s"].as_f64().unwrap();
+        // Seen by an operator, so after the tracker's pass began.
+        assert!(seen >= began && began > 0.0, "{row}");
+        assert!(row["serving_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["first_pass_ms"].as_f64().unwrap() >= 0.0, "{row}");
+        assert!(row["rss_mib"].as_f64().unwrap() > 1.0, "{row}");
+    }
+    assert!(rows[1]["baseline_ratio"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `tocsin` binary as users run it: real processes, real files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -33,55 +33,6 @@ fn pki_with_operators(dir: &Path, operators: &[(&str, &str)]) {
     common::pki_init(dir, &fed, operators);
 }
 
-struct Node(Child);
-
-impl Node {
-    fn start(dir: &Path, agency: &str) -> Self {
-        Self::start_with(dir, agency, &[])
-    }
-
-    /// Starts `agency`'s node with more arguments after its configuration.
-    fn start_with(dir: &Path, agency: &str, extra_args: &[&str]) -> Self {
-        let child = Command::new(BIN)
-            .args([
-                "node",
-                "--config",
-                &format!("pki/agencies/{agency}/node.toml"),
-            ])
-            .args(extra_args)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node");
-        Node(child)
-    }
-
-    /// Sends SIGTERM and expects a clean exit.
-    fn terminate(mut self) {
-        let pid = self.0.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                assert!(status.success(), "node exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -107,8 +58,8 @@ fn eventually(
     }
 }
 
-#[test]
-fn two_nodes_exchange_an_alert_through_the_cli() {
+#[tokio::test]
+async fn two_nodes_exchange_an_alert_through_the_cli() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
@@ -116,13 +67,7 @@ fn two_nodes_exchange_an_alert_through_the_cli() {
     let bob = "pki/operators/FR-DGSI/bob.toml";
 
     // FR-DGSI is down when TR-MIT sends: the alert waits in the outbox.
-    let tr = Node::start(dir, "TR-MIT");
-    eventually(
-        dir,
-        &["alerts", "list", "--operator", alice, "--json"],
-        "TR-MIT serves",
-        |_| true,
-    );
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
     let sent = json(&ok(
         dir,
         &[
@@ -154,13 +99,7 @@ fn two_nodes_exchange_an_alert_through_the_cli() {
     let id = sent["id"].as_str().unwrap().to_owned();
     assert_eq!(sent["deliveries"][0]["state"], "PENDING");
 
-    let fr = Node::start(dir, "FR-DGSI");
-    eventually(
-        dir,
-        &["alerts", "list", "--operator", bob, "--json"],
-        "FR-DGSI serves",
-        |_| true,
-    );
+    let mut fr = common::node(dir, "FR-DGSI").start().await?;
     let shown = eventually(
         dir,
         &["alert", "show", &id, "--operator", alice, "--json"],
@@ -385,8 +324,9 @@ identifier = { kind = "organisation", value = "Islamic State" }
     let err = fails(dir, &["alert", "cancel", &id, "--operator", bob]);
     assert!(err.contains("only its originator can cancel"), "{err}");
 
-    tr.terminate();
-    fr.terminate();
+    tr.terminate().await?;
+    fr.terminate().await?;
+    Ok(())
 }
 
 #[test]
@@ -738,8 +678,8 @@ speed = 4000
     assert!(leftover.is_empty(), "still running: {leftover:?}");
 }
 
-#[test]
-fn a_scenario_replays_against_nodes_started_by_hand() {
+#[tokio::test]
+async fn a_scenario_replays_against_nodes_started_by_hand() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     pki_with_operators(dir, &[("TR-MIT", "ops"), ("FR-DGSI", "ops")]);
@@ -773,8 +713,8 @@ disposition = "ACTIONED"
 "#,
     )
     .unwrap();
-    // The nodes run on the scenario's clock, from a shared origin.
-    // Six seconds for the nodes to come up before scenario time begins.
+    // The nodes run on the scenario's clock, from a shared origin: six
+    // seconds ahead, for them to serve before scenario time begins.
     let origin = (chrono::Utc::now() + chrono::Duration::seconds(6)).to_rfc3339();
     let clock = [
         "--clock-start",
@@ -784,8 +724,8 @@ disposition = "ACTIONED"
         "--clock-origin",
         &origin,
     ];
-    let tr = Node::start_with(dir, "TR-MIT", &clock);
-    let fr = Node::start_with(dir, "FR-DGSI", &clock);
+    let mut tr = common::node(dir, "TR-MIT").args(clock).start().await?;
+    let mut fr = common::node(dir, "FR-DGSI").args(clock).start().await?;
     let out = Command::new(BIN)
         .args([
             "scenario",
@@ -814,12 +754,13 @@ disposition = "ACTIONED"
     let late = ack["late_by_seconds"].as_u64().unwrap();
     assert!((540..=660).contains(&late), "late by {late} s");
     assert_eq!(fr_delivery["flag"], "OVERDUE");
-    tr.terminate();
-    fr.terminate();
+    tr.terminate().await?;
+    fr.terminate().await?;
+    Ok(())
 }
 
-#[test]
-fn the_audit_record_verifies_exports_and_catches_edits() {
+#[tokio::test]
+async fn the_audit_record_verifies_exports_and_catches_edits() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
@@ -828,16 +769,8 @@ fn the_audit_record_verifies_exports_and_catches_edits() {
         "pki/operators/FR-DGSI/bob.toml",
     );
     let config = "pki/agencies/TR-MIT/node.toml";
-    let tr = Node::start(dir, "TR-MIT");
-    let fr = Node::start(dir, "FR-DGSI");
-    for op in [alice, bob] {
-        eventually(
-            dir,
-            &["alerts", "list", "--operator", op, "--json"],
-            "the node serves",
-            |_| true,
-        );
-    }
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
+    let mut fr = common::node(dir, "FR-DGSI").start().await?;
     let sent = json(&ok(
         dir,
         &[
@@ -886,8 +819,8 @@ fn the_audit_record_verifies_exports_and_catches_edits() {
     // A running node's record can be checked.
     let live = ok(dir, &["audit", "verify", "--config", config]);
     assert!(live.contains("OK: the chain is intact"), "{live}");
-    tr.terminate();
-    fr.terminate();
+    tr.terminate().await?;
+    fr.terminate().await?;
 
     let report = json(&ok(dir, &["audit", "verify", "--config", config, "--json"]));
     assert_eq!(report["ok"], true, "{report}");
@@ -975,6 +908,7 @@ fn the_audit_record_verifies_exports_and_catches_edits() {
 
     let err = fails(dir, &["audit", "verify"]);
     assert!(err.contains("--config"), "{err}");
+    Ok(())
 }
 
 /// `GET /metrics` from `port` over plain HTTP, or `None` while nothing
@@ -993,8 +927,8 @@ fn scrape(port: u16) -> Option<String> {
     Some(body.to_owned())
 }
 
-#[test]
-fn a_node_serves_metrics_where_its_configuration_says() {
+#[tokio::test]
+async fn a_node_serves_metrics_where_its_configuration_says() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     pki_with_operators(dir, &[]);
@@ -1006,8 +940,8 @@ fn a_node_serves_metrics_where_its_configuration_says() {
         format!("metrics_listen = \"127.0.0.1:{port}\"\n{text}"),
     )
     .unwrap();
-    let tr = Node::start(dir, "TR-MIT");
-    let fr = Node::start(dir, "FR-DGSI");
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
+    let mut fr = common::node(dir, "FR-DGSI").start().await?;
     // TR-MIT measures FR-DGSI's clock as soon as both are up (it probes
     // peers it has not measured); one host, one clock: within tolerance.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -1030,6 +964,108 @@ fn a_node_serves_metrics_where_its_configuration_says() {
             .any(|l| l == "tocsin_clock_skew_tolerance_seconds 120"),
         "{body}"
     );
-    fr.terminate();
-    tr.terminate();
+    fr.terminate().await?;
+    tr.terminate().await?;
+    Ok(())
+}
+
+/// The test kit's node processes, as the crash and memory tests use them: a
+/// node killed with SIGKILL comes back on the same port and store; SIGTERM
+/// stops it cleanly; a node that cannot start is reported with its log;
+/// none outlives its handle.
+#[tokio::test]
+async fn node_processes_restart_on_their_store_and_die_with_their_handle() -> anyhow::Result<()> {
+    use tocsin_testkit::{NodeCommand, ProcessError, tocsin_binary};
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    pki_with_operators(dir, &[("TR-MIT", "alice")]);
+    let alice = "pki/operators/TR-MIT/alice.toml";
+    let list = ["alerts", "list", "--operator", alice, "--json"];
+
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
+    let sent = json(&ok(
+        dir,
+        &[
+            "alert",
+            "send",
+            "--operator",
+            alice,
+            "--json",
+            "--to",
+            "FR-DGSI",
+            "--identifier",
+            "phone:+33612345678",
+            "--text",
+            "Watch.",
+        ],
+    ));
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let first = tr.pid().unwrap();
+    tr.kill()?;
+    assert!(!tr.is_running() && tr.pid().is_none());
+    assert!(
+        !tocsin(dir, &list).status.success(),
+        "a killed node answered"
+    );
+
+    // Started again: a new process, serving on the same port from the same
+    // store.
+    tr.restart().await?;
+    assert_ne!(tr.pid(), Some(first));
+    let shown = json(&ok(
+        dir,
+        &["alert", "show", &id, "--operator", alice, "--json"],
+    ));
+    assert_eq!(shown["id"], id.as_str());
+    // A running node restarts through SIGTERM, and stops cleanly.
+    tr.restart().await?;
+    assert!(tocsin(dir, &list).status.success());
+    tr.terminate().await?;
+    assert!(matches!(
+        tr.terminate().await,
+        Err(ProcessError::NotRunning { .. })
+    ));
+
+    // Dropped while it runs: killed and reaped.
+    let node = common::node(dir, "TR-MIT").start().await?;
+    let pid = node.pid().unwrap();
+    drop(node);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "{pid} outlived its handle"
+    );
+
+    // A node on a port another one holds: the other's answers are not
+    // taken for its own; it is retried until its timeout, then reported.
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
+    let err = common::node(dir, "TR-MIT")
+        .log_file(dir.join("second.log"))
+        .ready_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProcessError::PortTaken { .. }), "{err}");
+    assert!(tr.is_running());
+    tr.terminate().await?;
+    // A node whose data directory is a file exits at once, and says why.
+    let agency = dir.join("pki/agencies/FR-DGSI");
+    let text = std::fs::read_to_string(agency.join("node.toml"))?;
+    let bad = text.replace("data_dir = \"data\"", "data_dir = \"node.toml\"");
+    assert_ne!(bad, text);
+    std::fs::write(agency.join("bad.toml"), bad)?;
+    let err = NodeCommand::new(BIN, "pki/agencies/FR-DGSI/bad.toml")
+        .current_dir(dir)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProcessError::Exited { .. }), "{err}");
+    assert!(err.to_string().contains("node.toml"), "{err}");
+
+    // The binary: where it is said to be, or an error that names where it
+    // was looked for.
+    assert_eq!(tocsin_binary(Some(Path::new(BIN)))?, Path::new(BIN));
+    let missing = dir.join("no-such-tocsin");
+    let err = tocsin_binary(Some(&missing)).unwrap_err();
+    assert!(err.to_string().contains("no-such-tocsin"), "{err}");
+    Ok(())
 }

@@ -3,26 +3,14 @@
 //! before their bodies are read, whatever streams and connections the
 //! flood spreads over.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 mod common;
 
 use tocsin_core::{AgencyId, FederationId};
 use tocsin_proto::pb;
 use tocsin_proto::pb::federation_client::FederationClient;
-use tocsin_testkit::{channel, draft, sign_as, wait_until};
+use tocsin_testkit::{channel, draft, sign_as};
 use tocsin_trust::Signer;
 use tocsin_trust::tls::TlsMaterial;
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> {
@@ -53,14 +41,7 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
         assert!(old.is_some(), "node.toml has no [limits] {key}");
     }
     std::fs::write(&config, toml::to_string(&settings)?)?;
-    let node = Node(
-        Command::new(common::BIN)
-            .current_dir(dir)
-            .args(["node", "--config", "pki/agencies/FR-DGSI/node.toml"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let node = common::node(dir, "FR-DGSI").start().await?;
 
     let fed = FederationId::new("memory.tocsin")?;
     let pki = dir.join("pki/agencies/TR-MIT");
@@ -76,19 +57,14 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
     let client = |material: &TlsMaterial| -> anyhow::Result<_> {
         Ok(FederationClient::new(channel(addr, material, &fr)?).max_encoding_message_size(4 << 20))
     };
-    // The node answers once it is up.
+    // One small delivery first, so that what the flood adds is measured
+    // from a node that has served one.
     let small = sign_as(&signer, draft(&["FR-DGSI"])).1;
-    wait_until(Duration::from_secs(30), "the node serves", || {
-        let (mut c, small) = (client(&material).ok(), small.clone());
-        async move {
-            c.as_mut()?
-                .deliver(pb::DeliverRequest { alert: Some(small) })
-                .await
-                .ok()
-        }
-    })
-    .await?;
-    let before = tocsin_testkit::resident_mib(node.0.id())?.1;
+    client(&material)?
+        .deliver(pb::DeliverRequest { alert: Some(small) })
+        .await?;
+    let pid = node.pid().expect("the node runs");
+    let before = tocsin_testkit::resident_mib(pid)?.1;
 
     // 160 deliveries of about 1 MB each at once, over four connections.
     let mut big = draft(&["FR-DGSI"]);
@@ -116,7 +92,7 @@ async fn a_flood_of_large_messages_takes_bounded_memory() -> anyhow::Result<()> 
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    let after = tocsin_testkit::resident_mib(node.0.id())?.1;
+    let after = tocsin_testkit::resident_mib(pid)?.1;
     // Eight messages of 1 MB in flight at most, with their decoding and
     // checking; without the bound the node held all 160 (about 160 MB).
     assert!(

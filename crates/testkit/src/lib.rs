@@ -45,6 +45,7 @@
 
 pub mod alerts;
 pub mod flow;
+pub mod process;
 pub mod proxy;
 pub mod scenario;
 
@@ -75,6 +76,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use alerts::{AlertBuilder, Person};
 pub use flow::{Desk, PATIENCE, Probe, delivery, id_of, kinds, wait_for};
+pub use process::{NodeCommand, NodeProcess, ProcessError, tocsin_binary};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
 pub use scenario::{ScenarioFederation, ScenarioTest};
 pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};

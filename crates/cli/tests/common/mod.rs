@@ -1,11 +1,14 @@
-//! What the `tocsin` binary's tests share: running it, free ports, and a
-//! federation with its PKI on disk. Each test binary uses a part.
+//! What the `tocsin` binary's tests share: running it, its nodes (as
+//! [`NodeCommand`]s of the test kit), free ports, and a federation with its
+//! PKI on disk. Each test binary uses a part.
 
 #![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use tocsin_testkit::NodeCommand;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
 
@@ -83,4 +86,10 @@ pub(crate) fn pki_init(dir: &Path, federation: &Path, operators: &[(&str, &str)]
             ],
         );
     }
+}
+
+/// How to run `agency`'s node from `dir`, on the configuration `pki init`
+/// wrote for it; its log goes to `node.log` beside that configuration.
+pub(crate) fn node(dir: &Path, agency: &str) -> NodeCommand {
+    NodeCommand::new(BIN, format!("pki/agencies/{agency}/node.toml")).current_dir(dir)
 }
