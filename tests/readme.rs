@@ -63,6 +63,39 @@ async fn a_warning_is_delivered_late_acknowledged_and_the_silence_recorded() -> 
 }
 // README example: end
 
+/// The README's scenario example, in a module of its own for its imports.
+#[rustfmt::skip]
+mod scenario_example {
+// README scenario example: begin
+use std::path::Path;
+
+use tocsin_testkit::scenario::{DeadlineFlag, LadderStep, ScenarioTest};
+
+#[tokio::test]
+async fn turkeys_notices_go_unanswered_and_are_flagged() -> anyhow::Result<()> {
+    // Paths from the crate under test; here, a crate beside deploy/.
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo");
+    let pm = ScenarioTest::load(
+        demo.join("scenarios/paris-2015.toml"),
+        demo.join("federation.toml"),         // agencies, observers, deadlines, ladder
+    )?
+    .replay()
+    .await?;
+
+    let fr = pm.alert("mit-notice-1").unwrap().recipient("FR-DGSI").unwrap();
+    assert!(fr.acknowledgements.is_empty());
+    assert_eq!(fr.flag, Some(DeadlineFlag::Overdue));
+    assert_eq!(fr.steps(), [LadderStep::Reminded, LadderStep::Escalated, LadderStep::Lapsed]);
+    let flag = pm.flags_on("FR-DGSI").next().expect("REPEATED_UNANSWERED");
+    assert_eq!(flag.alerts, ["mit-notice-1", "mit-notice-2"]);
+    let late = pm.alert("inis-warning").unwrap().recipient("FR-DGSI").unwrap();
+    assert_eq!(late.answer().unwrap().late_by_seconds, (24 + 21) * 3600);
+    println!("{pm}");                          // the text `tocsin demo` prints
+    Ok(())
+}
+// README scenario example: end
+}
+
 #[test]
 fn the_readme_shows_this_example() {
     let source = include_str!("readme.rs");
@@ -75,5 +108,14 @@ fn the_readme_shows_this_example() {
     assert!(
         readme.contains(example),
         "README.md's test-kit example differs from tests/readme.rs: copy it over"
+    );
+    let scenario = source
+        .split("// README scenario example: begin\n")
+        .nth(1)
+        .and_then(|rest| rest.split("// README scenario example: end").next())
+        .expect("the scenario example's markers");
+    assert!(
+        readme.contains(scenario),
+        "README.md's scenario example differs from tests/readme.rs: copy it over"
     );
 }
