@@ -307,7 +307,7 @@ impl CertificateAuthority {
 
     /// An agency's envelope-signing certificate: an Ed25519 key, usable for
     /// code signing only (never for TLS). The key is written in the PKCS#8
-    /// v1 layout every common tool reads (see [`ed25519_key`]).
+    /// v1 layout every common tool reads (see `ed25519_key`).
     pub fn issue_signing(&self, agency: &AgencyId) -> Result<Issued, Error> {
         self.issue(
             &format!("{agency} signing"),
