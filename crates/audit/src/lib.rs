@@ -37,7 +37,7 @@ use tocsin_store::audit::{
     check_evidence, sort_findings,
 };
 use tocsin_trust::signing::Verified;
-use tocsin_trust::{Signer, Verifier};
+use tocsin_trust::{Signer, Verifier, receipt};
 
 pub use tocsin_store::audit::{AuditHead, Finding, Problem};
 
@@ -240,24 +240,28 @@ impl Signatures {
                 }
             }
             EvidenceKind::ReceiptIssued => {
+                // Issued by this node: for this alert, by this agency.
                 let v = self.verify(&env, RECEIPT_PAYLOAD_TYPE)?;
-                let r = pb::Receipt::decode(env.payload.as_slice())
-                    .map_err(|_| decode_err("a receipt"))?;
-                if r.alert_id != l.key {
-                    return Err(format!("is a receipt for alert {}", r.alert_id));
-                }
                 self.own(&v.signer)?;
+                let signer = v.signer.to_string();
+                let expected = receipt::Expected {
+                    alert_id: &l.key,
+                    recipient: &signer,
+                    alert_digest: None,
+                };
+                receipt::check(Ok(v), &env, expected)
+                    .map_err(|e| format!("is a receipt that does not check out: {e}"))?;
             }
             EvidenceKind::ReceiptReceived => {
+                // Received from the recipient the location names.
                 let v = self.verify(&env, RECEIPT_PAYLOAD_TYPE)?;
-                let r = pb::Receipt::decode(env.payload.as_slice())
-                    .map_err(|_| decode_err("a receipt"))?;
-                if r.alert_id != l.key || r.recipient != l.key2 || v.signer.as_str() != l.key2 {
-                    return Err(format!(
-                        "is {}'s receipt for alert {}, signed by {}",
-                        r.recipient, r.alert_id, v.signer
-                    ));
-                }
+                let expected = receipt::Expected {
+                    alert_id: &l.key,
+                    recipient: &l.key2,
+                    alert_digest: None,
+                };
+                receipt::check(Ok(v), &env, expected)
+                    .map_err(|e| format!("is a receipt that does not check out: {e}"))?;
             }
             EvidenceKind::Acknowledgement => {
                 let v = self.verify(&env, ACK_PAYLOAD_TYPE)?;

@@ -171,16 +171,12 @@ impl Site {
         anyhow::ensure!(row.due_at < Utc::now(), "the due alert is not due");
         store.insert_outbound(row, vec![PEER.into()]).await?;
         let delivered_at = created + chrono::Duration::minutes(1);
-        let receipt = pb::Receipt {
-            alert_id: alert.id.to_string(),
-            alert_digest: tocsin_trust::signing::digest(&envelope).to_vec(),
-            recipient: PEER.into(),
-            received_at: Some(to_timestamp(delivered_at)),
-        };
-        let receipt = self
-            .peer
-            .signer
-            .sign(tocsin_proto::RECEIPT_PAYLOAD_TYPE, receipt.encode_to_vec());
+        let receipt = tocsin_trust::receipt::issue(
+            &self.peer.signer,
+            &alert.id.to_string(),
+            &tocsin_trust::signing::digest(&envelope),
+            delivered_at,
+        );
         let outcome = AttemptOutcome::Delivered {
             delivered_at,
             receipt: receipt.encode_to_vec(),

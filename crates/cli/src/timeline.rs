@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
-use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
+use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, pb};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
 
@@ -108,27 +108,31 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
     for (agency, receipt, acks, due) in parties {
         match &receipt {
             Some(env) => {
-                let (mut ok, how) = check(verifier, &receipt, RECEIPT_PAYLOAD_TYPE, &agency);
-                let r = pb::Receipt::decode(env.payload.as_slice()).unwrap_or_default();
-                // The receipt must be for this alert, by this recipient, of
-                // exactly what the originator signed.
-                let matches = r.alert_id == id
-                    && r.recipient == agency
-                    && alert_digest.is_some_and(|d| d.as_slice() == r.alert_digest.as_slice());
-                ok &= matches;
+                // The receipt must be signed by this recipient, for this
+                // alert, of exactly what the originator signed.
+                let expected = tocsin_trust::receipt::Expected {
+                    alert_id: &id,
+                    recipient: &agency,
+                    alert_digest: Some(alert_digest.as_ref().map_or(&[][..], |d| &d[..])),
+                };
+                let checked = tocsin_trust::receipt::verify(verifier, env, expected);
+                let at = match &checked {
+                    Ok(c) => Some(c.received_at),
+                    Err(_) => pb::Receipt::decode(env.payload.as_slice())
+                        .ok()
+                        .and_then(|r| time(&r.received_at)),
+                };
                 out.push(Entry {
                     alert_id: id.clone(),
-                    at: time(&r.received_at),
+                    at,
                     what: "RECEIPT".into(),
-                    detail: format!(
-                        "{agency} committed it ({how}; {})",
-                        if matches {
-                            "names this alert and its digest"
-                        } else {
-                            "DOES NOT MATCH this alert, recipient or digest"
-                        }
-                    ),
-                    verified: Some(ok),
+                    detail: match &checked {
+                        Ok(_) => format!(
+                            "{agency} committed it (signed by {agency}; names this alert and its digest)"
+                        ),
+                        Err(e) => format!("{agency}'s receipt DOES NOT CHECK OUT: {e}"),
+                    },
+                    verified: Some(checked.is_ok()),
                     gap: false,
                 });
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use prost::Message;
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, Alert, AlertId, Clock, Identity, to_timestamp};
-use tocsin_proto::{ALERT_PAYLOAD_TYPE, RECEIPT_PAYLOAD_TYPE, pb};
+use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
 use tocsin_store::{Direction, InboundOutcome, NewAlert, Store};
 use tocsin_trust::signing::digest;
 use tocsin_trust::{Signer, Verifier};
@@ -331,15 +331,12 @@ impl Node {
         }
 
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
-        let receipt = pb::Receipt {
-            alert_id: alert.id.to_string(),
-            alert_digest: verified.digest.to_vec(),
-            recipient: self.agency.to_string(),
-            received_at: Some(to_timestamp(now)),
-        };
-        let receipt = self
-            .signer
-            .sign(RECEIPT_PAYLOAD_TYPE, receipt.encode_to_vec());
+        let receipt = tocsin_trust::receipt::issue(
+            &self.signer,
+            &alert.id.to_string(),
+            &verified.digest,
+            now,
+        );
         let due_at = self.federation.deadlines.due_at(&alert);
         let row = new_alert_row(&alert, &envelope, verified.digest, now, due_at, None);
         Ok((row, receipt, alert.precedence))

@@ -20,7 +20,7 @@ use futures::FutureExt;
 use futures::future::join_all;
 use prost::Message;
 use rand::RngExt;
-use tocsin_core::{AgencyId, Clock, from_timestamp};
+use tocsin_core::{AgencyId, Clock};
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
 use tocsin_store::{AttemptOutcome, DueDelivery, DueMessage, Store};
@@ -807,30 +807,22 @@ impl Link {
         Ok((delivered_at, receipt.encode_to_vec()))
     }
 
-    /// What a receipt whose signature was checked (`verified`) says.
+    /// When the peer committed the alert, from a receipt whose signature
+    /// was checked (`verified`) and which must be the peer's, for exactly
+    /// this alert.
     fn check_receipt(
         &self,
         verified: Result<tocsin_trust::signing::Verified, tocsin_trust::Error>,
         env: &pb::Envelope,
         alert_id: &str,
         alert_digest: &[u8; 32],
-    ) -> Result<DateTime<Utc>, String> {
-        let verified = verified.map_err(|e| e.to_string())?;
-        if verified.signer != self.peer {
-            return Err(format!("signed by {}, not {}", verified.signer, self.peer));
-        }
-        let receipt = pb::Receipt::decode(env.payload.as_slice()).map_err(|e| e.to_string())?;
-        if receipt.alert_id != alert_id || receipt.recipient != self.peer.as_str() {
-            return Err("receipt is for another alert or recipient".into());
-        }
-        if receipt.alert_digest.as_slice() != alert_digest.as_slice() {
-            return Err("receipt digest does not match the alert sent".into());
-        }
-        receipt
-            .received_at
-            .as_ref()
-            .and_then(from_timestamp)
-            .ok_or_else(|| "receipt has no valid time".into())
+    ) -> Result<DateTime<Utc>, tocsin_trust::receipt::ReceiptError> {
+        let expected = tocsin_trust::receipt::Expected {
+            alert_id,
+            recipient: self.peer.as_str(),
+            alert_digest: Some(alert_digest),
+        };
+        Ok(tocsin_trust::receipt::check(verified, env, expected)?.received_at)
     }
 }
 

@@ -13,6 +13,8 @@
 //!   agency expected.
 //! - [`refusals`]: why a node refused a TLS session, counted by reason and
 //!   logged with a limit per source address.
+//! - [`receipt`]: the one place a receipt is issued and the one place it
+//!   is checked (signer, alert, recipient, digest, time).
 //! - [`signing`]: DSSE-style envelope signatures with Ed25519 keys whose
 //!   certificates the federation CA issued, so any holder of the CA
 //!   certificate can check any stored envelope later.
@@ -24,6 +26,7 @@ pub mod files;
 pub mod identity;
 pub mod live;
 pub mod pki;
+pub mod receipt;
 pub mod refusals;
 pub mod revocation;
 pub mod signing;
