@@ -5,19 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, free_port, ok, tocsin};
-
-/// Runs a command expected to fail; returns its stderr.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = tocsin(dir, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "tocsin {args:?} should have failed");
-    assert!(
-        !stderr.contains("panicked"),
-        "tocsin {args:?} panicked: {stderr}"
-    );
-    stderr
-}
+use common::{BIN, eventually, fails, free_port, json, ok, tocsin};
 
 fn federation_file(dir: &Path) -> PathBuf {
     let [tr, fr] = common::free_ports(2)[..] else {
@@ -31,31 +19,6 @@ fn federation_file(dir: &Path) -> PathBuf {
 fn pki_with_operators(dir: &Path, operators: &[(&str, &str)]) {
     let fed = federation_file(dir);
     common::pki_init(dir, &fed, operators);
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Polls a command's JSON output until `check` accepts it.
-fn eventually(
-    dir: &Path,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = tocsin(dir, args);
-        if out.status.success() {
-            let v = json(&String::from_utf8_lossy(&out.stdout));
-            if check(&v) {
-                return v;
-            }
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test]

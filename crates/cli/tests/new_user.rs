@@ -1,92 +1,28 @@
 //! What a new user trips over, tried as one would: the `tocsin` binary in
 //! real processes, on real files.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
-
-/// Runs `tocsin args` in `dir`, with no operator profile from the
-/// environment.
-fn tocsin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TOCSIN_OPERATOR")
-        .output()
-        .expect("run tocsin")
-}
-
-/// Runs `tocsin args`, which must succeed; returns its stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tocsin(dir, args);
-    assert!(
-        out.status.success(),
-        "tocsin {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
-/// Runs `tocsin args`, which must fail without panicking; returns its
-/// stderr.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = tocsin(dir, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "tocsin {args:?} should have failed");
-    assert!(!stderr.contains("panicked"), "tocsin {args:?}: {stderr}");
-    stderr
-}
-
-/// Two free loopback ports.
-fn two_ports() -> [u16; 2] {
-    let held: Vec<TcpListener> = (0..2)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    [0, 1].map(|i| held[i].local_addr().expect("local address").port())
-}
+mod common;
+use common::fails;
 
 /// A federation of TR-MIT and FR-DGSI on `ports`, with its PKI in
 /// `dir/pki` and operator `analyst` of TR-MIT. Returns the federation file.
 fn pki(dir: &Path, ports: [u16; 2]) -> PathBuf {
-    let federation = dir.join("federation.toml");
-    std::fs::write(
-        &federation,
-        format!(
-            "[federation]\nid = \"new-user.tocsin\"\n\n\
-             [[agencies]]\nid = \"TR-MIT\"\nendpoint = \"127.0.0.1:{}\"\n\n\
-             [[agencies]]\nid = \"FR-DGSI\"\nendpoint = \"127.0.0.1:{}\"\n",
-            ports[0], ports[1]
-        ),
-    )
-    .expect("write the federation file");
-    ok(
+    let federation = common::federation_file(
         dir,
-        &[
-            "pki",
-            "init",
-            "--federation",
-            federation.to_str().expect("UTF-8 path"),
-            "--out",
-            "pki",
-        ],
+        "new-user.tocsin",
+        &[("TR-MIT", ports[0]), ("FR-DGSI", ports[1])],
     );
-    ok(
-        dir,
-        &[
-            "pki",
-            "issue-operator",
-            "--dir",
-            "pki",
-            "--agency",
-            "TR-MIT",
-            "--name",
-            "analyst",
-        ],
-    );
+    common::pki_init(dir, &federation, &[("TR-MIT", "analyst")]);
     federation
+}
+
+/// Two free loopback ports.
+fn two_ports() -> [u16; 2] {
+    let ports = common::free_ports(2);
+    [ports[0], ports[1]]
 }
 
 /// Whether the `openssl` command is there; says so loudly if it is not.
@@ -174,49 +110,10 @@ fn openssl_reads_every_private_key_the_pki_writes() {
     }
 }
 
-/// A node process, killed when dropped.
-struct Node(Child);
-
-impl Node {
-    /// Starts `agency`'s node from the configuration `pki init` wrote and
-    /// waits until it accepts connections on `port`.
-    fn start(dir: &Path, agency: &str, port: u16) -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "node",
-                "--config",
-                &format!("pki/agencies/{agency}/node.toml"),
-            ])
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("{agency}'s node exited with {status}");
-            }
-            assert!(Instant::now() < deadline, "{agency}'s node never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Node(child)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An operator profile that points at another agency's node is told whose
 /// node answered there, not `invalid peer certificate: NotValidForName`.
-#[test]
-fn the_cli_at_another_agencys_node_says_whose_node_answered() {
+#[tokio::test]
+async fn the_cli_at_another_agencys_node_says_whose_node_answered() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let ports = two_ports();
@@ -230,7 +127,10 @@ fn the_cli_at_another_agencys_node_says_whose_node_answered() {
     );
     assert_ne!(wrong, text, "the profile names TR-MIT's endpoint");
     std::fs::write(&profile, wrong).unwrap();
-    let _fr = Node::start(dir, "FR-DGSI", fr_port);
+    let _fr = common::node(dir, "FR-DGSI")
+        .start()
+        .await
+        .expect("FR-DGSI's node serves");
 
     let profile = profile.to_str().unwrap();
     let err = fails(dir, &["alerts", "list", "--operator", profile]);

@@ -4,71 +4,18 @@
 //! than real time, and the `tocsin` commands an operator runs against them.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{BIN, ok, tocsin};
+use common::{eventually, json, ok};
+use tocsin_testkit::NodeProcess;
 
-/// A node process, killed when dropped.
-struct Node(Child);
-
-impl Node {
-    fn start(dir: &Path, agency: &str, extra_args: &[&str]) -> Self {
-        let child = Command::new(BIN)
-            .args([
-                "node",
-                "--config",
-                &format!("pki/agencies/{agency}/node.toml"),
-            ])
-            .args(extra_args)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node");
-        Node(child)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Polls a command's JSON output until `check` accepts it.
-fn eventually(
-    dir: &Path,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = tocsin(dir, args);
-        let last;
-        if out.status.success() {
-            last = String::from_utf8_lossy(&out.stdout).into_owned();
-            let v = json(&last);
-            if check(&v) {
-                return v;
-            }
-        } else {
-            last = String::from_utf8_lossy(&out.stderr).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting until {what}; last answer: {last}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Starts `agency`'s node with `extra_args`; it is killed when dropped.
+fn start(dir: &Path, agency: &str, extra_args: &[&str]) -> NodeProcess {
+    common::node(dir, agency)
+        .args(extra_args.iter().copied())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {agency}'s node: {e}"))
 }
 
 #[test]
@@ -97,8 +44,8 @@ fn deadlines_are_counted_on_the_nodes_clock_not_the_workstations() {
         "--clock-origin",
         &origin,
     ];
-    let _tr = Node::start(dir, "TR-MIT", &clock);
-    let _fr = Node::start(dir, "FR-DGSI", &clock);
+    let _tr = start(dir, "TR-MIT", &clock);
+    let _fr = start(dir, "FR-DGSI", &clock);
     for op in [alice, bob] {
         eventually(
             dir,
@@ -230,8 +177,8 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
         "pki/operators/TR-MIT/alice.toml",
         "pki/operators/FR-DGSI/bob.toml",
     );
-    let tr_node = Node::start(dir, "TR-MIT", &[]);
-    let _fr = Node::start(dir, "FR-DGSI", &[]);
+    let tr_node = start(dir, "TR-MIT", &[]);
+    let _fr = start(dir, "FR-DGSI", &[]);
     for op in [alice, bob] {
         eventually(
             dir,
@@ -248,7 +195,7 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
     show_until(dir, &id, bob, "FR-DGSI has the alert", |_| true);
     drop(tr_node);
     std::fs::remove_dir_all(dir.join("pki/agencies/TR-MIT/data")).unwrap();
-    let _tr = Node::start(dir, "TR-MIT", &[]);
+    let _tr = start(dir, "TR-MIT", &[]);
     ok(
         dir,
         &[

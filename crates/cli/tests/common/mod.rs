@@ -7,6 +7,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use tocsin_testkit::NodeCommand;
 
@@ -47,6 +48,53 @@ pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Runs `tocsin args`, which must fail without panicking; returns its
+/// stderr.
+pub(crate) fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "tocsin {args:?} should have failed");
+    assert!(
+        !stderr.contains("panicked"),
+        "tocsin {args:?} panicked: {stderr}"
+    );
+    stderr
+}
+
+/// `text` as JSON.
+pub(crate) fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Runs a command every 100 ms until its JSON output passes `check`
+/// (returned), failing after 30 s with its last answer.
+pub(crate) fn eventually(
+    dir: &Path,
+    args: &[&str],
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = tocsin(dir, args);
+        let last;
+        if out.status.success() {
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            let v = json(&last);
+            if check(&v) {
+                return v;
+            }
+        } else {
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; last answer: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Writes `dir/federation.toml`: federation `id`, each agency at its
