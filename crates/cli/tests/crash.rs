@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use tocsin_core::{AgencyId, AlertId, FederationId};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_store::{Store, kind};
+use tocsin_store::{EventKind, Store};
 use tocsin_testkit::{NodeProcess, channel, draft};
 use tocsin_trust::Verifier;
 use tocsin_trust::pki::PkiLayout;
@@ -481,7 +481,7 @@ fn check(
         &r,
         &format!(
             "SELECT alert_id, COUNT(*) FROM events WHERE kind = {} GROUP BY alert_id",
-            kind::RECEIVED
+            EventKind::Received.code()
         ),
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?
@@ -596,11 +596,11 @@ fn check(
     // Nothing recorded twice: the alert at the recipient, its submission,
     // its delivery, its acknowledgement on either side.
     for (conn, node, kind) in [
-        (&r, RECIPIENT, kind::RECEIVED),
-        (&s, SENDER, kind::SUBMITTED),
-        (&s, SENDER, kind::DELIVERED),
-        (&r, RECIPIENT, kind::ACKNOWLEDGED),
-        (&s, SENDER, kind::ACKNOWLEDGED),
+        (&r, RECIPIENT, EventKind::Received.code()),
+        (&s, SENDER, EventKind::Submitted.code()),
+        (&s, SENDER, EventKind::Delivered.code()),
+        (&r, RECIPIENT, EventKind::Acknowledged.code()),
+        (&s, SENDER, EventKind::Acknowledged.code()),
     ] {
         f.duplicated.extend(repeated_events(conn, node, kind)?);
     }

@@ -89,8 +89,10 @@ fn new_alert_row(
             .iter()
             .map(|r| {
                 let status = match r.kind {
-                    tocsin_core::alert::ReferenceKind::Cancel => tocsin_store::STATUS_CANCELLED,
-                    _ => tocsin_store::STATUS_SUPERSEDED,
+                    tocsin_core::alert::ReferenceKind::Cancel => {
+                        tocsin_store::AlertStatus::Cancelled
+                    }
+                    _ => tocsin_store::AlertStatus::Superseded,
                 };
                 (r.alert_id.to_string(), status)
             })
@@ -464,7 +466,7 @@ impl Node {
                         )
                     };
                     if ladder == 1 {
-                        (tocsin_store::ladder_kind::REMINDED, reminder)
+                        (tocsin_store::EventKind::Reminded, reminder)
                     } else {
                         let told = if notified.is_empty() {
                             "no observers to notify".to_owned()
@@ -472,13 +474,13 @@ impl Node {
                             format!("observers notified: {}", notified.join(", "))
                         };
                         (
-                            tocsin_store::ladder_kind::ESCALATED,
+                            tocsin_store::EventKind::Escalated,
                             format!("escalated: {reminder}; {told}"),
                         )
                     }
                 }
                 _ => (
-                    tocsin_store::ladder_kind::LAPSED,
+                    tocsin_store::EventKind::Lapsed,
                     format!(
                         "LAPSED: the ladder ran out with no acknowledgement from {} (deadline {})",
                         d.recipient,
@@ -535,7 +537,7 @@ impl Node {
         tocsin_store::NewMessage {
             id,
             peer: d.recipient.clone(),
-            kind: tocsin_store::MESSAGE_REMINDER,
+            kind: tocsin_store::MessageKind::Reminder,
             envelope: envelope.encode_to_vec(),
         }
     }
@@ -565,7 +567,7 @@ impl Node {
         tocsin_store::NewMessage {
             id,
             peer: observer.to_string(),
-            kind: tocsin_store::MESSAGE_NOTICE,
+            kind: tocsin_store::MessageKind::Notice,
             envelope: envelope.encode_to_vec(),
         }
     }

@@ -23,6 +23,7 @@ use rand::RngExt;
 use tocsin_core::{AgencyId, Clock};
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
+use tocsin_store::MessageKind;
 use tocsin_store::{AttemptOutcome, DueDelivery, DueMessage, Store};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
@@ -618,29 +619,29 @@ impl Link {
         let envelope = pb::Envelope::decode(m.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let mut client = self.client.clone();
-        match m.kind {
-            tocsin_store::MESSAGE_ACK => self
+        match MessageKind::from_code(m.kind).ok_or(m.kind) {
+            Ok(MessageKind::Ack) => self
                 .measured(client.acknowledge(pb::AcknowledgeRequest {
                     acknowledgement: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            tocsin_store::MESSAGE_REMINDER => self
+            Ok(MessageKind::Reminder) => self
                 .measured(client.remind(pb::RemindRequest {
                     reminder: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            tocsin_store::MESSAGE_NOTICE => self
+            Ok(MessageKind::Notice) => self
                 .measured(client.notify_escalation(pb::NotifyEscalationRequest {
                     notice: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            other => Err(Failure::Permanent(format!("unknown message kind {other}"))),
+            Err(other) => Err(Failure::Permanent(format!("unknown message kind {other}"))),
         }
     }
 

@@ -77,7 +77,7 @@ pub(crate) async fn run(node: crate::domain::Node) {
                     tracing::warn!(
                         alert = %f.alert_id,
                         agency = %f.agency,
-                        flag = if f.flag == tocsin_store::flag::UNDELIVERED { "UNDELIVERED" } else { "OVERDUE" },
+                        flag = if f.flag == tocsin_store::DeadlineFlag::Undelivered.code() { "UNDELIVERED" } else { "OVERDUE" },
                         due = %f.due_at,
                         "deadline passed without acknowledgement"
                     );

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::events::{insert_event_with, kind};
+use crate::codes::{EventKind, MessageKind};
+use crate::events::insert_event_with;
 use crate::records::{AlertHistory, AttemptOutcome, Direction};
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -56,9 +57,6 @@ pub struct DueMessage {
     /// Attempts so far.
     pub attempts: u32,
 }
-
-/// Message kinds in the outbox.
-pub const MESSAGE_ACK: i64 = 1;
 
 /// What storing a received acknowledgement did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,13 +132,15 @@ fn refused_ack_event(
             "SELECT k.alert_id, m.peer FROM messages m JOIN acknowledgements k ON k.id = m.id
              WHERE m.id = ?1 AND m.kind = ?2",
         )?
-        .query_row(params![id, MESSAGE_ACK], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![id, MessageKind::Ack], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     if let Some((alert_id, originator)) = ack {
         crate::events::insert_event(
             conn,
             at,
-            kind::REJECTED,
+            EventKind::Rejected.code(),
             &alert_id,
             &originator,
             Direction::Inbound,
@@ -171,11 +171,11 @@ impl Store {
             conn.prepare_cached(
                 "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?
-            .execute(params![ack.id, peer, MESSAGE_ACK, ack.envelope, 0i64])?;
+            .execute(params![ack.id, peer, MessageKind::Ack, ack.envelope, 0i64])?;
             insert_event_with(
                 conn,
                 ack.stored_at,
-                kind::ACKNOWLEDGED,
+                EventKind::Acknowledged.code(),
                 &ack.alert_id,
                 &peer,
                 Direction::Inbound,
@@ -226,7 +226,7 @@ impl Store {
                     insert_event_with(
                         conn,
                         ack.stored_at,
-                        kind::ACKNOWLEDGED,
+                        EventKind::Acknowledged.code(),
                         &ack.alert_id,
                         &ack.agency,
                         Direction::Outbound,

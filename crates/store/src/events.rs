@@ -4,40 +4,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
 use crate::audit::{AuditEvent, Evidence};
+use crate::codes::{DeadlineFlag, EventKind};
 use crate::ladder::OPEN_STEP;
 use crate::records::{AlertHistory, Direction};
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-/// Event kinds, numbered as `tocsin.v1.EventKind`.
-pub mod kind {
-    /// This agency sent an alert.
-    pub const SUBMITTED: i64 = 1;
-    /// This agency received an alert.
-    pub const RECEIVED: i64 = 2;
-    /// A recipient receipted our alert.
-    pub const DELIVERED: i64 = 3;
-    /// A recipient refused our alert for good.
-    pub const REJECTED: i64 = 4;
-    /// An acknowledgement, ours or a recipient's.
-    pub const ACKNOWLEDGED: i64 = 5;
-    /// A deadline passed without an acknowledgement.
-    pub const OVERDUE: i64 = 6;
-    /// A deadline passed before delivery.
-    pub const UNDELIVERED: i64 = 7;
-    /// An observer was told a recipient left an alert unanswered.
-    pub const ESCALATION_NOTICE: i64 = 9;
-}
-
-/// Deadline flags, numbered as `tocsin.v1.DeadlineFlag`.
-pub mod flag {
-    /// No flag.
-    pub const NONE: i64 = 0;
-    /// Past the deadline, not acknowledged.
-    pub const OVERDUE: i64 = 1;
-    /// Past the deadline, not even delivered.
-    pub const UNDELIVERED: i64 = 2;
-}
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +17,7 @@ pub struct EventRow {
     pub id: u64,
     /// When (node clock).
     pub at: DateTime<Utc>,
-    /// See [`kind`].
+    /// See [`EventKind`](crate::EventKind).
     pub kind: i64,
     /// The alert concerned.
     pub alert_id: String,
@@ -67,7 +38,7 @@ pub struct Flagged {
     pub agency: String,
     /// Which side this node is on.
     pub direction: Direction,
-    /// [`flag::OVERDUE`] or [`flag::UNDELIVERED`].
+    /// [`DeadlineFlag::Overdue`] or [`DeadlineFlag::Undelivered`], as codes.
     pub flag: i64,
     /// The deadline that passed.
     pub due_at: DateTime<Utc>,
@@ -205,9 +176,9 @@ impl Store {
                             agency: r.get(1)?,
                             direction: Direction::Outbound,
                             flag: if r.get::<_, i64>(2)? == 1 {
-                                flag::UNDELIVERED
+                                DeadlineFlag::Undelivered.code()
                             } else {
-                                flag::OVERDUE
+                                DeadlineFlag::Overdue.code()
                             },
                             due_at: from_ms(r.get(3)?),
                         })
@@ -223,7 +194,7 @@ impl Store {
                             alert_id: r.get(0)?,
                             agency: r.get(1)?,
                             direction: Direction::Inbound,
-                            flag: flag::OVERDUE,
+                            flag: DeadlineFlag::Overdue.code(),
                             due_at: from_ms(r.get(2)?),
                         })
                     })?
@@ -245,16 +216,16 @@ impl Store {
                         }
                     }
                     let (kind, detail) = match (f.direction, f.flag) {
-                        (Direction::Outbound, flag::UNDELIVERED) => (
-                            kind::UNDELIVERED,
+                        (Direction::Outbound, flag) if flag == DeadlineFlag::Undelivered.code() => (
+                            EventKind::Undelivered.code(),
                             format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                         (Direction::Outbound, _) => (
-                            kind::OVERDUE,
+                            EventKind::Overdue.code(),
                             format!("{} has not acknowledged; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                         (Direction::Inbound, _) => (
-                            kind::OVERDUE,
+                            EventKind::Overdue.code(),
                             format!("we have not acknowledged {}'s alert; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                     };

@@ -5,25 +5,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::events::{insert_event_with, kind};
+use crate::codes::{EventKind, MessageKind};
+use crate::events::insert_event_with;
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-/// Outbox message kind: a reminder to a recipient.
-pub const MESSAGE_REMINDER: i64 = 2;
-/// Outbox message kind: an escalation notice to an observer.
-pub const MESSAGE_NOTICE: i64 = 3;
-
-/// Event kinds of the ladder, numbered as `tocsin.v1.EventKind`.
-pub mod ladder_kind {
-    /// A reminder was sent or received.
-    pub const REMINDED: i64 = 8;
-    /// An escalation was sent or a notice received.
-    pub const ESCALATED: i64 = 9;
-    /// The ladder ran out: the delivery lapsed.
-    pub const LAPSED: i64 = 10;
-}
 
 /// A ladder step that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +41,8 @@ pub struct NewMessage {
     pub id: String,
     /// The peer.
     pub peer: String,
-    /// [`MESSAGE_REMINDER`] or [`MESSAGE_NOTICE`].
-    pub kind: i64,
+    /// [`MessageKind::Reminder`] or [`MessageKind::Notice`].
+    pub kind: MessageKind,
     /// The encoded envelope.
     pub envelope: Vec<u8>,
 }
@@ -75,8 +61,8 @@ pub struct StepTaken {
     pub next_step_at: Option<DateTime<Utc>>,
     /// Messages to queue.
     pub messages: Vec<NewMessage>,
-    /// Event kind (see [`ladder_kind`]).
-    pub event_kind: i64,
+    /// The event that records the step: [`EventKind::Reminded`], [`EventKind::Escalated`] or [`EventKind::Lapsed`].
+    pub event_kind: EventKind,
     /// Event text.
     pub detail: String,
     /// When the step is taken (event time).
@@ -147,7 +133,7 @@ impl Store {
                         .iter()
                         .map(|m| Evidence { kind: EvidenceKind::Message, key: &m.id, key2: "", bytes: &m.envelope })
                         .collect();
-                    insert_event_with(conn, s.at, s.event_kind, &s.alert_id, &s.recipient, Direction::Outbound, &s.detail, &evidence)?;
+                    insert_event_with(conn, s.at, s.event_kind.code(), &s.alert_id, &s.recipient, Direction::Outbound, &s.detail, &evidence)?;
                 }
                 Ok(taken)
             })
@@ -186,13 +172,13 @@ impl Store {
                         "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?
-                    .execute(params![id, MESSAGE_REMINDER, alert_id, originator, ms(at), envelope])?;
+                    .execute(params![id, MessageKind::Reminder, alert_id, originator, ms(at), envelope])?;
                 if inserted == 0 {
                     return Ok(false);
                 }
                 conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
                     .execute([&alert_id])?;
-                let kind = if escalated { ladder_kind::ESCALATED } else { ladder_kind::REMINDED };
+                let kind = if escalated { EventKind::Escalated } else { EventKind::Reminded }.code();
                 insert_event_with(
                     conn,
                     at,
@@ -230,14 +216,14 @@ impl Store {
                         "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?
-                    .execute(params![id, MESSAGE_NOTICE, alert_id, laggard, ms(at), envelope])?;
+                    .execute(params![id, MessageKind::Notice, alert_id, laggard, ms(at), envelope])?;
                 if inserted == 0 {
                     return Ok(false);
                 }
                 insert_event_with(
                     conn,
                     at,
-                    kind::ESCALATION_NOTICE,
+                    EventKind::Escalated.code(),
                     &alert_id,
                     &laggard,
                     Direction::Inbound,

@@ -20,6 +20,7 @@
 mod acks;
 pub mod audit;
 mod blocks;
+pub mod codes;
 mod db;
 mod events;
 mod ladder;
@@ -27,6 +28,7 @@ mod records;
 mod subjects;
 
 pub use acks::*;
+pub use codes::{AlertStatus, DeadlineFlag, EventKind, MessageKind};
 pub use db::{Store, StoreOptions};
 pub use events::*;
 pub use ladder::*;

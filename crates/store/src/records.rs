@@ -4,7 +4,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::events::{insert_event, insert_event_with, kind};
+use crate::codes::{AlertStatus, EventKind};
+use crate::events::{insert_event, insert_event_with};
 use crate::{Error, Store};
 
 /// Times are stored as milliseconds since the epoch.
@@ -85,16 +86,9 @@ pub struct NewAlert {
     /// The subjects' match keys (see `tocsin_core::subject`).
     pub keys: Vec<String>,
     /// Earlier alerts of the same originator this one closes, with the
-    /// status they take ([`STATUS_SUPERSEDED`] or [`STATUS_CANCELLED`]).
-    pub closes: Vec<(String, i64)>,
+    /// status they take ([`AlertStatus::Superseded`] or [`AlertStatus::Cancelled`]).
+    pub closes: Vec<(String, AlertStatus)>,
 }
-
-/// An alert no later alert has closed.
-pub const STATUS_ACTIVE: i64 = 0;
-/// Updated or superseded by a later alert.
-pub const STATUS_SUPERSEDED: i64 = 1;
-/// Cancelled by a later alert.
-pub const STATUS_CANCELLED: i64 = 2;
 
 /// Closes the earlier alerts `a` refers to, if they are `direction` alerts
 /// of `a`'s originator, with one event each. Their clocks stop.
@@ -115,10 +109,10 @@ fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Resul
         if changed == 0 {
             continue;
         }
-        let (kind, verb) = if *status == STATUS_CANCELLED {
-            (13, "cancelled")
+        let (kind, verb) = if *status == AlertStatus::Cancelled {
+            (EventKind::Cancelled.code(), "cancelled")
         } else {
-            (12, "superseded")
+            (EventKind::Superseded.code(), "superseded")
         };
         insert_event(
             conn,
@@ -161,13 +155,13 @@ pub struct AlertRow {
     /// When recipients must acknowledge it (none for rows older than the
     /// acknowledgement schema).
     pub due_at: Option<DateTime<Utc>>,
-    /// Inbound: deadline flag (see [`crate::flag`]).
+    /// Inbound: deadline flag (see [`crate::DeadlineFlag`]).
     pub flag: i64,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
     /// Inbound: reminders received.
     pub reminders: i64,
-    /// [`STATUS_ACTIVE`], [`STATUS_SUPERSEDED`] or [`STATUS_CANCELLED`].
+    /// [`AlertStatus::Active`], [`AlertStatus::Superseded`] or [`AlertStatus::Cancelled`], as codes.
     pub status: i64,
     /// The later alert that closed this one.
     pub closed_by: Option<String>,
@@ -218,7 +212,7 @@ pub struct DeliveryRow {
     pub receipt: Option<Vec<u8>>,
     /// When the recipient must acknowledge by.
     pub due_at: Option<DateTime<Utc>>,
-    /// Deadline flag (see [`crate::flag`]).
+    /// Deadline flag (see [`crate::DeadlineFlag`]).
     pub flag: i64,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
@@ -402,7 +396,7 @@ impl Store {
             insert_event_with(
                 conn,
                 alert.stored_at,
-                kind::SUBMITTED,
+                EventKind::Submitted.code(),
                 &alert.id,
                 &recipients.join(","),
                 Direction::Outbound,
@@ -449,7 +443,7 @@ impl Store {
                     insert_event_with(
                         conn,
                         alert.stored_at,
-                        kind::RECEIVED,
+                        EventKind::Received.code(),
                         &alert.id,
                         &alert.originator,
                         Direction::Inbound,
@@ -510,7 +504,7 @@ impl Store {
                             insert_event_with(
                                 conn,
                                 at,
-                                kind::DELIVERED,
+                                EventKind::Delivered.code(),
                                 alert_id,
                                 recipient,
                                 Direction::Outbound,
@@ -540,7 +534,7 @@ impl Store {
                             insert_event(
                                 conn,
                                 at,
-                                kind::REJECTED,
+                                EventKind::Rejected.code(),
                                 alert_id,
                                 recipient,
                                 Direction::Outbound,
@@ -749,7 +743,7 @@ mod tests {
         let mut a3 = alert("A3", 3);
         a3.due_at = Utc::now() + chrono::Duration::hours(24);
         let a3_due = a3.due_at.timestamp_millis();
-        a3.closes = vec![("A2".into(), STATUS_CANCELLED)];
+        a3.closes = vec![("A2".into(), AlertStatus::Cancelled)];
         store
             .insert_outbound(a3, vec!["FR-DGSI".into()])
             .await

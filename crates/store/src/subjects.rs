@@ -6,13 +6,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::codes::EventKind;
 use crate::events::insert_event;
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
-
-/// Event kind of a subject flag, numbered as `tocsin.v1.EventKind`.
-pub const EVENT_FLAGGED: i64 = 11;
 
 /// Most alerts followed when linking one subject; a guard against a key so
 /// common it would link everything.
@@ -153,7 +151,7 @@ impl Store {
                     );
                     let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
                     let last = unanswered.last().cloned().unwrap_or_default();
-                    insert_event(conn, now, EVENT_FLAGGED, &last, recipient, direction, &detail)?;
+                    insert_event(conn, now, EventKind::Flagged.code(), &last, recipient, direction, &detail)?;
                     raised.push(SubjectFlag {
                         subject,
                         recipient: recipient.clone(),

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::append::*;
 use super::encoding::*;
 use crate::Error;
+use crate::codes::EventKind;
 
 /// Builds the chain for the events a store held before it had an audit log
 /// (migration 008). Each event gets the evidence that a write of its kind
@@ -49,18 +50,18 @@ pub(crate) fn backfill(tx: &Transaction<'_>) -> Result<(), Error> {
             claimed.insert(location);
             Ok(true)
         };
-        match (e.kind, e.direction) {
-            (crate::kind::SUBMITTED, _) => {
+        match (EventKind::from_code(e.kind), e.direction) {
+            (Some(EventKind::Submitted), _) => {
                 claim(EvidenceKind::Alert, &e.alert_id, "")?;
             }
-            (crate::kind::RECEIVED, _) => {
+            (Some(EventKind::Received), _) => {
                 claim(EvidenceKind::Alert, &e.alert_id, "")?;
                 claim(EvidenceKind::ReceiptIssued, &e.alert_id, "")?;
             }
-            (crate::kind::DELIVERED, _) => {
+            (Some(EventKind::Delivered), _) => {
                 claim(EvidenceKind::ReceiptReceived, &e.alert_id, &e.agency)?;
             }
-            (crate::kind::ACKNOWLEDGED, direction) => {
+            (Some(EventKind::Acknowledged), direction) => {
                 // A recipient's acknowledgement names the recipient; ours is
                 // recorded against the originator, so any agency matches.
                 let ids: Vec<String> = tx
@@ -84,7 +85,7 @@ pub(crate) fn backfill(tx: &Transaction<'_>) -> Result<(), Error> {
                     }
                 }
             }
-            (8 | 9, 2) => {
+            (Some(EventKind::Reminded | EventKind::Escalated), 2) => {
                 let ids: Vec<String> = tx
                     .prepare_cached(
                         "SELECT id FROM received_messages WHERE alert_id = ?1 AND agency = ?2

@@ -145,7 +145,7 @@ pub struct AuditEvent {
     pub id: i64,
     /// Milliseconds since the epoch (node clock).
     pub at: i64,
-    /// Event kind (see [`crate::kind`]).
+    /// Event kind (see [`crate::EventKind`]).
     pub kind: i64,
     /// The alert concerned.
     pub alert_id: String,

@@ -95,10 +95,10 @@ async fn populated(dir: &Path) {
             messages: vec![NewMessage {
                 id: "R1".into(),
                 peer: "BE-VSSE".into(),
-                kind: crate::MESSAGE_REMINDER,
+                kind: crate::MessageKind::Reminder,
                 envelope: b"reminder R1".to_vec(),
             }],
-            event_kind: crate::ladder_kind::REMINDED,
+            event_kind: crate::EventKind::Reminded,
             detail: "reminded BE-VSSE".into(),
             at: now,
         }])
@@ -295,7 +295,7 @@ async fn a_forged_entry_inserted_with_its_event_and_a_renumbered_tail_is_found()
     let forged_event = AuditEvent {
         id: 100,
         at: entries[2].event.at,
-        kind: crate::kind::ACKNOWLEDGED,
+        kind: crate::EventKind::Acknowledged.code(),
         alert_id: "A1".into(),
         agency: "BE-VSSE".into(),
         direction: 1,
