@@ -4,8 +4,9 @@
 //! - [`serve`]: runs a node on a bound listener until a shutdown future
 //!   resolves: the mutual-TLS acceptor, the federation and operator gRPC
 //!   services, health and reflection, the outbox.
-//! - `domain` (private): submitting, receiving and querying alerts; the
-//!   handlers in `service` are thin wrappers around it.
+//! - `domain` (private): the use cases, one module each (submitting,
+//!   receiving, acknowledging, the ladder, subjects, queries, the event
+//!   stream); the handlers in `service` are thin wrappers around it.
 //! - `admission` (private): per-peer concurrency limits and bounded queues.
 //! - `outbox` (private): per-peer delivery workers with backoff.
 //! - `tracker` (private): flags deadlines that pass unanswered.

@@ -1,0 +1,161 @@
+//! Acknowledgements: this agency's, signed and queued for the originator,
+//! and recipients' received from peers.
+
+use crate::Error;
+use crate::views;
+use prost::Message;
+use tocsin_core::{AgencyId, AlertId, Identity};
+use tocsin_proto::pb;
+use tocsin_store::Direction;
+
+use super::{Node, ack_row};
+
+impl Node {
+    /// An operator of this agency acknowledges an alert it received. The
+    /// acknowledgement is signed, stored and queued for the originator in one
+    /// transaction.
+    pub(crate) async fn acknowledge(
+        &self,
+        operator: &Identity,
+        alert_id: &str,
+        disposition: i32,
+        note: String,
+    ) -> Result<pb::AckRecord, Error> {
+        let Identity::Operator { agency, name } = operator else {
+            return Err(Error::PermissionDenied(format!(
+                "{operator} is not an operator"
+            )));
+        };
+        if agency != &self.agency {
+            return Err(Error::PermissionDenied(format!(
+                "{operator} cannot act for {}",
+                self.agency
+            )));
+        }
+        let disposition = tocsin_core::alert::Disposition::from_wire(disposition)?;
+        tocsin_core::ack::check_note(&note)?;
+        let Some(row) = self.store.alert(alert_id).await? else {
+            return Err(Error::NotFound(format!(
+                "no alert {alert_id:?} on {}",
+                self.agency
+            )));
+        };
+        if row.direction != Direction::Inbound {
+            return Err(Error::PermissionDenied(format!(
+                "alert {alert_id} was sent by {}: only its recipients acknowledge it",
+                self.agency
+            )));
+        }
+        let alert = views::decode_alert(&row.envelope)?;
+        let digest: [u8; 32] = row
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Unavailable("stored digest is not 32 bytes".into()))?;
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        let ack = tocsin_core::ack::Acknowledgement {
+            id: AlertId::generate(),
+            alert_id: alert.id,
+            alert_digest: digest,
+            recipient: self.agency.clone(),
+            operator: name.clone(),
+            disposition,
+            note,
+            acknowledged_at: now,
+        };
+        let envelope = self.signer.sign(
+            tocsin_proto::ACK_PAYLOAD_TYPE,
+            pb::Acknowledgement::from(&ack).encode_to_vec(),
+        );
+        let stored = ack_row(&ack, &envelope, now);
+        let late = row.due_at.map(|due| now - due).unwrap_or_default();
+        let detail = format!("we acknowledged {disposition}{}", late_phrase(late));
+        self.store
+            .insert_own_ack(stored.clone(), alert.originator.to_string(), detail)
+            .await?;
+        tracing::info!(alert = %alert.id, disposition = %disposition, operator = %name, "alert acknowledged");
+        self.outbox.wake(std::slice::from_ref(&alert.originator));
+        views::ack_record(
+            &tocsin_store::AckRow {
+                ack: stored,
+                delivered: false,
+                refusal: None,
+            },
+            row.due_at,
+        )
+    }
+
+    /// Receives a recipient's signed acknowledgement of an alert this agency
+    /// sent.
+    pub(crate) async fn receive_ack(
+        &self,
+        caller: &AgencyId,
+        envelope: Option<pb::Envelope>,
+    ) -> Result<(), Error> {
+        let (envelope, _) = self.verified_from(
+            caller,
+            envelope,
+            tocsin_proto::ACK_PAYLOAD_TYPE,
+            "acknowledgement",
+        )?;
+        let wire = pb::Acknowledgement::decode(envelope.payload.as_slice()).map_err(|e| {
+            Error::InvalidArgument(format!("envelope payload is not an acknowledgement: {e}"))
+        })?;
+        let ack = tocsin_core::ack::Acknowledgement::try_from(wire)?;
+        if &ack.recipient != caller {
+            return Err(Error::PermissionDenied(format!(
+                "acknowledgement by {} cannot come from {caller}",
+                ack.recipient
+            )));
+        }
+        let Some(row) = self.store.alert(&ack.alert_id.to_string()).await? else {
+            return Err(Error::NotFound(format!(
+                "no alert {} on {}",
+                ack.alert_id, self.agency
+            )));
+        };
+        if row.digest.as_slice() != ack.alert_digest.as_slice() {
+            return Err(Error::InvalidArgument(format!(
+                "acknowledgement of alert {} does not match the alert sent (digest differs)",
+                ack.alert_id
+            )));
+        }
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        let late = row
+            .due_at
+            .map(|due| ack.acknowledged_at - due)
+            .unwrap_or_default();
+        let detail = format!(
+            "{caller} acknowledged {}{}",
+            ack.disposition,
+            late_phrase(late)
+        );
+        match self
+            .store
+            .record_received_ack(ack_row(&ack, &envelope, now), detail)
+            .await
+        {
+            Ok(tocsin_store::AckOutcome::Stored) => {
+                tracing::info!(alert = %ack.alert_id, from = %caller, disposition = %ack.disposition, "acknowledgement received");
+                Ok(())
+            }
+            Ok(tocsin_store::AckOutcome::Duplicate) => Ok(()),
+            Err(tocsin_store::Error::NotFound(m)) => Err(Error::PermissionDenied(m)),
+            Err(tocsin_store::Error::Conflict(id)) => Err(Error::AlreadyExists(format!(
+                "acknowledgement {id} was already received with different content"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn late_phrase(late: chrono::Duration) -> String {
+    if late <= chrono::Duration::zero() {
+        return String::new();
+    }
+    let minutes = u64::try_from(late.num_minutes()).unwrap_or(0);
+    format!(
+        " (late by {})",
+        humantime::format_duration(std::time::Duration::from_secs(minutes.max(1) * 60))
+    )
+}

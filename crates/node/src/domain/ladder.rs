@@ -1,0 +1,286 @@
+//! The escalation ladder: taking the steps that are due (reminders,
+//! escalations, notices to observers, LAPSED), and receiving reminders and
+//! notices from others.
+
+use crate::Error;
+use prost::Message;
+use tocsin_core::{AgencyId, AlertId, to_timestamp};
+use tocsin_proto::pb;
+
+use super::Node;
+
+impl Node {
+    /// Takes every escalation step that is due: reminds, escalates (a
+    /// reminder one precedence higher and notices to the observers), and
+    /// finally marks the delivery LAPSED. Each step is recorded with its
+    /// messages and event in one transaction.
+    pub(crate) async fn take_ladder_steps(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, Error> {
+        use tocsin_core::alert::Precedence;
+        let due = self.store.due_steps(now).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut steps = Vec::with_capacity(due.len());
+        for d in due {
+            let precedence = Precedence::from_wire(d.precedence)?;
+            let allowance = self.federation.deadlines.for_precedence(precedence);
+            let ladder = d.ladder + 1;
+            let next_step_at = (ladder < 3).then(|| {
+                self.federation.escalation.step_at(
+                    u8::try_from(ladder + 1).unwrap_or(3),
+                    d.due_at,
+                    allowance,
+                )
+            });
+            let digest: [u8; 32] = d.digest.as_slice().try_into().unwrap_or([0; 32]);
+            let mut messages = Vec::new();
+            let (event_kind, detail) = match ladder {
+                1 | 2 => {
+                    let raised = if ladder == 2 {
+                        raise(precedence)
+                    } else {
+                        precedence
+                    };
+                    if d.delivered {
+                        messages.push(self.reminder(&d, digest, ladder, raised, now));
+                    }
+                    let mut notified = Vec::new();
+                    if ladder == 2 {
+                        for observer in self.federation.agencies.iter().filter(|a| {
+                            a.observer && a.id != self.agency && a.id.as_str() != d.recipient
+                        }) {
+                            messages.push(self.notice(&d, precedence, &observer.id, now));
+                            notified.push(observer.id.to_string());
+                        }
+                    }
+                    let reminder = if d.delivered {
+                        format!("reminder sent to {} at {raised}", d.recipient)
+                    } else {
+                        format!(
+                            "{} never received the alert; no reminder possible",
+                            d.recipient
+                        )
+                    };
+                    if ladder == 1 {
+                        (tocsin_store::EventKind::Reminded, reminder)
+                    } else {
+                        let told = if notified.is_empty() {
+                            "no observers to notify".to_owned()
+                        } else {
+                            format!("observers notified: {}", notified.join(", "))
+                        };
+                        (
+                            tocsin_store::EventKind::Escalated,
+                            format!("escalated: {reminder}; {told}"),
+                        )
+                    }
+                }
+                _ => (
+                    tocsin_store::EventKind::Lapsed,
+                    format!(
+                        "LAPSED: the ladder ran out with no acknowledgement from {} (deadline {})",
+                        d.recipient,
+                        d.due_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                ),
+            };
+            tracing::warn!(alert = %d.alert_id, recipient = %d.recipient, step = ladder, "{detail}");
+            steps.push(tocsin_store::StepTaken {
+                alert_id: d.alert_id.clone(),
+                recipient: d.recipient.clone(),
+                ladder,
+                next_step_at,
+                messages,
+                event_kind,
+                detail,
+                at: d.step_at.min(now),
+            });
+        }
+        let peers: Vec<AgencyId> = steps
+            .iter()
+            .flat_map(|s| s.messages.iter().map(|m| m.peer.clone()))
+            .filter_map(|p| AgencyId::new(p).ok())
+            .collect();
+        let taken = self.store.take_steps(steps).await?;
+        self.outbox.wake(&peers);
+        Ok(taken)
+    }
+
+    fn reminder(
+        &self,
+        d: &tocsin_store::DueStep,
+        digest: [u8; 32],
+        step: i64,
+        precedence: tocsin_core::alert::Precedence,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> tocsin_store::NewMessage {
+        let id = AlertId::generate().to_string();
+        let reminder = pb::Reminder {
+            id: id.clone(),
+            alert_id: d.alert_id.clone(),
+            alert_digest: digest.to_vec(),
+            originator: self.agency.to_string(),
+            recipient: d.recipient.clone(),
+            step: u32::try_from(step).unwrap_or(1),
+            precedence: precedence.to_wire(),
+            due_at: Some(to_timestamp(d.due_at)),
+            sent_at: Some(to_timestamp(now)),
+        };
+        let envelope = self.signer.sign(
+            tocsin_proto::REMINDER_PAYLOAD_TYPE,
+            reminder.encode_to_vec(),
+        );
+        tocsin_store::NewMessage {
+            id,
+            peer: d.recipient.clone(),
+            kind: tocsin_store::MessageKind::Reminder,
+            envelope: envelope.encode_to_vec(),
+        }
+    }
+
+    fn notice(
+        &self,
+        d: &tocsin_store::DueStep,
+        precedence: tocsin_core::alert::Precedence,
+        observer: &AgencyId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> tocsin_store::NewMessage {
+        let id = AlertId::generate().to_string();
+        let notice = pb::EscalationNotice {
+            id: id.clone(),
+            alert_id: d.alert_id.clone(),
+            originator: self.agency.to_string(),
+            recipient: d.recipient.clone(),
+            precedence: precedence.to_wire(),
+            category: d.category.clone(),
+            due_at: Some(to_timestamp(d.due_at)),
+            escalated_at: Some(to_timestamp(now)),
+            delivered: d.delivered,
+        };
+        let envelope = self
+            .signer
+            .sign(tocsin_proto::NOTICE_PAYLOAD_TYPE, notice.encode_to_vec());
+        tocsin_store::NewMessage {
+            id,
+            peer: observer.to_string(),
+            kind: tocsin_store::MessageKind::Notice,
+            envelope: envelope.encode_to_vec(),
+        }
+    }
+
+    /// Receives a reminder from the originator of an alert this agency has
+    /// not acknowledged.
+    pub(crate) async fn receive_reminder(
+        &self,
+        caller: &AgencyId,
+        envelope: Option<pb::Envelope>,
+    ) -> Result<(), Error> {
+        let (envelope, _) = self.verified_from(
+            caller,
+            envelope,
+            tocsin_proto::REMINDER_PAYLOAD_TYPE,
+            "reminder",
+        )?;
+        let r = pb::Reminder::decode(envelope.payload.as_slice()).map_err(|e| {
+            Error::InvalidArgument(format!("envelope payload is not a reminder: {e}"))
+        })?;
+        if r.originator != caller.as_str() || r.recipient != self.agency.as_str() {
+            return Err(Error::PermissionDenied(format!(
+                "a reminder from {} to {} cannot come from {caller} to {}",
+                r.originator, r.recipient, self.agency
+            )));
+        }
+        let precedence = tocsin_core::alert::Precedence::from_wire(r.precedence)?;
+        let escalated = r.step >= 2;
+        let detail = if escalated {
+            format!(
+                "ESCALATED reminder from {caller}, now {precedence}: still no acknowledgement from us"
+            )
+        } else {
+            format!("reminder from {caller}: we have not acknowledged by the deadline")
+        };
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        self.store
+            .record_reminder(
+                r.id,
+                r.alert_id,
+                caller.to_string(),
+                envelope.encode_to_vec(),
+                now,
+                escalated,
+                detail,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Receives an escalation notice, as an observer of the federation.
+    pub(crate) async fn receive_notice(
+        &self,
+        caller: &AgencyId,
+        envelope: Option<pb::Envelope>,
+    ) -> Result<(), Error> {
+        let (envelope, _) = self.verified_from(
+            caller,
+            envelope,
+            tocsin_proto::NOTICE_PAYLOAD_TYPE,
+            "notice",
+        )?;
+        let observer = self
+            .federation
+            .agency(&self.agency)
+            .is_some_and(|a| a.observer);
+        if !observer {
+            return Err(Error::PermissionDenied(format!(
+                "{} is not an observer of federation {}",
+                self.agency,
+                self.federation.id()
+            )));
+        }
+        let n = pb::EscalationNotice::decode(envelope.payload.as_slice()).map_err(|e| {
+            Error::InvalidArgument(format!("envelope payload is not a notice: {e}"))
+        })?;
+        if n.originator != caller.as_str() {
+            return Err(Error::PermissionDenied(format!(
+                "a notice about {}'s alert cannot come from {caller}",
+                n.originator
+            )));
+        }
+        let precedence = tocsin_core::alert::Precedence::from_wire(n.precedence)?;
+        let detail = format!(
+            "ESCALATION from {caller}: {} left a {precedence} {} alert {} past its deadline",
+            n.recipient,
+            n.category,
+            if n.delivered {
+                "unanswered"
+            } else {
+                "undelivered"
+            }
+        );
+        let now = tocsin_core::clock::truncate_ms(self.clock.now());
+        self.store
+            .record_notice(
+                n.id,
+                n.alert_id,
+                n.recipient,
+                envelope.encode_to_vec(),
+                now,
+                detail,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// One precedence level higher (FLASH stays FLASH).
+fn raise(p: tocsin_core::alert::Precedence) -> tocsin_core::alert::Precedence {
+    use tocsin_core::alert::Precedence::*;
+    match p {
+        Routine => Priority,
+        Priority => Immediate,
+        Immediate | Flash => Flash,
+    }
+}

@@ -1,0 +1,48 @@
+//! Answering operators' queries: one alert, lists, what is owed and awaited.
+
+use crate::Error;
+use crate::views;
+use tocsin_proto::pb;
+use tocsin_store::Direction;
+
+use super::{Node, Open};
+
+impl Node {
+    /// One alert, sent or received.
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<pb::AlertRecord>, Error> {
+        self.store
+            .alert_history(id)
+            .await?
+            .as_ref()
+            .map(views::record)
+            .transpose()
+    }
+
+    /// Alerts, newest first.
+    pub(crate) async fn list(
+        &self,
+        direction: Option<Direction>,
+        limit: u32,
+    ) -> Result<Vec<pb::AlertRecord>, Error> {
+        self.store
+            .list_alerts(direction, limit)
+            .await?
+            .iter()
+            .map(views::record)
+            .collect()
+    }
+
+    /// Open items, soonest deadline first.
+    pub(crate) async fn list_open(
+        &self,
+        which: Open,
+        limit: u32,
+    ) -> Result<Vec<pb::AlertRecord>, Error> {
+        let rows = match which {
+            Open::Owed => self.store.list_owed(limit).await?,
+            Open::Awaiting => self.store.list_awaiting(limit).await?,
+            Open::Overdue => self.store.list_overdue(limit).await?,
+        };
+        rows.iter().map(views::record).collect()
+    }
+}
