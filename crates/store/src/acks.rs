@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::audit::{Evidence, EvidenceKind};
 use crate::codes::{EventKind, MessageKind};
 use crate::events::insert_event_with;
-use crate::records::{AlertHistory, AttemptOutcome, Direction};
+use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
 
@@ -43,19 +43,6 @@ pub struct AckRow {
     /// Sent by this node: the originator's answer if it refused it for
     /// good (it is not retried). Received: always `None`.
     pub refusal: Option<String>,
-}
-
-/// A pending message that is due.
-#[derive(Debug, Clone)]
-pub struct DueMessage {
-    /// The message id.
-    pub id: String,
-    /// What kind of message (1: acknowledgement).
-    pub kind: i64,
-    /// The encoded envelope.
-    pub envelope: Vec<u8>,
-    /// Attempts so far.
-    pub attempts: u32,
 }
 
 /// What storing a received acknowledgement did.
@@ -121,7 +108,7 @@ fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
 
 /// If message `id` is one of our acknowledgements, records that its
 /// originator refused it for good: a REJECTED event of the inbound alert.
-fn refused_ack_event(
+pub(crate) fn refused_ack_event(
     conn: &Connection,
     id: &str,
     error: &str,
@@ -248,122 +235,5 @@ impl Store {
                 self.notify_events();
             }
         })
-    }
-
-    /// Pending messages to `peer` due at `now`, oldest due first.
-    pub async fn due_messages(
-        &self,
-        peer: &str,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<DueMessage>, Error> {
-        let peer = peer.to_owned();
-        self.read(move |conn| {
-            let rows = conn
-                .prepare_cached(
-                    "SELECT id, kind, envelope, attempts FROM messages
-                     WHERE peer = ?1 AND state = 1 AND next_attempt_at <= ?2
-                     ORDER BY next_attempt_at, id LIMIT ?3",
-                )?
-                .query_map(params![peer, ms(now), limit], |r| {
-                    Ok(DueMessage {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        envelope: r.get(2)?,
-                        attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    /// Records the outcomes of message attempts, in one transaction, at
-    /// `at`. An acknowledgement the originator refused for good keeps the
-    /// refusal (see [`AckRow::refusal`]) and is an event of its alert.
-    pub async fn record_message_attempts(
-        &self,
-        outcomes: Vec<(String, AttemptOutcome)>,
-        at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        let refused = outcomes
-            .iter()
-            .any(|(_, o)| matches!(o, AttemptOutcome::Rejected { .. }));
-        self.write(move |conn| {
-            for (id, outcome) in &outcomes {
-                match outcome {
-                    AttemptOutcome::Delivered { delivered_at, .. } => {
-                        conn.prepare_cached(
-                            "UPDATE messages SET state = 2, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
-                             WHERE id = ?1 AND state = 1",
-                        )?
-                        .execute(params![id, ms(*delivered_at)])?;
-                    }
-                    AttemptOutcome::Retry { error, next_attempt_at } => {
-                        conn.prepare_cached(
-                            "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-                             WHERE id = ?1 AND state = 1",
-                        )?
-                        .execute(params![id, error, ms(*next_attempt_at)])?;
-                    }
-                    AttemptOutcome::Rejected { error } => {
-                        let changed = conn
-                            .prepare_cached(
-                                "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
-                                 WHERE id = ?1 AND state = 1",
-                            )?
-                            .execute(params![id, error])?;
-                        if changed > 0 {
-                            refused_ack_event(conn, id, error, at)?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await?;
-        if refused {
-            self.notify_events();
-        }
-        Ok(())
-    }
-
-    /// Sent alerts that some recipient (not refused) has not acknowledged,
-    /// soonest deadline first, with their deliveries.
-    pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where(
-            "a.settled = 0 AND a.direction = 1 AND EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3 AND d.settled = 0)",
-            limit,
-        )
-        .await
-    }
-
-    /// Received alerts this agency has not acknowledged, soonest deadline first.
-    pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where("a.settled = 0 AND a.direction = 2", limit)
-            .await
-    }
-
-    /// Alerts matching `condition` (on `a`), soonest deadline first, each
-    /// with its history.
-    pub(crate) async fn alerts_where(
-        &self,
-        condition: &'static str,
-        limit: u32,
-    ) -> Result<Vec<AlertHistory>, Error> {
-        self.read_snapshot(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1",
-                crate::records::ALERT_COLUMNS
-            );
-            let rows = conn
-                .prepare_cached(&sql)?
-                .query_map([limit], crate::records::alert_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(crate::records::with_history(conn, rows)?)
-        })
-        .await
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, Row, params};
 use crate::audit::{AuditEvent, Evidence};
 use crate::codes::{DeadlineFlag, EventKind};
 use crate::ladder::OPEN_STEP;
-use crate::records::{AlertHistory, Direction};
+use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
 
@@ -238,17 +238,5 @@ impl Store {
             self.notify_events();
         }
         Ok(flagged)
-    }
-
-    /// Open items whose deadline has passed: sent alerts a recipient has
-    /// not acknowledged, received alerts we have not, soonest first.
-    pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where(
-            "a.settled = 0 AND ((a.direction = 1 AND EXISTS (
-                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0 AND d.settled = 0))
-              OR (a.direction = 2 AND a.flag != 0))",
-            limit,
-        )
-        .await
     }
 }

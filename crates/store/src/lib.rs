@@ -14,6 +14,14 @@
 //!
 //! The store knows rows, not signatures or protocols: the node crate decides
 //! what goes in.
+//!
+//! One module per kind of row: `records` (alerts and deliveries), `acks`
+//! (acknowledgements), `messages` (the outbox of acknowledgements,
+//! reminders and notices to send), `ladder` (escalation steps), `events`
+//! (the event log and the deadline tracker's queries), `open` (what is
+//! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
+//! (peers whose certificates are revoked), [`codes`] (the integer codes, as
+//! enums) and [`audit`] (the chain).
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +32,8 @@ pub mod codes;
 mod db;
 mod events;
 mod ladder;
+mod messages;
+mod open;
 mod records;
 mod subjects;
 
@@ -32,6 +42,7 @@ pub use codes::{AlertStatus, DeadlineFlag, EventKind, MessageKind};
 pub use db::{Store, StoreOptions};
 pub use events::*;
 pub use ladder::*;
+pub use messages::*;
 pub use records::*;
 pub use subjects::*;
 

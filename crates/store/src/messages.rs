@@ -1,0 +1,105 @@
+//! The outbox of signed messages other than alerts (acknowledgements,
+//! reminders, escalation notices): what is due for a peer, and the
+//! outcomes of sending it. Each kind is queued by the use case that makes
+//! it (`acks`, `ladder`); sending them is one queue.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use crate::acks::refused_ack_event;
+use crate::records::{AttemptOutcome, ms};
+use crate::{Error, Store};
+
+/// A pending message that is due.
+#[derive(Debug, Clone)]
+pub struct DueMessage {
+    /// The message id.
+    pub id: String,
+    /// What kind of message (a [`MessageKind`](crate::MessageKind) code).
+    pub kind: i64,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Pending messages to `peer` due at `now`, oldest due first.
+    pub async fn due_messages(
+        &self,
+        peer: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueMessage>, Error> {
+        let peer = peer.to_owned();
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, kind, envelope, attempts FROM messages
+                     WHERE peer = ?1 AND state = 1 AND next_attempt_at <= ?2
+                     ORDER BY next_attempt_at, id LIMIT ?3",
+                )?
+                .query_map(params![peer, ms(now), limit], |r| {
+                    Ok(DueMessage {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        envelope: r.get(2)?,
+                        attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Records the outcomes of message attempts, in one transaction, at
+    /// `at`. An acknowledgement the originator refused for good keeps the
+    /// refusal (see [`AckRow::refusal`](crate::AckRow::refusal)) and is an event of its alert.
+    pub async fn record_message_attempts(
+        &self,
+        outcomes: Vec<(String, AttemptOutcome)>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let refused = outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, AttemptOutcome::Rejected { .. }));
+        self.write(move |conn| {
+            for (id, outcome) in &outcomes {
+                match outcome {
+                    AttemptOutcome::Delivered { delivered_at, .. } => {
+                        conn.prepare_cached(
+                            "UPDATE messages SET state = 2, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
+                             WHERE id = ?1 AND state = 1",
+                        )?
+                        .execute(params![id, ms(*delivered_at)])?;
+                    }
+                    AttemptOutcome::Retry { error, next_attempt_at } => {
+                        conn.prepare_cached(
+                            "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                             WHERE id = ?1 AND state = 1",
+                        )?
+                        .execute(params![id, error, ms(*next_attempt_at)])?;
+                    }
+                    AttemptOutcome::Rejected { error } => {
+                        let changed = conn
+                            .prepare_cached(
+                                "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
+                                 WHERE id = ?1 AND state = 1",
+                            )?
+                            .execute(params![id, error])?;
+                        if changed > 0 {
+                            refused_ack_event(conn, id, error, at)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        if refused {
+            self.notify_events();
+        }
+        Ok(())
+    }
+}
