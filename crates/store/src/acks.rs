@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
 use crate::codes::{EventKind, MessageKind};
-use crate::events::insert_event_with;
+use crate::events::{NewEvent, insert_event_with};
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -126,12 +126,14 @@ pub(crate) fn refused_ack_event(
     if let Some((alert_id, originator)) = ack {
         crate::events::insert_event(
             conn,
-            at,
-            EventKind::Rejected.code(),
-            &alert_id,
-            &originator,
-            Direction::Inbound,
-            &format!("{originator} refused our acknowledgement {id} for good: {error}"),
+            NewEvent {
+                at,
+                kind: EventKind::Rejected,
+                alert_id: &alert_id,
+                agency: &originator,
+                direction: Direction::Inbound,
+                detail: &format!("{originator} refused our acknowledgement {id} for good: {error}"),
+            },
         )?;
     }
     Ok(())
@@ -159,19 +161,10 @@ impl Store {
                 "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?
             .execute(params![ack.id, peer, MessageKind::Ack, ack.envelope, 0i64])?;
-            insert_event_with(
-                conn,
-                ack.stored_at,
-                EventKind::Acknowledged.code(),
-                &ack.alert_id,
-                &peer,
-                Direction::Inbound,
-                &detail,
-                &[
+            insert_event_with(conn, NewEvent { at: ack.stored_at, kind: EventKind::Acknowledged, alert_id: &ack.alert_id, agency: &peer, direction: Direction::Inbound, detail: &detail }, &[
                     Evidence { kind: EvidenceKind::Acknowledgement, key: &ack.id, key2: "", bytes: &ack.envelope },
                     Evidence { kind: EvidenceKind::Message, key: &ack.id, key2: "", bytes: &ack.envelope },
-                ],
-            )?;
+                ])?;
             Ok(())
         })
         .await?;
@@ -212,12 +205,14 @@ impl Store {
                     insert_ack(conn, &ack)?;
                     insert_event_with(
                         conn,
-                        ack.stored_at,
-                        EventKind::Acknowledged.code(),
-                        &ack.alert_id,
-                        &ack.agency,
-                        Direction::Outbound,
-                        &detail,
+                        NewEvent {
+                            at: ack.stored_at,
+                            kind: EventKind::Acknowledged,
+                            alert_id: &ack.alert_id,
+                            agency: &ack.agency,
+                            direction: Direction::Outbound,
+                            detail: &detail,
+                        },
                         &[Evidence {
                             kind: EvidenceKind::Acknowledgement,
                             key: &ack.id,

@@ -44,45 +44,48 @@ pub struct Flagged {
     pub due_at: DateTime<Utc>,
 }
 
+/// An event to insert: what happened, to which alert, with which agency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewEvent<'a> {
+    /// When it happened.
+    pub(crate) at: DateTime<Utc>,
+    /// What happened.
+    pub(crate) kind: EventKind,
+    /// The alert concerned.
+    pub(crate) alert_id: &'a str,
+    /// The other agency concerned.
+    pub(crate) agency: &'a str,
+    /// Which way the alert went.
+    pub(crate) direction: Direction,
+    /// A readable account.
+    pub(crate) detail: &'a str,
+}
+
 /// Inserts an event and its audit entry (see [`crate::audit`]); for steps
 /// that store no signed envelope.
-pub(crate) fn insert_event(
-    conn: &Connection,
-    at: DateTime<Utc>,
-    kind: i64,
-    alert_id: &str,
-    agency: &str,
-    direction: Direction,
-    detail: &str,
-) -> Result<(), Error> {
-    insert_event_with(conn, at, kind, alert_id, agency, direction, detail, &[])
+pub(crate) fn insert_event(conn: &Connection, event: NewEvent<'_>) -> Result<(), Error> {
+    insert_event_with(conn, event, &[])
 }
 
 /// Inserts an event and its audit entry, which commits to the signed
 /// envelopes the same step stored (`evidence`).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_event_with(
     conn: &Connection,
-    at: DateTime<Utc>,
-    kind: i64,
-    alert_id: &str,
-    agency: &str,
-    direction: Direction,
-    detail: &str,
+    e: NewEvent<'_>,
     evidence: &[Evidence<'_>],
 ) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO events (at, kind, alert_id, agency, direction, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![ms(at), kind, alert_id, agency, direction as i64, detail])?;
+    .execute(params![ms(e.at), e.kind, e.alert_id, e.agency, e.direction as i64, e.detail])?;
     let event = AuditEvent {
         id: conn.last_insert_rowid(),
-        at: ms(at),
-        kind,
-        alert_id: alert_id.to_owned(),
-        agency: agency.to_owned(),
-        direction: direction as i64,
-        detail: detail.to_owned(),
+        at: ms(e.at),
+        kind: e.kind.code(),
+        alert_id: e.alert_id.to_owned(),
+        agency: e.agency.to_owned(),
+        direction: e.direction as i64,
+        detail: e.detail.to_owned(),
     };
     crate::audit::append(conn, &event, evidence)
 }
@@ -217,19 +220,19 @@ impl Store {
                     }
                     let (kind, detail) = match (f.direction, f.flag) {
                         (Direction::Outbound, flag) if flag == DeadlineFlag::Undelivered.code() => (
-                            EventKind::Undelivered.code(),
+                            EventKind::Undelivered,
                             format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                         (Direction::Outbound, _) => (
-                            EventKind::Overdue.code(),
+                            EventKind::Overdue,
                             format!("{} has not acknowledged; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                         (Direction::Inbound, _) => (
-                            EventKind::Overdue.code(),
+                            EventKind::Overdue,
                             format!("we have not acknowledged {}'s alert; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),
                     };
-                    insert_event(conn, f.due_at, kind, &f.alert_id, &f.agency, f.direction, &detail)?;
+                    insert_event(conn, NewEvent { at: f.due_at, kind, alert_id: &f.alert_id, agency: &f.agency, direction: f.direction, detail: &detail })?;
                 }
                 Ok(found)
             })

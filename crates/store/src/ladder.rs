@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::audit::{Evidence, EvidenceKind};
 use crate::codes::{EventKind, MessageKind};
-use crate::events::insert_event_with;
+use crate::events::{NewEvent, insert_event_with};
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -133,7 +133,7 @@ impl Store {
                         .iter()
                         .map(|m| Evidence { kind: EvidenceKind::Message, key: &m.id, key2: "", bytes: &m.envelope })
                         .collect();
-                    insert_event_with(conn, s.at, s.event_kind.code(), &s.alert_id, &s.recipient, Direction::Outbound, &s.detail, &evidence)?;
+                    insert_event_with(conn, NewEvent { at: s.at, kind: s.event_kind, alert_id: &s.alert_id, agency: &s.recipient, direction: Direction::Outbound, detail: &s.detail }, &evidence)?;
                 }
                 Ok(taken)
             })
@@ -178,17 +178,8 @@ impl Store {
                 }
                 conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
                     .execute([&alert_id])?;
-                let kind = if escalated { EventKind::Escalated } else { EventKind::Reminded }.code();
-                insert_event_with(
-                    conn,
-                    at,
-                    kind,
-                    &alert_id,
-                    &originator,
-                    Direction::Inbound,
-                    &detail,
-                    &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }],
-                )?;
+                let kind = if escalated { EventKind::Escalated } else { EventKind::Reminded };
+                insert_event_with(conn, NewEvent { at, kind, alert_id: &alert_id, agency: &originator, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
                 Ok(true)
             })
             .await?;
@@ -220,16 +211,7 @@ impl Store {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                insert_event_with(
-                    conn,
-                    at,
-                    EventKind::Escalated.code(),
-                    &alert_id,
-                    &laggard,
-                    Direction::Inbound,
-                    &detail,
-                    &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }],
-                )?;
+                insert_event_with(conn, NewEvent { at, kind: EventKind::Escalated, alert_id: &alert_id, agency: &laggard, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
                 Ok(true)
             })
             .await?;

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
 use crate::codes::{AlertStatus, EventKind};
-use crate::events::{insert_event, insert_event_with};
+use crate::events::{NewEvent, insert_event, insert_event_with};
 use crate::{Error, Store};
 
 /// Times are stored as milliseconds since the epoch.
@@ -110,18 +110,20 @@ fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Resul
             continue;
         }
         let (kind, verb) = if *status == AlertStatus::Cancelled {
-            (EventKind::Cancelled.code(), "cancelled")
+            (EventKind::Cancelled, "cancelled")
         } else {
-            (EventKind::Superseded.code(), "superseded")
+            (EventKind::Superseded, "superseded")
         };
         insert_event(
             conn,
-            a.stored_at,
-            kind,
-            earlier,
-            &a.originator,
-            direction,
-            &format!("{verb} by {}; its clock is stopped", a.id),
+            NewEvent {
+                at: a.stored_at,
+                kind,
+                alert_id: earlier,
+                agency: &a.originator,
+                direction,
+                detail: &format!("{verb} by {}; its clock is stopped", a.id),
+            },
         )?;
     }
     Ok(())
@@ -393,16 +395,7 @@ impl Store {
             for r in &recipients {
                 stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
             }
-            insert_event_with(
-                conn,
-                alert.stored_at,
-                EventKind::Submitted.code(),
-                &alert.id,
-                &recipients.join(","),
-                Direction::Outbound,
-                &format!("sent to {}", recipients.join(", ")),
-                &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }],
-            )?;
+            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &format!("sent to {}", recipients.join(", ")) }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
             // Read back in the same transaction, from the writer's warm
             // cache: what the operator is told is exactly what was stored.
             // A new alert has no acknowledgements yet.
@@ -442,12 +435,14 @@ impl Store {
                     insert_alert(conn, &alert, Direction::Inbound, Some(&receipt))?;
                     insert_event_with(
                         conn,
-                        alert.stored_at,
-                        EventKind::Received.code(),
-                        &alert.id,
-                        &alert.originator,
-                        Direction::Inbound,
-                        &format!("received from {}", alert.originator),
+                        NewEvent {
+                            at: alert.stored_at,
+                            kind: EventKind::Received,
+                            alert_id: &alert.id,
+                            agency: &alert.originator,
+                            direction: Direction::Inbound,
+                            detail: &format!("received from {}", alert.originator),
+                        },
                         &[
                             Evidence {
                                 kind: EvidenceKind::Alert,
@@ -501,19 +496,10 @@ impl Store {
                             )?
                             .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
                         if changed > 0 {
-                            insert_event_with(
-                                conn,
-                                at,
-                                EventKind::Delivered.code(),
-                                alert_id,
-                                recipient,
-                                Direction::Outbound,
-                                &format!(
+                            insert_event_with(conn, NewEvent { at, kind: EventKind::Delivered, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!(
                                     "receipt from {recipient}: committed {}",
                                     delivered_at.format("%Y-%m-%d %H:%M:%S UTC")
-                                ),
-                                &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }],
-                            )?;
+                                ) }, &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }])?;
                         }
                     }
                     AttemptOutcome::Retry { error, next_attempt_at } => {
@@ -531,15 +517,7 @@ impl Store {
                             )?
                             .execute(params![alert_id, recipient, error])?;
                         if changed > 0 {
-                            insert_event(
-                                conn,
-                                at,
-                                EventKind::Rejected.code(),
-                                alert_id,
-                                recipient,
-                                Direction::Outbound,
-                                &format!("{recipient} refused it: {error}"),
-                            )?;
+                            insert_event(conn, NewEvent { at, kind: EventKind::Rejected, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!("{recipient} refused it: {error}") })?;
                         }
                     }
                 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::codes::EventKind;
-use crate::events::insert_event;
+use crate::events::{NewEvent, insert_event};
 use crate::records::Direction;
 use crate::records::{from_ms, ms};
 use crate::{Error, Store};
@@ -151,7 +151,7 @@ impl Store {
                     );
                     let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
                     let last = unanswered.last().cloned().unwrap_or_default();
-                    insert_event(conn, now, EventKind::Flagged.code(), &last, recipient, direction, &detail)?;
+                    insert_event(conn, NewEvent { at: now, kind: EventKind::Flagged, alert_id: &last, agency: recipient, direction, detail: &detail })?;
                     raised.push(SubjectFlag {
                         subject,
                         recipient: recipient.clone(),
