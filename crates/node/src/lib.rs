@@ -9,7 +9,8 @@
 //!   stream); the handlers in `service` are thin wrappers around it.
 //! - `admission` (private): per-peer concurrency limits and bounded queues.
 //! - `outbox` (private): per-peer delivery workers with backoff.
-//! - `tracker` (private): flags deadlines that pass unanswered.
+//! - `tracker` (private): wakes when a deadline or ladder step falls, and
+//!   has the domain take what is due.
 //! - `skew` (private): measures each peer's clock against ours on every
 //!   call, and warns about those beyond tolerance.
 //! - `metrics` (private): the optional Prometheus endpoint.

@@ -224,7 +224,12 @@ pub async fn serve(
         tracker: tracker_wake.clone(),
         shutdown: stop_rx.clone(),
     };
-    let tracker = tokio::spawn(crate::tracker::run(node.clone()));
+    let tracker = tokio::spawn(crate::tracker::run(
+        node.clone(),
+        clock.clone(),
+        tracker_wake.clone(),
+        stop_rx.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -1,12 +1,13 @@
-//! The deadline tracker: flags every delivery (originator side) and every
-//! received alert (recipient side) whose deadline passes without an
-//! acknowledgement.
+//! The deadline tracker: decides *when* to look at what falls due, and owns
+//! its loop and its wake-up handle ([`TrackerWake`]). *What* it does when it
+//! wakes (flag deadlines that passed unanswered, take ladder steps) is the
+//! domain's, behind [`Due`]: the tracker knows nothing of the node.
 //!
-//! Deadlines are absolute times in the store. The tracker asks the store for
-//! the earliest open one and sleeps on the node's clock until it falls, or
-//! until a new alert (perhaps with an earlier deadline) wakes it. At
-//! start-up the first pass flags, in deadline order, everything that fell
-//! while the node was down.
+//! Deadlines are absolute times in the store. Each pass ends with the
+//! earliest open one, and the tracker sleeps on the node's clock until it
+//! falls, or until a new alert (perhaps with an earlier deadline) wakes it.
+//! At start-up the first pass flags, in deadline order, everything that
+//! fell while the node was down.
 //!
 //! The tracker is the only part of a node that sleeps on its clock, and
 //! between passes it always does (until the end of time when nothing is
@@ -14,10 +15,12 @@
 //! idle, which is how a scenario replayed on a `ManualClock` waits for
 //! every flag and ladder step due at a time to be taken.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tocsin_core::Clock;
+use tokio::sync::{Notify, watch};
 
 /// Wakes the tracker, but only when a new deadline falls before the one it
 /// sleeps until: a steady stream of alerts with later deadlines costs the
@@ -49,10 +52,24 @@ impl TrackerWake {
     }
 }
 
-/// Runs the tracker of `node` until the node shuts down.
-pub(crate) async fn run(node: crate::domain::Node) {
-    let (store, clock, wake) = (node.store.clone(), node.clock.clone(), node.tracker.clone());
-    let mut shutdown = node.shutdown.clone();
+/// What the tracker does when it wakes: everything due at `now`, then the
+/// time of the next deadline or step, if any. The domain implements it
+/// (`domain::due`); the tracker only decides when.
+pub(crate) trait Due: Send + Sync + 'static {
+    /// Takes everything due at `now`; returns when the next thing falls.
+    fn take_due(&self, now: DateTime<Utc>)
+    -> futures::future::BoxFuture<'_, Option<DateTime<Utc>>>;
+}
+
+/// Runs the tracker until `shutdown` turns true: `due` takes what falls
+/// due, on `clock`; `wake` is the handle the rest of the node calls when it
+/// commits a deadline.
+pub(crate) async fn run(
+    due: impl Due,
+    clock: Arc<dyn Clock>,
+    wake: Arc<TrackerWake>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             return;
@@ -65,38 +82,9 @@ pub(crate) async fn run(node: crate::domain::Node) {
         tokio::pin!(woken);
         woken.as_mut().enable();
 
-        let now = clock.now();
-        match store.flag_overdue(now).await {
-            Ok(flagged) => {
-                if !flagged.is_empty()
-                    && let Err(e) = node.check_repeated(&flagged, now).await
-                {
-                    tracing::error!(error = %e, "tracker cannot check repeated warnings");
-                }
-                for f in &flagged {
-                    tracing::warn!(
-                        alert = %f.alert_id,
-                        agency = %f.agency,
-                        flag = if f.flag == tocsin_store::DeadlineFlag::Undelivered.code() { "UNDELIVERED" } else { "OVERDUE" },
-                        due = %f.due_at,
-                        "deadline passed without acknowledgement"
-                    );
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
-        }
-        if let Err(e) = node.take_ladder_steps(now).await {
-            tracing::error!(error = %e, "tracker cannot take escalation steps");
-        }
-        let next = match store.next_deadline().await {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!(error = %e, "tracker cannot read deadlines");
-                Some(now + chrono::Duration::seconds(5))
-            }
-        };
-        // A deadline committed after the read above either saw MAX and
-        // woke us, or sees this and wakes us only if it comes first.
+        let next = due.take_due(clock.now()).await;
+        // A deadline committed after the pass read the store either saw
+        // MAX and woke us, or sees this and wakes us only if it comes first.
         wake.sleeping_until.store(
             next.map_or(i64::MAX, |at| at.timestamp_millis()),
             Ordering::SeqCst,

@@ -4,7 +4,8 @@
 //!
 //! One module per use case, each an `impl Node` of its own: `submit`
 //! (an operator's alert), `receive` (a peer's alerts, alone or batched),
-//! `acknowledge` (ours, and recipients'), `ladder` (reminders, escalations,
+//! `acknowledge` (ours, and recipients'), `due` (what the tracker does
+//! when it wakes), `ladder` (reminders, escalations,
 //! notices, LAPSED; and those received), `subjects` (REPEATED_UNANSWERED and
 //! the subject view), `queries` (one alert, lists) and `watch` (the event
 //! stream). What several share (the `Node` itself, the rows made from an
@@ -140,6 +141,7 @@ fn ack_row(
 }
 
 mod acknowledge;
+mod due;
 mod ladder;
 mod queries;
 mod receive;

@@ -1,0 +1,53 @@
+//! What falls due: when the tracker wakes, this flags every deadline that
+//! passed unanswered (OVERDUE, UNDELIVERED), checks the subjects of what it
+//! flagged for REPEATED_UNANSWERED, takes the ladder steps that are due,
+//! and says when the next thing falls.
+
+use chrono::{DateTime, Utc};
+
+use super::Node;
+use crate::tracker::Due;
+
+impl Due for Node {
+    fn take_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'_, Option<DateTime<Utc>>> {
+        Box::pin(async move {
+            match self.store.flag_overdue(now).await {
+                Ok(flagged) => {
+                    if !flagged.is_empty()
+                        && let Err(e) = self.check_repeated(&flagged, now).await
+                    {
+                        tracing::error!(error = %e, "tracker cannot check repeated warnings");
+                    }
+                    for f in &flagged {
+                        let flag = if f.flag == tocsin_store::DeadlineFlag::Undelivered.code() {
+                            "UNDELIVERED"
+                        } else {
+                            "OVERDUE"
+                        };
+                        tracing::warn!(
+                            alert = %f.alert_id,
+                            agency = %f.agency,
+                            flag,
+                            due = %f.due_at,
+                            "deadline passed without acknowledgement"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
+            }
+            if let Err(e) = self.take_ladder_steps(now).await {
+                tracing::error!(error = %e, "tracker cannot take escalation steps");
+            }
+            match self.store.next_deadline().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "tracker cannot read deadlines");
+                    Some(now + chrono::Duration::seconds(5))
+                }
+            }
+        })
+    }
+}
