@@ -109,6 +109,9 @@ pub(crate) fn spawn(
             },
             peer,
             ctx: ctx.clone(),
+            // Not known yet: the first round that reaches the peer clears
+            // any block a previous run recorded.
+            maybe_blocked: AtomicBool::new(true),
             wakers,
             shutdown: shutdown.clone(),
         };
@@ -182,8 +185,59 @@ struct Worker {
     /// The most bytes of alerts one request carries.
     request_budget: usize,
     ctx: OutboxContext,
+    /// Whether the store may hold a block on this peer: only then does
+    /// reaching the peer cost a write to lift it.
+    maybe_blocked: AtomicBool,
     wakers: Arc<Wakers>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// What a round of attempts found: each attempt's outcome as the store
+/// keeps it, and what they say of the peer.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Some attempt failed for a reason that may pass.
+    failed: bool,
+    /// The peer's node presented a revoked certificate.
+    revoked: bool,
+    /// Something reached the peer's node (a receipt, or a refusal, which
+    /// only its node can give).
+    reached: bool,
+}
+
+impl Tally {
+    /// What to store for one attempt (`Ok`: what it delivered); failures
+    /// that may pass are retried at `retry_at`.
+    fn outcome(
+        &mut self,
+        result: Result<AttemptOutcome, Failure>,
+        retry_at: DateTime<Utc>,
+    ) -> AttemptOutcome {
+        let outcome = match result {
+            Ok(delivered) => delivered,
+            Err(Failure::Permanent(error)) => AttemptOutcome::Rejected { error },
+            Err(Failure::Transient(error)) => {
+                self.failed = true;
+                AttemptOutcome::Retry {
+                    error,
+                    next_attempt_at: retry_at,
+                }
+            }
+            Err(Failure::Revoked(error)) => {
+                self.failed = true;
+                self.revoked = true;
+                AttemptOutcome::Retry {
+                    error,
+                    next_attempt_at: retry_at,
+                }
+            }
+        };
+        self.reached |= matches!(
+            outcome,
+            AttemptOutcome::Delivered { .. } | AttemptOutcome::Rejected { .. }
+        );
+        outcome
+    }
 }
 
 /// The backoff after `previous` (none: the first failure): doubled, up to
@@ -384,38 +438,19 @@ impl Worker {
         }
         let more = messages.len() as u64 >= u64::from(limit);
         let results = join_all(messages.iter().map(|m| self.link.send_message(m))).await;
-        let mut failed = false;
-        let (mut revoked, mut reached) = (false, false);
+        let mut tally = Tally::default();
         let outcomes: Vec<_> = messages
             .iter()
             .zip(results)
             .map(|(m, result)| {
-                let outcome = match result {
-                    Ok(()) => AttemptOutcome::Delivered {
-                        delivered_at: self.ctx.clock.now(),
-                        receipt: Vec::new(),
-                    },
-                    Err(Failure::Permanent(error)) => {
-                        tracing::warn!(message = %m.id, peer = %self.peer, %error, "message refused for good");
-                        AttemptOutcome::Rejected { error }
-                    }
-                    Err(Failure::Transient(error)) => {
-                        failed = true;
-                        AttemptOutcome::Retry {
-                            error,
-                            next_attempt_at: retry_at,
-                        }
-                    }
-                    Err(Failure::Revoked(error)) => {
-                        failed = true;
-                        revoked = true;
-                        AttemptOutcome::Retry {
-                            error,
-                            next_attempt_at: retry_at,
-                        }
-                    }
-                };
-                reached |= matches!(outcome, AttemptOutcome::Delivered { .. } | AttemptOutcome::Rejected { .. });
+                let sent = result.map(|()| AttemptOutcome::Delivered {
+                    delivered_at: self.ctx.clock.now(),
+                    receipt: Vec::new(),
+                });
+                let outcome = tally.outcome(sent, retry_at);
+                if let AttemptOutcome::Rejected { error } = &outcome {
+                    tracing::warn!(message = %m.id, peer = %self.peer, %error, "message refused for good");
+                }
                 (m.id.clone(), outcome)
             })
             .collect();
@@ -429,8 +464,8 @@ impl Worker {
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record message outcomes");
             return (true, true);
         }
-        self.note_reach(revoked, reached).await;
-        (failed, more)
+        self.note_reach(&tally).await;
+        (tally.failed, more)
     }
 
     /// Keeps a finished delivery's outcome. A task catches its own panic
@@ -458,38 +493,26 @@ impl Worker {
         if done.is_empty() {
             return false;
         }
-        let mut failed = false;
-        let (mut revoked, mut reached) = (false, false);
+        let mut tally = Tally::default();
         let outcomes: Vec<_> = done
             .into_iter()
             .map(|(d, result)| {
-                let outcome = match result {
-                    Ok((delivered_at, receipt)) => {
+                let delivered = result.map(|(delivered_at, receipt)| AttemptOutcome::Delivered {
+                    delivered_at,
+                    receipt,
+                });
+                let outcome = tally.outcome(delivered, retry_at);
+                match &outcome {
+                    AttemptOutcome::Delivered { .. } => {
                         tracing::info!(alert = %d.alert_id, peer = %self.peer, "delivered");
-                        AttemptOutcome::Delivered { delivered_at, receipt }
                     }
-                    Err(Failure::Permanent(error)) => {
+                    AttemptOutcome::Rejected { error } => {
                         tracing::warn!(alert = %d.alert_id, peer = %self.peer, %error, "delivery refused for good");
-                        AttemptOutcome::Rejected { error }
                     }
-                    Err(Failure::Transient(error)) => {
-                        failed = true;
+                    AttemptOutcome::Retry { error, .. } => {
                         tracing::debug!(alert = %d.alert_id, peer = %self.peer, %error, attempts = d.attempts + 1, "delivery failed; will retry");
-                        AttemptOutcome::Retry {
-                            error,
-                            next_attempt_at: retry_at,
-                        }
                     }
-                    Err(Failure::Revoked(error)) => {
-                        failed = true;
-                        revoked = true;
-                        AttemptOutcome::Retry {
-                            error,
-                            next_attempt_at: retry_at,
-                        }
-                    }
-                };
-                reached |= matches!(outcome, AttemptOutcome::Delivered { .. } | AttemptOutcome::Rejected { .. });
+                }
                 (d.alert_id, self.peer.to_string(), outcome)
             })
             .collect();
@@ -502,25 +525,26 @@ impl Worker {
         {
             // Still due in the store: back off rather than resend at once.
             tracing::error!(peer = %self.peer, error = %e, "outbox cannot record delivery outcomes");
-            failed = true;
+            tally.failed = true;
         }
         // Out of the window only once recorded: until then the store still
         // says they are due, and the next top-up must not send them again.
         for id in ids {
             in_flight.remove(&id);
         }
-        self.note_reach(revoked, reached).await;
-        failed
+        self.note_reach(&tally).await;
+        tally.failed
     }
 
     /// Keeps the peer's block in step with what the last attempts found:
     /// blocked when its node presented a revoked certificate, unblocked
     /// when something reached it (a receipt, or a refusal, which only its
     /// node can give).
-    async fn note_reach(&self, revoked: bool, reached: bool) {
+    async fn note_reach(&self, tally: &Tally) {
         let store = &self.ctx.store;
         let peer = self.peer.as_str();
-        if revoked {
+        if tally.revoked {
+            self.maybe_blocked.store(true, Ordering::SeqCst);
             let reason = revoked_reason(&self.peer);
             match store.block_peer(peer, &reason, self.ctx.clock.now()).await {
                 Ok(true) => {
@@ -531,13 +555,15 @@ impl Worker {
                     tracing::error!(%peer, error = %e, "cannot record that the peer is blocked")
                 }
             }
-        } else if reached {
+        } else if tally.reached && self.maybe_blocked.swap(false, Ordering::SeqCst) {
             match store.unblock_peer(peer).await {
                 Ok(true) => {
                     tracing::info!(%peer, "the peer is reached again: its deliveries are no longer blocked")
                 }
                 Ok(false) => {}
                 Err(e) => {
+                    // Try again at the next round that reaches it.
+                    self.maybe_blocked.store(true, Ordering::SeqCst);
                     tracing::error!(%peer, error = %e, "cannot record that the peer is reached")
                 }
             }
