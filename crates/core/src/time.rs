@@ -48,6 +48,20 @@ pub fn human_duration(seconds: u64) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human_duration(0), "under a minute");
+        assert_eq!(human_duration(59), "under a minute");
+        assert_eq!(human_duration(60), "1 min");
+        assert_eq!(human_duration(45 * 60 + 59), "45 min");
+        assert_eq!(human_duration(3 * 3600 + 12 * 60), "3 h 12 min");
+        assert_eq!(human_duration(3600), "1 h");
+        assert_eq!(human_duration(86_400), "1 day");
+        assert_eq!(human_duration(2 * 86_400), "2 days");
+        assert_eq!(human_duration(86_400 + 21 * 3600 + 60), "1 day 21 h 1 min");
+        assert_eq!(human_duration(3 * 86_400 + 5 * 60), "3 days 5 min");
+    }
+
     fn ts(seconds: i64, nanos: i32) -> prost_types::Timestamp {
         prost_types::Timestamp { seconds, nanos }
     }

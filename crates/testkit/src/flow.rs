@@ -373,24 +373,26 @@ impl Desk {
         id: &str,
         recipient: &str,
         what: &str,
-        mut done: F,
+        done: F,
     ) -> anyhow::Result<pb::AlertRecord>
     where
-        F: FnMut(&pb::Delivery) -> bool,
+        F: Fn(&pb::Delivery) -> bool,
     {
         let expected = format!("{recipient}'s delivery of alert {id} to {what}");
-        let deadline = tokio::time::Instant::now() + self.patience;
-        loop {
-            let now = match self.within(deadline, self.alert(id)).await {
-                Err(status) => format!("{} cannot read it: {status}", self.agency),
+        let done = &done;
+        wait_for(self.patience, &expected, move || async move {
+            match self.alert(id).await {
+                Err(status) => Probe::NotYet(format!("{} cannot read it: {status}", self.agency)),
                 Ok(record) => match delivery(&record, recipient) {
-                    None => format!("{} holds no delivery to {recipient}", self.agency),
-                    Some(d) if done(d) => return Ok(record),
-                    Some(d) => format!("it is {}", describe_delivery(d)),
+                    None => {
+                        Probe::NotYet(format!("{} holds no delivery to {recipient}", self.agency))
+                    }
+                    Some(d) if done(d) => Probe::Done(record),
+                    Some(d) => Probe::NotYet(format!("it is {}", describe_delivery(d))),
                 },
-            };
-            self.not_yet(deadline, &expected, now).await?;
-        }
+            }
+        })
+        .await
     }
 
     /// `call`, or DEADLINE_EXCEEDED once `deadline` has passed: no wait
@@ -403,24 +405,6 @@ impl Desk {
         tokio::time::timeout_at(deadline, call)
             .await
             .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer in time")))
-    }
-
-    /// Fails with what was expected and what is there now once `deadline`
-    /// has passed; otherwise waits a moment before the next look.
-    async fn not_yet(
-        &self,
-        deadline: tokio::time::Instant,
-        expected: &str,
-        now: String,
-    ) -> anyhow::Result<()> {
-        if tokio::time::Instant::now() >= deadline {
-            bail!(
-                "expected {expected} within {}; {now}",
-                seconds(self.patience)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok(())
     }
 
     /// Waits until the delivery of `id` to `recipient` is in `state`.
@@ -510,20 +494,19 @@ impl Desk {
             self.agency,
             flag_name(flag as i32)
         );
-        let deadline = tokio::time::Instant::now() + self.patience;
-        loop {
-            let now = match self.within(deadline, self.alert(id)).await {
-                Err(status) => format!("it cannot be read: {status}"),
-                Ok(r) if r.flag == flag as i32 => return Ok(r),
-                Ok(r) => format!(
+        wait_for(self.patience, &expected, move || async move {
+            match self.alert(id).await {
+                Err(status) => Probe::NotYet(format!("it cannot be read: {status}")),
+                Ok(r) if r.flag == flag as i32 => Probe::Done(r),
+                Ok(r) => Probe::NotYet(format!(
                     "it is flagged {} with {} acknowledgement(s) and {} reminder(s)",
                     flag_name(r.flag),
                     r.acknowledgements.len(),
                     r.reminders
-                ),
-            };
-            self.not_yet(deadline, &expected, now).await?;
-        }
+                )),
+            }
+        })
+        .await
     }
 
     /// Waits until this node holds a REPEATED_UNANSWERED flag against
@@ -545,31 +528,38 @@ impl Desk {
     pub async fn wait_subject_flag_where<F>(
         &self,
         what: &str,
-        mut found: F,
+        found: F,
     ) -> anyhow::Result<pb::SubjectFlag>
     where
-        F: FnMut(&pb::SubjectFlag) -> bool,
+        F: Fn(&pb::SubjectFlag) -> bool,
     {
         let expected = format!("{} to hold {what}", self.agency);
-        let deadline = tokio::time::Instant::now() + self.patience;
-        loop {
-            let now = match self.within(deadline, self.subject_flags()).await {
-                Err(status) => format!("its flags cannot be read: {status}"),
-                Ok(flags) => {
-                    if let Some(f) = flags.iter().find(|f| found(f)) {
-                        return Ok(f.clone());
+        let found = &found;
+        wait_for(self.patience, &expected, move || async move {
+            match self.subject_flags().await {
+                Err(status) => Probe::NotYet(format!("its flags cannot be read: {status}")),
+                Ok(flags) => match flags.iter().find(|f| found(f)) {
+                    Some(f) => Probe::Done(f.clone()),
+                    None => {
+                        let held: Vec<String> = flags
+                            .iter()
+                            .map(|f| {
+                                format!(
+                                    "{} against {} over {:?}",
+                                    f.label, f.recipient, f.alert_ids
+                                )
+                            })
+                            .collect();
+                        Probe::NotYet(format!(
+                            "it holds {} flag(s): [{}]",
+                            flags.len(),
+                            held.join("; ")
+                        ))
                     }
-                    let held: Vec<String> = flags
-                        .iter()
-                        .map(|f| {
-                            format!("{} against {} over {:?}", f.label, f.recipient, f.alert_ids)
-                        })
-                        .collect();
-                    format!("it holds {} flag(s): [{}]", flags.len(), held.join("; "))
-                }
-            };
-            self.not_yet(deadline, &expected, now).await?;
-        }
+                },
+            }
+        })
+        .await
     }
 
     /// Follows this node's events from the first stored one until

@@ -108,40 +108,29 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
+    wait_for(timeout, what, || {
+        let looked = check();
+        async move {
+            match looked.await {
+                Some(v) => Probe::Done(v),
+                None => Probe::NotYet("it has not happened".into()),
+            }
         }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting until {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// A valid alert for `recipients`, ready for `SubmitAlert`: PRIORITY,
 /// one person subject.
 pub fn draft(recipients: &[&str]) -> pb::Alert {
-    pb::Alert {
-        precedence: pb::Precedence::Priority as i32,
-        category: "terrorism".into(),
-        subjects: vec![pb::Subject {
-            kind: Some(pb::subject::Kind::Person(pb::Person {
-                names: vec!["Ismaël Omar Mostefaï".into()],
-                date_of_birth: "1985-11-21".into(),
-                nationalities: vec!["FR".into()],
-                ..Default::default()
-            })),
-        }],
-        text: "Subject assessed as linked to a terrorist network; travel to Syria suspected."
-            .into(),
-        source_reliability: pb::SourceReliability::B as i32,
-        information_credibility: pb::InformationCredibility::InformationCredibility2 as i32,
-        tlp: pb::Tlp::Amber as i32,
-        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
-        ..Default::default()
-    }
+    AlertBuilder::to(recipients.iter().copied())
+        .person(
+            Person::named("Ismaël Omar Mostefaï")
+                .born("1985-11-21")
+                .nationality("FR"),
+        )
+        .text("Subject assessed as linked to a terrorist network; travel to Syria suspected.")
+        .build()
 }
 
 /// `alert` as `signer`'s node would send it: a fresh id, the signer's agency
