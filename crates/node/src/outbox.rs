@@ -828,28 +828,14 @@ impl Link {
         alert_id: &str,
         alert_digest: &[u8; 32],
     ) -> Delivered {
-        let delivered_at = self
-            .check_receipt(verified, &receipt, alert_id, alert_digest)
-            .map_err(|e| Failure::Transient(format!("invalid receipt: {e}")))?;
-        Ok((delivered_at, receipt.encode_to_vec()))
-    }
-
-    /// When the peer committed the alert, from a receipt whose signature
-    /// was checked (`verified`) and which must be the peer's, for exactly
-    /// this alert.
-    fn check_receipt(
-        &self,
-        verified: Result<tocsin_trust::signing::Verified, tocsin_trust::Error>,
-        env: &pb::Envelope,
-        alert_id: &str,
-        alert_digest: &[u8; 32],
-    ) -> Result<DateTime<Utc>, tocsin_trust::receipt::ReceiptError> {
         let expected = tocsin_trust::receipt::Expected {
             alert_id,
             recipient: self.peer.as_str(),
             alert_digest: Some(alert_digest),
         };
-        Ok(tocsin_trust::receipt::check(verified, env, expected)?.received_at)
+        let checked = tocsin_trust::receipt::check(verified, &receipt, expected)
+            .map_err(|e| Failure::Transient(format!("invalid receipt: {e}")))?;
+        Ok((checked.received_at, receipt.encode_to_vec()))
     }
 }
 

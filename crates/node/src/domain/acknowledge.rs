@@ -92,15 +92,13 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let (envelope, _) = self.verified_from(
+        let (envelope, wire) = self.verified_from::<pb::Acknowledgement>(
             caller,
             envelope,
             tocsin_proto::ACK_PAYLOAD_TYPE,
             "acknowledgement",
+            "an acknowledgement",
         )?;
-        let wire = pb::Acknowledgement::decode(envelope.payload.as_slice()).map_err(|e| {
-            Error::InvalidArgument(format!("envelope payload is not an acknowledgement: {e}"))
-        })?;
         let ack = tocsin_core::ack::Acknowledgement::try_from(wire)?;
         if &ack.recipient != caller {
             return Err(Error::PermissionDenied(format!(

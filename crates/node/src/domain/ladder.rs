@@ -178,15 +178,13 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let (envelope, _) = self.verified_from(
+        let (envelope, r) = self.verified_from::<pb::Reminder>(
             caller,
             envelope,
             tocsin_proto::REMINDER_PAYLOAD_TYPE,
             "reminder",
+            "a reminder",
         )?;
-        let r = pb::Reminder::decode(envelope.payload.as_slice()).map_err(|e| {
-            Error::InvalidArgument(format!("envelope payload is not a reminder: {e}"))
-        })?;
         if r.originator != caller.as_str() || r.recipient != self.agency.as_str() {
             return Err(Error::PermissionDenied(format!(
                 "a reminder from {} to {} cannot come from {caller} to {}",
@@ -223,7 +221,7 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<(), Error> {
-        let (envelope, _) = self.verified_from(
+        let envelope = self.verified_envelope(
             caller,
             envelope,
             tocsin_proto::NOTICE_PAYLOAD_TYPE,
