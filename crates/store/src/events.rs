@@ -38,8 +38,8 @@ pub struct Flagged {
     pub agency: String,
     /// Which side this node is on.
     pub direction: Direction,
-    /// [`DeadlineFlag::Overdue`] or [`DeadlineFlag::Undelivered`], as codes.
-    pub flag: i64,
+    /// [`DeadlineFlag::Overdue`] or [`DeadlineFlag::Undelivered`].
+    pub flag: DeadlineFlag,
     /// The deadline that passed.
     pub due_at: DateTime<Utc>,
 }
@@ -179,9 +179,9 @@ impl Store {
                             agency: r.get(1)?,
                             direction: Direction::Outbound,
                             flag: if r.get::<_, i64>(2)? == 1 {
-                                DeadlineFlag::Undelivered.code()
+                                DeadlineFlag::Undelivered
                             } else {
-                                DeadlineFlag::Overdue.code()
+                                DeadlineFlag::Overdue
                             },
                             due_at: from_ms(r.get(3)?),
                         })
@@ -197,7 +197,7 @@ impl Store {
                             alert_id: r.get(0)?,
                             agency: r.get(1)?,
                             direction: Direction::Inbound,
-                            flag: DeadlineFlag::Overdue.code(),
+                            flag: DeadlineFlag::Overdue,
                             due_at: from_ms(r.get(2)?),
                         })
                     })?
@@ -219,7 +219,7 @@ impl Store {
                         }
                     }
                     let (kind, detail) = match (f.direction, f.flag) {
-                        (Direction::Outbound, flag) if flag == DeadlineFlag::Undelivered.code() => (
+                        (Direction::Outbound, DeadlineFlag::Undelivered) => (
                             EventKind::Undelivered,
                             format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
                         ),

@@ -22,7 +22,7 @@ impl Due for Node {
                         tracing::error!(error = %e, "tracker cannot check repeated warnings");
                     }
                     for f in &flagged {
-                        let flag = if f.flag == tocsin_store::DeadlineFlag::Undelivered.code() {
+                        let flag = if f.flag == tocsin_store::DeadlineFlag::Undelivered {
                             "UNDELIVERED"
                         } else {
                             "OVERDUE"
