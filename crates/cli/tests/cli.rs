@@ -1,31 +1,17 @@
 //! The `tocsin` binary as users run it: real processes, real files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{BIN, eventually, fails, free_port, json, ok, tocsin};
 
-fn federation_file(dir: &Path) -> PathBuf {
-    let [tr, fr] = common::free_ports(2)[..] else {
-        unreachable!()
-    };
-    common::federation_file(dir, "cli-test.tocsin", &[("TR-MIT", tr), ("FR-DGSI", fr)])
-}
-
-/// Writes a federation file, runs `pki init` on it into `pki/`, and issues
-/// each `(agency, name)` operator.
-fn pki_with_operators(dir: &Path, operators: &[(&str, &str)]) {
-    let fed = federation_file(dir);
-    common::pki_init(dir, &fed, operators);
-}
-
 #[tokio::test]
 async fn two_nodes_exchange_an_alert_through_the_cli() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
+    common::two_agencies(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
     let alice = "pki/operators/TR-MIT/alice.toml";
     let bob = "pki/operators/FR-DGSI/bob.toml";
 
@@ -296,7 +282,7 @@ identifier = { kind = "organisation", value = "Islamic State" }
 fn pki_init_writes_private_keys_0600_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fed = federation_file(dir);
+    let fed = common::two_agencies_file(dir);
     ok(
         dir,
         &[
@@ -343,7 +329,7 @@ fn pki_init_writes_private_keys_0600_and_refuses_to_overwrite() {
 fn pki_revoke_and_renew_rewrite_the_crl_and_the_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fed = federation_file(dir);
+    let fed = common::two_agencies_file(dir);
     let init = [
         "pki",
         "init",
@@ -406,7 +392,7 @@ fn pki_revoke_and_renew_rewrite_the_crl_and_the_certificate() {
 fn bad_configuration_and_input_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let fed = federation_file(dir);
+    let fed = common::two_agencies_file(dir);
 
     let err = fails(dir, &["node", "--config", "missing.toml"]);
     assert!(
@@ -645,7 +631,7 @@ speed = 4000
 async fn a_scenario_replays_against_nodes_started_by_hand() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki_with_operators(dir, &[("TR-MIT", "ops"), ("FR-DGSI", "ops")]);
+    common::two_agencies(dir, &[("TR-MIT", "ops"), ("FR-DGSI", "ops")]);
     std::fs::write(
         dir.join("scenario.toml"),
         r#"
@@ -726,7 +712,7 @@ disposition = "ACTIONED"
 async fn the_audit_record_verifies_exports_and_catches_edits() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki_with_operators(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
+    common::two_agencies(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
     let (alice, bob) = (
         "pki/operators/TR-MIT/alice.toml",
         "pki/operators/FR-DGSI/bob.toml",
@@ -734,22 +720,7 @@ async fn the_audit_record_verifies_exports_and_catches_edits() -> anyhow::Result
     let config = "pki/agencies/TR-MIT/node.toml";
     let mut tr = common::node(dir, "TR-MIT").start().await?;
     let mut fr = common::node(dir, "FR-DGSI").start().await?;
-    let sent = json(&ok(
-        dir,
-        &[
-            "alert",
-            "send",
-            "--operator",
-            alice,
-            "--json",
-            "--to",
-            "FR-DGSI",
-            "--identifier",
-            "phone:+33612345678",
-            "--text",
-            "Watch.",
-        ],
-    ));
+    let sent = common::send_watch(dir, alice, &[]);
     let id = sent["id"].as_str().unwrap().to_owned();
     eventually(
         dir,
@@ -894,7 +865,7 @@ fn scrape(port: u16) -> Option<String> {
 async fn a_node_serves_metrics_where_its_configuration_says() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki_with_operators(dir, &[]);
+    common::two_agencies(dir, &[]);
     let port = free_port();
     let config = dir.join("pki/agencies/TR-MIT/node.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -941,27 +912,12 @@ async fn node_processes_restart_on_their_store_and_die_with_their_handle() -> an
     use tocsin_testkit::{NodeCommand, ProcessError, tocsin_binary};
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
-    pki_with_operators(dir, &[("TR-MIT", "alice")]);
+    common::two_agencies(dir, &[("TR-MIT", "alice")]);
     let alice = "pki/operators/TR-MIT/alice.toml";
     let list = ["alerts", "list", "--operator", alice, "--json"];
 
     let mut tr = common::node(dir, "TR-MIT").start().await?;
-    let sent = json(&ok(
-        dir,
-        &[
-            "alert",
-            "send",
-            "--operator",
-            alice,
-            "--json",
-            "--to",
-            "FR-DGSI",
-            "--identifier",
-            "phone:+33612345678",
-            "--text",
-            "Watch.",
-        ],
-    ));
+    let sent = common::send_watch(dir, alice, &[]);
     let id = sent["id"].as_str().unwrap().to_owned();
     let first = tr.pid().unwrap();
     tr.kill()?;

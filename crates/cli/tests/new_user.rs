@@ -1,29 +1,10 @@
 //! What a new user trips over, tried as one would: the `tocsin` binary in
 //! real processes, on real files.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
 use common::fails;
-
-/// A federation of TR-MIT and FR-DGSI on `ports`, with its PKI in
-/// `dir/pki` and operator `analyst` of TR-MIT. Returns the federation file.
-fn pki(dir: &Path, ports: [u16; 2]) -> PathBuf {
-    let federation = common::federation_file(
-        dir,
-        "new-user.tocsin",
-        &[("TR-MIT", ports[0]), ("FR-DGSI", ports[1])],
-    );
-    common::pki_init(dir, &federation, &[("TR-MIT", "analyst")]);
-    federation
-}
-
-/// Two free loopback ports.
-fn two_ports() -> [u16; 2] {
-    let ports = common::free_ports(2);
-    [ports[0], ports[1]]
-}
 
 /// Whether the `openssl` command is there; says so loudly if it is not.
 fn openssl_present() -> bool {
@@ -54,7 +35,7 @@ fn openssl(args: &[&str]) -> Output {
 fn openssl_reads_every_private_key_the_pki_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki(dir, two_ports());
+    common::two_agencies(dir, &[("TR-MIT", "analyst")]);
     let root = dir.join("pki");
     let keys = [
         "ca.key",
@@ -116,9 +97,9 @@ fn openssl_reads_every_private_key_the_pki_writes() {
 async fn the_cli_at_another_agencys_node_says_whose_node_answered() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let ports = two_ports();
+    let ports = common::free_ports(2);
     let fr_port = ports[1];
-    pki(dir, ports);
+    common::two_agencies_on(dir, [ports[0], ports[1]], &[("TR-MIT", "analyst")]);
     let profile = dir.join("pki/operators/TR-MIT/analyst.toml");
     let text = std::fs::read_to_string(&profile).unwrap();
     let wrong = text.replace(
@@ -147,7 +128,7 @@ async fn the_cli_at_another_agencys_node_says_whose_node_answered() {
 fn a_node_configuration_missing_a_field_names_it_and_its_table() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    pki(dir, two_ports());
+    common::two_agencies(dir, &[("TR-MIT", "analyst")]);
     let config = dir.join("pki/agencies/TR-MIT/node.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let without = |line_start: &str| -> String {

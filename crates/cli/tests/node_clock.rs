@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{eventually, json, ok};
+use common::{eventually, ok};
 use tocsin_testkit::NodeProcess;
 
 /// Starts `agency`'s node with `extra_args`; it is killed when dropped.
@@ -22,12 +22,7 @@ fn start(dir: &Path, agency: &str, extra_args: &[&str]) -> NodeProcess {
 fn deadlines_are_counted_on_the_nodes_clock_not_the_workstations() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let [tr, fr] = common::free_ports(2)[..] else {
-        unreachable!()
-    };
-    let federation =
-        common::federation_file(dir, "clock-test.tocsin", &[("TR-MIT", tr), ("FR-DGSI", fr)]);
-    common::pki_init(dir, &federation, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
+    common::two_agencies(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
     let (alice, bob) = (
         "pki/operators/TR-MIT/alice.toml",
         "pki/operators/FR-DGSI/bob.toml",
@@ -55,24 +50,7 @@ fn deadlines_are_counted_on_the_nodes_clock_not_the_workstations() {
         );
     }
 
-    let sent = json(&ok(
-        dir,
-        &[
-            "alert",
-            "send",
-            "--operator",
-            alice,
-            "--json",
-            "--precedence",
-            "FLASH",
-            "--to",
-            "FR-DGSI",
-            "--identifier",
-            "phone:+33612345678",
-            "--text",
-            "Watch.",
-        ],
-    ));
+    let sent = common::send_watch(dir, alice, &["--precedence", "FLASH"]);
     let id = sent["id"].as_str().unwrap().to_owned();
     // A fresh delivery is due when the alert was submitted, not in 1970.
     let fresh = &sent["deliveries"][0];
@@ -141,38 +119,11 @@ fn show_until(
 }
 
 /// Sends an alert from `op` to FR-DGSI; returns `alert send --json`'s answer.
-fn send_to_fr(dir: &Path, op: &str) -> serde_json::Value {
-    json(&ok(
-        dir,
-        &[
-            "alert",
-            "send",
-            "--operator",
-            op,
-            "--json",
-            "--to",
-            "FR-DGSI",
-            "--identifier",
-            "phone:+33612345678",
-            "--text",
-            "Watch.",
-        ],
-    ))
-}
-
 #[test]
 fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let [tr, fr] = common::free_ports(2)[..] else {
-        unreachable!()
-    };
-    let federation = common::federation_file(
-        dir,
-        "states-test.tocsin",
-        &[("TR-MIT", tr), ("FR-DGSI", fr)],
-    );
-    common::pki_init(dir, &federation, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
+    common::two_agencies(dir, &[("TR-MIT", "alice"), ("FR-DGSI", "bob")]);
     let (alice, bob) = (
         "pki/operators/TR-MIT/alice.toml",
         "pki/operators/FR-DGSI/bob.toml",
@@ -191,7 +142,10 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
     // FR-DGSI receives an alert; then TR-MIT loses its data directory, so
     // it no longer holds the alert and refuses FR-DGSI's acknowledgement
     // for good (NOT_FOUND).
-    let id = send_to_fr(dir, alice)["id"].as_str().unwrap().to_owned();
+    let id = common::send_watch(dir, alice, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     show_until(dir, &id, bob, "FR-DGSI has the alert", |_| true);
     drop(tr_node);
     std::fs::remove_dir_all(dir.join("pki/agencies/TR-MIT/data")).unwrap();
@@ -233,7 +187,7 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let blocked = loop {
-        let sent = send_to_fr(dir, alice);
+        let sent = common::send_watch(dir, alice, &[]);
         let id = sent["id"].as_str().unwrap().to_owned();
         let settled = show_until(dir, &id, alice, "the first attempt", |v| {
             v["deliveries"][0]["attempts"].as_u64() > Some(0)
@@ -270,7 +224,7 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
         text.contains("FR-DGSI BLOCKED: FR-DGSI's certificate is revoked"),
         "{text}"
     );
-    let sent = send_to_fr(dir, alice);
+    let sent = common::send_watch(dir, alice, &[]);
     assert_eq!(sent["deliveries"][0]["state"], "BLOCKED", "{sent}");
     assert!(
         sent["warnings"][0]

@@ -136,6 +136,52 @@ pub(crate) fn pki_init(dir: &Path, federation: &Path, operators: &[(&str, &str)]
     }
 }
 
+/// TR-MIT and FR-DGSI at `ports` (federation `cli-test.tocsin`): the
+/// federation file, `pki init` and each `(agency, name)` operator. Returns
+/// the federation file.
+pub(crate) fn two_agencies_on(dir: &Path, ports: [u16; 2], operators: &[(&str, &str)]) -> PathBuf {
+    let federation = federation_file(
+        dir,
+        "cli-test.tocsin",
+        &[("TR-MIT", ports[0]), ("FR-DGSI", ports[1])],
+    );
+    pki_init(dir, &federation, operators);
+    federation
+}
+
+/// The federation file of [`two_agencies_on`] at free ports, without its
+/// PKI.
+pub(crate) fn two_agencies_file(dir: &Path) -> PathBuf {
+    let ports = free_ports(2);
+    federation_file(
+        dir,
+        "cli-test.tocsin",
+        &[("TR-MIT", ports[0]), ("FR-DGSI", ports[1])],
+    )
+}
+
+/// [`two_agencies_on`] free ports.
+pub(crate) fn two_agencies(dir: &Path, operators: &[(&str, &str)]) -> PathBuf {
+    let ports = free_ports(2);
+    two_agencies_on(dir, [ports[0], ports[1]], operators)
+}
+
+/// `operator` (a profile of TR-MIT's) sends FR-DGSI a watch on a phone
+/// number, with `extra` flags; returns the stored alert as JSON.
+pub(crate) fn send_watch(dir: &Path, operator: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["alert", "send", "--operator", operator, "--json"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--to",
+        "FR-DGSI",
+        "--identifier",
+        "phone:+33612345678",
+        "--text",
+        "Watch.",
+    ]);
+    json(&ok(dir, &args))
+}
+
 /// How to run `agency`'s node from `dir`, on the configuration `pki init`
 /// wrote for it; its log goes to `node.log` beside that configuration.
 pub(crate) fn node(dir: &Path, agency: &str) -> NodeCommand {
