@@ -7,7 +7,7 @@ use comfy_table::{Table, presets};
 use prost::Message;
 use serde::Serialize;
 use tocsin_core::alert::{Disposition, Reference, Subject};
-use tocsin_core::{Alert, from_timestamp};
+use tocsin_core::{Alert, time_of};
 use tocsin_proto::pb;
 
 #[derive(Debug, Serialize)]
@@ -67,7 +67,7 @@ pub(crate) fn event_kind(kind: i32) -> &'static str {
 pub(crate) fn print_event(e: &pb::Event, json: bool) -> anyhow::Result<()> {
     let v = EventView {
         id: e.id,
-        at: time(&e.at),
+        at: time_of(&e.at),
         kind: event_kind(e.kind),
         alert_id: e.alert_id.clone(),
         agency: e.agency.clone(),
@@ -214,16 +214,11 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// A wire timestamp as a time, if it is set and valid.
-pub(crate) fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    ts.as_ref().and_then(from_timestamp)
-}
-
 fn receipt_view(env: &pb::Envelope) -> Option<ReceiptView> {
     let r = pb::Receipt::decode(env.payload.as_slice()).ok()?;
     Some(ReceiptView {
         recipient: r.recipient,
-        received_at: time(&r.received_at),
+        received_at: time_of(&r.received_at),
         alert_digest: hex_of(&r.alert_digest),
         signed_by: env
             .signature
@@ -243,7 +238,7 @@ fn ack_view(a: &pb::AckRecord) -> AckView {
             .map(|d| d.to_string())
             .unwrap_or_else(|_| "UNKNOWN".into()),
         note: ack.note,
-        acknowledged_at: time(&ack.acknowledged_at),
+        acknowledged_at: time_of(&ack.acknowledged_at),
         late_by_seconds: a.late_by_seconds,
         delivered: a.delivered,
         refusal: (!a.refusal.is_empty()).then(|| a.refusal.clone()),
@@ -266,15 +261,15 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
             blocked_reason: (!d.blocked_reason.is_empty()).then(|| d.blocked_reason.clone()),
             attempts: d.attempts,
             last_error: (!d.last_error.is_empty()).then(|| d.last_error.clone()),
-            next_attempt_at: time(&d.next_attempt_at),
-            delivered_at: time(&d.delivered_at),
+            next_attempt_at: time_of(&d.next_attempt_at),
+            delivered_at: time_of(&d.delivered_at),
             receipt: d.receipt.as_ref().and_then(receipt_view),
-            due_at: time(&d.due_at),
+            due_at: time_of(&d.due_at),
             acknowledgements: d.acknowledgements.iter().map(ack_view).collect(),
             flag: flag_name(d.flag),
-            flagged_at: time(&d.flagged_at),
+            flagged_at: time_of(&d.flagged_at),
             ladder: ladder_name(d.ladder),
-            next_step_at: time(&d.next_step_at),
+            next_step_at: time_of(&d.next_step_at),
         })
         .collect();
     Ok(AlertView {
@@ -286,7 +281,7 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         },
         originator: alert.originator.to_string(),
         created_at: alert.created_at,
-        stored_at: time(&record.stored_at),
+        stored_at: time_of(&record.stored_at),
         precedence: alert.precedence.to_string(),
         category: alert.category.clone(),
         tlp: alert.tlp.to_string(),
@@ -300,10 +295,10 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         respond_by: alert.respond_by,
         deliveries,
         receipt: record.receipt.as_ref().and_then(receipt_view),
-        due_at: time(&record.due_at),
+        due_at: time_of(&record.due_at),
         acknowledgements: record.acknowledgements.iter().map(ack_view).collect(),
         flag: flag_name(record.flag),
-        flagged_at: time(&record.flagged_at),
+        flagged_at: time_of(&record.flagged_at),
         reminders: record.reminders,
         status: status_name(record.status),
         closed_by: record.closed_by.clone(),
@@ -668,7 +663,7 @@ fn flag_view(f: &pb::SubjectFlag) -> FlagView {
         label: f.label.clone(),
         recipient: f.recipient.clone(),
         alert_ids: f.alert_ids.clone(),
-        flagged_at: time(&f.flagged_at),
+        flagged_at: time_of(&f.flagged_at),
     }
 }
 

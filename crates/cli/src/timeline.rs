@@ -12,7 +12,7 @@ use tocsin_trust::signing::digest;
 
 use crate::args::TimelineArgs;
 use crate::operator::{self, refused};
-use crate::output::time;
+use tocsin_core::time_of;
 
 /// One line of a timeline.
 #[derive(Debug, Serialize)]
@@ -66,7 +66,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
     let alert_digest = record.envelope.as_ref().map(digest);
     out.push(Entry {
         alert_id: id.clone(),
-        at: time(&alert.created_at),
+        at: time_of(&alert.created_at),
         what: "ALERT".into(),
         detail: format!(
             "{} to {}: {} ({how})",
@@ -87,7 +87,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                 d.recipient.clone(),
                 d.receipt.clone(),
                 d.acknowledgements.clone(),
-                time(&d.due_at),
+                time_of(&d.due_at),
             )
         })
         .collect();
@@ -102,7 +102,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             me,
             record.receipt.clone(),
             record.acknowledgements.clone(),
-            time(&record.due_at),
+            time_of(&record.due_at),
         ));
     }
     for (agency, receipt, acks, due) in parties {
@@ -120,7 +120,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
                     Ok(c) => Some(c.received_at),
                     Err(_) => pb::Receipt::decode(env.payload.as_slice())
                         .ok()
-                        .and_then(|r| time(&r.received_at)),
+                        .and_then(|r| time_of(&r.received_at)),
                 };
                 out.push(Entry {
                     alert_id: id.clone(),
@@ -183,7 +183,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
             };
             out.push(Entry {
                 alert_id: id.clone(),
-                at: time(&ack.acknowledged_at),
+                at: time_of(&ack.acknowledged_at),
                 what: "ACK".into(),
                 detail: format!(
                     "{agency}: {disposition} by {}{late} ({how}) {}",
@@ -205,7 +205,7 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
         }
         out.push(Entry {
             alert_id: id.clone(),
-            at: time(&e.at),
+            at: time_of(&e.at),
             what: kind.into(),
             detail: e.detail.clone(),
             verified: None,

@@ -32,4 +32,4 @@ pub use alert::{Alert, ValidationError};
 pub use clock::{Clock, Pace, ScaledClock, SystemClock};
 pub use federation::Federation;
 pub use ids::{AgencyId, AlertId, FederationId, Identity};
-pub use time::{from_timestamp, human_duration, to_timestamp};
+pub use time::{from_timestamp, human_duration, time_of, to_timestamp};

@@ -13,6 +13,12 @@ pub fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     Utc.timestamp_opt(ts.seconds, nanos).single()
 }
 
+/// A wire timestamp that may be unset, as a time: `None` if it is unset or
+/// out of range (see [`from_timestamp`]).
+pub fn time_of(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    ts.as_ref().and_then(from_timestamp)
+}
+
 /// Converts a UTC time to a protobuf timestamp.
 pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {

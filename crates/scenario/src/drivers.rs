@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use tocsin_core::clock::{Clock, ManualClock, Sleep};
-use tocsin_core::{AgencyId, ScaledClock, from_timestamp};
+use tocsin_core::{AgencyId, ScaledClock, time_of};
 use tocsin_proto::pb;
 use tokio::sync::Notify;
 
@@ -308,10 +308,6 @@ struct Reading {
 /// As many alerts as a node lists at once.
 const LIST_LIMIT: u32 = 1000;
 
-fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    ts.as_ref().and_then(from_timestamp)
-}
-
 impl Reading {
     /// Every alert of every running node; `Ok(Err(_))` says which node
     /// does not answer (yet).
@@ -363,17 +359,17 @@ impl Reading {
                 if r.direction == pb::Direction::Outbound as i32 {
                     for d in r.deliveries.iter().filter(|d| active && open(d)) {
                         if d.flag == pb::DeadlineFlag::None as i32 {
-                            out.extend(time(&d.due_at));
+                            out.extend(time_of(&d.due_at));
                         }
                         if d.ladder < pb::LadderStep::Lapsed as i32 {
-                            out.extend(time(&d.next_step_at));
+                            out.extend(time_of(&d.next_step_at));
                         }
                     }
                 } else if active
                     && r.acknowledgements.is_empty()
                     && r.flag == pb::DeadlineFlag::None as i32
                 {
-                    out.extend(time(&r.due_at));
+                    out.extend(time_of(&r.due_at));
                 }
                 out
             })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tocsin_core::alert::{Disposition, Precedence};
-use tocsin_core::{AgencyId, from_timestamp};
+use tocsin_core::{AgencyId, time_of};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
@@ -236,10 +236,6 @@ impl PostMortem {
     }
 }
 
-fn time(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    ts.as_ref().and_then(from_timestamp)
-}
-
 fn agency(text: &str, node: &AgencyId) -> Result<AgencyId, ReplayError> {
     AgencyId::new(text).map_err(|e| ReplayError::Invalid {
         agency: node.clone(),
@@ -369,7 +365,7 @@ pub async fn post_mortem(
                     Ok(AckReport {
                         disposition: Disposition::from_wire(ack.disposition)
                             .map_err(|e| invalid(e.to_string()))?,
-                        at: time(&ack.acknowledged_at),
+                        at: time_of(&ack.acknowledged_at),
                         late_by_seconds: a.late_by_seconds,
                         note: ack.note,
                     })
@@ -389,19 +385,19 @@ pub async fn post_mortem(
                 .filter_map(|e| {
                     Some(StepReport {
                         step: ladder_step(e.kind)?,
-                        at: time(&e.at),
+                        at: time_of(&e.at),
                         detail: e.detail.clone(),
                     })
                 })
                 .collect();
             let report = RecipientReport {
                 agency: agency(&d.recipient, &originator)?,
-                received_at: time(&d.delivered_at),
+                received_at: time_of(&d.delivered_at),
                 delivery_attempts: d.attempts,
-                due_at: time(&d.due_at),
+                due_at: time_of(&d.due_at),
                 acknowledgements,
                 flag,
-                flagged_at: time(&d.flagged_at),
+                flagged_at: time_of(&d.flagged_at),
                 escalation,
             };
             totals.deliveries += 1;
@@ -424,7 +420,7 @@ pub async fn post_mortem(
             originator: originator.clone(),
             precedence: Precedence::from_wire(alert.precedence)
                 .map_err(|e| invalid(e.to_string()))?,
-            sent_at: time(&alert.created_at),
+            sent_at: time_of(&alert.created_at),
             status,
             recipients,
         });
