@@ -70,27 +70,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewAlert, Store, StoreOptions};
     use chrono::Utc;
 
-    fn alert(id: &str) -> NewAlert {
-        let now = Utc::now();
-        NewAlert {
-            id: id.into(),
-            originator: "TR-MIT".into(),
-            created_at: now,
-            stored_at: now,
-            precedence: 3,
-            category: "terrorism".into(),
-            summary: "X".into(),
-            digest: vec![1; 32],
-            envelope: vec![1, 2, 3],
-            due_at: now + chrono::Duration::hours(12),
-            first_step_at: None,
-            keys: vec![],
-            closes: vec![],
-        }
-    }
+    use crate::records::tests::alert;
+    use crate::{Store, StoreOptions};
 
     #[tokio::test]
     async fn a_blocked_peers_pending_deliveries_read_as_blocked_and_stay_due() {
@@ -110,7 +93,7 @@ mod tests {
                 .unwrap()
         );
         let stored = store
-            .insert_outbound(alert("A1"), vec!["FR-DGSI".into(), "BE-VSSE".into()])
+            .insert_outbound(alert("A1", 1), vec!["FR-DGSI".into(), "BE-VSSE".into()])
             .await
             .unwrap();
         let blocked = |h: &crate::AlertHistory, r: &str| {

@@ -642,11 +642,13 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::StoreOptions;
 
-    fn alert(id: &str, digest: u8) -> NewAlert {
+    /// An outbound alert of TR-MIT's, due in 12 h, whose digest is
+    /// `digest` repeated: what the store's own tests insert.
+    pub(crate) fn alert(id: &str, digest: u8) -> NewAlert {
         let now = Utc::now();
         NewAlert {
             id: id.into(),
