@@ -301,7 +301,7 @@ pub(crate) struct CancelArgs {
     /// The alert to cancel.
     pub(crate) id: String,
     /// Why (becomes the cancel's text).
-    #[arg(long, default_value = tocsin_scenario::DEFAULT_CANCEL_NOTE)]
+    #[arg(long, default_value = tocsin_core::alert::DEFAULT_CANCEL_NOTE)]
     pub(crate) note: String,
 }
 

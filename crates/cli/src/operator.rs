@@ -470,7 +470,7 @@ pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let original = record
         .alert
         .context("the node answered without the alert")?;
-    let alert = tocsin_scenario::cancel_of(original, &args.id, &args.note);
+    let alert = tocsin_core::alert::cancel_of(original, &args.id, &args.note);
     let answer = client
         .submit_alert(pb::SubmitAlertRequest { alert: Some(alert) })
         .await

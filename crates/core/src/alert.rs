@@ -766,6 +766,27 @@ mod opt_alert_id_text {
     }
 }
 
+/// What a cancel says when no note is given.
+pub const DEFAULT_CANCEL_NOTE: &str = "Cancelled: stand down.";
+
+/// The cancel of `original` (whose id is `id`), saying `note`, ready to
+/// submit: it goes to the same recipients, about the same subjects, at the
+/// same precedence, so it reaches whoever acted on the original. Its id,
+/// originator and times are cleared for the node to set.
+pub fn cancel_of(mut original: pb::Alert, id: &str, note: &str) -> pb::Alert {
+    original.id = String::new();
+    original.originator = String::new();
+    original.created_at = None;
+    original.expires_at = None;
+    original.respond_by = None;
+    original.text = note.to_owned();
+    original.references = vec![pb::Reference {
+        alert_id: id.to_owned(),
+        kind: pb::reference::Kind::Cancel as i32,
+    }];
+    original
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

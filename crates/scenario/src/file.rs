@@ -84,7 +84,7 @@ pub enum Action {
         /// The label of the cancel itself.
         #[serde(rename = "as")]
         as_label: String,
-        /// What the cancel says ([`crate::DEFAULT_CANCEL_NOTE`] if empty).
+        /// What the cancel says ([`tocsin_core::alert::DEFAULT_CANCEL_NOTE`] if empty).
         #[serde(default)]
         note: String,
     },

@@ -67,7 +67,4 @@ pub use post_mortem::{
     AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,
     RecipientReport, StepReport, Totals, human_duration, post_mortem,
 };
-pub use replay::{
-    BoxError, Clients, ClockDriver, DEFAULT_CANCEL_NOTE, NodeControl, Nodes, Replay, ReplayError,
-    cancel_of, replay,
-};
+pub use replay::{BoxError, Clients, ClockDriver, NodeControl, Nodes, Replay, ReplayError, replay};

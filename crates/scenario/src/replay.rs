@@ -147,27 +147,6 @@ impl Replay {
     }
 }
 
-/// What a cancel says when no note is given.
-pub const DEFAULT_CANCEL_NOTE: &str = "Cancelled: stand down.";
-
-/// The cancel of `original` (whose id is `id`), saying `note`, ready to
-/// submit: it goes to the same recipients, about the same subjects, at the
-/// same precedence, so it reaches whoever acted on the original. Its id,
-/// originator and times are cleared for the node to set.
-pub fn cancel_of(mut original: pb::Alert, id: &str, note: &str) -> pb::Alert {
-    original.id = String::new();
-    original.originator = String::new();
-    original.created_at = None;
-    original.expires_at = None;
-    original.respond_by = None;
-    original.text = note.to_owned();
-    original.references = vec![pb::Reference {
-        alert_id: id.to_owned(),
-        kind: pb::reference::Kind::Cancel as i32,
-    }];
-    original
-}
-
 /// A scenario time as the replay's lines show it.
 pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
@@ -295,13 +274,13 @@ pub async fn replay(
                         what: format!("a record of {label:?} without its alert"),
                     })?;
                 let note = if note.is_empty() {
-                    DEFAULT_CANCEL_NOTE
+                    tocsin_core::alert::DEFAULT_CANCEL_NOTE
                 } else {
                     note
                 };
                 let record = c
                     .submit_alert(pb::SubmitAlertRequest {
-                        alert: Some(cancel_of(original, &id, note)),
+                        alert: Some(tocsin_core::alert::cancel_of(original, &id, note)),
                     })
                     .await
                     .map_err(refused(from, "cancel", label))?
