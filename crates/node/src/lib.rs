@@ -14,6 +14,10 @@
 //! - `skew` (private): measures each peer's clock against ours on every
 //!   call, and warns about those beyond tolerance.
 //! - `metrics` (private): the optional Prometheus endpoint.
+//! - `shutdown` (private): the one stop signal every component watches,
+//!   and the tasks waited for when the node drains.
+//! - `views` (private): stored rows as domain views; `service::convert`
+//!   turns them into wire records.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +29,7 @@ mod metrics;
 mod outbox;
 mod server;
 mod service;
+mod shutdown;
 mod skew;
 mod tracker;
 mod views;

@@ -15,14 +15,15 @@ use tocsin_trust::live::{LiveTls, TlsSource};
 use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
 use tocsin_trust::{Signer, Verifier};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use crate::config::{Limits, NodeConfig, OutboxOptions};
-use crate::domain::Node;
-use crate::outbox::{self, OutboxContext};
+use crate::domain::{Node, NodeParts};
+use crate::outbox::{self, OutboxContext, OutboxHandle};
 use crate::service::{FederationService, OperatorService};
+use crate::shutdown::Shutdown;
 use crate::skew::SkewMonitor;
+use crate::tracker::Tracker;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -172,35 +173,14 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
     let federation = Arc::new(federation);
-    // The certificate, key and CRLs in force, reloaded while the node runs.
-    let live = match tls_source {
-        Some(source) => LiveTls::watched(&material, source)?,
-        None => LiveTls::fixed(&material)?,
-    };
-    let verifier =
-        Verifier::new(material.ca.as_ref(), federation.id())?.with_revocations(live.revocations());
-    let store = Store::open(&data_dir, StoreOptions::default())?;
+    let mut stop = Shutdown::default();
 
-    // Peers: one lazy, long-lived HTTP/2 channel each.
-    let mut peers = Vec::new();
-    for peer in federation.agencies.iter().filter(|a| a.id != agency) {
-        let config = tls::live_client_config(&live, Identity::Agency(peer.id.clone()))?;
-        let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
-            .map_err(|e| StartError::Invalid(format!("endpoint of {}: {e}", peer.id)))?
-            .connect_timeout(outbox_options.connect_timeout)
-            .timeout(limits.request_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .connect_with_connector_lazy(tls::connector_tracked(config, Some(live.clone())));
-        peers.push((peer.id.clone(), channel));
-    }
-    let probes: Vec<(AgencyId, Channel)> = peers.clone();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (live, verifier) = load_trust(&material, tls_source, &federation)?;
+    stop.track(live.watch(reload_interval, stop.stopping().receiver()));
+    let store = Store::open(&data_dir, StoreOptions::default())?;
+    let peers = peer_channels(&federation, &agency, &live, &outbox_options, &limits)?;
     let skew = SkewMonitor::new(limits.clock_skew_tolerance);
-    let watcher = live.watch(reload_interval, stop_rx.clone());
-    let tracker_wake = Arc::new(crate::tracker::TrackerWake::default());
-    let (outbox, workers) = outbox::spawn(
+    let outbox = start_outbox(
         OutboxContext {
             store: store.clone(),
             verifier: verifier.clone(),
@@ -208,29 +188,181 @@ pub async fn serve(
             options: outbox_options,
             skew: skew.clone(),
         },
-        peers,
+        peers.clone(),
         limits.max_message_bytes,
-        stop_rx.clone(),
+        &mut stop,
     );
-
-    let node = Node {
+    let tracker = Tracker::new(clock.clone());
+    let node = Node::new(NodeParts {
         agency: agency.clone(),
         federation: federation.clone(),
         store: store.clone(),
         signer: Arc::new(signer),
         verifier,
         clock: clock.clone(),
-        outbox,
-        tracker: tracker_wake.clone(),
-        shutdown: stop_rx.clone(),
-    };
-    let tracker = tokio::spawn(crate::tracker::run(
-        node.clone(),
-        clock.clone(),
-        tracker_wake.clone(),
-        stop_rx.clone(),
-    ));
+        outbox: outbox.clone(),
+        tracker: tracker.handle(),
+        shutdown: stop.stopping(),
+    });
+    stop.track(tracker.start(node.clone(), stop.stopping()));
 
+    // Refused sessions by reason, for the metrics endpoint.
+    let refusals = tocsin_trust::refusals::Refusals::default();
+    let incoming = accept(
+        listener,
+        &live,
+        access_policy(&federation, &agency),
+        &limits,
+        &refusals,
+        on_session(&outbox, &skew),
+    )?;
+    tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
+    if let Some(listener) = metrics {
+        let sources = crate::metrics::Sources {
+            skew: skew.clone(),
+            refusals,
+        };
+        stop.spawn(crate::metrics::serve(
+            listener,
+            sources,
+            stop.stopping().receiver(),
+        ));
+    }
+    // Greets every peer at once (the session this opens tells a peer that
+    // was waiting for us that we are back, so it need not wait out its
+    // backoff), then measures the clocks of those nothing else measured.
+    stop.spawn(crate::skew::probe(
+        peers,
+        clock.clone(),
+        skew,
+        stop.stopping().receiver(),
+    ));
+    let served = serve_grpc(node, &limits, clock, incoming, shutdown).await;
+
+    stop.drain().await;
+    store.close().await;
+    tracing::info!(%agency, "node stopped");
+    served
+}
+
+/// The certificate, key and CRLs in force, reloaded while the node runs,
+/// and the envelope verifier that shares their revocations.
+fn load_trust(
+    material: &TlsMaterial,
+    source: Option<TlsSource>,
+    federation: &Federation,
+) -> Result<(Arc<LiveTls>, Verifier), StartError> {
+    let live = match source {
+        Some(source) => LiveTls::watched(material, source)?,
+        None => LiveTls::fixed(material)?,
+    };
+    let verifier =
+        Verifier::new(material.ca.as_ref(), federation.id())?.with_revocations(live.revocations());
+    Ok((live, verifier))
+}
+
+/// One lazy, long-lived HTTP/2 channel to each peer.
+fn peer_channels(
+    federation: &Federation,
+    agency: &AgencyId,
+    live: &Arc<LiveTls>,
+    outbox: &OutboxOptions,
+    limits: &Limits,
+) -> Result<Vec<(AgencyId, Channel)>, StartError> {
+    let mut peers = Vec::new();
+    for peer in federation.agencies.iter().filter(|a| &a.id != agency) {
+        let config = tls::live_client_config(live, Identity::Agency(peer.id.clone()))?;
+        let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
+            .map_err(|e| StartError::Invalid(format!("endpoint of {}: {e}", peer.id)))?
+            .connect_timeout(outbox.connect_timeout)
+            .timeout(limits.request_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .connect_with_connector_lazy(tls::connector_tracked(config, Some(live.clone())));
+        peers.push((peer.id.clone(), channel));
+    }
+    Ok(peers)
+}
+
+/// Starts one outbox worker per peer, stopped and waited for on drain.
+fn start_outbox(
+    ctx: OutboxContext,
+    peers: Vec<(AgencyId, Channel)>,
+    max_message_bytes: usize,
+    stop: &mut Shutdown,
+) -> OutboxHandle {
+    let (outbox, workers) =
+        outbox::spawn(ctx, peers, max_message_bytes, stop.stopping().receiver());
+    for worker in workers {
+        stop.track(worker);
+    }
+    outbox
+}
+
+/// Who may open a session: known agencies of the federation, and this
+/// agency's own operators. Everyone else is refused in the handshake.
+fn access_policy(federation: &Arc<Federation>, agency: &AgencyId) -> tls::AccessPolicy {
+    let federation = federation.clone();
+    let agency = agency.clone();
+    Arc::new(move |id: &Identity| match id {
+        Identity::Agency(a) => federation.is_member(a),
+        Identity::Operator { agency: of, .. } => of == &agency,
+    })
+}
+
+/// What a new session tells the node: a peer that opens one is up, so
+/// retry what waits for it, and measure its clock if that could not be
+/// done yet.
+fn on_session(outbox: &OutboxHandle, skew: &SkewMonitor) -> tls::SessionHook {
+    let outbox = outbox.clone();
+    let skew = skew.clone();
+    Arc::new(move |id: &Identity| {
+        if let Identity::Agency(a) = id {
+            outbox.peer_up(a);
+            skew.peer_up(a);
+        }
+    })
+}
+
+/// Accepted mutual-TLS connections, as the gRPC server takes them.
+type Incoming = tokio_stream::wrappers::ReceiverStream<std::io::Result<tls::TlsConn>>;
+
+/// The mutual-TLS sessions the node accepts on `listener` under `policy`;
+/// refused ones are counted in `refusals`.
+fn accept(
+    listener: TcpListener,
+    live: &Arc<LiveTls>,
+    policy: tls::AccessPolicy,
+    limits: &Limits,
+    refusals: &tocsin_trust::refusals::Refusals,
+    hook: tls::SessionHook,
+) -> Result<Incoming, StartError> {
+    let server_config = tls::live_server_config(live, policy)?;
+    Ok(tls::Acceptor::new(
+        listener,
+        server_config,
+        AcceptorLimits {
+            handshake_timeout: limits.handshake_timeout,
+            max_concurrent_handshakes: limits.max_concurrent_handshakes,
+            max_connections_per_peer: limits.max_connections_per_peer,
+        },
+    )
+    .tracked_by(live.clone())
+    .counting(refusals.clone())
+    .on_session(hook)
+    .into_stream())
+}
+
+/// Serves the federation and operator services, health and reflection on
+/// `incoming` until `shutdown` resolves and connections have drained.
+async fn serve_grpc(
+    node: Node,
+    limits: &Limits,
+    clock: Arc<dyn Clock>,
+    incoming: Incoming,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<FederationServer<FederationService>>()
@@ -243,42 +375,6 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
-
-    // Sessions: known agencies of the federation, and this agency's own
-    // operators. Everyone else is refused in the TLS handshake.
-    let policy_fed = federation.clone();
-    let policy_agency = agency.clone();
-    let policy: tls::AccessPolicy = Arc::new(move |id: &Identity| match id {
-        Identity::Agency(a) => policy_fed.is_member(a),
-        Identity::Operator { agency, .. } => agency == &policy_agency,
-    });
-    let server_config = tls::live_server_config(&live, policy)?;
-    // Refused sessions by reason, for the metrics endpoint.
-    let refusals = tocsin_trust::refusals::Refusals::default();
-    let incoming = tls::Acceptor::new(
-        listener,
-        server_config,
-        AcceptorLimits {
-            handshake_timeout: limits.handshake_timeout,
-            max_concurrent_handshakes: limits.max_concurrent_handshakes,
-            max_connections_per_peer: limits.max_connections_per_peer,
-        },
-    )
-    .tracked_by(live.clone())
-    .counting(refusals.clone())
-    .on_session({
-        // A peer that opens a session with us is up: retry what waits for
-        // it, and measure its clock if that could not be done yet.
-        let outbox = node.outbox.clone();
-        let skew = skew.clone();
-        Arc::new(move |id: &Identity| {
-            if let Identity::Agency(a) = id {
-                outbox.peer_up(a);
-                skew.peer_up(a);
-            }
-        })
-    })
-    .into_stream();
 
     let max = limits.max_message_bytes;
     let federation_service = FederationServer::new(FederationService {
@@ -294,31 +390,10 @@ pub async fn serve(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
-    tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
-    let metrics = metrics.map(|listener| {
-        tokio::spawn(crate::metrics::serve(
-            listener,
-            crate::metrics::Sources {
-                skew: skew.clone(),
-                refusals,
-            },
-            stop_rx.clone(),
-        ))
-    });
-    // Greets every peer at once (the session this opens tells a peer that
-    // was waiting for us that we are back, so it need not wait out its
-    // backoff), then measures the clocks of those nothing else measured.
-    let prober = tokio::spawn(crate::skew::probe(
-        probes,
-        clock.clone(),
-        skew,
-        stop_rx.clone(),
-    ));
     // Every answer carries our clock reading, for peers to measure skew by.
-    let stamp_clock = clock.clone();
     let stamp = tower::util::MapResponseLayer::new(
         move |mut response: http::Response<tonic::body::Body>| {
-            crate::skew::stamp(&mut response, stamp_clock.now());
+            crate::skew::stamp(&mut response, clock.now());
             response
         },
     );
@@ -328,7 +403,7 @@ pub async fn serve(
     // are read, so a flood of large messages takes bounded memory.
     let in_flight =
         crate::admission::InFlightLayer::new(limits.peer_concurrency + limits.peer_queue);
-    let served = Server::builder()
+    Server::builder()
         .layer(stamp)
         .layer(in_flight)
         .timeout(limits.request_timeout)
@@ -340,19 +415,6 @@ pub async fn serve(
         .add_service(federation_service)
         .add_service(operator_service)
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    let _ = tracker.await;
-    let _ = watcher.await;
-    let _ = prober.await;
-    if let Some(metrics) = metrics {
-        let _ = metrics.await;
-    }
-    store.close().await;
-    tracing::info!(%agency, "node stopped");
-    served.map_err(StartError::from)
+        .await
+        .map_err(StartError::from)
 }

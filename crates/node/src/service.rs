@@ -6,16 +6,23 @@
 //! timeout, a reset link), and a domain call dropped between its commit
 //! and what must follow it (waking the outbox, telling the tracker of a
 //! new deadline) would leave committed work that nobody acts on.
+//!
+//! The domain speaks in domain types; [`convert`] turns requests into them
+//! and its views into the wire records.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use tocsin_core::Identity;
 use tocsin_proto::pb;
 use tocsin_store::Direction;
 use tocsin_trust::tls::PeerInfo;
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Node, Open};
+
+mod convert;
 
 /// Runs `work` to the end even if the request that started it is
 /// cancelled; the caller, if still there, gets its outcome.
@@ -93,7 +100,7 @@ impl pb::federation_server::Federation for FederationService {
     ) -> Result<Response<pb::RemindResponse>, Status> {
         let (agency, turn) = self.admit(&req).await?;
         let node = self.node.clone();
-        let reminder = req.into_inner().reminder;
+        let reminder = convert::required_envelope(req.into_inner().reminder, "reminder")?;
         detached(async move {
             let _turn = turn;
             node.receive_reminder(&agency, reminder).await
@@ -108,7 +115,7 @@ impl pb::federation_server::Federation for FederationService {
     ) -> Result<Response<pb::NotifyEscalationResponse>, Status> {
         let (agency, turn) = self.admit(&req).await?;
         let node = self.node.clone();
-        let notice = req.into_inner().notice;
+        let notice = convert::required_envelope(req.into_inner().notice, "notice")?;
         detached(async move {
             let _turn = turn;
             node.receive_notice(&agency, notice).await
@@ -122,7 +129,7 @@ impl pb::federation_server::Federation for FederationService {
     ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
         let (agency, turn) = self.admit(&req).await?;
         let node = self.node.clone();
-        let ack = req.into_inner().acknowledgement;
+        let ack = convert::required_envelope(req.into_inner().acknowledgement, "acknowledgement")?;
         detached(async move {
             let _turn = turn;
             node.receive_ack(&agency, ack).await
@@ -137,7 +144,7 @@ impl pb::federation_server::Federation for FederationService {
     ) -> Result<Response<pb::DeliverResponse>, Status> {
         let (agency, turn) = self.admit(&req).await?;
         let node = self.node.clone();
-        let alert = req.into_inner().alert;
+        let alert = convert::required_envelope(req.into_inner().alert, "alert")?;
         let receipt = detached(async move {
             let _turn = turn;
             node.receive(&agency, alert).await
@@ -209,15 +216,17 @@ impl OperatorService {
 
 #[tonic::async_trait]
 impl pb::operator_server::Operator for OperatorService {
-    type WatchEventsStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Event, Status>>;
+    type WatchEventsStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::Event, Status>> + Send + 'static>>;
 
     async fn list_subject_flags(
         &self,
         req: Request<pb::ListSubjectFlagsRequest>,
     ) -> Result<Response<pb::ListSubjectFlagsResponse>, Status> {
         self.operator(&req)?;
+        let flags = self.node.subject_flags().await?;
         Ok(Response::new(pb::ListSubjectFlagsResponse {
-            flags: self.node.subject_flags().await?,
+            flags: flags.iter().map(convert::subject_flag).collect(),
         }))
     }
 
@@ -226,9 +235,8 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::SubjectRecord>, Status> {
         self.operator(&req)?;
-        Ok(Response::new(
-            self.node.subject(&req.into_inner().query).await?,
-        ))
+        let subject = self.node.subject(&req.into_inner().query).await?;
+        Ok(Response::new(convert::subject_record(&subject)))
     }
 
     async fn watch_events(
@@ -236,9 +244,10 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         self.operator(&req)?;
-        Ok(Response::new(
-            self.node.watch(req.into_inner().after_id).await?,
-        ))
+        let events = self.node.watch(req.into_inner().after_id).await?;
+        Ok(Response::new(Box::pin(events.map(|event| {
+            event.map(|e| convert::event(&e)).map_err(Status::from)
+        }))))
     }
     async fn acknowledge_alert(
         &self,
@@ -246,14 +255,16 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
         let operator = self.operator(&req)?.clone();
         let req = req.into_inner();
+        let disposition = tocsin_core::alert::Disposition::from_wire(req.disposition)
+            .map_err(crate::Error::from)?;
         let node = self.node.clone();
         let ack = detached(async move {
-            node.acknowledge(&operator, &req.alert_id, req.disposition, req.note)
+            node.acknowledge(&operator, &req.alert_id, disposition, req.note)
                 .await
         })
         .await?;
         Ok(Response::new(pb::AcknowledgeAlertResponse {
-            acknowledgement: Some(ack),
+            acknowledgement: Some(convert::ack_record(&ack)),
         }))
     }
 
@@ -266,11 +277,12 @@ impl pb::operator_server::Operator for OperatorService {
             .into_inner()
             .alert
             .ok_or_else(|| Status::invalid_argument("invalid field `alert`: missing"))?;
+        let submission = convert::submission(alert, self.node.agency(), self.node.now())?;
         let node = self.node.clone();
-        let record = detached(async move { node.submit(&operator, alert).await }).await?;
+        let record = detached(async move { node.submit(&operator, submission).await }).await?;
         Ok(Response::new(pb::SubmitAlertResponse {
-            warnings: crate::views::submission_warnings(&record),
-            record: Some(record),
+            warnings: record.submission_warnings(),
+            record: Some(convert::alert_record(&record)),
         }))
     }
 
@@ -281,7 +293,7 @@ impl pb::operator_server::Operator for OperatorService {
         self.operator(&req)?;
         let id = req.into_inner().id;
         match self.node.get(&id).await? {
-            Some(record) => Ok(Response::new(record)),
+            Some(record) => Ok(Response::new(convert::alert_record(&record))),
             None => Err(crate::error::status(
                 tonic::Code::NotFound,
                 format!("no alert {id:?} on {}", self.node.agency()),
@@ -330,6 +342,8 @@ impl pb::operator_server::Operator for OperatorService {
                 )));
             }
         };
-        Ok(Response::new(pb::ListAlertsResponse { alerts }))
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts.iter().map(convert::alert_record).collect(),
+        }))
     }
 }

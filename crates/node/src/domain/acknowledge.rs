@@ -2,8 +2,9 @@
 //! and recipients' received from peers.
 
 use crate::Error;
-use crate::views;
+use crate::views::{self, AckView};
 use prost::Message;
+use tocsin_core::alert::Disposition;
 use tocsin_core::{AgencyId, AlertId, Identity};
 use tocsin_proto::pb;
 use tocsin_store::Direction;
@@ -18,9 +19,9 @@ impl Node {
         &self,
         operator: &Identity,
         alert_id: &str,
-        disposition: i32,
+        disposition: Disposition,
         note: String,
-    ) -> Result<pb::AckRecord, Error> {
+    ) -> Result<AckView, Error> {
         let Identity::Operator { agency, name } = operator else {
             return Err(Error::PermissionDenied(format!(
                 "{operator} is not an operator"
@@ -32,7 +33,6 @@ impl Node {
                 self.agency
             )));
         }
-        let disposition = tocsin_core::alert::Disposition::from_wire(disposition)?;
         tocsin_core::ack::check_note(&note)?;
         let Some(row) = self.store.alert(alert_id).await? else {
             return Err(Error::NotFound(format!(
@@ -75,7 +75,7 @@ impl Node {
             .await?;
         tracing::info!(alert = %alert.id, disposition = %disposition, operator = %name, "alert acknowledged");
         self.outbox.wake(std::slice::from_ref(&alert.originator));
-        views::ack_record(
+        views::ack(
             &tocsin_store::AckRow {
                 ack: stored,
                 delivered: false,
@@ -90,7 +90,7 @@ impl Node {
     pub(crate) async fn receive_ack(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
     ) -> Result<(), Error> {
         let (envelope, wire) = self.verified_from::<pb::Acknowledgement>(
             caller,

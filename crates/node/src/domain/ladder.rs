@@ -176,7 +176,7 @@ impl Node {
     pub(crate) async fn receive_reminder(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
     ) -> Result<(), Error> {
         let (envelope, r) = self.verified_from::<pb::Reminder>(
             caller,
@@ -219,7 +219,7 @@ impl Node {
     pub(crate) async fn receive_notice(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
     ) -> Result<(), Error> {
         let envelope = self.verified_envelope(
             caller,

@@ -24,21 +24,81 @@ use tocsin_trust::{Signer, Verifier};
 
 use crate::Error;
 use crate::outbox::OutboxHandle;
+use crate::shutdown::Stopping;
+use crate::tracker::TrackerHandle;
 
-/// Everything a node's handlers share.
+/// Everything a node's handlers share: the agency's identity, trust and
+/// store, and the handles of the components its use cases wake. Built once
+/// by [`Node::new`]; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Node {
-    pub(crate) agency: AgencyId,
-    pub(crate) federation: Arc<Federation>,
-    pub(crate) store: Store,
-    pub(crate) signer: Arc<Signer>,
-    pub(crate) verifier: Verifier,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) outbox: OutboxHandle,
+    agency: AgencyId,
+    federation: Arc<Federation>,
+    store: Store,
+    signer: Arc<Signer>,
+    verifier: Verifier,
+    clock: Arc<dyn Clock>,
+    outbox: OutboxHandle,
     /// Wakes the deadline tracker when a new deadline may come first.
-    pub(crate) tracker: Arc<crate::tracker::TrackerWake>,
+    tracker: TrackerHandle,
     /// Turns true when the node shuts down; ends watch streams.
-    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: Stopping,
+}
+
+/// What a [`Node`] is built from.
+pub(crate) struct NodeParts {
+    /// The agency this node speaks for.
+    pub(crate) agency: AgencyId,
+    /// The federation it belongs to.
+    pub(crate) federation: Arc<Federation>,
+    /// Its store.
+    pub(crate) store: Store,
+    /// Signs what this agency sends.
+    pub(crate) signer: Arc<Signer>,
+    /// Checks what peers send.
+    pub(crate) verifier: Verifier,
+    /// The node's time, for deadlines and events.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the outbox workers.
+    pub(crate) outbox: OutboxHandle,
+    /// Wakes the deadline tracker.
+    pub(crate) tracker: TrackerHandle,
+    /// The node's shutdown signal.
+    pub(crate) shutdown: Stopping,
+}
+
+impl Node {
+    /// A node of `parts`.
+    pub(crate) fn new(parts: NodeParts) -> Self {
+        let NodeParts {
+            agency,
+            federation,
+            store,
+            signer,
+            verifier,
+            clock,
+            outbox,
+            tracker,
+            shutdown,
+        } = parts;
+        Self {
+            agency,
+            federation,
+            store,
+            signer,
+            verifier,
+            clock,
+            outbox,
+            tracker,
+            shutdown,
+        }
+    }
+
+    /// The node's time now, to the millisecond (as times are signed and
+    /// stored).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        tocsin_core::clock::truncate_ms(self.clock.now())
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -149,6 +209,8 @@ mod subjects;
 mod submit;
 mod watch;
 
+pub(crate) use submit::Submission;
+
 impl Node {
     /// The agency this node speaks for.
     pub(crate) fn agency(&self) -> &AgencyId {
@@ -159,13 +221,10 @@ impl Node {
     fn verified_envelope(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
         payload_type: &str,
         field: &str,
     ) -> Result<pb::Envelope, Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument(format!("invalid field `{field}`: missing envelope"))
-        })?;
         signed_by(caller, self.verifier.verify(&envelope, payload_type), field)?;
         Ok(envelope)
     }
@@ -175,7 +234,7 @@ impl Node {
     fn verified_from<M: Message + Default>(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
         payload_type: &str,
         field: &str,
         what: &str,

@@ -16,11 +16,8 @@ impl Node {
     pub(crate) async fn receive(
         &self,
         caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
+        envelope: pb::Envelope,
     ) -> Result<pb::Envelope, Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument("invalid field `alert`: missing envelope".into())
-        })?;
         self.receive_batch(caller, vec![envelope])
             .await
             .pop()

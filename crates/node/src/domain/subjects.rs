@@ -2,8 +2,7 @@
 //! subject.
 
 use crate::Error;
-use crate::views;
-use tocsin_proto::pb;
+use crate::views::{self, SubjectFlagView, SubjectView};
 use tocsin_store::Direction;
 
 use super::Node;
@@ -40,7 +39,7 @@ impl Node {
     }
 
     /// Every REPEATED_UNANSWERED flag.
-    pub(crate) async fn subject_flags(&self) -> Result<Vec<pb::SubjectFlag>, Error> {
+    pub(crate) async fn subject_flags(&self) -> Result<Vec<SubjectFlagView>, Error> {
         Ok(self
             .store
             .subject_flags()
@@ -51,7 +50,7 @@ impl Node {
     }
 
     /// Everything about the subject `query` names.
-    pub(crate) async fn subject(&self, query: &str) -> Result<pb::SubjectRecord, Error> {
+    pub(crate) async fn subject(&self, query: &str) -> Result<SubjectView, Error> {
         let query = query.trim();
         if query.is_empty() {
             return Err(Error::InvalidArgument(
@@ -82,7 +81,7 @@ impl Node {
             })
             .map(views::subject_flag)
             .collect();
-        Ok(pb::SubjectRecord {
+        Ok(SubjectView {
             keys,
             alerts,
             flags,

@@ -2,13 +2,24 @@
 //! committing it with one outbox entry per recipient; resubmission by id.
 
 use crate::Error;
-use crate::views;
+use crate::views::{self, AlertView};
 use prost::Message;
-use tocsin_core::{Alert, AlertId, Identity, to_timestamp};
+use tocsin_core::{Alert, Identity};
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
 use tocsin_store::Direction;
 
 use super::{Node, outbound_row};
+
+/// An alert an operator submits, as the operator service received it:
+/// validated, with this node as originator and its creation time set.
+#[derive(Debug, Clone)]
+pub(crate) struct Submission {
+    /// The alert.
+    pub(crate) alert: Alert,
+    /// Whether the operator chose its id: a retried submission of the
+    /// same alert then gets the stored record back.
+    pub(crate) client_id: bool,
+}
 
 impl Node {
     /// Accepts an alert from one of this agency's operators. Returns once the
@@ -16,28 +27,24 @@ impl Node {
     pub(crate) async fn submit(
         &self,
         operator: &Identity,
-        mut wire: pb::Alert,
-    ) -> Result<pb::AlertRecord, Error> {
+        submission: Submission,
+    ) -> Result<AlertView, Error> {
+        let Submission { alert, client_id } = submission;
         if operator.agency() != &self.agency {
             return Err(Error::PermissionDenied(format!(
                 "{operator} cannot act for {}",
                 self.agency
             )));
         }
-        if !wire.originator.is_empty() && wire.originator != self.agency.as_str() {
+        if alert.originator != self.agency {
             return Err(Error::PermissionDenied(format!(
                 "originator {:?} is not this node's agency {}: an operator sends only for its own agency",
-                wire.originator, self.agency
+                alert.originator.as_str(),
+                self.agency
             )));
         }
-        let now = tocsin_core::clock::truncate_ms(self.clock.now());
-        let client_id = !wire.id.is_empty();
-        if !client_id {
-            wire.id = AlertId::generate().to_string();
-        }
-        wire.originator = self.agency.to_string();
-        wire.created_at = Some(to_timestamp(now));
-        let alert = Alert::try_from(wire)?;
+        // The creation time is the node's, set as the alert was submitted.
+        let now = alert.created_at;
         alert.check_timely(now)?;
         for (i, r) in alert.recipients.iter().enumerate() {
             if !self.federation.is_member(r) {
@@ -91,12 +98,12 @@ impl Node {
         tracing::info!(alert = %alert.id, precedence = %alert.precedence, recipients = alert.recipients.len(), "alert accepted");
         self.outbox.wake(&alert.recipients);
         self.tracker.deadline(due_at);
-        views::record(&stored)
+        views::alert(&stored)
     }
 
     /// If an alert with this id is stored: the stored record when it is the
     /// same alert (a retried submission), `AlreadyExists` otherwise.
-    async fn resubmission(&self, alert: &Alert) -> Result<Option<pb::AlertRecord>, Error> {
+    async fn resubmission(&self, alert: &Alert) -> Result<Option<AlertView>, Error> {
         let Some(history) = self.store.alert_history(&alert.id.to_string()).await? else {
             return Ok(None);
         };
@@ -115,6 +122,6 @@ impl Node {
                 alert.id
             )));
         }
-        Ok(Some(views::record(&history)?))
+        Ok(Some(views::alert(&history)?))
     }
 }

@@ -1,8 +1,7 @@
 //! The event stream operators watch, resumable from any event.
 
 use crate::Error;
-use crate::views;
-use tocsin_proto::pb;
+use crate::views::{self, EventView};
 
 use super::Node;
 
@@ -12,8 +11,7 @@ impl Node {
     pub(crate) async fn watch(
         &self,
         after: Option<u64>,
-    ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<pb::Event, tonic::Status>>, Error>
-    {
+    ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<EventView, Error>>, Error> {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.store.clone();
         let mut shutdown = self.shutdown.clone();
@@ -34,7 +32,7 @@ impl Node {
                 let batch = match store.events_after(last, 256).await {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = tx.send(Err(Error::from(e).into())).await;
+                        let _ = tx.send(Err(Error::from(e))).await;
                         return;
                     }
                 };
@@ -51,7 +49,7 @@ impl Node {
                 tokio::select! {
                     _ = &mut changed => {}
                     _ = tx.closed() => return,
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.stopped() => return,
                 }
             }
         });
