@@ -157,3 +157,87 @@ fn late_phrase(late: chrono::Duration) -> String {
         humantime::format_duration(std::time::Duration::from_secs(minutes.max(1) * 60))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, agency, flash_about};
+    use crate::Error;
+    use tocsin_core::alert::Disposition;
+    use tocsin_store::{EventKind, MessageKind};
+
+    #[tokio::test]
+    async fn an_acknowledgement_is_recorded_and_queued_for_the_originator() {
+        let f = Fixture::new();
+        let tr = f.signer_of("TR-MIT");
+        let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
+        f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
+        let id = f.node.list(None, 1).await.unwrap()[0].alert.id.to_string();
+        // Seven minutes on: two minutes past the FLASH deadline.
+        f.clock.advance(chrono::Duration::minutes(7));
+        let ack = f
+            .node
+            .acknowledge(&f.operator(), &id, Disposition::Actioned, "on it".into())
+            .await
+            .unwrap();
+        assert_eq!(ack.ack.disposition, Disposition::Actioned);
+        assert_eq!(ack.ack.operator, "analyst");
+        assert_eq!(ack.late_by_seconds, 120);
+        assert!(!ack.delivered);
+
+        let queued = f
+            .store
+            .due_messages("TR-MIT", f.node.now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            MessageKind::from_code(queued[0].kind),
+            Some(MessageKind::Ack)
+        );
+        assert_eq!(queued[0].id, ack.ack.id.to_string());
+        let view = f.node.get(&id).await.unwrap().unwrap();
+        assert_eq!(view.acknowledgements.len(), 1);
+        let last = f.events().await.pop().unwrap();
+        assert_eq!(
+            EventKind::from_code(last.kind),
+            Some(EventKind::Acknowledged)
+        );
+        assert!(
+            last.detail.starts_with("we acknowledged"),
+            "{}",
+            last.detail
+        );
+        assert!(last.detail.ends_with("(late by 2m)"), "{}", last.detail);
+    }
+
+    #[tokio::test]
+    async fn only_a_recipient_acknowledges() {
+        let f = Fixture::new();
+        let sent = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+        let err = f
+            .node
+            .acknowledge(
+                &f.operator(),
+                &sent.alert.id.to_string(),
+                Disposition::Noted,
+                String::new(),
+            )
+            .await
+            .expect_err("our own alert");
+        assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
+        assert!(
+            f.store
+                .due_messages("TR-MIT", f.node.now(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

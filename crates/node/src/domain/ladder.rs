@@ -282,3 +282,65 @@ fn raise(p: tocsin_core::alert::Precedence) -> tocsin_core::alert::Precedence {
         Immediate | Flash => Flash,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, flash_about};
+    use tocsin_store::EventKind;
+
+    #[tokio::test]
+    async fn the_first_step_is_taken_at_the_deadline_and_only_then() {
+        let f = Fixture::new();
+        let sent = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+        let id = sent.alert.id.to_string();
+        let due = sent.due_at.expect("a deadline");
+        assert_eq!(sent.deliveries[0].next_step_at, Some(due));
+
+        // A second early: nothing is due.
+        f.clock.set(due - chrono::Duration::seconds(1));
+        assert_eq!(f.node.take_ladder_steps(f.node.now()).await.unwrap(), 0);
+        f.clock.set(due);
+        assert_eq!(f.node.take_ladder_steps(f.node.now()).await.unwrap(), 1);
+        // Taken once.
+        assert_eq!(f.node.take_ladder_steps(f.node.now()).await.unwrap(), 0);
+
+        let last = f.events().await.pop().unwrap();
+        assert_eq!(EventKind::from_code(last.kind), Some(EventKind::Reminded));
+        assert_eq!(last.at, due);
+        // TR-MIT never had it, so there is nobody to remind.
+        assert_eq!(
+            last.detail,
+            "TR-MIT never received the alert; no reminder possible"
+        );
+        let view = f.node.get(&id).await.unwrap().unwrap();
+        assert_eq!(view.deliveries[0].ladder, 1);
+        // The escalation comes half an allowance (2m30s) later.
+        assert_eq!(
+            view.deliveries[0].next_step_at,
+            Some(due + chrono::Duration::seconds(150))
+        );
+        assert!(
+            f.store
+                .due_messages("TR-MIT", f.node.now(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn escalation_raises_the_precedence_one_level() {
+        use tocsin_core::alert::Precedence::*;
+        assert_eq!(super::raise(Routine), Priority);
+        assert_eq!(super::raise(Priority), Immediate);
+        assert_eq!(super::raise(Immediate), Flash);
+        assert_eq!(super::raise(Flash), Flash);
+    }
+}

@@ -261,3 +261,182 @@ fn signed_by(
     }
     Ok(verified)
 }
+
+/// What the use cases' unit tests share: a node of FR-DGSI on a real store
+/// in a temp dir, a `ManualClock`, and real signing material from a
+/// freshly generated federation CA (so peers' envelopes verify or are
+/// refused as they would be on the wire).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tocsin_core::clock::ManualClock;
+    use tocsin_core::{AgencyId, Alert, AlertId, Federation, Identity, to_timestamp};
+    use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
+    use tocsin_store::{EventRow, Store, StoreOptions};
+    use tocsin_trust::pki::CertificateAuthority;
+    use tocsin_trust::{Signer, Verifier};
+
+    use super::{Node, NodeParts, Submission};
+    use crate::shutdown::Shutdown;
+    use crate::tracker::Tracker;
+
+    /// FR-DGSI (this node), TR-MIT and BE-VSSE (an observer).
+    const FEDERATION: &str = r#"
+        [federation]
+        id = "test.tocsin"
+        [deadlines]
+        flash = "5m"
+        [[agencies]]
+        id = "FR-DGSI"
+        endpoint = "127.0.0.1:1"
+        [[agencies]]
+        id = "TR-MIT"
+        endpoint = "127.0.0.1:2"
+        [[agencies]]
+        id = "BE-VSSE"
+        endpoint = "127.0.0.1:3"
+        observer = true
+    "#;
+
+    /// A node of FR-DGSI and what a test needs around it.
+    pub(crate) struct Fixture {
+        pub(crate) node: Node,
+        pub(crate) clock: ManualClock,
+        pub(crate) store: Store,
+        ca: CertificateAuthority,
+        federation: Arc<Federation>,
+        // Kept for the node's lifetime: the signal its watch streams end
+        // on, and the store's directory.
+        _shutdown: Shutdown,
+        _dir: tempfile::TempDir,
+    }
+
+    /// An agency id.
+    pub(crate) fn agency(id: &str) -> AgencyId {
+        AgencyId::new(id).expect("agency id")
+    }
+
+    /// A FLASH alert (deadline 5 minutes) about `person` (born on 1 May
+    /// 1980, so that alerts about them are linked), to `recipients`.
+    pub(crate) fn flash_about(person: &str, recipients: &[&str]) -> pb::Alert {
+        pb::Alert {
+            precedence: pb::Precedence::Flash as i32,
+            category: "terrorism".into(),
+            text: "Subject seen boarding a flight.".into(),
+            source_reliability: pb::SourceReliability::B as i32,
+            information_credibility: pb::InformationCredibility::InformationCredibility2 as i32,
+            tlp: pb::Tlp::Amber as i32,
+            subjects: vec![pb::Subject {
+                kind: Some(pb::subject::Kind::Person(pb::Person {
+                    names: vec![person.into()],
+                    date_of_birth: "1980-05-01".into(),
+                    ..Default::default()
+                })),
+            }],
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    impl Fixture {
+        /// A node of FR-DGSI, its clock at the current second.
+        pub(crate) fn new() -> Self {
+            let federation = Arc::new(Federation::parse(FEDERATION, "test").expect("federation"));
+            let ca = CertificateAuthority::generate(federation.id()).expect("CA");
+            let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).expect("CA");
+            let verifier = Verifier::new(ca_der.as_ref(), federation.id()).expect("verifier");
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+            let start =
+                chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).expect("now");
+            let clock = ManualClock::new(start);
+            let shutdown = Shutdown::default();
+            let (outbox, _) = crate::outbox::spawn(
+                crate::outbox::OutboxContext {
+                    store: store.clone(),
+                    verifier: verifier.clone(),
+                    clock: Arc::new(clock.clone()),
+                    options: crate::config::OutboxOptions::default(),
+                    skew: crate::skew::SkewMonitor::new(std::time::Duration::from_secs(1)),
+                },
+                Vec::new(),
+                1 << 20,
+                shutdown.stopping().receiver(),
+            );
+            let us = agency("FR-DGSI");
+            let signer = signer(&ca, &federation, &us);
+            let node = Node::new(NodeParts {
+                agency: us,
+                federation: federation.clone(),
+                store: store.clone(),
+                signer: Arc::new(signer),
+                verifier,
+                clock: Arc::new(clock.clone()),
+                outbox,
+                tracker: Tracker::new(Arc::new(clock.clone())).handle(),
+                shutdown: shutdown.stopping(),
+            });
+            Self {
+                node,
+                clock,
+                store,
+                ca,
+                federation,
+                _shutdown: shutdown,
+                _dir: dir,
+            }
+        }
+
+        /// The envelope signer of agency `id`.
+        pub(crate) fn signer_of(&self, id: &str) -> Signer {
+            signer(&self.ca, &self.federation, &agency(id))
+        }
+
+        /// An operator of FR-DGSI.
+        pub(crate) fn operator(&self) -> Identity {
+            Identity::operator(agency("FR-DGSI"), "analyst").expect("operator")
+        }
+
+        /// `wire` as FR-DGSI's operator service hands it to the domain: a
+        /// new id, this node as originator, created now.
+        pub(crate) fn submission(&self, mut wire: pb::Alert) -> Submission {
+            let client_id = !wire.id.is_empty();
+            if !client_id {
+                wire.id = AlertId::generate().to_string();
+            }
+            wire.originator = "FR-DGSI".into();
+            wire.created_at = Some(to_timestamp(self.node.now()));
+            Submission {
+                alert: Alert::try_from(wire).expect("valid alert"),
+                client_id,
+            }
+        }
+
+        /// `wire` sent by agency `from`, created now and signed by `signer`.
+        pub(crate) fn signed_alert(
+            &self,
+            signer: &Signer,
+            from: &str,
+            mut wire: pb::Alert,
+        ) -> pb::Envelope {
+            wire.id = AlertId::generate().to_string();
+            wire.originator = from.into();
+            wire.created_at = Some(to_timestamp(self.node.now()));
+            use prost::Message;
+            signer.sign(ALERT_PAYLOAD_TYPE, wire.encode_to_vec())
+        }
+
+        /// Every event stored so far.
+        pub(crate) async fn events(&self) -> Vec<EventRow> {
+            self.store.events_after(0, 1000).await.expect("events")
+        }
+    }
+
+    fn signer(ca: &CertificateAuthority, federation: &Federation, id: &AgencyId) -> Signer {
+        let issued = ca.issue_signing(id).expect("signing certificate");
+        Signer::from_pem(&issued.cert_pem, &issued.key_pem, federation.id()).expect("signer")
+    }
+}

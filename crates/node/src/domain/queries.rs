@@ -41,3 +41,77 @@ impl Node {
         rows.iter().map(views::alert).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, agency, flash_about};
+    use super::Open;
+    use tocsin_store::Direction;
+
+    #[tokio::test]
+    async fn lists_sort_by_direction_and_what_is_open() {
+        let f = Fixture::new();
+        let sent = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+        let tr = f.signer_of("TR-MIT");
+        let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Ahmet Yilmaz", &["FR-DGSI"]));
+        f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
+
+        let ids = |views: Vec<crate::views::AlertView>| {
+            views
+                .into_iter()
+                .map(|v| v.alert.originator.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(f.node.list(None, 10).await.unwrap()).len(), 2);
+        assert_eq!(
+            ids(f.node.list(Some(Direction::Outbound), 10).await.unwrap()),
+            ["FR-DGSI"]
+        );
+        assert_eq!(
+            ids(f.node.list(Some(Direction::Inbound), 10).await.unwrap()),
+            ["TR-MIT"]
+        );
+        assert_eq!(ids(f.node.list(None, 1).await.unwrap()).len(), 1);
+        assert_eq!(
+            ids(f.node.list_open(Open::Awaiting, 10).await.unwrap()),
+            ["FR-DGSI"]
+        );
+        assert_eq!(
+            ids(f.node.list_open(Open::Owed, 10).await.unwrap()),
+            ["TR-MIT"]
+        );
+        assert!(
+            f.node
+                .list_open(Open::Overdue, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        f.clock.set(sent.due_at.unwrap());
+        f.store.flag_overdue(f.node.now()).await.unwrap();
+        assert_eq!(f.node.list_open(Open::Overdue, 10).await.unwrap().len(), 2);
+
+        let one = f
+            .node
+            .get(&sent.alert.id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.alert, sent.alert);
+        assert!(
+            f.node
+                .get("01J00000000000000000000000")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -115,3 +115,54 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, agency, flash_about};
+    use crate::Error;
+    use tocsin_store::Direction;
+
+    #[tokio::test]
+    async fn an_alert_is_stored_and_receipted_once() {
+        let f = Fixture::new();
+        let tr = f.signer_of("TR-MIT");
+        let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
+        let receipt = f
+            .node
+            .receive(&agency("TR-MIT"), envelope.clone())
+            .await
+            .unwrap();
+        assert_eq!(receipt.payload_type, tocsin_proto::RECEIPT_PAYLOAD_TYPE);
+        // A redelivery (the answer was lost) gets the same receipt back.
+        f.clock.advance(chrono::Duration::seconds(30));
+        let again = f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
+        assert_eq!(again, receipt);
+        let received = f.node.list(Some(Direction::Inbound), 10).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].alert.originator, agency("TR-MIT"));
+        assert_eq!(received[0].receipt.as_ref(), Some(&receipt));
+    }
+
+    #[tokio::test]
+    async fn an_alert_signed_by_another_agency_than_the_caller_is_refused() {
+        let f = Fixture::new();
+        // BE-VSSE's signature on an alert claiming to be TR-MIT's, handed
+        // over by TR-MIT.
+        let be = f.signer_of("BE-VSSE");
+        let envelope = f.signed_alert(&be, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
+        let err = f
+            .node
+            .receive(&agency("TR-MIT"), envelope)
+            .await
+            .expect_err("signed by BE-VSSE");
+        assert!(
+            matches!(&err, Error::PermissionDenied(m) if m == "alert signed by BE-VSSE cannot be delivered by TR-MIT"),
+            "{err:?}"
+        );
+        assert_eq!(
+            tonic::Status::from(err).code(),
+            tonic::Code::PermissionDenied
+        );
+        assert!(f.node.list(None, 10).await.unwrap().is_empty());
+    }
+}

@@ -88,3 +88,68 @@ impl Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, flash_about};
+    use crate::Error;
+
+    #[tokio::test]
+    async fn a_second_unanswered_alert_about_a_subject_raises_the_flag() {
+        let f = Fixture::new();
+        let first = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+        f.clock.advance(chrono::Duration::minutes(1));
+        let second = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+
+        // The first deadline passes: one unanswered alert is no pattern.
+        f.clock.set(first.due_at.unwrap());
+        let flagged = f.store.flag_overdue(f.node.now()).await.unwrap();
+        assert_eq!(flagged.len(), 1);
+        f.node.check_repeated(&flagged, f.node.now()).await.unwrap();
+        assert!(f.node.subject_flags().await.unwrap().is_empty());
+
+        // The second one passes: two about the same person, unanswered.
+        f.clock.set(second.due_at.unwrap());
+        let flagged = f.store.flag_overdue(f.node.now()).await.unwrap();
+        assert_eq!(flagged.len(), 1);
+        f.node.check_repeated(&flagged, f.node.now()).await.unwrap();
+        let flags = f.node.subject_flags().await.unwrap();
+        assert_eq!(flags.len(), 1, "{flags:?}");
+        assert_eq!(flags[0].recipient, "TR-MIT");
+        assert_eq!(
+            flags[0].alert_ids,
+            [first.alert.id.to_string(), second.alert.id.to_string()]
+        );
+        assert_eq!(flags[0].flagged_at, second.due_at.unwrap());
+
+        let subject = f.node.subject("Jean Dupont").await.unwrap();
+        assert_eq!(subject.alerts.len(), 2);
+        assert_eq!(subject.flags, flags);
+    }
+
+    #[tokio::test]
+    async fn a_subject_query_names_what_is_wrong() {
+        let f = Fixture::new();
+        let err = f.node.subject("  ").await.expect_err("empty");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m == "invalid field `query`: must not be empty"),
+            "{err:?}"
+        );
+        let err = f.node.subject("Nobody").await.expect_err("unknown");
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    }
+}

@@ -125,3 +125,87 @@ impl Node {
         Ok(Some(views::alert(&history)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, flash_about};
+    use crate::Error;
+    use crate::views::DeliveryStatus;
+    use tocsin_store::{Direction, EventKind};
+
+    #[tokio::test]
+    async fn an_unknown_recipient_is_refused_by_its_field() {
+        let f = Fixture::new();
+        let submission = f.submission(flash_about("Ahmet Yilmaz", &["TR-MIT", "DE-BND"]));
+        let err = f
+            .node
+            .submit(&f.operator(), submission)
+            .await
+            .expect_err("DE-BND is no member");
+        let Error::InvalidArgument(message) = err else {
+            panic!("not INVALID_ARGUMENT: {err:?}");
+        };
+        assert_eq!(
+            message,
+            "invalid field `recipients[1]`: DE-BND is not an agency of federation test.tocsin"
+        );
+        assert!(f.node.list(None, 10).await.unwrap().is_empty());
+        assert!(f.events().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_accepted_alert_is_stored_with_its_deadline_and_outbox_entry() {
+        let f = Fixture::new();
+        let submission = f.submission(flash_about("Ahmet Yilmaz", &["TR-MIT"]));
+        let id = submission.alert.id;
+        let view = f.node.submit(&f.operator(), submission).await.unwrap();
+        assert_eq!(view.alert.id, id);
+        assert_eq!(view.direction, Direction::Outbound);
+        assert_eq!(
+            view.due_at,
+            Some(view.alert.created_at + chrono::Duration::minutes(5))
+        );
+        assert_eq!(view.deliveries.len(), 1);
+        assert_eq!(view.deliveries[0].recipient, "TR-MIT");
+        assert_eq!(view.deliveries[0].status, DeliveryStatus::Pending);
+        assert!(view.submission_warnings().is_empty());
+        let events = f.events().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            EventKind::from_code(events[0].kind),
+            Some(EventKind::Submitted)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resubmission_by_id_gets_the_stored_alert_and_other_content_is_refused() {
+        let f = Fixture::new();
+        let mut wire = flash_about("Ahmet Yilmaz", &["TR-MIT"]);
+        wire.id = tocsin_core::AlertId::generate().to_string();
+        let first = f
+            .node
+            .submit(&f.operator(), f.submission(wire.clone()))
+            .await
+            .unwrap();
+        // A retry a minute later, as after a lost answer.
+        f.clock.advance(chrono::Duration::minutes(1));
+        let again = f
+            .node
+            .submit(&f.operator(), f.submission(wire.clone()))
+            .await
+            .unwrap();
+        assert_eq!(again.alert, first.alert);
+        assert_eq!(again.envelope, first.envelope);
+        wire.text = "Something else.".into();
+        let err = f
+            .node
+            .submit(&f.operator(), f.submission(wire))
+            .await
+            .expect_err("same id, other content");
+        assert!(
+            matches!(&err, Error::AlreadyExists(m) if m.ends_with("already exists with different content")),
+            "{err:?}"
+        );
+        assert_eq!(f.node.list(None, 10).await.unwrap().len(), 1);
+    }
+}

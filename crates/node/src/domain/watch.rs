@@ -56,3 +56,61 @@ impl Node {
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Fixture, flash_about};
+    use std::time::Duration;
+    use tokio_stream::StreamExt;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_watch_resumes_after_its_cursor_then_follows_new_events() {
+        let f = Fixture::new();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let sent = f
+                .node
+                .submit(
+                    &f.operator(),
+                    f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+                )
+                .await
+                .unwrap();
+            ids.push(sent.alert.id.to_string());
+        }
+        let events = f.events().await;
+        assert_eq!(events.len(), 3);
+
+        // From after the first event: the second and third, in order.
+        let mut stream = f.node.watch(Some(events[0].id)).await.unwrap();
+        for expected in &ids[1..] {
+            let e = tokio::time::timeout(WAIT, stream.next())
+                .await
+                .expect("an event")
+                .expect("open")
+                .expect("no error");
+            assert_eq!(&e.alert_id, expected);
+        }
+        // "From now": only what comes after the call.
+        let mut from_now = f.node.watch(None).await.unwrap();
+        let fourth = f
+            .node
+            .submit(
+                &f.operator(),
+                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
+            )
+            .await
+            .unwrap();
+        for s in [&mut stream, &mut from_now] {
+            let e = tokio::time::timeout(WAIT, s.next())
+                .await
+                .expect("the new event")
+                .expect("open")
+                .expect("no error");
+            assert_eq!(e.alert_id, fourth.alert.id.to_string());
+            assert_eq!(e.id, events[2].id + 1);
+        }
+    }
+}
