@@ -10,7 +10,13 @@
 //! the subject view), `queries` (one alert, lists) and `watch` (the event
 //! stream). What several share (the `Node` itself, the rows made from an
 //! alert or an acknowledgement, the check of who signed what a peer
-//! delivered) is here.
+//! delivered) is here, with the fixture the modules' unit tests share
+//! (`testing`).
+//!
+//! The domain takes and returns domain types (`Alert`, `Disposition`, the
+//! views of `crate::views`, [`Error`]); the handlers convert to and from
+//! protobuf (`service::convert`). Signed messages stay `pb::Envelope`,
+//! their signed wire form, where the domain verifies, signs or stores them.
 
 use std::sync::Arc;
 
