@@ -645,29 +645,28 @@ impl Link {
         let envelope = pb::Envelope::decode(m.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let mut client = self.client.clone();
-        match MessageKind::from_code(m.kind).ok_or(m.kind) {
-            Ok(MessageKind::Ack) => self
+        match m.kind {
+            MessageKind::Ack => self
                 .measured(client.acknowledge(pb::AcknowledgeRequest {
                     acknowledgement: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Ok(MessageKind::Reminder) => self
+            MessageKind::Reminder => self
                 .measured(client.remind(pb::RemindRequest {
                     reminder: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Ok(MessageKind::Notice) => self
+            MessageKind::Notice => self
                 .measured(client.notify_escalation(pb::NotifyEscalationRequest {
                     notice: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Err(other) => Err(Failure::Permanent(format!("unknown message kind {other}"))),
         }
     }
 

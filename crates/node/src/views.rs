@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tocsin_core::{Alert, to_timestamp};
 use tocsin_proto::pb;
-use tocsin_store::{AckRow, AlertHistory, DeliveryRow, DeliveryState, Direction};
+use tocsin_store::{AckRow, AlertHistory, DeliveryRow, DeliveryState, Direction, LadderStep};
 
 use crate::Error;
 
@@ -84,12 +84,12 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
                 delivered_at: d.delivered_at.map(to_timestamp),
                 receipt: d.receipt.as_deref().map(decode_envelope).transpose()?,
                 due_at: d.due_at.map(to_timestamp),
-                flag: d.flag as i32,
+                flag: d.flag.code() as i32,
                 flagged_at: d.flagged_at.map(to_timestamp),
-                ladder: d.ladder as i32,
+                ladder: d.ladder.code() as i32,
                 // The ladder stops at its last rung, on refusal, when the
                 // recipient answers, or when a later alert closes this one.
-                next_step_at: if d.ladder < 3
+                next_step_at: if d.ladder != LadderStep::Lapsed
                     && d.state != DeliveryState::Rejected
                     && row.closed_by.is_none()
                     && !acks.iter().any(|a| a.ack.agency == d.recipient)
@@ -118,7 +118,7 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
         receipt,
         due_at: row.due_at.map(to_timestamp),
         flag: if row.direction == Direction::Inbound {
-            row.flag as i32
+            row.flag.code() as i32
         } else {
             0
         },
@@ -128,7 +128,7 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
             None
         },
         reminders: u32::try_from(row.reminders).unwrap_or(0),
-        status: i32::try_from(row.status).unwrap_or(0),
+        status: row.status.code() as i32,
         closed_by: row.closed_by.clone().unwrap_or_default(),
         acknowledgements: if row.direction == Direction::Inbound {
             acks.iter()
@@ -161,7 +161,7 @@ pub(crate) fn event(e: &tocsin_store::EventRow) -> pb::Event {
     pb::Event {
         id: e.id,
         at: Some(to_timestamp(e.at)),
-        kind: i32::try_from(e.kind).unwrap_or(0),
+        kind: e.kind.code() as i32,
         alert_id: e.alert_id.clone(),
         agency: e.agency.clone(),
         direction: match e.direction {

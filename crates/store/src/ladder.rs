@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::codes::{EventKind, MessageKind};
+use crate::codes::{DeliveryState, Direction, EventKind, LadderStep, MessageKind};
+use crate::db::Store;
+use crate::error::Error;
 use crate::events::{NewEvent, insert_event_with};
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::sql::{OPEN_STEP, from_ms, ms, sql};
 
 /// A ladder step that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,9 @@ pub struct DueStep {
     pub alert_id: String,
     /// The recipient that has not answered.
     pub recipient: String,
-    /// The step reached so far (0 none, 1 reminded, 2 escalated).
-    pub ladder: i64,
+    /// The rung reached so far ([`LadderStep::None`],
+    /// [`LadderStep::Reminded`] or [`LadderStep::Escalated`]).
+    pub ladder: LadderStep,
     /// Whether the alert reached the recipient.
     pub delivered: bool,
     /// The alert's precedence (wire number).
@@ -55,8 +56,8 @@ pub struct StepTaken {
     pub alert_id: String,
     /// The recipient.
     pub recipient: String,
-    /// The rung reached (1, 2 or 3).
-    pub ladder: i64,
+    /// The rung reached (never [`LadderStep::None`]).
+    pub ladder: LadderStep,
     /// When the next step falls; none after the last.
     pub next_step_at: Option<DateTime<Utc>>,
     /// Messages to queue.
@@ -69,28 +70,24 @@ pub struct StepTaken {
     pub at: DateTime<Utc>,
 }
 
-/// A step is open while the delivery is not refused, not answered and its
-/// alert not closed (`settled`, kept by triggers; see migration 007).
-pub(crate) const OPEN_STEP: &str =
-    "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND d.settled = 0";
-
 impl Store {
     /// Ladder steps due at `now`, earliest first.
     pub async fn due_steps(&self, now: DateTime<Utc>) -> Result<Vec<DueStep>, Error> {
         self.read(move |conn| {
             let rows = conn
-                .prepare_cached(&format!(
+                .prepare_cached(sql!(
                     "SELECT d.alert_id, d.recipient, d.ladder, d.state, a.precedence, a.category, a.digest, d.due_at, d.next_step_at
                      FROM deliveries d INDEXED BY deliveries_next_step JOIN alerts a ON a.id = d.alert_id
-                     WHERE {OPEN_STEP} AND d.next_step_at <= ?1
-                     ORDER BY d.next_step_at, d.alert_id, d.recipient"
+                     WHERE {open} AND d.next_step_at <= ?1
+                     ORDER BY d.next_step_at, d.alert_id, d.recipient",
+                    open = *OPEN_STEP,
                 ))?
                 .query_map([ms(now)], |r| {
                     Ok(DueStep {
                         alert_id: r.get(0)?,
                         recipient: r.get(1)?,
                         ladder: r.get(2)?,
-                        delivered: r.get::<_, i64>(3)? == 2,
+                        delivered: r.get::<_, DeliveryState>(3)? == DeliveryState::Delivered,
                         precedence: r.get(4)?,
                         category: r.get(5)?,
                         digest: r.get(6)?,
@@ -113,9 +110,10 @@ impl Store {
                 let mut taken = 0;
                 for s in &steps {
                     let changed = conn
-                        .prepare_cached(&format!(
+                        .prepare_cached(sql!(
                             "UPDATE deliveries AS d SET ladder = ?3, next_step_at = ?4
-                             WHERE d.alert_id = ?1 AND d.recipient = ?2 AND d.ladder < ?3 AND {OPEN_STEP}"
+                             WHERE d.alert_id = ?1 AND d.recipient = ?2 AND d.ladder < ?3 AND {open}",
+                            open = *OPEN_STEP,
                         ))?
                         .execute(params![s.alert_id, s.recipient, s.ladder, s.next_step_at.map(ms)])?;
                     if changed == 0 {
@@ -124,9 +122,9 @@ impl Store {
                     taken += 1;
                     for m in &s.messages {
                         conn.prepare_cached(
-                            "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, 0)",
+                            "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                         )?
-                        .execute(params![m.id, m.peer, m.kind, m.envelope])?;
+                        .execute(params![m.id, m.peer, m.kind, m.envelope, DeliveryState::Pending])?;
                     }
                     let evidence: Vec<Evidence<'_>> = s
                         .messages
@@ -161,8 +159,8 @@ impl Store {
         let stored = self
             .write(move |conn| {
                 let ours: Option<String> = conn
-                    .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = 2")?
-                    .query_row([&alert_id], |r| r.get(0))
+                    .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = ?2")?
+                    .query_row(params![alert_id, Direction::Inbound], |r| r.get(0))
                     .optional()?;
                 if ours.as_deref() != Some(originator.as_str()) {
                     return Err(Error::NotFound(format!("no alert {alert_id} received from {originator}")));

@@ -30,49 +30,24 @@ pub mod audit;
 mod blocks;
 pub mod codes;
 mod db;
+mod error;
 mod events;
 mod ladder;
 mod messages;
 mod open;
 mod records;
+mod schema;
+mod sql;
 mod subjects;
 
 pub use acks::*;
-pub use codes::{AlertStatus, DeadlineFlag, EventKind, MessageKind};
+pub use codes::{
+    AlertStatus, DeadlineFlag, DeliveryState, Direction, EventKind, LadderStep, MessageKind,
+};
 pub use db::{Store, StoreOptions};
+pub use error::Error;
 pub use events::*;
 pub use ladder::*;
 pub use messages::*;
 pub use records::*;
 pub use subjects::*;
-
-/// What can go wrong in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The schema could not be migrated.
-    #[error("schema migration: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
-    /// The transaction holding this write failed to commit.
-    #[error("commit failed: {0}")]
-    Commit(String),
-    /// The data directory could not be prepared.
-    #[error("data directory {path}: {cause}")]
-    Io {
-        /// The directory.
-        path: String,
-        /// The cause.
-        cause: std::io::Error,
-    },
-    /// An alert with this id but other content is already stored.
-    #[error("alert {0} is already stored with different content")]
-    Conflict(String),
-    /// The row a write refers to does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The store has been closed, or its writer could not start a transaction.
-    #[error("the store is closed or cannot write")]
-    Closed,
-}

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codes::EventKind;
+use crate::codes::{DeadlineFlag, DeliveryState, Direction, EventKind};
+use crate::db::Store;
+use crate::error::Error;
 use crate::events::{NewEvent, insert_event};
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::sql::{from_ms, ms};
 
 /// Most alerts followed when linking one subject; a guard against a key so
 /// common it would link everything.
@@ -102,18 +102,22 @@ impl Store {
                     let inbound = recipient == &own_agency;
                     let sql = if inbound {
                         format!(
-                            "SELECT a.id FROM alerts a WHERE a.id IN ({}) AND a.direction = 2 AND a.flag != 0
+                            "SELECT a.id FROM alerts a WHERE a.id IN ({}) AND a.direction = {} AND a.flag != {}
                              AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
                              ORDER BY a.created_at, a.id",
-                            placeholders(list.len())
+                            placeholders(list.len()),
+                            Direction::Inbound.code(),
+                            DeadlineFlag::None.code(),
                         )
                     } else {
                         format!(
                             "SELECT a.id FROM alerts a JOIN deliveries d ON d.alert_id = a.id
-                             WHERE a.id IN ({}) AND d.recipient = ? AND d.flag != 0 AND d.state != 3
+                             WHERE a.id IN ({}) AND d.recipient = ? AND d.flag != {} AND d.state != {}
                              AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)
                              ORDER BY a.created_at, a.id",
-                            placeholders(list.len())
+                            placeholders(list.len()),
+                            DeadlineFlag::None.code(),
+                            DeliveryState::Rejected.code(),
                         )
                     };
                     let mut args: Vec<&dyn rusqlite::ToSql> = list.iter().map(|a| a as &dyn rusqlite::ToSql).collect();

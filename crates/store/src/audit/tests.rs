@@ -90,7 +90,7 @@ async fn populated(dir: &Path) {
         .take_steps(vec![StepTaken {
             alert_id: "A1".into(),
             recipient: "BE-VSSE".into(),
-            ladder: 1,
+            ladder: crate::LadderStep::Reminded,
             next_step_at: None,
             messages: vec![NewMessage {
                 id: "R1".into(),
