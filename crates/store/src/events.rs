@@ -155,9 +155,13 @@ impl Store {
     }
 
     /// Flags every unanswered deadline at or before `now`, in deadline
-    /// order, each with its event, in one transaction. Returns what was
-    /// flagged.
-    pub async fn flag_overdue(&self, now: DateTime<Utc>) -> Result<Vec<Flagged>, Error> {
+    /// order, each with its event (OVERDUE or UNDELIVERED) whose text
+    /// `detail` words, in one transaction. Returns what was flagged.
+    pub async fn flag_overdue(
+        &self,
+        now: DateTime<Utc>,
+        detail: fn(&Flagged) -> String,
+    ) -> Result<Vec<Flagged>, Error> {
         let flagged = self
             .write(move |conn| {
                 let mut found: Vec<Flagged> = conn
@@ -212,21 +216,12 @@ impl Store {
                                 .execute(params![f.alert_id, f.flag, ms(now)])?;
                         }
                     }
-                    let (kind, detail) = match (f.direction, f.flag) {
-                        (Direction::Outbound, DeadlineFlag::Undelivered) => (
-                            EventKind::Undelivered,
-                            format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
-                        (Direction::Outbound, _) => (
-                            EventKind::Overdue,
-                            format!("{} has not acknowledged; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
-                        (Direction::Inbound, _) => (
-                            EventKind::Overdue,
-                            format!("we have not acknowledged {}'s alert; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
+                    let kind = if f.flag == DeadlineFlag::Undelivered {
+                        EventKind::Undelivered
+                    } else {
+                        EventKind::Overdue
                     };
-                    insert_event(conn, NewEvent { at: f.due_at, kind, alert_id: &f.alert_id, agency: &f.agency, direction: f.direction, detail: &detail })?;
+                    insert_event(conn, NewEvent { at: f.due_at, kind, alert_id: &f.alert_id, agency: &f.agency, direction: f.direction, detail: &detail(f) })?;
                 }
                 Ok(found)
             })

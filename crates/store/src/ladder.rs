@@ -48,6 +48,44 @@ pub struct NewMessage {
     pub envelope: Vec<u8>,
 }
 
+/// A reminder received from the originator of an alert this agency
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReminder {
+    /// The reminder's id.
+    pub id: String,
+    /// The alert it is about.
+    pub alert_id: String,
+    /// The alert's originator, who sent the reminder.
+    pub originator: String,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// When this node received it.
+    pub at: DateTime<Utc>,
+    /// Whether it is an escalated reminder (an ESCALATED event, not a
+    /// REMINDED one).
+    pub escalated: bool,
+    /// The event's text.
+    pub detail: String,
+}
+
+/// An escalation notice received by this node as an observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedNotice {
+    /// The notice's id.
+    pub id: String,
+    /// The alert it is about.
+    pub alert_id: String,
+    /// The recipient that left the alert unanswered.
+    pub laggard: String,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// When this node received it.
+    pub at: DateTime<Utc>,
+    /// The event's text.
+    pub detail: String,
+}
+
 /// One step taken: the new rung, when the next falls, what to send, and
 /// the event that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,19 +183,19 @@ impl Store {
     /// Records a reminder received from `originator` for an alert this
     /// agency received from it. Idempotent by id. [`Error::NotFound`] if
     /// no such alert came from `originator`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_reminder(
-        &self,
-        id: String,
-        alert_id: String,
-        originator: String,
-        envelope: Vec<u8>,
-        at: DateTime<Utc>,
-        escalated: bool,
-        detail: String,
-    ) -> Result<bool, Error> {
+    pub async fn record_reminder(&self, reminder: ReceivedReminder) -> Result<bool, Error> {
         let stored = self
             .write(move |conn| {
+                let ReceivedReminder {
+                    id,
+                    alert_id,
+                    originator,
+                    envelope,
+                    at,
+                    escalated,
+                    detail,
+                } = &reminder;
+                let at = *at;
                 let ours: Option<String> = conn
                     .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = ?2")?
                     .query_row(params![alert_id, Direction::Inbound], |r| r.get(0))
@@ -175,9 +213,9 @@ impl Store {
                     return Ok(false);
                 }
                 conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
-                    .execute([&alert_id])?;
-                let kind = if escalated { EventKind::Escalated } else { EventKind::Reminded };
-                insert_event_with(conn, NewEvent { at, kind, alert_id: &alert_id, agency: &originator, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
+                    .execute([alert_id])?;
+                let kind = if *escalated { EventKind::Escalated } else { EventKind::Reminded };
+                insert_event_with(conn, NewEvent { at, kind, alert_id, agency: originator, direction: Direction::Inbound, detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: id, key2: "", bytes: envelope }])?;
                 Ok(true)
             })
             .await?;
@@ -189,17 +227,18 @@ impl Store {
 
     /// Records an escalation notice received by this observer. Idempotent
     /// by id.
-    pub async fn record_notice(
-        &self,
-        id: String,
-        alert_id: String,
-        laggard: String,
-        envelope: Vec<u8>,
-        at: DateTime<Utc>,
-        detail: String,
-    ) -> Result<bool, Error> {
+    pub async fn record_notice(&self, notice: ReceivedNotice) -> Result<bool, Error> {
         let stored = self
             .write(move |conn| {
+                let ReceivedNotice {
+                    id,
+                    alert_id,
+                    laggard,
+                    envelope,
+                    at,
+                    detail,
+                } = &notice;
+                let at = *at;
                 let inserted = conn
                     .prepare_cached(
                         "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
@@ -209,7 +248,7 @@ impl Store {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                insert_event_with(conn, NewEvent { at, kind: EventKind::Escalated, alert_id: &alert_id, agency: &laggard, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
+                insert_event_with(conn, NewEvent { at, kind: EventKind::Escalated, alert_id, agency: laggard, direction: Direction::Inbound, detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: id, key2: "", bytes: envelope }])?;
                 Ok(true)
             })
             .await?;

@@ -37,15 +37,35 @@ pub struct NewAlert {
     pub first_step_at: Option<DateTime<Utc>>,
     /// The subjects' match keys (see `tocsin_core::subject`).
     pub keys: Vec<String>,
-    /// Earlier alerts of the same originator this one closes, with the
-    /// status they take ([`AlertStatus::Superseded`] or [`AlertStatus::Cancelled`]).
-    pub closes: Vec<(String, AlertStatus)>,
+    /// Earlier alerts of the same originator this one closes.
+    pub closes: Vec<Closing>,
+    /// The text of the event that records storing it (SUBMITTED or
+    /// RECEIVED); the node's domain words it.
+    pub detail: String,
+}
+
+/// An earlier alert that a new one closes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closing {
+    /// The earlier alert.
+    pub alert_id: String,
+    /// The status it takes: [`AlertStatus::Superseded`] or
+    /// [`AlertStatus::Cancelled`].
+    pub status: AlertStatus,
+    /// The text of its SUPERSEDED or CANCELLED event, written only if it
+    /// was still open.
+    pub detail: String,
 }
 
 /// Closes the earlier alerts `a` refers to, if they are `direction` alerts
 /// of `a`'s originator, with one event each. Their clocks stop.
 fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Result<(), Error> {
-    for (earlier, status) in &a.closes {
+    for Closing {
+        alert_id: earlier,
+        status,
+        detail,
+    } in &a.closes
+    {
         let changed = conn
             .prepare_cached(sql!(
                 "UPDATE alerts SET status = ?3, closed_by = ?4
@@ -56,10 +76,10 @@ fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Resul
         if changed == 0 {
             continue;
         }
-        let (kind, verb) = if *status == AlertStatus::Cancelled {
-            (EventKind::Cancelled, "cancelled")
+        let kind = if *status == AlertStatus::Cancelled {
+            EventKind::Cancelled
         } else {
-            (EventKind::Superseded, "superseded")
+            EventKind::Superseded
         };
         insert_event(
             conn,
@@ -69,7 +89,7 @@ fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Resul
                 alert_id: earlier,
                 agency: &a.originator,
                 direction,
-                detail: &format!("{verb} by {}; its clock is stopped", a.id),
+                detail,
             },
         )?;
     }
@@ -353,7 +373,7 @@ impl Store {
             for r in &recipients {
                 stmt.execute(params![alert.id, r, DeliveryState::Pending, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
             }
-            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &format!("sent to {}", recipients.join(", ")) }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
+            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &alert.detail }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
             // Read back in the same transaction, from the writer's warm
             // cache: what the operator is told is exactly what was stored.
             // A new alert has no acknowledgements yet.
@@ -399,7 +419,7 @@ impl Store {
                             alert_id: &alert.id,
                             agency: &alert.originator,
                             direction: Direction::Inbound,
-                            detail: &format!("received from {}", alert.originator),
+                            detail: &alert.detail,
                         },
                         &[
                             Evidence {
@@ -634,6 +654,7 @@ pub(crate) mod tests {
             first_step_at: None,
             keys: vec![],
             closes: vec![],
+            detail: format!("stored {id}"),
         }
     }
 
@@ -693,7 +714,11 @@ pub(crate) mod tests {
         let mut a3 = alert("A3", 3);
         a3.due_at = Utc::now() + chrono::Duration::hours(24);
         let a3_due = a3.due_at.timestamp_millis();
-        a3.closes = vec![("A2".into(), AlertStatus::Cancelled)];
+        a3.closes = vec![Closing {
+            alert_id: "A2".into(),
+            status: AlertStatus::Cancelled,
+            detail: "cancelled by A3".into(),
+        }];
         store
             .insert_outbound(a3, vec!["FR-DGSI".into()])
             .await
@@ -703,7 +728,9 @@ pub(crate) mod tests {
 
         // Nothing answered is ever flagged, however late it gets.
         let flagged = store
-            .flag_overdue(Utc::now() + chrono::Duration::hours(12))
+            .flag_overdue(Utc::now() + chrono::Duration::hours(12), |f| {
+                format!("{} flagged", f.alert_id)
+            })
             .await
             .unwrap();
         assert!(flagged.is_empty(), "{flagged:?}");

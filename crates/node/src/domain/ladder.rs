@@ -207,15 +207,15 @@ impl Node {
         };
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         self.store
-            .record_reminder(
-                r.id,
-                r.alert_id,
-                caller.to_string(),
-                envelope.encode_to_vec(),
-                now,
+            .record_reminder(tocsin_store::ReceivedReminder {
+                id: r.id,
+                alert_id: r.alert_id,
+                originator: caller.to_string(),
+                envelope: envelope.encode_to_vec(),
+                at: now,
                 escalated,
                 detail,
-            )
+            })
             .await?;
         Ok(())
     }
@@ -265,14 +265,14 @@ impl Node {
         );
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         self.store
-            .record_notice(
-                n.id,
-                n.alert_id,
-                n.recipient,
-                envelope.encode_to_vec(),
-                now,
+            .record_notice(tocsin_store::ReceivedNotice {
+                id: n.id,
+                alert_id: n.alert_id,
+                laggard: n.recipient,
+                envelope: envelope.encode_to_vec(),
+                at: now,
                 detail,
-            )
+            })
             .await?;
         Ok(())
     }

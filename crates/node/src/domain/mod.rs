@@ -8,9 +8,9 @@
 //! when it wakes), `ladder` (reminders, escalations,
 //! notices, LAPSED; and those received), `subjects` (REPEATED_UNANSWERED and
 //! the subject view), `queries` (one alert, lists) and `watch` (the event
-//! stream). What several share (the `Node` itself, the rows made from an
-//! alert or an acknowledgement, the check of who signed what a peer
-//! delivered) is here.
+//! stream); `wording` words the events the store writes for them. What
+//! several share (the `Node` itself, the rows made from an alert or an
+//! acknowledgement, the check of who signed what a peer delivered) is here.
 
 use std::sync::Arc;
 
@@ -49,6 +49,8 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// The row stored for `alert`; `detail` is the text of the event that
+/// records storing it.
 fn new_alert_row(
     alert: &Alert,
     envelope: &pb::Envelope,
@@ -56,6 +58,7 @@ fn new_alert_row(
     stored_at: chrono::DateTime<chrono::Utc>,
     due_at: chrono::DateTime<chrono::Utc>,
     first_step_at: Option<chrono::DateTime<chrono::Utc>>,
+    detail: String,
 ) -> NewAlert {
     NewAlert {
         id: alert.id.to_string(),
@@ -82,9 +85,14 @@ fn new_alert_row(
                     }
                     _ => tocsin_store::AlertStatus::Superseded,
                 };
-                (r.alert_id.to_string(), status)
+                tocsin_store::Closing {
+                    alert_id: r.alert_id.to_string(),
+                    status,
+                    detail: wording::closed(status, &alert.id.to_string()),
+                }
             })
             .collect(),
+        detail,
     }
 }
 
@@ -108,7 +116,13 @@ pub fn outbound_row(
         stored_at,
         due_at,
         Some(first_step),
+        wording::sent(&recipients(alert)),
     )
+}
+
+/// Whom an alert this agency sends goes to, as the store names them.
+fn recipients(alert: &Alert) -> Vec<String> {
+    alert.recipients.iter().map(ToString::to_string).collect()
 }
 
 /// Which open items to list.
@@ -148,6 +162,7 @@ mod receive;
 mod subjects;
 mod submit;
 mod watch;
+mod wording;
 
 impl Node {
     /// The agency this node speaks for.

@@ -8,10 +8,15 @@ use tocsin_store::Direction;
 
 use super::Node;
 
+/// How many alerts about one subject one agency must leave unanswered past
+/// their deadlines before the subject is flagged REPEATED_UNANSWERED.
+pub(crate) const REPEATED_UNANSWERED_THRESHOLD: usize = 2;
+
 impl Node {
     /// After deadlines passed: for each (alert, agency that did not answer),
     /// raises REPEATED_UNANSWERED on the alert's subject if that agency now
-    /// leaves two or more alerts about it unanswered.
+    /// leaves [`REPEATED_UNANSWERED_THRESHOLD`] or more alerts about it
+    /// unanswered.
     pub(crate) async fn check_repeated(
         &self,
         flagged: &[tocsin_store::Flagged],
@@ -26,7 +31,13 @@ impl Node {
             .collect();
         for flag in self
             .store
-            .check_repeated(checks, self.agency.to_string(), now)
+            .check_repeated(tocsin_store::RepeatedCheck {
+                checks,
+                own_agency: self.agency.to_string(),
+                now,
+                threshold: REPEATED_UNANSWERED_THRESHOLD,
+                detail: super::wording::repeated,
+            })
             .await?
         {
             tracing::error!(
