@@ -78,6 +78,8 @@ pub(crate) struct OutboxContext {
     pub(crate) options: OutboxOptions,
     /// Measures the peer's clock on every answer.
     pub(crate) skew: SkewMonitor,
+    /// How the events of outcomes read (the domain's words).
+    pub(crate) words: tocsin_store::OutcomeWords,
 }
 
 /// Starts one worker per peer; they stop when `shutdown` turns true.
@@ -457,7 +459,7 @@ impl Worker {
         if let Err(e) = self
             .ctx
             .store
-            .record_message_attempts(outcomes, self.ctx.clock.now())
+            .record_message_attempts(outcomes, self.ctx.clock.now(), self.ctx.words)
             .await
         {
             // Still due in the store: back off rather than resend at once.
@@ -520,7 +522,7 @@ impl Worker {
         if let Err(e) = self
             .ctx
             .store
-            .record_attempts(outcomes, self.ctx.clock.now())
+            .record_attempts(outcomes, self.ctx.clock.now(), self.ctx.words)
             .await
         {
             // Still due in the store: back off rather than resend at once.

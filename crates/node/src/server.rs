@@ -207,6 +207,7 @@ pub async fn serve(
             clock: clock.clone(),
             options: outbox_options,
             skew: skew.clone(),
+            words: crate::domain::wording::OUTCOME_WORDS,
         },
         peers,
         limits.max_message_bytes,

@@ -116,6 +116,7 @@ pub(crate) fn refused_ack_event(
     id: &str,
     error: &str,
     at: DateTime<Utc>,
+    words: fn(originator: &str, ack_id: &str, error: &str) -> String,
 ) -> Result<(), Error> {
     let ack: Option<(String, String)> = conn
         .prepare_cached(
@@ -135,7 +136,7 @@ pub(crate) fn refused_ack_event(
                 alert_id: &alert_id,
                 agency: &originator,
                 direction: Direction::Inbound,
-                detail: &format!("{originator} refused our acknowledgement {id} for good: {error}"),
+                detail: &words(&originator, id, error),
             },
         )?;
     }

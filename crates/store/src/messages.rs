@@ -10,7 +10,7 @@ use crate::acks::refused_ack_event;
 use crate::codes::{DeliveryState, MessageKind};
 use crate::db::Store;
 use crate::error::Error;
-use crate::records::AttemptOutcome;
+use crate::records::{AttemptOutcome, OutcomeWords};
 use crate::sql::{ms, sql};
 
 /// A pending message that is due.
@@ -58,12 +58,13 @@ impl Store {
     }
 
     /// Records the outcomes of message attempts, in one transaction, at
-    /// `at`. An acknowledgement the originator refused for good keeps the
+    /// `at` (events worded by `words`). An acknowledgement the originator refused for good keeps the
     /// refusal (see [`AckRow::refusal`](crate::AckRow::refusal)) and is an event of its alert.
     pub async fn record_message_attempts(
         &self,
         outcomes: Vec<(String, AttemptOutcome)>,
         at: DateTime<Utc>,
+        words: OutcomeWords,
     ) -> Result<(), Error> {
         let refused = outcomes
             .iter()
@@ -98,7 +99,7 @@ impl Store {
                             ))?
                             .execute(params![id, error])?;
                         if changed > 0 {
-                            refused_ack_event(conn, id, error, at)?;
+                            refused_ack_event(conn, id, error, at, words.refused_ack)?;
                         }
                     }
                 }

@@ -311,6 +311,22 @@ pub enum AttemptOutcome {
     },
 }
 
+/// How the events that attempt outcomes record read: the node words them
+/// (see [`Store::record_attempts`], [`Store::record_message_attempts`]).
+/// Functions, because an event is written only if the outcome changed a
+/// row, which the transaction finds out.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeWords {
+    /// DELIVERED: `recipient`'s receipt says it committed the alert at
+    /// `committed_at`.
+    pub delivered: fn(recipient: &str, committed_at: DateTime<Utc>) -> String,
+    /// REJECTED: `recipient` refused our alert for good with `error`.
+    pub rejected: fn(recipient: &str, error: &str) -> String,
+    /// REJECTED, of an alert we received: its `originator` refused our
+    /// acknowledgement `ack_id` for good with `error`.
+    pub refused_ack: fn(originator: &str, ack_id: &str, error: &str) -> String,
+}
+
 /// The result of storing a received alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundOutcome {
@@ -448,13 +464,15 @@ impl Store {
         })
     }
 
-    /// Records the outcomes of delivery attempts, in one transaction.
-    /// Outcomes for deliveries no longer pending are ignored, so a late
-    /// duplicate receipt cannot undo anything.
+    /// Records the outcomes of delivery attempts, in one transaction, each
+    /// final one with its event, worded by `words`. Outcomes for
+    /// deliveries no longer pending are ignored, so a late duplicate
+    /// receipt cannot undo anything.
     pub async fn record_attempts(
         &self,
         outcomes: Vec<(String, String, AttemptOutcome)>,
         at: DateTime<Utc>,
+        words: OutcomeWords,
     ) -> Result<(), Error> {
         let final_outcomes = outcomes
             .iter()
@@ -478,10 +496,7 @@ impl Store {
                             ))?
                             .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
                         if changed > 0 {
-                            insert_event_with(conn, NewEvent { at, kind: EventKind::Delivered, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!(
-                                    "receipt from {recipient}: committed {}",
-                                    delivered_at.format("%Y-%m-%d %H:%M:%S UTC")
-                                ) }, &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }])?;
+                            insert_event_with(conn, NewEvent { at, kind: EventKind::Delivered, alert_id, agency: recipient, direction: Direction::Outbound, detail: &(words.delivered)(recipient, *delivered_at) }, &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }])?;
                         }
                     }
                     AttemptOutcome::Retry { error, next_attempt_at } => {
@@ -502,7 +517,7 @@ impl Store {
                             ))?
                             .execute(params![alert_id, recipient, error])?;
                         if changed > 0 {
-                            insert_event(conn, NewEvent { at, kind: EventKind::Rejected, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!("{recipient} refused it: {error}") })?;
+                            insert_event(conn, NewEvent { at, kind: EventKind::Rejected, alert_id, agency: recipient, direction: Direction::Outbound, detail: &(words.rejected)(recipient, error) })?;
                         }
                     }
                 }
@@ -636,6 +651,13 @@ pub(crate) mod tests {
     use super::*;
     use crate::StoreOptions;
 
+    /// Plain words for the store's own tests.
+    pub(crate) const WORDS: OutcomeWords = OutcomeWords {
+        delivered: |recipient, _| format!("receipt from {recipient}"),
+        rejected: |recipient, error| format!("{recipient} refused: {error}"),
+        refused_ack: |originator, id, error| format!("{originator} refused {id}: {error}"),
+    };
+
     /// An outbound alert of TR-MIT's, due in 12 h, whose digest is
     /// `digest` repeated: what the store's own tests insert.
     pub(crate) fn alert(id: &str, digest: u8) -> NewAlert {
@@ -766,6 +788,7 @@ pub(crate) mod tests {
                     },
                 )],
                 Utc::now(),
+                WORDS,
             )
             .await
             .unwrap();

@@ -162,7 +162,7 @@ mod receive;
 mod subjects;
 mod submit;
 mod watch;
-mod wording;
+pub(crate) mod wording;
 
 impl Node {
     /// The agency this node speaks for.

@@ -4,7 +4,8 @@
 //! deadlines passed, which alerts a subject links), the store is handed
 //! one of these functions; otherwise the text travels in the request.
 
-use tocsin_store::{AlertStatus, DeadlineFlag, Direction, Flagged, SubjectFlag};
+use chrono::{DateTime, Utc};
+use tocsin_store::{AlertStatus, DeadlineFlag, Direction, Flagged, OutcomeWords, SubjectFlag};
 
 /// How event texts write a deadline.
 const DEADLINE: &str = "%Y-%m-%d %H:%M UTC";
@@ -27,6 +28,32 @@ pub(crate) fn closed(status: AlertStatus, by: &str) -> String {
         "superseded"
     };
     format!("{verb} by {by}; its clock is stopped")
+}
+
+/// How the outbox's outcomes read when the store records them.
+pub const OUTCOME_WORDS: OutcomeWords = OutcomeWords {
+    delivered,
+    rejected,
+    refused_ack,
+};
+
+/// DELIVERED: `recipient`'s receipt, with when it committed the alert.
+fn delivered(recipient: &str, committed_at: DateTime<Utc>) -> String {
+    format!(
+        "receipt from {recipient}: committed {}",
+        committed_at.format("%Y-%m-%d %H:%M:%S UTC")
+    )
+}
+
+/// REJECTED: `recipient` refused our alert for good.
+fn rejected(recipient: &str, error: &str) -> String {
+    format!("{recipient} refused it: {error}")
+}
+
+/// REJECTED, of an alert we received: its originator refused our
+/// acknowledgement for good.
+fn refused_ack(originator: &str, ack_id: &str, error: &str) -> String {
+    format!("{originator} refused our acknowledgement {ack_id} for good: {error}")
 }
 
 /// OVERDUE or UNDELIVERED: a deadline that passed unanswered.
@@ -121,5 +148,18 @@ mod tests {
             "sent to FR-DGSI, BE-VSSE"
         );
         assert_eq!(received("TR-MIT"), "received from TR-MIT");
+        let committed = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 5).unwrap();
+        assert_eq!(
+            (OUTCOME_WORDS.delivered)("FR-DGSI", committed),
+            "receipt from FR-DGSI: committed 2026-03-01 09:30:05 UTC"
+        );
+        assert_eq!(
+            (OUTCOME_WORDS.rejected)("FR-DGSI", "no such recipient"),
+            "FR-DGSI refused it: no such recipient"
+        );
+        assert_eq!(
+            (OUTCOME_WORDS.refused_ack)("TR-MIT", "K1", "late"),
+            "TR-MIT refused our acknowledgement K1 for good: late"
+        );
     }
 }

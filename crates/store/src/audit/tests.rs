@@ -68,6 +68,7 @@ async fn populated(dir: &Path) {
                 },
             )],
             now,
+            crate::records::tests::WORDS,
         )
         .await
         .unwrap();
