@@ -13,15 +13,23 @@
 //!   the same transaction; [`audit`] documents the chain and checks it.
 //!
 //! The store knows rows, not signatures or protocols: the node crate decides
-//! what goes in.
+//! what goes in. Nor does it hold policy or wording: thresholds and the
+//! text of the events it writes come with each request (as a string, or
+//! as a function when the text depends on what the transaction finds).
 //!
 //! One module per kind of row: `records` (alerts and deliveries), `acks`
 //! (acknowledgements), `messages` (the outbox of acknowledgements,
 //! reminders and notices to send), `ladder` (escalation steps), `events`
 //! (the event log and the deadline tracker's queries), `open` (what is
 //! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked), [`codes`] (the integer codes, as
-//! enums) and [`audit`] (the chain).
+//! (peers whose certificates are revoked) and [`audit`] (the chain). They
+//! stand on leaves that import none of them: [`codes`] (every integer code
+//! as an enum, converted to and from SQL; an unknown stored code is
+//! [`Error::Corrupt`]), `sql` (times, SQL text that spells codes, built
+//! once, and the conditions that match the partial indexes), `schema`
+//! (the database file, schema versions) and `error`; `db` (the [`Store`]
+//! handle, its writer and readers) stands on them and `audit`. No module
+//! imports one that imports it back.
 
 #![forbid(unsafe_code)]
 
