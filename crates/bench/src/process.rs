@@ -185,6 +185,7 @@ impl Site {
             .record_attempts(
                 vec![(alert.id.to_string(), PEER.into(), outcome)],
                 delivered_at,
+                tocsin_node::OUTCOME_WORDS,
             )
             .await?;
         store.close().await;

@@ -48,6 +48,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::Store(tocsin_store::Error::Conflict(_)) => Code::AlreadyExists,
+            Error::Store(tocsin_store::Error::Corrupt { .. }) => Code::DataLoss,
             Error::Store(_) | Error::Unavailable(_) => Code::Unavailable,
         };
         if code == Code::Unavailable {

@@ -36,5 +36,6 @@ mod views;
 
 pub use config::NodeConfig;
 pub use domain::outbound_row;
+pub use domain::wording::OUTCOME_WORDS;
 pub use error::Error;
 pub use server::{NodeOptions, StartError, serve};

@@ -78,6 +78,8 @@ pub(crate) struct OutboxContext {
     pub(crate) options: OutboxOptions,
     /// Measures the peer's clock on every answer.
     pub(crate) skew: SkewMonitor,
+    /// How the events of outcomes read (the domain's words).
+    pub(crate) words: tocsin_store::OutcomeWords,
 }
 
 /// Starts one worker per peer; they stop when `shutdown` turns true.
@@ -457,7 +459,7 @@ impl Worker {
         if let Err(e) = self
             .ctx
             .store
-            .record_message_attempts(outcomes, self.ctx.clock.now())
+            .record_message_attempts(outcomes, self.ctx.clock.now(), self.ctx.words)
             .await
         {
             // Still due in the store: back off rather than resend at once.
@@ -520,7 +522,7 @@ impl Worker {
         if let Err(e) = self
             .ctx
             .store
-            .record_attempts(outcomes, self.ctx.clock.now())
+            .record_attempts(outcomes, self.ctx.clock.now(), self.ctx.words)
             .await
         {
             // Still due in the store: back off rather than resend at once.
@@ -645,29 +647,28 @@ impl Link {
         let envelope = pb::Envelope::decode(m.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
         let mut client = self.client.clone();
-        match MessageKind::from_code(m.kind).ok_or(m.kind) {
-            Ok(MessageKind::Ack) => self
+        match m.kind {
+            MessageKind::Ack => self
                 .measured(client.acknowledge(pb::AcknowledgeRequest {
                     acknowledgement: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Ok(MessageKind::Reminder) => self
+            MessageKind::Reminder => self
                 .measured(client.remind(pb::RemindRequest {
                     reminder: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Ok(MessageKind::Notice) => self
+            MessageKind::Notice => self
                 .measured(client.notify_escalation(pb::NotifyEscalationRequest {
                     notice: Some(envelope),
                 }))
                 .await
                 .map(|_| ())
                 .map_err(classify),
-            Err(other) => Err(Failure::Permanent(format!("unknown message kind {other}"))),
         }
     }
 

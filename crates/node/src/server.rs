@@ -187,6 +187,7 @@ pub async fn serve(
             clock: clock.clone(),
             options: outbox_options,
             skew: skew.clone(),
+            words: crate::domain::wording::OUTCOME_WORDS,
         },
         peers.clone(),
         limits.max_message_bytes,

@@ -13,7 +13,7 @@ use tocsin_core::ack::Acknowledgement;
 use tocsin_proto::pb;
 use tocsin_store::{
     AckRow, AlertHistory, AlertStatus, DeadlineFlag, DeliveryRow, DeliveryState, Direction,
-    EventKind,
+    EventKind, LadderStep,
 };
 
 use crate::Error;
@@ -102,7 +102,7 @@ pub(crate) struct DeliveryView {
     /// When the flag was raised.
     pub(crate) flagged_at: Option<DateTime<Utc>>,
     /// Escalation rung (0 none, 1 reminded, 2 escalated, 3 lapsed).
-    pub(crate) ladder: u8,
+    pub(crate) ladder: LadderStep,
     /// When the next rung falls, while the ladder goes on.
     pub(crate) next_step_at: Option<DateTime<Utc>>,
     /// The recipient's acknowledgements.
@@ -132,7 +132,7 @@ pub(crate) struct EventView {
     /// When (node clock).
     pub(crate) at: DateTime<Utc>,
     /// What happened (`None` for a code this node does not know).
-    pub(crate) kind: Option<EventKind>,
+    pub(crate) kind: EventKind,
     /// The alert concerned.
     pub(crate) alert_id: String,
     /// The other agency concerned.
@@ -204,10 +204,6 @@ fn next_attempt_at(d: &DeliveryRow, stored_at: DateTime<Utc>) -> Option<DateTime
     })
 }
 
-fn flag_of(code: i64) -> DeadlineFlag {
-    DeadlineFlag::from_code(code).unwrap_or(DeadlineFlag::None)
-}
-
 /// An alert with its deliveries and acknowledgements, as stored.
 pub(crate) fn alert(history: &AlertHistory) -> Result<AlertView, Error> {
     let AlertHistory {
@@ -236,12 +232,12 @@ pub(crate) fn alert(history: &AlertHistory) -> Result<AlertView, Error> {
                 delivered_at: d.delivered_at,
                 receipt: d.receipt.as_deref().map(decode_envelope).transpose()?,
                 due_at: d.due_at,
-                flag: flag_of(d.flag),
+                flag: d.flag,
                 flagged_at: d.flagged_at,
-                ladder: u8::try_from(d.ladder).unwrap_or_default(),
+                ladder: d.ladder,
                 // The ladder stops at its last rung, on refusal, when the
                 // recipient answers, or when a later alert closes this one.
-                next_step_at: if d.ladder < 3
+                next_step_at: if d.ladder != LadderStep::Lapsed
                     && d.state != DeliveryState::Rejected
                     && row.closed_by.is_none()
                     && !acks.iter().any(|a| a.ack.agency == d.recipient)
@@ -267,9 +263,9 @@ pub(crate) fn alert(history: &AlertHistory) -> Result<AlertView, Error> {
         deliveries,
         receipt,
         due_at: row.due_at,
-        flag: inbound.then(|| (flag_of(row.flag), row.flagged_at)),
+        flag: inbound.then_some((row.flag, row.flagged_at)),
         reminders: u32::try_from(row.reminders).unwrap_or(0),
-        status: AlertStatus::from_code(row.status).unwrap_or(AlertStatus::Active),
+        status: row.status,
         closed_by: row.closed_by.clone(),
         acknowledgements: if inbound {
             acks.iter()
@@ -304,7 +300,7 @@ pub(crate) fn event(e: &tocsin_store::EventRow) -> EventView {
     EventView {
         id: e.id,
         at: e.at,
-        kind: EventKind::from_code(e.kind),
+        kind: e.kind,
         alert_id: e.alert_id.clone(),
         agency: e.agency.clone(),
         direction: e.direction,

@@ -1,14 +1,14 @@
-//! Acknowledgements and the message outbox.
+//! Acknowledgements: ours (queued for the originator) and recipients'.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::codes::{EventKind, MessageKind};
-use crate::events::{NewEvent, insert_event_with};
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::codes::{DeliveryState, Direction, EventKind, MessageKind};
+use crate::db::Store;
+use crate::error::Error;
+use crate::events::{NewEvent, insert_event, insert_event_with};
+use crate::sql::{from_ms, ms, sql};
 
 /// An acknowledgement to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +78,13 @@ pub(crate) fn acks_of(
     conn: &rusqlite::Connection,
     alert_id: &str,
 ) -> rusqlite::Result<Vec<AckRow>> {
-    conn.prepare_cached(
+    conn.prepare_cached(sql!(
         "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state,
-                CASE m.state WHEN 3 THEN COALESCE(m.last_error, 'refused') END
+                CASE m.state WHEN {rejected} THEN COALESCE(m.last_error, 'refused') END
          FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
          WHERE k.alert_id = ?1 ORDER BY k.acknowledged_at, k.id",
-    )?
+        rejected = DeliveryState::Rejected.code(),
+    ))?
     .query_map([alert_id], ack_row)?
     .collect()
 }
@@ -101,7 +102,9 @@ fn ack_row(r: &Row<'_>) -> rusqlite::Result<AckRow> {
             stored_at: from_ms(r.get(7)?),
             envelope: r.get(8)?,
         },
-        delivered: r.get::<_, Option<i64>>(9)?.is_none_or(|state| state == 2),
+        delivered: r
+            .get::<_, Option<DeliveryState>>(9)?
+            .is_none_or(|state| state == DeliveryState::Delivered),
         refusal: r.get(10)?,
     })
 }
@@ -113,6 +116,7 @@ pub(crate) fn refused_ack_event(
     id: &str,
     error: &str,
     at: DateTime<Utc>,
+    words: fn(originator: &str, ack_id: &str, error: &str) -> String,
 ) -> Result<(), Error> {
     let ack: Option<(String, String)> = conn
         .prepare_cached(
@@ -124,7 +128,7 @@ pub(crate) fn refused_ack_event(
         })
         .optional()?;
     if let Some((alert_id, originator)) = ack {
-        crate::events::insert_event(
+        insert_event(
             conn,
             NewEvent {
                 at,
@@ -132,7 +136,7 @@ pub(crate) fn refused_ack_event(
                 alert_id: &alert_id,
                 agency: &originator,
                 direction: Direction::Inbound,
-                detail: &format!("{originator} refused our acknowledgement {id} for good: {error}"),
+                detail: &words(&originator, id, error),
             },
         )?;
     }
@@ -149,18 +153,18 @@ impl Store {
         detail: String,
     ) -> Result<(), Error> {
         self.write(move |conn| {
-            let direction: Option<i64> = conn
+            let direction: Option<Direction> = conn
                 .prepare_cached("SELECT direction FROM alerts WHERE id = ?1")?
                 .query_row([&ack.alert_id], |r| r.get(0))
                 .optional()?;
-            if direction != Some(Direction::Inbound as i64) {
+            if direction != Some(Direction::Inbound) {
                 return Err(Error::NotFound(format!("no received alert {}", ack.alert_id)));
             }
             insert_ack(conn, &ack)?;
             conn.prepare_cached(
-                "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+                "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![ack.id, peer, MessageKind::Ack, ack.envelope, 0i64])?;
+            .execute(params![ack.id, peer, MessageKind::Ack, ack.envelope, DeliveryState::Pending, 0i64])?;
             insert_event_with(conn, NewEvent { at: ack.stored_at, kind: EventKind::Acknowledged, alert_id: &ack.alert_id, agency: &peer, direction: Direction::Inbound, detail: &detail }, &[
                     Evidence { kind: EvidenceKind::Acknowledgement, key: &ack.id, key2: "", bytes: &ack.envelope },
                     Evidence { kind: EvidenceKind::Message, key: &ack.id, key2: "", bytes: &ack.envelope },
@@ -185,9 +189,9 @@ impl Store {
             let is_recipient = conn
                 .prepare_cached(
                     "SELECT 1 FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-                     WHERE d.alert_id = ?1 AND d.recipient = ?2 AND a.direction = 1",
+                     WHERE d.alert_id = ?1 AND d.recipient = ?2 AND a.direction = ?3",
                 )?
-                .exists(params![ack.alert_id, ack.agency])?;
+                .exists(params![ack.alert_id, ack.agency, Direction::Outbound])?;
             if !is_recipient {
                 return Err(Error::NotFound(format!(
                     "{} is not a recipient of an alert {} sent by this agency",

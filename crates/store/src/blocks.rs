@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use crate::records::ms;
-use crate::{Error, Store};
+use crate::db::Store;
+use crate::error::Error;
+use crate::sql::ms;
 
 impl Store {
     /// Marks `peer` blocked for `reason`, from `at` (kept if already

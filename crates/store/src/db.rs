@@ -7,7 +7,8 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Error;
+use crate::error::Error;
+use crate::schema;
 
 /// The schema's migrations, oldest first; the store's version is their count.
 pub(crate) fn migrations() -> Vec<M<'static>> {
@@ -31,9 +32,6 @@ pub(crate) fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/009_peer_blocks.sql")),
     ]
 }
-
-/// The schema version that brought the audit log (migration 008).
-pub(crate) const AUDIT_LOG_VERSION: i64 = 8;
 
 /// A write waiting in the writer's batch.
 trait Job: Send {
@@ -150,7 +148,7 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
 impl Store {
     /// The database file inside a data directory.
     pub fn database_path(data_dir: &Path) -> PathBuf {
-        data_dir.join("tocsin.sqlite3")
+        schema::database_path(data_dir)
     }
 
     /// Opens (creating and migrating as needed) the store in `data_dir`.

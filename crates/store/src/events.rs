@@ -4,11 +4,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
 use crate::audit::{AuditEvent, Evidence};
-use crate::codes::{DeadlineFlag, EventKind};
-use crate::ladder::OPEN_STEP;
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::codes::{DeadlineFlag, DeliveryState, Direction, EventKind};
+use crate::db::Store;
+use crate::error::Error;
+use crate::sql::{OPEN_DELIVERY_DEADLINE, OPEN_INBOUND_DEADLINE, OPEN_STEP, from_ms, ms, sql};
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +16,8 @@ pub struct EventRow {
     pub id: u64,
     /// When (node clock).
     pub at: DateTime<Utc>,
-    /// See [`EventKind`](crate::EventKind).
-    pub kind: i64,
+    /// What happened.
+    pub kind: EventKind,
     /// The alert concerned.
     pub alert_id: String,
     /// The other agency concerned.
@@ -77,14 +76,14 @@ pub(crate) fn insert_event_with(
     conn.prepare_cached(
         "INSERT INTO events (at, kind, alert_id, agency, direction, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![ms(e.at), e.kind, e.alert_id, e.agency, e.direction as i64, e.detail])?;
+    .execute(params![ms(e.at), e.kind, e.alert_id, e.agency, e.direction, e.detail])?;
     let event = AuditEvent {
         id: conn.last_insert_rowid(),
         at: ms(e.at),
         kind: e.kind.code(),
         alert_id: e.alert_id.to_owned(),
         agency: e.agency.to_owned(),
-        direction: e.direction as i64,
+        direction: e.direction.code(),
         detail: e.detail.to_owned(),
     };
     crate::audit::append(conn, &event, evidence)
@@ -97,20 +96,10 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         kind: r.get(2)?,
         alert_id: r.get(3)?,
         agency: r.get(4)?,
-        direction: Direction::from_i64(r.get(5)?),
+        direction: r.get(5)?,
         detail: r.get(6)?,
     })
 }
-
-/// A recipient's deadline on an alert we sent is open while it is neither
-/// flagged, refused, answered nor closed (`settled`: see migration 007).
-/// The conditions match the partial index `deliveries_open_deadlines`.
-const OPEN_DELIVERY_DEADLINE: &str =
-    "d.flag = 0 AND d.state != 3 AND d.settled = 0 AND d.due_at IS NOT NULL";
-
-/// Our deadline on an alert we received, likewise (`alerts_open_deadlines`).
-const OPEN_INBOUND_DEADLINE: &str =
-    "a.flag = 0 AND a.direction = 2 AND a.settled = 0 AND a.due_at IS NOT NULL";
 
 impl Store {
     /// Events with an id above `after`, oldest first.
@@ -145,16 +134,19 @@ impl Store {
     pub async fn next_deadline(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.read(|conn| {
             let next: Option<i64> = conn
-                .prepare_cached(&format!(
+                .prepare_cached(sql!(
                     "SELECT MIN(t) FROM (
                         SELECT * FROM (SELECT d.due_at AS t FROM deliveries d INDEXED BY deliveries_open_deadlines
-                         WHERE {OPEN_DELIVERY_DEADLINE} ORDER BY d.due_at LIMIT 1)
+                         WHERE {delivery} ORDER BY d.due_at LIMIT 1)
                         UNION ALL
                         SELECT * FROM (SELECT a.due_at AS t FROM alerts a INDEXED BY alerts_open_deadlines
-                         WHERE {OPEN_INBOUND_DEADLINE} ORDER BY a.due_at LIMIT 1)
+                         WHERE {inbound} ORDER BY a.due_at LIMIT 1)
                         UNION ALL
                         SELECT * FROM (SELECT d.next_step_at AS t FROM deliveries d INDEXED BY deliveries_next_step
-                         WHERE {OPEN_STEP} ORDER BY d.next_step_at LIMIT 1))"
+                         WHERE {step} ORDER BY d.next_step_at LIMIT 1))",
+                    delivery = *OPEN_DELIVERY_DEADLINE,
+                    inbound = *OPEN_INBOUND_DEADLINE,
+                    step = *OPEN_STEP,
                 ))?
                 .query_row([], |r| r.get(0))?;
             Ok(next.map(from_ms))
@@ -163,22 +155,27 @@ impl Store {
     }
 
     /// Flags every unanswered deadline at or before `now`, in deadline
-    /// order, each with its event, in one transaction. Returns what was
-    /// flagged.
-    pub async fn flag_overdue(&self, now: DateTime<Utc>) -> Result<Vec<Flagged>, Error> {
+    /// order, each with its event (OVERDUE or UNDELIVERED) whose text
+    /// `detail` words, in one transaction. Returns what was flagged.
+    pub async fn flag_overdue(
+        &self,
+        now: DateTime<Utc>,
+        detail: fn(&Flagged) -> String,
+    ) -> Result<Vec<Flagged>, Error> {
         let flagged = self
             .write(move |conn| {
                 let mut found: Vec<Flagged> = conn
-                    .prepare_cached(&format!(
+                    .prepare_cached(sql!(
                         "SELECT d.alert_id, d.recipient, d.state, d.due_at FROM deliveries d INDEXED BY deliveries_open_deadlines
-                         WHERE {OPEN_DELIVERY_DEADLINE} AND d.due_at <= ?1"
+                         WHERE {open} AND d.due_at <= ?1",
+                        open = *OPEN_DELIVERY_DEADLINE,
                     ))?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
                             alert_id: r.get(0)?,
                             agency: r.get(1)?,
                             direction: Direction::Outbound,
-                            flag: if r.get::<_, i64>(2)? == 1 {
+                            flag: if r.get::<_, DeliveryState>(2)? == DeliveryState::Pending {
                                 DeadlineFlag::Undelivered
                             } else {
                                 DeadlineFlag::Overdue
@@ -188,9 +185,10 @@ impl Store {
                     })?
                     .collect::<Result<_, _>>()?;
                 let inbound: Vec<Flagged> = conn
-                    .prepare_cached(&format!(
+                    .prepare_cached(sql!(
                         "SELECT a.id, a.originator, a.due_at FROM alerts a INDEXED BY alerts_open_deadlines
-                         WHERE {OPEN_INBOUND_DEADLINE} AND a.due_at <= ?1"
+                         WHERE {open} AND a.due_at <= ?1",
+                        open = *OPEN_INBOUND_DEADLINE,
                     ))?
                     .query_map([ms(now)], |r| {
                         Ok(Flagged {
@@ -218,21 +216,12 @@ impl Store {
                                 .execute(params![f.alert_id, f.flag, ms(now)])?;
                         }
                     }
-                    let (kind, detail) = match (f.direction, f.flag) {
-                        (Direction::Outbound, DeadlineFlag::Undelivered) => (
-                            EventKind::Undelivered,
-                            format!("{} never received it; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
-                        (Direction::Outbound, _) => (
-                            EventKind::Overdue,
-                            format!("{} has not acknowledged; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
-                        (Direction::Inbound, _) => (
-                            EventKind::Overdue,
-                            format!("we have not acknowledged {}'s alert; deadline {} passed", f.agency, f.due_at.format("%Y-%m-%d %H:%M UTC")),
-                        ),
+                    let kind = if f.flag == DeadlineFlag::Undelivered {
+                        EventKind::Undelivered
+                    } else {
+                        EventKind::Overdue
                     };
-                    insert_event(conn, NewEvent { at: f.due_at, kind, alert_id: &f.alert_id, agency: &f.agency, direction: f.direction, detail: &detail })?;
+                    insert_event(conn, NewEvent { at: f.due_at, kind, alert_id: &f.alert_id, agency: &f.agency, direction: f.direction, detail: &detail(f) })?;
                 }
                 Ok(found)
             })

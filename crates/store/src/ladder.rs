@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::codes::{EventKind, MessageKind};
+use crate::codes::{DeliveryState, Direction, EventKind, LadderStep, MessageKind};
+use crate::db::Store;
+use crate::error::Error;
 use crate::events::{NewEvent, insert_event_with};
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::sql::{OPEN_STEP, from_ms, ms, sql};
 
 /// A ladder step that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,9 @@ pub struct DueStep {
     pub alert_id: String,
     /// The recipient that has not answered.
     pub recipient: String,
-    /// The step reached so far (0 none, 1 reminded, 2 escalated).
-    pub ladder: i64,
+    /// The rung reached so far ([`LadderStep::None`],
+    /// [`LadderStep::Reminded`] or [`LadderStep::Escalated`]).
+    pub ladder: LadderStep,
     /// Whether the alert reached the recipient.
     pub delivered: bool,
     /// The alert's precedence (wire number).
@@ -47,6 +48,44 @@ pub struct NewMessage {
     pub envelope: Vec<u8>,
 }
 
+/// A reminder received from the originator of an alert this agency
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReminder {
+    /// The reminder's id.
+    pub id: String,
+    /// The alert it is about.
+    pub alert_id: String,
+    /// The alert's originator, who sent the reminder.
+    pub originator: String,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// When this node received it.
+    pub at: DateTime<Utc>,
+    /// Whether it is an escalated reminder (an ESCALATED event, not a
+    /// REMINDED one).
+    pub escalated: bool,
+    /// The event's text.
+    pub detail: String,
+}
+
+/// An escalation notice received by this node as an observer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedNotice {
+    /// The notice's id.
+    pub id: String,
+    /// The alert it is about.
+    pub alert_id: String,
+    /// The recipient that left the alert unanswered.
+    pub laggard: String,
+    /// The encoded envelope.
+    pub envelope: Vec<u8>,
+    /// When this node received it.
+    pub at: DateTime<Utc>,
+    /// The event's text.
+    pub detail: String,
+}
+
 /// One step taken: the new rung, when the next falls, what to send, and
 /// the event that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +94,8 @@ pub struct StepTaken {
     pub alert_id: String,
     /// The recipient.
     pub recipient: String,
-    /// The rung reached (1, 2 or 3).
-    pub ladder: i64,
+    /// The rung reached (never [`LadderStep::None`]).
+    pub ladder: LadderStep,
     /// When the next step falls; none after the last.
     pub next_step_at: Option<DateTime<Utc>>,
     /// Messages to queue.
@@ -69,28 +108,24 @@ pub struct StepTaken {
     pub at: DateTime<Utc>,
 }
 
-/// A step is open while the delivery is not refused, not answered and its
-/// alert not closed (`settled`, kept by triggers; see migration 007).
-pub(crate) const OPEN_STEP: &str =
-    "d.next_step_at IS NOT NULL AND d.ladder < 3 AND d.state != 3 AND d.settled = 0";
-
 impl Store {
     /// Ladder steps due at `now`, earliest first.
     pub async fn due_steps(&self, now: DateTime<Utc>) -> Result<Vec<DueStep>, Error> {
         self.read(move |conn| {
             let rows = conn
-                .prepare_cached(&format!(
+                .prepare_cached(sql!(
                     "SELECT d.alert_id, d.recipient, d.ladder, d.state, a.precedence, a.category, a.digest, d.due_at, d.next_step_at
                      FROM deliveries d INDEXED BY deliveries_next_step JOIN alerts a ON a.id = d.alert_id
-                     WHERE {OPEN_STEP} AND d.next_step_at <= ?1
-                     ORDER BY d.next_step_at, d.alert_id, d.recipient"
+                     WHERE {open} AND d.next_step_at <= ?1
+                     ORDER BY d.next_step_at, d.alert_id, d.recipient",
+                    open = *OPEN_STEP,
                 ))?
                 .query_map([ms(now)], |r| {
                     Ok(DueStep {
                         alert_id: r.get(0)?,
                         recipient: r.get(1)?,
                         ladder: r.get(2)?,
-                        delivered: r.get::<_, i64>(3)? == 2,
+                        delivered: r.get::<_, DeliveryState>(3)? == DeliveryState::Delivered,
                         precedence: r.get(4)?,
                         category: r.get(5)?,
                         digest: r.get(6)?,
@@ -113,9 +148,10 @@ impl Store {
                 let mut taken = 0;
                 for s in &steps {
                     let changed = conn
-                        .prepare_cached(&format!(
+                        .prepare_cached(sql!(
                             "UPDATE deliveries AS d SET ladder = ?3, next_step_at = ?4
-                             WHERE d.alert_id = ?1 AND d.recipient = ?2 AND d.ladder < ?3 AND {OPEN_STEP}"
+                             WHERE d.alert_id = ?1 AND d.recipient = ?2 AND d.ladder < ?3 AND {open}",
+                            open = *OPEN_STEP,
                         ))?
                         .execute(params![s.alert_id, s.recipient, s.ladder, s.next_step_at.map(ms)])?;
                     if changed == 0 {
@@ -124,9 +160,9 @@ impl Store {
                     taken += 1;
                     for m in &s.messages {
                         conn.prepare_cached(
-                            "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, 1, 0)",
+                            "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                         )?
-                        .execute(params![m.id, m.peer, m.kind, m.envelope])?;
+                        .execute(params![m.id, m.peer, m.kind, m.envelope, DeliveryState::Pending])?;
                     }
                     let evidence: Vec<Evidence<'_>> = s
                         .messages
@@ -147,22 +183,22 @@ impl Store {
     /// Records a reminder received from `originator` for an alert this
     /// agency received from it. Idempotent by id. [`Error::NotFound`] if
     /// no such alert came from `originator`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_reminder(
-        &self,
-        id: String,
-        alert_id: String,
-        originator: String,
-        envelope: Vec<u8>,
-        at: DateTime<Utc>,
-        escalated: bool,
-        detail: String,
-    ) -> Result<bool, Error> {
+    pub async fn record_reminder(&self, reminder: ReceivedReminder) -> Result<bool, Error> {
         let stored = self
             .write(move |conn| {
+                let ReceivedReminder {
+                    id,
+                    alert_id,
+                    originator,
+                    envelope,
+                    at,
+                    escalated,
+                    detail,
+                } = &reminder;
+                let at = *at;
                 let ours: Option<String> = conn
-                    .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = 2")?
-                    .query_row([&alert_id], |r| r.get(0))
+                    .prepare_cached("SELECT originator FROM alerts WHERE id = ?1 AND direction = ?2")?
+                    .query_row(params![alert_id, Direction::Inbound], |r| r.get(0))
                     .optional()?;
                 if ours.as_deref() != Some(originator.as_str()) {
                     return Err(Error::NotFound(format!("no alert {alert_id} received from {originator}")));
@@ -177,9 +213,9 @@ impl Store {
                     return Ok(false);
                 }
                 conn.prepare_cached("UPDATE alerts SET reminders = reminders + 1 WHERE id = ?1")?
-                    .execute([&alert_id])?;
-                let kind = if escalated { EventKind::Escalated } else { EventKind::Reminded };
-                insert_event_with(conn, NewEvent { at, kind, alert_id: &alert_id, agency: &originator, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
+                    .execute([alert_id])?;
+                let kind = if *escalated { EventKind::Escalated } else { EventKind::Reminded };
+                insert_event_with(conn, NewEvent { at, kind, alert_id, agency: originator, direction: Direction::Inbound, detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: id, key2: "", bytes: envelope }])?;
                 Ok(true)
             })
             .await?;
@@ -191,17 +227,18 @@ impl Store {
 
     /// Records an escalation notice received by this observer. Idempotent
     /// by id.
-    pub async fn record_notice(
-        &self,
-        id: String,
-        alert_id: String,
-        laggard: String,
-        envelope: Vec<u8>,
-        at: DateTime<Utc>,
-        detail: String,
-    ) -> Result<bool, Error> {
+    pub async fn record_notice(&self, notice: ReceivedNotice) -> Result<bool, Error> {
         let stored = self
             .write(move |conn| {
+                let ReceivedNotice {
+                    id,
+                    alert_id,
+                    laggard,
+                    envelope,
+                    at,
+                    detail,
+                } = &notice;
+                let at = *at;
                 let inserted = conn
                     .prepare_cached(
                         "INSERT OR IGNORE INTO received_messages (id, kind, alert_id, agency, received_at, envelope)
@@ -211,7 +248,7 @@ impl Store {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                insert_event_with(conn, NewEvent { at, kind: EventKind::Escalated, alert_id: &alert_id, agency: &laggard, direction: Direction::Inbound, detail: &detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: &id, key2: "", bytes: &envelope }])?;
+                insert_event_with(conn, NewEvent { at, kind: EventKind::Escalated, alert_id, agency: laggard, direction: Direction::Inbound, detail }, &[Evidence { kind: EvidenceKind::ReceivedMessage, key: id, key2: "", bytes: envelope }])?;
                 Ok(true)
             })
             .await?;

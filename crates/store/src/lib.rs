@@ -13,15 +13,23 @@
 //!   the same transaction; [`audit`] documents the chain and checks it.
 //!
 //! The store knows rows, not signatures or protocols: the node crate decides
-//! what goes in.
+//! what goes in. Nor does it hold policy or wording: thresholds and the
+//! text of the events it writes come with each request (as a string, or
+//! as a function when the text depends on what the transaction finds).
 //!
 //! One module per kind of row: `records` (alerts and deliveries), `acks`
 //! (acknowledgements), `messages` (the outbox of acknowledgements,
 //! reminders and notices to send), `ladder` (escalation steps), `events`
 //! (the event log and the deadline tracker's queries), `open` (what is
 //! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked), [`codes`] (the integer codes, as
-//! enums) and [`audit`] (the chain).
+//! (peers whose certificates are revoked) and [`audit`] (the chain). They
+//! stand on leaves that import none of them: [`codes`] (every integer code
+//! as an enum, converted to and from SQL; an unknown stored code is
+//! [`Error::Corrupt`]), `sql` (times, SQL text that spells codes, built
+//! once, and the conditions that match the partial indexes), `schema`
+//! (the database file, schema versions) and `error`; `db` (the [`Store`]
+//! handle, its writer and readers) stands on them and `audit`. No module
+//! imports one that imports it back.
 
 #![forbid(unsafe_code)]
 
@@ -30,49 +38,24 @@ pub mod audit;
 mod blocks;
 pub mod codes;
 mod db;
+mod error;
 mod events;
 mod ladder;
 mod messages;
 mod open;
 mod records;
+mod schema;
+mod sql;
 mod subjects;
 
 pub use acks::*;
-pub use codes::{AlertStatus, DeadlineFlag, EventKind, MessageKind};
+pub use codes::{
+    AlertStatus, DeadlineFlag, DeliveryState, Direction, EventKind, LadderStep, MessageKind,
+};
 pub use db::{Store, StoreOptions};
+pub use error::Error;
 pub use events::*;
 pub use ladder::*;
 pub use messages::*;
 pub use records::*;
 pub use subjects::*;
-
-/// What can go wrong in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The schema could not be migrated.
-    #[error("schema migration: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
-    /// The transaction holding this write failed to commit.
-    #[error("commit failed: {0}")]
-    Commit(String),
-    /// The data directory could not be prepared.
-    #[error("data directory {path}: {cause}")]
-    Io {
-        /// The directory.
-        path: String,
-        /// The cause.
-        cause: std::io::Error,
-    },
-    /// An alert with this id but other content is already stored.
-    #[error("alert {0} is already stored with different content")]
-    Conflict(String),
-    /// The row a write refers to does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The store has been closed, or its writer could not start a transaction.
-    #[error("the store is closed or cannot write")]
-    Closed,
-}

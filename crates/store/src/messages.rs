@@ -7,16 +7,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::acks::refused_ack_event;
-use crate::records::{AttemptOutcome, ms};
-use crate::{Error, Store};
+use crate::codes::{DeliveryState, MessageKind};
+use crate::db::Store;
+use crate::error::Error;
+use crate::records::{AttemptOutcome, OutcomeWords};
+use crate::sql::{ms, sql};
 
 /// A pending message that is due.
 #[derive(Debug, Clone)]
 pub struct DueMessage {
     /// The message id.
     pub id: String,
-    /// What kind of message (a [`MessageKind`](crate::MessageKind) code).
-    pub kind: i64,
+    /// What kind of message.
+    pub kind: MessageKind,
     /// The encoded envelope.
     pub envelope: Vec<u8>,
     /// Attempts so far.
@@ -34,11 +37,12 @@ impl Store {
         let peer = peer.to_owned();
         self.read(move |conn| {
             let rows = conn
-                .prepare_cached(
+                .prepare_cached(sql!(
                     "SELECT id, kind, envelope, attempts FROM messages
-                     WHERE peer = ?1 AND state = 1 AND next_attempt_at <= ?2
+                     WHERE peer = ?1 AND state = {pending} AND next_attempt_at <= ?2
                      ORDER BY next_attempt_at, id LIMIT ?3",
-                )?
+                    pending = DeliveryState::Pending.code(),
+                ))?
                 .query_map(params![peer, ms(now), limit], |r| {
                     Ok(DueMessage {
                         id: r.get(0)?,
@@ -54,12 +58,13 @@ impl Store {
     }
 
     /// Records the outcomes of message attempts, in one transaction, at
-    /// `at`. An acknowledgement the originator refused for good keeps the
+    /// `at` (events worded by `words`). An acknowledgement the originator refused for good keeps the
     /// refusal (see [`AckRow::refusal`](crate::AckRow::refusal)) and is an event of its alert.
     pub async fn record_message_attempts(
         &self,
         outcomes: Vec<(String, AttemptOutcome)>,
         at: DateTime<Utc>,
+        words: OutcomeWords,
     ) -> Result<(), Error> {
         let refused = outcomes
             .iter()
@@ -68,28 +73,33 @@ impl Store {
             for (id, outcome) in &outcomes {
                 match outcome {
                     AttemptOutcome::Delivered { delivered_at, .. } => {
-                        conn.prepare_cached(
-                            "UPDATE messages SET state = 2, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
-                             WHERE id = ?1 AND state = 1",
-                        )?
+                        conn.prepare_cached(sql!(
+                            "UPDATE messages SET state = {delivered}, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
+                             WHERE id = ?1 AND state = {pending}",
+                            delivered = DeliveryState::Delivered.code(),
+                            pending = DeliveryState::Pending.code(),
+                        ))?
                         .execute(params![id, ms(*delivered_at)])?;
                     }
                     AttemptOutcome::Retry { error, next_attempt_at } => {
-                        conn.prepare_cached(
+                        conn.prepare_cached(sql!(
                             "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-                             WHERE id = ?1 AND state = 1",
-                        )?
+                             WHERE id = ?1 AND state = {pending}",
+                            pending = DeliveryState::Pending.code(),
+                        ))?
                         .execute(params![id, error, ms(*next_attempt_at)])?;
                     }
                     AttemptOutcome::Rejected { error } => {
                         let changed = conn
-                            .prepare_cached(
-                                "UPDATE messages SET state = 3, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
-                                 WHERE id = ?1 AND state = 1",
-                            )?
+                            .prepare_cached(sql!(
+                                "UPDATE messages SET state = {rejected}, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
+                                 WHERE id = ?1 AND state = {pending}",
+                                rejected = DeliveryState::Rejected.code(),
+                                pending = DeliveryState::Pending.code(),
+                            ))?
                             .execute(params![id, error])?;
                         if changed > 0 {
-                            refused_ack_event(conn, id, error, at)?;
+                            refused_ack_event(conn, id, error, at, words.refused_ack)?;
                         }
                     }
                 }

@@ -2,16 +2,23 @@
 //! this agency owes one, and either past its deadline; soonest deadline
 //! first.
 
-use crate::records::AlertHistory;
-use crate::{Error, Store};
+use crate::codes::{DeadlineFlag, DeliveryState, Direction};
+use crate::db::Store;
+use crate::error::Error;
+use crate::records::{ALERT_COLUMNS, AlertHistory, alert_row, with_history};
+use crate::sql::sql;
 
 impl Store {
     /// Sent alerts that some recipient (not refused) has not acknowledged,
     /// soonest deadline first, with their deliveries.
     pub async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
         self.alerts_where(
-            "a.settled = 0 AND a.direction = 1 AND EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != 3 AND d.settled = 0)",
+            sql!(
+                "a.settled = 0 AND a.direction = {outbound} AND EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != {rejected} AND d.settled = 0)",
+                outbound = Direction::Outbound.code(),
+                rejected = DeliveryState::Rejected.code(),
+            ),
             limit,
         )
         .await
@@ -19,8 +26,14 @@ impl Store {
 
     /// Received alerts this agency has not acknowledged, soonest deadline first.
     pub async fn list_owed(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where("a.settled = 0 AND a.direction = 2", limit)
-            .await
+        self.alerts_where(
+            sql!(
+                "a.settled = 0 AND a.direction = {inbound}",
+                inbound = Direction::Inbound.code()
+            ),
+            limit,
+        )
+        .await
     }
 
     /// Alerts matching `condition` (on `a`), soonest deadline first, each
@@ -32,14 +45,13 @@ impl Store {
     ) -> Result<Vec<AlertHistory>, Error> {
         self.read_snapshot(move |conn| {
             let sql = format!(
-                "SELECT {} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1",
-                crate::records::ALERT_COLUMNS
+                "SELECT {ALERT_COLUMNS} FROM alerts a WHERE {condition} ORDER BY a.due_at IS NULL, a.due_at, a.id LIMIT ?1"
             );
             let rows = conn
                 .prepare_cached(&sql)?
-                .query_map([limit], crate::records::alert_row)?
+                .query_map([limit], alert_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(crate::records::with_history(conn, rows)?)
+            Ok(with_history(conn, rows)?)
         })
         .await
     }
@@ -48,9 +60,14 @@ impl Store {
     /// not acknowledged, received alerts we have not, soonest first.
     pub async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
         self.alerts_where(
-            "a.settled = 0 AND ((a.direction = 1 AND EXISTS (
-                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != 0 AND d.settled = 0))
-              OR (a.direction = 2 AND a.flag != 0))",
+            sql!(
+                "a.settled = 0 AND ((a.direction = {outbound} AND EXISTS (
+                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != {none} AND d.settled = 0))
+              OR (a.direction = {inbound} AND a.flag != {none}))",
+                outbound = Direction::Outbound.code(),
+                inbound = Direction::Inbound.code(),
+                none = DeadlineFlag::None.code(),
+            ),
             limit,
         )
         .await

@@ -1,62 +1,14 @@
 //! The rows a node keeps, and the operations on them.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::audit::{Evidence, EvidenceKind};
-use crate::codes::{AlertStatus, EventKind};
+use crate::codes::{AlertStatus, DeadlineFlag, DeliveryState, Direction, EventKind, LadderStep};
+use crate::db::Store;
+use crate::error::Error;
 use crate::events::{NewEvent, insert_event, insert_event_with};
-use crate::{Error, Store};
-
-/// Times are stored as milliseconds since the epoch.
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-/// The inverse of [`ms`].
-pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-/// Which way an alert went, seen from this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// This agency sent it.
-    Outbound = 1,
-    /// This agency received it.
-    Inbound = 2,
-}
-
-impl Direction {
-    pub(crate) fn from_i64(v: i64) -> Self {
-        if v == 1 {
-            Self::Outbound
-        } else {
-            Self::Inbound
-        }
-    }
-}
-
-/// Where an outbound alert stands with one recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    /// Not yet receipted.
-    Pending = 1,
-    /// Receipted.
-    Delivered = 2,
-    /// Refused by the recipient for good.
-    Rejected = 3,
-}
-
-impl DeliveryState {
-    fn from_i64(v: i64) -> Self {
-        match v {
-            2 => Self::Delivered,
-            3 => Self::Rejected,
-            _ => Self::Pending,
-        }
-    }
-}
+use crate::sql::{from_ms, ms, sql};
 
 /// An alert to store.
 #[derive(Debug, Clone)]
@@ -85,34 +37,49 @@ pub struct NewAlert {
     pub first_step_at: Option<DateTime<Utc>>,
     /// The subjects' match keys (see `tocsin_core::subject`).
     pub keys: Vec<String>,
-    /// Earlier alerts of the same originator this one closes, with the
-    /// status they take ([`AlertStatus::Superseded`] or [`AlertStatus::Cancelled`]).
-    pub closes: Vec<(String, AlertStatus)>,
+    /// Earlier alerts of the same originator this one closes.
+    pub closes: Vec<Closing>,
+    /// The text of the event that records storing it (SUBMITTED or
+    /// RECEIVED); the node's domain words it.
+    pub detail: String,
+}
+
+/// An earlier alert that a new one closes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closing {
+    /// The earlier alert.
+    pub alert_id: String,
+    /// The status it takes: [`AlertStatus::Superseded`] or
+    /// [`AlertStatus::Cancelled`].
+    pub status: AlertStatus,
+    /// The text of its SUPERSEDED or CANCELLED event, written only if it
+    /// was still open.
+    pub detail: String,
 }
 
 /// Closes the earlier alerts `a` refers to, if they are `direction` alerts
 /// of `a`'s originator, with one event each. Their clocks stop.
 fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Result<(), Error> {
-    for (earlier, status) in &a.closes {
+    for Closing {
+        alert_id: earlier,
+        status,
+        detail,
+    } in &a.closes
+    {
         let changed = conn
-            .prepare_cached(
+            .prepare_cached(sql!(
                 "UPDATE alerts SET status = ?3, closed_by = ?4
-                 WHERE id = ?1 AND direction = ?2 AND originator = ?5 AND status != 2",
-            )?
-            .execute(params![
-                earlier,
-                direction as i64,
-                status,
-                a.id,
-                a.originator
-            ])?;
+                 WHERE id = ?1 AND direction = ?2 AND originator = ?5 AND status != {cancelled}",
+                cancelled = AlertStatus::Cancelled.code()
+            ))?
+            .execute(params![earlier, direction, status, a.id, a.originator])?;
         if changed == 0 {
             continue;
         }
-        let (kind, verb) = if *status == AlertStatus::Cancelled {
-            (EventKind::Cancelled, "cancelled")
+        let kind = if *status == AlertStatus::Cancelled {
+            EventKind::Cancelled
         } else {
-            (EventKind::Superseded, "superseded")
+            EventKind::Superseded
         };
         insert_event(
             conn,
@@ -122,7 +89,7 @@ fn close_earlier(conn: &Connection, a: &NewAlert, direction: Direction) -> Resul
                 alert_id: earlier,
                 agency: &a.originator,
                 direction,
-                detail: &format!("{verb} by {}; its clock is stopped", a.id),
+                detail,
             },
         )?;
     }
@@ -157,14 +124,14 @@ pub struct AlertRow {
     /// When recipients must acknowledge it (none for rows older than the
     /// acknowledgement schema).
     pub due_at: Option<DateTime<Utc>>,
-    /// Inbound: deadline flag (see [`crate::DeadlineFlag`]).
-    pub flag: i64,
+    /// Inbound: the deadline's flag.
+    pub flag: DeadlineFlag,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
     /// Inbound: reminders received.
     pub reminders: i64,
-    /// [`AlertStatus::Active`], [`AlertStatus::Superseded`] or [`AlertStatus::Cancelled`], as codes.
-    pub status: i64,
+    /// Whether a later alert closed it.
+    pub status: AlertStatus,
     /// The later alert that closed this one.
     pub closed_by: Option<String>,
 }
@@ -174,7 +141,7 @@ pub(crate) const ALERT_COLUMNS: &str = "id, direction, originator, created_at, s
 pub(crate) fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
         id: r.get(0)?,
-        direction: Direction::from_i64(r.get(1)?),
+        direction: r.get(1)?,
         originator: r.get(2)?,
         created_at: from_ms(r.get(3)?),
         stored_at: from_ms(r.get(4)?),
@@ -214,12 +181,12 @@ pub struct DeliveryRow {
     pub receipt: Option<Vec<u8>>,
     /// When the recipient must acknowledge by.
     pub due_at: Option<DateTime<Utc>>,
-    /// Deadline flag (see [`crate::DeadlineFlag`]).
-    pub flag: i64,
+    /// The deadline's flag.
+    pub flag: DeadlineFlag,
     /// When the flag was set.
     pub flagged_at: Option<DateTime<Utc>>,
-    /// Escalation rung (0 none, 1 reminded, 2 escalated, 3 unanswered).
-    pub ladder: i64,
+    /// The escalation rung reached.
+    pub ladder: LadderStep,
     /// When the next rung falls.
     pub next_step_at: Option<DateTime<Utc>>,
     /// While pending: why it cannot go, if its recipient is blocked (see
@@ -227,7 +194,13 @@ pub struct DeliveryRow {
     pub blocked: Option<String>,
 }
 
-const DELIVERY_COLUMNS: &str = "d.alert_id, d.recipient, d.state, d.attempts, d.last_error, d.next_attempt_at, d.delivered_at, d.receipt, d.due_at, d.flag, d.flagged_at, d.ladder, d.next_step_at, CASE d.state WHEN 1 THEN b.reason END";
+/// The columns [`delivery_row`] reads, from `deliveries d` joined with
+/// `peer_blocks b` (only a pending delivery reads as blocked).
+macro_rules! delivery_columns {
+    () => {
+        "d.alert_id, d.recipient, d.state, d.attempts, d.last_error, d.next_attempt_at, d.delivered_at, d.receipt, d.due_at, d.flag, d.flagged_at, d.ladder, d.next_step_at, CASE d.state WHEN {pending} THEN b.reason END"
+    };
+}
 
 /// An alert with its deliveries (by recipient) and acknowledgements
 /// (oldest first), read in one transaction.
@@ -243,7 +216,7 @@ pub struct AlertHistory {
 
 /// One alert row.
 pub(crate) fn alert_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<AlertRow>> {
-    conn.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+    conn.prepare_cached(sql!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
         .query_row([id], alert_row)
         .optional()
 }
@@ -253,9 +226,14 @@ pub(crate) fn deliveries_of(
     conn: &Connection,
     alert_id: &str,
 ) -> rusqlite::Result<Vec<DeliveryRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries d LEFT JOIN peer_blocks b ON b.peer = d.recipient
-         WHERE d.alert_id = ?1 ORDER BY d.recipient"
+    conn.prepare_cached(sql!(
+        concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries d LEFT JOIN peer_blocks b ON b.peer = d.recipient
+             WHERE d.alert_id = ?1 ORDER BY d.recipient"
+        ),
+        pending = DeliveryState::Pending.code()
     ))?
     .query_map([alert_id], delivery_row)?
     .collect()
@@ -283,7 +261,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         alert_id: r.get(0)?,
         recipient: r.get(1)?,
-        state: DeliveryState::from_i64(r.get(2)?),
+        state: r.get(2)?,
         attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
         last_error: r.get(4)?,
         next_attempt_at: r.get::<_, Option<i64>>(5)?.map(from_ms),
@@ -333,6 +311,22 @@ pub enum AttemptOutcome {
     },
 }
 
+/// How the events that attempt outcomes record read: the node words them
+/// (see [`Store::record_attempts`], [`Store::record_message_attempts`]).
+/// Functions, because an event is written only if the outcome changed a
+/// row, which the transaction finds out.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeWords {
+    /// DELIVERED: `recipient`'s receipt says it committed the alert at
+    /// `committed_at`.
+    pub delivered: fn(recipient: &str, committed_at: DateTime<Utc>) -> String,
+    /// REJECTED: `recipient` refused our alert for good with `error`.
+    pub rejected: fn(recipient: &str, error: &str) -> String,
+    /// REJECTED, of an alert we received: its `originator` refused our
+    /// acknowledgement `ack_id` for good with `error`.
+    pub refused_ack: fn(originator: &str, ack_id: &str, error: &str) -> String,
+}
+
 /// The result of storing a received alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundOutcome {
@@ -354,7 +348,7 @@ fn insert_alert(
     )?
     .execute(params![
         a.id,
-        direction as i64,
+        direction,
         a.originator,
         ms(a.created_at),
         ms(a.stored_at),
@@ -364,7 +358,7 @@ fn insert_alert(
         a.digest,
         a.envelope,
         receipt,
-                ms(a.due_at),
+        ms(a.due_at),
     ])?;
     crate::subjects::insert_keys(conn, &a.id, &a.keys)?;
     close_earlier(conn, a, direction)?;
@@ -389,13 +383,13 @@ impl Store {
             }
             insert_alert(conn, &alert, Direction::Outbound, None)?;
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
+                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             // Due at once whatever the clock says: retry pacing is real time.
             for r in &recipients {
-                stmt.execute(params![alert.id, r, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
+                stmt.execute(params![alert.id, r, DeliveryState::Pending, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
             }
-            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &format!("sent to {}", recipients.join(", ")) }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
+            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &alert.detail }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
             // Read back in the same transaction, from the writer's warm
             // cache: what the operator is told is exactly what was stored.
             // A new alert has no acknowledgements yet.
@@ -441,7 +435,7 @@ impl Store {
                             alert_id: &alert.id,
                             agency: &alert.originator,
                             direction: Direction::Inbound,
-                            detail: &format!("received from {}", alert.originator),
+                            detail: &alert.detail,
                         },
                         &[
                             Evidence {
@@ -470,13 +464,15 @@ impl Store {
         })
     }
 
-    /// Records the outcomes of delivery attempts, in one transaction.
-    /// Outcomes for deliveries no longer pending are ignored, so a late
-    /// duplicate receipt cannot undo anything.
+    /// Records the outcomes of delivery attempts, in one transaction, each
+    /// final one with its event, worded by `words`. Outcomes for
+    /// deliveries no longer pending are ignored, so a late duplicate
+    /// receipt cannot undo anything.
     pub async fn record_attempts(
         &self,
         outcomes: Vec<(String, String, AttemptOutcome)>,
         at: DateTime<Utc>,
+        words: OutcomeWords,
     ) -> Result<(), Error> {
         let final_outcomes = outcomes
             .iter()
@@ -488,36 +484,40 @@ impl Store {
                         // A delivery that missed its deadline is no longer
                         // undelivered, but still overdue.
                         let changed = conn
-                            .prepare_cached(
-                                "UPDATE deliveries SET state = 2, attempts = attempts + 1, next_attempt_at = NULL,
+                            .prepare_cached(sql!(
+                                "UPDATE deliveries SET state = {delivered}, attempts = attempts + 1, next_attempt_at = NULL,
                                      delivered_at = ?3, receipt = ?4,
-                                     flag = CASE flag WHEN 2 THEN 1 ELSE flag END
-                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
-                            )?
+                                     flag = CASE flag WHEN {undelivered} THEN {overdue} ELSE flag END
+                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = {pending}",
+                                delivered = DeliveryState::Delivered.code(),
+                                undelivered = DeadlineFlag::Undelivered.code(),
+                                overdue = DeadlineFlag::Overdue.code(),
+                                pending = DeliveryState::Pending.code(),
+                            ))?
                             .execute(params![alert_id, recipient, ms(*delivered_at), receipt])?;
                         if changed > 0 {
-                            insert_event_with(conn, NewEvent { at, kind: EventKind::Delivered, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!(
-                                    "receipt from {recipient}: committed {}",
-                                    delivered_at.format("%Y-%m-%d %H:%M:%S UTC")
-                                ) }, &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }])?;
+                            insert_event_with(conn, NewEvent { at, kind: EventKind::Delivered, alert_id, agency: recipient, direction: Direction::Outbound, detail: &(words.delivered)(recipient, *delivered_at) }, &[Evidence { kind: EvidenceKind::ReceiptReceived, key: alert_id, key2: recipient, bytes: receipt }])?;
                         }
                     }
                     AttemptOutcome::Retry { error, next_attempt_at } => {
-                        conn.prepare_cached(
+                        conn.prepare_cached(sql!(
                             "UPDATE deliveries SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
-                             WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
-                        )?
+                             WHERE alert_id = ?1 AND recipient = ?2 AND state = {pending}",
+                            pending = DeliveryState::Pending.code(),
+                        ))?
                         .execute(params![alert_id, recipient, error, ms(*next_attempt_at)])?;
                     }
                     AttemptOutcome::Rejected { error } => {
                         let changed = conn
-                            .prepare_cached(
-                                "UPDATE deliveries SET state = 3, attempts = attempts + 1, last_error = ?3, next_attempt_at = NULL
-                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = 1",
-                            )?
+                            .prepare_cached(sql!(
+                                "UPDATE deliveries SET state = {rejected}, attempts = attempts + 1, last_error = ?3, next_attempt_at = NULL
+                                 WHERE alert_id = ?1 AND recipient = ?2 AND state = {pending}",
+                                rejected = DeliveryState::Rejected.code(),
+                                pending = DeliveryState::Pending.code(),
+                            ))?
                             .execute(params![alert_id, recipient, error])?;
                         if changed > 0 {
-                            insert_event(conn, NewEvent { at, kind: EventKind::Rejected, alert_id, agency: recipient, direction: Direction::Outbound, detail: &format!("{recipient} refused it: {error}") })?;
+                            insert_event(conn, NewEvent { at, kind: EventKind::Rejected, alert_id, agency: recipient, direction: Direction::Outbound, detail: &(words.rejected)(recipient, error) })?;
                         }
                     }
                 }
@@ -537,16 +537,18 @@ impl Store {
         let recipient = recipient.to_owned();
         self.write(move |conn| {
             let deliveries = conn
-                .prepare_cached(
+                .prepare_cached(sql!(
                     "UPDATE deliveries SET next_attempt_at = ?2
-                     WHERE recipient = ?1 AND state = 1 AND next_attempt_at > ?2",
-                )?
+                     WHERE recipient = ?1 AND state = {pending} AND next_attempt_at > ?2",
+                    pending = DeliveryState::Pending.code(),
+                ))?
                 .execute(params![recipient, ms(now)])?;
             let messages = conn
-                .prepare_cached(
+                .prepare_cached(sql!(
                     "UPDATE messages SET next_attempt_at = ?2
-                     WHERE peer = ?1 AND state = 1 AND next_attempt_at > ?2",
-                )?
+                     WHERE peer = ?1 AND state = {pending} AND next_attempt_at > ?2",
+                    pending = DeliveryState::Pending.code(),
+                ))?
                 .execute(params![recipient, ms(now)])?;
             Ok(deliveries + messages)
         })
@@ -576,19 +578,20 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AlertHistory>, Error> {
         self.read_snapshot(move |conn| {
-            let sql = match direction {
-                Some(_) => format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE direction = ?1 ORDER BY stored_at DESC, id DESC LIMIT ?2"
-                ),
-                None => format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE ?1 = 0 ORDER BY stored_at DESC, id DESC LIMIT ?2"
-                ),
+            let alerts = match direction {
+                Some(direction) => conn
+                    .prepare_cached(sql!(
+                        "SELECT {ALERT_COLUMNS} FROM alerts WHERE direction = ?1 ORDER BY stored_at DESC, id DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![direction, limit], alert_row)?
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => conn
+                    .prepare_cached(sql!(
+                        "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY stored_at DESC, id DESC LIMIT ?1"
+                    ))?
+                    .query_map(params![limit], alert_row)?
+                    .collect::<Result<Vec<_>, _>>()?,
             };
-            let dir = direction.map(|d| d as i64).unwrap_or(0);
-            let alerts = conn
-                .prepare_cached(&sql)?
-                .query_map(params![dir, limit], alert_row)?
-                .collect::<Result<Vec<_>, _>>()?;
             Ok(with_history(conn, alerts)?)
         })
         .await
@@ -604,11 +607,12 @@ impl Store {
         let recipient = recipient.to_owned();
         self.read(move |conn| {
             let rows = conn
-                .prepare_cached(
+                .prepare_cached(sql!(
                     "SELECT d.alert_id, a.envelope, d.attempts FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-                     WHERE d.recipient = ?1 AND d.state = 1 AND d.next_attempt_at <= ?2
+                     WHERE d.recipient = ?1 AND d.state = {pending} AND d.next_attempt_at <= ?2
                      ORDER BY d.next_attempt_at, d.alert_id LIMIT ?3",
-                )?
+                    pending = DeliveryState::Pending.code(),
+                ))?
                 .query_map(params![recipient, ms(now), limit], |r| {
                     Ok(DueDelivery {
                         alert_id: r.get(0)?,
@@ -628,12 +632,13 @@ impl Store {
         let recipient = recipient.to_owned();
         self.read(move |conn| {
             let next: Option<i64> = conn
-                .prepare_cached(
+                .prepare_cached(sql!(
                     "SELECT MIN(t) FROM (
-                        SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE recipient = ?1 AND state = 1
+                        SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE recipient = ?1 AND state = {pending}
                         UNION ALL
-                        SELECT MIN(next_attempt_at) AS t FROM messages WHERE peer = ?1 AND state = 1)",
-                )?
+                        SELECT MIN(next_attempt_at) AS t FROM messages WHERE peer = ?1 AND state = {pending})",
+                    pending = DeliveryState::Pending.code(),
+                ))?
                 .query_row([&recipient], |r| r.get(0))?;
             Ok(next.map(from_ms))
         })
@@ -645,6 +650,13 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
     use crate::StoreOptions;
+
+    /// Plain words for the store's own tests.
+    pub(crate) const WORDS: OutcomeWords = OutcomeWords {
+        delivered: |recipient, _| format!("receipt from {recipient}"),
+        rejected: |recipient, error| format!("{recipient} refused: {error}"),
+        refused_ack: |originator, id, error| format!("{originator} refused {id}: {error}"),
+    };
 
     /// An outbound alert of TR-MIT's, due in 12 h, whose digest is
     /// `digest` repeated: what the store's own tests insert.
@@ -664,6 +676,7 @@ pub(crate) mod tests {
             first_step_at: None,
             keys: vec![],
             closes: vec![],
+            detail: format!("stored {id}"),
         }
     }
 
@@ -723,7 +736,11 @@ pub(crate) mod tests {
         let mut a3 = alert("A3", 3);
         a3.due_at = Utc::now() + chrono::Duration::hours(24);
         let a3_due = a3.due_at.timestamp_millis();
-        a3.closes = vec![("A2".into(), AlertStatus::Cancelled)];
+        a3.closes = vec![Closing {
+            alert_id: "A2".into(),
+            status: AlertStatus::Cancelled,
+            detail: "cancelled by A3".into(),
+        }];
         store
             .insert_outbound(a3, vec!["FR-DGSI".into()])
             .await
@@ -733,7 +750,9 @@ pub(crate) mod tests {
 
         // Nothing answered is ever flagged, however late it gets.
         let flagged = store
-            .flag_overdue(Utc::now() + chrono::Duration::hours(12))
+            .flag_overdue(Utc::now() + chrono::Duration::hours(12), |f| {
+                format!("{} flagged", f.alert_id)
+            })
             .await
             .unwrap();
         assert!(flagged.is_empty(), "{flagged:?}");
@@ -769,6 +788,7 @@ pub(crate) mod tests {
                     },
                 )],
                 Utc::now(),
+                WORDS,
             )
             .await
             .unwrap();
@@ -847,6 +867,59 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(all.len(), 200);
+    }
+
+    /// A code the store never writes, found in a row, is corrupt data:
+    /// reading the row fails with [`Error::Corrupt`] naming the code's
+    /// enum, whichever column holds it.
+    #[tokio::test]
+    async fn an_unknown_code_in_a_row_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        store
+            .insert_outbound(alert("A1", 1), vec!["FR-DGSI".into()])
+            .await
+            .unwrap();
+        let edit = |sql: &str| {
+            let conn = Connection::open(Store::database_path(dir.path())).unwrap();
+            conn.execute_batch(sql).unwrap();
+        };
+        let read = || async { store.alert_history("A1").await };
+        assert!(read().await.is_ok());
+        for (sql, what, code) in [
+            ("UPDATE deliveries SET ladder = 7", "LadderStep", 7),
+            (
+                "UPDATE deliveries SET ladder = 0, flag = 9",
+                "DeadlineFlag",
+                9,
+            ),
+            (
+                "UPDATE deliveries SET flag = 0; UPDATE alerts SET status = 5",
+                "AlertStatus",
+                5,
+            ),
+        ] {
+            edit(sql);
+            match read().await {
+                Err(Error::Corrupt { what: w, code: c }) => {
+                    assert_eq!((w, c), (what, code), "{sql}")
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        edit("UPDATE alerts SET status = 0");
+        assert!(read().await.is_ok());
+        // The event log likewise (events may be added, not edited).
+        edit(
+            "INSERT INTO events (at, kind, alert_id, agency, direction, detail) VALUES (0, 99, 'A1', 'X', 1, '')",
+        );
+        assert!(matches!(
+            store.events_after(0, 100).await,
+            Err(Error::Corrupt {
+                what: "EventKind",
+                code: 99
+            })
+        ));
     }
 
     #[test]

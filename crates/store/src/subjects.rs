@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codes::EventKind;
+use crate::codes::{DeadlineFlag, DeliveryState, Direction, EventKind};
+use crate::db::Store;
+use crate::error::Error;
 use crate::events::{NewEvent, insert_event};
-use crate::records::Direction;
-use crate::records::{from_ms, ms};
-use crate::{Error, Store};
+use crate::sql::{from_ms, ms};
 
 /// Most alerts followed when linking one subject; a guard against a key so
 /// common it would link everything.
@@ -29,6 +29,26 @@ pub struct SubjectFlag {
     pub alert_ids: Vec<String>,
     /// When the flag was raised (or last grew).
     pub flagged_at: DateTime<Utc>,
+}
+
+/// A request to check subjects for REPEATED_UNANSWERED after deadlines
+/// passed. The threshold and the event's text are the node's policy and
+/// wording; the store only counts and records.
+#[derive(Debug, Clone)]
+pub struct RepeatedCheck {
+    /// For each deadline that just passed: the alert, and the agency that
+    /// did not answer it (`own_agency` for an alert this agency received).
+    pub checks: Vec<(String, String)>,
+    /// This agency: marks the recipient side.
+    pub own_agency: String,
+    /// When the check is made (the flag's and the event's time).
+    pub now: DateTime<Utc>,
+    /// How many alerts about one subject one agency must leave unanswered
+    /// past their deadlines to raise the flag (at least one).
+    pub threshold: usize,
+    /// The FLAGGED event's text for a flag raised or grown, and which way
+    /// its alerts went ([`Direction::Inbound`]: this agency left them).
+    pub detail: fn(&SubjectFlag, Direction) -> String,
 }
 
 pub(crate) fn insert_keys(conn: &Connection, alert_id: &str, keys: &[String]) -> Result<(), Error> {
@@ -80,40 +100,47 @@ fn placeholders(n: usize) -> String {
 
 impl Store {
     /// For each (alert, recipient) whose deadline just passed, checks the
-    /// alert's subject: if that recipient now leaves two or more alerts
-    /// about it unanswered past their deadlines, raises (or grows) the
-    /// subject's REPEATED_UNANSWERED flag, with its event. `own_agency`
-    /// marks the recipient side (alerts this agency received).
-    pub async fn check_repeated(
-        &self,
-        checks: Vec<(String, String)>,
-        own_agency: String,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SubjectFlag>, Error> {
+    /// alert's subject: if that recipient now leaves `threshold` or more
+    /// alerts about it unanswered past their deadlines, raises (or grows)
+    /// the subject's REPEATED_UNANSWERED flag, with its event. Returns the
+    /// flags raised or grown.
+    pub async fn check_repeated(&self, check: RepeatedCheck) -> Result<Vec<SubjectFlag>, Error> {
         let raised = self
             .write(move |conn| {
+                let RepeatedCheck {
+                    checks,
+                    own_agency,
+                    now,
+                    threshold,
+                    detail,
+                } = &check;
+                let now = *now;
                 let mut raised = Vec::new();
-                for (alert_id, recipient) in &checks {
+                for (alert_id, recipient) in checks {
                     let (alerts, keys) = cluster(conn, std::slice::from_ref(alert_id))?;
                     let Some(subject) = keys.iter().next().cloned() else {
                         continue; // nothing to link by
                     };
                     let list: Vec<String> = alerts.into_iter().collect();
-                    let inbound = recipient == &own_agency;
+                    let inbound = recipient == own_agency;
                     let sql = if inbound {
                         format!(
-                            "SELECT a.id FROM alerts a WHERE a.id IN ({}) AND a.direction = 2 AND a.flag != 0
+                            "SELECT a.id FROM alerts a WHERE a.id IN ({}) AND a.direction = {} AND a.flag != {}
                              AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id)
                              ORDER BY a.created_at, a.id",
-                            placeholders(list.len())
+                            placeholders(list.len()),
+                            Direction::Inbound.code(),
+                            DeadlineFlag::None.code(),
                         )
                     } else {
                         format!(
                             "SELECT a.id FROM alerts a JOIN deliveries d ON d.alert_id = a.id
-                             WHERE a.id IN ({}) AND d.recipient = ? AND d.flag != 0 AND d.state != 3
+                             WHERE a.id IN ({}) AND d.recipient = ? AND d.flag != {} AND d.state != {}
                              AND NOT EXISTS (SELECT 1 FROM acknowledgements k WHERE k.alert_id = a.id AND k.agency = d.recipient)
                              ORDER BY a.created_at, a.id",
-                            placeholders(list.len())
+                            placeholders(list.len()),
+                            DeadlineFlag::None.code(),
+                            DeliveryState::Rejected.code(),
                         )
                     };
                     let mut args: Vec<&dyn rusqlite::ToSql> = list.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
@@ -124,7 +151,8 @@ impl Store {
                         .prepare(&sql)?
                         .query_map(args.as_slice(), |r| r.get(0))?
                         .collect::<Result<_, _>>()?;
-                    if unanswered.len() < 2 {
+                    // Never fewer than one: a flag names the alerts it is about.
+                    if unanswered.len() < (*threshold).max(1) {
                         continue;
                     }
                     let joined = unanswered.join(",");
@@ -143,22 +171,17 @@ impl Store {
                          ON CONFLICT (subject, recipient) DO UPDATE SET label = ?3, alert_ids = ?4, flagged_at = ?5",
                     )?
                     .execute(params![subject, recipient, label, joined, ms(now)])?;
-                    let who = if inbound { "we".to_owned() } else { recipient.clone() };
-                    let detail = format!(
-                        "REPEATED_UNANSWERED: {who} left {} alerts about {label} unanswered: {}",
-                        unanswered.len(),
-                        unanswered.join(", ")
-                    );
                     let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
                     let last = unanswered.last().cloned().unwrap_or_default();
-                    insert_event(conn, NewEvent { at: now, kind: EventKind::Flagged, alert_id: &last, agency: recipient, direction, detail: &detail })?;
-                    raised.push(SubjectFlag {
+                    let flag = SubjectFlag {
                         subject,
                         recipient: recipient.clone(),
                         label,
                         alert_ids: unanswered,
                         flagged_at: now,
-                    });
+                    };
+                    insert_event(conn, NewEvent { at: now, kind: EventKind::Flagged, alert_id: &last, agency: recipient, direction, detail: &detail(&flag, direction) })?;
+                    raised.push(flag);
                 }
                 Ok(raised)
             })
@@ -257,5 +280,67 @@ impl Store {
             ))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::RepeatedCheck;
+    use crate::records::tests::alert;
+    use crate::{Direction, EventKind, Store, StoreOptions, SubjectFlag};
+
+    fn words(flag: &SubjectFlag, direction: Direction) -> String {
+        format!(
+            "{direction:?}: {} left {}",
+            flag.recipient,
+            flag.alert_ids.join("+")
+        )
+    }
+
+    /// The caller's threshold decides whether a subject is flagged, and
+    /// the caller's words are the event's text.
+    #[tokio::test]
+    async fn the_threshold_and_the_words_are_the_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let past = Utc::now() - chrono::Duration::hours(1);
+        for id in ["A1", "A2"] {
+            let mut a = alert(id, 1);
+            a.due_at = past;
+            a.keys = vec!["doc:X".into()];
+            store
+                .insert_outbound(a, vec!["FR-DGSI".into()])
+                .await
+                .unwrap();
+        }
+        let flagged = store
+            .flag_overdue(Utc::now(), |_| String::new())
+            .await
+            .unwrap();
+        assert_eq!(flagged.len(), 2);
+        let check = |threshold| RepeatedCheck {
+            checks: vec![("A2".into(), "FR-DGSI".into())],
+            own_agency: "TR-MIT".into(),
+            now: Utc::now(),
+            threshold,
+            detail: words,
+        };
+        assert!(store.check_repeated(check(3)).await.unwrap().is_empty());
+        let raised = store.check_repeated(check(2)).await.unwrap();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(raised[0].alert_ids, ["A1", "A2"]);
+        let events = store.events_after(0, 100).await.unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.kind == EventKind::Flagged)
+            .unwrap();
+        assert_eq!(
+            (event.alert_id.as_str(), event.detail.as_str()),
+            ("A2", "Outbound: FR-DGSI left A1+A2")
+        );
+        // The same alerts again grow nothing.
+        assert!(store.check_repeated(check(2)).await.unwrap().is_empty());
     }
 }

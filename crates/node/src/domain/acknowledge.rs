@@ -190,18 +190,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued.len(), 1);
-        assert_eq!(
-            MessageKind::from_code(queued[0].kind),
-            Some(MessageKind::Ack)
-        );
+        assert_eq!(queued[0].kind, MessageKind::Ack);
         assert_eq!(queued[0].id, ack.ack.id.to_string());
         let view = f.node.get(&id).await.unwrap().unwrap();
         assert_eq!(view.acknowledgements.len(), 1);
         let last = f.events().await.pop().unwrap();
-        assert_eq!(
-            EventKind::from_code(last.kind),
-            Some(EventKind::Acknowledged)
-        );
+        assert_eq!(last.kind, EventKind::Acknowledged);
         assert!(
             last.detail.starts_with("we acknowledged"),
             "{}",

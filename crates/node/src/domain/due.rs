@@ -14,7 +14,7 @@ impl Due for Node {
         now: DateTime<Utc>,
     ) -> futures::future::BoxFuture<'_, Option<DateTime<Utc>>> {
         Box::pin(async move {
-            match self.store.flag_overdue(now).await {
+            match self.store.flag_overdue(now, super::wording::flagged).await {
                 Ok(flagged) => {
                     if !flagged.is_empty()
                         && let Err(e) = self.check_repeated(&flagged, now).await

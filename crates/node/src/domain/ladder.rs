@@ -6,6 +6,7 @@ use crate::Error;
 use prost::Message;
 use tocsin_core::{AgencyId, AlertId, to_timestamp};
 use tocsin_proto::pb;
+use tocsin_store::LadderStep;
 
 use super::Node;
 
@@ -27,10 +28,14 @@ impl Node {
         for d in due {
             let precedence = Precedence::from_wire(d.precedence)?;
             let allowance = self.federation.deadlines.for_precedence(precedence);
-            let ladder = d.ladder + 1;
-            let next_step_at = (ladder < 3).then(|| {
+            // The store lists only deliveries with a rung left.
+            let Some(ladder) = d.ladder.next() else {
+                continue;
+            };
+            let rung = ladder.code();
+            let next_step_at = (ladder != LadderStep::Lapsed).then(|| {
                 self.federation.escalation.step_at(
-                    u8::try_from(ladder + 1).unwrap_or(3),
+                    u8::try_from(rung + 1).unwrap_or(3),
                     d.due_at,
                     allowance,
                 )
@@ -38,17 +43,17 @@ impl Node {
             let digest: [u8; 32] = d.digest.as_slice().try_into().unwrap_or([0; 32]);
             let mut messages = Vec::new();
             let (event_kind, detail) = match ladder {
-                1 | 2 => {
-                    let raised = if ladder == 2 {
+                LadderStep::Reminded | LadderStep::Escalated => {
+                    let raised = if ladder == LadderStep::Escalated {
                         raise(precedence)
                     } else {
                         precedence
                     };
                     if d.delivered {
-                        messages.push(self.reminder(&d, digest, ladder, raised, now));
+                        messages.push(self.reminder(&d, digest, rung, raised, now));
                     }
                     let mut notified = Vec::new();
-                    if ladder == 2 {
+                    if ladder == LadderStep::Escalated {
                         for observer in self.federation.agencies.iter().filter(|a| {
                             a.observer && a.id != self.agency && a.id.as_str() != d.recipient
                         }) {
@@ -64,7 +69,7 @@ impl Node {
                             d.recipient
                         )
                     };
-                    if ladder == 1 {
+                    if ladder == LadderStep::Reminded {
                         (tocsin_store::EventKind::Reminded, reminder)
                     } else {
                         let told = if notified.is_empty() {
@@ -87,7 +92,7 @@ impl Node {
                     ),
                 ),
             };
-            tracing::warn!(alert = %d.alert_id, recipient = %d.recipient, step = ladder, "{detail}");
+            tracing::warn!(alert = %d.alert_id, recipient = %d.recipient, step = rung, "{detail}");
             steps.push(tocsin_store::StepTaken {
                 alert_id: d.alert_id.clone(),
                 recipient: d.recipient.clone(),
@@ -202,15 +207,15 @@ impl Node {
         };
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         self.store
-            .record_reminder(
-                r.id,
-                r.alert_id,
-                caller.to_string(),
-                envelope.encode_to_vec(),
-                now,
+            .record_reminder(tocsin_store::ReceivedReminder {
+                id: r.id,
+                alert_id: r.alert_id,
+                originator: caller.to_string(),
+                envelope: envelope.encode_to_vec(),
+                at: now,
                 escalated,
                 detail,
-            )
+            })
             .await?;
         Ok(())
     }
@@ -260,14 +265,14 @@ impl Node {
         );
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         self.store
-            .record_notice(
-                n.id,
-                n.alert_id,
-                n.recipient,
-                envelope.encode_to_vec(),
-                now,
+            .record_notice(tocsin_store::ReceivedNotice {
+                id: n.id,
+                alert_id: n.alert_id,
+                laggard: n.recipient,
+                envelope: envelope.encode_to_vec(),
+                at: now,
                 detail,
-            )
+            })
             .await?;
         Ok(())
     }
@@ -312,7 +317,7 @@ mod tests {
         assert_eq!(f.node.take_ladder_steps(f.node.now()).await.unwrap(), 0);
 
         let last = f.events().await.pop().unwrap();
-        assert_eq!(EventKind::from_code(last.kind), Some(EventKind::Reminded));
+        assert_eq!(last.kind, EventKind::Reminded);
         assert_eq!(last.at, due);
         // TR-MIT never had it, so there is nobody to remind.
         assert_eq!(
@@ -320,7 +325,10 @@ mod tests {
             "TR-MIT never received the alert; no reminder possible"
         );
         let view = f.node.get(&id).await.unwrap().unwrap();
-        assert_eq!(view.deliveries[0].ladder, 1);
+        assert_eq!(
+            view.deliveries[0].ladder,
+            tocsin_store::LadderStep::Reminded
+        );
         // The escalation comes half an allowance (2m30s) later.
         assert_eq!(
             view.deliveries[0].next_step_at,

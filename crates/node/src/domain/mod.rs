@@ -8,10 +8,10 @@
 //! when it wakes), `ladder` (reminders, escalations,
 //! notices, LAPSED; and those received), `subjects` (REPEATED_UNANSWERED and
 //! the subject view), `queries` (one alert, lists) and `watch` (the event
-//! stream). What several share (the `Node` itself, the rows made from an
-//! alert or an acknowledgement, the check of who signed what a peer
-//! delivered) is here, with the fixture the modules' unit tests share
-//! (`testing`).
+//! stream); `wording` words the events the store writes for them. What
+//! several share (the `Node` itself, the rows made from an alert or an
+//! acknowledgement, the check of who signed what a peer delivered) is here,
+//! with the fixture the modules' unit tests share (`testing`).
 //!
 //! The domain takes and returns domain types (`Alert`, `Disposition`, the
 //! views of `crate::views`, [`Error`]); the handlers convert to and from
@@ -115,6 +115,8 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// The row stored for `alert`; `detail` is the text of the event that
+/// records storing it.
 fn new_alert_row(
     alert: &Alert,
     envelope: &pb::Envelope,
@@ -122,6 +124,7 @@ fn new_alert_row(
     stored_at: chrono::DateTime<chrono::Utc>,
     due_at: chrono::DateTime<chrono::Utc>,
     first_step_at: Option<chrono::DateTime<chrono::Utc>>,
+    detail: String,
 ) -> NewAlert {
     NewAlert {
         id: alert.id.to_string(),
@@ -148,9 +151,14 @@ fn new_alert_row(
                     }
                     _ => tocsin_store::AlertStatus::Superseded,
                 };
-                (r.alert_id.to_string(), status)
+                tocsin_store::Closing {
+                    alert_id: r.alert_id.to_string(),
+                    status,
+                    detail: wording::closed(status, &alert.id.to_string()),
+                }
             })
             .collect(),
+        detail,
     }
 }
 
@@ -174,7 +182,13 @@ pub fn outbound_row(
         stored_at,
         due_at,
         Some(first_step),
+        wording::sent(&recipients(alert)),
     )
+}
+
+/// Whom an alert this agency sends goes to, as the store names them.
+fn recipients(alert: &Alert) -> Vec<String> {
+    alert.recipients.iter().map(ToString::to_string).collect()
 }
 
 /// Which open items to list.
@@ -214,6 +228,7 @@ mod receive;
 mod subjects;
 mod submit;
 mod watch;
+pub(crate) mod wording;
 
 pub(crate) use submit::Submission;
 
@@ -367,6 +382,7 @@ pub(crate) mod testing {
                     clock: Arc::new(clock.clone()),
                     options: crate::config::OutboxOptions::default(),
                     skew: crate::skew::SkewMonitor::new(std::time::Duration::from_secs(1)),
+                    words: crate::domain::wording::OUTCOME_WORDS,
                 },
                 Vec::new(),
                 1 << 20,

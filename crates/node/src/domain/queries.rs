@@ -96,7 +96,10 @@ mod tests {
         );
 
         f.clock.set(sent.due_at.unwrap());
-        f.store.flag_overdue(f.node.now()).await.unwrap();
+        f.store
+            .flag_overdue(f.node.now(), super::super::wording::flagged)
+            .await
+            .unwrap();
         assert_eq!(f.node.list_open(Open::Overdue, 10).await.unwrap().len(), 2);
 
         let one = f

@@ -82,7 +82,15 @@ impl Node {
             now,
         );
         let due_at = self.federation.deadlines.due_at(&alert);
-        let row = new_alert_row(&alert, &envelope, verified.digest, now, due_at, None);
+        let row = new_alert_row(
+            &alert,
+            &envelope,
+            verified.digest,
+            now,
+            due_at,
+            None,
+            super::wording::received(alert.originator.as_str()),
+        );
         Ok((row, receipt, alert.precedence))
     }
 

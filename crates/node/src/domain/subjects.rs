@@ -7,10 +7,15 @@ use tocsin_store::Direction;
 
 use super::Node;
 
+/// How many alerts about one subject one agency must leave unanswered past
+/// their deadlines before the subject is flagged REPEATED_UNANSWERED.
+pub(crate) const REPEATED_UNANSWERED_THRESHOLD: usize = 2;
+
 impl Node {
     /// After deadlines passed: for each (alert, agency that did not answer),
     /// raises REPEATED_UNANSWERED on the alert's subject if that agency now
-    /// leaves two or more alerts about it unanswered.
+    /// leaves [`REPEATED_UNANSWERED_THRESHOLD`] or more alerts about it
+    /// unanswered.
     pub(crate) async fn check_repeated(
         &self,
         flagged: &[tocsin_store::Flagged],
@@ -25,7 +30,13 @@ impl Node {
             .collect();
         for flag in self
             .store
-            .check_repeated(checks, self.agency.to_string(), now)
+            .check_repeated(tocsin_store::RepeatedCheck {
+                checks,
+                own_agency: self.agency.to_string(),
+                now,
+                threshold: REPEATED_UNANSWERED_THRESHOLD,
+                detail: super::wording::repeated,
+            })
             .await?
         {
             tracing::error!(
@@ -117,14 +128,22 @@ mod tests {
 
         // The first deadline passes: one unanswered alert is no pattern.
         f.clock.set(first.due_at.unwrap());
-        let flagged = f.store.flag_overdue(f.node.now()).await.unwrap();
+        let flagged = f
+            .store
+            .flag_overdue(f.node.now(), super::super::wording::flagged)
+            .await
+            .unwrap();
         assert_eq!(flagged.len(), 1);
         f.node.check_repeated(&flagged, f.node.now()).await.unwrap();
         assert!(f.node.subject_flags().await.unwrap().is_empty());
 
         // The second one passes: two about the same person, unanswered.
         f.clock.set(second.due_at.unwrap());
-        let flagged = f.store.flag_overdue(f.node.now()).await.unwrap();
+        let flagged = f
+            .store
+            .flag_overdue(f.node.now(), super::super::wording::flagged)
+            .await
+            .unwrap();
         assert_eq!(flagged.len(), 1);
         f.node.check_repeated(&flagged, f.node.now()).await.unwrap();
         let flags = f.node.subject_flags().await.unwrap();

@@ -171,10 +171,7 @@ mod tests {
         assert!(view.submission_warnings().is_empty());
         let events = f.events().await;
         assert_eq!(events.len(), 1);
-        assert_eq!(
-            EventKind::from_code(events[0].kind),
-            Some(EventKind::Submitted)
-        );
+        assert_eq!(events[0].kind, EventKind::Submitted);
     }
 
     #[tokio::test]

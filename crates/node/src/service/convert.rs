@@ -98,7 +98,7 @@ pub(super) fn alert_record(v: &AlertView) -> pb::AlertRecord {
             due_at: d.due_at.map(to_timestamp),
             flag: d.flag.code() as i32,
             flagged_at: d.flagged_at.map(to_timestamp),
-            ladder: i32::from(d.ladder),
+            ladder: d.ladder.code() as i32,
             next_step_at: d.next_step_at.map(to_timestamp),
             acknowledgements: d.acknowledgements.iter().map(ack_record).collect(),
         })
@@ -125,7 +125,7 @@ pub(super) fn event(e: &EventView) -> pb::Event {
     pb::Event {
         id: e.id,
         at: Some(to_timestamp(e.at)),
-        kind: e.kind.map_or(0, |k| k.code() as i32),
+        kind: e.kind.code() as i32,
         alert_id: e.alert_id.clone(),
         agency: e.agency.clone(),
         direction: direction(e.direction) as i32,

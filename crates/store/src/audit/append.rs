@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::encoding::*;
-use crate::Error;
+use crate::error::Error;
 
 /// A signed envelope a write stores, to be committed by its event's entry.
 #[derive(Debug, Clone, Copy)]

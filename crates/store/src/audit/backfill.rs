@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::append::*;
 use super::encoding::*;
-use crate::Error;
 use crate::codes::EventKind;
+use crate::error::Error;
 
 /// Builds the chain for the events a store held before it had an audit log
 /// (migration 008). Each event gets the evidence that a write of its kind

@@ -24,6 +24,7 @@ fn alert(id: &str, originator: &str) -> NewAlert {
         first_step_at: Some(now),
         keys: vec![],
         closes: vec![],
+        detail: format!("stored {id}"),
     }
 }
 
@@ -67,6 +68,7 @@ async fn populated(dir: &Path) {
                 },
             )],
             now,
+            crate::records::tests::WORDS,
         )
         .await
         .unwrap();
@@ -90,7 +92,7 @@ async fn populated(dir: &Path) {
         .take_steps(vec![StepTaken {
             alert_id: "A1".into(),
             recipient: "BE-VSSE".into(),
-            ladder: 1,
+            ladder: crate::LadderStep::Reminded,
             next_step_at: None,
             messages: vec![NewMessage {
                 id: "R1".into(),
@@ -106,26 +108,26 @@ async fn populated(dir: &Path) {
         .unwrap();
     assert_eq!(taken, 1);
     store
-        .record_reminder(
-            "R2".into(),
-            "B1".into(),
-            "FR-DGSI".into(),
-            b"reminder R2".to_vec(),
-            now,
-            false,
-            "reminder from FR-DGSI".into(),
-        )
+        .record_reminder(crate::ReceivedReminder {
+            id: "R2".into(),
+            alert_id: "B1".into(),
+            originator: "FR-DGSI".into(),
+            envelope: b"reminder R2".to_vec(),
+            at: now,
+            escalated: false,
+            detail: "reminder from FR-DGSI".into(),
+        })
         .await
         .unwrap();
     store
-        .record_notice(
-            "N1".into(),
-            "C9".into(),
-            "BE-VSSE".into(),
-            b"notice N1".to_vec(),
-            now,
-            "escalation".into(),
-        )
+        .record_notice(crate::ReceivedNotice {
+            id: "N1".into(),
+            alert_id: "C9".into(),
+            laggard: "BE-VSSE".into(),
+            envelope: b"notice N1".to_vec(),
+            at: now,
+            detail: "escalation".into(),
+        })
         .await
         .unwrap();
     store.close().await;

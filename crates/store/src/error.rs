@@ -1,0 +1,68 @@
+//! The store's error.
+
+use crate::codes::UnknownCode;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The schema could not be migrated.
+    #[error("schema migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// The transaction holding this write failed to commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {cause}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// An alert with this id but other content is already stored.
+    #[error("alert {0} is already stored with different content")]
+    Conflict(String),
+    /// The row a write refers to does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store has been closed, or its writer could not start a transaction.
+    #[error("the store is closed or cannot write")]
+    Closed,
+    /// A stored row holds what this store never writes (a code that names
+    /// nothing): the database was damaged or edited. Retrying cannot help.
+    #[error("corrupt store: {what} code {code} names nothing")]
+    Corrupt {
+        /// What the value should have been (the code's enum).
+        what: &'static str,
+        /// The value found.
+        code: i64,
+    },
+}
+
+impl From<rusqlite::Error> for Error {
+    /// A row that cannot be read because a code in it is unknown is
+    /// corrupt data, not a failure of SQLite.
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::FromSqlConversionFailure(_, _, cause) = &e
+            && let Some(unknown) = cause.downcast_ref::<UnknownCode>()
+        {
+            return Error::Corrupt {
+                what: unknown.what,
+                code: unknown.code,
+            };
+        }
+        Error::Sqlite(e)
+    }
+}
+
+impl From<UnknownCode> for Error {
+    fn from(e: UnknownCode) -> Self {
+        Error::Corrupt {
+            what: e.what,
+            code: e.code,
+        }
+    }
+}
