@@ -14,6 +14,8 @@
 //! - `skew` (private): measures each peer's clock against ours on every
 //!   call, and warns about those beyond tolerance.
 //! - `metrics` (private): the optional Prometheus endpoint.
+//! - `watchlist` (private): publishing this agency's watchlist, serving
+//!   its log to peers, and pulling every other owner's.
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +30,7 @@ mod service;
 mod skew;
 mod tracker;
 mod views;
+mod watchlist;
 
 pub use config::NodeConfig;
 pub use domain::outbound_row;

@@ -10,6 +10,8 @@ use tocsin_core::federation::{Federation, FederationError};
 use tocsin_core::{AgencyId, Clock, Identity, SystemClock};
 use tocsin_proto::pb::federation_server::FederationServer;
 use tocsin_proto::pb::operator_server::OperatorServer;
+use tocsin_proto::pb::watchlist_desk_server::WatchlistDeskServer;
+use tocsin_proto::pb::watchlist_sync_server::WatchlistSyncServer;
 use tocsin_store::{Store, StoreOptions};
 use tocsin_trust::live::{LiveTls, TlsSource};
 use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
@@ -224,6 +226,24 @@ pub async fn serve(
         tracker: tracker_wake.clone(),
         shutdown: stop_rx.clone(),
     };
+    // Watchlists: this agency's log, and a puller per other owner.
+    let watchlists = crate::watchlist::Watchlists::new(
+        agency.clone(),
+        federation.clone(),
+        store.clone(),
+        node.signer.clone(),
+        node.verifier.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
+    let mut watchlist_tasks = crate::watchlist::spawn_pullers(
+        &watchlists,
+        &probes,
+        (outbox_options.initial_backoff, outbox_options.max_backoff),
+        limits.max_message_bytes,
+    );
+    watchlist_tasks.push(tokio::spawn(watchlists.clone().run_expiry()));
     let tracker = tokio::spawn(crate::tracker::run(
         node.clone(),
         clock.clone(),
@@ -271,10 +291,12 @@ pub async fn serve(
         // it, and measure its clock if that could not be done yet.
         let outbox = node.outbox.clone();
         let skew = skew.clone();
+        let watchlists = watchlists.clone();
         Arc::new(move |id: &Identity| {
             if let Identity::Agency(a) = id {
                 outbox.peer_up(a);
                 skew.peer_up(a);
+                watchlists.owner_up(a);
             }
         })
     })
@@ -293,6 +315,16 @@ pub async fn serve(
     let operator_service = OperatorServer::new(OperatorService { node })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let watchlist_sync = WatchlistSyncServer::new(crate::watchlist::SyncService {
+        watchlists: watchlists.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
+    let watchlist_desk = WatchlistDeskServer::new(crate::watchlist::DeskService {
+        watchlists: watchlists.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
 
     tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
     let metrics = metrics.map(|listener| {
@@ -301,6 +333,8 @@ pub async fn serve(
             crate::metrics::Sources {
                 skew: skew.clone(),
                 refusals,
+                watchlist: watchlists.board.clone(),
+                clock: clock.clone(),
             },
             stop_rx.clone(),
         ))
@@ -339,6 +373,8 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(federation_service)
         .add_service(operator_service)
+        .add_service(watchlist_sync)
+        .add_service(watchlist_desk)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
 
@@ -347,6 +383,9 @@ pub async fn serve(
         let _ = w.await;
     }
     let _ = tracker.await;
+    for t in watchlist_tasks {
+        let _ = t.await;
+    }
     let _ = watcher.await;
     let _ = prober.await;
     if let Some(metrics) = metrics {

@@ -20,7 +20,9 @@
 //! reminders and notices to send), `ladder` (escalation steps), `events`
 //! (the event log and the deadline tracker's queries), `open` (what is
 //! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked), [`codes`] (the integer codes, as
+//! (peers whose certificates are revoked), `watchlist` (this agency's
+//! watchlist log and entries, those held from other owners, and the cursor
+//! kept per owner), [`codes`] (the integer codes, as
 //! enums) and [`audit`] (the chain).
 
 #![forbid(unsafe_code)]
@@ -36,6 +38,7 @@ mod messages;
 mod open;
 mod records;
 mod subjects;
+mod watchlist;
 
 pub use acks::*;
 pub use codes::{AlertStatus, DeadlineFlag, EventKind, MessageKind};
@@ -45,6 +48,7 @@ pub use ladder::*;
 pub use messages::*;
 pub use records::*;
 pub use subjects::*;
+pub use watchlist::*;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,9 @@ pub enum Error {
     /// An alert with this id but other content is already stored.
     #[error("alert {0} is already stored with different content")]
     Conflict(String),
+    /// The key a write would add is taken (a watchlist entry's ref).
+    #[error("{0}")]
+    Exists(String),
     /// The row a write refers to does not exist.
     #[error("{0}")]
     NotFound(String),
