@@ -226,7 +226,14 @@ pub async fn serve(
         tracker: tracker_wake.clone(),
         shutdown: stop_rx.clone(),
     };
-    // Watchlists: this agency's log, and a puller per other owner.
+    // Watchlists: this agency's log, and a puller per other owner. Peers'
+    // FollowHead streams never end by themselves, and the graceful drain
+    // waits for every stream: they end as soon as shutdown begins.
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
     let watchlists = crate::watchlist::Watchlists::new(
         agency.clone(),
         federation.clone(),
@@ -234,7 +241,7 @@ pub async fn serve(
         node.signer.clone(),
         node.verifier.clone(),
         clock.clone(),
-        stop_rx.clone(),
+        closing_rx,
     )
     .await?;
     let mut watchlist_tasks = crate::watchlist::spawn_pullers(

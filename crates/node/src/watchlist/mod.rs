@@ -51,6 +51,8 @@ pub(crate) struct Watchlists {
     wake: Arc<BTreeMap<AgencyId, Arc<Notify>>>,
     /// Every owner's cursor as last stored, for the metrics endpoint.
     pub(crate) board: SyncBoard,
+    /// Turns true when the node begins to shut down: ends follow streams,
+    /// pullers and the expiry loop.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 

@@ -69,6 +69,7 @@ pub(crate) fn spawn_pullers(
                     watchlists: watchlists.clone(),
                     owner: owner.clone(),
                     client,
+                    following: false,
                 }
                 .run(backoff),
             )
@@ -80,6 +81,10 @@ struct Puller {
     watchlists: Watchlists,
     owner: AgencyId,
     client: WatchlistSyncClient<Channel>,
+    /// Whether the owner answered the last FollowHead: a stream that ends
+    /// after that (the owner's request timeout cuts long streams) is
+    /// followed again at once, not after a grown backoff.
+    following: bool,
 }
 
 impl Puller {
@@ -93,7 +98,12 @@ impl Puller {
             if *shutdown.borrow() {
                 return;
             }
-            match self.follow().await {
+            self.following = false;
+            let followed = self.follow().await;
+            if self.following {
+                backoff = initial;
+            }
+            match followed {
                 Ok(()) => backoff = initial,
                 Err(PullError::Rpc(status)) => {
                     tracing::debug!(owner = %self.owner, error = %status, "watchlist pull failed; will retry");
@@ -121,6 +131,7 @@ impl Puller {
             .follow_head(pb::FollowHeadRequest {})
             .await?
             .into_inner();
+        self.following = true;
         let mut backstop = tokio::time::interval(BACKSTOP);
         backstop.tick().await;
         loop {
