@@ -426,3 +426,131 @@ async fn a_log_with_a_gap_is_refused_whole() -> anyhow::Result<()> {
     assert!(fr.held("TR-MIT").await?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_log_putting_an_entry_not_releasable_to_the_reader_is_refused() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["TR-MIT", "FR-DGSI", "DE-BKA"])
+        .through_proxy("FR-DGSI", "TR-MIT")
+        .start()
+        .await?;
+    let owner = fed.signer("TR-MIT")?;
+    let mut envelope = change(&owner, 1, "W-1");
+    // The same change, for DE-BKA's eyes only, served to FR-DGSI.
+    let mut wire = pb::WatchlistChange::decode(envelope.payload.as_slice())?;
+    if let Some(pb::watchlist_change::Change::Put(entry)) = wire.change.as_mut() {
+        entry.releasable_to = vec!["DE-BKA".into()];
+    }
+    envelope = owner.sign(
+        tocsin_proto::WATCHLIST_CHANGE_PAYLOAD_TYPE,
+        wire.encode_to_vec(),
+    );
+    serve_bad_log(
+        &fed,
+        BadLog {
+            changes: vec![envelope],
+            head: 1,
+        },
+    )
+    .await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let status = fr.wait_refused("TR-MIT").await?;
+    assert!(
+        status.last_refusal.contains("not releasable to FR-DGSI"),
+        "{}",
+        status.last_refusal
+    );
+    assert!(fr.held("TR-MIT").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_peers_pull_and_only_the_agencys_operators_publish() -> anyhow::Result<()> {
+    use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
+    use tocsin_proto::pb::watchlist_sync_client::WatchlistSyncClient;
+    let fed = TestFederation::builder().start().await?;
+    let tr = tocsin_core::AgencyId::new("TR-MIT")?;
+    let addr = fed.addr("TR-MIT")?;
+
+    // A peer node reads the log, as its agency may see it.
+    let peer = tocsin_testkit::channel(addr, &fed.node_material("FR-DGSI")?, &tr)?;
+    let page = WatchlistSyncClient::new(peer.clone())
+        .pull_changes(pb::PullChangesRequest::default())
+        .await?
+        .into_inner();
+    assert!(page.changes.is_empty());
+    // ... but cannot publish on it.
+    let refused = WatchlistDeskClient::new(peer)
+        .list_entries(pb::ListEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    // An operator publishes, but does not pull as a peer.
+    let operator =
+        tocsin_testkit::channel(addr, &fed.operator_material("TR-MIT", "analyst")?, &tr)?;
+    let refused = WatchlistSyncClient::new(operator)
+        .pull_changes(pb::PullChangesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    Ok(())
+}
+
+#[tokio::test]
+async fn thousands_of_changes_arrive_in_pages() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().start().await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    let entries = (0..2500)
+        .map(|i| {
+            WatchEntry::person(&format!("W-{i:04}"), "Ana Ruiz")
+                .to(["FR-DGSI"])
+                .into()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    tr.publish_all(entries).await?;
+    let status = fr.wait_synced("TR-MIT", 2500).await?;
+    eprintln!("2500 changes applied in {:?}", started.elapsed());
+    assert_eq!(status.held, 2500);
+    assert_eq!(fr.held("TR-MIT").await?.len(), 2500);
+
+    // A page holds at most 1,000 changes, and about 512 KiB of them.
+    let tr_id = tocsin_core::AgencyId::new("TR-MIT")?;
+    let peer =
+        tocsin_testkit::channel(fed.addr("TR-MIT")?, &fed.node_material("FR-DGSI")?, &tr_id)?;
+    let mut sync = pb::watchlist_sync_client::WatchlistSyncClient::new(peer)
+        .max_decoding_message_size(4 * 1024 * 1024);
+    let page = sync
+        .pull_changes(pb::PullChangesRequest::default())
+        .await?
+        .into_inner();
+    let bytes: usize = page.changes.iter().map(Message::encoded_len).sum();
+    assert!(
+        (1..=1000).contains(&page.changes.len()) && bytes <= 512 * 1024,
+        "{} changes, {bytes} bytes",
+        page.changes.len()
+    );
+    let long = "x".repeat(4000);
+    let large = (0..150)
+        .map(|i| {
+            WatchEntry::person(&format!("L-{i:03}"), "Ana Ruiz")
+                .to(["FR-DGSI"])
+                .reason(&long)
+                .into()
+        })
+        .collect();
+    tr.publish_all(large).await?;
+    let page = sync
+        .pull_changes(pb::PullChangesRequest {
+            after_seq: 2500,
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    let bytes: usize = page.changes.iter().map(Message::encoded_len).sum();
+    assert!(page.changes.len() < 150, "{} changes", page.changes.len());
+    assert!(bytes <= 512 * 1024, "{bytes} bytes");
+    fr.wait_synced("TR-MIT", 2650).await?;
+    Ok(())
+}

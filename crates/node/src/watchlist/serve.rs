@@ -2,7 +2,7 @@
 
 use prost::Message;
 use tocsin_core::{AgencyId, to_timestamp};
-use tocsin_proto::{MAX_WATCHLIST_PAGE, pb};
+use tocsin_proto::{MAX_WATCHLIST_PAGE, MAX_WATCHLIST_PAGE_BYTES, pb};
 use tocsin_store::LogHead;
 
 use super::Watchlists;
@@ -18,7 +18,8 @@ pub(super) fn head_of(head: LogHead) -> pb::WatchlistHead {
 
 impl Watchlists {
     /// The changes after `after` as `reader` may read them: every seq, in
-    /// full, as a withdrawal or as a stub; at most `limit` (0: the most).
+    /// full, as a withdrawal or as a stub; at most `limit` (0: the most)
+    /// and about [`MAX_WATCHLIST_PAGE_BYTES`].
     pub(crate) async fn page(
         &self,
         reader: &AgencyId,
@@ -33,8 +34,14 @@ impl Watchlists {
             .store
             .own_watchlist_page(reader.to_string(), after, limit)
             .await?;
+        let mut total = 0;
         let changes = rows
             .into_iter()
+            .take_while(|(_, bytes)| {
+                let first = total == 0;
+                total += bytes.len();
+                first || total <= MAX_WATCHLIST_PAGE_BYTES
+            })
             .map(|(seq, bytes)| {
                 pb::Envelope::decode(bytes.as_slice()).map_err(|e| {
                     Error::Unavailable(format!("stored watchlist change {seq} is unreadable: {e}"))
