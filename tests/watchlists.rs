@@ -143,7 +143,8 @@ async fn an_entry_expires_by_the_holders_clock_and_the_owner_logs_its_removal() 
     // itself, before the owner says anything.
     fr_clock.advance(chrono::Duration::hours(2));
     fr.wait_not_held("TR-MIT", "W-1").await?;
-    assert_eq!(fr.sync_of("TR-MIT").await?.cursor, 2);
+    let status = fr.sync_of("TR-MIT").await?;
+    assert_eq!((status.cursor, status.held), (2, 1));
     assert_eq!(refs(&fr.held("TR-MIT").await?), ["TR-MIT/W-2"]);
 
     // The owner's clock passes it: the owner logs the removal, which the

@@ -496,15 +496,17 @@ impl Store {
         .await
     }
 
-    /// The cursor kept for every owner this node has pulled from.
-    pub async fn watchlist_cursors(&self) -> Result<Vec<Cursor>, Error> {
-        self.read(|conn| {
+    /// The cursor kept for every owner this node has pulled from, with the
+    /// number of its entries held here unexpired at `now`.
+    pub async fn watchlist_cursors(&self, now: DateTime<Utc>) -> Result<Vec<Cursor>, Error> {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT c.owner, c.seq, c.seq_at, c.head, c.head_at, c.heard_at, c.refusal,
-                   (SELECT COUNT(*) FROM watchlist_held h WHERE h.owner = c.owner)
+                   (SELECT COUNT(*) FROM watchlist_held h WHERE h.owner = c.owner
+                      AND (h.expires_at IS NULL OR h.expires_at > ?1))
                  FROM watchlist_cursors c ORDER BY c.owner",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map([ms(now)], |r| {
                 Ok(Cursor {
                     owner: r.get(0)?,
                     applied: LogHead {
@@ -724,7 +726,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["B"]
         );
-        let cursors = store.watchlist_cursors().await.unwrap();
+        let cursors = store.watchlist_cursors(now).await.unwrap();
         assert_eq!(cursors[0].applied.seq, 3);
         assert_eq!(cursors[0].held, 1);
     }

@@ -83,7 +83,7 @@ impl Watchlists {
             .map(|a| (a.id.clone(), Arc::new(Notify::new())))
             .collect();
         let board = SyncBoard::default();
-        board.replace(store.watchlist_cursors().await?);
+        board.replace(store.watchlist_cursors(clock.now()).await?);
         Ok(Self {
             agency,
             federation,
@@ -109,7 +109,7 @@ impl Watchlists {
 
     /// Reads the cursors again for the metrics endpoint.
     async fn refresh_board(&self) {
-        match self.store.watchlist_cursors().await {
+        match self.store.watchlist_cursors(self.clock.now()).await {
             Ok(cursors) => self.board.replace(cursors),
             Err(e) => tracing::warn!(error = %e, "cannot read watchlist cursors"),
         }

@@ -186,7 +186,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
         let now = w.clock.now();
         let cursors = w
             .store
-            .watchlist_cursors()
+            .watchlist_cursors(now)
             .await
             .map_err(crate::Error::from)?;
         let owners = w

@@ -152,7 +152,11 @@ impl Puller {
     }
 
     async fn cursor(&self) -> Result<LogHead, PullError> {
-        let cursors = self.watchlists.store.watchlist_cursors().await?;
+        let cursors = self
+            .watchlists
+            .store
+            .watchlist_cursors(self.watchlists.clock.now())
+            .await?;
         Ok(cursors
             .into_iter()
             .find(|c| c.owner == self.owner.as_str())
