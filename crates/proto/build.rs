@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let protos: Vec<PathBuf> = ["envelope", "alert", "federation", "operator"]
+    let protos: Vec<PathBuf> = ["envelope", "alert", "federation", "operator", "watchlist"]
         .iter()
         .map(|name| root.join(format!("tocsin/v1/{name}.proto")))
         .collect();

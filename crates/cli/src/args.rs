@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// audit log and the signed envelopes it commits to).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Publish this agency's watchlist entries, and see those held from
+    /// other agencies (as an operator).
+    #[command(subcommand)]
+    Watchlist(crate::watchlist_cmd::WatchlistCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,5 @@
 //! `tocsin`: run an agency node, issue the federation's certificates, and
-//! send and inspect alerts as an operator.
+//! send and inspect alerts and watchlists as an operator.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ mod operator;
 mod output;
 mod pki_cmd;
 mod timeline;
+mod watchlist_cmd;
 
 use args::{
     AlertCommand, AlertsCommand, AuditCommand, Cli, Command, PkiCommand, ScenarioCommand,
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
             Command::Scenario(ScenarioCommand::Run(args)) => demo::run(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_cmd::verify(args).await,
             Command::Audit(AuditCommand::Export(args)) => audit_cmd::export(args).await,
+            Command::Watchlist(command) => watchlist_cmd::run(command).await,
         }
     });
     match result {

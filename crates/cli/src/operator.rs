@@ -137,6 +137,20 @@ pub(crate) async fn connect_profile(
     Ok(OperatorClient::new(channel))
 }
 
+/// Connects to the node of the profile `args` name now; returns the
+/// profile and the channel, for the services besides `Operator`.
+pub(crate) async fn connect_channel(
+    args: &ConnectArgs,
+) -> anyhow::Result<(OperatorProfile, Channel)> {
+    let profile = profile(args)?;
+    let (endpoint, connector) = endpoint(&profile)?;
+    let channel = endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| unreachable(&profile, e))?;
+    Ok((profile, channel))
+}
+
 /// Every event `client`'s node has stored, oldest first: they come at once,
 /// and the first quiet moment ends the list.
 pub(crate) async fn stored_events(

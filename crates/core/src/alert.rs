@@ -59,7 +59,10 @@ impl ValidationError {
     }
 }
 
-fn invalid<T>(field: impl Into<String>, problem: impl Into<String>) -> Result<T, ValidationError> {
+pub(crate) fn invalid<T>(
+    field: impl Into<String>,
+    problem: impl Into<String>,
+) -> Result<T, ValidationError> {
     Err(ValidationError::new(field, problem))
 }
 
@@ -126,6 +129,9 @@ macro_rules! wire_enum {
         }
     };
 }
+
+/// For the other domain modules' enums (`watchlist`).
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// How fast the recipient must act (ACP 121/127 precedence), most urgent first.
@@ -359,7 +365,7 @@ impl Alert {
     }
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         return invalid(field, "must not be empty");
     }
@@ -391,7 +397,7 @@ fn check_list(field: &str, values: &[String]) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn time_field(
+pub(crate) fn time_field(
     field: &str,
     ts: Option<prost_types::Timestamp>,
 ) -> Result<Option<DateTime<Utc>>, ValidationError> {

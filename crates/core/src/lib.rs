@@ -12,6 +12,8 @@
 //! - [`envelope`]: the pre-authentication encoding signed in envelopes and
 //!   the digest that receipts carry.
 //! - [`subject`]: match keys that link alerts about the same subject.
+//! - [`watchlist`]: watchlist entries and the signed changes of an owner's
+//!   list that other nodes pull, and who may read each change.
 //! - [`clock`]: the source of time, injectable so tests can control it.
 //! - [`toml_file`]: reading a TOML file into a typed value, with errors
 //!   that name a missing field's table.
@@ -27,6 +29,7 @@ pub mod ids;
 pub mod subject;
 mod time;
 pub mod toml_file;
+pub mod watchlist;
 
 pub use alert::{Alert, ValidationError};
 pub use clock::{Clock, Pace, ScaledClock, SystemClock};

@@ -29,6 +29,7 @@ impl From<tocsin_store::Error> for Error {
         match e {
             // The store names what is missing; the caller asked for it.
             tocsin_store::Error::NotFound(m) => Error::NotFound(m),
+            tocsin_store::Error::Exists(m) => Error::AlreadyExists(m),
             other => Error::Store(other),
         }
     }

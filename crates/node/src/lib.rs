@@ -18,6 +18,8 @@
 //!   and the tasks waited for when the node drains.
 //! - `views` (private): stored rows as domain views; `service::convert`
 //!   turns them into wire records.
+//! - `watchlist` (private): publishing this agency's watchlist, serving
+//!   its log to peers, and pulling every other owner's.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +35,7 @@ mod shutdown;
 mod skew;
 mod tracker;
 mod views;
+mod watchlist;
 
 pub use config::NodeConfig;
 pub use domain::outbound_row;

@@ -30,6 +30,10 @@ pub(crate) struct Sources {
     pub(crate) skew: SkewMonitor,
     /// Refused TLS sessions.
     pub(crate) refusals: Refusals,
+    /// How far behind each owner's watchlist this node is.
+    pub(crate) watchlist: crate::watchlist::SyncBoard,
+    /// The node's clock, to tell how old what it holds is.
+    pub(crate) clock: Arc<dyn tocsin_core::Clock>,
 }
 
 /// Connections served at once; more are closed at once.
@@ -208,6 +212,26 @@ pub(crate) fn render(sources: &Sources) -> String {
                 .unwrap_or(0.0)
         }),
     );
+    let now = sources.clock.now();
+    let cursors = sources.watchlist.snapshot();
+    let per_owner = |f: fn((u64, f64)) -> f64| {
+        cursors.iter().map(move |c| {
+            (
+                format!("{{owner=\"{}\"}}", label(&c.owner)),
+                f(crate::watchlist::lag(c, now)),
+            )
+        })
+    };
+    gauge(
+        "tocsin_watchlist_sync_lag_entries",
+        "Changes of the owner's watchlist log not yet applied here (its head as last heard, minus this node's cursor).",
+        &mut per_owner(|(changes, _)| changes as f64),
+    );
+    gauge(
+        "tocsin_watchlist_sync_lag_seconds",
+        "How old this node's copy of the owner's watchlist is when behind: now minus when the owner made the last change applied; 0 when caught up.",
+        &mut per_owner(|(_, seconds)| seconds),
+    );
     out
 }
 
@@ -232,6 +256,8 @@ mod tests {
         let text = render(&Sources {
             skew,
             refusals: Refusals::default(),
+            watchlist: Default::default(),
+            clock: Arc::new(tocsin_core::SystemClock),
         });
         for line in [
             "# TYPE tocsin_peer_clock_skew_seconds gauge",
@@ -261,6 +287,8 @@ mod tests {
         let text = render(&Sources {
             skew: SkewMonitor::new(Duration::from_secs(120)),
             refusals,
+            watchlist: Default::default(),
+            clock: Arc::new(tocsin_core::SystemClock),
         });
         for line in [
             "# TYPE tocsin_tls_handshake_refusals_total counter",
@@ -283,6 +311,8 @@ mod tests {
         let skew = Sources {
             skew: SkewMonitor::new(Duration::from_secs(120)),
             refusals: Refusals::default(),
+            watchlist: Default::default(),
+            clock: Arc::new(tocsin_core::SystemClock),
         };
         let req = |method: Method, path: &str| {
             Request::builder()

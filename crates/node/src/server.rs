@@ -10,6 +10,8 @@ use tocsin_core::federation::{Federation, FederationError};
 use tocsin_core::{AgencyId, Clock, Identity, SystemClock};
 use tocsin_proto::pb::federation_server::FederationServer;
 use tocsin_proto::pb::operator_server::OperatorServer;
+use tocsin_proto::pb::watchlist_desk_server::WatchlistDeskServer;
+use tocsin_proto::pb::watchlist_sync_server::WatchlistSyncServer;
 use tocsin_store::{Store, StoreOptions};
 use tocsin_trust::live::{LiveTls, TlsSource};
 use tocsin_trust::tls::{self, AcceptorLimits, TlsMaterial};
@@ -176,10 +178,12 @@ pub async fn serve(
     let mut stop = Shutdown::default();
 
     let (live, verifier) = load_trust(&material, tls_source, &federation)?;
+    let signer = Arc::new(signer);
     stop.track(live.watch(reload_interval, stop.stopping().receiver()));
     let store = Store::open(&data_dir, StoreOptions::default())?;
     let peers = peer_channels(&federation, &agency, &live, &outbox_options, &limits)?;
     let skew = SkewMonitor::new(limits.clock_skew_tolerance);
+    let backoff = (outbox_options.initial_backoff, outbox_options.max_backoff);
     let outbox = start_outbox(
         OutboxContext {
             store: store.clone(),
@@ -193,13 +197,33 @@ pub async fn serve(
         limits.max_message_bytes,
         &mut stop,
     );
+    // Watchlists: this agency's log, and a puller per other owner. Peers'
+    // FollowHead streams never end by themselves and the graceful drain
+    // waits for every stream, so they end as soon as shutdown begins, not
+    // when the drain does.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
+    let watchlists = crate::watchlist::Watchlists::new(
+        agency.clone(),
+        federation.clone(),
+        store.clone(),
+        signer.clone(),
+        verifier.clone(),
+        clock.clone(),
+        closing,
+    )
+    .await?;
+    start_watchlist_tasks(&watchlists, &peers, backoff, &limits, &mut stop);
     let tracker = Tracker::new(clock.clone());
     let node = Node::new(NodeParts {
         agency: agency.clone(),
         federation: federation.clone(),
         store: store.clone(),
-        signer: Arc::new(signer),
-        verifier,
+        signer: signer.clone(),
+        verifier: verifier.clone(),
         clock: clock.clone(),
         outbox: outbox.clone(),
         tracker: tracker.handle(),
@@ -215,13 +239,15 @@ pub async fn serve(
         access_policy(&federation, &agency),
         &limits,
         &refusals,
-        on_session(&outbox, &skew),
+        on_session(&outbox, &skew, &watchlists),
     )?;
     tracing::info!(%agency, listen = %local, federation = %federation.id(), "node serving");
     if let Some(listener) = metrics {
         let sources = crate::metrics::Sources {
             skew: skew.clone(),
             refusals,
+            watchlist: watchlists.board.clone(),
+            clock: clock.clone(),
         };
         stop.spawn(crate::metrics::serve(
             listener,
@@ -238,7 +264,7 @@ pub async fn serve(
         skew,
         stop.stopping().receiver(),
     ));
-    let served = serve_grpc(node, &limits, clock, incoming, shutdown).await;
+    let served = serve_grpc(node, watchlists, &limits, clock, incoming, shutdown).await;
 
     stop.drain().await;
     store.close().await;
@@ -315,15 +341,38 @@ fn access_policy(federation: &Arc<Federation>, agency: &AgencyId) -> tls::Access
 /// What a new session tells the node: a peer that opens one is up, so
 /// retry what waits for it, and measure its clock if that could not be
 /// done yet.
-fn on_session(outbox: &OutboxHandle, skew: &SkewMonitor) -> tls::SessionHook {
+fn on_session(
+    outbox: &OutboxHandle,
+    skew: &SkewMonitor,
+    watchlists: &crate::watchlist::Watchlists,
+) -> tls::SessionHook {
     let outbox = outbox.clone();
     let skew = skew.clone();
+    let watchlists = watchlists.clone();
     Arc::new(move |id: &Identity| {
         if let Identity::Agency(a) = id {
             outbox.peer_up(a);
             skew.peer_up(a);
+            watchlists.owner_up(a);
         }
     })
+}
+
+/// Starts the pullers of every other owner's watchlist and the expiry of
+/// our own entries, stopped and waited for on drain.
+fn start_watchlist_tasks(
+    watchlists: &crate::watchlist::Watchlists,
+    peers: &[(AgencyId, Channel)],
+    backoff: (Duration, Duration),
+    limits: &Limits,
+    stop: &mut Shutdown,
+) {
+    for task in
+        crate::watchlist::spawn_pullers(watchlists, peers, backoff, limits.max_message_bytes)
+    {
+        stop.track(task);
+    }
+    stop.track(tokio::spawn(watchlists.clone().run_expiry()));
 }
 
 /// Accepted mutual-TLS connections, as the gRPC server takes them.
@@ -359,6 +408,7 @@ fn accept(
 /// `incoming` until `shutdown` resolves and connections have drained.
 async fn serve_grpc(
     node: Node,
+    watchlists: crate::watchlist::Watchlists,
     limits: &Limits,
     clock: Arc<dyn Clock>,
     incoming: Incoming,
@@ -390,6 +440,14 @@ async fn serve_grpc(
     let operator_service = OperatorServer::new(OperatorService { node })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let watchlist_sync = WatchlistSyncServer::new(crate::watchlist::SyncService {
+        watchlists: watchlists.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
+    let watchlist_desk = WatchlistDeskServer::new(crate::watchlist::DeskService { watchlists })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
 
     // Every answer carries our clock reading, for peers to measure skew by.
     let stamp = tower::util::MapResponseLayer::new(
@@ -415,6 +473,8 @@ async fn serve_grpc(
         .add_service(reflection)
         .add_service(federation_service)
         .add_service(operator_service)
+        .add_service(watchlist_sync)
+        .add_service(watchlist_desk)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(StartError::from)

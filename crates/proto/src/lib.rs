@@ -35,3 +35,15 @@ pub const TIME_HEADER: &str = "tocsin-time";
 
 /// The most alerts a `DeliverBatch` request may hold.
 pub const MAX_DELIVER_BATCH: usize = 64;
+
+/// The payload type of an envelope that carries a [`pb::WatchlistChange`].
+pub const WATCHLIST_CHANGE_PAYLOAD_TYPE: &str = "application/vnd.tocsin.watchlist-change.v1+proto";
+
+/// The most changes a `PullChanges` response holds: a page of entries
+/// stays well under the message limit.
+pub const MAX_WATCHLIST_PAGE: usize = 1000;
+
+/// The most bytes of changes a `PullChanges` response holds (at least one
+/// change whatever its size): half the default message limit, so that a
+/// page of large entries stays under any peer's limit.
+pub const MAX_WATCHLIST_PAGE_BYTES: usize = 512 * 1024;

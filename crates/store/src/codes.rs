@@ -190,6 +190,17 @@ codes! {
     }
 }
 
+codes! {
+    /// Which signed form of a watchlist change a reader is served (kept in
+    /// `watchlist_log_readers.view`); a reader without a row gets the stub.
+    WatchlistView {
+        /// The change in full: the entry is releasable to the reader.
+        Full = 1,
+        /// A withdrawal: a narrowing update dropped the reader.
+        Withdrawal = 2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -242,6 +253,12 @@ mod tests {
     #[test]
     fn every_code_goes_through_sql_and_unknown_codes_are_errors() {
         round_trip(Direction::ALL, Direction::code, &[0, 3, -1], "Direction");
+        round_trip(
+            WatchlistView::ALL,
+            WatchlistView::code,
+            &[0, 3],
+            "WatchlistView",
+        );
         round_trip(
             DeliveryState::ALL,
             DeliveryState::code,

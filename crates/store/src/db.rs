@@ -30,6 +30,7 @@ pub(crate) fn migrations() -> Vec<M<'static>> {
             },
         ),
         M::up(include_str!("migrations/009_peer_blocks.sql")),
+        M::up(include_str!("migrations/010_watchlist.sql")),
     ]
 }
 

@@ -25,6 +25,9 @@ pub enum Error {
     /// An alert with this id but other content is already stored.
     #[error("alert {0} is already stored with different content")]
     Conflict(String),
+    /// The key a write would add is taken (a watchlist entry's ref).
+    #[error("{0}")]
+    Exists(String),
     /// The row a write refers to does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -22,7 +22,9 @@
 //! reminders and notices to send), `ladder` (escalation steps), `events`
 //! (the event log and the deadline tracker's queries), `open` (what is
 //! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked) and [`audit`] (the chain). They
+//! (peers whose certificates are revoked), `watchlist` (this agency's
+//! watchlist log and entries, those held from other owners, and the cursor
+//! kept per owner) and [`audit`] (the chain). They
 //! stand on leaves that import none of them: [`codes`] (every integer code
 //! as an enum, converted to and from SQL; an unknown stored code is
 //! [`Error::Corrupt`]), `sql` (times, SQL text that spells codes, built
@@ -47,6 +49,7 @@ mod records;
 mod schema;
 mod sql;
 mod subjects;
+mod watchlist;
 
 pub use acks::*;
 pub use codes::{
@@ -59,3 +62,4 @@ pub use ladder::*;
 pub use messages::*;
 pub use records::*;
 pub use subjects::*;
+pub use watchlist::*;

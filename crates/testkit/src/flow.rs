@@ -36,6 +36,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
 use tonic::transport::Channel;
 
 /// How long a desk waits by default for something that should take
@@ -78,7 +79,7 @@ where
     }
 }
 
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
     } else {
@@ -167,7 +168,9 @@ pub fn kinds(events: &[pb::Event], alert: &str) -> Vec<pb::EventKind> {
 pub struct Desk {
     agency: String,
     client: OperatorClient<Channel>,
-    patience: Duration,
+    /// The watchlist client on the same node (see module `watchlist`).
+    pub(crate) watchlist: Option<WatchlistDeskClient<Channel>>,
+    pub(crate) patience: Duration,
 }
 
 impl Desk {
@@ -176,8 +179,17 @@ impl Desk {
         Self {
             agency: agency.into(),
             client,
+            watchlist: None,
             patience: PATIENCE,
         }
+    }
+
+    /// The same desk, with a watchlist client on the same node for the
+    /// watchlist calls and waits (module `watchlist`).
+    #[must_use]
+    pub fn with_watchlist(mut self, client: WatchlistDeskClient<Channel>) -> Self {
+        self.watchlist = Some(client);
+        self
     }
 
     /// The same desk, waiting up to `patience` in every `wait_*`.

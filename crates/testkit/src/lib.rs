@@ -26,7 +26,9 @@
 //! [`flow`] gives each agency a [`Desk`] that submits, acknowledges and
 //! waits for deliveries, acknowledgements, flags, ladder steps, subject
 //! flags and sequences of events, with timeouts that say what is there
-//! instead of what was expected.
+//! instead of what was expected. Module [`watchlist`] adds the watchlist
+//! calls and waits to the [`Desk`] (publish, update, remove, what is held,
+//! how far behind) and builds entries ([`WatchEntry`]).
 //!
 //! Every node is a real node: real mutual TLS on a loopback port chosen by
 //! the OS, a real SQLite store in a temporary directory, certificates
@@ -48,6 +50,7 @@ pub mod flow;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
+pub mod watchlist;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -83,6 +86,7 @@ pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};
 pub use tocsin_proto::pb::{
     DeadlineFlag, DeliveryState, Direction, Disposition, EventKind, LadderStep, Precedence, Tlp,
 };
+pub use watchlist::WatchEntry;
 
 /// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
 /// default `warn`) and the rustls crypto provider; safe to call repeatedly.
@@ -641,7 +645,10 @@ impl TestFederation {
     /// `agency`'s [`Desk`]: its operator "analyst" on its node, with the
     /// flow calls and waits of module [`flow`].
     pub async fn desk(&self, agency: &str) -> anyhow::Result<Desk> {
-        Ok(Desk::new(agency, self.operator(agency).await?))
+        let material = self.operator_material(agency, "analyst")?;
+        let ch = channel(self.addr(agency)?, &material, &Self::id(agency)?)?;
+        Ok(Desk::new(agency, OperatorClient::new(ch.clone()))
+            .with_watchlist(pb::watchlist_desk_client::WatchlistDeskClient::new(ch)))
     }
 
     /// An operator client on `agency`'s node, as its operator "analyst".

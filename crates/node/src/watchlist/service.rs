@@ -1,0 +1,225 @@
+//! The watchlist gRPC handlers: authenticate the caller, call the domain,
+//! map its error to a status.
+
+use prost::Message;
+use tocsin_core::{AgencyId, Identity, to_timestamp};
+use tocsin_proto::pb;
+use tocsin_trust::tls::PeerInfo;
+use tonic::{Request, Response, Status};
+
+use super::{Watchlists, lag};
+
+fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
+    req.extensions()
+        .get::<PeerInfo>()
+        .map(|p| &p.identity)
+        .ok_or_else(|| Status::unauthenticated("no verified client certificate"))
+}
+
+/// Runs a change to completion even if its caller goes away (see
+/// `crate::service`): a change committed must reach its followers.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, crate::Error>> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::spawn(work).await {
+        Ok(outcome) => Ok(outcome?),
+        Err(e) => {
+            tracing::error!(error = %e, "a watchlist request's work failed");
+            Err(Status::internal("the request failed on this node"))
+        }
+    }
+}
+
+/// `WatchlistSync`, for peer agency nodes.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncService {
+    pub(crate) watchlists: Watchlists,
+}
+
+impl SyncService {
+    fn reader<T>(&self, req: &Request<T>) -> Result<AgencyId, Status> {
+        match caller(req)? {
+            Identity::Agency(a) if a != &self.watchlists.agency => Ok(a.clone()),
+            other => Err(Status::permission_denied(format!(
+                "{other} cannot pull this node's watchlist: only other agencies' nodes can"
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::watchlist_sync_server::WatchlistSync for SyncService {
+    async fn pull_changes(
+        &self,
+        req: Request<pb::PullChangesRequest>,
+    ) -> Result<Response<pb::PullChangesResponse>, Status> {
+        let reader = self.reader(&req)?;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.watchlists
+                .page(&reader, req.after_seq, req.limit)
+                .await?,
+        ))
+    }
+
+    type FollowHeadStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::WatchlistHead, Status>>;
+
+    async fn follow_head(
+        &self,
+        req: Request<pb::FollowHeadRequest>,
+    ) -> Result<Response<Self::FollowHeadStream>, Status> {
+        self.reader(&req)?;
+        Ok(Response::new(self.watchlists.follow()))
+    }
+}
+
+/// `WatchlistDesk`, for this agency's operators.
+#[derive(Debug, Clone)]
+pub(crate) struct DeskService {
+    pub(crate) watchlists: Watchlists,
+}
+
+impl DeskService {
+    fn operator<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        match caller(req)? {
+            Identity::Operator { agency, .. } if agency == &self.watchlists.agency => Ok(()),
+            other => Err(Status::permission_denied(format!(
+                "{other} is not an operator of {}",
+                self.watchlists.agency
+            ))),
+        }
+    }
+}
+
+fn record(e: tocsin_store::HeldEntry) -> Result<pb::WatchlistRecord, Status> {
+    let entry = pb::WatchlistEntry::decode(e.entry.as_slice()).map_err(|err| {
+        Status::internal(format!(
+            "stored entry {} of {} is unreadable: {err}",
+            e.reference, e.owner
+        ))
+    })?;
+    Ok(pb::WatchlistRecord {
+        entry: Some(entry),
+        seq: e.seq,
+        changed_at: Some(to_timestamp(e.changed_at)),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
+    async fn add_entries(
+        &self,
+        req: Request<pb::AddEntriesRequest>,
+    ) -> Result<Response<pb::AddEntriesResponse>, Status> {
+        self.operator(&req)?;
+        let w = self.watchlists.clone();
+        let entries = req.into_inner().entries;
+        let entries = detached(async move { w.add(entries).await }).await?;
+        Ok(Response::new(pb::AddEntriesResponse { entries }))
+    }
+
+    async fn update_entry(
+        &self,
+        req: Request<pb::UpdateEntryRequest>,
+    ) -> Result<Response<pb::UpdateEntryResponse>, Status> {
+        self.operator(&req)?;
+        let w = self.watchlists.clone();
+        let entry = req
+            .into_inner()
+            .entry
+            .ok_or_else(|| Status::invalid_argument("invalid field `entry`: missing"))?;
+        let entry = detached(async move { w.update(entry).await }).await?;
+        Ok(Response::new(pb::UpdateEntryResponse {
+            entry: Some(entry),
+        }))
+    }
+
+    async fn remove_entry(
+        &self,
+        req: Request<pb::RemoveEntryRequest>,
+    ) -> Result<Response<pb::RemoveEntryResponse>, Status> {
+        self.operator(&req)?;
+        let w = self.watchlists.clone();
+        let reference = req.into_inner().r#ref;
+        let seq = detached(async move { w.remove(reference).await }).await?;
+        Ok(Response::new(pb::RemoveEntryResponse { seq }))
+    }
+
+    async fn list_entries(
+        &self,
+        req: Request<pb::ListEntriesRequest>,
+    ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        self.operator(&req)?;
+        let owner = req.into_inner().owner;
+        let w = &self.watchlists;
+        let now = w.clock.now();
+        let mut rows = Vec::new();
+        if owner.is_empty() || owner == w.agency.as_str() {
+            rows.extend(
+                w.store
+                    .own_watchlist(w.agency.to_string())
+                    .await
+                    .map_err(crate::Error::from)?,
+            );
+        }
+        if owner != w.agency.as_str() {
+            let only = (!owner.is_empty()).then_some(owner);
+            rows.extend(
+                w.store
+                    .held_watchlist(only, now)
+                    .await
+                    .map_err(crate::Error::from)?,
+            );
+        }
+        rows.sort_by(|a, b| (&a.owner, &a.reference).cmp(&(&b.owner, &b.reference)));
+        let entries = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListEntriesResponse { entries }))
+    }
+
+    async fn sync_status(
+        &self,
+        req: Request<pb::SyncStatusRequest>,
+    ) -> Result<Response<pb::SyncStatusResponse>, Status> {
+        self.operator(&req)?;
+        let w = &self.watchlists;
+        let now = w.clock.now();
+        let cursors = w
+            .store
+            .watchlist_cursors(now)
+            .await
+            .map_err(crate::Error::from)?;
+        let owners = w
+            .federation
+            .agencies
+            .iter()
+            .filter(|a| a.id != w.agency)
+            .map(|a| {
+                let cursor = cursors
+                    .iter()
+                    .find(|c| c.owner == a.id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| tocsin_store::Cursor {
+                        owner: a.id.to_string(),
+                        applied: Default::default(),
+                        head: Default::default(),
+                        heard_at: None,
+                        refusal: None,
+                        held: 0,
+                    });
+                let (behind_changes, behind_seconds) = lag(&cursor, now);
+                pb::OwnerSyncStatus {
+                    owner: cursor.owner,
+                    cursor: cursor.applied.seq,
+                    head: cursor.head.seq,
+                    behind_changes,
+                    behind_seconds,
+                    heard_at: cursor.heard_at.map(to_timestamp),
+                    last_refusal: cursor.refusal.unwrap_or_default(),
+                    held: cursor.held,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::SyncStatusResponse { owners }))
+    }
+}

@@ -1,0 +1,296 @@
+//! Keeping the entries of every other owner current: one puller per owner.
+//!
+//! A puller follows the owner's head (a server stream that answers at once
+//! and again whenever the owner's log grows) and pulls pages after its
+//! cursor until it has caught up; a periodic pull backs the stream up. A
+//! page is checked whole before anything of it is applied: every change
+//! signed by the owner (one batch check of the signatures), its seq the
+//! next after the cursor, every entry it puts the owner's and releasable to
+//! this agency. A page that fails is refused and logged, and the cursor
+//! stays where it was: the owner's log is not followed past a forgery or a
+//! gap. A page that passes is applied in one store transaction, cursor
+//! included, so a restart of either side resumes at the cursor.
+
+use std::time::Duration;
+
+use prost::Message;
+use tocsin_core::watchlist::{Change, ChangeKind};
+use tocsin_core::{AgencyId, from_timestamp};
+use tocsin_proto::pb::watchlist_sync_client::WatchlistSyncClient;
+use tocsin_proto::{MAX_WATCHLIST_PAGE, WATCHLIST_CHANGE_PAYLOAD_TYPE, pb};
+use tocsin_store::{HeldChange, HeldOp, LogHead};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use super::Watchlists;
+
+/// How often a puller pulls even when the owner's stream says nothing: the
+/// backstop should a head be missed.
+const BACKSTOP: Duration = Duration::from_secs(30);
+
+/// Why a pull stopped.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    /// The owner could not be reached or answered with an error.
+    #[error("{0}")]
+    Rpc(#[from] tonic::Status),
+    /// The owner's log was refused.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Our store failed.
+    #[error("store: {0}")]
+    Store(#[from] tocsin_store::Error),
+}
+
+fn head_from(head: Option<pb::WatchlistHead>) -> LogHead {
+    head.map(|h| LogHead {
+        seq: h.seq,
+        at: h.at.as_ref().and_then(from_timestamp),
+    })
+    .unwrap_or_default()
+}
+
+/// Starts one puller per other owner over its channel; each ends when the
+/// node stops.
+pub(crate) fn spawn_pullers(
+    watchlists: &Watchlists,
+    peers: &[(AgencyId, Channel)],
+    backoff: (Duration, Duration),
+    max_message_bytes: usize,
+) -> Vec<JoinHandle<()>> {
+    peers
+        .iter()
+        .map(|(owner, channel)| {
+            let client = WatchlistSyncClient::new(channel.clone())
+                .max_decoding_message_size(max_message_bytes)
+                .max_encoding_message_size(max_message_bytes);
+            tokio::spawn(
+                Puller {
+                    watchlists: watchlists.clone(),
+                    owner: owner.clone(),
+                    client,
+                    following: false,
+                }
+                .run(backoff),
+            )
+        })
+        .collect()
+}
+
+struct Puller {
+    watchlists: Watchlists,
+    owner: AgencyId,
+    client: WatchlistSyncClient<Channel>,
+    /// Whether the owner answered the last FollowHead: a stream that ends
+    /// after that (the owner's request timeout cuts long streams) is
+    /// followed again at once, not after a grown backoff.
+    following: bool,
+}
+
+impl Puller {
+    async fn run(mut self, (initial, max): (Duration, Duration)) {
+        let mut shutdown = self.watchlists.shutdown.clone();
+        let Some(wake) = self.watchlists.wake.get(&self.owner).cloned() else {
+            return;
+        };
+        let mut backoff = initial;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            self.following = false;
+            let followed = self.follow().await;
+            if self.following {
+                backoff = initial;
+            }
+            match followed {
+                Ok(()) => backoff = initial,
+                Err(PullError::Rpc(status)) => {
+                    tracing::debug!(owner = %self.owner, error = %status, "watchlist pull failed; will retry");
+                }
+                Err(e) => {
+                    tracing::warn!(owner = %self.owner, error = %e, "watchlist sync stopped; will retry");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(max);
+        }
+    }
+
+    /// Catches up, then follows the owner's head until the stream or the
+    /// node ends.
+    async fn follow(&mut self) -> Result<(), PullError> {
+        let mut shutdown = self.watchlists.shutdown.clone();
+        self.catch_up().await?;
+        let mut heads = self
+            .client
+            .follow_head(pb::FollowHeadRequest {})
+            .await?
+            .into_inner();
+        self.following = true;
+        let mut backstop = tokio::time::interval(BACKSTOP);
+        backstop.tick().await;
+        loop {
+            tokio::select! {
+                head = heads.message() => match head? {
+                    Some(head) => {
+                        let head = head_from(Some(head));
+                        if head.seq > self.cursor().await?.seq {
+                            self.catch_up().await?;
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                _ = backstop.tick() => self.catch_up().await?,
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn cursor(&self) -> Result<LogHead, PullError> {
+        let cursors = self
+            .watchlists
+            .store
+            .watchlist_cursors(self.watchlists.clock.now())
+            .await?;
+        Ok(cursors
+            .into_iter()
+            .find(|c| c.owner == self.owner.as_str())
+            .map(|c| c.applied)
+            .unwrap_or_default())
+    }
+
+    /// Pulls and applies pages until the cursor reaches the owner's head.
+    async fn catch_up(&mut self) -> Result<(), PullError> {
+        let w = self.watchlists.clone();
+        loop {
+            let cursor = self.cursor().await?.seq;
+            let page = self
+                .client
+                .pull_changes(pb::PullChangesRequest {
+                    after_seq: cursor,
+                    limit: MAX_WATCHLIST_PAGE as u32,
+                })
+                .await?
+                .into_inner();
+            let head = head_from(page.head);
+            let now = w.clock.now();
+            if page.changes.is_empty() {
+                w.store
+                    .note_watchlist_head(self.owner.to_string(), head, now)
+                    .await?;
+                w.refresh_board().await;
+                if head.seq > cursor {
+                    return Err(self
+                        .refuse(format!(
+                            "the owner's head is at {} but it served nothing after {cursor}",
+                            head.seq
+                        ))
+                        .await);
+                }
+                return Ok(());
+            }
+            let checked = match self.check(cursor, &page.changes, now) {
+                Ok(checked) => checked,
+                Err(reason) => return Err(self.refuse(reason).await),
+            };
+            let applied = w
+                .store
+                .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
+                .await?;
+            w.refresh_board().await;
+            tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
+            if applied.seq >= head.seq {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Logs and records a refusal of the owner's log.
+    async fn refuse(&self, reason: String) -> PullError {
+        tracing::warn!(owner = %self.owner, %reason, "watchlist log refused");
+        let w = &self.watchlists;
+        if let Err(e) = w
+            .store
+            .note_watchlist_refusal(self.owner.to_string(), reason.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record a watchlist refusal");
+        }
+        w.refresh_board().await;
+        PullError::Refused(reason)
+    }
+
+    /// Checks a whole page pulled after `cursor`, or says why it is refused.
+    fn check(
+        &self,
+        cursor: u64,
+        envelopes: &[pb::Envelope],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HeldChange>, String> {
+        let w = &self.watchlists;
+        let refs: Vec<&pb::Envelope> = envelopes.iter().collect();
+        let verified = w
+            .verifier
+            .verify_batch(&refs, WATCHLIST_CHANGE_PAYLOAD_TYPE);
+        let mut out = Vec::with_capacity(envelopes.len());
+        for (expected, (envelope, verified)) in (cursor + 1..).zip(envelopes.iter().zip(verified)) {
+            let verified = verified.map_err(|e| format!("change {expected}: {e}"))?;
+            if verified.signer != self.owner {
+                return Err(format!(
+                    "change {expected} is signed by {}, not by its owner {}",
+                    verified.signer, self.owner
+                ));
+            }
+            let wire = pb::WatchlistChange::decode(envelope.payload.as_slice())
+                .map_err(|e| format!("change {expected} is not a watchlist change: {e}"))?;
+            let change = Change::try_from(wire).map_err(|e| format!("change {expected}: {e}"))?;
+            if change.owner != self.owner {
+                return Err(format!(
+                    "change {expected} is of {}'s list, not {}'s",
+                    change.owner, self.owner
+                ));
+            }
+            if change.seq != expected {
+                return Err(format!(
+                    "gap in the log: expected change {expected}, got {}",
+                    change.seq
+                ));
+            }
+            let op = match change.kind {
+                ChangeKind::Put(entry) => {
+                    if !entry.is_releasable_to(&w.agency) {
+                        return Err(format!(
+                            "change {expected} puts entry {:?}, which is not releasable to {}",
+                            entry.reference, w.agency
+                        ));
+                    }
+                    if entry.is_expired(now) {
+                        HeldOp::Remove {
+                            reference: entry.reference,
+                        }
+                    } else {
+                        HeldOp::Put {
+                            entry: pb::WatchlistEntry::from(entry.as_ref()).encode_to_vec(),
+                            envelope: envelope.encode_to_vec(),
+                            expires_at: entry.expires_at,
+                            reference: entry.reference,
+                        }
+                    }
+                }
+                ChangeKind::Removed { reference, .. } => HeldOp::Remove { reference },
+                ChangeKind::Stub => HeldOp::Skip,
+            };
+            out.push(HeldChange {
+                seq: change.seq,
+                authored_at: change.authored_at,
+                op,
+            });
+        }
+        Ok(out)
+    }
+}
