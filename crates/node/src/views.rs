@@ -9,15 +9,23 @@ use tocsin_store::{AckRow, AlertHistory, DeliveryRow, DeliveryState, Direction};
 use crate::Error;
 
 pub(crate) fn decode_envelope(bytes: &[u8]) -> Result<pb::Envelope, Error> {
-    pb::Envelope::decode(bytes)
-        .map_err(|e| Error::Unavailable(format!("stored envelope unreadable: {e}")))
+    pb::Envelope::decode(bytes).map_err(|e| Error::corrupt("stored envelope unreadable", e))
 }
 
 pub(crate) fn decode_alert(envelope: &[u8]) -> Result<Alert, Error> {
     let env = decode_envelope(envelope)?;
     let wire = pb::Alert::decode(env.payload.as_slice())
-        .map_err(|e| Error::Unavailable(format!("stored alert unreadable: {e}")))?;
-    Alert::try_from(wire).map_err(|e| Error::Unavailable(format!("stored alert invalid: {e}")))
+        .map_err(|e| Error::corrupt("stored alert unreadable", e))?;
+    Alert::try_from(wire).map_err(|e| Error::corrupt("stored alert invalid", e))
+}
+
+/// A stored SHA-256 digest: anything but 32 bytes is corrupt data, never
+/// something to sign in its place.
+pub(crate) fn stored_digest(digest: &[u8]) -> Result<[u8; 32], Error> {
+    digest.try_into().map_err(|_| Error::Corrupt {
+        what: "stored digest is not 32 bytes".into(),
+        cause: None,
+    })
 }
 
 /// One stored acknowledgement; lateness against `due_at`.
@@ -27,7 +35,7 @@ pub(crate) fn ack_record(
 ) -> Result<pb::AckRecord, Error> {
     let envelope = decode_envelope(&row.ack.envelope)?;
     let ack = pb::Acknowledgement::decode(envelope.payload.as_slice())
-        .map_err(|e| Error::Unavailable(format!("stored acknowledgement unreadable: {e}")))?;
+        .map_err(|e| Error::corrupt("stored acknowledgement unreadable", e))?;
     let late_by_seconds = due_at
         .map(|due| u64::try_from((row.ack.acknowledged_at - due).num_seconds()).unwrap_or(0))
         .unwrap_or(0);
@@ -64,7 +72,7 @@ pub(crate) fn record(history: &AlertHistory) -> Result<pb::AlertRecord, Error> {
     } = history;
     let envelope = decode_envelope(&row.envelope)?;
     let alert = pb::Alert::decode(envelope.payload.as_slice())
-        .map_err(|e| Error::Unavailable(format!("stored alert unreadable: {e}")))?;
+        .map_err(|e| Error::corrupt("stored alert unreadable", e))?;
     let receipt = row.receipt.as_deref().map(decode_envelope).transpose()?;
     let deliveries = deliveries
         .iter()

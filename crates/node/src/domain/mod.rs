@@ -154,37 +154,11 @@ impl Node {
     pub(crate) fn agency(&self) -> &AgencyId {
         &self.agency
     }
+}
 
-    /// Verifies a signed message from peer `caller` of `payload_type`.
-    fn verified_envelope(
-        &self,
-        caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
-        payload_type: &str,
-        field: &str,
-    ) -> Result<pb::Envelope, Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument(format!("invalid field `{field}`: missing envelope"))
-        })?;
-        signed_by(caller, self.verifier.verify(&envelope, payload_type), field)?;
-        Ok(envelope)
-    }
-
-    /// Like [`verified_envelope`](Self::verified_envelope), and decodes the
-    /// payload as `M` (`what` names it in the refusal: "a reminder").
-    fn verified_from<M: Message + Default>(
-        &self,
-        caller: &AgencyId,
-        envelope: Option<pb::Envelope>,
-        payload_type: &str,
-        field: &str,
-        what: &str,
-    ) -> Result<(pb::Envelope, M), Error> {
-        let envelope = self.verified_envelope(caller, envelope, payload_type, field)?;
-        let message = M::decode(envelope.payload.as_slice())
-            .map_err(|e| Error::InvalidArgument(format!("envelope payload is not {what}: {e}")))?;
-        Ok((envelope, message))
-    }
+/// The envelope a peer's request must carry in `field`.
+fn required(envelope: Option<pb::Envelope>, field: &str) -> Result<pb::Envelope, Error> {
+    envelope.ok_or_else(|| tocsin_core::ValidationError::new(field, "missing envelope").into())
 }
 
 /// A verified envelope's signer, which must be the agency that delivered it.

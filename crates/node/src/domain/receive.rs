@@ -18,9 +18,7 @@ impl Node {
         caller: &AgencyId,
         envelope: Option<pb::Envelope>,
     ) -> Result<pb::Envelope, Error> {
-        let envelope = envelope.ok_or_else(|| {
-            Error::InvalidArgument("invalid field `alert`: missing envelope".into())
-        })?;
+        let envelope = super::required(envelope, "alert")?;
         self.receive_batch(caller, vec![envelope])
             .await
             .pop()
@@ -110,7 +108,7 @@ impl Node {
                 Ok(receipt)
             }
             Ok(InboundOutcome::Duplicate(stored)) => pb::Envelope::decode(stored.as_slice())
-                .map_err(|e| Error::Unavailable(format!("stored receipt unreadable: {e}"))),
+                .map_err(|e| Error::corrupt("stored receipt unreadable", e)),
             Err(tocsin_store::Error::Conflict(id)) => Err(Error::AlreadyExists(format!(
                 "alert {id} was already received with different content"
             ))),
