@@ -38,7 +38,11 @@ impl Due for Node {
                 }
                 Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
             }
-            let retry = now + chrono::Duration::seconds(5);
+            // Saturating: a node's clock may run anywhere, up to the end of
+            // time.
+            let retry = now
+                .checked_add_signed(chrono::Duration::seconds(5))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             let ladder = self.take_ladder_steps(now).await;
             if let Err(e) = &ladder {
                 tracing::error!(error = %e, "tracker cannot take escalation steps");
