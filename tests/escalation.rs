@@ -236,3 +236,43 @@ async fn only_observers_take_notices_and_only_from_the_originator() -> anyhow::R
     assert_eq!(got.len(), 1, "{got:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn no_reminder_is_signed_over_a_corrupt_digest() -> anyhow::Result<()> {
+    let clock = ManualClock::new(truncate_ms(Utc::now()));
+    let mut fed = federation(&clock, &[]).await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let broken = tr.send(warning()).await?;
+    let control = tr.send(warning()).await?;
+    tr.wait_delivered(&broken, "FR-DGSI").await?;
+    tr.wait_delivered(&control, "FR-DGSI").await?;
+    // The stored digest of one alert loses its bytes: a reminder naming
+    // the alert by it would name nothing (it used to name 32 zero bytes).
+    fed.stop_node("TR-MIT").await?;
+    let db = fed.data_dir("TR-MIT")?.join("tocsin.sqlite3");
+    let changed = rusqlite::Connection::open(db)?
+        .execute("UPDATE alerts SET digest = x'00' WHERE id = ?1", [&broken])?;
+    assert_eq!(changed, 1);
+    fed.start_node("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
+
+    // Both reminders fall due in the same pass: the control's is taken,
+    // the other is not.
+    clock.advance(Duration::hours(12) + Duration::minutes(1));
+    let events = tr
+        .events_through("the control's reminder", |e| {
+            e.alert_id == control && e.kind == pb::EventKind::Reminded as i32
+        })
+        .await?;
+    assert!(
+        !kinds(&events, &broken).contains(&pb::EventKind::Reminded),
+        "{:?}",
+        kinds(&events, &broken)
+    );
+    let record = tr.alert(&broken).await?;
+    assert_eq!(
+        delivery(&record, "FR-DGSI").unwrap().ladder,
+        pb::LadderStep::None as i32
+    );
+    Ok(())
+}

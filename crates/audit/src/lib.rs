@@ -37,7 +37,7 @@ use tocsin_store::audit::{
     check_evidence, sort_findings,
 };
 use tocsin_trust::signing::Verified;
-use tocsin_trust::{Signer, Verifier, receipt};
+use tocsin_trust::{Signer, Verifier, ack, notice, receipt, reminder};
 
 pub use tocsin_store::audit::{AuditHead, Finding, Problem};
 
@@ -65,6 +65,7 @@ pub enum AuditError {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         cause: std::io::Error,
     },
     /// The file is not an audit bundle.
@@ -265,16 +266,23 @@ impl Signatures {
             }
             EvidenceKind::Acknowledgement => {
                 let v = self.verify(&env, ACK_PAYLOAD_TYPE)?;
-                let a = pb::Acknowledgement::decode(env.payload.as_slice())
-                    .map_err(|_| decode_err("an acknowledgement"))?;
-                if a.id != l.key || a.recipient != v.signer.as_str() {
-                    return Err(format!(
-                        "is acknowledgement {} by {}, signed by {}",
-                        a.id, a.recipient, v.signer
-                    ));
-                }
+                let expected = ack::Expected {
+                    id: Some(&l.key),
+                    ..Default::default()
+                };
+                ack::check(Ok(v), &env, expected).map_err(|e| match e {
+                    ack::AckError::Decode(_) => decode_err("an acknowledgement"),
+                    ack::AckError::Recipient {
+                        id,
+                        recipient,
+                        signer,
+                    } => format!("is acknowledgement {id} by {recipient}, signed by {signer}"),
+                    other => format!("is an acknowledgement that does not check out: {other}"),
+                })?;
             }
             EvidenceKind::Message => {
+                // Signed by this node: an acknowledgement of ours, or a
+                // reminder or notice of our ladder.
                 let kind = env.payload_type.clone();
                 if ![ACK_PAYLOAD_TYPE, REMINDER_PAYLOAD_TYPE, NOTICE_PAYLOAD_TYPE]
                     .contains(&kind.as_str())
@@ -283,16 +291,57 @@ impl Signatures {
                 }
                 let v = self.verify(&env, &kind)?;
                 self.own(&v.signer)?;
+                self.check_message(v, &env, &l.key)?;
             }
             EvidenceKind::ReceivedMessage => {
                 let kind = env.payload_type.clone();
                 if ![REMINDER_PAYLOAD_TYPE, NOTICE_PAYLOAD_TYPE].contains(&kind.as_str()) {
                     return Err(format!("unexpected payload type {kind:?}"));
                 }
-                self.verify(&env, &kind)?;
+                let v = self.verify(&env, &kind)?;
+                self.check_message(v, &env, &l.key)?;
             }
         }
         Ok(())
+    }
+
+    /// Checks a message whose signature holds against the id it is stored
+    /// under, with the one check of its kind.
+    fn check_message(&self, v: Verified, env: &pb::Envelope, id: &str) -> Result<(), String> {
+        let id = Some(id);
+        let why = match env.payload_type.as_str() {
+            ACK_PAYLOAD_TYPE => {
+                let expected = ack::Expected {
+                    id,
+                    ..Default::default()
+                };
+                ack::check(Ok(v), env, expected)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            REMINDER_PAYLOAD_TYPE => {
+                let expected = reminder::Expected {
+                    id,
+                    ..Default::default()
+                };
+                reminder::check(Ok(v), env, expected)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            _ => {
+                let expected = notice::Expected {
+                    id,
+                    ..Default::default()
+                };
+                notice::check(Ok(v), env, expected)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+        };
+        match why {
+            Some(why) => Err(format!("does not check out: {why}")),
+            None => Ok(()),
+        }
     }
 }
 

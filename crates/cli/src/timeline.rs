@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use prost::Message;
 use serde::Serialize;
-use tocsin_proto::{ACK_PAYLOAD_TYPE, ALERT_PAYLOAD_TYPE, pb};
+use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
 use tocsin_trust::Verifier;
 use tocsin_trust::signing::digest;
 
@@ -41,6 +41,36 @@ fn check(
             Ok(v) => (false, format!("signed by {}, expected {signer}", v.signer)),
             Err(e) => (false, e.to_string()),
         },
+    }
+}
+
+/// Checks `agency`'s acknowledgement of alert `id`, whose envelope has
+/// `alert_digest`: whether it checks out, and what to say of its signer.
+fn check_ack(
+    verifier: &Verifier,
+    env: &Option<pb::Envelope>,
+    id: &str,
+    agency: &str,
+    alert_digest: Option<[u8; 32]>,
+) -> (bool, String) {
+    use tocsin_trust::ack::{AckError, Expected, verify};
+    let Some(env) = env else {
+        return (false, "no envelope".into());
+    };
+    let expected = Expected {
+        recipient: Some(agency),
+        id: None,
+        alert_id: Some(id),
+        alert_digest: Some(alert_digest.as_ref().map_or(&[][..], |d| &d[..])),
+    };
+    match verify(verifier, env, expected) {
+        Ok(_) => (true, format!("signed by {agency}")),
+        Err(AckError::Signer { signer, .. }) => {
+            (false, format!("signed by {signer}, expected {agency}"))
+        }
+        Err(AckError::Signature(e)) => (false, e.to_string()),
+        // Signed by the agency, but not an acknowledgement of this alert.
+        Err(_) => (false, format!("signed by {agency}")),
     }
 }
 
@@ -161,15 +191,12 @@ fn entries_for(record: &pb::AlertRecord, events: &[pb::Event], verifier: &Verifi
         for a in &acks {
             // What was acknowledged is read from the signed envelope just
             // verified, not from the node's decoded copy beside it.
-            let (mut ok, how) = check(verifier, &a.envelope, ACK_PAYLOAD_TYPE, &agency);
+            let (ok, how) = check_ack(verifier, &a.envelope, &id, &agency, alert_digest);
             let ack = a
                 .envelope
                 .as_ref()
                 .and_then(|env| pb::Acknowledgement::decode(env.payload.as_slice()).ok())
                 .unwrap_or_default();
-            ok &= ack.alert_id == id
-                && ack.recipient == agency
-                && alert_digest.is_some_and(|d| d.as_slice() == ack.alert_digest.as_slice());
             let disposition = tocsin_core::alert::Disposition::from_wire(ack.disposition)
                 .map(|d| d.to_string())
                 .unwrap_or_default();

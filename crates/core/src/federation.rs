@@ -42,6 +42,7 @@ pub enum FederationError {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         cause: std::io::Error,
     },
     /// The file is not valid TOML for a federation.

@@ -56,6 +56,7 @@ pub enum ConfigError {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         cause: std::io::Error,
     },
     /// The file is not a valid configuration.

@@ -18,7 +18,16 @@ pub enum Error {
     AlreadyExists(String),
     /// The store failed; the request may be retried.
     #[error("store: {0}")]
-    Store(tocsin_store::Error),
+    Store(#[source] tocsin_store::Error),
+    /// What this node stored cannot be read back: retrying cannot help.
+    #[error("{what}{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Corrupt {
+        /// What is unreadable ("stored envelope unreadable").
+        what: String,
+        /// Why, where a decoder said.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Something this node cannot do now.
     #[error("{0}")]
     Unavailable(String),
@@ -31,6 +40,20 @@ impl From<tocsin_store::Error> for Error {
             tocsin_store::Error::NotFound(m) => Error::NotFound(m),
             tocsin_store::Error::Exists(m) => Error::AlreadyExists(m),
             other => Error::Store(other),
+        }
+    }
+}
+
+impl Error {
+    /// Stored data that does not decode, `what` naming it, `cause` saying
+    /// why.
+    pub(crate) fn corrupt(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            cause: Some(Box::new(cause)),
         }
     }
 }
@@ -51,8 +74,9 @@ impl From<Error> for Status {
             Error::Store(tocsin_store::Error::Conflict(_)) => Code::AlreadyExists,
             Error::Store(tocsin_store::Error::Corrupt { .. }) => Code::DataLoss,
             Error::Store(_) | Error::Unavailable(_) => Code::Unavailable,
+            Error::Corrupt { .. } => Code::DataLoss,
         };
-        if code == Code::Unavailable {
+        if matches!(code, Code::Unavailable | Code::DataLoss) {
             tracing::error!(error = %e, "request failed");
         }
         status(code, e.to_string())
@@ -100,5 +124,33 @@ mod tests {
         assert!(s.message().ends_with(" more bytes)"));
         let short = Status::from(Error::NotFound("no alert X".into()));
         assert_eq!(short.message(), "no alert X");
+    }
+
+    #[test]
+    fn corrupt_data_is_data_loss_with_its_cause_kept() {
+        use prost::Message as _;
+        use std::error::Error as _;
+        let cause = tocsin_proto::pb::Envelope::decode(&[0xff][..]).unwrap_err();
+        let e = Error::corrupt("stored envelope unreadable", cause.clone());
+        assert_eq!(
+            e.to_string(),
+            format!("stored envelope unreadable: {cause}")
+        );
+        assert!(e.source().is_some(), "the decoder's error is kept");
+        let s = Status::from(e);
+        assert_eq!(
+            s.code(),
+            Code::DataLoss,
+            "retrying cannot help: not UNAVAILABLE"
+        );
+        assert_eq!(s.message(), format!("stored envelope unreadable: {cause}"));
+        // A digest of the wrong length has no decoder to blame.
+        let s = Status::from(crate::views::stored_digest(&[0; 31]).unwrap_err());
+        assert_eq!(s.code(), Code::DataLoss);
+        assert_eq!(s.message(), "stored digest is not 32 bytes");
+        assert_eq!(crate::views::stored_digest(&[7; 32]).unwrap(), [7; 32]);
+        // The store's own errors keep theirs too.
+        let e = Error::Store(tocsin_store::Error::Closed);
+        assert!(e.source().is_some());
     }
 }

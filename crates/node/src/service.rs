@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use tocsin_core::Identity;
+use tocsin_core::{Identity, ValidationError};
 use tocsin_proto::pb;
 use tocsin_store::Direction;
 use tocsin_trust::tls::PeerInfo;
@@ -162,11 +162,14 @@ impl pb::federation_server::Federation for FederationService {
         let (agency, turn) = self.admit(&req).await?;
         let alerts = req.into_inner().alerts;
         if alerts.is_empty() || alerts.len() > tocsin_proto::MAX_DELIVER_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "invalid field `alerts`: {} alerts; a batch holds 1 to {}",
+            let problem = format!(
+                "{} alerts; a batch holds 1 to {}",
                 alerts.len(),
                 tocsin_proto::MAX_DELIVER_BATCH
-            )));
+            );
+            return Err(Status::invalid_argument(
+                ValidationError::new("alerts", problem).to_string(),
+            ));
         }
         let node = self.node.clone();
         let outcomes = detached(async move {
@@ -273,10 +276,9 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::SubmitAlertRequest>,
     ) -> Result<Response<pb::SubmitAlertResponse>, Status> {
         let operator = self.operator(&req)?.clone();
-        let alert = req
-            .into_inner()
-            .alert
-            .ok_or_else(|| Status::invalid_argument("invalid field `alert`: missing"))?;
+        let alert = req.into_inner().alert.ok_or_else(|| {
+            Status::invalid_argument(ValidationError::new("alert", "missing").to_string())
+        })?;
         let submission = convert::submission(alert, self.node.agency(), self.node.now())?;
         let node = self.node.clone();
         let record = detached(async move { node.submit(&operator, submission).await }).await?;
@@ -312,10 +314,10 @@ impl pb::operator_server::Operator for OperatorService {
             Ok(pb::Direction::Inbound) => Some(Direction::Inbound),
             Ok(pb::Direction::Unspecified) => None,
             Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid field `direction`: unknown value {}",
-                    req.direction
-                )));
+                let problem = format!("unknown value {}", req.direction);
+                return Err(Status::invalid_argument(
+                    ValidationError::new("direction", problem).to_string(),
+                ));
             }
         };
         let limit = match req.limit {
@@ -336,10 +338,10 @@ impl pb::operator_server::Operator for OperatorService {
                 self.node.list_open(Open::Owed, limit).await?
             }
             Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid field `filter`: unknown value {}",
-                    req.filter
-                )));
+                let problem = format!("unknown value {}", req.filter);
+                return Err(Status::invalid_argument(
+                    ValidationError::new("filter", problem).to_string(),
+                ));
             }
         };
         Ok(Response::new(pb::ListAlertsResponse {

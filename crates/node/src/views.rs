@@ -19,8 +19,7 @@ use tocsin_store::{
 use crate::Error;
 
 pub(crate) fn decode_envelope(bytes: &[u8]) -> Result<pb::Envelope, Error> {
-    pb::Envelope::decode(bytes)
-        .map_err(|e| Error::Unavailable(format!("stored envelope unreadable: {e}")))
+    pb::Envelope::decode(bytes).map_err(|e| Error::corrupt("stored envelope unreadable", e))
 }
 
 pub(crate) fn decode_alert(envelope: &[u8]) -> Result<Alert, Error> {
@@ -29,8 +28,17 @@ pub(crate) fn decode_alert(envelope: &[u8]) -> Result<Alert, Error> {
 
 fn alert_of(envelope: &pb::Envelope) -> Result<Alert, Error> {
     let wire = pb::Alert::decode(envelope.payload.as_slice())
-        .map_err(|e| Error::Unavailable(format!("stored alert unreadable: {e}")))?;
-    Alert::try_from(wire).map_err(|e| Error::Unavailable(format!("stored alert invalid: {e}")))
+        .map_err(|e| Error::corrupt("stored alert unreadable", e))?;
+    Alert::try_from(wire).map_err(|e| Error::corrupt("stored alert invalid", e))
+}
+
+/// A stored SHA-256 digest: anything but 32 bytes is corrupt data, never
+/// something to sign in its place.
+pub(crate) fn stored_digest(digest: &[u8]) -> Result<[u8; 32], Error> {
+    digest.try_into().map_err(|_| Error::Corrupt {
+        what: "stored digest is not 32 bytes".into(),
+        cause: None,
+    })
 }
 
 /// One alert, sent or received, with what became of it.
@@ -173,9 +181,9 @@ pub(crate) struct SubjectView {
 pub(crate) fn ack(row: &AckRow, due_at: Option<DateTime<Utc>>) -> Result<AckView, Error> {
     let envelope = decode_envelope(&row.ack.envelope)?;
     let wire = pb::Acknowledgement::decode(envelope.payload.as_slice())
-        .map_err(|e| Error::Unavailable(format!("stored acknowledgement unreadable: {e}")))?;
+        .map_err(|e| Error::corrupt("stored acknowledgement unreadable", e))?;
     let ack = Acknowledgement::try_from(wire)
-        .map_err(|e| Error::Unavailable(format!("stored acknowledgement invalid: {e}")))?;
+        .map_err(|e| Error::corrupt("stored acknowledgement invalid", e))?;
     let late_by_seconds = due_at
         .map(|due| u64::try_from((row.ack.acknowledged_at - due).num_seconds()).unwrap_or(0))
         .unwrap_or(0);

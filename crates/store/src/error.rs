@@ -20,6 +20,7 @@ pub enum Error {
         /// The directory.
         path: String,
         /// The cause.
+        #[source]
         cause: std::io::Error,
     },
     /// An alert with this id but other content is already stored.

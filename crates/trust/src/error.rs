@@ -7,6 +7,7 @@ pub enum Error {
         /// The file.
         path: String,
         /// The cause.
+        #[source]
         cause: std::io::Error,
     },
     /// A PEM file held nothing usable.

@@ -13,23 +13,29 @@
 //!   agency expected.
 //! - [`refusals`]: why a node refused a TLS session, counted by reason and
 //!   logged with a limit per source address.
-//! - [`receipt`]: the one place a receipt is issued and the one place it
-//!   is checked (signer, alert, recipient, digest, time).
+//! - [`receipt`], [`ack`], [`reminder`], [`notice`]: the one place each
+//!   signed record is made and the one place it is checked (signer, what
+//!   it is about, for whom), each against an `Expected`, with a typed error.
 //! - [`signing`]: DSSE-style envelope signatures with Ed25519 keys whose
 //!   certificates the federation CA issued, so any holder of the CA
 //!   certificate can check any stored envelope later.
 
 #![forbid(unsafe_code)]
 
+pub mod ack;
 mod error;
 pub mod files;
 pub mod identity;
 pub mod live;
+pub mod notice;
 pub mod pki;
 pub mod receipt;
 pub mod refusals;
+pub mod reminder;
 pub mod revocation;
 pub mod signing;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use error::Error;

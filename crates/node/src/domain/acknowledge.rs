@@ -3,7 +3,6 @@
 
 use crate::Error;
 use crate::views::{self, AckView};
-use prost::Message;
 use tocsin_core::alert::Disposition;
 use tocsin_core::{AgencyId, AlertId, Identity};
 use tocsin_proto::pb;
@@ -47,11 +46,7 @@ impl Node {
             )));
         }
         let alert = views::decode_alert(&row.envelope)?;
-        let digest: [u8; 32] = row
-            .digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Unavailable("stored digest is not 32 bytes".into()))?;
+        let digest = views::stored_digest(&row.digest)?;
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         let ack = tocsin_core::ack::Acknowledgement {
             id: AlertId::generate(),
@@ -63,10 +58,7 @@ impl Node {
             note,
             acknowledged_at: now,
         };
-        let envelope = self.signer.sign(
-            tocsin_proto::ACK_PAYLOAD_TYPE,
-            pb::Acknowledgement::from(&ack).encode_to_vec(),
-        );
+        let envelope = tocsin_trust::ack::sign(&self.signer, &ack);
         let stored = ack_row(&ack, &envelope, now);
         let late = row.due_at.map(|due| now - due).unwrap_or_default();
         let detail = format!("we acknowledged {disposition}{}", late_phrase(late));
@@ -92,27 +84,33 @@ impl Node {
         caller: &AgencyId,
         envelope: pb::Envelope,
     ) -> Result<(), Error> {
-        let (envelope, wire) = self.verified_from::<pb::Acknowledgement>(
-            caller,
-            envelope,
-            tocsin_proto::ACK_PAYLOAD_TYPE,
-            "acknowledgement",
-            "an acknowledgement",
-        )?;
-        let ack = tocsin_core::ack::Acknowledgement::try_from(wire)?;
-        if &ack.recipient != caller {
-            return Err(Error::PermissionDenied(format!(
-                "acknowledgement by {} cannot come from {caller}",
-                ack.recipient
-            )));
-        }
+        use tocsin_trust::ack::AckError;
+        let expected = tocsin_trust::ack::Expected {
+            recipient: Some(caller.as_str()),
+            ..Default::default()
+        };
+        let ack =
+            tocsin_trust::ack::verify(&self.verifier, &envelope, expected).map_err(
+                |e| match e {
+                    AckError::Signer { signer, .. } => Error::PermissionDenied(format!(
+                        "acknowledgement signed by {signer} cannot be delivered by {caller}"
+                    )),
+                    AckError::Decode(e) => Error::InvalidArgument(format!(
+                        "envelope payload is not an acknowledgement: {e}"
+                    )),
+                    AckError::Recipient { recipient, .. } => Error::PermissionDenied(format!(
+                        "acknowledgement by {recipient} cannot come from {caller}"
+                    )),
+                    other => Error::InvalidArgument(other.to_string()),
+                },
+            )?;
         let Some(row) = self.store.alert(&ack.alert_id.to_string()).await? else {
             return Err(Error::NotFound(format!(
                 "no alert {} on {}",
                 ack.alert_id, self.agency
             )));
         };
-        if row.digest.as_slice() != ack.alert_digest.as_slice() {
+        if tocsin_trust::ack::check_digest(&ack, &row.digest).is_err() {
             return Err(Error::InvalidArgument(format!(
                 "acknowledgement of alert {} does not match the alert sent (digest differs)",
                 ack.alert_id

@@ -38,14 +38,23 @@ impl Due for Node {
                 }
                 Err(e) => tracing::error!(error = %e, "tracker cannot flag deadlines"),
             }
-            if let Err(e) = self.take_ladder_steps(now).await {
+            // Saturating: a node's clock may run anywhere, up to the end of
+            // time.
+            let retry = now
+                .checked_add_signed(chrono::Duration::seconds(5))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let ladder = self.take_ladder_steps(now).await;
+            if let Err(e) = &ladder {
                 tracing::error!(error = %e, "tracker cannot take escalation steps");
             }
             match self.store.next_deadline().await {
+                // A step left untaken is still due: look again later, not
+                // at once and forever.
+                Ok(next) if ladder.is_err() => next.map(|at| at.max(retry)),
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "tracker cannot read deadlines");
-                    Some(now + chrono::Duration::seconds(5))
+                    Some(retry)
                 }
             }
         })

@@ -25,6 +25,7 @@ impl Node {
             return Ok(0);
         }
         let mut steps = Vec::with_capacity(due.len());
+        let mut corrupt = None;
         for d in due {
             let precedence = Precedence::from_wire(d.precedence)?;
             let allowance = self.federation.deadlines.for_precedence(precedence);
@@ -40,7 +41,16 @@ impl Node {
                     allowance,
                 )
             });
-            let digest: [u8; 32] = d.digest.as_slice().try_into().unwrap_or([0; 32]);
+            // A reminder names the alert by its digest: with none to name,
+            // the step waits rather than signing a placeholder.
+            let digest = match crate::views::stored_digest(&d.digest) {
+                Ok(digest) => digest,
+                Err(e) => {
+                    tracing::error!(alert = %d.alert_id, recipient = %d.recipient, error = %e, "escalation step not taken");
+                    corrupt.get_or_insert(e);
+                    continue;
+                }
+            };
             let mut messages = Vec::new();
             let (event_kind, detail) = match ladder {
                 LadderStep::Reminded | LadderStep::Escalated => {
@@ -111,7 +121,10 @@ impl Node {
             .collect();
         let taken = self.store.take_steps(steps).await?;
         self.outbox.wake(&peers);
-        Ok(taken)
+        match corrupt {
+            Some(e) => Err(e),
+            None => Ok(taken),
+        }
     }
 
     fn reminder(
@@ -134,10 +147,7 @@ impl Node {
             due_at: Some(to_timestamp(d.due_at)),
             sent_at: Some(to_timestamp(now)),
         };
-        let envelope = self.signer.sign(
-            tocsin_proto::REMINDER_PAYLOAD_TYPE,
-            reminder.encode_to_vec(),
-        );
+        let envelope = tocsin_trust::reminder::sign(&self.signer, &reminder);
         tocsin_store::NewMessage {
             id,
             peer: d.recipient.clone(),
@@ -165,9 +175,7 @@ impl Node {
             escalated_at: Some(to_timestamp(now)),
             delivered: d.delivered,
         };
-        let envelope = self
-            .signer
-            .sign(tocsin_proto::NOTICE_PAYLOAD_TYPE, notice.encode_to_vec());
+        let envelope = tocsin_trust::notice::sign(&self.signer, &notice);
         tocsin_store::NewMessage {
             id,
             peer: observer.to_string(),
@@ -183,19 +191,31 @@ impl Node {
         caller: &AgencyId,
         envelope: pb::Envelope,
     ) -> Result<(), Error> {
-        let (envelope, r) = self.verified_from::<pb::Reminder>(
-            caller,
-            envelope,
-            tocsin_proto::REMINDER_PAYLOAD_TYPE,
-            "reminder",
-            "a reminder",
+        use tocsin_trust::reminder::ReminderError;
+        let expected = tocsin_trust::reminder::Expected {
+            originator: Some(caller.as_str()),
+            recipient: Some(self.agency.as_str()),
+            id: None,
+        };
+        let r = tocsin_trust::reminder::verify(&self.verifier, &envelope, expected).map_err(
+            |e| match e {
+                ReminderError::Signer { signer, .. } => Error::PermissionDenied(format!(
+                    "reminder signed by {signer} cannot be delivered by {caller}"
+                )),
+                ReminderError::Decode(e) => {
+                    Error::InvalidArgument(format!("envelope payload is not a reminder: {e}"))
+                }
+                ReminderError::Parties {
+                    originator,
+                    recipient,
+                    ..
+                } => Error::PermissionDenied(format!(
+                    "a reminder from {originator} to {recipient} cannot come from {caller} to {}",
+                    self.agency
+                )),
+                other => Error::InvalidArgument(other.to_string()),
+            },
         )?;
-        if r.originator != caller.as_str() || r.recipient != self.agency.as_str() {
-            return Err(Error::PermissionDenied(format!(
-                "a reminder from {} to {} cannot come from {caller} to {}",
-                r.originator, r.recipient, self.agency
-            )));
-        }
         let precedence = tocsin_core::alert::Precedence::from_wire(r.precedence)?;
         let escalated = r.step >= 2;
         let detail = if escalated {
@@ -226,12 +246,32 @@ impl Node {
         caller: &AgencyId,
         envelope: pb::Envelope,
     ) -> Result<(), Error> {
-        let envelope = self.verified_envelope(
-            caller,
-            envelope,
-            tocsin_proto::NOTICE_PAYLOAD_TYPE,
-            "notice",
-        )?;
+        use tocsin_trust::notice::NoticeError;
+        let expected = tocsin_trust::notice::Expected {
+            originator: Some(caller.as_str()),
+            id: None,
+        };
+        let checked = tocsin_trust::notice::verify(&self.verifier, &envelope, expected);
+        let refusal = |e: NoticeError| match e {
+            NoticeError::Signer { signer, .. } => Error::PermissionDenied(format!(
+                "notice signed by {signer} cannot be delivered by {caller}"
+            )),
+            NoticeError::Decode(e) => {
+                Error::InvalidArgument(format!("envelope payload is not a notice: {e}"))
+            }
+            NoticeError::Originator { originator, .. } => Error::PermissionDenied(format!(
+                "a notice about {originator}'s alert cannot come from {caller}"
+            )),
+            other => Error::InvalidArgument(other.to_string()),
+        };
+        // Who signed it is checked before whether we take notices at all,
+        // what it says after, as ever.
+        let checked = match checked {
+            Err(e @ (NoticeError::Signature(_) | NoticeError::Signer { .. })) => {
+                return Err(refusal(e));
+            }
+            other => other,
+        };
         let observer = self
             .federation
             .agency(&self.agency)
@@ -243,15 +283,7 @@ impl Node {
                 self.federation.id()
             )));
         }
-        let n = pb::EscalationNotice::decode(envelope.payload.as_slice()).map_err(|e| {
-            Error::InvalidArgument(format!("envelope payload is not a notice: {e}"))
-        })?;
-        if n.originator != caller.as_str() {
-            return Err(Error::PermissionDenied(format!(
-                "a notice about {}'s alert cannot come from {caller}",
-                n.originator
-            )));
-        }
+        let n = checked.map_err(refusal)?;
         let precedence = tocsin_core::alert::Precedence::from_wire(n.precedence)?;
         let detail = format!(
             "ESCALATION from {caller}: {} left a {precedence} {} alert {} past its deadline",

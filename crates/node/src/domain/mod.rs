@@ -237,34 +237,6 @@ impl Node {
     pub(crate) fn agency(&self) -> &AgencyId {
         &self.agency
     }
-
-    /// Verifies a signed message from peer `caller` of `payload_type`.
-    fn verified_envelope(
-        &self,
-        caller: &AgencyId,
-        envelope: pb::Envelope,
-        payload_type: &str,
-        field: &str,
-    ) -> Result<pb::Envelope, Error> {
-        signed_by(caller, self.verifier.verify(&envelope, payload_type), field)?;
-        Ok(envelope)
-    }
-
-    /// Like [`verified_envelope`](Self::verified_envelope), and decodes the
-    /// payload as `M` (`what` names it in the refusal: "a reminder").
-    fn verified_from<M: Message + Default>(
-        &self,
-        caller: &AgencyId,
-        envelope: pb::Envelope,
-        payload_type: &str,
-        field: &str,
-        what: &str,
-    ) -> Result<(pb::Envelope, M), Error> {
-        let envelope = self.verified_envelope(caller, envelope, payload_type, field)?;
-        let message = M::decode(envelope.payload.as_slice())
-            .map_err(|e| Error::InvalidArgument(format!("envelope payload is not {what}: {e}")))?;
-        Ok((envelope, message))
-    }
 }
 
 /// A verified envelope's signer, which must be the agency that delivered it.

@@ -115,7 +115,7 @@ impl Node {
                 Ok(receipt)
             }
             Ok(InboundOutcome::Duplicate(stored)) => pb::Envelope::decode(stored.as_slice())
-                .map_err(|e| Error::Unavailable(format!("stored receipt unreadable: {e}"))),
+                .map_err(|e| Error::corrupt("stored receipt unreadable", e)),
             Err(tocsin_store::Error::Conflict(id)) => Err(Error::AlreadyExists(format!(
                 "alert {id} was already received with different content"
             ))),

@@ -64,9 +64,7 @@ impl Node {
     pub(crate) async fn subject(&self, query: &str) -> Result<SubjectView, Error> {
         let query = query.trim();
         if query.is_empty() {
-            return Err(Error::InvalidArgument(
-                "invalid field `query`: must not be empty".into(),
-            ));
+            return Err(tocsin_core::ValidationError::new("query", "must not be empty").into());
         }
         let (doc, name) = tocsin_core::subject::query_keys(query);
         let (alert_ids, keys) = self.store.find_subject(query.to_owned(), doc, name).await?;

@@ -4,7 +4,7 @@
 use crate::Error;
 use crate::views::{self, AlertView};
 use prost::Message;
-use tocsin_core::{Alert, Identity};
+use tocsin_core::{Alert, Identity, ValidationError};
 use tocsin_proto::{ALERT_PAYLOAD_TYPE, pb};
 use tocsin_store::Direction;
 
@@ -48,10 +48,14 @@ impl Node {
         alert.check_timely(now)?;
         for (i, r) in alert.recipients.iter().enumerate() {
             if !self.federation.is_member(r) {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid field `recipients[{i}]`: {r} is not an agency of federation {}",
-                    self.federation.id()
-                )));
+                return Err(ValidationError::new(
+                    format!("recipients[{i}]"),
+                    format!(
+                        "{r} is not an agency of federation {}",
+                        self.federation.id()
+                    ),
+                )
+                .into());
             }
         }
         // An alert may update, supersede or cancel only this agency's own
@@ -63,10 +67,11 @@ impl Node {
                 .await?
                 .is_some_and(|row| row.direction == Direction::Outbound);
             if !ours {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid field `references[{i}].alert_id`: {} sent no alert {}",
-                    self.agency, r.alert_id
-                )));
+                return Err(ValidationError::new(
+                    format!("references[{i}].alert_id"),
+                    format!("{} sent no alert {}", self.agency, r.alert_id),
+                )
+                .into());
             }
         }
         if client_id && let Some(existing) = self.resubmission(&alert).await? {

@@ -9,8 +9,11 @@
 //! (the peer is down, a timeout), it backs off exponentially with jitter and
 //! then probes with a single delivery until the peer answers again. State
 //! lives only in the store, so a restart of either node loses nothing.
+//!
+//! The rules of the in-flight window are in `window`, those of the backoff
+//! in `backoff`; the worker's loop here only follows them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +22,6 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::join_all;
 use prost::Message;
-use rand::RngExt;
 use tocsin_core::{AgencyId, Clock};
 use tocsin_proto::pb::federation_client::FederationClient;
 use tocsin_proto::{RECEIPT_PAYLOAD_TYPE, pb};
@@ -34,6 +36,11 @@ use tonic::transport::Channel;
 
 use crate::config::OutboxOptions;
 use crate::skew::SkewMonitor;
+use backoff::{Backoff, Retry};
+use window::Window;
+
+mod backoff;
+mod window;
 
 /// How a worker is woken.
 #[derive(Debug, Default)]
@@ -242,42 +249,14 @@ impl Tally {
     }
 }
 
-/// The backoff after `previous` (none: the first failure): doubled, up to
-/// the maximum. Saturates rather than overflows, whatever the options say.
-fn next_backoff(previous: Option<Duration>, options: &OutboxOptions) -> Duration {
-    previous
-        .map(|b| b.saturating_mul(2).min(options.max_backoff))
-        .unwrap_or(options.initial_backoff)
-}
-
-/// When work that failed `now` is due again after `delay`; the end of time
-/// if that lies beyond what a date can hold.
-fn retry_at(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(delay)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-fn jittered(base: Duration) -> Duration {
-    // "Equal jitter": half fixed, half random, so peers that failed together
-    // do not retry in lockstep, and no delay collapses to zero.
-    let half = base / 2;
-    half + rand::rng().random_range(Duration::ZERO..=half)
-}
-
 impl Worker {
     async fn run(mut self) {
-        let mut backoff: Option<Duration> = None;
-        // A sliding window: up to `batch` deliveries in flight at once; as
-        // each group of answers comes back it is recorded in one
-        // transaction and the window is topped up from the store, so the
-        // link never waits for the slowest delivery of a batch.
+        let mut backoff = Backoff::new(&self.ctx.options);
         // Each request (the alerts that were due together, up to
         // `per_request`) is its own task, so receipts are checked on every
         // core while the worker records the last group.
         let mut flying = JoinSet::new();
-        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut window = Window::new(self.ctx.options.batch);
         // A fresh start: what waited out a backoff before the node stopped
         // is tried now rather than at its old retry time.
         self.peer_is_back().await;
@@ -297,15 +276,10 @@ impl Worker {
             // Should anything in this pass fail for a reason that may pass,
             // each consecutive failure doubles the delay, up to the maximum;
             // what failed is due again when that delay ends.
-            let next_backoff = next_backoff(backoff, &self.ctx.options);
-            let delay = jittered(next_backoff);
-            let retry_at = retry_at(now, delay);
+            let retry = backoff.plan(now);
+            let retry_at = retry.at;
             // While the peer looks down, probe with one delivery at a time.
-            let window = if backoff.is_some() {
-                1
-            } else {
-                self.ctx.options.batch.max(1) as usize
-            };
+            let size = window.size(backoff.active());
             // A wake-up for new work (an acknowledgement queued, say) is
             // taken here even while the window is full.
             look_for_messages |= self.wakers.work.notified().now_or_never().is_some()
@@ -314,16 +288,14 @@ impl Worker {
             if look_for_messages {
                 looked_at = std::time::Instant::now();
                 let (failed, more) = self
-                    .send_messages(now, window.min(MESSAGES_AT_ONCE), retry_at)
+                    .send_messages(now, size.min(MESSAGES_AT_ONCE), retry_at)
                     .await;
                 messages_failed = failed;
                 look_for_messages = more;
             }
 
-            if in_flight.len() < window && flying.len() < REQUESTS_AT_ONCE {
-                // Rows in flight are still due in the store: ask for enough
-                // to fill the window past them.
-                let limit = u32::try_from(window + in_flight.len()).unwrap_or(u32::MAX);
+            if window.has_room(size, flying.len()) {
+                let limit = window.to_read(size);
                 match self
                     .ctx
                     .store
@@ -333,11 +305,7 @@ impl Worker {
                     Ok(due) => {
                         // While backing off the window is 1, so a probe
                         // is a single alert whatever `per_request` says.
-                        let fresh: Vec<_> = due
-                            .into_iter()
-                            .filter(|d| !in_flight.contains(&d.alert_id))
-                            .take(window.saturating_sub(in_flight.len()))
-                            .collect();
+                        let fresh = window.fresh(due, size);
                         let most = self.ctx.options.per_request.max(1) as usize;
                         // What does not fit stays due in the store, taken
                         // again when a request comes back.
@@ -346,7 +314,7 @@ impl Worker {
                             .into_iter()
                             .take(room)
                         {
-                            in_flight.extend(request.iter().map(|d| d.alert_id.clone()));
+                            window.send(&request);
                             flying.spawn(self.link.clone().attempt(request));
                         }
                     }
@@ -364,7 +332,7 @@ impl Worker {
             }
             if flying.is_empty() {
                 let stop = if messages_failed {
-                    self.back_off(&mut backoff, next_backoff, delay).await
+                    self.back_off(&mut backoff, &retry).await
                 } else {
                     self.idle().await
                 };
@@ -376,7 +344,7 @@ impl Worker {
             }
 
             // Wait for the next answer, or for new work if there is room.
-            let room = in_flight.len() < window && flying.len() < REQUESTS_AT_ONCE;
+            let room = window.has_room(size, flying.len());
             let first = tokio::select! {
                 done = flying.join_next() => done,
                 _ = self.wakers.work.notified(), if room => {
@@ -391,7 +359,7 @@ impl Worker {
                 self.collect(joined, &mut done);
                 next = flying.try_join_next();
             }
-            let failed = self.record(&mut in_flight, done, retry_at).await || messages_failed;
+            let failed = self.record(&mut window, done, retry_at).await || messages_failed;
             if failed {
                 // The peer may be down: let what is in flight finish (and
                 // its receipts be recorded) before backing off, so nothing
@@ -400,13 +368,13 @@ impl Worker {
                 while let Some(joined) = flying.join_next().await {
                     self.collect(joined, &mut rest);
                 }
-                self.record(&mut in_flight, rest, retry_at).await;
-                if self.back_off(&mut backoff, next_backoff, delay).await {
+                self.record(&mut window, rest, retry_at).await;
+                if self.back_off(&mut backoff, &retry).await {
                     return;
                 }
                 look_for_messages = true;
             } else {
-                backoff = None;
+                backoff.reset();
             }
         }
     }
@@ -488,7 +456,7 @@ impl Worker {
     /// reason that may pass.
     async fn record(
         &self,
-        in_flight: &mut HashSet<String>,
+        in_flight: &mut Window,
         done: Vec<(DueDelivery, Delivered)>,
         retry_at: DateTime<Utc>,
     ) -> bool {
@@ -531,9 +499,7 @@ impl Worker {
         }
         // Out of the window only once recorded: until then the store still
         // says they are due, and the next top-up must not send them again.
-        for id in ids {
-            in_flight.remove(&id);
-        }
+        in_flight.done(ids);
         self.note_reach(&tally).await;
         tally.failed
     }
@@ -572,21 +538,17 @@ impl Worker {
         }
     }
 
-    /// Backs off after a failure: sleeps `delay` (the jittered `next`
+    /// Backs off after a failure: sleeps `retry.delay` (the jittered
     /// backoff, which failed work was rescheduled by), cut short if the peer
     /// turns out to be up. Returns true on shutdown.
-    async fn back_off(
-        &mut self,
-        backoff: &mut Option<Duration>,
-        next: Duration,
-        delay: Duration,
-    ) -> bool {
-        *backoff = Some(next);
+    async fn back_off(&mut self, backoff: &mut Backoff, retry: &Retry) -> bool {
+        backoff.failed(retry);
+        let delay = retry.delay;
         tracing::info!(peer = %self.peer, retry_in = ?delay, "peer unreachable; backing off");
         match self.pause(delay).await {
             Pause::Shutdown => true,
             Pause::PeerUp => {
-                *backoff = None;
+                backoff.reset();
                 self.peer_is_back().await;
                 false
             }
@@ -927,14 +889,6 @@ mod tests {
         );
     }
 
-    fn options(initial: Duration, max: Duration) -> OutboxOptions {
-        OutboxOptions {
-            initial_backoff: initial,
-            max_backoff: max,
-            ..OutboxOptions::default()
-        }
-    }
-
     fn due(id: &str, bytes: usize) -> DueDelivery {
         DueDelivery {
             alert_id: id.into(),
@@ -972,36 +926,5 @@ mod tests {
             [vec!["a"], vec!["big"], vec!["c"]]
         );
         assert!(pack(Vec::new(), 16, 1_000).is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum() {
-        let o = options(Duration::from_millis(250), Duration::from_secs(1));
-        let mut b = None;
-        let mut seen = Vec::new();
-        for _ in 0..4 {
-            let next = next_backoff(b, &o);
-            seen.push(next.as_millis());
-            b = Some(next);
-        }
-        assert_eq!(seen, [250, 500, 1000, 1000]);
-    }
-
-    #[test]
-    fn huge_backoffs_saturate_instead_of_panicking() {
-        // Found by the configuration fuzz target: `initial_backoff =
-        // "400000y"` made every outbox worker panic as it started.
-        let now = Utc::now();
-        let year = Duration::from_secs(365 * 24 * 3600);
-        assert_eq!(retry_at(now, year * 400_000), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(retry_at(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(
-            retry_at(now, Duration::from_secs(10)),
-            now + chrono::Duration::seconds(10)
-        );
-        let o = options(Duration::MAX, Duration::MAX);
-        let first = next_backoff(None, &o);
-        assert_eq!(next_backoff(Some(first), &o), Duration::MAX);
-        let _ = jittered(Duration::MAX);
     }
 }
