@@ -1,0 +1,688 @@
+//! The index: interned name parts and names, posting lists of blocking keys,
+//! and the screen that generates candidates from them and scores them.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::matcher::{self, Alignment, MAX_PARTS, Pairing, Part, Side, Span, key, pair_key};
+use crate::normalise;
+use crate::types::{Candidate, Dob, How, Match, Options, Query, Reason};
+
+/// Posting lists longer than this are not read for a single part: a part
+/// that common ("Mohamed") finds candidates only together with another part,
+/// through the pair keys.
+const SINGLE_CAP: usize = 1_500;
+/// At most this many names of one pair posting list are read.
+const PAIR_CAP: usize = 3_000;
+/// At most this many distinct names are scored in one screen.
+const MAX_NAMES: usize = 4_000;
+
+/// A distinct name (as a sequence of interned parts) shared by candidates.
+#[derive(Debug)]
+struct Name {
+    parts: Box<[u32]>,
+    /// Joined units: span and interned part.
+    joined: Box<[(Span, u32)]>,
+    /// Slots of the live candidates with this name.
+    members: Vec<u32>,
+}
+
+/// A document as the index keeps it.
+#[derive(Debug)]
+struct StoredDocument {
+    kind: Box<str>,
+    /// Normalised number.
+    number: Box<str>,
+    country: Option<[u8; 2]>,
+}
+
+/// Similarities already computed in one screen, by query unit and part id.
+type Memo = FxHashMap<(usize, u32), Option<(f32, How)>>;
+
+#[derive(Debug)]
+struct Entry {
+    key: u64,
+    /// Name id and the name as written.
+    names: Box<[(u32, Box<str>)]>,
+    dob: Option<Dob>,
+    nationalities: Box<[[u8; 2]]>,
+    documents: Box<[StoredDocument]>,
+    /// Normalised kind and value.
+    identifiers: Box<[(Box<str>, Box<str>)]>,
+    threshold: Option<f32>,
+}
+
+/// A watchlist index: build it from candidates, keep it current with
+/// [`Index::insert`] and [`Index::remove`], and [`Index::screen`] queries
+/// against it.
+///
+/// Names are interned, so candidates that share a name share its posting
+/// lists and its score in a screen. A removed candidate's name stays interned
+/// (with no members) and costs a little memory until the index is rebuilt.
+#[derive(Debug, Default)]
+pub struct Index {
+    parts: Vec<Part>,
+    part_ids: FxHashMap<Box<str>, u32>,
+    /// Number of live candidates with the part in any of their names.
+    df: Vec<u32>,
+    names: Vec<Name>,
+    name_ids: FxHashMap<Box<[u32]>, u32>,
+    /// Blocking key to name ids.
+    postings: FxHashMap<u64, Vec<u32>>,
+    /// Document or identifier key to slots.
+    exact: FxHashMap<u64, Vec<u32>>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    keys: FxHashMap<u64, u32>,
+}
+
+fn doc_key(number: &str) -> u64 {
+    key(b'D', number)
+}
+
+fn ident_key(kind: &str, value: &str) -> u64 {
+    key(b'I', (kind, value))
+}
+
+fn ident_kind(kind: &str) -> Box<str> {
+    normalise::compose(kind.trim()).into()
+}
+
+/// A query name, prepared once per screen.
+struct QName {
+    /// Written parts and, per folded part, the index of its written part.
+    written: Vec<String>,
+    part_written: Vec<usize>,
+    units: Vec<Span>,
+    features: Vec<Part>,
+    weights: Vec<f32>,
+    particles: u32,
+}
+
+impl Index {
+    /// An index of these candidates (a later candidate with the key of an
+    /// earlier one replaces it).
+    pub fn build(candidates: impl IntoIterator<Item = Candidate>) -> Index {
+        let mut index = Index::default();
+        for c in candidates {
+            index.insert(c);
+        }
+        index
+    }
+
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the index holds no candidate.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn intern_part(&mut self, folded: &str) -> u32 {
+        if let Some(&id) = self.part_ids.get(folded) {
+            return id;
+        }
+        let id = self.parts.len() as u32;
+        self.parts.push(Part::new(folded));
+        self.df.push(0);
+        self.part_ids.insert(folded.into(), id);
+        id
+    }
+
+    fn intern_name(&mut self, folded: &[String]) -> u32 {
+        let parts: Box<[u32]> = folded.iter().map(|p| self.intern_part(p)).collect();
+        if let Some(&id) = self.name_ids.get(&parts) {
+            return id;
+        }
+        let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
+        let joined: Box<[(Span, u32)]> = matcher::joined_units(&refs)
+            .into_iter()
+            .map(|(span, text)| (span, self.intern_part(&text)))
+            .collect();
+        let id = self.names.len() as u32;
+        // Blocking keys: every key of every unit, and a pair key for every
+        // two units that do not overlap.
+        let mut units: Vec<(Span, u32)> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                (
+                    Span {
+                        start: i as u8,
+                        len: 1,
+                    },
+                    p,
+                )
+            })
+            .collect();
+        units.extend(joined.iter().copied());
+        let mut keys = Vec::new();
+        for &(_, p) in &units {
+            self.parts[p as usize].single_keys(&mut keys);
+        }
+        for (i, &(si, pi)) in units.iter().enumerate() {
+            for &(sj, pj) in &units[i + 1..] {
+                let (a, b) = (&self.parts[pi as usize], &self.parts[pj as usize]);
+                if si.mask() & sj.mask() == 0 && !a.particle && !b.particle {
+                    keys.push(pair_key(a.coarse(), b.coarse()));
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for k in keys {
+            self.postings.entry(k).or_default().push(id);
+        }
+        self.names.push(Name {
+            parts: parts.clone(),
+            joined,
+            members: Vec::new(),
+        });
+        self.name_ids.insert(parts, id);
+        id
+    }
+
+    /// Add a candidate, or replace the one with its key. Returns whether one
+    /// was replaced.
+    pub fn insert(&mut self, candidate: Candidate) -> bool {
+        let replaced = self.remove(candidate.key);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let mut names = Vec::new();
+        let mut seen_parts = FxHashSet::default();
+        for written in &candidate.names {
+            let mut folded = normalise::parts(written);
+            folded.truncate(MAX_PARTS);
+            if folded.is_empty() {
+                continue;
+            }
+            let id = self.intern_name(&folded);
+            let name = &mut self.names[id as usize];
+            if !name.members.contains(&slot) {
+                name.members.push(slot);
+            }
+            seen_parts.extend(name.parts.iter().copied());
+            names.push((id, written.as_str().into()));
+        }
+        for p in seen_parts {
+            self.df[p as usize] += 1;
+        }
+        let documents: Box<[_]> = candidate
+            .documents
+            .iter()
+            .map(|d| StoredDocument {
+                kind: d.kind.as_str().into(),
+                number: normalise::document_number(&d.number).into(),
+                country: d.country.as_deref().and_then(normalise::country),
+            })
+            .filter(|d| !d.number.is_empty())
+            .collect();
+        let identifiers: Box<[_]> = candidate
+            .identifiers
+            .iter()
+            .map(|i| {
+                (
+                    ident_kind(&i.kind),
+                    normalise::identifier(&i.kind, &i.value).into(),
+                )
+            })
+            .filter(|(_, v): &(Box<str>, Box<str>)| !v.is_empty())
+            .collect();
+        let mut exact_keys: Vec<u64> = documents.iter().map(|d| doc_key(&d.number)).collect();
+        exact_keys.extend(identifiers.iter().map(|(k, v)| ident_key(k, v)));
+        exact_keys.sort_unstable();
+        exact_keys.dedup();
+        for k in exact_keys {
+            self.exact.entry(k).or_default().push(slot);
+        }
+        self.slots[slot as usize] = Some(Entry {
+            key: candidate.key,
+            names: names.into(),
+            dob: candidate.dob,
+            nationalities: candidate
+                .nationalities
+                .iter()
+                .filter_map(|n| normalise::country(n))
+                .collect(),
+            documents,
+            identifiers,
+            threshold: candidate.threshold,
+        });
+        self.keys.insert(candidate.key, slot);
+        replaced
+    }
+
+    /// Remove the candidate with this key. Returns whether there was one.
+    pub fn remove(&mut self, key: u64) -> bool {
+        let Some(slot) = self.keys.remove(&key) else {
+            return false;
+        };
+        let Some(entry) = self.slots[slot as usize].take() else {
+            return false;
+        };
+        let mut seen_parts = FxHashSet::default();
+        for &(id, _) in entry.names.iter() {
+            let name = &mut self.names[id as usize];
+            name.members.retain(|&s| s != slot);
+            seen_parts.extend(name.parts.iter().copied());
+        }
+        for p in seen_parts {
+            self.df[p as usize] -= 1;
+        }
+        let mut exact_keys: Vec<u64> = entry.documents.iter().map(|d| doc_key(&d.number)).collect();
+        exact_keys.extend(entry.identifiers.iter().map(|(k, v)| ident_key(k, v)));
+        for k in exact_keys {
+            if let Some(list) = self.exact.get_mut(&k) {
+                list.retain(|&s| s != slot);
+                if list.is_empty() {
+                    self.exact.remove(&k);
+                }
+            }
+        }
+        self.free.push(slot);
+        true
+    }
+
+    fn prepare(&self, name: &str) -> Option<QName> {
+        let mut written = Vec::new();
+        let mut part_written = Vec::new();
+        let mut folded = Vec::new();
+        for (w, parts) in normalise::written_parts(name) {
+            for p in parts {
+                part_written.push(written.len());
+                folded.push(p);
+            }
+            written.push(w);
+        }
+        folded.truncate(MAX_PARTS);
+        part_written.truncate(MAX_PARTS);
+        if folded.is_empty() {
+            return None;
+        }
+        let n = self.len();
+        let mut units: Vec<Span> = (0..folded.len())
+            .map(|i| Span {
+                start: i as u8,
+                len: 1,
+            })
+            .collect();
+        let mut features: Vec<Part> = folded.iter().map(|p| Part::new(p)).collect();
+        let weights: Vec<f32> = features
+            .iter()
+            .map(|f| {
+                let df = self
+                    .part_ids
+                    .get(&*f.folded)
+                    .map_or(0, |&id| self.df[id as usize]);
+                matcher::weight(f.particle, df, n)
+            })
+            .collect();
+        let particles = features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.particle)
+            .fold(0, |m, (i, _)| m | 1 << i);
+        let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
+        for (span, text) in matcher::joined_units(&refs) {
+            units.push(span);
+            features.push(Part::new(&text));
+        }
+        Some(QName {
+            written,
+            part_written,
+            units,
+            features,
+            weights,
+            particles,
+        })
+    }
+
+    /// The names that share blocking keys with a query name.
+    fn generate(&self, q: &QName, out: &mut FxHashSet<u32>) {
+        let mut keys = Vec::new();
+        for f in &q.features {
+            f.single_keys(&mut keys);
+        }
+        let singles = keys.len();
+        let mut alternatives: Vec<Vec<u64>> = Vec::with_capacity(q.units.len());
+        for f in &q.features {
+            let mut alt = Vec::new();
+            f.coarse_alternatives(&mut alt);
+            alternatives.push(alt);
+        }
+        for i in 0..q.units.len() {
+            for j in i + 1..q.units.len() {
+                if q.units[i].mask() & q.units[j].mask() != 0
+                    || q.features[i].particle
+                    || q.features[j].particle
+                {
+                    continue;
+                }
+                for &a in &alternatives[i] {
+                    for &b in &alternatives[j] {
+                        keys.push(pair_key(a, b));
+                    }
+                }
+            }
+        }
+        let mut lists: Vec<(bool, &[u32])> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| self.postings.get(k).map(|l| (i < singles, l.as_slice())))
+            .collect();
+        lists.sort_by_key(|(_, l)| l.len());
+        for (single, list) in lists {
+            if single && list.len() > SINGLE_CAP {
+                continue;
+            }
+            out.extend(list.iter().take(PAIR_CAP).copied());
+            if out.len() >= MAX_NAMES {
+                break;
+            }
+        }
+    }
+
+    fn align(
+        &self,
+        q: &QName,
+        name: &Name,
+        memo: &mut Memo,
+        scratch: &mut Vec<(f32, Pairing)>,
+    ) -> Alignment {
+        let n = self.len();
+        let mut units_c: Vec<Span> = (0..name.parts.len())
+            .map(|i| Span {
+                start: i as u8,
+                len: 1,
+            })
+            .collect();
+        let mut ids: Vec<u32> = name.parts.to_vec();
+        for &(span, id) in name.joined.iter() {
+            units_c.push(span);
+            ids.push(id);
+        }
+        let weights_c: Vec<f32> = name
+            .parts
+            .iter()
+            .map(|&p| matcher::weight(self.parts[p as usize].particle, self.df[p as usize], n))
+            .collect();
+        let particles_c = name
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &p)| self.parts[p as usize].particle)
+            .fold(0, |m, (i, _)| m | 1 << i);
+        matcher::align(
+            Side {
+                units: &q.units,
+                weights: &q.weights,
+                particles: q.particles,
+            },
+            Side {
+                units: &units_c,
+                weights: &weights_c,
+                particles: particles_c,
+            },
+            |qi, ci| {
+                let id = ids[ci];
+                *memo.entry((qi, id)).or_insert_with(|| {
+                    matcher::similarity(&q.features[qi], &self.parts[id as usize])
+                })
+            },
+            scratch,
+        )
+    }
+
+    /// Screen a query: the matching candidates, best first.
+    pub fn screen(&self, query: &Query, options: &Options) -> Vec<Match> {
+        let qnames: Vec<QName> = query.names.iter().filter_map(|n| self.prepare(n)).collect();
+        let mut memos: Vec<Memo> = qnames.iter().map(|_| FxHashMap::default()).collect();
+        let mut scratch = Vec::new();
+        // Best name alignment per slot: (score, distinctive, query name, name id).
+        let mut best: FxHashMap<u32, (f32, u8, usize, u32)> = FxHashMap::default();
+        let mut found = FxHashSet::default();
+        for (qi, q) in qnames.iter().enumerate() {
+            found.clear();
+            self.generate(q, &mut found);
+            for &id in &found {
+                let name = &self.names[id as usize];
+                if name.members.is_empty() {
+                    continue;
+                }
+                let a = self.align(q, name, &mut memos[qi], &mut scratch);
+                // Evidence from dates and nationalities adds at most 0.08.
+                if a.score + 0.08 < options.min_score {
+                    continue;
+                }
+                for &slot in &name.members {
+                    let e = best.entry(slot).or_insert((a.score, a.distinctive, qi, id));
+                    if (a.score, a.distinctive) > (e.0, e.1) {
+                        *e = (a.score, a.distinctive, qi, id);
+                    }
+                }
+            }
+        }
+        // Documents and identifiers.
+        let qdocs: Vec<(String, Option<[u8; 2]>)> = query
+            .documents
+            .iter()
+            .map(|d| {
+                (
+                    normalise::document_number(&d.number),
+                    d.country.as_deref().and_then(normalise::country),
+                )
+            })
+            .filter(|(n, _)| !n.is_empty())
+            .collect();
+        let qidents: Vec<(Box<str>, String)> = query
+            .identifiers
+            .iter()
+            .map(|i| {
+                (
+                    ident_kind(&i.kind),
+                    normalise::identifier(&i.kind, &i.value),
+                )
+            })
+            .collect();
+        let mut exact_slots: FxHashSet<u32> = FxHashSet::default();
+        for (n, _) in &qdocs {
+            exact_slots.extend(self.exact.get(&doc_key(n)).into_iter().flatten().copied());
+        }
+        for (k, v) in &qidents {
+            exact_slots.extend(
+                self.exact
+                    .get(&ident_key(k, v))
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            );
+        }
+        let qnats: Vec<[u8; 2]> = query
+            .nationalities
+            .iter()
+            .filter_map(|n| normalise::country(n))
+            .collect();
+        let mut slots: FxHashSet<u32> = best.keys().copied().collect();
+        slots.extend(exact_slots.iter().copied());
+        let mut out: Vec<(Match, Option<(usize, u32)>)> = Vec::new();
+        for slot in slots {
+            let Some(e) = self.slots[slot as usize].as_ref() else {
+                continue;
+            };
+            let (name_score, distinctive, which) = match best.get(&slot) {
+                Some(&(s, d, qi, id)) => (s, d, Some((qi, id))),
+                None => (0.0, 0, None),
+            };
+            let mut reasons = Vec::new();
+            let mut exact = false;
+            if exact_slots.contains(&slot) {
+                for StoredDocument {
+                    kind,
+                    number,
+                    country,
+                } in e.documents.iter()
+                {
+                    let agrees =
+                        |c: &Option<[u8; 2]>| c.is_none() || country.is_none() || c == country;
+                    if qdocs.iter().any(|(n, c)| **n == **number && agrees(c)) {
+                        reasons.push(Reason::Document {
+                            kind: kind.to_string(),
+                            number: number.to_string(),
+                        });
+                        exact = true;
+                    }
+                }
+                for (kind, value) in e.identifiers.iter() {
+                    if qidents.iter().any(|(k, v)| k == kind && **v == **value) {
+                        reasons.push(Reason::Identifier {
+                            kind: kind.to_string(),
+                            value: value.to_string(),
+                        });
+                        exact = true;
+                    }
+                }
+            }
+            let mut score = name_score;
+            if let (Some(q), Some(c)) = (query.dob, e.dob) {
+                match dob_evidence(q, c) {
+                    Some(true) => {
+                        score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
+                            0.06
+                        } else {
+                            0.04
+                        };
+                        reasons.push(Reason::DobAgrees(c));
+                    }
+                    Some(false) => {
+                        score -= 0.12;
+                        reasons.push(Reason::DobDisagrees {
+                            query: q,
+                            candidate: c,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
+                score += 0.02;
+                reasons.push(Reason::NationalityAgrees(
+                    String::from_utf8_lossy(n).into_owned(),
+                ));
+            }
+            if exact {
+                score = score.max(0.97);
+            }
+            let score = score.clamp(0.0, 1.0);
+            let threshold = e.threshold.unwrap_or(options.threshold);
+            // A date of birth or a nationality is never a match alone, nor is
+            // one name part: a hit needs two distinctive parts or a document.
+            let hit = exact || (score >= threshold && distinctive >= 2);
+            if score < options.min_score && !hit {
+                continue;
+            }
+            out.push((
+                Match {
+                    key: e.key,
+                    score,
+                    hit,
+                    reasons,
+                },
+                which,
+            ));
+        }
+        out.sort_by(|a, b| {
+            b.0.hit
+                .cmp(&a.0.hit)
+                .then(b.0.score.total_cmp(&a.0.score))
+                .then(a.0.key.cmp(&b.0.key))
+        });
+        out.truncate(options.max_results);
+        out.into_iter()
+            .map(|(mut m, which)| {
+                if let Some((qi, id)) = which {
+                    let slot = self.keys[&m.key];
+                    let e = self.slots[slot as usize].as_ref().expect("live slot");
+                    let written = e
+                        .names
+                        .iter()
+                        .find(|(n, _)| *n == id)
+                        .map(|(_, w)| &**w)
+                        .unwrap_or("");
+                    let a = self.align(
+                        &qnames[qi],
+                        &self.names[id as usize],
+                        &mut memos[qi],
+                        &mut scratch,
+                    );
+                    let mut names = name_reasons(&qnames[qi], written, &a);
+                    names.append(&mut m.reasons);
+                    m.reasons = names;
+                }
+                m
+            })
+            .collect()
+    }
+}
+
+/// Whether two dates of birth agree (`Some(true)`), disagree
+/// (`Some(false)`), or say nothing (a year apart: a common error).
+fn dob_evidence(q: Dob, c: Dob) -> Option<bool> {
+    match q.year().abs_diff(c.year()) {
+        0 => match (q, c) {
+            (Dob::Date { .. }, Dob::Date { .. }) if q != c => {
+                // Day and month swapped is a writing convention, not a new person.
+                let swapped = matches!((q, c), (Dob::Date { month: m1, day: d1, .. }, Dob::Date { month: m2, day: d2, .. }) if m1 == d2 && d1 == m2);
+                if swapped { None } else { Some(false) }
+            }
+            _ => Some(true),
+        },
+        1 => None,
+        _ => Some(false),
+    }
+}
+
+/// The name reasons of an alignment, with the parts as written.
+fn name_reasons(q: &QName, candidate: &str, a: &Alignment) -> Vec<Reason> {
+    let mut c_written = Vec::new();
+    let mut c_part_written = Vec::new();
+    for (w, parts) in normalise::written_parts(candidate) {
+        for _ in parts {
+            c_part_written.push(c_written.len());
+        }
+        c_written.push(w);
+    }
+    let text = |written: &[String], part_written: &[usize], span: Span| -> String {
+        let mut idx: Vec<usize> = (span.start..span.start + span.len)
+            .filter_map(|i| part_written.get(i as usize).copied())
+            .collect();
+        idx.dedup();
+        idx.iter()
+            .map(|&i| written[i].as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    a.pairings
+        .iter()
+        .map(|p| {
+            let query = text(&q.written, &q.part_written, p.query);
+            let candidate = text(&c_written, &c_part_written, p.candidate);
+            let how = match p.how {
+                How::Folded if normalise::compose(&query) == normalise::compose(&candidate) => {
+                    How::Exact
+                }
+                how => how,
+            };
+            Reason::Name {
+                query,
+                candidate,
+                how,
+            }
+        })
+        .collect()
+}
