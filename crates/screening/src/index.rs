@@ -10,11 +10,71 @@ use crate::types::{Candidate, Dob, How, Match, Options, Query, Reason};
 /// Posting lists longer than this are not read for a single part: a part
 /// that common ("Mohamed") finds candidates only together with another part,
 /// through the pair keys.
-const SINGLE_CAP: usize = 1_500;
+const SINGLE_CAP: usize = 64;
 /// At most this many names of one pair posting list are read.
-const PAIR_CAP: usize = 3_000;
+const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
-const MAX_NAMES: usize = 4_000;
+const MAX_NAMES: usize = 2_000;
+/// Names read from other lists once the signature's are in, roughly.
+const BUDGET: usize = 400;
+
+/// Posting lists (of name ids, or of slots for documents): most keys have
+/// one id (rare parts, document numbers), so a key holds its id in place and
+/// points to a list only once it has two.
+#[derive(Debug, Default)]
+struct Postings {
+    /// Key to a name id, or (with [`LIST`] set) to an index in `lists`.
+    map: FxHashMap<u64, u32>,
+    lists: Vec<Vec<u32>>,
+}
+
+/// The bit that marks a [`Postings`] value as a list index.
+const LIST: u32 = 1 << 31;
+
+impl Postings {
+    fn push(&mut self, key: u64, id: u32) {
+        debug_assert!(id < LIST);
+        match self.map.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let v = *o.get();
+                if v & LIST != 0 {
+                    self.lists[(v & !LIST) as usize].push(id);
+                } else {
+                    self.lists.push(vec![v, id]);
+                    *o.get_mut() = LIST | (self.lists.len() - 1) as u32;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: u64, id: u32) {
+        let Some(&v) = self.map.get(&key) else { return };
+        if v & LIST == 0 {
+            if v == id {
+                self.map.remove(&key);
+            }
+            return;
+        }
+        let list = &mut self.lists[(v & !LIST) as usize];
+        list.retain(|&x| x != id);
+        if list.is_empty() {
+            // The emptied list stays allocated (small) until a rebuild.
+            self.map.remove(&key);
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<&[u32]> {
+        let v = self.map.get(&key)?;
+        Some(if v & LIST != 0 {
+            &self.lists[(v & !LIST) as usize]
+        } else {
+            std::slice::from_ref(v)
+        })
+    }
+}
 
 /// A distinct name (as a sequence of interned parts) shared by candidates.
 #[derive(Debug)]
@@ -35,14 +95,26 @@ struct StoredDocument {
     country: Option<[u8; 2]>,
 }
 
+/// Buffers reused across the alignments of one screen.
+#[derive(Default)]
+struct Scratch {
+    options: Vec<(f32, Pairing)>,
+    units: Vec<Span>,
+    ids: Vec<u32>,
+    weights: Vec<f32>,
+}
+
 /// Similarities already computed in one screen, by query unit and part id.
 type Memo = FxHashMap<(usize, u32), Option<(f32, How)>>;
 
 #[derive(Debug)]
 struct Entry {
     key: u64,
-    /// Name id and the name as written.
-    names: Box<[(u32, Box<str>)]>,
+    /// Name ids.
+    names: Box<[u32]>,
+    /// The names as written, in the order of `names`, joined by
+    /// [`NAME_SEPARATOR`] (one allocation instead of one per name).
+    written: Box<str>,
     dob: Option<Dob>,
     nationalities: Box<[[u8; 2]]>,
     documents: Box<[StoredDocument]>,
@@ -50,6 +122,12 @@ struct Entry {
     identifiers: Box<[(Box<str>, Box<str>)]>,
     threshold: Option<f32>,
 }
+
+/// The most that a date of birth and a nationality add to a name's score.
+const MAX_BONUS: f32 = 0.08;
+
+/// Separates the written names of an entry.
+const NAME_SEPARATOR: char = '\u{1f}';
 
 /// A watchlist index: build it from candidates, keep it current with
 /// [`Index::insert`] and [`Index::remove`], and [`Index::screen`] queries
@@ -67,12 +145,20 @@ pub struct Index {
     names: Vec<Name>,
     name_ids: FxHashMap<Box<[u32]>, u32>,
     /// Blocking key to name ids.
-    postings: FxHashMap<u64, Vec<u32>>,
+    postings: Postings,
     /// Document or identifier key to slots.
-    exact: FxHashMap<u64, Vec<u32>>,
+    exact: Postings,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     keys: FxHashMap<u64, u32>,
+}
+
+/// The key of a whole name: the coarse keys of its distinctive parts, in
+/// order of key so that word order does not matter.
+fn signature<'a>(parts: impl Iterator<Item = &'a Part>) -> u64 {
+    let mut coarse: Vec<u64> = parts.filter(|p| !p.particle).map(Part::coarse).collect();
+    coarse.sort_unstable();
+    key(b'N', coarse)
 }
 
 fn doc_key(number: &str) -> u64 {
@@ -158,8 +244,15 @@ impl Index {
             .collect();
         units.extend(joined.iter().copied());
         let mut keys = Vec::new();
-        for &(_, p) in &units {
-            self.parts[p as usize].single_keys(&mut keys);
+        for &(span, p) in &units {
+            let part = &self.parts[p as usize];
+            if span.len == 1 {
+                part.single_keys(&mut keys);
+            } else if !part.particle {
+                // Joined units are rarely written: one key each (a query's
+                // part looks up all of its keys, the coarse one among them).
+                keys.push(part.coarse());
+            }
         }
         for (i, &(si, pi)) in units.iter().enumerate() {
             for &(sj, pj) in &units[i + 1..] {
@@ -169,10 +262,11 @@ impl Index {
                 }
             }
         }
+        keys.push(signature(parts.iter().map(|&p| &self.parts[p as usize])));
         keys.sort_unstable();
         keys.dedup();
         for k in keys {
-            self.postings.entry(k).or_default().push(id);
+            self.postings.push(k, id);
         }
         self.names.push(Name {
             parts: parts.clone(),
@@ -195,6 +289,7 @@ impl Index {
             }
         };
         let mut names = Vec::new();
+        let mut all_written = String::new();
         let mut seen_parts = FxHashSet::default();
         for written in &candidate.names {
             let mut folded = normalise::parts(written);
@@ -208,7 +303,12 @@ impl Index {
                 name.members.push(slot);
             }
             seen_parts.extend(name.parts.iter().copied());
-            names.push((id, written.as_str().into()));
+            names.push(id);
+            if !all_written.is_empty() {
+                all_written.push(NAME_SEPARATOR);
+            }
+            // The separator is a control character no name contains.
+            all_written.extend(written.chars().filter(|&c| c != NAME_SEPARATOR));
         }
         for p in seen_parts {
             self.df[p as usize] += 1;
@@ -239,11 +339,12 @@ impl Index {
         exact_keys.sort_unstable();
         exact_keys.dedup();
         for k in exact_keys {
-            self.exact.entry(k).or_default().push(slot);
+            self.exact.push(k, slot);
         }
         self.slots[slot as usize] = Some(Entry {
             key: candidate.key,
             names: names.into(),
+            written: all_written.into(),
             dob: candidate.dob,
             nationalities: candidate
                 .nationalities
@@ -267,7 +368,7 @@ impl Index {
             return false;
         };
         let mut seen_parts = FxHashSet::default();
-        for &(id, _) in entry.names.iter() {
+        for &id in entry.names.iter() {
             let name = &mut self.names[id as usize];
             name.members.retain(|&s| s != slot);
             seen_parts.extend(name.parts.iter().copied());
@@ -278,12 +379,7 @@ impl Index {
         let mut exact_keys: Vec<u64> = entry.documents.iter().map(|d| doc_key(&d.number)).collect();
         exact_keys.extend(entry.identifiers.iter().map(|(k, v)| ident_key(k, v)));
         for k in exact_keys {
-            if let Some(list) = self.exact.get_mut(&k) {
-                list.retain(|&s| s != slot);
-                if list.is_empty() {
-                    self.exact.remove(&k);
-                }
-            }
+            self.exact.remove(k, slot);
         }
         self.free.push(slot);
         true
@@ -371,20 +467,34 @@ impl Index {
                 }
             }
         }
+        // The names whose parts all sound like the query's come first, in
+        // any number: they are the likeliest hits ("Mohamed Ahmed" has
+        // thousands of namesakes, and all of them are candidates).
+        let parts = q
+            .units
+            .iter()
+            .zip(&q.features)
+            .filter(|(u, _)| u.len == 1)
+            .map(|(_, f)| f);
+        if let Some(list) = self.postings.get(signature(parts)) {
+            out.extend(list.iter().take(MAX_NAMES).copied());
+        }
         let mut lists: Vec<(bool, &[u32])> = keys
             .iter()
             .enumerate()
-            .filter_map(|(i, k)| self.postings.get(k).map(|l| (i < singles, l.as_slice())))
+            .filter_map(|(i, &k)| self.postings.get(k).map(|l| (i < singles, l)))
+            .filter(|(single, l)| !*single || l.len() <= SINGLE_CAP)
             .collect();
         lists.sort_by_key(|(_, l)| l.len());
-        for (single, list) in lists {
-            if single && list.len() > SINGLE_CAP {
-                continue;
-            }
-            out.extend(list.iter().take(PAIR_CAP).copied());
-            if out.len() >= MAX_NAMES {
+        // Then lists shortest first, within a budget: a long list is a pair
+        // of common parts, and its names that lack the query's rarer parts
+        // score low anyway.
+        let budget = out.len() + BUDGET;
+        for (i, (_, list)) in lists.iter().enumerate() {
+            if i > 0 && out.len() + list.len() > budget {
                 break;
             }
+            out.extend(list.iter().take(PAIR_CAP).copied());
         }
     }
 
@@ -393,49 +503,58 @@ impl Index {
         q: &QName,
         name: &Name,
         memo: &mut Memo,
-        scratch: &mut Vec<(f32, Pairing)>,
+        scratch: &mut Scratch,
+        pairings: Option<&mut Vec<Pairing>>,
     ) -> Alignment {
         let n = self.len();
-        let mut units_c: Vec<Span> = (0..name.parts.len())
-            .map(|i| Span {
+        let Scratch {
+            options,
+            units,
+            ids,
+            weights,
+        } = scratch;
+        units.clear();
+        ids.clear();
+        weights.clear();
+        let mut particles = 0u32;
+        for (i, &p) in name.parts.iter().enumerate() {
+            units.push(Span {
                 start: i as u8,
                 len: 1,
-            })
-            .collect();
-        let mut ids: Vec<u32> = name.parts.to_vec();
+            });
+            ids.push(p);
+            let part = &self.parts[p as usize];
+            weights.push(matcher::weight(part.particle, self.df[p as usize], n));
+            if part.particle {
+                particles |= 1 << i;
+            }
+        }
         for &(span, id) in name.joined.iter() {
-            units_c.push(span);
+            units.push(span);
             ids.push(id);
         }
-        let weights_c: Vec<f32> = name
-            .parts
-            .iter()
-            .map(|&p| matcher::weight(self.parts[p as usize].particle, self.df[p as usize], n))
-            .collect();
-        let particles_c = name
-            .parts
-            .iter()
-            .enumerate()
-            .filter(|&(_, &p)| self.parts[p as usize].particle)
-            .fold(0, |m, (i, _)| m | 1 << i);
+        let q_side = Side {
+            units: &q.units,
+            weights: &q.weights,
+            particles: q.particles,
+        };
+        let c_side = Side {
+            units,
+            weights,
+            particles,
+        };
+        let ids = &*ids;
         matcher::align(
-            Side {
-                units: &q.units,
-                weights: &q.weights,
-                particles: q.particles,
-            },
-            Side {
-                units: &units_c,
-                weights: &weights_c,
-                particles: particles_c,
-            },
+            q_side,
+            c_side,
             |qi, ci| {
                 let id = ids[ci];
                 *memo.entry((qi, id)).or_insert_with(|| {
                     matcher::similarity(&q.features[qi], &self.parts[id as usize])
                 })
             },
-            scratch,
+            options,
+            pairings,
         )
     }
 
@@ -443,9 +562,9 @@ impl Index {
     pub fn screen(&self, query: &Query, options: &Options) -> Vec<Match> {
         let qnames: Vec<QName> = query.names.iter().filter_map(|n| self.prepare(n)).collect();
         let mut memos: Vec<Memo> = qnames.iter().map(|_| FxHashMap::default()).collect();
-        let mut scratch = Vec::new();
-        // Best name alignment per slot: (score, distinctive, query name, name id).
-        let mut best: FxHashMap<u32, (f32, u8, usize, u32)> = FxHashMap::default();
+        let mut scratch = Scratch::default();
+        // Scored names, best first: (score, distinctive, query name, name id).
+        let mut scored: Vec<(f32, u8, usize, u32)> = Vec::new();
         let mut found = FxHashSet::default();
         for (qi, q) in qnames.iter().enumerate() {
             found.clear();
@@ -455,19 +574,14 @@ impl Index {
                 if name.members.is_empty() {
                     continue;
                 }
-                let a = self.align(q, name, &mut memos[qi], &mut scratch);
+                let a = self.align(q, name, &mut memos[qi], &mut scratch, None);
                 // Evidence from dates and nationalities adds at most 0.08.
-                if a.score + 0.08 < options.min_score {
-                    continue;
-                }
-                for &slot in &name.members {
-                    let e = best.entry(slot).or_insert((a.score, a.distinctive, qi, id));
-                    if (a.score, a.distinctive) > (e.0, e.1) {
-                        *e = (a.score, a.distinctive, qi, id);
-                    }
+                if a.score + MAX_BONUS >= options.min_score {
+                    scored.push((a.score, a.distinctive, qi, id));
                 }
             }
         }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
         // Documents and identifiers.
         let qdocs: Vec<(String, Option<[u8; 2]>)> = query
             .documents
@@ -492,12 +606,12 @@ impl Index {
             .collect();
         let mut exact_slots: FxHashSet<u32> = FxHashSet::default();
         for (n, _) in &qdocs {
-            exact_slots.extend(self.exact.get(&doc_key(n)).into_iter().flatten().copied());
+            exact_slots.extend(self.exact.get(doc_key(n)).into_iter().flatten().copied());
         }
         for (k, v) in &qidents {
             exact_slots.extend(
                 self.exact
-                    .get(&ident_key(k, v))
+                    .get(ident_key(k, v))
                     .into_iter()
                     .flatten()
                     .copied(),
@@ -508,15 +622,12 @@ impl Index {
             .iter()
             .filter_map(|n| normalise::country(n))
             .collect();
-        let mut slots: FxHashSet<u32> = best.keys().copied().collect();
-        slots.extend(exact_slots.iter().copied());
-        let mut out: Vec<(Match, Option<(usize, u32)>)> = Vec::new();
-        for slot in slots {
-            let Some(e) = self.slots[slot as usize].as_ref() else {
-                continue;
-            };
-            let (name_score, distinctive, which) = match best.get(&slot) {
-                Some(&(s, d, qi, id)) => (s, d, Some((qi, id))),
+        let evaluate = |slot: u32,
+                        best: Option<(f32, u8, usize, u32)>|
+         -> Option<(Match, Option<(usize, u32)>)> {
+            let e = self.slots[slot as usize].as_ref()?;
+            let (name_score, distinctive, which) = match best {
+                Some((s, d, qi, id)) => (s, d, Some((qi, id))),
                 None => (0.0, 0, None),
             };
             let mut reasons = Vec::new();
@@ -547,6 +658,11 @@ impl Index {
                         exact = true;
                     }
                 }
+            }
+            if !exact && which.is_none() {
+                // Found by a document or identifier key that did not match
+                // in full (another issuing country).
+                return None;
             }
             let mut score = name_score;
             if let (Some(q), Some(c)) = (query.dob, e.dob) {
@@ -584,9 +700,9 @@ impl Index {
             // one name part: a hit needs two distinctive parts or a document.
             let hit = exact || (score >= threshold && distinctive >= 2);
             if score < options.min_score && !hit {
-                continue;
+                return None;
             }
-            out.push((
+            Some((
                 Match {
                     key: e.key,
                     score,
@@ -594,14 +710,46 @@ impl Index {
                     reasons,
                 },
                 which,
-            ));
-        }
-        out.sort_by(|a, b| {
+            ))
+        };
+        let order = |a: &(Match, Option<(usize, u32)>), b: &(Match, Option<(usize, u32)>)| {
             b.0.hit
                 .cmp(&a.0.hit)
                 .then(b.0.score.total_cmp(&a.0.score))
                 .then(a.0.key.cmp(&b.0.key))
-        });
+        };
+        let keep = options.max_results;
+        let mut out: Vec<(Match, Option<(usize, u32)>)> = Vec::new();
+        let mut seen: FxHashSet<u32> = FxHashSet::default();
+        for &best in &scored {
+            // Names come best first, and a candidate's score is its name's
+            // within MAX_BONUS: once the kept matches are all hits that no
+            // later name can beat, stop (common names have thousands of
+            // namesakes, and only `max_results` are returned).
+            if keep > 0 && out.len() >= 2 * keep {
+                out.select_nth_unstable_by(keep - 1, order);
+                out.truncate(keep);
+            }
+            if keep == 0
+                || (out.len() >= keep
+                    && out
+                        .iter()
+                        .all(|m| m.0.hit && m.0.score > best.0 + MAX_BONUS))
+            {
+                break;
+            }
+            for &slot in &self.names[best.3 as usize].members {
+                if seen.insert(slot) {
+                    out.extend(evaluate(slot, Some(best)));
+                }
+            }
+        }
+        for &slot in &exact_slots {
+            if seen.insert(slot) {
+                out.extend(evaluate(slot, None));
+            }
+        }
+        out.sort_by(order);
         out.truncate(options.max_results);
         out.into_iter()
             .map(|(mut m, which)| {
@@ -611,16 +759,18 @@ impl Index {
                     let written = e
                         .names
                         .iter()
-                        .find(|(n, _)| *n == id)
-                        .map(|(_, w)| &**w)
+                        .position(|&n| n == id)
+                        .and_then(|i| e.written.split(NAME_SEPARATOR).nth(i))
                         .unwrap_or("");
-                    let a = self.align(
+                    let mut pairings = Vec::new();
+                    self.align(
                         &qnames[qi],
                         &self.names[id as usize],
                         &mut memos[qi],
                         &mut scratch,
+                        Some(&mut pairings),
                     );
-                    let mut names = name_reasons(&qnames[qi], written, &a);
+                    let mut names = name_reasons(&qnames[qi], written, &pairings);
                     names.append(&mut m.reasons);
                     m.reasons = names;
                 }
@@ -648,7 +798,7 @@ fn dob_evidence(q: Dob, c: Dob) -> Option<bool> {
 }
 
 /// The name reasons of an alignment, with the parts as written.
-fn name_reasons(q: &QName, candidate: &str, a: &Alignment) -> Vec<Reason> {
+fn name_reasons(q: &QName, candidate: &str, pairings: &[Pairing]) -> Vec<Reason> {
     let mut c_written = Vec::new();
     let mut c_part_written = Vec::new();
     for (w, parts) in normalise::written_parts(candidate) {
@@ -667,7 +817,7 @@ fn name_reasons(q: &QName, candidate: &str, a: &Alignment) -> Vec<Reason> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    a.pairings
+    pairings
         .iter()
         .map(|p| {
             let query = text(&q.written, &q.part_written, p.query);

@@ -27,7 +27,6 @@ pub(crate) const MAX_PARTS: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct Part {
     pub(crate) folded: Box<str>,
-    pub(crate) skeleton: Box<str>,
     /// Hashes of the Double Metaphone primary and alternate codes (0: none).
     pub(crate) phon: [u64; 2],
     pub(crate) family: Option<u16>,
@@ -57,7 +56,6 @@ impl Part {
         }
         Part {
             folded: folded.into(),
-            skeleton: normalise::skeleton(folded).into(),
             phon: [primary, alternate],
             family: families::family(folded),
             particle: families::is_particle(folded),
@@ -72,8 +70,11 @@ impl Part {
             return;
         }
         out.push(key(b'f', &*self.folded));
-        if self.skeleton.len() >= 2 {
-            out.push(key(b's', &*self.skeleton));
+        // The skeleton is not kept (a part is compared by it only against
+        // an abjad spelling, rarely): it is made again when needed.
+        let skeleton = normalise::skeleton(&self.folded);
+        if skeleton.len() >= 2 {
+            out.push(key(b's', &skeleton));
         }
         out.extend(self.phon.iter().copied().filter(|&p| p != 0));
         if let Some(f) = self.family {
@@ -119,7 +120,10 @@ pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
     // A Latin spelling against an abjad transliteration (Arabic script has no
     // short vowels): compare consonants. Only then, since "Hassan" and
     // "Hussein" share consonants and are different names.
-    if (a.abjad || b.abjad) && a.skeleton.len() >= 2 && a.skeleton == b.skeleton {
+    if (a.abjad || b.abjad) && {
+        let skeleton = normalise::skeleton(&a.folded);
+        skeleton.len() >= 2 && skeleton == normalise::skeleton(&b.folded)
+    } {
         return Some((0.9, How::Transliteration));
     }
     // "Abdel-" names differ in what follows the prefix ("Abdelhamid",
@@ -134,8 +138,22 @@ pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
     let short = la.min(lb);
     let whole = a.folded.len().min(b.folded.len());
     if la.abs_diff(lb) <= 2 && short >= 4 {
-        let d = strsim::osa_distance(fa, fb);
         let allowed = if short >= 8 { 2 } else { 1 };
+        // Letters that one side has and the other lacks bound the distance
+        // from below; most pairs stop here, before the distance itself.
+        let mut counts = [0i16; 128];
+        fa.bytes().for_each(|c| {
+            counts[usize::from(c & 127)] = counts[usize::from(c & 127)].saturating_add(1)
+        });
+        fb.bytes().for_each(|c| {
+            counts[usize::from(c & 127)] = counts[usize::from(c & 127)].saturating_sub(1)
+        });
+        let apart: u32 = counts.iter().map(|c| u32::from(c.unsigned_abs())).sum();
+        let d = if apart.div_ceil(2) as usize > allowed {
+            allowed + 1
+        } else {
+            strsim::osa_distance(fa, fb)
+        };
         // One letter in a short part changes the name as often as it
         // misspells it ("Kaya" and "Kara"): then the sound must agree too.
         if d <= allowed && (whole >= 6 || sounds_alike) && !changes_name(fa, fb, d) {
@@ -243,14 +261,13 @@ pub(crate) struct Pairing {
 }
 
 /// The result of aligning two names.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Alignment {
     /// Name score in [0, 1].
     pub(crate) score: f32,
     /// Distinctive (non-particle) parts matched, counted on the side with
     /// fewer in each pairing.
     pub(crate) distinctive: u8,
-    pub(crate) pairings: Vec<Pairing>,
 }
 
 /// One name as the alignment sees it.
@@ -268,12 +285,14 @@ pub(crate) struct Side<'a> {
 ///
 /// Each side lists every unit (single parts and joined ones) with
 /// its span; `sim(qi, ci)` gives the similarity of query unit `qi` and
-/// candidate unit `ci` (memoised by the caller). Weights are per part.
+/// candidate unit `ci` (memoised by the caller). Weights are per part. The
+/// pairings kept go to `pairings` when the caller wants them (for reasons).
 pub(crate) fn align(
     q: Side<'_>,
     c: Side<'_>,
     mut sim: impl FnMut(usize, usize) -> Option<(f32, How)>,
     scratch: &mut Vec<(f32, Pairing)>,
+    mut pairings: Option<&mut Vec<Pairing>>,
 ) -> Alignment {
     let Side {
         units: units_q,
@@ -336,7 +355,9 @@ pub(crate) fn align(
         let dq = (mq & !particles_q).count_ones();
         let dc = (mc & !particles_c).count_ones();
         out.distinctive = out.distinctive.saturating_add(dq.min(dc) as u8);
-        out.pairings.push(p);
+        if let Some(kept) = pairings.as_deref_mut() {
+            kept.push(p);
+        }
     }
     let all_q = (1u32 << weights_q.len()) - 1;
     let all_c = (1u32 << weights_c.len()) - 1;
@@ -350,7 +371,9 @@ pub(crate) fn align(
     let left_q = wsum(weights_q, all_q & !used_q & !particles_q) / tq;
     let left_c = wsum(weights_c, all_c & !used_c & !particles_c) / tc;
     out.score = ((cov_q + cov_c) / 2.0 - 0.5 * left_q.min(left_c)).clamp(0.0, 1.0);
-    out.pairings.sort_by_key(|p| p.query.start);
+    if let Some(kept) = pairings {
+        kept.sort_by_key(|p| p.query.start);
+    }
     out
 }
 

@@ -597,8 +597,14 @@ fn person(rng: &mut Rng, key: u64) -> Candidate {
 
 /// `n` synthetic candidates with keys `0..n`, the same for the same seed.
 pub fn candidates(n: usize, seed: u64) -> Vec<Candidate> {
+    stream(n, seed).collect()
+}
+
+/// The same candidates as [`candidates`], one at a time, so that an index
+/// can be built without holding them all twice.
+pub fn stream(n: usize, seed: u64) -> impl Iterator<Item = Candidate> {
     let mut rng = Rng(seed);
-    (0..n as u64).map(|key| person(&mut rng, key)).collect()
+    (0..n as u64).map(move |key| person(&mut rng, key))
 }
 
 /// A query for a candidate as an operator might type it: a variant of one of
