@@ -16,7 +16,7 @@ const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
 const MAX_NAMES: usize = 2_000;
 /// Names read from other lists once the signature's are in, roughly.
-const BUDGET: usize = 400;
+const BUDGET: usize = 150;
 
 /// Posting lists (of name ids, or of slots for documents): most keys have
 /// one id (rare parts, document numbers), so a key holds its id in place and
@@ -721,26 +721,33 @@ impl Index {
         let keep = options.max_results;
         let mut out: Vec<(Match, Option<(usize, u32)>)> = Vec::new();
         let mut seen: FxHashSet<u32> = FxHashSet::default();
-        for &best in &scored {
-            // Names come best first, and a candidate's score is its name's
-            // within MAX_BONUS: once the kept matches are all hits that no
-            // later name can beat, stop (common names have thousands of
-            // namesakes, and only `max_results` are returned).
-            if keep > 0 && out.len() >= 2 * keep {
+        // Names come best first, and a candidate scores within MAX_BONUS of
+        // its name (and at most 1): once the kept matches are all hits that
+        // no later candidate can beat, stop. Common names have thousands of
+        // namesakes and only `max_results` are returned; among equal scores
+        // the earlier name's candidates are kept.
+        let settled = |out: &mut Vec<(Match, Option<(usize, u32)>)>, bound: f32| {
+            if keep == 0 {
+                return true;
+            }
+            if out.len() >= keep.saturating_mul(2) {
                 out.select_nth_unstable_by(keep - 1, order);
                 out.truncate(keep);
             }
-            if keep == 0
-                || (out.len() >= keep
-                    && out
-                        .iter()
-                        .all(|m| m.0.hit && m.0.score > best.0 + MAX_BONUS))
-            {
+            let bound = bound.min(1.0);
+            out.len() >= keep && out.iter().all(|m| m.0.hit && m.0.score >= bound)
+        };
+        'names: for &best in &scored {
+            let bound = best.0 + MAX_BONUS;
+            if settled(&mut out, bound) {
                 break;
             }
             for &slot in &self.names[best.3 as usize].members {
                 if seen.insert(slot) {
                     out.extend(evaluate(slot, Some(best)));
+                    if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound) {
+                        break 'names;
+                    }
                 }
             }
         }
@@ -751,7 +758,11 @@ impl Index {
         }
         out.sort_by(order);
         out.truncate(options.max_results);
-        out.into_iter()
+        // Namesakes share their name reasons: make them once per name as
+        // written.
+        let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
+        let matches: Vec<Match> = out
+            .into_iter()
             .map(|(mut m, which)| {
                 if let Some((qi, id)) = which {
                     let slot = self.keys[&m.key];
@@ -762,21 +773,25 @@ impl Index {
                         .position(|&n| n == id)
                         .and_then(|i| e.written.split(NAME_SEPARATOR).nth(i))
                         .unwrap_or("");
-                    let mut pairings = Vec::new();
-                    self.align(
-                        &qnames[qi],
-                        &self.names[id as usize],
-                        &mut memos[qi],
-                        &mut scratch,
-                        Some(&mut pairings),
-                    );
-                    let mut names = name_reasons(&qnames[qi], written, &pairings);
-                    names.append(&mut m.reasons);
-                    m.reasons = names;
+                    let names = made.entry((qi, id, written)).or_insert_with(|| {
+                        let mut pairings = Vec::new();
+                        self.align(
+                            &qnames[qi],
+                            &self.names[id as usize],
+                            &mut memos[qi],
+                            &mut scratch,
+                            Some(&mut pairings),
+                        );
+                        name_reasons(&qnames[qi], written, &pairings)
+                    });
+                    let mut reasons = names.clone();
+                    reasons.append(&mut m.reasons);
+                    m.reasons = reasons;
                 }
                 m
             })
-            .collect()
+            .collect();
+        matches
     }
 }
 
