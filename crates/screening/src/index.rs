@@ -16,7 +16,7 @@ const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
 const MAX_NAMES: usize = 2_000;
 /// Names read from other lists once the signature's are in, roughly.
-const BUDGET: usize = 150;
+const BUDGET: usize = 100;
 
 /// Posting lists (of name ids, or of slots for documents): most keys have
 /// one id (rare parts, document numbers), so a key holds its id in place and
@@ -486,11 +486,16 @@ impl Index {
             .filter(|(single, l)| !*single || l.len() <= SINGLE_CAP)
             .collect();
         lists.sort_by_key(|(_, l)| l.len());
-        // Then lists shortest first, within a budget: a long list is a pair
-        // of common parts, and its names that lack the query's rarer parts
-        // score low anyway.
+        // Then the short lists of rare single parts, all of them: they find
+        // what pair keys miss (a typo in one part, an abjad spelling).
+        for (_, list) in lists.iter().filter(|(single, _)| *single) {
+            out.extend(list.iter().copied());
+        }
+        // Then pair lists shortest first, within a budget: a long list is a
+        // pair of common parts, and its names that lack the query's rarer
+        // parts score low anyway.
         let budget = out.len() + BUDGET;
-        for (i, (_, list)) in lists.iter().enumerate() {
+        for (i, (_, list)) in lists.iter().filter(|(single, _)| !*single).enumerate() {
             if i > 0 && out.len() + list.len() > budget {
                 break;
             }

@@ -305,11 +305,14 @@ pub(crate) fn align(
         particles: particles_c,
     } = c;
     scratch.clear();
-    let wsum = |w: &[f32], m: u32| {
-        (0..w.len())
-            .filter(|i| m & (1 << i) != 0)
-            .map(|i| w[i])
-            .sum::<f32>()
+    // Sum of the weights of the parts in a mask, visiting set bits only.
+    let wsum = |w: &[f32], mut m: u32| {
+        let mut sum = 0.0;
+        while m != 0 {
+            sum += w.get(m.trailing_zeros() as usize).copied().unwrap_or(0.0);
+            m &= m - 1;
+        }
+        sum
     };
     for (qi, &qs) in units_q.iter().enumerate() {
         for (ci, &cs) in units_c.iter().enumerate() {

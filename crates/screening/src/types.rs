@@ -114,7 +114,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             threshold: DEFAULT_THRESHOLD,
-            min_score: 0.5,
+            min_score: 0.6,
             max_results: 50,
         }
     }
