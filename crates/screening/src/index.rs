@@ -139,11 +139,17 @@ const NAME_SEPARATOR: char = '\u{1f}';
 #[derive(Debug, Default)]
 pub struct Index {
     parts: Vec<Part>,
-    part_ids: FxHashMap<Box<str>, u32>,
+    /// Hash of a folded part to its id (the part itself holds the text, so
+    /// the map does not keep a second copy); parts whose hash collides
+    /// with another's go to `part_collisions`.
+    part_ids: FxHashMap<u64, u32>,
+    part_collisions: FxHashMap<Box<str>, u32>,
     /// Number of live candidates with the part in any of their names.
     df: Vec<u32>,
     names: Vec<Name>,
-    name_ids: FxHashMap<Box<[u32]>, u32>,
+    /// Hash of a name's part ids to its id, collisions as for parts.
+    name_ids: FxHashMap<u64, u32>,
+    name_collisions: FxHashMap<Box<[u32]>, u32>,
     /// Blocking key to name ids.
     postings: Postings,
     /// Document or identifier key to slots.
@@ -205,20 +211,43 @@ impl Index {
         self.keys.is_empty()
     }
 
+    fn find_part(&self, folded: &str) -> Option<u32> {
+        match self.part_ids.get(&key(b'T', folded)) {
+            Some(&id) if *self.parts[id as usize].folded == *folded => Some(id),
+            Some(_) => self.part_collisions.get(folded).copied(),
+            None => None,
+        }
+    }
+
     fn intern_part(&mut self, folded: &str) -> u32 {
-        if let Some(&id) = self.part_ids.get(folded) {
+        if let Some(id) = self.find_part(folded) {
             return id;
         }
         let id = self.parts.len() as u32;
         self.parts.push(Part::new(folded));
         self.df.push(0);
-        self.part_ids.insert(folded.into(), id);
+        match self.part_ids.entry(key(b'T', folded)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.part_collisions.insert(folded.into(), id);
+            }
+        }
         id
+    }
+
+    fn find_name(&self, parts: &[u32]) -> Option<u32> {
+        match self.name_ids.get(&key(b'M', parts)) {
+            Some(&id) if *self.names[id as usize].parts == *parts => Some(id),
+            Some(_) => self.name_collisions.get(parts).copied(),
+            None => None,
+        }
     }
 
     fn intern_name(&mut self, folded: &[String]) -> u32 {
         let parts: Box<[u32]> = folded.iter().map(|p| self.intern_part(p)).collect();
-        if let Some(&id) = self.name_ids.get(&parts) {
+        if let Some(id) = self.find_name(&parts) {
             return id;
         }
         let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
@@ -268,12 +297,19 @@ impl Index {
         for k in keys {
             self.postings.push(k, id);
         }
+        match self.name_ids.entry(key(b'M', &*parts)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.name_collisions.insert(parts.clone(), id);
+            }
+        }
         self.names.push(Name {
-            parts: parts.clone(),
+            parts,
             joined,
             members: Vec::new(),
         });
-        self.name_ids.insert(parts, id);
         id
     }
 
@@ -413,9 +449,8 @@ impl Index {
             .iter()
             .map(|f| {
                 let df = self
-                    .part_ids
-                    .get(&*f.folded)
-                    .map_or(0, |&id| self.df[id as usize]);
+                    .find_part(&f.folded)
+                    .map_or(0, |id| self.df[id as usize]);
                 matcher::weight(f.particle, df, n)
             })
             .collect();
