@@ -123,8 +123,15 @@ struct Entry {
     threshold: Option<f32>,
 }
 
-/// The most that a date of birth and a nationality add to a name's score.
-const MAX_BONUS: f32 = 0.08;
+/// The most that an agreeing date of birth adds to a name's score.
+const DOB_BONUS: f32 = 0.06;
+/// What a shared nationality adds.
+const NATIONALITY_BONUS: f32 = 0.02;
+
+/// A candidate found by a screen, with the name it matched by (query name,
+/// name id) and its rank: the score before it is capped at 1, so that
+/// evidence still orders namesakes whose names match exactly.
+type Found = (Match, Option<(usize, u32)>, f32);
 
 /// Separates the written names of an entry.
 const NAME_SEPARATOR: char = '\u{1f}';
@@ -598,11 +605,21 @@ impl Index {
         )
     }
 
-    /// Screen a query: the matching candidates, best first.
+    /// Screen a query: the matching candidates, hits first, then by score
+    /// (namesakes whose names match exactly are ordered by the evidence of
+    /// dates and nationalities, though their scores are capped at 1), at
+    /// most [`Options::max_results`].
     pub fn screen(&self, query: &Query, options: &Options) -> Vec<Match> {
         let qnames: Vec<QName> = query.names.iter().filter_map(|n| self.prepare(n)).collect();
         let mut memos: Vec<Memo> = qnames.iter().map(|_| FxHashMap::default()).collect();
         let mut scratch = Scratch::default();
+        // What a date of birth and a nationality can add for this query.
+        let max_bonus = if query.dob.is_some() { DOB_BONUS } else { 0.0 }
+            + if query.nationalities.is_empty() {
+                0.0
+            } else {
+                NATIONALITY_BONUS
+            };
         // Scored names, best first: (score, distinctive, query name, name id).
         let mut scored: Vec<(f32, u8, usize, u32)> = Vec::new();
         let mut found = FxHashSet::default();
@@ -615,8 +632,7 @@ impl Index {
                     continue;
                 }
                 let a = self.align(q, name, &mut memos[qi], &mut scratch, None);
-                // Evidence from dates and nationalities adds at most 0.08.
-                if a.score + MAX_BONUS >= options.min_score {
+                if a.score + max_bonus >= options.min_score {
                     scored.push((a.score, a.distinctive, qi, id));
                 }
             }
@@ -662,9 +678,7 @@ impl Index {
             .iter()
             .filter_map(|n| normalise::country(n))
             .collect();
-        let evaluate = |slot: u32,
-                        best: Option<(f32, u8, usize, u32)>|
-         -> Option<(Match, Option<(usize, u32)>)> {
+        let evaluate = |slot: u32, best: Option<(f32, u8, usize, u32)>| -> Option<Found> {
             let e = self.slots[slot as usize].as_ref()?;
             let (name_score, distinctive, which) = match best {
                 Some((s, d, qi, id)) => (s, d, Some((qi, id))),
@@ -709,7 +723,7 @@ impl Index {
                 match dob_evidence(q, c) {
                     Some(true) => {
                         score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
-                            0.06
+                            DOB_BONUS
                         } else {
                             0.04
                         };
@@ -726,7 +740,7 @@ impl Index {
                 }
             }
             if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
-                score += 0.02;
+                score += NATIONALITY_BONUS;
                 reasons.push(Reason::NationalityAgrees(
                     String::from_utf8_lossy(n).into_owned(),
                 ));
@@ -734,6 +748,7 @@ impl Index {
             if exact {
                 score = score.max(0.97);
             }
+            let rank = score;
             let score = score.clamp(0.0, 1.0);
             let threshold = e.threshold.unwrap_or(options.threshold);
             // A date of birth or a nationality is never a match alone, nor is
@@ -750,23 +765,24 @@ impl Index {
                     reasons,
                 },
                 which,
+                rank,
             ))
         };
-        let order = |a: &(Match, Option<(usize, u32)>), b: &(Match, Option<(usize, u32)>)| {
+        let order = |a: &Found, b: &Found| {
             b.0.hit
                 .cmp(&a.0.hit)
-                .then(b.0.score.total_cmp(&a.0.score))
+                .then(b.2.total_cmp(&a.2))
                 .then(a.0.key.cmp(&b.0.key))
         };
         let keep = options.max_results;
-        let mut out: Vec<(Match, Option<(usize, u32)>)> = Vec::new();
+        let mut out: Vec<Found> = Vec::new();
         let mut seen: FxHashSet<u32> = FxHashSet::default();
-        // Names come best first, and a candidate scores within MAX_BONUS of
-        // its name (and at most 1): once the kept matches are all hits that
-        // no later candidate can beat, stop. Common names have thousands of
-        // namesakes and only `max_results` are returned; among equal scores
-        // the earlier name's candidates are kept.
-        let settled = |out: &mut Vec<(Match, Option<(usize, u32)>)>, bound: f32| {
+        // Names come best first, and a candidate ranks at most `max_bonus`
+        // above its name: once the kept matches are all hits that no later
+        // candidate can beat, stop. Common names have thousands of namesakes
+        // and only `max_results` are returned; among equal ranks the earlier
+        // name's candidates are kept.
+        let settled = |out: &mut Vec<Found>, bound: f32| {
             if keep == 0 {
                 return true;
             }
@@ -774,11 +790,10 @@ impl Index {
                 out.select_nth_unstable_by(keep - 1, order);
                 out.truncate(keep);
             }
-            let bound = bound.min(1.0);
-            out.len() >= keep && out.iter().all(|m| m.0.hit && m.0.score >= bound)
+            out.len() >= keep && out.iter().all(|m| m.0.hit && m.2 >= bound)
         };
         'names: for &best in &scored {
-            let bound = best.0 + MAX_BONUS;
+            let bound = best.0 + max_bonus;
             if settled(&mut out, bound) {
                 break;
             }
@@ -803,7 +818,7 @@ impl Index {
         let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
         let matches: Vec<Match> = out
             .into_iter()
-            .map(|(mut m, which)| {
+            .map(|(mut m, which, _)| {
                 if let Some((qi, id)) = which {
                     let slot = self.keys[&m.key];
                     let e = self.slots[slot as usize].as_ref().expect("live slot");

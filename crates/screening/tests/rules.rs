@@ -342,3 +342,49 @@ fn results_are_capped_and_sorted() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_date_of_birth_picks_the_listed_person_among_namesakes() {
+    // Many entries with one exact name: the one whose date of birth agrees
+    // must come first even though every name score is 1, and even when the
+    // result cap is far below the number of namesakes.
+    let namesakes = (0..300u64).map(|k| Candidate {
+        dob: Some(Dob::Date {
+            year: 1950 + (k % 40) as u16,
+            month: 1 + (k % 12) as u8,
+            day: 1 + (k % 28) as u8,
+        }),
+        ..candidate(k, "Yassine Atar")
+    });
+    let mut listed = candidate(KEY, "Yassine ATAR");
+    listed.dob = Some(Dob::Date {
+        year: 1987,
+        month: 3,
+        day: 6,
+    });
+    let index = Index::build(namesakes.chain([listed]));
+    let q = Query {
+        dob: Some(Dob::Date {
+            year: 1987,
+            month: 3,
+            day: 6,
+        }),
+        ..query("Yassine Atar")
+    };
+    let found = index.screen(
+        &q,
+        &Options {
+            max_results: 5,
+            ..Options::default()
+        },
+    );
+    assert_eq!(found.len(), 5);
+    assert_eq!(found[0].key, KEY, "{}", found[0]);
+    assert!(
+        found[0].hit
+            && found[0]
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::DobAgrees(_)))
+    );
+}
