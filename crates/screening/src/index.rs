@@ -128,10 +128,11 @@ const DOB_BONUS: f32 = 0.06;
 /// What a shared nationality adds.
 const NATIONALITY_BONUS: f32 = 0.02;
 
-/// A candidate found by a screen, with the name it matched by (query name,
-/// name id) and its rank: the score before it is capped at 1, so that
-/// evidence still orders namesakes whose names match exactly.
-type Found = (Match, Option<(usize, u32)>, f32);
+/// A candidate found by a screen, with the name alignment it matched by
+/// (score, distinctive parts, query name, name id) and its rank: the score
+/// before it is capped at 1, so that evidence still orders namesakes whose
+/// names match exactly.
+type Found = (Match, Option<(f32, u8, usize, u32)>, f32);
 
 /// Separates the written names of an entry.
 const NAME_SEPARATOR: char = '\u{1f}';
@@ -678,96 +679,109 @@ impl Index {
             .iter()
             .filter_map(|n| normalise::country(n))
             .collect();
-        let evaluate = |slot: u32, best: Option<(f32, u8, usize, u32)>| -> Option<Found> {
-            let e = self.slots[slot as usize].as_ref()?;
-            let (name_score, distinctive, which) = match best {
-                Some((s, d, qi, id)) => (s, d, Some((qi, id))),
-                None => (0.0, 0, None),
+        // Reasons are made (`explain`) only for the matches returned: a
+        // common name's namesakes are ranked by the hundred.
+        let evaluate =
+            |slot: u32, best: Option<(f32, u8, usize, u32)>, explain: bool| -> Option<Found> {
+                let e = self.slots[slot as usize].as_ref()?;
+                let (name_score, distinctive, which) = match best {
+                    Some((s, d, qi, id)) => (s, d, Some((qi, id))),
+                    None => (0.0, 0, None),
+                };
+                let mut reasons = Vec::new();
+                let mut exact = false;
+                if exact_slots.contains(&slot) {
+                    for StoredDocument {
+                        kind,
+                        number,
+                        country,
+                    } in e.documents.iter()
+                    {
+                        let agrees =
+                            |c: &Option<[u8; 2]>| c.is_none() || country.is_none() || c == country;
+                        if qdocs.iter().any(|(n, c)| **n == **number && agrees(c)) {
+                            if explain {
+                                reasons.push(Reason::Document {
+                                    kind: kind.to_string(),
+                                    number: number.to_string(),
+                                });
+                            }
+                            exact = true;
+                        }
+                    }
+                    for (kind, value) in e.identifiers.iter() {
+                        if qidents.iter().any(|(k, v)| k == kind && **v == **value) {
+                            if explain {
+                                reasons.push(Reason::Identifier {
+                                    kind: kind.to_string(),
+                                    value: value.to_string(),
+                                });
+                            }
+                            exact = true;
+                        }
+                    }
+                }
+                if !exact && which.is_none() {
+                    // Found by a document or identifier key that did not match
+                    // in full (another issuing country).
+                    return None;
+                }
+                let mut score = name_score;
+                if let (Some(q), Some(c)) = (query.dob, e.dob) {
+                    match dob_evidence(q, c) {
+                        Some(true) => {
+                            score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
+                                DOB_BONUS
+                            } else {
+                                0.04
+                            };
+                            if explain {
+                                reasons.push(Reason::DobAgrees(c));
+                            }
+                        }
+                        Some(false) => {
+                            score -= 0.12;
+                            if explain {
+                                reasons.push(Reason::DobDisagrees {
+                                    query: q,
+                                    candidate: c,
+                                });
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
+                    score += NATIONALITY_BONUS;
+                    if explain {
+                        reasons.push(Reason::NationalityAgrees(
+                            String::from_utf8_lossy(n).into_owned(),
+                        ));
+                    }
+                }
+                if exact {
+                    score = score.max(0.97);
+                }
+                let rank = score;
+                let score = score.clamp(0.0, 1.0);
+                let threshold = e.threshold.unwrap_or(options.threshold);
+                // A date of birth or a nationality is never a match alone, nor is
+                // one name part: a hit needs two distinctive parts or a document.
+                let hit = exact || (score >= threshold && distinctive >= 2);
+                if score < options.min_score && !hit {
+                    return None;
+                }
+                Some((
+                    Match {
+                        key: e.key,
+                        score,
+                        hit,
+                        reasons,
+                    },
+                    best,
+                    rank,
+                ))
             };
-            let mut reasons = Vec::new();
-            let mut exact = false;
-            if exact_slots.contains(&slot) {
-                for StoredDocument {
-                    kind,
-                    number,
-                    country,
-                } in e.documents.iter()
-                {
-                    let agrees =
-                        |c: &Option<[u8; 2]>| c.is_none() || country.is_none() || c == country;
-                    if qdocs.iter().any(|(n, c)| **n == **number && agrees(c)) {
-                        reasons.push(Reason::Document {
-                            kind: kind.to_string(),
-                            number: number.to_string(),
-                        });
-                        exact = true;
-                    }
-                }
-                for (kind, value) in e.identifiers.iter() {
-                    if qidents.iter().any(|(k, v)| k == kind && **v == **value) {
-                        reasons.push(Reason::Identifier {
-                            kind: kind.to_string(),
-                            value: value.to_string(),
-                        });
-                        exact = true;
-                    }
-                }
-            }
-            if !exact && which.is_none() {
-                // Found by a document or identifier key that did not match
-                // in full (another issuing country).
-                return None;
-            }
-            let mut score = name_score;
-            if let (Some(q), Some(c)) = (query.dob, e.dob) {
-                match dob_evidence(q, c) {
-                    Some(true) => {
-                        score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
-                            DOB_BONUS
-                        } else {
-                            0.04
-                        };
-                        reasons.push(Reason::DobAgrees(c));
-                    }
-                    Some(false) => {
-                        score -= 0.12;
-                        reasons.push(Reason::DobDisagrees {
-                            query: q,
-                            candidate: c,
-                        });
-                    }
-                    None => {}
-                }
-            }
-            if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
-                score += NATIONALITY_BONUS;
-                reasons.push(Reason::NationalityAgrees(
-                    String::from_utf8_lossy(n).into_owned(),
-                ));
-            }
-            if exact {
-                score = score.max(0.97);
-            }
-            let rank = score;
-            let score = score.clamp(0.0, 1.0);
-            let threshold = e.threshold.unwrap_or(options.threshold);
-            // A date of birth or a nationality is never a match alone, nor is
-            // one name part: a hit needs two distinctive parts or a document.
-            let hit = exact || (score >= threshold && distinctive >= 2);
-            if score < options.min_score && !hit {
-                return None;
-            }
-            Some((
-                Match {
-                    key: e.key,
-                    score,
-                    hit,
-                    reasons,
-                },
-                which,
-                rank,
-            ))
-        };
         let order = |a: &Found, b: &Found| {
             b.0.hit
                 .cmp(&a.0.hit)
@@ -799,7 +813,7 @@ impl Index {
             }
             for &slot in &self.names[best.3 as usize].members {
                 if seen.insert(slot) {
-                    out.extend(evaluate(slot, Some(best)));
+                    out.extend(evaluate(slot, Some(best), false));
                     if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound) {
                         break 'names;
                     }
@@ -808,7 +822,7 @@ impl Index {
         }
         for &slot in &exact_slots {
             if seen.insert(slot) {
-                out.extend(evaluate(slot, None));
+                out.extend(evaluate(slot, None, false));
             }
         }
         out.sort_by(order);
@@ -818,7 +832,12 @@ impl Index {
         let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
         let matches: Vec<Match> = out
             .into_iter()
-            .map(|(mut m, which, _)| {
+            .map(|(m, best, _)| {
+                let slot = self.keys[&m.key];
+                let (mut m, which) = match evaluate(slot, best, true) {
+                    Some((m, best, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
+                    None => (m, None),
+                };
                 if let Some((qi, id)) = which {
                     let slot = self.keys[&m.key];
                     let e = self.slots[slot as usize].as_ref().expect("live slot");
