@@ -1,0 +1,446 @@
+//! Name-part features, name-part similarity and the alignment of two names.
+//!
+//! A name is a sequence of folded parts. Two names are aligned greedily: every
+//! pairing of a query unit with a candidate unit (a unit is one part, or two
+//! adjacent parts joined, or three when the middle one is the Arabic article,
+//! so "Abd al-Hamid" meets "Abdelhamid") gets a similarity, and the pairings
+//! with the most weight are kept while they do not overlap. The weight of a
+//! part is its rarity in the index, so sharing a common part says little.
+
+use std::hash::{Hash, Hasher};
+
+use rphonetic::DoubleMetaphone;
+use rustc_hash::FxHasher;
+
+use crate::families;
+use crate::normalise;
+use crate::types::How;
+
+/// Weight of a particle ("al", "bin", "de"): it is part of a name, but it
+/// identifies no one.
+pub(crate) const PARTICLE_WEIGHT: f32 = 0.3;
+
+/// At most this many parts of a name are used (masks are `u32`).
+pub(crate) const MAX_PARTS: usize = 16;
+
+/// The features of one folded name part (or joined unit), computed once.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) folded: Box<str>,
+    /// Hashes of the Double Metaphone primary and alternate codes (0: none).
+    pub(crate) phon: [u64; 2],
+    pub(crate) family: Option<u16>,
+    pub(crate) particle: bool,
+    pub(crate) abjad: bool,
+}
+
+/// A stable hash of a tagged key, for the index's posting lists.
+pub(crate) fn key<T: Hash>(tag: u8, value: T) -> u64 {
+    let mut h = FxHasher::default();
+    tag.hash(&mut h);
+    value.hash(&mut h);
+    // FxHasher's low bits are weak; the posting map hashes again anyway.
+    h.finish()
+}
+
+impl Part {
+    /// Features of a folded part.
+    pub(crate) fn new(folded: &str) -> Part {
+        // Codes of 6 keep "Abdeslam" and "Abdelhamid" apart (4 do not).
+        let dm = DoubleMetaphone::new(Some(6)).double_metaphone(folded);
+        let code = |c: String| if c.is_empty() { 0 } else { key(b'p', c) };
+        let primary = code(dm.primary());
+        let mut alternate = code(dm.alternate());
+        if alternate == primary {
+            alternate = 0;
+        }
+        Part {
+            folded: folded.into(),
+            phon: [primary, alternate],
+            family: families::family(folded),
+            particle: families::is_particle(folded),
+            abjad: normalise::is_abjad(folded),
+        }
+    }
+
+    /// Keys under which the index files a name holding this part, and under
+    /// which a query looks: folded form, skeleton, phonetic codes, family.
+    pub(crate) fn single_keys(&self, out: &mut Vec<u64>) {
+        if self.particle {
+            return;
+        }
+        out.push(key(b'f', &*self.folded));
+        // The skeleton is not kept (a part is compared by it only against
+        // an abjad spelling, rarely): it is made again when needed.
+        let skeleton = normalise::skeleton(&self.folded);
+        if skeleton.len() >= 2 {
+            out.push(key(b's', &skeleton));
+        }
+        out.extend(self.phon.iter().copied().filter(|&p| p != 0));
+        if let Some(f) = self.family {
+            out.push(key(b'F', f));
+        }
+    }
+
+    /// The one coarse key of this part used in pair keys: its family, else
+    /// its primary phonetic code, else its folded form.
+    pub(crate) fn coarse(&self) -> u64 {
+        match self.family {
+            Some(f) => key(b'F', f),
+            None if self.phon[0] != 0 => self.phon[0],
+            None => key(b'f', &*self.folded),
+        }
+    }
+
+    /// Every coarse key a variant spelling of this part might have (query
+    /// side: the index stores one, the query tries these).
+    pub(crate) fn coarse_alternatives(&self, out: &mut Vec<u64>) {
+        out.push(self.coarse());
+        for p in self.phon {
+            if p != 0 && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// The key of an unordered pair of coarse keys.
+pub(crate) fn pair_key(a: u64, b: u64) -> u64 {
+    key(b'P', (a.min(b), a.max(b)))
+}
+
+/// How similar two parts are, if they are alike at all.
+pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
+    if a.folded == b.folded {
+        return Some((1.0, How::Folded));
+    }
+    if a.family.is_some() && a.family == b.family {
+        return Some((0.95, How::Transliteration));
+    }
+    // A Latin spelling against an abjad transliteration (Arabic script has no
+    // short vowels): compare consonants. Only then, since "Hassan" and
+    // "Hussein" share consonants and are different names.
+    if (a.abjad || b.abjad) && {
+        let skeleton = normalise::skeleton(&a.folded);
+        skeleton.len() >= 2 && skeleton == normalise::skeleton(&b.folded)
+    } {
+        return Some((0.9, How::Transliteration));
+    }
+    // "Abdel-" names differ in what follows the prefix ("Abdelhamid",
+    // "Abdelmajid"), and the prefix itself is spelled many ways.
+    let (fa, fb) = match (abd_rest(&a.folded), abd_rest(&b.folded)) {
+        (Some(ra), Some(rb)) if ra == rb => return Some((0.95, How::Transliteration)),
+        (Some(ra), Some(rb)) => (ra, rb),
+        _ => (&*a.folded, &*b.folded),
+    };
+    let sounds_alike = a.phon.iter().any(|&p| p != 0 && b.phon.contains(&p));
+    let (la, lb) = (fa.len(), fb.len());
+    let short = la.min(lb);
+    let whole = a.folded.len().min(b.folded.len());
+    if la.abs_diff(lb) <= 2 && short >= 4 {
+        let allowed = if short >= 8 { 2 } else { 1 };
+        // Letters that one side has and the other lacks bound the distance
+        // from below; most pairs stop here, before the distance itself.
+        let mut counts = [0i16; 128];
+        fa.bytes().for_each(|c| {
+            counts[usize::from(c & 127)] = counts[usize::from(c & 127)].saturating_add(1)
+        });
+        fb.bytes().for_each(|c| {
+            counts[usize::from(c & 127)] = counts[usize::from(c & 127)].saturating_sub(1)
+        });
+        let apart: u32 = counts.iter().map(|c| u32::from(c.unsigned_abs())).sum();
+        let d = if apart.div_ceil(2) as usize > allowed {
+            allowed + 1
+        } else {
+            strsim::osa_distance(fa, fb)
+        };
+        // One letter in a short part changes the name as often as it
+        // misspells it ("Kaya" and "Kara"): then the sound must agree too.
+        if d <= allowed && (whole >= 6 || sounds_alike) && !changes_name(fa, fb, d) {
+            let sim = 0.95 - 0.5 * d as f32 / la.max(lb) as f32;
+            return Some((sim, How::Edit(d as u8)));
+        }
+    }
+    // Same sound, and close in writing too: codes alone join names that
+    // differ in their vowels ("Hassan" and "Hussein": HSN), and codes are cut
+    // at six letters, so the lengths must be close as well.
+    let (la, lb) = (a.folded.len(), b.folded.len());
+    let close_length = la.abs_diff(lb) * 10 <= 3 * la.max(lb) || la.abs_diff(lb) <= 2;
+    if sounds_alike
+        && la.min(lb) >= 3
+        && la.max(lb) <= 10
+        && close_length
+        && strsim::jaro_winkler(&a.folded, &b.folded) >= 0.8
+        && !changes_name(&a.folded, &b.folded, 1)
+    {
+        return Some((0.85, How::Phonetic));
+    }
+    None
+}
+
+/// What follows an "Abd" prefix ("abdel", "abdul", "abd al" joined, ...).
+fn abd_rest(part: &str) -> Option<&str> {
+    let rest = part.strip_prefix("abd")?;
+    let rest = ["oul", "el", "ul", "al", "ol", "il", "ou"]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+        .unwrap_or(rest);
+    (rest.len() >= 3).then_some(rest)
+}
+
+/// Whether a one-letter difference is one that makes another name rather
+/// than a misspelling: an added final "a" or "i" (a feminine form, "Samir"
+/// and "Samira"; a family name of origin, "Mansour" and "Mansouri"), or, in a
+/// short part, one vowel for another ("Omar" and "Amar", "Salah" and "Saleh").
+fn changes_name(a: &str, b: &str, d: usize) -> bool {
+    if d != 1 {
+        return false;
+    }
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() == short.len() + 1
+        && long.starts_with(short)
+        && (long.ends_with('a') || long.ends_with('i'))
+    {
+        return true;
+    }
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    if a.len() == b.len() && a.len() < 6 {
+        let diffs: Vec<(u8, u8)> = a.bytes().zip(b.bytes()).filter(|(x, y)| x != y).collect();
+        if let [(x, y)] = diffs[..] {
+            return vowel(x) && vowel(y);
+        }
+    }
+    false
+}
+
+/// A unit of a name: `len` parts from `start`, joined.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub(crate) start: u8,
+    pub(crate) len: u8,
+}
+
+impl Span {
+    pub(crate) fn mask(self) -> u32 {
+        ((1u32 << self.len) - 1) << self.start
+    }
+}
+
+/// The joined units of a name of folded parts: adjacent pairs, and triples
+/// whose middle part is the Arabic article.
+pub(crate) fn joined_units(parts: &[&str]) -> Vec<(Span, String)> {
+    let mut out = Vec::new();
+    for i in 0..parts.len().saturating_sub(1) {
+        out.push((
+            Span {
+                start: i as u8,
+                len: 2,
+            },
+            format!("{}{}", parts[i], parts[i + 1]),
+        ));
+        if i + 2 < parts.len() && families::is_article(parts[i + 1]) {
+            out.push((
+                Span {
+                    start: i as u8,
+                    len: 3,
+                },
+                format!("{}{}{}", parts[i], parts[i + 1], parts[i + 2]),
+            ));
+        }
+    }
+    out
+}
+
+/// One pairing kept by the alignment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pairing {
+    pub(crate) query: Span,
+    pub(crate) candidate: Span,
+    pub(crate) sim: f32,
+    pub(crate) how: How,
+}
+
+/// The result of aligning two names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Alignment {
+    /// Name score in [0, 1].
+    pub(crate) score: f32,
+    /// Distinctive (non-particle) parts matched, counted on the side with
+    /// fewer in each pairing.
+    pub(crate) distinctive: u8,
+}
+
+/// One name as the alignment sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct Side<'a> {
+    /// Every unit: single parts and joined ones.
+    pub(crate) units: &'a [Span],
+    /// Weight of each part.
+    pub(crate) weights: &'a [f32],
+    /// Mask of the parts that are particles.
+    pub(crate) particles: u32,
+}
+
+/// Align a query name with a candidate name.
+///
+/// Each side lists every unit (single parts and joined ones) with
+/// its span; `sim(qi, ci)` gives the similarity of query unit `qi` and
+/// candidate unit `ci` (memoised by the caller). Weights are per part. The
+/// pairings kept go to `pairings` when the caller wants them (for reasons).
+pub(crate) fn align(
+    q: Side<'_>,
+    c: Side<'_>,
+    mut sim: impl FnMut(usize, usize) -> Option<(f32, How)>,
+    scratch: &mut Vec<(f32, Pairing)>,
+    mut pairings: Option<&mut Vec<Pairing>>,
+) -> Alignment {
+    let Side {
+        units: units_q,
+        weights: weights_q,
+        particles: particles_q,
+    } = q;
+    let Side {
+        units: units_c,
+        weights: weights_c,
+        particles: particles_c,
+    } = c;
+    scratch.clear();
+    // Sum of the weights of the parts in a mask, visiting set bits only.
+    let wsum = |w: &[f32], mut m: u32| {
+        let mut sum = 0.0;
+        while m != 0 {
+            sum += w.get(m.trailing_zeros() as usize).copied().unwrap_or(0.0);
+            m &= m - 1;
+        }
+        sum
+    };
+    for (qi, &qs) in units_q.iter().enumerate() {
+        for (ci, &cs) in units_c.iter().enumerate() {
+            // Joined units meet a single part ("Abdel Hamid" and
+            // "Abdelhamid"), or a joined pair meets an article triple ("Abdel
+            // Malik" and "Abd al-Malik"); two joined pairs would let a whole
+            // name pass for one part and hide a difference in either.
+            if qs.len > 1 && cs.len > 1 && qs.len == cs.len {
+                continue;
+            }
+            let joined = qs.len > 1 || cs.len > 1;
+            if let Some((s, how)) =
+                sim(qi, ci).filter(|&(_, how)| !(joined && matches!(how, How::Edit(d) if d > 1)))
+            {
+                let gain = s * (wsum(weights_q, qs.mask()) + wsum(weights_c, cs.mask()));
+                scratch.push((
+                    gain,
+                    Pairing {
+                        query: qs,
+                        candidate: cs,
+                        sim: s,
+                        how,
+                    },
+                ));
+            }
+        }
+    }
+    scratch.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut used_q, mut used_c) = (0u32, 0u32);
+    let (mut cov_q, mut cov_c) = (0f32, 0f32);
+    let mut out = Alignment::default();
+    for &(_, p) in scratch.iter() {
+        let (mq, mc) = (p.query.mask(), p.candidate.mask());
+        if used_q & mq != 0 || used_c & mc != 0 {
+            continue;
+        }
+        used_q |= mq;
+        used_c |= mc;
+        cov_q += p.sim * wsum(weights_q, mq);
+        cov_c += p.sim * wsum(weights_c, mc);
+        // A joined unit can stand for two parts ("Abdel Hamid"): count the
+        // distinctive parts it covers on the side that has fewer.
+        let dq = (mq & !particles_q).count_ones();
+        let dc = (mc & !particles_c).count_ones();
+        out.distinctive = out.distinctive.saturating_add(dq.min(dc) as u8);
+        if let Some(kept) = pairings.as_deref_mut() {
+            kept.push(p);
+        }
+    }
+    let all_q = (1u32 << weights_q.len()) - 1;
+    let all_c = (1u32 << weights_c.len()) - 1;
+    let (tq, tc) = (wsum(weights_q, all_q), wsum(weights_c, all_c));
+    if tq <= 0.0 || tc <= 0.0 {
+        return out;
+    }
+    let (cov_q, cov_c) = (cov_q / tq, cov_c / tc);
+    // Parts left over on both sides are evidence against (a different given
+    // name); parts left over on one side only are a missing middle name.
+    let left_q = wsum(weights_q, all_q & !used_q & !particles_q) / tq;
+    let left_c = wsum(weights_c, all_c & !used_c & !particles_c) / tc;
+    out.score = ((cov_q + cov_c) / 2.0 - 0.5 * left_q.min(left_c)).clamp(0.0, 1.0);
+    if let Some(kept) = pairings {
+        kept.sort_by_key(|p| p.query.start);
+    }
+    out
+}
+
+/// The weight of a part seen in `df` of `n` candidates (inverse document
+/// frequency, plus one so that a small index still weighs every part).
+pub(crate) fn weight(particle: bool, df: u32, n: usize) -> f32 {
+    if particle {
+        PARTICLE_WEIGHT
+    } else {
+        ((n as f32 + 1.0) / (df as f32 + 1.0)).ln().max(0.0) + 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(a: &str, b: &str) -> Option<(f32, How)> {
+        similarity(&Part::new(a), &Part::new(b))
+    }
+
+    #[test]
+    fn similarity_kinds() {
+        assert_eq!(sim("omar", "omar").map(|s| s.1), Some(How::Folded));
+        assert_eq!(
+            sim("mohamed", "mehmet").map(|s| s.1),
+            Some(How::Transliteration)
+        );
+        assert_eq!(
+            sim("bwd", "abaaoud").map(|s| s.1),
+            Some(How::Transliteration)
+        );
+        assert_eq!(sim("abaaoud", "abaoud").map(|s| s.1), Some(How::Edit(1)));
+        assert_eq!(sim("abuud", "abaaoud").map(|s| s.1), Some(How::Phonetic));
+        assert_eq!(sim("hassan", "hussein"), None);
+        assert_eq!(sim("abrini", "amri"), None);
+        assert_eq!(
+            sim("abdelhamid", "abdulhamid").map(|s| s.1),
+            Some(How::Transliteration)
+        );
+        assert_eq!(sim("abdelhamid", "abdelmajid"), None);
+        assert_eq!(sim("samir", "samira"), None);
+        assert_eq!(sim("mansour", "mansouri"), None);
+        assert_eq!(sim("omar", "amar"), None);
+        assert_eq!(sim("salah", "saleh"), None);
+        assert_eq!(sim("mostefai", "mostafai").map(|s| s.1), Some(How::Edit(1)));
+        assert_eq!(
+            sim("abdelhamidabaaoud", "abdelhamid"),
+            None,
+            "codes are cut at six letters"
+        );
+    }
+
+    #[test]
+    fn joined_units_cover_pairs_and_article_triples() {
+        let u = joined_units(&["abd", "al", "hamid"]);
+        let texts: Vec<&str> = u.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["abdal", "abdalhamid", "alhamid"]);
+    }
+
+    #[test]
+    fn weights_favour_rare_parts() {
+        assert!(weight(false, 1, 1000) > weight(false, 300, 1000));
+        assert_eq!(weight(true, 1, 1000), PARTICLE_WEIGHT);
+        assert!(weight(false, 1000, 1000) >= 1.0);
+    }
+}
