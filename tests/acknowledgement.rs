@@ -199,6 +199,68 @@ async fn an_acknowledgement_waits_for_an_originator_that_is_down() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn a_corrupt_queued_message_is_refused_for_good_and_holds_up_nothing() -> anyhow::Result<()> {
+    let mut fed = TestFederation::builder().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let broken = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    let control = id_of(&tr.submit(draft(&["FR-DGSI"])).await?);
+    tr.wait_delivered(&broken, "FR-DGSI").await?;
+    tr.wait_delivered(&control, "FR-DGSI").await?;
+
+    // Both acknowledgements wait in FR-DGSI's outbox while TR-MIT is down;
+    // then the stored kind of one of them is damaged.
+    fed.stop_node("TR-MIT").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let damaged = fr.ack(&broken, pb::Disposition::Noted, "Seen.").await?;
+    fr.ack(&control, pb::Disposition::Noted, "Seen.").await?;
+    fed.stop_node("FR-DGSI").await?;
+    let db = fed.data_dir("FR-DGSI")?.join("tocsin.sqlite3");
+    let ack_id = tocsin_core::ack::Acknowledgement::try_from(pb::Acknowledgement::decode(
+        damaged.envelope.as_ref().unwrap().payload.as_slice(),
+    )?)?
+    .id
+    .to_string();
+    let changed = rusqlite::Connection::open(db)?
+        .execute("UPDATE messages SET kind = 99 WHERE id = ?1", [&ack_id])?;
+    assert_eq!(changed, 1);
+    fed.start_node("FR-DGSI").await?;
+    fed.start_node("TR-MIT").await?;
+
+    // The control goes out; the damaged one is refused for good, saying
+    // why, instead of stopping the queue or going out as a guess.
+    let tr = fed.desk("TR-MIT").await?;
+    tr.wait_acks(&control, "FR-DGSI", 1).await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let refusal = tocsin_testkit::wait_until(
+        PATIENCE,
+        "FR-DGSI refuses its damaged acknowledgement for good",
+        || {
+            let fr = fr.clone();
+            let broken = broken.clone();
+            async move {
+                let r = fr.alert(&broken).await.ok()?;
+                r.acknowledgements
+                    .first()
+                    .map(|a| a.refusal.clone())
+                    .filter(|r| !r.is_empty())
+            }
+        },
+    )
+    .await?;
+    assert!(
+        refusal.contains("corrupt") && refusal.contains("99"),
+        "{refusal}"
+    );
+    assert!(
+        delivery(&tr.alert(&broken).await?, "FR-DGSI")
+            .unwrap()
+            .acknowledgements
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn both_ends_agree_on_the_deadline_and_a_late_acknowledgement_says_how_late()
 -> anyhow::Result<()> {
     let clock = ManualClock::new(tocsin_core::clock::truncate_ms(Utc::now()));

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::acks::refused_ack_event;
-use crate::codes::{DeliveryState, MessageKind};
+use crate::codes::{DeliveryState, MessageKind, UnknownCode};
 use crate::db::Store;
 use crate::error::Error;
 use crate::records::{AttemptOutcome, OutcomeWords};
@@ -18,8 +18,10 @@ use crate::sql::{ms, sql};
 pub struct DueMessage {
     /// The message id.
     pub id: String,
-    /// What kind of message.
-    pub kind: MessageKind,
+    /// What kind of message, or the code found if it names none (a
+    /// corrupt row, which the caller refuses for good rather than letting
+    /// it stop the queue behind it).
+    pub kind: Result<MessageKind, UnknownCode>,
     /// The encoded envelope.
     pub envelope: Vec<u8>,
     /// Attempts so far.
@@ -46,7 +48,7 @@ impl Store {
                 .query_map(params![peer, ms(now), limit], |r| {
                     Ok(DueMessage {
                         id: r.get(0)?,
-                        kind: r.get(1)?,
+                        kind: MessageKind::decode(r.get(1)?),
                         envelope: r.get(2)?,
                         attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
                     })

@@ -188,7 +188,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued.len(), 1);
-        assert_eq!(queued[0].kind, MessageKind::Ack);
+        assert_eq!(queued[0].kind, Ok(MessageKind::Ack));
         assert_eq!(queued[0].id, ack.ack.id.to_string());
         let view = f.node.get(&id).await.unwrap().unwrap();
         assert_eq!(view.acknowledgements.len(), 1);

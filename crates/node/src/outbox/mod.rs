@@ -608,8 +608,13 @@ impl Link {
     async fn send_message(&self, m: &DueMessage) -> Result<(), Failure> {
         let envelope = pb::Envelope::decode(m.envelope.as_slice())
             .map_err(|e| Failure::Permanent(format!("stored envelope unreadable: {e}")))?;
+        // A row whose kind names nothing is corrupt: refused for good, so
+        // it neither goes out as a guess nor stops the messages behind it.
+        let kind = m.kind.map_err(|unknown| {
+            Failure::Permanent(format!("stored message is corrupt: {unknown}"))
+        })?;
         let mut client = self.client.clone();
-        match m.kind {
+        match kind {
             MessageKind::Ack => self
                 .measured(client.acknowledge(pb::AcknowledgeRequest {
                     acknowledgement: Some(envelope),
