@@ -72,7 +72,9 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::Store(tocsin_store::Error::Conflict(_)) => Code::AlreadyExists,
-            Error::Store(tocsin_store::Error::Corrupt { .. }) => Code::DataLoss,
+            Error::Store(tocsin_store::Error::Corrupt { .. } | tocsin_store::Error::Damaged(_)) => {
+                Code::DataLoss
+            }
             Error::Store(_) | Error::Unavailable(_) => Code::Unavailable,
             Error::Corrupt { .. } => Code::DataLoss,
         };
@@ -152,5 +154,20 @@ mod tests {
         // The store's own errors keep theirs too.
         let e = Error::Store(tocsin_store::Error::Closed);
         assert!(e.source().is_some());
+        // Whatever the store finds damaged is DATA_LOSS too.
+        for damaged in [
+            tocsin_store::Error::Damaged("audit entry 7 has a hash that is not 32 bytes".into()),
+            tocsin_store::Error::Corrupt {
+                what: "EventKind",
+                code: 99,
+            },
+        ] {
+            assert_eq!(Status::from(Error::from(damaged)).code(), Code::DataLoss);
+        }
+        assert_eq!(
+            Status::from(Error::from(tocsin_store::Error::Closed)).code(),
+            Code::Unavailable,
+            "a closed store may come back: retry"
+        );
     }
 }

@@ -42,6 +42,20 @@ pub enum StartError {
     /// Something else is inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// The listener handed to the node is unusable.
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A peer's endpoint in the federation file is not a usable address.
+    #[error("endpoint of {peer}: {source}")]
+    Endpoint {
+        /// The peer.
+        peer: AgencyId,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// The reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
     /// The server failed.
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -171,9 +185,7 @@ pub async fn serve(
         clock,
         metrics,
     } = options;
-    let local: SocketAddr = listener
-        .local_addr()
-        .map_err(|e| StartError::Invalid(format!("listener: {e}")))?;
+    let local: SocketAddr = listener.local_addr().map_err(StartError::Listener)?;
     let federation = Arc::new(federation);
     let mut stop = Shutdown::default();
 
@@ -300,7 +312,10 @@ fn peer_channels(
     for peer in federation.agencies.iter().filter(|a| &a.id != agency) {
         let config = tls::live_client_config(live, Identity::Agency(peer.id.clone()))?;
         let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
-            .map_err(|e| StartError::Invalid(format!("endpoint of {}: {e}", peer.id)))?
+            .map_err(|source| StartError::Endpoint {
+                peer: peer.id.clone(),
+                source,
+            })?
             .connect_timeout(outbox.connect_timeout)
             .timeout(limits.request_timeout)
             .tcp_nodelay(true)
@@ -425,7 +440,7 @@ async fn serve_grpc(
         .register_encoded_file_descriptor_set(tocsin_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| StartError::Invalid(format!("reflection: {e}")))?;
+        .map_err(StartError::Reflection)?;
 
     let max = limits.max_message_bytes;
     let federation_service = FederationServer::new(FederationService {

@@ -35,6 +35,11 @@ pub enum Error {
     /// The store has been closed, or its writer could not start a transaction.
     #[error("the store is closed or cannot write")]
     Closed,
+    /// A stored value is not what this store ever writes (a hash that is
+    /// not 32 bytes): the database was damaged or edited. Retrying cannot
+    /// help.
+    #[error("corrupt store: {0}")]
+    Damaged(String),
     /// A stored row holds what this store never writes (a code that names
     /// nothing): the database was damaged or edited. Retrying cannot help.
     #[error("corrupt store: {what} code {code} names nothing")]

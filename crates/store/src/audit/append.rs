@@ -45,7 +45,7 @@ pub(crate) fn append(
         Some((seq, hash)) => (
             u64::try_from(seq).unwrap_or(0) + 1,
             hash.try_into().map_err(|_| {
-                Error::Commit(format!("audit entry {seq} has a hash that is not 32 bytes"))
+                Error::Damaged(format!("audit entry {seq} has a hash that is not 32 bytes"))
             })?,
         ),
     };
