@@ -205,14 +205,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_recipient_acknowledges() {
         let f = Fixture::new();
-        let sent = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let sent = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
         let err = f
             .node
             .acknowledge(

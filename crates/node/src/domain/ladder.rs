@@ -328,14 +328,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_step_is_taken_at_the_deadline_and_only_then() {
         let f = Fixture::new();
-        let sent = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let sent = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
         let id = sent.alert.id.to_string();
         let due = sent.due_at.expect("a deadline");
         assert_eq!(sent.deliveries[0].next_step_at, Some(due));

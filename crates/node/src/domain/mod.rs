@@ -394,6 +394,14 @@ pub(crate) mod testing {
             Identity::operator(agency("FR-DGSI"), "analyst").expect("operator")
         }
 
+        /// Submits `wire` as FR-DGSI's operator does, which must succeed.
+        pub(crate) async fn send(&self, wire: pb::Alert) -> crate::views::AlertView {
+            self.node
+                .submit(&self.operator(), self.submission(wire))
+                .await
+                .expect("submitted")
+        }
+
         /// `wire` as FR-DGSI's operator service hands it to the domain: a
         /// new id, this node as originator, created now.
         pub(crate) fn submission(&self, mut wire: pb::Alert) -> Submission {

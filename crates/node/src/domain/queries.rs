@@ -51,14 +51,7 @@ mod tests {
     #[tokio::test]
     async fn lists_sort_by_direction_and_what_is_open() {
         let f = Fixture::new();
-        let sent = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let sent = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
         let tr = f.signer_of("TR-MIT");
         let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Ahmet Yilmaz", &["FR-DGSI"]));
         f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();

@@ -106,23 +106,9 @@ mod tests {
     #[tokio::test]
     async fn a_second_unanswered_alert_about_a_subject_raises_the_flag() {
         let f = Fixture::new();
-        let first = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let first = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
         f.clock.advance(chrono::Duration::minutes(1));
-        let second = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let second = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
 
         // The first deadline passes: one unanswered alert is no pattern.
         f.clock.set(first.due_at.unwrap());

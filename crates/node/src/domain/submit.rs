@@ -184,18 +184,10 @@ mod tests {
         let f = Fixture::new();
         let mut wire = flash_about("Ahmet Yilmaz", &["TR-MIT"]);
         wire.id = tocsin_core::AlertId::generate().to_string();
-        let first = f
-            .node
-            .submit(&f.operator(), f.submission(wire.clone()))
-            .await
-            .unwrap();
+        let first = f.send(wire.clone()).await;
         // A retry a minute later, as after a lost answer.
         f.clock.advance(chrono::Duration::minutes(1));
-        let again = f
-            .node
-            .submit(&f.operator(), f.submission(wire.clone()))
-            .await
-            .unwrap();
+        let again = f.send(wire.clone()).await;
         assert_eq!(again.alert, first.alert);
         assert_eq!(again.envelope, first.envelope);
         wire.text = "Something else.".into();

@@ -70,14 +70,7 @@ mod tests {
         let f = Fixture::new();
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let sent = f
-                .node
-                .submit(
-                    &f.operator(),
-                    f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-                )
-                .await
-                .unwrap();
+            let sent = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
             ids.push(sent.alert.id.to_string());
         }
         let events = f.events().await;
@@ -95,14 +88,7 @@ mod tests {
         }
         // "From now": only what comes after the call.
         let mut from_now = f.node.watch(None).await.unwrap();
-        let fourth = f
-            .node
-            .submit(
-                &f.operator(),
-                f.submission(flash_about("Jean Dupont", &["TR-MIT"])),
-            )
-            .await
-            .unwrap();
+        let fourth = f.send(flash_about("Jean Dupont", &["TR-MIT"])).await;
         for s in [&mut stream, &mut from_now] {
             let e = tokio::time::timeout(WAIT, s.next())
                 .await
