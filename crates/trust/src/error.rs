@@ -29,6 +29,14 @@ pub enum Error {
     /// A certificate does not carry a usable identity.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// A certificate, key or CRL could not be read as one.
+    #[error("certificate: {what}: {source}")]
+    CertificateUnreadable {
+        /// What was being read (a file, "CA certificate", "CRL").
+        what: String,
+        /// Why it could not be.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
@@ -44,4 +52,33 @@ pub enum Error {
     /// A path or name given to the PKI was not acceptable.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// `what` could not be read as a certificate, key or CRL, for `source`.
+    pub(crate) fn unreadable(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::CertificateUnreadable {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    #[test]
+    fn an_unreadable_certificate_keeps_its_cause() {
+        let federation = tocsin_core::FederationId::new("test").unwrap();
+        let e = crate::Verifier::new(b"not a certificate", &federation).unwrap_err();
+        assert!(
+            e.to_string().starts_with("certificate: CA certificate: "),
+            "{e}"
+        );
+        assert!(e.source().is_some(), "the parser's error is kept");
+    }
 }

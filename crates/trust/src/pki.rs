@@ -432,7 +432,7 @@ fn current_crl(path: &Path) -> Result<(Vec<Revoked>, u64), Error> {
     let mut number = 0u64;
     for der in read_crls(path)? {
         let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
-            .map_err(|e| Error::Certificate(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::unreadable(path.display().to_string(), e))?;
         if let Some(n) = crl.crl_number() {
             let digits = n.to_u64_digits();
             number = number.max(digits.first().copied().unwrap_or(0));
@@ -474,9 +474,9 @@ pub fn revoke(
         <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(
             ca.cert_pem().as_bytes(),
         )
-        .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+        .map_err(|e| Error::unreadable("CA certificate", e))?;
     let (_, ca_cert) = X509Certificate::from_der(ca_der.as_ref())
-        .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+        .map_err(|e| Error::unreadable("CA certificate", e))?;
     let (mut entries, number) = current_crl(&layout.crl())?;
     let mut report = RevokeReport {
         revoked: Vec::new(),
@@ -488,7 +488,7 @@ pub fn revoke(
     for path in certs {
         let der = read_certs(path)?.remove(0);
         let (_, cert) = X509Certificate::from_der(der.as_ref())
-            .map_err(|e| Error::Certificate(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::unreadable(path.display().to_string(), e))?;
         if cert.issuer() != ca_cert.subject()
             || cert.verify_signature(Some(ca_cert.public_key())).is_err()
         {

@@ -56,11 +56,10 @@ impl Revocations {
         ca_der: &[u8],
     ) -> Result<Self, Error> {
         let (_, ca) = X509Certificate::from_der(ca_der)
-            .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+            .map_err(|e| Error::unreadable("CA certificate", e))?;
         let mut serials = HashSet::new();
         for der in &crls {
-            let (_, crl) = parse_x509_crl(der.as_ref())
-                .map_err(|e| Error::Certificate(format!("CRL: {e}")))?;
+            let (_, crl) = parse_x509_crl(der.as_ref()).map_err(|e| Error::unreadable("CRL", e))?;
             if crl.issuer() != ca.subject() {
                 return Err(Error::Certificate(format!(
                     "CRL issued by {}, not by the federation CA",

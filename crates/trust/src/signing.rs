@@ -81,9 +81,9 @@ impl Signer {
         federation: &FederationId,
     ) -> Result<Self, Error> {
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| Error::Certificate(format!("signing certificate: {e}")))?;
+            .map_err(|e| Error::unreadable("signing certificate", e))?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .map_err(|e| Error::Certificate(format!("signing key: {e}")))?;
+            .map_err(|e| Error::unreadable("signing key", e))?;
         Self::from_der(cert.as_ref(), &key, federation)
     }
 
@@ -106,7 +106,7 @@ impl Signer {
             )));
         }
         let (_, cert) = X509Certificate::from_der(cert_der)
-            .map_err(|e| Error::Certificate(format!("signing certificate: {e}")))?;
+            .map_err(|e| Error::unreadable("signing certificate", e))?;
         if cert.public_key().subject_public_key.data.as_ref() != key.public_key().as_ref() {
             return Err(Error::Certificate(
                 "signing key does not match the signing certificate".into(),
@@ -203,8 +203,7 @@ impl Verifier {
 
     /// A verifier trusting the DER CA certificate `ca_der`.
     pub fn new(ca_der: &[u8], federation: &FederationId) -> Result<Self, Error> {
-        X509Certificate::from_der(ca_der)
-            .map_err(|e| Error::Certificate(format!("CA certificate: {e}")))?;
+        X509Certificate::from_der(ca_der).map_err(|e| Error::unreadable("CA certificate", e))?;
         Ok(Self {
             federation: federation.clone(),
             ca_der: Arc::new(ca_der.to_vec()),
