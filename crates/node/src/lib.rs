@@ -29,6 +29,7 @@ mod domain;
 mod error;
 mod metrics;
 mod outbox;
+mod screening;
 mod server;
 mod service;
 mod shutdown;
