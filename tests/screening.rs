@@ -296,3 +296,35 @@ async fn an_expired_entry_is_not_matched_by_the_screeners_clock() -> anyhow::Res
     assert!(match_of(&result, "TR-MIT", "W-1").is_none(), "{result:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_restarted_node_screens_what_its_store_holds_at_once() -> anyhow::Result<()> {
+    let mut fed = TestFederation::builder().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    tr.publish(WatchEntry::of("W-1", Person::named("Salah Abdeslam")).to(["FR-DGSI"]))
+        .await?;
+    fed.desk("FR-DGSI")
+        .await?
+        .wait_hit(Person::named("Salah Abdeslam"), "TR-MIT", "W-1")
+        .await?;
+
+    // With the owner down, nothing can be synced: the holder's index is
+    // built from its store as it starts.
+    fed.stop_node("TR-MIT").await?;
+    fed.restart_node("FR-DGSI").await?;
+    let fr = fed.desk("FR-DGSI").await?;
+    let result = fr.screen(Person::named("ABDESLAM Salah")).await?;
+    assert!(
+        match_of(&result, "TR-MIT", "W-1").is_some_and(|m| m.hit),
+        "{result:?}"
+    );
+    // And the owner's own entries, when it is back.
+    fed.start_node("TR-MIT").await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let result = tr.screen(Person::named("Salah Abdeslam")).await?;
+    assert!(
+        match_of(&result, "TR-MIT", "W-1").is_some_and(|m| m.hit),
+        "{result:?}"
+    );
+    Ok(())
+}
