@@ -1,7 +1,8 @@
 //! Screening: a partner's operator screens a person against every entry
 //! its node holds and gets the owner's entry, with owner, ref, score and
 //! reasons, for names written differently; a common part or a namesake is
-//! not a hit; what is not releasable, removed or expired never matches;
+//! not a hit; what is not releasable (or no longer), removed or expired
+//! never matches;
 //! an update is reflected once synced; bad input is refused naming the
 //! field.
 
@@ -125,6 +126,24 @@ async fn a_partner_finds_the_owners_entries_under_variant_spellings() -> anyhow:
     );
     // The owner screens its own entries too.
     tr.wait_hit(Person::named("Bilal HADFI"), "TR-MIT", "W-SECRET")
+        .await?;
+
+    // Narrowed to DE-BKA only: withdrawn from FR-DGSI, so no longer
+    // matched there, and still matched at DE-BKA.
+    let de = fed.desk("DE-BKA").await?;
+    de.wait_hit(Person::named("Abaaoud Abdelhamid"), "TR-MIT", "W-ABAAOUD")
+        .await?;
+    tr.update_entry(
+        WatchEntry::of(
+            "W-ABAAOUD",
+            Person::named("Abdelhamid Abaaoud").born("1987-04-08"),
+        )
+        .to(["DE-BKA"]),
+    )
+    .await?;
+    fr.wait_no_match(Person::named("Abaaoud Abdelhamid"), "TR-MIT", "W-ABAAOUD")
+        .await?;
+    de.wait_hit(Person::named("Abaaoud Abdelhamid"), "TR-MIT", "W-ABAAOUD")
         .await?;
     Ok(())
 }
@@ -326,5 +345,41 @@ async fn a_restarted_node_screens_what_its_store_holds_at_once() -> anyhow::Resu
         match_of(&result, "TR-MIT", "W-1").is_some_and(|m| m.hit),
         "{result:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_agencys_operators_screen_on_its_node() -> anyhow::Result<()> {
+    use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
+    let fed = TestFederation::builder().start().await?;
+    let tr = tocsin_core::AgencyId::new("TR-MIT")?;
+    let addr = fed.addr("TR-MIT")?;
+    let request: pb::ScreenRequest = Person::named("Salah Abdeslam").into();
+
+    // A peer agency's node is refused by the handler; another agency's
+    // operator already by the handshake.
+    let peer = tocsin_testkit::channel(addr, &fed.node_material("FR-DGSI")?, &tr)?;
+    let refused = WatchlistDeskClient::new(peer)
+        .screen(request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let stranger =
+        tocsin_testkit::channel(addr, &fed.operator_material("FR-DGSI", "analyst")?, &tr)?;
+    let refused = WatchlistDeskClient::new(stranger)
+        .screen(request.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("AccessDenied"),
+        "{refused:?}"
+    );
+    // The agency's own operator is answered.
+    let channel = tocsin_testkit::channel(addr, &fed.operator_material("TR-MIT", "analyst")?, &tr)?;
+    let result = WatchlistDeskClient::new(channel)
+        .screen(request)
+        .await?
+        .into_inner();
+    assert!(result.matches.is_empty());
     Ok(())
 }
