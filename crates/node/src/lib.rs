@@ -20,6 +20,8 @@
 //!   turns them into wire records.
 //! - `watchlist` (private): publishing this agency's watchlist, serving
 //!   its log to peers, and pulling every other owner's.
+//! - `screening` (private): the index of every entry held, kept current
+//!   after each watchlist commit, that operators screen a person against.
 
 #![forbid(unsafe_code)]
 
