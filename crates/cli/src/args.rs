@@ -47,6 +47,9 @@ pub(crate) enum Command {
     /// other agencies (as an operator).
     #[command(subcommand)]
     Watchlist(crate::watchlist_cmd::WatchlistCommand),
+    /// Screen a person against every watchlist entry this node holds
+    /// (as an operator).
+    Screen(Box<crate::screen_cmd::ScreenArgs>),
 }
 
 #[derive(Debug, Subcommand)]

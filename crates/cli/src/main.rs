@@ -1,5 +1,6 @@
 //! `tocsin`: run an agency node, issue the federation's certificates, and
-//! send and inspect alerts and watchlists as an operator.
+//! send and inspect alerts and watchlists, and screen against them, as an
+//! operator.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod node_cmd;
 mod operator;
 mod output;
 mod pki_cmd;
+mod screen_cmd;
 mod timeline;
 mod watchlist_cmd;
 
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Verify(args)) => audit_cmd::verify(args).await,
             Command::Audit(AuditCommand::Export(args)) => audit_cmd::export(args).await,
             Command::Watchlist(command) => watchlist_cmd::run(command).await,
+            Command::Screen(args) => screen_cmd::run(*args).await,
         }
     });
     match result {

@@ -20,6 +20,8 @@
 //!   turns them into wire records.
 //! - `watchlist` (private): publishing this agency's watchlist, serving
 //!   its log to peers, and pulling every other owner's.
+//! - `screening` (private): the index of every entry held, kept current
+//!   after each watchlist commit, that operators screen a person against.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,7 @@ mod domain;
 mod error;
 mod metrics;
 mod outbox;
+mod screening;
 mod server;
 mod service;
 mod shutdown;

@@ -50,6 +50,7 @@ pub mod flow;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
+pub mod screening;
 pub mod watchlist;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,7 @@ pub use flow::{Desk, PATIENCE, Probe, delivery, id_of, kinds, wait_for};
 pub use process::{NodeCommand, NodeProcess, ProcessError, tocsin_binary};
 pub use proxy::{Fault, FaultProxy, Flow, ProxyStats};
 pub use scenario::{ScenarioFederation, ScenarioTest};
+pub use screening::{Screen, match_of};
 pub use tocsin_core::clock::{Clock, ManualClock, SystemClock};
 pub use tocsin_proto::pb::{
     DeadlineFlag, DeliveryState, Direction, Disposition, EventKind, LadderStep, Precedence, Tlp,

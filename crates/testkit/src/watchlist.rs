@@ -62,6 +62,12 @@ impl WatchEntry {
         )
     }
 
+    /// An entry about this person (names, aliases, date of birth,
+    /// nationalities, documents).
+    pub fn of(reference: &str, person: crate::alerts::Person) -> Self {
+        Self::with_subject(reference, pb::subject::Kind::Person(person.into()))
+    }
+
     /// An entry about an identifier (`phone`, `+33 6 12 34 56 78`).
     pub fn identifier(reference: &str, kind: &str, value: &str) -> Self {
         Self::with_subject(

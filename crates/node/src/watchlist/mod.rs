@@ -12,7 +12,11 @@
 //!   pages after its cursor, checks them (signed by the owner, gapless,
 //!   releasable to us) and applies each page in one store transaction.
 //! - `service`: the thin gRPC handlers (`WatchlistSync` for peers,
-//!   `WatchlistDesk` for operators).
+//!   `WatchlistDesk` for operators, screening included).
+//!
+//! Every commit of an entry (an own change in `publish`, a page in `sync`)
+//! is followed by the same change to the screening index
+//! (`crate::screening`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,8 @@ use tocsin_core::{AgencyId, Clock};
 use tocsin_store::{Cursor, LogHead, Store};
 use tocsin_trust::{Signer, Verifier};
 use tokio::sync::{Notify, watch};
+
+use crate::screening::Screening;
 
 mod publish;
 mod serve;
@@ -54,6 +60,12 @@ pub(crate) struct Watchlists {
     /// Turns true when the node begins to shut down: ends follow streams,
     /// pullers and the expiry loop.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The screening index of every entry held here, changed after each
+    /// commit of an entry.
+    pub(crate) screening: Screening,
+    /// Held across an own change's commit and its index update, so that
+    /// two changes of one entry reach the index in the order of their seqs.
+    publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Watchlists {
@@ -84,6 +96,7 @@ impl Watchlists {
             .collect();
         let board = SyncBoard::default();
         board.replace(store.watchlist_cursors(clock.now()).await?);
+        let screening = Screening::build(&store, agency.as_str(), clock.now()).await?;
         Ok(Self {
             agency,
             federation,
@@ -96,6 +109,8 @@ impl Watchlists {
             wake: Arc::new(wake),
             board,
             shutdown,
+            screening,
+            publishing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 

@@ -14,6 +14,7 @@ use tocsin_trust::Signer;
 
 use super::Watchlists;
 use crate::Error;
+use crate::screening::Update;
 
 /// Most entries one `AddEntries` request may hold.
 pub(crate) const MAX_ADD: usize = 10_000;
@@ -175,7 +176,20 @@ impl Watchlists {
         removal: RemovalReason,
     ) -> Result<Vec<u64>, Error> {
         let sign = sign_forms(self.signer.clone(), self.agency.clone(), at, removal);
+        let updates = changes
+            .iter()
+            .map(|c| match &c.op {
+                OwnOp::Add(own) | OwnOp::Update(own) => Update::Put(own.entry.clone()),
+                OwnOp::Remove => Update::Remove {
+                    owner: self.agency.to_string(),
+                    reference: c.reference.clone(),
+                },
+            })
+            .collect();
+        let publishing = self.publishing.lock().await;
         let seqs = self.store.append_own_watchlist(changes, at, sign).await?;
+        self.screening.apply(updates).await;
+        drop(publishing);
         if let Some(&last) = seqs.last() {
             self.head.send_replace(tocsin_store::LogHead {
                 seq: last,

@@ -222,4 +222,48 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
             .collect();
         Ok(Response::new(pb::SyncStatusResponse { owners }))
     }
+
+    async fn screen(
+        &self,
+        req: Request<pb::ScreenRequest>,
+    ) -> Result<Response<pb::ScreenResponse>, Status> {
+        self.operator(&req)?;
+        let request = req.into_inner();
+        let query = crate::screening::query_of(&request).map_err(crate::Error::from)?;
+        let w = &self.watchlists;
+        let mut results = w
+            .screening
+            .screen(vec![(request, query)], w.clock.now())
+            .await?;
+        Ok(Response::new(results.pop().unwrap_or_default()))
+    }
+
+    async fn screen_batch(
+        &self,
+        req: Request<pb::ScreenBatchRequest>,
+    ) -> Result<Response<pb::ScreenBatchResponse>, Status> {
+        self.operator(&req)?;
+        let requests = req.into_inner().requests;
+        if requests.len() > crate::screening::MAX_BATCH {
+            return Err(crate::Error::InvalidArgument(format!(
+                "invalid field `requests`: {} requests, at most {} in one batch",
+                requests.len(),
+                crate::screening::MAX_BATCH
+            ))
+            .into());
+        }
+        let mut checked = Vec::with_capacity(requests.len());
+        for (i, request) in requests.into_iter().enumerate() {
+            let query = crate::screening::query_of(&request).map_err(|e| {
+                crate::Error::from(tocsin_core::ValidationError::new(
+                    format!("requests[{i}].{}", e.field),
+                    e.problem,
+                ))
+            })?;
+            checked.push((request, query));
+        }
+        let w = &self.watchlists;
+        let results = w.screening.screen(checked, w.clock.now()).await?;
+        Ok(Response::new(pb::ScreenBatchResponse { results }))
+    }
 }

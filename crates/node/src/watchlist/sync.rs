@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use super::Watchlists;
+use crate::screening::Update;
 
 /// How often a puller pulls even when the owner's stream says nothing: the
 /// backstop should a head be missed.
@@ -198,10 +199,22 @@ impl Puller {
                 Ok(checked) => checked,
                 Err(reason) => return Err(self.refuse(reason).await),
             };
+            let updates = checked
+                .iter()
+                .filter_map(|c| match &c.op {
+                    HeldOp::Put { entry, .. } => Some(Update::Put(entry.clone())),
+                    HeldOp::Remove { reference } => Some(Update::Remove {
+                        owner: self.owner.to_string(),
+                        reference: reference.clone(),
+                    }),
+                    HeldOp::Skip => None,
+                })
+                .collect();
             let applied = w
                 .store
                 .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
                 .await?;
+            w.screening.apply(updates).await;
             w.refresh_board().await;
             tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
             if applied.seq >= head.seq {

@@ -1,0 +1,228 @@
+//! Conversions at the edge of screening: entries into candidates, an
+//! operator's request into a query, a match into what the operator sees.
+
+use chrono::Datelike;
+use prost::Message;
+use tocsin_core::ValidationError;
+use tocsin_core::alert::Subject;
+use tocsin_core::watchlist::Entry;
+use tocsin_proto::pb;
+use tocsin_screening::{Candidate, Dob, Document, Identifier, Match, Query, Reason, Reasons};
+
+/// The entry's identifying data under `key`. Entries carry no threshold of
+/// their own yet, so the index's default applies.
+pub(super) fn candidate(key: u64, entry: &Entry) -> Candidate {
+    let mut c = Candidate {
+        key,
+        ..Candidate::default()
+    };
+    match &entry.subject {
+        Subject::Person(p) => {
+            c.names = p.names.iter().chain(&p.aliases).cloned().collect();
+            c.dob = p.date_of_birth.map(|d| Dob::Date {
+                year: d.year() as u16,
+                month: d.month() as u8,
+                day: d.day() as u8,
+            });
+            c.nationalities = p.nationalities.clone();
+            c.documents = p
+                .documents
+                .iter()
+                .map(|d| Document {
+                    kind: d.kind.clone(),
+                    number: d.number.clone(),
+                    country: (!d.issuing_country.is_empty()).then(|| d.issuing_country.clone()),
+                })
+                .collect();
+        }
+        Subject::Identifier { kind, value } => c.identifiers.push(Identifier {
+            kind: kind.clone(),
+            value: value.clone(),
+        }),
+    }
+    c
+}
+
+fn dob(text: &str) -> Result<Option<Dob>, ValidationError> {
+    let field = "person.date_of_birth";
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() == 4 {
+        return match text.parse::<u16>() {
+            Ok(year) => Ok(Some(Dob::Year(year))),
+            Err(_) => Err(ValidationError::new(
+                field,
+                format!("{text:?} is not a date (YYYY-MM-DD or YYYY)"),
+            )),
+        };
+    }
+    let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{text:?} is not a date (YYYY-MM-DD or YYYY)"),
+        )
+    })?;
+    Ok(Some(Dob::Date {
+        year: d.year() as u16,
+        month: d.month() as u8,
+        day: d.day() as u8,
+    }))
+}
+
+fn present(s: &str) -> bool {
+    !s.trim().is_empty()
+}
+
+/// The query an operator's request asks for, or the field that is wrong.
+pub(crate) fn query_of(r: &pb::ScreenRequest) -> Result<Query, ValidationError> {
+    let mut q = Query::default();
+    if let Some(p) = &r.person {
+        q.names = p
+            .names
+            .iter()
+            .chain(&p.aliases)
+            .filter(|n| present(n))
+            .cloned()
+            .collect();
+        q.dob = dob(&p.date_of_birth)?;
+        q.nationalities = p
+            .nationalities
+            .iter()
+            .filter(|n| present(n))
+            .cloned()
+            .collect();
+        for (i, d) in p.documents.iter().enumerate() {
+            if !present(&d.number) {
+                return Err(ValidationError::new(
+                    format!("person.documents[{i}].number"),
+                    "must not be empty",
+                ));
+            }
+            q.documents.push(Document {
+                kind: d.kind.clone(),
+                number: d.number.clone(),
+                country: present(&d.issuing_country).then(|| d.issuing_country.clone()),
+            });
+        }
+    }
+    for (i, id) in r.identifiers.iter().enumerate() {
+        if !present(&id.kind) || !present(&id.value) {
+            return Err(ValidationError::new(
+                format!("identifiers[{i}]"),
+                "needs a kind and a value",
+            ));
+        }
+        q.identifiers.push(Identifier {
+            kind: id.kind.clone(),
+            value: id.value.clone(),
+        });
+    }
+    if q.names.is_empty() && q.documents.is_empty() && q.identifiers.is_empty() {
+        return Err(ValidationError::new(
+            "person.names",
+            "nothing to screen on: give a name, a document or an identifier",
+        ));
+    }
+    Ok(q)
+}
+
+fn reason(r: &Reason) -> pb::MatchReason {
+    use pb::match_reason::Kind;
+    let (kind, query, candidate, how) = match r {
+        Reason::Name {
+            query,
+            candidate,
+            how,
+        } => (
+            Kind::Name,
+            query.clone(),
+            candidate.clone(),
+            how.to_string(),
+        ),
+        Reason::Document { kind, number } => {
+            (Kind::Document, number.clone(), kind.clone(), String::new())
+        }
+        Reason::Identifier { kind, value } => {
+            (Kind::Identifier, value.clone(), kind.clone(), String::new())
+        }
+        Reason::DobAgrees(d) => (Kind::DobAgrees, d.to_string(), d.to_string(), String::new()),
+        Reason::DobDisagrees { query, candidate } => (
+            Kind::DobDisagrees,
+            query.to_string(),
+            candidate.to_string(),
+            String::new(),
+        ),
+        Reason::NationalityAgrees(c) => (Kind::Nationality, c.clone(), c.clone(), String::new()),
+    };
+    pb::MatchReason {
+        kind: kind as i32,
+        query,
+        candidate,
+        how,
+        text: r.to_string(),
+    }
+}
+
+/// What the operator is shown of a match of the entry `entry` (encoded).
+pub(super) fn screen_match(
+    m: &Match,
+    owner: &str,
+    reference: &str,
+    entry: &[u8],
+) -> pb::ScreenMatch {
+    pb::ScreenMatch {
+        score: m.score,
+        hit: m.hit,
+        owner: owner.to_owned(),
+        r#ref: reference.to_owned(),
+        entry: pb::WatchlistEntry::decode(entry).ok(),
+        reasons: m.reasons.iter().map(reason).collect(),
+        reasons_text: Reasons(&m.reasons).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(names: &[&str]) -> pb::ScreenRequest {
+        pb::ScreenRequest {
+            person: Some(pb::Person {
+                names: names.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nothing_to_screen_on_names_the_field() {
+        let err = query_of(&request(&[" "])).unwrap_err();
+        assert_eq!(err.field, "person.names");
+        let err = query_of(&pb::ScreenRequest::default()).unwrap_err();
+        assert_eq!(err.field, "person.names");
+    }
+
+    #[test]
+    fn a_bad_date_of_birth_is_named() {
+        let mut r = request(&["Salah Abdeslam"]);
+        r.person.as_mut().unwrap().date_of_birth = "15/09/1989".into();
+        assert_eq!(query_of(&r).unwrap_err().field, "person.date_of_birth");
+        r.person.as_mut().unwrap().date_of_birth = "1989".into();
+        assert_eq!(query_of(&r).unwrap().dob, Some(Dob::Year(1989)));
+    }
+
+    #[test]
+    fn an_identifier_alone_is_enough() {
+        let r = pb::ScreenRequest {
+            identifiers: vec![pb::Identifier {
+                kind: "phone".into(),
+                value: "+33 6 12".into(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(query_of(&r).unwrap().identifiers.len(), 1);
+    }
+}
