@@ -63,9 +63,12 @@ pub(crate) struct Watchlists {
     /// The screening index of every entry held here, changed after each
     /// commit of an entry.
     pub(crate) screening: Screening,
-    /// Held across an own change's commit and its index update, so that
-    /// two changes of one entry reach the index in the order of their seqs.
-    publishing: Arc<tokio::sync::Mutex<()>>,
+    /// Written across each commit of entries and its index update (an own
+    /// change, a page from an owner), so two changes of one entry reach the
+    /// index in the order of their seqs; read by what reports what is held
+    /// (sync status, listings), so nothing is reported held that a screen
+    /// would not yet find.
+    pub(crate) applying: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl std::fmt::Debug for Watchlists {
@@ -110,7 +113,7 @@ impl Watchlists {
             board,
             shutdown,
             screening,
-            publishing: Arc::new(tokio::sync::Mutex::new(())),
+            applying: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 

@@ -186,10 +186,10 @@ impl Watchlists {
                 },
             })
             .collect();
-        let publishing = self.publishing.lock().await;
+        let applying = self.applying.write().await;
         let seqs = self.store.append_own_watchlist(changes, at, sign).await?;
         self.screening.apply(updates).await;
-        drop(publishing);
+        drop(applying);
         if let Some(&last) = seqs.last() {
             self.head.send_replace(tocsin_store::LogHead {
                 seq: last,

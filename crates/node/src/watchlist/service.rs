@@ -153,6 +153,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
         self.operator(&req)?;
         let owner = req.into_inner().owner;
         let w = &self.watchlists;
+        let _applied = w.applying.read().await;
         let now = w.clock.now();
         let mut rows = Vec::new();
         if owner.is_empty() || owner == w.agency.as_str() {
@@ -183,6 +184,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
     ) -> Result<Response<pb::SyncStatusResponse>, Status> {
         self.operator(&req)?;
         let w = &self.watchlists;
+        let _applied = w.applying.read().await;
         let now = w.clock.now();
         let cursors = w
             .store

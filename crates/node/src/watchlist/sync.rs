@@ -210,11 +210,13 @@ impl Puller {
                     HeldOp::Skip => None,
                 })
                 .collect();
+            let applying = w.applying.write().await;
             let applied = w
                 .store
                 .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
                 .await?;
             w.screening.apply(updates).await;
+            drop(applying);
             w.refresh_board().await;
             tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
             if applied.seq >= head.seq {
