@@ -82,8 +82,52 @@ struct Name {
     parts: Box<[u32]>,
     /// Joined units: span and interned part.
     joined: Box<[(Span, u32)]>,
-    /// Slots of the live candidates with this name.
-    members: Vec<u32>,
+    /// The live candidates with this name.
+    members: Vec<Member>,
+}
+
+/// A candidate as its name's member list keeps it: what ranking it needs,
+/// in place, so that a screen reading a common name's thousands of
+/// namesakes (to find the one whose date of birth agrees) reads one
+/// contiguous list instead of one scattered [`Entry`] each.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    key: u64,
+    slot: u32,
+    dob: Option<Dob>,
+    /// The first two nationalities (`[0, 0]` for none).
+    nationalities: [[u8; 2]; 2],
+    /// More than two nationalities, or a threshold of its own: rare, so
+    /// the entry is read instead and the member stays 24 bytes.
+    special: bool,
+}
+
+// A million candidates have more than a million memberships.
+const _: () = assert!(std::mem::size_of::<Member>() == 24);
+
+impl Member {
+    fn new(key: u64, slot: u32, e: &Entry) -> Member {
+        let mut nationalities = [[0; 2]; 2];
+        for (n, c) in nationalities.iter_mut().zip(e.nationalities.iter()) {
+            *n = *c;
+        }
+        Member {
+            key,
+            slot,
+            dob: e.dob,
+            nationalities,
+            special: e.nationalities.len() > 2 || e.threshold.is_some(),
+        }
+    }
+
+    fn nationalities(&self) -> &[[u8; 2]] {
+        let n = self
+            .nationalities
+            .iter()
+            .take_while(|n| **n != [0; 2])
+            .count();
+        &self.nationalities[..n]
+    }
 }
 
 /// A document as the index keeps it.
@@ -131,8 +175,8 @@ const NATIONALITY_BONUS: f32 = 0.02;
 /// A candidate found by a screen, with the name alignment it matched by
 /// (score, distinctive parts, query name, name id) and its rank: the score
 /// before it is capped at 1, so that evidence still orders namesakes whose
-/// names match exactly.
-type Found = (Match, Option<(f32, u8, usize, u32)>, f32);
+/// names match exactly; and its slot.
+type Found = (Match, Option<(f32, u8, usize, u32)>, f32, u32);
 
 /// Separates the written names of an entry.
 const NAME_SEPARATOR: char = '\u{1f}';
@@ -342,11 +386,7 @@ impl Index {
                 continue;
             }
             let id = self.intern_name(&folded);
-            let name = &mut self.names[id as usize];
-            if !name.members.contains(&slot) {
-                name.members.push(slot);
-            }
-            seen_parts.extend(name.parts.iter().copied());
+            seen_parts.extend(self.names[id as usize].parts.iter().copied());
             names.push(id);
             if !all_written.is_empty() {
                 all_written.push(NAME_SEPARATOR);
@@ -385,7 +425,7 @@ impl Index {
         for k in exact_keys {
             self.exact.push(k, slot);
         }
-        self.slots[slot as usize] = Some(Entry {
+        let entry = Entry {
             key: candidate.key,
             names: names.into(),
             written: all_written.into(),
@@ -398,7 +438,21 @@ impl Index {
             documents,
             identifiers,
             threshold: candidate.threshold,
-        });
+        };
+        let member = Member::new(candidate.key, slot, &entry);
+        for &id in entry.names.iter() {
+            let name = &mut self.names[id as usize];
+            if !name.members.iter().any(|m| m.slot == slot) {
+                // Most names have one or two members, and a `Vec` would
+                // reserve four at first: grow exactly while small, by half
+                // when large.
+                if name.members.len() == name.members.capacity() {
+                    name.members.reserve_exact((name.members.len() / 2).max(1));
+                }
+                name.members.push(member);
+            }
+        }
+        self.slots[slot as usize] = Some(entry);
         self.keys.insert(candidate.key, slot);
         replaced
     }
@@ -414,7 +468,7 @@ impl Index {
         let mut seen_parts = FxHashSet::default();
         for &id in entry.names.iter() {
             let name = &mut self.names[id as usize];
-            name.members.retain(|&s| s != slot);
+            name.members.retain(|m| m.slot != slot);
             seen_parts.extend(name.parts.iter().copied());
         }
         for p in seen_parts {
@@ -684,10 +738,6 @@ impl Index {
         let evaluate =
             |slot: u32, best: Option<(f32, u8, usize, u32)>, explain: bool| -> Option<Found> {
                 let e = self.slots[slot as usize].as_ref()?;
-                let (name_score, distinctive, which) = match best {
-                    Some((s, d, qi, id)) => (s, d, Some((qi, id))),
-                    None => (0.0, 0, None),
-                };
                 let mut reasons = Vec::new();
                 let mut exact = false;
                 if exact_slots.contains(&slot) {
@@ -721,67 +771,42 @@ impl Index {
                         }
                     }
                 }
-                if !exact && which.is_none() {
-                    // Found by a document or identifier key that did not match
-                    // in full (another issuing country).
-                    return None;
-                }
-                let mut score = name_score;
-                if let (Some(q), Some(c)) = (query.dob, e.dob) {
-                    match dob_evidence(q, c) {
-                        Some(true) => {
-                            score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
-                                DOB_BONUS
-                            } else {
-                                0.04
-                            };
-                            if explain {
-                                reasons.push(Reason::DobAgrees(c));
-                            }
-                        }
-                        Some(false) => {
-                            score -= 0.12;
-                            if explain {
-                                reasons.push(Reason::DobDisagrees {
-                                    query: q,
-                                    candidate: c,
-                                });
-                            }
-                        }
-                        None => {}
-                    }
-                }
-                if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
-                    score += NATIONALITY_BONUS;
-                    if explain {
-                        reasons.push(Reason::NationalityAgrees(
-                            String::from_utf8_lossy(n).into_owned(),
-                        ));
-                    }
-                }
-                if exact {
-                    score = score.max(0.97);
-                }
-                let rank = score;
-                let score = score.clamp(0.0, 1.0);
-                let threshold = e.threshold.unwrap_or(options.threshold);
-                // A date of birth or a nationality is never a match alone, nor is
-                // one name part: a hit needs two distinctive parts or a document.
-                let hit = exact || (score >= threshold && distinctive >= 2);
-                if score < options.min_score && !hit {
-                    return None;
-                }
-                Some((
-                    Match {
-                        key: e.key,
-                        score,
-                        hit,
-                        reasons,
-                    },
-                    best,
-                    rank,
-                ))
+                let evidence = Evidence {
+                    key: e.key,
+                    slot,
+                    dob: e.dob,
+                    nationalities: &e.nationalities,
+                    threshold: e.threshold,
+                    exact,
+                };
+                rank(
+                    &evidence, query.dob, &qnats, options, best, reasons, explain,
+                )
             };
+        // The same for a namesake found by its name alone, from what its
+        // name's member list keeps (no scattered read of its entry).
+        let evaluate_member = |m: &Member, best: (f32, u8, usize, u32)| -> Option<Found> {
+            if m.special || exact_slots.contains(&m.slot) {
+                return evaluate(m.slot, Some(best), false);
+            }
+            let evidence = Evidence {
+                key: m.key,
+                slot: m.slot,
+                dob: m.dob,
+                nationalities: m.nationalities(),
+                threshold: None,
+                exact: false,
+            };
+            rank(
+                &evidence,
+                query.dob,
+                &qnats,
+                options,
+                Some(best),
+                Vec::new(),
+                false,
+            )
+        };
         let order = |a: &Found, b: &Found| {
             b.0.hit
                 .cmp(&a.0.hit)
@@ -811,9 +836,9 @@ impl Index {
             if settled(&mut out, bound) {
                 break;
             }
-            for &slot in &self.names[best.3 as usize].members {
-                if seen.insert(slot) {
-                    out.extend(evaluate(slot, Some(best), false));
+            for m in &self.names[best.3 as usize].members {
+                if seen.insert(m.slot) {
+                    out.extend(evaluate_member(m, best));
                     if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound) {
                         break 'names;
                     }
@@ -832,14 +857,12 @@ impl Index {
         let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
         let matches: Vec<Match> = out
             .into_iter()
-            .map(|(m, best, _)| {
-                let slot = self.keys[&m.key];
+            .map(|(m, best, _, slot)| {
                 let (mut m, which) = match evaluate(slot, best, true) {
-                    Some((m, best, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
+                    Some((m, best, _, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
                     None => (m, None),
                 };
                 if let Some((qi, id)) = which {
-                    let slot = self.keys[&m.key];
                     let e = self.slots[slot as usize].as_ref().expect("live slot");
                     let written = e
                         .names
@@ -867,6 +890,95 @@ impl Index {
             .collect();
         matches
     }
+}
+
+/// What ranks a candidate besides its name, wherever it is read from.
+struct Evidence<'a> {
+    key: u64,
+    slot: u32,
+    dob: Option<Dob>,
+    nationalities: &'a [[u8; 2]],
+    threshold: Option<f32>,
+    /// Whether a document or identifier matched in full.
+    exact: bool,
+}
+
+/// A candidate's match and rank from its best name alignment (if any) and
+/// the other evidence; `None` when it is neither a hit nor scores
+/// `min_score`, or was found by a document key that did not match in full.
+fn rank(
+    e: &Evidence<'_>,
+    query_dob: Option<Dob>,
+    qnats: &[[u8; 2]],
+    options: &Options,
+    best: Option<(f32, u8, usize, u32)>,
+    mut reasons: Vec<Reason>,
+    explain: bool,
+) -> Option<Found> {
+    let exact = e.exact;
+    let (name_score, distinctive) = match best {
+        Some((s, d, _, _)) => (s, d),
+        // Found by a document or identifier key that did not match in full
+        // (another issuing country).
+        None if !exact => return None,
+        None => (0.0, 0),
+    };
+    let mut score = name_score;
+    if let (Some(q), Some(c)) = (query_dob, e.dob) {
+        match dob_evidence(q, c) {
+            Some(true) => {
+                score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
+                    DOB_BONUS
+                } else {
+                    0.04
+                };
+                if explain {
+                    reasons.push(Reason::DobAgrees(c));
+                }
+            }
+            Some(false) => {
+                score -= 0.12;
+                if explain {
+                    reasons.push(Reason::DobDisagrees {
+                        query: q,
+                        candidate: c,
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
+        score += NATIONALITY_BONUS;
+        if explain {
+            reasons.push(Reason::NationalityAgrees(
+                String::from_utf8_lossy(n).into_owned(),
+            ));
+        }
+    }
+    if exact {
+        score = score.max(0.97);
+    }
+    let rank = score;
+    let score = score.clamp(0.0, 1.0);
+    let threshold = e.threshold.unwrap_or(options.threshold);
+    // A date of birth or a nationality is never a match alone, nor is one
+    // name part: a hit needs two distinctive parts or a document.
+    let hit = exact || (score >= threshold && distinctive >= 2);
+    if score < options.min_score && !hit {
+        return None;
+    }
+    Some((
+        Match {
+            key: e.key,
+            score,
+            hit,
+            reasons,
+        },
+        best,
+        rank,
+        e.slot,
+    ))
 }
 
 /// Whether two dates of birth agree (`Some(true)`), disagree
