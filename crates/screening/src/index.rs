@@ -146,6 +146,10 @@ struct Scratch {
     units: Vec<Span>,
     ids: Vec<u32>,
     weights: Vec<f32>,
+    /// Weight and particle flag by part id: namesakes and near-namesakes
+    /// share parts, and reading each part's features and frequency again
+    /// for every name costs two cache misses.
+    part_weights: FxHashMap<u32, (f32, bool)>,
 }
 
 /// Similarities already computed in one screen, by query unit and part id.
@@ -238,6 +242,8 @@ struct QName {
     part_written: Vec<usize>,
     units: Vec<Span>,
     features: Vec<Part>,
+    /// Per unit, the id of its part if the index has it.
+    ids: Vec<Option<u32>>,
     weights: Vec<f32>,
     particles: u32,
 }
@@ -526,11 +532,13 @@ impl Index {
             units.push(span);
             features.push(Part::new(&text));
         }
+        let ids = features.iter().map(|f| self.find_part(&f.folded)).collect();
         Some(QName {
             written,
             part_written,
             units,
             features,
+            ids,
             weights,
             particles,
         })
@@ -614,6 +622,7 @@ impl Index {
             units,
             ids,
             weights,
+            part_weights,
         } = scratch;
         units.clear();
         ids.clear();
@@ -625,9 +634,12 @@ impl Index {
                 len: 1,
             });
             ids.push(p);
-            let part = &self.parts[p as usize];
-            weights.push(matcher::weight(part.particle, self.df[p as usize], n));
-            if part.particle {
+            let (weight, particle) = *part_weights.entry(p).or_insert_with(|| {
+                let particle = self.parts[p as usize].particle;
+                (matcher::weight(particle, self.df[p as usize], n), particle)
+            });
+            weights.push(weight);
+            if particle {
                 particles |= 1 << i;
             }
         }
@@ -651,6 +663,10 @@ impl Index {
             c_side,
             |qi, ci| {
                 let id = ids[ci];
+                // Interned parts are equal exactly when their ids are.
+                if q.ids[qi] == Some(id) {
+                    return Some((1.0, How::Folded));
+                }
                 *memo.entry((qi, id)).or_insert_with(|| {
                     matcher::similarity(&q.features[qi], &self.parts[id as usize])
                 })

@@ -32,6 +32,13 @@ pub(crate) struct Part {
     pub(crate) family: Option<u16>,
     pub(crate) particle: bool,
     pub(crate) abjad: bool,
+    /// Whether the part has an "Abd-" prefix with a remainder.
+    pub(crate) abd: bool,
+    /// The set of its letters, one bit per byte `& 31`: two parts whose
+    /// sets differ in more bits than a typo changes are not compared
+    /// letter by letter (a screen compares thousands of parts, and reading
+    /// each one's text is a cache miss).
+    pub(crate) letters: u32,
 }
 
 /// A stable hash of a tagged key, for the index's posting lists.
@@ -60,6 +67,8 @@ impl Part {
             family: families::family(folded),
             particle: families::is_particle(folded),
             abjad: normalise::is_abjad(folded),
+            abd: abd_rest(folded).is_some(),
+            letters: letters(folded),
         }
     }
 
@@ -109,8 +118,46 @@ pub(crate) fn pair_key(a: u64, b: u64) -> u64 {
     key(b'P', (a.min(b), a.max(b)))
 }
 
+/// The letter set of a part (see [`Part::letters`]).
+fn letters(folded: &str) -> u32 {
+    folded.bytes().fold(0, |m, c| m | 1 << (c & 31))
+}
+
+/// Whether [`similarity`] could find two parts alike, from their features
+/// alone (no read of their text). Only the edit-distance rule is decided
+/// here; every other rule that could apply sends the pair on. A letter in
+/// one part's set and not the other's is at least one letter apart, so the
+/// set difference bounds the edit distance from below.
+fn might_be_alike(a: &Part, b: &Part) -> bool {
+    if (a.family.is_some() && a.family == b.family)
+        || a.abjad
+        || b.abjad
+        || (a.abd && b.abd)
+        || a.phon.iter().any(|&p| p != 0 && b.phon.contains(&p))
+    {
+        return true;
+    }
+    let (la, lb) = (a.folded.len(), b.folded.len());
+    let apart = (a.letters ^ b.letters).count_ones() as usize;
+    if la == lb && apart == 0 {
+        // Perhaps equal.
+        return true;
+    }
+    let short = la.min(lb);
+    let allowed = if short >= 8 { 2 } else { 1 };
+    la.abs_diff(lb) <= 2 && short >= 4 && apart.div_ceil(2) <= allowed
+}
+
 /// How similar two parts are, if they are alike at all.
 pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
+    if !might_be_alike(a, b) {
+        return None;
+    }
+    similar_text(a, b)
+}
+
+/// [`similarity`] without the quick rejection: reads both parts' text.
+fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
     if a.folded == b.folded {
         return Some((1.0, How::Folded));
     }
@@ -428,6 +475,53 @@ mod tests {
             None,
             "codes are cut at six letters"
         );
+    }
+
+    #[test]
+    fn quick_rejection_keeps_every_alike_pair() {
+        // Parts of realistic names, their typed variants and the labelled
+        // set's names: every pair the full comparison finds alike must
+        // pass the quick rejection.
+        let mut names: Vec<String> = crate::synthetic::candidates(300, 7)
+            .into_iter()
+            .flat_map(|c| c.names)
+            .collect();
+        let variants: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| crate::synthetic::variant(n, i as u64))
+            .collect();
+        names.extend(variants);
+        let pairs = include_str!("../data/name_pairs.tsv");
+        names.extend(
+            pairs
+                .lines()
+                .flat_map(|l| l.split('\t').take(2))
+                .map(str::to_owned),
+        );
+        let mut parts: Vec<String> = names.iter().flat_map(|n| normalise::parts(n)).collect();
+        for n in &names {
+            let folded = normalise::parts(n);
+            let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
+            parts.extend(joined_units(&refs).into_iter().map(|(_, t)| t));
+        }
+        parts.sort();
+        parts.dedup();
+        let parts: Vec<Part> = parts.iter().map(|p| Part::new(p)).collect();
+        let (mut alike, mut rejected) = (0, 0);
+        for a in &parts {
+            for b in &parts {
+                let full = similar_text(a, b);
+                if full.is_some() {
+                    alike += 1;
+                    assert!(might_be_alike(a, b), "{} ~ {}", a.folded, b.folded);
+                } else if !might_be_alike(a, b) {
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(alike > parts.len(), "the sample has alike pairs: {alike}");
+        assert!(rejected > 0, "the quick rejection rejects something");
     }
 
     #[test]
