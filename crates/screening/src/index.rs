@@ -61,7 +61,9 @@ impl Postings {
         let list = &mut self.lists[(v & !LIST) as usize];
         list.retain(|&x| x != id);
         if list.is_empty() {
-            // The emptied list stays allocated (small) until a rebuild.
+            // Its slot in `lists` stays (24 bytes) until a rebuild; its
+            // buffer goes.
+            *list = Vec::new();
             self.map.remove(&key);
         }
     }
@@ -79,11 +81,51 @@ impl Postings {
 /// A distinct name (as a sequence of interned parts) shared by candidates.
 #[derive(Debug)]
 struct Name {
-    parts: Box<[u32]>,
-    /// Joined units: span and interned part.
-    joined: Box<[(Span, u32)]>,
+    /// The ids of its parts, then of its joined units, then the joined
+    /// units' spans (`start | len << 8`): a screen reads a scored name
+    /// whole, and one allocation is one cache miss instead of two.
+    units: Box<[u32]>,
+    /// How many of `units` are parts.
+    len: u8,
     /// The live candidates with this name.
     members: Vec<Member>,
+}
+
+impl Name {
+    fn new(parts: &[u32], joined: &[(Span, u32)]) -> Name {
+        let mut units = Vec::with_capacity(parts.len() + 2 * joined.len());
+        units.extend_from_slice(parts);
+        units.extend(joined.iter().map(|&(_, id)| id));
+        units.extend(
+            joined
+                .iter()
+                .map(|&(s, _)| u32::from(s.start) | u32::from(s.len) << 8),
+        );
+        Name {
+            units: units.into(),
+            len: parts.len() as u8,
+            members: Vec::new(),
+        }
+    }
+
+    fn parts(&self) -> &[u32] {
+        &self.units[..usize::from(self.len)]
+    }
+
+    /// Joined units: span and interned part.
+    fn joined(&self) -> impl Iterator<Item = (Span, u32)> + '_ {
+        let rest = &self.units[usize::from(self.len)..];
+        let (ids, spans) = rest.split_at(rest.len() / 2);
+        ids.iter().zip(spans).map(|(&id, &s)| {
+            (
+                Span {
+                    start: s as u8,
+                    len: (s >> 8) as u8,
+                },
+                id,
+            )
+        })
+    }
 }
 
 /// A candidate as its name's member list keeps it: what ranking it needs,
@@ -190,8 +232,9 @@ const NAME_SEPARATOR: char = '\u{1f}';
 /// against it.
 ///
 /// Names are interned, so candidates that share a name share its posting
-/// lists and its score in a screen. A removed candidate's name stays interned
-/// (with no members) and costs a little memory until the index is rebuilt.
+/// lists and its score in a screen. A name whose last candidate is removed
+/// is dropped from its posting lists and its id used again; its parts stay
+/// interned (shared and small) until the index is rebuilt.
 #[derive(Debug, Default)]
 pub struct Index {
     parts: Vec<Part>,
@@ -203,6 +246,8 @@ pub struct Index {
     /// Number of live candidates with the part in any of their names.
     df: Vec<u32>,
     names: Vec<Name>,
+    /// Ids of names freed by [`Index::remove`], to be used again.
+    free_names: Vec<u32>,
     /// Hash of a name's part ids to its id, collisions as for parts.
     name_ids: FxHashMap<u64, u32>,
     name_collisions: FxHashMap<Box<[u32]>, u32>,
@@ -297,7 +342,7 @@ impl Index {
 
     fn find_name(&self, parts: &[u32]) -> Option<u32> {
         match self.name_ids.get(&key(b'M', parts)) {
-            Some(&id) if *self.names[id as usize].parts == *parts => Some(id),
+            Some(&id) if self.names[id as usize].parts() == parts => Some(id),
             Some(_) => self.name_collisions.get(parts).copied(),
             None => None,
         }
@@ -313,9 +358,32 @@ impl Index {
             .into_iter()
             .map(|(span, text)| (span, self.intern_part(&text)))
             .collect();
-        let id = self.names.len() as u32;
-        // Blocking keys: every key of every unit, and a pair key for every
-        // two units that do not overlap.
+        let id = match self.free_names.pop() {
+            Some(id) => id,
+            None => {
+                self.names.push(Name::new(&[], &[]));
+                (self.names.len() - 1) as u32
+            }
+        };
+        let keys = self.name_keys(&parts, &joined);
+        for k in keys {
+            self.postings.push(k, id);
+        }
+        match self.name_ids.entry(key(b'M', &*parts)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.name_collisions.insert(parts.clone(), id);
+            }
+        }
+        self.names[id as usize] = Name::new(&parts, &joined);
+        id
+    }
+
+    /// The blocking keys of a name: every key of every unit, and a pair key
+    /// for every two units that do not overlap.
+    fn name_keys(&self, parts: &[u32], joined: &[(Span, u32)]) -> Vec<u64> {
         let mut units: Vec<(Span, u32)> = parts
             .iter()
             .enumerate()
@@ -352,23 +420,26 @@ impl Index {
         keys.push(signature(parts.iter().map(|&p| &self.parts[p as usize])));
         keys.sort_unstable();
         keys.dedup();
-        for k in keys {
-            self.postings.push(k, id);
+        keys
+    }
+
+    /// Drop a name that has lost its last member: its posting entries and
+    /// its interning, so that its id is used again. Its parts stay
+    /// interned (they are shared, and small).
+    fn free_name(&mut self, id: u32) {
+        let name = std::mem::replace(&mut self.names[id as usize], Name::new(&[], &[]));
+        let parts = name.parts();
+        let joined: Vec<(Span, u32)> = name.joined().collect();
+        for k in self.name_keys(parts, &joined) {
+            self.postings.remove(k, id);
         }
-        match self.name_ids.entry(key(b'M', &*parts)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.name_collisions.insert(parts.clone(), id);
-            }
+        let k = key(b'M', parts);
+        if self.name_ids.get(&k) == Some(&id) {
+            self.name_ids.remove(&k);
+        } else {
+            self.name_collisions.remove(parts);
         }
-        self.names.push(Name {
-            parts,
-            joined,
-            members: Vec::new(),
-        });
-        id
+        self.free_names.push(id);
     }
 
     /// Add a candidate, or replace the one with its key. Returns whether one
@@ -392,7 +463,7 @@ impl Index {
                 continue;
             }
             let id = self.intern_name(&folded);
-            seen_parts.extend(self.names[id as usize].parts.iter().copied());
+            seen_parts.extend(self.names[id as usize].parts().iter().copied());
             names.push(id);
             if !all_written.is_empty() {
                 all_written.push(NAME_SEPARATOR);
@@ -475,7 +546,10 @@ impl Index {
         for &id in entry.names.iter() {
             let name = &mut self.names[id as usize];
             name.members.retain(|m| m.slot != slot);
-            seen_parts.extend(name.parts.iter().copied());
+            seen_parts.extend(name.parts().iter().copied());
+            if name.members.is_empty() && !name.units.is_empty() {
+                self.free_name(id);
+            }
         }
         for p in seen_parts {
             self.df[p as usize] -= 1;
@@ -628,7 +702,7 @@ impl Index {
         ids.clear();
         weights.clear();
         let mut particles = 0u32;
-        for (i, &p) in name.parts.iter().enumerate() {
+        for (i, &p) in name.parts().iter().enumerate() {
             units.push(Span {
                 start: i as u8,
                 len: 1,
@@ -643,7 +717,7 @@ impl Index {
                 particles |= 1 << i;
             }
         }
-        for &(span, id) in name.joined.iter() {
+        for (span, id) in name.joined() {
             units.push(span);
             ids.push(id);
         }
@@ -1052,4 +1126,76 @@ fn name_reasons(q: &QName, candidate: &str, pairings: &[Pairing]) -> Vec<Reason>
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    fn named(key: u64, name: &str) -> Candidate {
+        Candidate {
+            key,
+            names: vec![name.to_owned()],
+            ..Candidate::default()
+        }
+    }
+
+    #[test]
+    fn remove_frees_names_that_lose_their_last_member() {
+        let mut index = Index::build(synthetic::candidates(2_000, 1));
+        let (keys, names, lists) = (
+            index.postings.map.len(),
+            index.name_ids.len() + index.name_collisions.len(),
+            index.names.len(),
+        );
+        // Candidates from another seed, under keys of their own: many of
+        // their names are new to the index.
+        let extra: Vec<Candidate> = synthetic::candidates(300, 2)
+            .into_iter()
+            .map(|mut c| {
+                c.key += 1 << 40;
+                c
+            })
+            .collect();
+        for c in extra.iter().cloned() {
+            index.insert(c);
+        }
+        assert!(index.names.len() > lists, "the extra candidates add names");
+        let grown = index.names.len();
+        for c in &extra {
+            assert!(index.remove(c.key));
+        }
+        assert_eq!(index.postings.map.len(), keys, "posting keys freed");
+        assert_eq!(index.name_ids.len() + index.name_collisions.len(), names);
+        // The freed ids are used again.
+        for c in extra.iter().cloned() {
+            index.insert(c);
+        }
+        assert_eq!(index.names.len(), grown);
+        let c = &extra[0];
+        let query = Query {
+            names: c.names.clone(),
+            ..Query::default()
+        };
+        let found = index.screen(&query, &Options::default());
+        assert!(found.iter().any(|m| m.key == c.key && m.hit));
+    }
+
+    #[test]
+    fn a_namesake_keeps_the_name_when_the_other_is_removed() {
+        let mut index = Index::build(synthetic::candidates(500, 3));
+        index.insert(named(1 << 40, "Najim Laachraoui"));
+        index.insert(named((1 << 40) + 1, "Najim Laachraoui"));
+        assert!(index.remove(1 << 40));
+        let query = Query {
+            names: vec!["Najim Laachraoui".to_owned()],
+            ..Query::default()
+        };
+        let found = index.screen(&query, &Options::default());
+        assert!(found.iter().any(|m| m.key == (1 << 40) + 1 && m.hit));
+        assert!(found.iter().all(|m| m.key != 1 << 40));
+        assert!(index.remove((1 << 40) + 1));
+        assert!(index.screen(&query, &Options::default()).is_empty());
+    }
 }
