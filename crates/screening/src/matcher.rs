@@ -54,7 +54,8 @@ impl Part {
     /// Features of a folded part.
     pub(crate) fn new(folded: &str) -> Part {
         // Codes of 6 keep "Abdeslam" and "Abdelhamid" apart (4 do not).
-        let dm = DoubleMetaphone::new(Some(6)).double_metaphone(folded);
+        // A German spelling of a Russian name sounds as its English one.
+        let dm = DoubleMetaphone::new(Some(6)).double_metaphone(&slavic_v(folded));
         let code = |c: String| if c.is_empty() { 0 } else { key(b'p', c) };
         let primary = code(dm.primary());
         let mut alternate = code(dm.alternate());
@@ -164,6 +165,12 @@ fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
     if a.family.is_some() && a.family == b.family {
         return Some((0.95, How::Transliteration));
     }
+    // German writes the Cyrillic "в" as w: Wolkow, Iwanow.
+    if (german_slavic(&a.folded) || german_slavic(&b.folded))
+        && slavic_v(&a.folded) == slavic_v(&b.folded)
+    {
+        return Some((0.95, How::Transliteration));
+    }
     // A Latin spelling against an abjad transliteration (Arabic script has no
     // short vowels): compare consonants. Only then, since "Hassan" and
     // "Hussein" share consonants and are different names.
@@ -204,7 +211,14 @@ fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
         // One letter in a short part changes the name as often as it
         // misspells it ("Kaya" and "Kara"): then the sound must agree too.
         if d <= allowed && (whole >= 6 || sounds_alike) && !changes_name(fa, fb, d) {
-            let sim = 0.95 - 0.5 * d as f32 / la.max(lb) as f32;
+            // One vowel for another in a long part is how transliterations
+            // differ (Arabic script writes no short vowels: Mostefai,
+            // Mostafai) more often than a typo: it costs less.
+            let sim = if d == 1 && whole >= 6 && one_vowel_for_another(fa, fb) {
+                0.92
+            } else {
+                0.95 - 0.5 * d as f32 / la.max(lb) as f32
+            };
             return Some((sim, How::Edit(d as u8)));
         }
     }
@@ -218,11 +232,29 @@ fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
         && la.max(lb) <= 10
         && close_length
         && strsim::jaro_winkler(&a.folded, &b.folded) >= 0.8
-        && !changes_name(&a.folded, &b.folded, 1)
+        // In the v form, since the codes are of it ("Ivanow", "Ivanova").
+        && !changes_name(&slavic_v(&a.folded), &slavic_v(&b.folded), 1)
     {
         return Some((0.85, How::Phonetic));
     }
     None
+}
+
+/// Whether a folded part looks like the German transliteration of a
+/// Russian family name: an -ow or -ew ending (-owa, -ewa for a woman), in a
+/// part long enough not to be an English word ("Snow").
+fn german_slavic(part: &str) -> bool {
+    part.len() >= 5 && ["ow", "ew", "owa", "ewa"].iter().any(|e| part.ends_with(e))
+}
+
+/// The part with German w for Cyrillic "в" written v, when it looks like a
+/// German transliteration; else the part itself.
+fn slavic_v(part: &str) -> std::borrow::Cow<'_, str> {
+    if german_slavic(part) {
+        part.replace('w', "v").into()
+    } else {
+        part.into()
+    }
 }
 
 /// What follows an "Abd" prefix ("abdel", "abdul", "abd al" joined, ...).
@@ -258,6 +290,16 @@ fn changes_name(a: &str, b: &str, d: usize) -> bool {
         }
     }
     false
+}
+
+/// Whether two parts of one length differ in one letter, a vowel for a
+/// vowel.
+fn one_vowel_for_another(a: &str, b: &str) -> bool {
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    a.len() == b.len() && {
+        let mut diffs = a.bytes().zip(b.bytes()).filter(|(x, y)| x != y);
+        matches!((diffs.next(), diffs.next()), (Some((x, y)), None) if vowel(x) && vowel(y))
+    }
 }
 
 /// A unit of a name: `len` parts from `start`, joined.
@@ -475,6 +517,23 @@ mod tests {
             None,
             "codes are cut at six letters"
         );
+    }
+
+    #[test]
+    fn german_w_and_long_part_vowels() {
+        assert_eq!(
+            sim("wolkow", "volkov").map(|s| s.1),
+            Some(How::Transliteration)
+        );
+        assert!(sim("iwanowa", "ivanova").is_some());
+        assert!(sim("ivanow", "ivanov").is_some());
+        // Still a different form of the name, in either spelling.
+        assert_eq!(sim("ivanova", "ivanow"), None);
+        assert_eq!(sim("petrowa", "petrow"), None);
+        // One vowel for another costs less in a long part than a typo.
+        let vowel = sim("mostefai", "mostafai").expect("alike").0;
+        let typo = sim("mostefai", "mostegai").expect("alike").0;
+        assert!(vowel > typo, "{vowel} > {typo}");
     }
 
     #[test]
