@@ -15,6 +15,8 @@ const SINGLE_CAP: usize = 64;
 const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
 const MAX_NAMES: usize = 2_000;
+/// How many names ahead a screen starts reading the one it will score.
+const LOOK_AHEAD: usize = 2;
 /// Names read from other lists once the signature's are in, roughly.
 const BUDGET: usize = 100;
 
@@ -768,10 +770,19 @@ impl Index {
         // Scored names, best first: (score, distinctive, query name, name id).
         let mut scored: Vec<(f32, u8, usize, u32)> = Vec::new();
         let mut found = FxHashSet::default();
+        let mut ids: Vec<u32> = Vec::new();
         for (qi, q) in qnames.iter().enumerate() {
             found.clear();
             self.generate(q, &mut found);
-            for &id in &found {
+            ids.clear();
+            ids.extend(found.iter().copied());
+            for (i, &id) in ids.iter().enumerate() {
+                // Scoring a name waits on memory (the name and its units,
+                // read nowhere else): start reading a later name's first,
+                // so that its miss overlaps this name's work.
+                if let Some(&ahead) = ids.get(i + LOOK_AHEAD) {
+                    std::hint::black_box(self.names[ahead as usize].units.first().copied());
+                }
                 let name = &self.names[id as usize];
                 if name.members.is_empty() {
                     continue;
