@@ -15,6 +15,8 @@ const SINGLE_CAP: usize = 64;
 const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
 const MAX_NAMES: usize = 2_000;
+/// How many names ahead a screen starts reading the one it will score.
+const LOOK_AHEAD: usize = 2;
 /// Names read from other lists once the signature's are in, roughly.
 const BUDGET: usize = 100;
 
@@ -61,7 +63,9 @@ impl Postings {
         let list = &mut self.lists[(v & !LIST) as usize];
         list.retain(|&x| x != id);
         if list.is_empty() {
-            // The emptied list stays allocated (small) until a rebuild.
+            // Its slot in `lists` stays (24 bytes) until a rebuild; its
+            // buffer goes.
+            *list = Vec::new();
             self.map.remove(&key);
         }
     }
@@ -79,11 +83,95 @@ impl Postings {
 /// A distinct name (as a sequence of interned parts) shared by candidates.
 #[derive(Debug)]
 struct Name {
-    parts: Box<[u32]>,
+    /// The ids of its parts, then of its joined units, then the joined
+    /// units' spans (`start | len << 8`): a screen reads a scored name
+    /// whole, and one allocation is one cache miss instead of two.
+    units: Box<[u32]>,
+    /// How many of `units` are parts.
+    len: u8,
+    /// The live candidates with this name.
+    members: Vec<Member>,
+}
+
+impl Name {
+    fn new(parts: &[u32], joined: &[(Span, u32)]) -> Name {
+        let mut units = Vec::with_capacity(parts.len() + 2 * joined.len());
+        units.extend_from_slice(parts);
+        units.extend(joined.iter().map(|&(_, id)| id));
+        units.extend(
+            joined
+                .iter()
+                .map(|&(s, _)| u32::from(s.start) | u32::from(s.len) << 8),
+        );
+        Name {
+            units: units.into(),
+            len: parts.len() as u8,
+            members: Vec::new(),
+        }
+    }
+
+    fn parts(&self) -> &[u32] {
+        &self.units[..usize::from(self.len)]
+    }
+
     /// Joined units: span and interned part.
-    joined: Box<[(Span, u32)]>,
-    /// Slots of the live candidates with this name.
-    members: Vec<u32>,
+    fn joined(&self) -> impl Iterator<Item = (Span, u32)> + '_ {
+        let rest = &self.units[usize::from(self.len)..];
+        let (ids, spans) = rest.split_at(rest.len() / 2);
+        ids.iter().zip(spans).map(|(&id, &s)| {
+            (
+                Span {
+                    start: s as u8,
+                    len: (s >> 8) as u8,
+                },
+                id,
+            )
+        })
+    }
+}
+
+/// A candidate as its name's member list keeps it: what ranking it needs,
+/// in place, so that a screen reading a common name's thousands of
+/// namesakes (to find the one whose date of birth agrees) reads one
+/// contiguous list instead of one scattered [`Entry`] each.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    key: u64,
+    slot: u32,
+    dob: Option<Dob>,
+    /// The first two nationalities (`[0, 0]` for none).
+    nationalities: [[u8; 2]; 2],
+    /// More than two nationalities, or a threshold of its own: rare, so
+    /// the entry is read instead and the member stays 24 bytes.
+    special: bool,
+}
+
+// A million candidates have more than a million memberships.
+const _: () = assert!(std::mem::size_of::<Member>() == 24);
+
+impl Member {
+    fn new(key: u64, slot: u32, e: &Entry) -> Member {
+        let mut nationalities = [[0; 2]; 2];
+        for (n, c) in nationalities.iter_mut().zip(e.nationalities.iter()) {
+            *n = *c;
+        }
+        Member {
+            key,
+            slot,
+            dob: e.dob,
+            nationalities,
+            special: e.nationalities.len() > 2 || e.threshold.is_some(),
+        }
+    }
+
+    fn nationalities(&self) -> &[[u8; 2]] {
+        let n = self
+            .nationalities
+            .iter()
+            .take_while(|n| **n != [0; 2])
+            .count();
+        &self.nationalities[..n]
+    }
 }
 
 /// A document as the index keeps it.
@@ -102,6 +190,10 @@ struct Scratch {
     units: Vec<Span>,
     ids: Vec<u32>,
     weights: Vec<f32>,
+    /// Weight and particle flag by part id: namesakes and near-namesakes
+    /// share parts, and reading each part's features and frequency again
+    /// for every name costs two cache misses.
+    part_weights: FxHashMap<u32, (f32, bool)>,
 }
 
 /// Similarities already computed in one screen, by query unit and part id.
@@ -131,8 +223,8 @@ const NATIONALITY_BONUS: f32 = 0.02;
 /// A candidate found by a screen, with the name alignment it matched by
 /// (score, distinctive parts, query name, name id) and its rank: the score
 /// before it is capped at 1, so that evidence still orders namesakes whose
-/// names match exactly.
-type Found = (Match, Option<(f32, u8, usize, u32)>, f32);
+/// names match exactly; and its slot.
+type Found = (Match, Option<(f32, u8, usize, u32)>, f32, u32);
 
 /// Separates the written names of an entry.
 const NAME_SEPARATOR: char = '\u{1f}';
@@ -142,8 +234,9 @@ const NAME_SEPARATOR: char = '\u{1f}';
 /// against it.
 ///
 /// Names are interned, so candidates that share a name share its posting
-/// lists and its score in a screen. A removed candidate's name stays interned
-/// (with no members) and costs a little memory until the index is rebuilt.
+/// lists and its score in a screen. A name whose last candidate is removed
+/// is dropped from its posting lists and its id used again; its parts stay
+/// interned (shared and small) until the index is rebuilt.
 #[derive(Debug, Default)]
 pub struct Index {
     parts: Vec<Part>,
@@ -155,6 +248,8 @@ pub struct Index {
     /// Number of live candidates with the part in any of their names.
     df: Vec<u32>,
     names: Vec<Name>,
+    /// Ids of names freed by [`Index::remove`], to be used again.
+    free_names: Vec<u32>,
     /// Hash of a name's part ids to its id, collisions as for parts.
     name_ids: FxHashMap<u64, u32>,
     name_collisions: FxHashMap<Box<[u32]>, u32>,
@@ -194,6 +289,8 @@ struct QName {
     part_written: Vec<usize>,
     units: Vec<Span>,
     features: Vec<Part>,
+    /// Per unit, the id of its part if the index has it.
+    ids: Vec<Option<u32>>,
     weights: Vec<f32>,
     particles: u32,
 }
@@ -247,7 +344,7 @@ impl Index {
 
     fn find_name(&self, parts: &[u32]) -> Option<u32> {
         match self.name_ids.get(&key(b'M', parts)) {
-            Some(&id) if *self.names[id as usize].parts == *parts => Some(id),
+            Some(&id) if self.names[id as usize].parts() == parts => Some(id),
             Some(_) => self.name_collisions.get(parts).copied(),
             None => None,
         }
@@ -263,9 +360,32 @@ impl Index {
             .into_iter()
             .map(|(span, text)| (span, self.intern_part(&text)))
             .collect();
-        let id = self.names.len() as u32;
-        // Blocking keys: every key of every unit, and a pair key for every
-        // two units that do not overlap.
+        let id = match self.free_names.pop() {
+            Some(id) => id,
+            None => {
+                self.names.push(Name::new(&[], &[]));
+                (self.names.len() - 1) as u32
+            }
+        };
+        let keys = self.name_keys(&parts, &joined);
+        for k in keys {
+            self.postings.push(k, id);
+        }
+        match self.name_ids.entry(key(b'M', &*parts)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.name_collisions.insert(parts.clone(), id);
+            }
+        }
+        self.names[id as usize] = Name::new(&parts, &joined);
+        id
+    }
+
+    /// The blocking keys of a name: every key of every unit, and a pair key
+    /// for every two units that do not overlap.
+    fn name_keys(&self, parts: &[u32], joined: &[(Span, u32)]) -> Vec<u64> {
         let mut units: Vec<(Span, u32)> = parts
             .iter()
             .enumerate()
@@ -302,23 +422,26 @@ impl Index {
         keys.push(signature(parts.iter().map(|&p| &self.parts[p as usize])));
         keys.sort_unstable();
         keys.dedup();
-        for k in keys {
-            self.postings.push(k, id);
+        keys
+    }
+
+    /// Drop a name that has lost its last member: its posting entries and
+    /// its interning, so that its id is used again. Its parts stay
+    /// interned (they are shared, and small).
+    fn free_name(&mut self, id: u32) {
+        let name = std::mem::replace(&mut self.names[id as usize], Name::new(&[], &[]));
+        let parts = name.parts();
+        let joined: Vec<(Span, u32)> = name.joined().collect();
+        for k in self.name_keys(parts, &joined) {
+            self.postings.remove(k, id);
         }
-        match self.name_ids.entry(key(b'M', &*parts)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.name_collisions.insert(parts.clone(), id);
-            }
+        let k = key(b'M', parts);
+        if self.name_ids.get(&k) == Some(&id) {
+            self.name_ids.remove(&k);
+        } else {
+            self.name_collisions.remove(parts);
         }
-        self.names.push(Name {
-            parts,
-            joined,
-            members: Vec::new(),
-        });
-        id
+        self.free_names.push(id);
     }
 
     /// Add a candidate, or replace the one with its key. Returns whether one
@@ -342,11 +465,7 @@ impl Index {
                 continue;
             }
             let id = self.intern_name(&folded);
-            let name = &mut self.names[id as usize];
-            if !name.members.contains(&slot) {
-                name.members.push(slot);
-            }
-            seen_parts.extend(name.parts.iter().copied());
+            seen_parts.extend(self.names[id as usize].parts().iter().copied());
             names.push(id);
             if !all_written.is_empty() {
                 all_written.push(NAME_SEPARATOR);
@@ -385,7 +504,7 @@ impl Index {
         for k in exact_keys {
             self.exact.push(k, slot);
         }
-        self.slots[slot as usize] = Some(Entry {
+        let entry = Entry {
             key: candidate.key,
             names: names.into(),
             written: all_written.into(),
@@ -398,7 +517,21 @@ impl Index {
             documents,
             identifiers,
             threshold: candidate.threshold,
-        });
+        };
+        let member = Member::new(candidate.key, slot, &entry);
+        for &id in entry.names.iter() {
+            let name = &mut self.names[id as usize];
+            if !name.members.iter().any(|m| m.slot == slot) {
+                // Most names have one or two members, and a `Vec` would
+                // reserve four at first: grow exactly while small, by half
+                // when large.
+                if name.members.len() == name.members.capacity() {
+                    name.members.reserve_exact((name.members.len() / 2).max(1));
+                }
+                name.members.push(member);
+            }
+        }
+        self.slots[slot as usize] = Some(entry);
         self.keys.insert(candidate.key, slot);
         replaced
     }
@@ -414,8 +547,11 @@ impl Index {
         let mut seen_parts = FxHashSet::default();
         for &id in entry.names.iter() {
             let name = &mut self.names[id as usize];
-            name.members.retain(|&s| s != slot);
-            seen_parts.extend(name.parts.iter().copied());
+            name.members.retain(|m| m.slot != slot);
+            seen_parts.extend(name.parts().iter().copied());
+            if name.members.is_empty() && !name.units.is_empty() {
+                self.free_name(id);
+            }
         }
         for p in seen_parts {
             self.df[p as usize] -= 1;
@@ -472,11 +608,13 @@ impl Index {
             units.push(span);
             features.push(Part::new(&text));
         }
+        let ids = features.iter().map(|f| self.find_part(&f.folded)).collect();
         Some(QName {
             written,
             part_written,
             units,
             features,
+            ids,
             weights,
             particles,
         })
@@ -560,24 +698,28 @@ impl Index {
             units,
             ids,
             weights,
+            part_weights,
         } = scratch;
         units.clear();
         ids.clear();
         weights.clear();
         let mut particles = 0u32;
-        for (i, &p) in name.parts.iter().enumerate() {
+        for (i, &p) in name.parts().iter().enumerate() {
             units.push(Span {
                 start: i as u8,
                 len: 1,
             });
             ids.push(p);
-            let part = &self.parts[p as usize];
-            weights.push(matcher::weight(part.particle, self.df[p as usize], n));
-            if part.particle {
+            let (weight, particle) = *part_weights.entry(p).or_insert_with(|| {
+                let particle = self.parts[p as usize].particle;
+                (matcher::weight(particle, self.df[p as usize], n), particle)
+            });
+            weights.push(weight);
+            if particle {
                 particles |= 1 << i;
             }
         }
-        for &(span, id) in name.joined.iter() {
+        for (span, id) in name.joined() {
             units.push(span);
             ids.push(id);
         }
@@ -597,6 +739,10 @@ impl Index {
             c_side,
             |qi, ci| {
                 let id = ids[ci];
+                // Interned parts are equal exactly when their ids are.
+                if q.ids[qi] == Some(id) {
+                    return Some((1.0, How::Folded));
+                }
                 *memo.entry((qi, id)).or_insert_with(|| {
                     matcher::similarity(&q.features[qi], &self.parts[id as usize])
                 })
@@ -624,10 +770,19 @@ impl Index {
         // Scored names, best first: (score, distinctive, query name, name id).
         let mut scored: Vec<(f32, u8, usize, u32)> = Vec::new();
         let mut found = FxHashSet::default();
+        let mut ids: Vec<u32> = Vec::new();
         for (qi, q) in qnames.iter().enumerate() {
             found.clear();
             self.generate(q, &mut found);
-            for &id in &found {
+            ids.clear();
+            ids.extend(found.iter().copied());
+            for (i, &id) in ids.iter().enumerate() {
+                // Scoring a name waits on memory (the name and its units,
+                // read nowhere else): start reading a later name's first,
+                // so that its miss overlaps this name's work.
+                if let Some(&ahead) = ids.get(i + LOOK_AHEAD) {
+                    std::hint::black_box(self.names[ahead as usize].units.first().copied());
+                }
                 let name = &self.names[id as usize];
                 if name.members.is_empty() {
                     continue;
@@ -684,10 +839,6 @@ impl Index {
         let evaluate =
             |slot: u32, best: Option<(f32, u8, usize, u32)>, explain: bool| -> Option<Found> {
                 let e = self.slots[slot as usize].as_ref()?;
-                let (name_score, distinctive, which) = match best {
-                    Some((s, d, qi, id)) => (s, d, Some((qi, id))),
-                    None => (0.0, 0, None),
-                };
                 let mut reasons = Vec::new();
                 let mut exact = false;
                 if exact_slots.contains(&slot) {
@@ -721,67 +872,42 @@ impl Index {
                         }
                     }
                 }
-                if !exact && which.is_none() {
-                    // Found by a document or identifier key that did not match
-                    // in full (another issuing country).
-                    return None;
-                }
-                let mut score = name_score;
-                if let (Some(q), Some(c)) = (query.dob, e.dob) {
-                    match dob_evidence(q, c) {
-                        Some(true) => {
-                            score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
-                                DOB_BONUS
-                            } else {
-                                0.04
-                            };
-                            if explain {
-                                reasons.push(Reason::DobAgrees(c));
-                            }
-                        }
-                        Some(false) => {
-                            score -= 0.12;
-                            if explain {
-                                reasons.push(Reason::DobDisagrees {
-                                    query: q,
-                                    candidate: c,
-                                });
-                            }
-                        }
-                        None => {}
-                    }
-                }
-                if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
-                    score += NATIONALITY_BONUS;
-                    if explain {
-                        reasons.push(Reason::NationalityAgrees(
-                            String::from_utf8_lossy(n).into_owned(),
-                        ));
-                    }
-                }
-                if exact {
-                    score = score.max(0.97);
-                }
-                let rank = score;
-                let score = score.clamp(0.0, 1.0);
-                let threshold = e.threshold.unwrap_or(options.threshold);
-                // A date of birth or a nationality is never a match alone, nor is
-                // one name part: a hit needs two distinctive parts or a document.
-                let hit = exact || (score >= threshold && distinctive >= 2);
-                if score < options.min_score && !hit {
-                    return None;
-                }
-                Some((
-                    Match {
-                        key: e.key,
-                        score,
-                        hit,
-                        reasons,
-                    },
-                    best,
-                    rank,
-                ))
+                let evidence = Evidence {
+                    key: e.key,
+                    slot,
+                    dob: e.dob,
+                    nationalities: &e.nationalities,
+                    threshold: e.threshold,
+                    exact,
+                };
+                rank(
+                    &evidence, query.dob, &qnats, options, best, reasons, explain,
+                )
             };
+        // The same for a namesake found by its name alone, from what its
+        // name's member list keeps (no scattered read of its entry).
+        let evaluate_member = |m: &Member, best: (f32, u8, usize, u32)| -> Option<Found> {
+            if m.special || exact_slots.contains(&m.slot) {
+                return evaluate(m.slot, Some(best), false);
+            }
+            let evidence = Evidence {
+                key: m.key,
+                slot: m.slot,
+                dob: m.dob,
+                nationalities: m.nationalities(),
+                threshold: None,
+                exact: false,
+            };
+            rank(
+                &evidence,
+                query.dob,
+                &qnats,
+                options,
+                Some(best),
+                Vec::new(),
+                false,
+            )
+        };
         let order = |a: &Found, b: &Found| {
             b.0.hit
                 .cmp(&a.0.hit)
@@ -811,9 +937,9 @@ impl Index {
             if settled(&mut out, bound) {
                 break;
             }
-            for &slot in &self.names[best.3 as usize].members {
-                if seen.insert(slot) {
-                    out.extend(evaluate(slot, Some(best), false));
+            for m in &self.names[best.3 as usize].members {
+                if seen.insert(m.slot) {
+                    out.extend(evaluate_member(m, best));
                     if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound) {
                         break 'names;
                     }
@@ -832,14 +958,12 @@ impl Index {
         let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
         let matches: Vec<Match> = out
             .into_iter()
-            .map(|(m, best, _)| {
-                let slot = self.keys[&m.key];
+            .map(|(m, best, _, slot)| {
                 let (mut m, which) = match evaluate(slot, best, true) {
-                    Some((m, best, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
+                    Some((m, best, _, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
                     None => (m, None),
                 };
                 if let Some((qi, id)) = which {
-                    let slot = self.keys[&m.key];
                     let e = self.slots[slot as usize].as_ref().expect("live slot");
                     let written = e
                         .names
@@ -867,6 +991,95 @@ impl Index {
             .collect();
         matches
     }
+}
+
+/// What ranks a candidate besides its name, wherever it is read from.
+struct Evidence<'a> {
+    key: u64,
+    slot: u32,
+    dob: Option<Dob>,
+    nationalities: &'a [[u8; 2]],
+    threshold: Option<f32>,
+    /// Whether a document or identifier matched in full.
+    exact: bool,
+}
+
+/// A candidate's match and rank from its best name alignment (if any) and
+/// the other evidence; `None` when it is neither a hit nor scores
+/// `min_score`, or was found by a document key that did not match in full.
+fn rank(
+    e: &Evidence<'_>,
+    query_dob: Option<Dob>,
+    qnats: &[[u8; 2]],
+    options: &Options,
+    best: Option<(f32, u8, usize, u32)>,
+    mut reasons: Vec<Reason>,
+    explain: bool,
+) -> Option<Found> {
+    let exact = e.exact;
+    let (name_score, distinctive) = match best {
+        Some((s, d, _, _)) => (s, d),
+        // Found by a document or identifier key that did not match in full
+        // (another issuing country).
+        None if !exact => return None,
+        None => (0.0, 0),
+    };
+    let mut score = name_score;
+    if let (Some(q), Some(c)) = (query_dob, e.dob) {
+        match dob_evidence(q, c) {
+            Some(true) => {
+                score += if matches!((q, c), (Dob::Date { .. }, Dob::Date { .. })) {
+                    DOB_BONUS
+                } else {
+                    0.04
+                };
+                if explain {
+                    reasons.push(Reason::DobAgrees(c));
+                }
+            }
+            Some(false) => {
+                score -= 0.12;
+                if explain {
+                    reasons.push(Reason::DobDisagrees {
+                        query: q,
+                        candidate: c,
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(n) = qnats.iter().find(|n| e.nationalities.contains(n)) {
+        score += NATIONALITY_BONUS;
+        if explain {
+            reasons.push(Reason::NationalityAgrees(
+                String::from_utf8_lossy(n).into_owned(),
+            ));
+        }
+    }
+    if exact {
+        score = score.max(0.97);
+    }
+    let rank = score;
+    let score = score.clamp(0.0, 1.0);
+    let threshold = e.threshold.unwrap_or(options.threshold);
+    // A date of birth or a nationality is never a match alone, nor is one
+    // name part: a hit needs two distinctive parts or a document.
+    let hit = exact || (score >= threshold && distinctive >= 2);
+    if score < options.min_score && !hit {
+        return None;
+    }
+    Some((
+        Match {
+            key: e.key,
+            score,
+            hit,
+            reasons,
+        },
+        best,
+        rank,
+        e.slot,
+    ))
 }
 
 /// Whether two dates of birth agree (`Some(true)`), disagree
@@ -924,4 +1137,76 @@ fn name_reasons(q: &QName, candidate: &str, pairings: &[Pairing]) -> Vec<Reason>
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    fn named(key: u64, name: &str) -> Candidate {
+        Candidate {
+            key,
+            names: vec![name.to_owned()],
+            ..Candidate::default()
+        }
+    }
+
+    #[test]
+    fn remove_frees_names_that_lose_their_last_member() {
+        let mut index = Index::build(synthetic::candidates(2_000, 1));
+        let (keys, names, lists) = (
+            index.postings.map.len(),
+            index.name_ids.len() + index.name_collisions.len(),
+            index.names.len(),
+        );
+        // Candidates from another seed, under keys of their own: many of
+        // their names are new to the index.
+        let extra: Vec<Candidate> = synthetic::candidates(300, 2)
+            .into_iter()
+            .map(|mut c| {
+                c.key += 1 << 40;
+                c
+            })
+            .collect();
+        for c in extra.iter().cloned() {
+            index.insert(c);
+        }
+        assert!(index.names.len() > lists, "the extra candidates add names");
+        let grown = index.names.len();
+        for c in &extra {
+            assert!(index.remove(c.key));
+        }
+        assert_eq!(index.postings.map.len(), keys, "posting keys freed");
+        assert_eq!(index.name_ids.len() + index.name_collisions.len(), names);
+        // The freed ids are used again.
+        for c in extra.iter().cloned() {
+            index.insert(c);
+        }
+        assert_eq!(index.names.len(), grown);
+        let c = &extra[0];
+        let query = Query {
+            names: c.names.clone(),
+            ..Query::default()
+        };
+        let found = index.screen(&query, &Options::default());
+        assert!(found.iter().any(|m| m.key == c.key && m.hit));
+    }
+
+    #[test]
+    fn a_namesake_keeps_the_name_when_the_other_is_removed() {
+        let mut index = Index::build(synthetic::candidates(500, 3));
+        index.insert(named(1 << 40, "Najim Laachraoui"));
+        index.insert(named((1 << 40) + 1, "Najim Laachraoui"));
+        assert!(index.remove(1 << 40));
+        let query = Query {
+            names: vec!["Najim Laachraoui".to_owned()],
+            ..Query::default()
+        };
+        let found = index.screen(&query, &Options::default());
+        assert!(found.iter().any(|m| m.key == (1 << 40) + 1 && m.hit));
+        assert!(found.iter().all(|m| m.key != 1 << 40));
+        assert!(index.remove((1 << 40) + 1));
+        assert!(index.screen(&query, &Options::default()).is_empty());
+    }
 }

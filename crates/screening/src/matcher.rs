@@ -32,6 +32,13 @@ pub(crate) struct Part {
     pub(crate) family: Option<u16>,
     pub(crate) particle: bool,
     pub(crate) abjad: bool,
+    /// Whether the part has an "Abd-" prefix with a remainder.
+    pub(crate) abd: bool,
+    /// The set of its letters, one bit per byte `& 31`: two parts whose
+    /// sets differ in more bits than a typo changes are not compared
+    /// letter by letter (a screen compares thousands of parts, and reading
+    /// each one's text is a cache miss).
+    pub(crate) letters: u32,
 }
 
 /// A stable hash of a tagged key, for the index's posting lists.
@@ -47,7 +54,8 @@ impl Part {
     /// Features of a folded part.
     pub(crate) fn new(folded: &str) -> Part {
         // Codes of 6 keep "Abdeslam" and "Abdelhamid" apart (4 do not).
-        let dm = DoubleMetaphone::new(Some(6)).double_metaphone(folded);
+        // A German spelling of a Russian name sounds as its English one.
+        let dm = DoubleMetaphone::new(Some(6)).double_metaphone(&slavic_v(folded));
         let code = |c: String| if c.is_empty() { 0 } else { key(b'p', c) };
         let primary = code(dm.primary());
         let mut alternate = code(dm.alternate());
@@ -60,6 +68,8 @@ impl Part {
             family: families::family(folded),
             particle: families::is_particle(folded),
             abjad: normalise::is_abjad(folded),
+            abd: abd_rest(folded).is_some(),
+            letters: letters(folded),
         }
     }
 
@@ -109,12 +119,56 @@ pub(crate) fn pair_key(a: u64, b: u64) -> u64 {
     key(b'P', (a.min(b), a.max(b)))
 }
 
+/// The letter set of a part (see [`Part::letters`]).
+fn letters(folded: &str) -> u32 {
+    folded.bytes().fold(0, |m, c| m | 1 << (c & 31))
+}
+
+/// Whether [`similarity`] could find two parts alike, from their features
+/// alone (no read of their text). Only the edit-distance rule is decided
+/// here; every other rule that could apply sends the pair on. A letter in
+/// one part's set and not the other's is at least one letter apart, so the
+/// set difference bounds the edit distance from below.
+fn might_be_alike(a: &Part, b: &Part) -> bool {
+    if (a.family.is_some() && a.family == b.family)
+        || a.abjad
+        || b.abjad
+        || (a.abd && b.abd)
+        || a.phon.iter().any(|&p| p != 0 && b.phon.contains(&p))
+    {
+        return true;
+    }
+    let (la, lb) = (a.folded.len(), b.folded.len());
+    let apart = (a.letters ^ b.letters).count_ones() as usize;
+    if la == lb && apart == 0 {
+        // Perhaps equal.
+        return true;
+    }
+    let short = la.min(lb);
+    let allowed = if short >= 8 { 2 } else { 1 };
+    la.abs_diff(lb) <= 2 && short >= 4 && apart.div_ceil(2) <= allowed
+}
+
 /// How similar two parts are, if they are alike at all.
 pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
+    if !might_be_alike(a, b) {
+        return None;
+    }
+    similar_text(a, b)
+}
+
+/// [`similarity`] without the quick rejection: reads both parts' text.
+fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
     if a.folded == b.folded {
         return Some((1.0, How::Folded));
     }
     if a.family.is_some() && a.family == b.family {
+        return Some((0.95, How::Transliteration));
+    }
+    // German writes the Cyrillic "в" as w: Wolkow, Iwanow.
+    if (german_slavic(&a.folded) || german_slavic(&b.folded))
+        && slavic_v(&a.folded) == slavic_v(&b.folded)
+    {
         return Some((0.95, How::Transliteration));
     }
     // A Latin spelling against an abjad transliteration (Arabic script has no
@@ -157,7 +211,14 @@ pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
         // One letter in a short part changes the name as often as it
         // misspells it ("Kaya" and "Kara"): then the sound must agree too.
         if d <= allowed && (whole >= 6 || sounds_alike) && !changes_name(fa, fb, d) {
-            let sim = 0.95 - 0.5 * d as f32 / la.max(lb) as f32;
+            // One vowel for another in a long part is how transliterations
+            // differ (Arabic script writes no short vowels: Mostefai,
+            // Mostafai) more often than a typo: it costs less.
+            let sim = if d == 1 && whole >= 6 && one_vowel_for_another(fa, fb) {
+                0.92
+            } else {
+                0.95 - 0.5 * d as f32 / la.max(lb) as f32
+            };
             return Some((sim, How::Edit(d as u8)));
         }
     }
@@ -171,11 +232,29 @@ pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
         && la.max(lb) <= 10
         && close_length
         && strsim::jaro_winkler(&a.folded, &b.folded) >= 0.8
-        && !changes_name(&a.folded, &b.folded, 1)
+        // In the v form, since the codes are of it ("Ivanow", "Ivanova").
+        && !changes_name(&slavic_v(&a.folded), &slavic_v(&b.folded), 1)
     {
         return Some((0.85, How::Phonetic));
     }
     None
+}
+
+/// Whether a folded part looks like the German transliteration of a
+/// Russian family name: an -ow or -ew ending (-owa, -ewa for a woman), in a
+/// part long enough not to be an English word ("Snow").
+fn german_slavic(part: &str) -> bool {
+    part.len() >= 5 && ["ow", "ew", "owa", "ewa"].iter().any(|e| part.ends_with(e))
+}
+
+/// The part with German w for Cyrillic "в" written v, when it looks like a
+/// German transliteration; else the part itself.
+fn slavic_v(part: &str) -> std::borrow::Cow<'_, str> {
+    if german_slavic(part) {
+        part.replace('w', "v").into()
+    } else {
+        part.into()
+    }
 }
 
 /// What follows an "Abd" prefix ("abdel", "abdul", "abd al" joined, ...).
@@ -211,6 +290,16 @@ fn changes_name(a: &str, b: &str, d: usize) -> bool {
         }
     }
     false
+}
+
+/// Whether two parts of one length differ in one letter, a vowel for a
+/// vowel.
+fn one_vowel_for_another(a: &str, b: &str) -> bool {
+    let vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u');
+    a.len() == b.len() && {
+        let mut diffs = a.bytes().zip(b.bytes()).filter(|(x, y)| x != y);
+        matches!((diffs.next(), diffs.next()), (Some((x, y)), None) if vowel(x) && vowel(y))
+    }
 }
 
 /// A unit of a name: `len` parts from `start`, joined.
@@ -428,6 +517,70 @@ mod tests {
             None,
             "codes are cut at six letters"
         );
+    }
+
+    #[test]
+    fn german_w_and_long_part_vowels() {
+        assert_eq!(
+            sim("wolkow", "volkov").map(|s| s.1),
+            Some(How::Transliteration)
+        );
+        assert!(sim("iwanowa", "ivanova").is_some());
+        assert!(sim("ivanow", "ivanov").is_some());
+        // Still a different form of the name, in either spelling.
+        assert_eq!(sim("ivanova", "ivanow"), None);
+        assert_eq!(sim("petrowa", "petrow"), None);
+        // One vowel for another costs less in a long part than a typo.
+        let vowel = sim("mostefai", "mostafai").expect("alike").0;
+        let typo = sim("mostefai", "mostegai").expect("alike").0;
+        assert!(vowel > typo, "{vowel} > {typo}");
+    }
+
+    #[test]
+    fn quick_rejection_keeps_every_alike_pair() {
+        // Parts of realistic names, their typed variants and the labelled
+        // set's names: every pair the full comparison finds alike must
+        // pass the quick rejection.
+        let mut names: Vec<String> = crate::synthetic::candidates(300, 7)
+            .into_iter()
+            .flat_map(|c| c.names)
+            .collect();
+        let variants: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| crate::synthetic::variant(n, i as u64))
+            .collect();
+        names.extend(variants);
+        let pairs = include_str!("../data/name_pairs.tsv");
+        names.extend(
+            pairs
+                .lines()
+                .flat_map(|l| l.split('\t').take(2))
+                .map(str::to_owned),
+        );
+        let mut parts: Vec<String> = names.iter().flat_map(|n| normalise::parts(n)).collect();
+        for n in &names {
+            let folded = normalise::parts(n);
+            let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
+            parts.extend(joined_units(&refs).into_iter().map(|(_, t)| t));
+        }
+        parts.sort();
+        parts.dedup();
+        let parts: Vec<Part> = parts.iter().map(|p| Part::new(p)).collect();
+        let (mut alike, mut rejected) = (0, 0);
+        for a in &parts {
+            for b in &parts {
+                let full = similar_text(a, b);
+                if full.is_some() {
+                    alike += 1;
+                    assert!(might_be_alike(a, b), "{} ~ {}", a.folded, b.folded);
+                } else if !might_be_alike(a, b) {
+                    rejected += 1;
+                }
+            }
+        }
+        assert!(alike > parts.len(), "the sample has alike pairs: {alike}");
+        assert!(rejected > 0, "the quick rejection rejects something");
     }
 
     #[test]
