@@ -28,6 +28,9 @@ use super::Watchlists;
 /// backstop should a head be missed.
 const BACKSTOP: Duration = Duration::from_secs(30);
 
+/// How often a long catch-up refreshes the metrics board.
+const BOARD_EVERY: Duration = Duration::from_secs(1);
+
 /// Why a pull stopped.
 #[derive(Debug, thiserror::Error)]
 enum PullError {
@@ -165,10 +168,17 @@ impl Puller {
     }
 
     /// Pulls and applies pages until the cursor reaches the owner's head.
+    ///
+    /// The cursor is read once; after that each applied page says where
+    /// it stands (the store refuses a page applied from anywhere else).
+    /// Reading the cursors counts the held entries, so on a long catch-up
+    /// the board is refreshed every [`BOARD_EVERY`] and at the end, not at
+    /// every page.
     async fn catch_up(&mut self) -> Result<(), PullError> {
         let w = self.watchlists.clone();
+        let mut cursor = self.cursor().await?.seq;
+        let mut refreshed = tokio::time::Instant::now();
         loop {
-            let cursor = self.cursor().await?.seq;
             let page = self
                 .client
                 .pull_changes(pb::PullChangesRequest {
@@ -202,11 +212,16 @@ impl Puller {
                 .store
                 .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
                 .await?;
-            w.refresh_board().await;
             tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
             if applied.seq >= head.seq {
+                w.refresh_board().await;
                 return Ok(());
             }
+            if refreshed.elapsed() >= BOARD_EVERY {
+                w.refresh_board().await;
+                refreshed = tokio::time::Instant::now();
+            }
+            cursor = applied.seq;
         }
     }
 
