@@ -36,8 +36,6 @@ use crate::process::{NODE, OPERATOR, PEER, Site};
 /// message limit of 1 MiB (a synthetic entry encodes in about 110 bytes),
 /// and under its limit of 10,000 entries a request.
 const ADD_BATCH: usize = 4_000;
-/// How often the bench asks the peer how far it has got.
-const POLL: Duration = Duration::from_millis(5);
 /// The targets.
 const FULL_TARGET_S: f64 = 60.0;
 const CHANGES_TARGET_MS: f64 = 1000.0;
@@ -54,6 +52,11 @@ pub(crate) struct SyncLoad {
     /// Incremental rounds.
     #[arg(long, default_value_t = 5)]
     pub(crate) rounds: usize,
+    /// How often to ask the peer how far it has got, in ms. Each answer
+    /// counts the entries the peer holds, work the peer does beside the
+    /// sync, so a million-entry run should not ask every millisecond.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) poll_ms: u64,
     /// Seed of the synthetic people.
     #[arg(long, default_value_t = 15)]
     pub(crate) seed: u64,
@@ -156,6 +159,7 @@ async fn until_applied(
     desk: &mut WatchlistDeskClient<Channel>,
     seq: u64,
     held: u64,
+    poll: Duration,
     patience: Duration,
 ) -> anyhow::Result<pb::OwnerSyncStatus> {
     let started = Instant::now();
@@ -178,7 +182,7 @@ async fn until_applied(
         if started.elapsed() > patience {
             bail!("the peer did not apply up to seq {seq} within {patience:?}");
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
     }
 }
 
@@ -305,6 +309,7 @@ pub(crate) async fn sync(load: &SyncLoad) -> anyhow::Result<Vec<Figures>> {
         OPERATOR,
     )?;
     let n = load.n;
+    let poll = Duration::from_millis(load.poll_ms.max(1));
     let mut owner = command(&site, NODE)?.spawn()?;
     owner.wait_serving().await?;
     let mut owner_desk = desk(&site, NODE)?;
@@ -329,7 +334,14 @@ pub(crate) async fn sync(load: &SyncLoad) -> anyhow::Result<Vec<Figures>> {
     let spawned = Instant::now();
     let mut peer = command(&site, PEER)?.spawn()?;
     let serving = peer.wait_serving().await?;
-    let full = until_applied(&mut peer_desk, head, n as u64, Duration::from_secs(1800)).await?;
+    let full = until_applied(
+        &mut peer_desk,
+        head,
+        n as u64,
+        poll,
+        Duration::from_secs(1800),
+    )
+    .await?;
     let full_s = spawned.elapsed().as_secs_f64();
 
     // The same bytes in the same pages over the bare stack.
@@ -346,7 +358,7 @@ pub(crate) async fn sync(load: &SyncLoad) -> anyhow::Result<Vec<Figures>> {
         let t = Instant::now();
         let seq = publish(&mut owner_desk, batch, None).await?;
         held += count;
-        last = until_applied(&mut peer_desk, seq, held, Duration::from_secs(120)).await?;
+        last = until_applied(&mut peer_desk, seq, held, poll, Duration::from_secs(120)).await?;
         took.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let base_incr = bare_pulls(&site, &pages_for(load.changes, shape))
