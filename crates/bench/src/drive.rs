@@ -79,6 +79,9 @@ pub(crate) struct Figures {
     /// Requests refused with RESOURCE_EXHAUSTED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) refused: Option<u64>,
+    /// Watchlist sync: the entries the peer held when the figure was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) held: Option<u64>,
     /// What was measured, in words.
     pub(crate) note: String,
 }

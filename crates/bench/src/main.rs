@@ -19,6 +19,9 @@
 //!   deadlines and one already due: how soon its tracker's first pass
 //!   flags the due one, beside the same over none in the same run.
 //! - `memory`: a real `tocsin node` process, its resident memory.
+//! - `sync`: watchlist sync between two real `tocsin node` processes: a
+//!   new peer's full sync, then batches of changes reaching it, beside the
+//!   bare stack moving the same bytes.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +34,7 @@ use tocsin_testkit::TestFederation;
 mod drive;
 mod net;
 mod process;
+mod sync;
 mod watch;
 
 use drive::{Figures, Load};
@@ -71,6 +75,9 @@ enum Command {
     Deadlines(Sized),
     /// Resident memory of a node process, idle and holding many alerts.
     Memory(Sized),
+    /// Watchlist sync between two node processes: a new peer's full sync,
+    /// then batches of changes reaching a caught-up peer.
+    Sync(sync::SyncLoad),
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +244,7 @@ async fn main() -> anyhow::Result<()> {
             let tocsin = tocsin_testkit::tocsin_binary(s.tocsin.as_deref())?;
             process::memory_figures(tocsin, s.n.unwrap_or(100_000)).await?
         }
+        Command::Sync(s) => sync::sync(&s).await?,
     };
     print(&rows);
     if let Some(path) = &cli.json {

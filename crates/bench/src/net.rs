@@ -20,7 +20,7 @@ use crate::drive::{Figures, Load, Progress, drive, histogram};
 use crate::echo;
 use crate::watch::EventWatch;
 
-struct EchoService;
+pub(crate) struct EchoService;
 
 #[tonic::async_trait]
 impl echo::echo_server::Echo for EchoService {
@@ -29,6 +29,16 @@ impl echo::echo_server::Echo for EchoService {
         req: tonic::Request<echo::Payload>,
     ) -> Result<tonic::Response<echo::Payload>, tonic::Status> {
         Ok(tonic::Response::new(req.into_inner()))
+    }
+
+    async fn fetch(
+        &self,
+        req: tonic::Request<echo::FetchRequest>,
+    ) -> Result<tonic::Response<echo::Payload>, tonic::Status> {
+        let size = req.into_inner().size as usize;
+        Ok(tonic::Response::new(echo::Payload {
+            data: vec![7u8; size],
+        }))
     }
 }
 

@@ -24,24 +24,24 @@ use tonic::transport::Channel;
 
 use crate::drive::{Figures, Progress};
 
-const NODE: &str = "TR-MIT";
-const PEER: &str = "FR-DGSI";
+pub(crate) const NODE: &str = "TR-MIT";
+pub(crate) const PEER: &str = "FR-DGSI";
 /// The node's operator, who looks for the flag.
-const OPERATOR: &str = "bench";
+pub(crate) const OPERATOR: &str = "bench";
 /// What the tracker logs, at WARN, for each deadline it has flagged.
 const FLAGGED_LINE: &str = "deadline passed without acknowledgement";
 
 /// A two-agency federation on disk, made with `tocsin pki init`.
 pub(crate) struct Site {
-    tocsin: PathBuf,
-    dir: tempfile::TempDir,
-    layout: PkiLayout,
+    pub(crate) tocsin: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) layout: PkiLayout,
     /// The node's configuration as written by `tocsin pki init`.
     config: PathBuf,
     /// What the node makes of it (data directory, signer, federation).
-    node: NodeOptions,
+    pub(crate) node: NodeOptions,
     /// The peer's, whose signer receipts the delivered alert.
-    peer: NodeOptions,
+    pub(crate) peer: NodeOptions,
 }
 
 fn free_port() -> anyhow::Result<u16> {

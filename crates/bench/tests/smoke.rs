@@ -123,3 +123,19 @@ fn memory_measures_idle_and_loaded_node_processes() {
         assert!(row["rss_mib"].as_f64().unwrap() > 1.0);
     }
 }
+
+#[test]
+fn sync_delivers_every_entry_and_change() {
+    let rows = run(&["sync", "--n", "2000", "--changes", "100", "--rounds", "2"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["name"], "sync: baseline");
+    assert_eq!(rows[1]["name"], "sync: full");
+    assert_eq!(rows[1]["n"], 2000);
+    assert_eq!(rows[1]["held"], 2000);
+    assert!(rows[1]["baseline_ratio"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[2]["name"], "sync: changes");
+    assert_eq!(rows[2]["n"], 100);
+    assert_eq!(rows[2]["held"], 2000 + 2 * 100);
+    assert!(rows[2]["p50_ms"].as_f64().unwrap() <= rows[2]["p99_ms"].as_f64().unwrap());
+}

@@ -475,6 +475,14 @@ impl Store {
         .await
     }
 
+    /// The last seq of `owner`'s log applied here (0: none): a puller's
+    /// cursor, without the count of held entries that
+    /// [`Store::watchlist_cursors`] makes, which reads an index entry for
+    /// every entry held.
+    pub async fn watchlist_cursor_seq(&self, owner: String) -> Result<u64, Error> {
+        self.read(move |conn| cursor_seq(conn, &owner)).await
+    }
+
     /// The cursor kept for every owner this node has pulled from, with the
     /// number of its entries held here unexpired at `now`.
     pub async fn watchlist_cursors(&self, now: DateTime<Utc>) -> Result<Vec<Cursor>, Error> {
@@ -678,10 +686,12 @@ mod tests {
             seq: 3,
             at: Some(now),
         };
+        assert_eq!(store.watchlist_cursor_seq("TR".into()).await.unwrap(), 0);
         store
             .apply_held_watchlist("TR".into(), 0, vec![put(1, "A"), put(2, "B")], head, now)
             .await
             .unwrap();
+        assert_eq!(store.watchlist_cursor_seq("TR".into()).await.unwrap(), 2);
         // A page pulled after an old cursor is not applied.
         let stale = store
             .apply_held_watchlist("TR".into(), 0, vec![put(1, "A")], head, now)
@@ -708,5 +718,7 @@ mod tests {
         let cursors = store.watchlist_cursors(now).await.unwrap();
         assert_eq!(cursors[0].applied.seq, 3);
         assert_eq!(cursors[0].held, 1);
+        assert_eq!(store.watchlist_cursor_seq("TR".into()).await.unwrap(), 3);
+        assert_eq!(store.watchlist_cursor_seq("DE".into()).await.unwrap(), 0);
     }
 }

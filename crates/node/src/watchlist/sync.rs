@@ -29,6 +29,9 @@ use crate::screening::Update;
 /// backstop should a head be missed.
 const BACKSTOP: Duration = Duration::from_secs(30);
 
+/// How often a long catch-up refreshes the metrics board.
+const BOARD_EVERY: Duration = Duration::from_secs(1);
+
 /// Why a pull stopped.
 #[derive(Debug, thiserror::Error)]
 enum PullError {
@@ -49,6 +52,20 @@ fn head_from(head: Option<pb::WatchlistHead>) -> LogHead {
         at: h.at.as_ref().and_then(from_timestamp),
     })
     .unwrap_or_default()
+}
+
+/// One page of the owner's log after `after`, as large as the owner serves.
+async fn pull(
+    mut client: WatchlistSyncClient<Channel>,
+    after: u64,
+) -> Result<pb::PullChangesResponse, PullError> {
+    Ok(client
+        .pull_changes(pb::PullChangesRequest {
+            after_seq: after,
+            limit: MAX_WATCHLIST_PAGE as u32,
+        })
+        .await?
+        .into_inner())
 }
 
 /// Starts one puller per other owner over its channel; each ends when the
@@ -140,7 +157,7 @@ impl Puller {
                 head = heads.message() => match head? {
                     Some(head) => {
                         let head = head_from(Some(head));
-                        if head.seq > self.cursor().await?.seq {
+                        if head.seq > self.cursor().await? {
                             self.catch_up().await?;
                         }
                     }
@@ -152,32 +169,32 @@ impl Puller {
         }
     }
 
-    async fn cursor(&self) -> Result<LogHead, PullError> {
-        let cursors = self
+    /// The last seq of the owner's log applied here.
+    async fn cursor(&self) -> Result<u64, PullError> {
+        Ok(self
             .watchlists
             .store
-            .watchlist_cursors(self.watchlists.clock.now())
-            .await?;
-        Ok(cursors
-            .into_iter()
-            .find(|c| c.owner == self.owner.as_str())
-            .map(|c| c.applied)
-            .unwrap_or_default())
+            .watchlist_cursor_seq(self.owner.to_string())
+            .await?)
     }
 
     /// Pulls and applies pages until the cursor reaches the owner's head.
+    ///
+    /// The cursor is read once; after that each applied page says where
+    /// it stands (the store refuses a page applied from anywhere else).
+    /// While a checked page is being applied, the next one is already
+    /// being pulled after its last seq: the owner's serving and our
+    /// commit overlap. That next page is checked against the cursor the
+    /// applied page left, as every page is, and dropped if the apply
+    /// failed. Reading the cursors counts the held entries, so on a long
+    /// catch-up the board is refreshed every [`BOARD_EVERY`] and at the
+    /// end, not at every page.
     async fn catch_up(&mut self) -> Result<(), PullError> {
         let w = self.watchlists.clone();
+        let mut cursor = self.cursor().await?;
+        let mut refreshed = tokio::time::Instant::now();
+        let mut page = pull(self.client.clone(), cursor).await?;
         loop {
-            let cursor = self.cursor().await?.seq;
-            let page = self
-                .client
-                .pull_changes(pb::PullChangesRequest {
-                    after_seq: cursor,
-                    limit: MAX_WATCHLIST_PAGE as u32,
-                })
-                .await?
-                .into_inner();
             let head = head_from(page.head);
             let now = w.clock.now();
             if page.changes.is_empty() {
@@ -210,18 +227,34 @@ impl Puller {
                     HeldOp::Skip => None,
                 })
                 .collect();
+            // The check made the page's seqs cursor + 1 onwards.
+            let last = cursor + page.changes.len() as u64;
             let applying = w.applying.write().await;
-            let applied = w
-                .store
-                .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
-                .await?;
+            let apply =
+                w.store
+                    .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now);
+            let (applied, next) = if last < head.seq {
+                let (applied, next) = tokio::join!(apply, pull(self.client.clone(), last));
+                (applied?, Some(next))
+            } else {
+                (apply.await?, None)
+            };
             w.screening.apply(updates).await;
             drop(applying);
-            w.refresh_board().await;
             tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
             if applied.seq >= head.seq {
+                w.refresh_board().await;
                 return Ok(());
             }
+            if refreshed.elapsed() >= BOARD_EVERY {
+                w.refresh_board().await;
+                refreshed = tokio::time::Instant::now();
+            }
+            cursor = applied.seq;
+            page = match next {
+                Some(next) => next?,
+                None => pull(self.client.clone(), cursor).await?,
+            };
         }
     }
 
