@@ -229,18 +229,24 @@ impl Puller {
                 .collect();
             // The check made the page's seqs cursor + 1 onwards.
             let last = cursor + page.changes.len() as u64;
-            let applying = w.applying.write().await;
-            let apply =
-                w.store
-                    .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now);
+            // The lock covers the commit and the index update only, not the
+            // pull of the next page beside them: readers of what is held wait
+            // for one commit, never for the network.
+            let apply = async {
+                let _applying = w.applying.write().await;
+                let applied = w
+                    .store
+                    .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
+                    .await?;
+                w.screening.apply(updates).await;
+                Ok::<_, PullError>(applied)
+            };
             let (applied, next) = if last < head.seq {
                 let (applied, next) = tokio::join!(apply, pull(self.client.clone(), last));
                 (applied?, Some(next))
             } else {
                 (apply.await?, None)
             };
-            w.screening.apply(updates).await;
-            drop(applying);
             tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
             if applied.seq >= head.seq {
                 w.refresh_board().await;
