@@ -11,6 +11,7 @@ use clap::Parser;
 mod args;
 mod audit_cmd;
 mod demo;
+mod json_lines;
 mod live;
 mod node_cmd;
 mod operator;

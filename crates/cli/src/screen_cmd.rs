@@ -2,10 +2,10 @@
 //! operator's node holds, from flags or from a file of one JSON object per
 //! line (one result per line out, in order).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use comfy_table::{Table, presets};
@@ -355,41 +355,19 @@ fn requests(
     file: &std::path::Path,
 ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, pb::ScreenRequest)>>> {
     let name = file.display().to_string();
-    let reader =
-        BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {name}"))?);
-    Ok(reader
-        .lines()
-        .enumerate()
-        .filter_map(move |(i, line)| {
-            let n = i + 1;
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => return Some(Err(anyhow::anyhow!("{name} line {n}: {e}"))),
-            };
-            if line.trim().is_empty() {
-                return None;
+    Ok(
+        crate::json_lines::read::<ScreenLine>(file)?.map(move |line| {
+            let (n, line) = line?;
+            let r = line.request();
+            if has_something(&r) {
+                Ok((n, r))
+            } else {
+                Err(anyhow::anyhow!(
+                    "{name} line {n}: nothing to screen on: give names, documents or identifiers"
+                ))
             }
-            Some(
-                serde_json::from_str::<ScreenLine>(&line)
-                    .map_err(|e| anyhow::anyhow!("{name} line {n}: {e}"))
-                    .and_then(|l| {
-                        let r = l.request();
-                        if has_something(&r) {
-                            Ok((n, r))
-                        } else {
-                            Err(anyhow::anyhow!(
-                                "{name} line {n}: nothing to screen on: give names, documents or identifiers"
-                            ))
-                        }
-                    }),
-            )
-        }))
-}
-
-/// The request index a node's refusal names (`requests[3]`), if any.
-fn index_in(message: &str) -> Option<usize> {
-    let rest = &message[message.find("requests[")? + "requests[".len()..];
-    rest[..rest.find(']')?].parse().ok()
+        }),
+    )
 }
 
 async fn screen_file(connect: &ConnectArgs, file: &std::path::Path) -> anyhow::Result<()> {
@@ -418,8 +396,10 @@ async fn screen_file(connect: &ConnectArgs, file: &std::path::Path) -> anyhow::R
         let results = client
             .screen_batch(pb::ScreenBatchRequest { requests: batch })
             .await
-            .map_err(
-                |status| match index_in(status.message()).and_then(|i| numbers.get(i)) {
+            .map_err(|status| {
+                match crate::json_lines::index_in(status.message(), "requests")
+                    .and_then(|i| numbers.get(i))
+                {
                     Some(line) => anyhow::anyhow!(
                         "{} line {line}: node refused: {:?}: {}",
                         file.display(),
@@ -427,8 +407,8 @@ async fn screen_file(connect: &ConnectArgs, file: &std::path::Path) -> anyhow::R
                         status.message()
                     ),
                     None => refused(status),
-                },
-            )?
+                }
+            })?
             .into_inner()
             .results;
         let mut out = stdout.lock();
@@ -457,14 +437,5 @@ mod tests {
             serde_json::from_str(r#"{"identifiers": [{"kind": "phone", "value": "1"}]}"#).unwrap();
         assert!(has_something(&line.request()));
         assert!(serde_json::from_str::<ScreenLine>(r#"{"nmes": ["x"]}"#).is_err());
-    }
-
-    #[test]
-    fn a_refusal_names_the_request_it_is_about() {
-        assert_eq!(
-            index_in("invalid field `requests[7].person.names`"),
-            Some(7)
-        );
-        assert_eq!(index_in("nothing"), None);
     }
 }

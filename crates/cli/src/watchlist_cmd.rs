@@ -353,27 +353,15 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The entry index a node's refusal names (`entries[3]`), if any.
-fn index_in(message: &str) -> Option<usize> {
-    let rest = &message[message.find("entries[")? + "entries[".len()..];
-    rest[..rest.find(']')?].parse().ok()
-}
-
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let name = args.file.display().to_string();
     // Every line is read and checked before anything is sent: a file with
     // one bad line imports nothing.
     let mut lines = Vec::new();
     let mut drafts = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let draft: EntryDraft = serde_json::from_str(line)
-            .map_err(|e| anyhow::anyhow!("{name} line {}: {e}; nothing was imported", i + 1))?;
-        lines.push(i + 1);
+    for line in crate::json_lines::read::<EntryDraft>(&args.file)? {
+        let (n, draft) = line.map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+        lines.push(n);
         drafts.push(draft);
     }
     if drafts.is_empty() {
@@ -390,16 +378,18 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             entries: drafts.iter().map(EntryDraft::to_proto).collect(),
         })
         .await
-        .map_err(
-            |status| match index_in(status.message()).and_then(|i| lines.get(i)) {
+        .map_err(|status| {
+            match crate::json_lines::index_in(status.message(), "entries")
+                .and_then(|i| lines.get(i))
+            {
                 Some(line) => anyhow::anyhow!(
                     "{name} line {line}: node refused: {:?}: {}; nothing was imported",
                     status.code(),
                     status.message()
                 ),
                 None => refused(status),
-            },
-        )?
+            }
+        })?
         .into_inner()
         .entries;
     let shown = stored
@@ -469,19 +459,4 @@ async fn sync_status(args: StatusArgs) -> anyhow::Result<()> {
     }
     println!("{table}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_names_the_entry_it_is_about() {
-        assert_eq!(
-            index_in("invalid field `entries[12].subject.person.names`: ..."),
-            Some(12)
-        );
-        assert_eq!(index_in("entries[1]: this agency already has"), Some(1));
-        assert_eq!(index_in("no such thing"), None);
-    }
 }
