@@ -100,6 +100,7 @@ fn entry(c: &Candidate) -> pb::WatchlistEntry {
         releasable_to: vec![PEER.into()],
         review_at: None,
         expires_at: None,
+        hit_threshold: 0.0,
     }
 }
 

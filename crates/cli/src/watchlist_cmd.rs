@@ -86,6 +86,17 @@ pub(crate) struct EntryArgs {
     /// When the entry lapses (RFC 3339); holders drop it then.
     #[arg(long)]
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// A hit threshold stricter than the screening default (0.78), in
+    /// (0, 1]: a match must score at least this to send a hit report.
+    #[arg(long, value_parser = hit_threshold)]
+    pub(crate) hit_threshold: Option<tocsin_core::watchlist::HitThreshold>,
+}
+
+fn hit_threshold(value: &str) -> Result<tocsin_core::watchlist::HitThreshold, String> {
+    let score: f32 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    tocsin_core::watchlist::HitThreshold::new(score).map_err(|e| e.problem)
 }
 
 /// Which entry to remove.
@@ -207,6 +218,7 @@ impl EntryArgs {
             releasable_to: self.to.clone(),
             review_at: self.review_at,
             expires_at: self.expires_at,
+            hit_threshold: self.hit_threshold,
         })
     }
 }

@@ -331,6 +331,8 @@ pub struct Alert {
     pub expires_at: Option<DateTime<Utc>>,
     /// An acknowledgement deadline earlier than the precedence's default.
     pub respond_by: Option<DateTime<Utc>>,
+    /// Set when the alert is a hit report on the recipient's watchlist entry.
+    pub hit: Option<crate::hit::Hit>,
 }
 
 impl Alert {
@@ -581,6 +583,35 @@ impl TryFrom<pb::Alert> for Alert {
         {
             return invalid("respond_by", "must be after created_at");
         }
+        let hit = a
+            .hit
+            .map(|h| {
+                crate::hit::Hit::try_from(h)
+                    .map_err(|e| ValidationError::new(format!("hit.{}", e.field), e.problem))
+            })
+            .transpose()?;
+        if let Some(hit) = &hit {
+            // A hit report goes to the entry's owner and no one else: the
+            // evidence of a sighting is the owner's to share further.
+            if recipients.len() != 1 || recipients[0] != hit.entry_owner {
+                return invalid(
+                    "recipients",
+                    format!(
+                        "a hit report goes to the entry's owner {} only",
+                        hit.entry_owner
+                    ),
+                );
+            }
+            if a.category != crate::hit::HIT_CATEGORY {
+                return invalid(
+                    "category",
+                    format!("a hit report's category is {:?}", crate::hit::HIT_CATEGORY),
+                );
+            }
+            if !references.is_empty() {
+                return invalid("references", "a hit report references no alert");
+            }
+        }
         Ok(Alert {
             id,
             originator,
@@ -596,6 +627,7 @@ impl TryFrom<pb::Alert> for Alert {
             references,
             expires_at,
             respond_by,
+            hit,
         })
     }
 }
@@ -654,6 +686,7 @@ impl From<&Alert> for pb::Alert {
                 .collect(),
             expires_at: a.expires_at.map(to_timestamp),
             respond_by: a.respond_by.map(to_timestamp),
+            hit: a.hit.as_ref().map(pb::WatchlistHit::from),
         }
     }
 }
@@ -736,6 +769,7 @@ impl AlertDraft {
                 .collect(),
             expires_at: self.expires_at.map(to_timestamp),
             respond_by: self.respond_by.map(to_timestamp),
+            hit: None,
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   conversions from and to the generated `tocsin.v1` types; a conversion
 //!   error names the field that is missing or bad.
 //! - [`ack`]: the validated acknowledgement a recipient signs.
+//! - [`hit`]: what a partner's screen saw that matched a watchlist entry,
+//!   carried by a hit report (an alert to the entry's owner).
 //! - [`federation`]: the federation file (`federation.toml`): member
 //!   agencies, endpoints, deadline policy.
 //! - [`envelope`]: the pre-authentication encoding signed in envelopes and
@@ -25,6 +27,7 @@ pub mod alert;
 pub mod clock;
 pub mod envelope;
 pub mod federation;
+pub mod hit;
 pub mod ids;
 pub mod subject;
 mod time;

@@ -91,6 +91,58 @@ pub struct Entry {
     /// When it lapses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The score at or above which a match is a hit, when stricter than
+    /// the screening default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hit_threshold: Option<HitThreshold>,
+}
+
+/// A score in (0, 1] an owner asks a match of its entry to reach before it
+/// is a hit. The node refuses one below the screening default, which the
+/// screening library owns.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f32", into = "f32")]
+pub struct HitThreshold(f32);
+
+impl TryFrom<f32> for HitThreshold {
+    type Error = ValidationError;
+    fn try_from(value: f32) -> Result<Self, Self::Error> {
+        HitThreshold::new(value)
+    }
+}
+
+impl From<HitThreshold> for f32 {
+    fn from(t: HitThreshold) -> f32 {
+        t.0
+    }
+}
+
+// Finite by construction, so equality is total.
+impl Eq for HitThreshold {}
+
+impl HitThreshold {
+    /// `value`, if it is a score in (0, 1].
+    pub fn new(value: f32) -> Result<Self, ValidationError> {
+        if value.is_finite() && value > 0.0 && value <= 1.0 {
+            Ok(HitThreshold(value))
+        } else {
+            invalid("hit_threshold", format!("{value} is not a score in (0, 1]"))
+        }
+    }
+
+    /// The score.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// The wire's 0 (unset) as none, anything else checked.
+fn hit_threshold(value: f32) -> Result<Option<HitThreshold>, ValidationError> {
+    if value == 0.0 {
+        Ok(None)
+    } else {
+        HitThreshold::new(value).map(Some)
+    }
 }
 
 impl Entry {
@@ -171,6 +223,7 @@ impl TryFrom<pb::WatchlistEntry> for Entry {
             releasable_to,
             review_at: time_field("review_at", e.review_at)?,
             expires_at: time_field("expires_at", e.expires_at)?,
+            hit_threshold: hit_threshold(e.hit_threshold)?,
         })
     }
 }
@@ -188,6 +241,7 @@ impl From<&Entry> for pb::WatchlistEntry {
             releasable_to: e.releasable_to.iter().map(ToString::to_string).collect(),
             review_at: e.review_at.map(to_timestamp),
             expires_at: e.expires_at.map(to_timestamp),
+            hit_threshold: e.hit_threshold.map_or(0.0, HitThreshold::get),
         }
     }
 }
@@ -354,6 +408,9 @@ pub struct EntryDraft {
     /// When it lapses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// A hit threshold stricter than the screening default, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit_threshold: Option<HitThreshold>,
 }
 
 impl EntryDraft {
@@ -370,6 +427,7 @@ impl EntryDraft {
             releasable_to: self.releasable_to.clone(),
             review_at: self.review_at.map(to_timestamp),
             expires_at: self.expires_at.map(to_timestamp),
+            hit_threshold: self.hit_threshold.map_or(0.0, HitThreshold::get),
         }
     }
 

@@ -169,6 +169,7 @@ pub fn valid_alert(
                     information_credibility: credibility,
                     tlp,
                     recipients,
+                    hit: None,
                 }
             },
         )

@@ -32,6 +32,7 @@ pub(crate) fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/009_peer_blocks.sql")),
         M::up(include_str!("migrations/010_watchlist.sql")),
         M::up(include_str!("migrations/011_watchlist_held_expiry.sql")),
+        M::up(include_str!("migrations/012_hit_reports.sql")),
     ]
 }
 

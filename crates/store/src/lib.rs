@@ -22,7 +22,8 @@
 //! reminders and notices to send), `ladder` (escalation steps), `events`
 //! (the event log and the deadline tracker's queries), `open` (what is
 //! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked), `watchlist` (this agency's
+//! (peers whose certificates are revoked), `hits` (the hit reports
+//! sent, for their repeat window), `watchlist` (this agency's
 //! watchlist log and entries, those held from other owners, and the cursor
 //! kept per owner) and [`audit`] (the chain). They
 //! stand on leaves that import none of them: [`codes`] (every integer code
@@ -42,6 +43,7 @@ pub mod codes;
 mod db;
 mod error;
 mod events;
+mod hits;
 mod ladder;
 mod messages;
 mod open;
@@ -58,6 +60,7 @@ pub use codes::{
 pub use db::{Store, StoreOptions};
 pub use error::Error;
 pub use events::*;
+pub use hits::*;
 pub use ladder::*;
 pub use messages::*;
 pub use records::*;

@@ -374,34 +374,9 @@ impl Store {
         alert: NewAlert,
         recipients: Vec<String>,
     ) -> Result<AlertHistory, Error> {
-        let stored = self.write(move |conn| {
-            let exists: bool = conn
-                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
-                .exists([&alert.id])?;
-            if exists {
-                return Err(Error::Conflict(alert.id.clone()));
-            }
-            insert_alert(conn, &alert, Direction::Outbound, None)?;
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            // Due at once whatever the clock says: retry pacing is real time.
-            for r in &recipients {
-                stmt.execute(params![alert.id, r, DeliveryState::Pending, 0i64, ms(alert.due_at), alert.first_step_at.map(ms)])?;
-            }
-            insert_event_with(conn, NewEvent { at: alert.stored_at, kind: EventKind::Submitted, alert_id: &alert.id, agency: &recipients.join(","), direction: Direction::Outbound, detail: &alert.detail }, &[Evidence { kind: EvidenceKind::Alert, key: &alert.id, key2: "", bytes: &alert.envelope }])?;
-            // Read back in the same transaction, from the writer's warm
-            // cache: what the operator is told is exactly what was stored.
-            // A new alert has no acknowledgements yet.
-            let row = alert_by_id(conn, &alert.id)?
-                .ok_or_else(|| Error::Commit("alert not stored".into()))?;
-            Ok(AlertHistory {
-                deliveries: deliveries_of(conn, &alert.id)?,
-                acks: Vec::new(),
-                alert: row,
-            })
-        })
-        .await?;
+        let stored = self
+            .write(move |conn| insert_outbound_in(conn, &alert, &recipients))
+            .await?;
         self.notify_events();
         Ok(stored)
     }
@@ -644,6 +619,63 @@ impl Store {
         })
         .await
     }
+}
+
+/// Stores `alert` as sent to `recipients`, with one pending delivery each,
+/// in the caller's transaction; returns it as stored.
+pub(crate) fn insert_outbound_in(
+    conn: &Connection,
+    alert: &NewAlert,
+    recipients: &[String],
+) -> Result<AlertHistory, Error> {
+    let exists: bool = conn
+        .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")?
+        .exists([&alert.id])?;
+    if exists {
+        return Err(Error::Conflict(alert.id.clone()));
+    }
+    insert_alert(conn, alert, Direction::Outbound, None)?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    // Due at once whatever the clock says: retry pacing is real time.
+    for r in recipients {
+        stmt.execute(params![
+            alert.id,
+            r,
+            DeliveryState::Pending,
+            0i64,
+            ms(alert.due_at),
+            alert.first_step_at.map(ms)
+        ])?;
+    }
+    insert_event_with(
+        conn,
+        NewEvent {
+            at: alert.stored_at,
+            kind: EventKind::Submitted,
+            alert_id: &alert.id,
+            agency: &recipients.join(","),
+            direction: Direction::Outbound,
+            detail: &alert.detail,
+        },
+        &[Evidence {
+            kind: EvidenceKind::Alert,
+            key: &alert.id,
+            key2: "",
+            bytes: &alert.envelope,
+        }],
+    )?;
+    // Read back in the same transaction, from the writer's warm
+    // cache: what the operator is told is exactly what was stored.
+    // A new alert has no acknowledgements yet.
+    let row =
+        alert_by_id(conn, &alert.id)?.ok_or_else(|| Error::Commit("alert not stored".into()))?;
+    Ok(AlertHistory {
+        deliveries: deliveries_of(conn, &alert.id)?,
+        acks: Vec::new(),
+        alert: row,
+    })
 }
 
 #[cfg(test)]

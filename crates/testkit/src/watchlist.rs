@@ -48,6 +48,7 @@ impl WatchEntry {
             releasable_to: vec![],
             review_at: None,
             expires_at: None,
+            hit_threshold: 0.0,
         })
     }
 
@@ -101,6 +102,20 @@ impl WatchEntry {
     #[must_use]
     pub fn action(mut self, action: pb::WatchlistAction) -> Self {
         self.0.action = action as i32;
+        self
+    }
+
+    /// Asking for this hit threshold (stricter than the default).
+    #[must_use]
+    pub fn hit_threshold(mut self, score: f32) -> Self {
+        self.0.hit_threshold = score;
+        self
+    }
+
+    /// Asking for hit reports of this precedence.
+    #[must_use]
+    pub fn hit_precedence(mut self, precedence: tocsin_core::alert::Precedence) -> Self {
+        self.0.hit_precedence = precedence.to_wire();
         self
     }
 

@@ -165,21 +165,34 @@ fn reason(r: &Reason) -> pb::MatchReason {
     }
 }
 
-/// What the operator is shown of a match of the entry `entry` (encoded).
-pub(super) fn screen_match(
-    m: &Match,
-    owner: &str,
-    reference: &str,
-    entry: &[u8],
-) -> pb::ScreenMatch {
+/// The held entry a match is of.
+pub(super) struct HeldRef<'a> {
+    pub(super) owner: &'a str,
+    pub(super) reference: &'a str,
+    /// The seq of the change that made the entry what it is.
+    pub(super) seq: u64,
+    /// The owner's stricter hit threshold, if any.
+    pub(super) threshold: Option<f32>,
+    /// The encoded `WatchlistEntry`.
+    pub(super) entry: &'a [u8],
+}
+
+/// What the operator is shown of a match of `held`. A hit is the
+/// library's (at or above the default threshold, with enough support) and
+/// at or above the owner's stricter threshold, if it set one.
+pub(super) fn screen_match(m: &Match, held: HeldRef<'_>) -> pb::ScreenMatch {
+    let hit = m.hit && held.threshold.is_none_or(|t| m.score >= t);
     pb::ScreenMatch {
         score: m.score,
-        hit: m.hit,
-        owner: owner.to_owned(),
-        r#ref: reference.to_owned(),
-        entry: pb::WatchlistEntry::decode(entry).ok(),
+        hit,
+        owner: held.owner.to_owned(),
+        r#ref: held.reference.to_owned(),
+        entry: pb::WatchlistEntry::decode(held.entry).ok(),
+        entry_seq: held.seq,
         reasons: m.reasons.iter().map(reason).collect(),
         reasons_text: Reasons(&m.reasons).to_string(),
+        hit_report_id: String::new(),
+        hit_report_repeated: false,
     }
 }
 

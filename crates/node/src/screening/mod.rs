@@ -35,6 +35,10 @@ pub(crate) const MAX_BATCH: usize = 1_000;
 struct Held {
     owner: String,
     reference: String,
+    /// The seq of the change that made the entry what it is.
+    seq: u64,
+    /// The owner's stricter hit threshold, if any.
+    threshold: Option<f32>,
     expires_at: Option<DateTime<Utc>>,
     /// The entry as the node holds it (encoded `WatchlistEntry`), decoded
     /// only for a match: a million decoded entries would double the memory.
@@ -53,8 +57,13 @@ struct State {
 /// A change to apply to the index after its store commit.
 #[derive(Debug)]
 pub(crate) enum Update {
-    /// The entry (encoded `WatchlistEntry`) as it now is.
-    Put(Vec<u8>),
+    /// The entry as it now is.
+    Put {
+        /// The encoded `WatchlistEntry`.
+        entry: Vec<u8>,
+        /// The seq of the change that made it so.
+        seq: u64,
+    },
     /// The entry of this owner and ref is gone.
     Remove {
         /// The owner.
@@ -65,7 +74,7 @@ pub(crate) enum Update {
 }
 
 impl State {
-    fn put(&mut self, bytes: Vec<u8>) {
+    fn put(&mut self, bytes: Vec<u8>, seq: u64) {
         let entry = match pb::WatchlistEntry::decode(bytes.as_slice())
             .map_err(|e| e.to_string())
             .and_then(|w| Entry::try_from(w).map_err(|e| e.to_string()))
@@ -92,6 +101,8 @@ impl State {
             Held {
                 owner: id.0,
                 reference: id.1,
+                seq,
+                threshold: entry.hit_threshold.map(|t| t.get()),
                 expires_at: entry.expires_at,
                 entry: bytes,
             },
@@ -107,7 +118,7 @@ impl State {
 
     fn apply(&mut self, update: Update) {
         match update {
-            Update::Put(bytes) => self.put(bytes),
+            Update::Put { entry, seq } => self.put(entry, seq),
             Update::Remove { owner, reference } => self.remove(owner, reference),
         }
     }
@@ -141,7 +152,7 @@ impl Screening {
         let state = tokio::task::spawn_blocking(move || {
             let mut state = State::default();
             for row in rows {
-                state.put(row.entry);
+                state.put(row.entry, row.seq);
             }
             state
         })
@@ -203,9 +214,13 @@ impl Screening {
                             }
                             Some(convert::screen_match(
                                 &m,
-                                &held.owner,
-                                &held.reference,
-                                &held.entry,
+                                convert::HeldRef {
+                                    owner: &held.owner,
+                                    reference: &held.reference,
+                                    seq: held.seq,
+                                    threshold: held.threshold,
+                                    entry: &held.entry,
+                                },
                             ))
                         })
                         .collect();

@@ -133,6 +133,19 @@ impl Watchlists {
         wire.owner = self.agency.to_string();
         let entry = Entry::try_from(wire)?;
         entry.check_timely(now)?;
+        if let Some(t) = entry.hit_threshold
+            && t.get() < tocsin_screening::DEFAULT_THRESHOLD
+        {
+            // Below the default, precision falls (crates/screening/README.md).
+            return Err(ValidationError::new(
+                "hit_threshold",
+                format!(
+                    "{} is below the screening default {}: an entry may ask only for a stricter one",
+                    t.get(),
+                    tocsin_screening::DEFAULT_THRESHOLD
+                ),
+            ));
+        }
         for (i, a) in entry.releasable_to.iter().enumerate() {
             if !self.federation.is_member(a) {
                 return Err(ValidationError::new(
@@ -176,18 +189,27 @@ impl Watchlists {
         removal: RemovalReason,
     ) -> Result<Vec<u64>, Error> {
         let sign = sign_forms(self.signer.clone(), self.agency.clone(), at, removal);
-        let updates = changes
+        // What each change does to the index, once its seq is known.
+        let updates: Vec<Result<Vec<u8>, String>> = changes
             .iter()
             .map(|c| match &c.op {
-                OwnOp::Add(own) | OwnOp::Update(own) => Update::Put(own.entry.clone()),
-                OwnOp::Remove => Update::Remove {
-                    owner: self.agency.to_string(),
-                    reference: c.reference.clone(),
-                },
+                OwnOp::Add(own) | OwnOp::Update(own) => Ok(own.entry.clone()),
+                OwnOp::Remove => Err(c.reference.clone()),
             })
             .collect();
         let applying = self.applying.write().await;
         let seqs = self.store.append_own_watchlist(changes, at, sign).await?;
+        let updates = updates
+            .into_iter()
+            .zip(&seqs)
+            .map(|(u, &seq)| match u {
+                Ok(entry) => Update::Put { entry, seq },
+                Err(reference) => Update::Remove {
+                    owner: self.agency.to_string(),
+                    reference,
+                },
+            })
+            .collect();
         self.screening.apply(updates).await;
         drop(applying);
         if let Some(&last) = seqs.last() {

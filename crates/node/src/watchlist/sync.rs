@@ -219,7 +219,10 @@ impl Puller {
             let updates = checked
                 .iter()
                 .filter_map(|c| match &c.op {
-                    HeldOp::Put { entry, .. } => Some(Update::Put(entry.clone())),
+                    HeldOp::Put { entry, .. } => Some(Update::Put {
+                        entry: entry.clone(),
+                        seq: c.seq,
+                    }),
                     HeldOp::Remove { reference } => Some(Update::Remove {
                         owner: self.owner.to_string(),
                         reference: reference.clone(),
