@@ -35,6 +35,7 @@ mod drive;
 mod net;
 mod process;
 mod sync;
+mod triage;
 mod watch;
 
 use drive::{Figures, Load};
@@ -78,6 +79,9 @@ enum Command {
     /// Watchlist sync between two node processes: a new peer's full sync,
     /// then batches of changes reaching a caught-up peer.
     Sync(sync::SyncLoad),
+    /// Ranking owed items by risk (`alerts list --triage`), beside a plain
+    /// sort by deadline.
+    Triage(triage::TriageLoad),
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
             process::memory_figures(tocsin, s.n.unwrap_or(100_000)).await?
         }
         Command::Sync(s) => sync::sync(&s).await?,
+        Command::Triage(t) => triage::triage(&t)?,
     };
     print(&rows);
     if let Some(path) = &cli.json {

@@ -424,6 +424,12 @@ pub(crate) struct ListArgs {
     /// Unanswered alerts, either way, whose deadline has passed.
     #[arg(long, conflicts_with_all = ["inbox", "outbox", "awaiting"])]
     pub(crate) overdue: bool,
+    /// What this agency owes (alerts and hit reports), ranked by risk with
+    /// the reasons for each place: precedence and time left, the Admiralty
+    /// grading, corroboration by independent agencies, watchlist hits and
+    /// REPEATED_UNANSWERED on the subject (see README, "Triage").
+    #[arg(long, conflicts_with_all = ["inbox", "outbox", "awaiting", "overdue"])]
+    pub(crate) triage: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: u32,

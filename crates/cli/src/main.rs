@@ -19,6 +19,7 @@ mod output;
 mod pki_cmd;
 mod screen_cmd;
 mod timeline;
+mod triage_cmd;
 mod watchlist_cmd;
 
 use args::{

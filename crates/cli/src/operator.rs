@@ -363,6 +363,9 @@ pub(crate) async fn ack(args: AckArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn list(args: ListArgs) -> anyhow::Result<()> {
+    if args.triage {
+        return crate::triage_cmd::run(args).await;
+    }
     let direction = if args.inbox {
         pb::Direction::Inbound
     } else if args.outbox {

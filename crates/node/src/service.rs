@@ -242,6 +242,21 @@ impl pb::operator_server::Operator for OperatorService {
         Ok(Response::new(convert::subject_record(&subject)))
     }
 
+    async fn triage(
+        &self,
+        req: Request<pb::TriageRequest>,
+    ) -> Result<Response<pb::TriageResponse>, Status> {
+        self.operator(&req)?;
+        let limit = match req.into_inner().limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let items = self.node.triage(limit).await?;
+        Ok(Response::new(pb::TriageResponse {
+            items: items.iter().map(convert::triage_item).collect(),
+        }))
+    }
+
     async fn watch_events(
         &self,
         req: Request<pb::WatchEventsRequest>,

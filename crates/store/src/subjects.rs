@@ -31,6 +31,18 @@ pub struct SubjectFlag {
     pub flagged_at: DateTime<Utc>,
 }
 
+/// What is known of the subject an alert is linked to
+/// ([`Store::subject_contexts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectContext {
+    /// Agencies that sent alerts about it (sightings apart), sorted.
+    pub originators: Vec<String>,
+    /// Hit reports (sightings) about it.
+    pub hits: usize,
+    /// Whether the agency asked about is flagged REPEATED_UNANSWERED on it.
+    pub flagged: bool,
+}
+
 /// A request to check subjects for REPEATED_UNANSWERED after deadlines
 /// passed. The threshold and the event's text are the node's policy and
 /// wording; the store only counts and records.
@@ -190,6 +202,75 @@ impl Store {
             self.notify_events();
         }
         Ok(raised)
+    }
+
+    /// What this node knows of the subject each of `alert_ids` is linked
+    /// to: the agencies that sent alerts about it (not counting alerts of
+    /// `hit_category`, which are sightings, not reports), how many of those
+    /// sightings there are, and whether `agency` is flagged
+    /// REPEATED_UNANSWERED on it. One read snapshot; alerts of one linked
+    /// subject share one walk. An alert linked to nothing has only itself.
+    pub async fn subject_contexts(
+        &self,
+        alert_ids: Vec<String>,
+        agency: String,
+        hit_category: &'static str,
+    ) -> Result<std::collections::HashMap<String, SubjectContext>, Error> {
+        self.read_snapshot(move |conn| {
+            let flags: Vec<(String, Vec<String>)> = conn
+                .prepare_cached(
+                    "SELECT subject, alert_ids FROM subject_flags WHERE recipient = ?1",
+                )?
+                .query_map([&agency], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, String>(1)?
+                            .split(',')
+                            .map(str::to_owned)
+                            .collect(),
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut out = std::collections::HashMap::new();
+            for id in alert_ids {
+                if out.contains_key(&id) {
+                    continue;
+                }
+                let (alerts, keys) = cluster(conn, std::slice::from_ref(&id))?;
+                let mut originators = BTreeSet::new();
+                let mut hits = 0;
+                let mut stmt =
+                    conn.prepare_cached("SELECT originator, category FROM alerts WHERE id = ?1")?;
+                for a in &alerts {
+                    if let Some((originator, category)) = stmt
+                        .query_row([a], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?
+                    {
+                        if category == hit_category {
+                            hits += 1;
+                        } else {
+                            originators.insert(originator);
+                        }
+                    }
+                }
+                let flagged = flags.iter().any(|(subject, ids)| {
+                    keys.contains(subject) || ids.iter().any(|i| alerts.contains(i))
+                });
+                let context = SubjectContext {
+                    originators: originators.into_iter().collect(),
+                    hits,
+                    flagged,
+                };
+                for a in alerts {
+                    out.insert(a, context.clone());
+                }
+                out.entry(id).or_insert(context);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Every REPEATED_UNANSWERED flag, newest first.

@@ -28,7 +28,9 @@
 //! flags and sequences of events, with timeouts that say what is there
 //! instead of what was expected. Module [`watchlist`] adds the watchlist
 //! calls and waits to the [`Desk`] (publish, update, remove, what is held,
-//! how far behind) and builds entries ([`WatchEntry`]).
+//! how far behind) and builds entries ([`WatchEntry`]); [`screening`]
+//! screens and waits for hits and hit reports; [`triage`] reads what an
+//! agency owes, ranked.
 //!
 //! Every node is a real node: real mutual TLS on a loopback port chosen by
 //! the OS, a real SQLite store in a temporary directory, certificates
@@ -51,6 +53,7 @@ pub mod process;
 pub mod proxy;
 pub mod scenario;
 pub mod screening;
+pub mod triage;
 pub mod watchlist;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 //! notices, LAPSED; and those received), `subjects` (REPEATED_UNANSWERED and
 //! the subject view), `hits` (a screen's hit on another agency's entry,
 //! reported to its owner), `queries` (one alert, lists) and `watch` (the
-//! event stream); `wording` words the events the store writes for them. What
+//! event stream), `triage` (what we owe, ranked by `tocsin_triage`); `wording` words the events the store writes for them. What
 //! several share (the `Node` itself, the rows made from an alert or an
 //! acknowledgement, the check of who signed what a peer delivered) is here,
 //! with the fixture the modules' unit tests share (`testing`).
@@ -236,11 +236,13 @@ mod queries;
 mod receive;
 mod subjects;
 mod submit;
+mod triage;
 mod watch;
 pub(crate) mod wording;
 
 pub(crate) use hits::{DEFAULT_REPEAT_WINDOW, Reported, Sighting};
 pub(crate) use submit::Submission;
+pub(crate) use triage::TriagedView;
 
 impl Node {
     /// The agency this node speaks for.

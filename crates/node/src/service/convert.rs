@@ -152,3 +152,36 @@ pub(super) fn subject_record(s: &SubjectView) -> pb::SubjectRecord {
         flags: s.flags.iter().map(subject_flag).collect(),
     }
 }
+
+/// A ranked owed item as the operator gets it.
+pub(super) fn triage_item(t: &crate::domain::TriagedView) -> pb::TriageItem {
+    use pb::triage_reason::Kind;
+    use tocsin_triage::Reason;
+    let r = &t.ranked;
+    pb::TriageItem {
+        rank: r.rank as u32,
+        tier: r.tier.to_wire(),
+        record: Some(alert_record(&t.view)),
+        reasons: r
+            .reasons
+            .iter()
+            .map(|reason| pb::TriageReason {
+                kind: match reason {
+                    Reason::Precedence { .. } => Kind::Precedence,
+                    Reason::Raised { .. } => Kind::Raised,
+                    Reason::DueIn { .. } => Kind::DueIn,
+                    Reason::Overdue { .. } => Kind::Overdue,
+                    Reason::Grading { .. } => Kind::Grading,
+                    Reason::Corroborated { .. } => Kind::Corroborated,
+                    Reason::Hits { .. } => Kind::Hits,
+                    Reason::RepeatedUnanswered => Kind::RepeatedUnanswered,
+                } as i32,
+                text: reason.to_string(),
+            })
+            .collect(),
+        reasons_text: r.reasons_text(),
+        corroborating_agencies: r.item.originators.clone(),
+        hits: r.item.hits as u32,
+        repeated_unanswered: r.item.repeated_unanswered,
+    }
+}
