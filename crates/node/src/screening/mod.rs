@@ -335,11 +335,17 @@ impl Screening {
                 state
             });
             let (indexed, next) = tokio::join!(index, pages.next(store, agency, now));
-            state = indexed.map_err(|e| {
-                tracing::error!(error = %e, "building the screening index failed");
-                tocsin_store::Error::Commit(format!("building the screening index failed: {e}"))
-            })?;
             rows = next?;
+            state = match indexed {
+                Ok(state) => state,
+                Err(e) => {
+                    // As before paging: the node still starts, with an
+                    // empty index rather than a partial one.
+                    tracing::error!(error = %e, "building the screening index failed");
+                    rows = Vec::new();
+                    State::default()
+                }
+            };
         }
         tracing::info!(
             entries = count,
