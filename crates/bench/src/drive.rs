@@ -65,6 +65,12 @@ pub(crate) struct Figures {
     /// Resident memory of a node process, in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rss_mib: Option<f64>,
+    /// Peak resident memory of a node process (VmHWM), in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rss_peak_mib: Option<f64>,
+    /// Screening: listed people whose screen found their entry as a hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) found: Option<u64>,
     /// A node process: from its start until it answered a health check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) serving_s: Option<f64>,

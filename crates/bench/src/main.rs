@@ -22,6 +22,10 @@
 //! - `sync`: watchlist sync between two real `tocsin node` processes: a
 //!   new peer's full sync, then batches of changes reaching it, beside the
 //!   bare stack moving the same bytes.
+//! - `screen`: screening through a real `tocsin node` process holding
+//!   1,000,000 entries: index ready after start, screens per second and
+//!   latency over mutual-TLS gRPC, resident memory, beside the library
+//!   alone on the same entries and queries.
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +38,7 @@ use tocsin_testkit::TestFederation;
 mod drive;
 mod net;
 mod process;
+mod screen;
 mod sync;
 mod triage;
 mod watch;
@@ -82,6 +87,9 @@ enum Command {
     /// Ranking owed items by risk (`alerts list --triage`), beside a plain
     /// sort by deadline.
     Triage(triage::TriageLoad),
+    /// Screening through a node process holding many entries: index
+    /// ready, throughput, latency and memory, beside the library alone.
+    Screen(screen::ScreenLoad),
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sync(s) => sync::sync(&s).await?,
         Command::Triage(t) => triage::triage(&t)?,
+        Command::Screen(s) => screen::screen(&s).await?,
     };
     print(&rows);
     if let Some(path) = &cli.json {

@@ -67,7 +67,7 @@ pub(crate) struct SyncLoad {
 
 /// A synthetic person as an entry of the owner's list, releasable to the
 /// peer. Its identifiers stay out: a person subject has none.
-fn entry(c: &Candidate) -> pb::WatchlistEntry {
+pub(crate) fn entry(c: &Candidate) -> pb::WatchlistEntry {
     let (names, aliases) = c.names.split_at(1.min(c.names.len()));
     pb::WatchlistEntry {
         owner: String::new(),
@@ -105,7 +105,7 @@ fn entry(c: &Candidate) -> pb::WatchlistEntry {
 }
 
 /// The operator client of `agency`'s node on `site`.
-fn desk(site: &Site, agency: &str) -> anyhow::Result<WatchlistDeskClient<Channel>> {
+pub(crate) fn desk(site: &Site, agency: &str) -> anyhow::Result<WatchlistDeskClient<Channel>> {
     let id = AgencyId::new(agency)?;
     let material = TlsMaterial::load(
         &site.layout.ca_cert(),

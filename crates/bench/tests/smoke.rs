@@ -139,3 +139,51 @@ fn sync_delivers_every_entry_and_change() {
     assert_eq!(rows[2]["held"], 2000 + 2 * 100);
     assert!(rows[2]["p50_ms"].as_f64().unwrap() <= rows[2]["p99_ms"].as_f64().unwrap());
 }
+
+#[test]
+fn screen_finds_listed_people_through_the_node_and_reports_figures() {
+    let rows = run(&[
+        "screen",
+        "--n",
+        "3000",
+        "--queries",
+        "300",
+        "--c",
+        "4",
+        "--batch",
+        "20",
+        "--batch-c",
+        "2",
+        "--tocsin",
+        &tocsin(),
+    ]);
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "screen: library",
+            "screen: index ready",
+            "screen: unary",
+            "screen: unary, 2 in flight",
+            "screen: batch",
+            "screen: memory after load"
+        ]
+    );
+    // 20 % of 300 queries are variants of listed people: the node finds as
+    // many as the library does on the same entries, through either RPC.
+    let lib = rows[0]["found"].as_u64().unwrap();
+    assert!(lib > 30, "the library found {lib} of 60");
+    assert_eq!(rows[2]["found"].as_u64().unwrap(), lib);
+    assert_eq!(rows[4]["found"].as_u64().unwrap(), lib);
+    assert!(rows[1]["seconds"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["rss_mib"].as_f64().unwrap() > 1.0);
+    assert_eq!(rows[2]["n"], 300);
+    assert_eq!(rows[3]["n"], 75);
+    for row in &rows[2..5] {
+        assert!(row["throughput_per_s"].as_f64().unwrap() > 0.0);
+        assert!(row["p50_ms"].as_f64().unwrap() <= row["p99_ms"].as_f64().unwrap());
+    }
+    assert_eq!(rows[4]["n"], 300);
+    assert!(rows[5]["rss_peak_mib"].as_f64().unwrap() >= rows[5]["rss_mib"].as_f64().unwrap());
+}

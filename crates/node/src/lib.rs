@@ -45,3 +45,4 @@ pub use domain::outbound_row;
 pub use domain::wording::OUTCOME_WORDS;
 pub use error::Error;
 pub use server::{NodeOptions, StartError, serve};
+pub use watchlist::own_watchlist_forms;

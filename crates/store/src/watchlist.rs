@@ -542,6 +542,120 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One page of this agency's entries: at most `limit` with a ref after
+    /// `after` ("" for the first page), by ref. Keyed on the ref, so a
+    /// page costs the same wherever it starts: the node builds its
+    /// screening index page by page rather than holding every row at once.
+    pub async fn own_watchlist_after(
+        &self,
+        owner: String,
+        after: String,
+        limit: usize,
+    ) -> Result<Vec<HeldEntry>, Error> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT ref, entry, seq, changed_at FROM watchlist_own WHERE ref > ?1
+                 ORDER BY ref LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, sql_limit(limit)], |r| {
+                Ok(HeldEntry {
+                    owner: owner.clone(),
+                    reference: r.get(0)?,
+                    entry: r.get(1)?,
+                    seq: seq_of(r.get(2)?),
+                    changed_at: from_ms(r.get(3)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// One page of the entries held from other owners unexpired at `now`:
+    /// at most `limit` after `after` (owner, ref; empty strings for the
+    /// first page), by owner and ref. See [`Store::own_watchlist_after`].
+    pub async fn held_watchlist_after(
+        &self,
+        after: (String, String),
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HeldEntry>, Error> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT owner, ref, entry, seq, changed_at FROM watchlist_held
+                 WHERE (owner, ref) > (?1, ?2) AND (expires_at IS NULL OR expires_at > ?3)
+                 ORDER BY owner, ref LIMIT ?4",
+            )?;
+            let rows =
+                stmt.query_map(params![after.0, after.1, ms(now), sql_limit(limit)], |r| {
+                    Ok(HeldEntry {
+                        owner: r.get(0)?,
+                        reference: r.get(1)?,
+                        entry: r.get(2)?,
+                        seq: seq_of(r.get(3)?),
+                        changed_at: from_ms(r.get(4)?),
+                    })
+                })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// The entries of `keys` (owner, ref) as they now are, in the order of
+    /// `keys`, `None` for one this node no longer holds: `own` names this
+    /// agency, whose entries are its own list, every other owner's are
+    /// held ones. One read for all, from one snapshot: screening keeps only
+    /// what ranking needs in memory and reads the entries it returns.
+    pub async fn watchlist_entries(
+        &self,
+        own: String,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<Option<HeldEntry>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_snapshot(move |conn| {
+            let mut own_stmt = conn.prepare_cached(
+                "SELECT entry, seq, changed_at FROM watchlist_own WHERE ref = ?1",
+            )?;
+            let mut held_stmt = conn.prepare_cached(
+                "SELECT entry, seq, changed_at FROM watchlist_held WHERE owner = ?1 AND ref = ?2",
+            )?;
+            let mut found = Vec::with_capacity(keys.len());
+            for (owner, reference) in keys {
+                let row = |r: &rusqlite::Row<'_>| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        seq_of(r.get(1)?),
+                        from_ms(r.get(2)?),
+                    ))
+                };
+                let row = if owner == own {
+                    own_stmt.query_row([&reference], row).optional()?
+                } else {
+                    held_stmt
+                        .query_row(params![owner, reference], row)
+                        .optional()?
+                };
+                found.push(row.map(|(entry, seq, changed_at)| HeldEntry {
+                    owner,
+                    reference,
+                    entry,
+                    seq,
+                    changed_at,
+                }));
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn own_head(conn: &Connection) -> Result<LogHead, Error> {
     let row: Option<(i64, i64)> = conn
         .prepare_cached("SELECT seq, authored_at FROM watchlist_log ORDER BY seq DESC LIMIT 1")?
@@ -720,5 +834,100 @@ mod tests {
         assert_eq!(cursors[0].held, 1);
         assert_eq!(store.watchlist_cursor_seq("TR".into()).await.unwrap(), 3);
         assert_eq!(store.watchlist_cursor_seq("DE".into()).await.unwrap(), 0);
+    }
+
+    /// The build's pages cover every entry once, by key, and skip expired
+    /// held ones; a read by (owner, ref) finds own and held entries and
+    /// says which are gone.
+    #[tokio::test]
+    async fn entries_are_read_by_page_and_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let now = Utc::now();
+        let own: Vec<_> = ["A", "B", "C"]
+            .iter()
+            .map(|r| change(r, OwnOp::Add(entry(&["FR"]))))
+            .collect();
+        store.append_own_watchlist(own, now, forms()).await.unwrap();
+        let put = |seq: u64, r: &str, expires_at| HeldChange {
+            seq,
+            authored_at: now,
+            op: HeldOp::Put {
+                reference: r.into(),
+                entry: format!("held {r}").into_bytes(),
+                envelope: b"env".to_vec(),
+                expires_at,
+            },
+        };
+        let changes = vec![
+            put(1, "X", None),
+            put(2, "Y", Some(now + chrono::Duration::hours(1))),
+            put(3, "Z", None),
+        ];
+        let head = LogHead {
+            seq: 3,
+            at: Some(now),
+        };
+        store
+            .apply_held_watchlist("DE".into(), 0, changes, head, now)
+            .await
+            .unwrap();
+
+        let first = store
+            .own_watchlist_after("TR".into(), String::new(), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|e| e.reference.as_str())
+                .collect::<Vec<_>>(),
+            ["A", "B"]
+        );
+        assert_eq!(first[0].owner, "TR");
+        let rest = store
+            .own_watchlist_after("TR".into(), "B".into(), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter()
+                .map(|e| e.reference.as_str())
+                .collect::<Vec<_>>(),
+            ["C"]
+        );
+
+        // Y has expired two hours on.
+        let later = now + chrono::Duration::hours(2);
+        let held = store
+            .held_watchlist_after((String::new(), String::new()), later, 1)
+            .await
+            .unwrap();
+        assert_eq!(held[0].reference, "X");
+        let held = store
+            .held_watchlist_after(("DE".into(), "X".into()), later, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            held.iter()
+                .map(|e| e.reference.as_str())
+                .collect::<Vec<_>>(),
+            ["Z"]
+        );
+
+        let keys = vec![
+            ("DE".to_owned(), "Z".to_owned()),
+            ("TR".to_owned(), "B".to_owned()),
+            ("TR".to_owned(), "Q".to_owned()),
+            ("FR".to_owned(), "X".to_owned()),
+        ];
+        let found = store.watchlist_entries("TR".into(), keys).await.unwrap();
+        let z = found[0].as_ref().unwrap();
+        assert_eq!(
+            (z.owner.as_str(), z.entry.as_slice(), z.seq),
+            ("DE", &b"held Z"[..], 3)
+        );
+        let b = found[1].as_ref().unwrap();
+        assert_eq!((b.reference.as_str(), b.seq), ("B", 2));
+        assert!(found[2].is_none() && found[3].is_none());
     }
 }

@@ -6,22 +6,31 @@
 //!   operator's `ScreenRequest` into a `Query` (naming the bad field), and
 //!   a `Match` into the `ScreenMatch` the operator gets.
 //! - this module: [`Screening`], the index behind a lock. It is built once
-//!   at start from the store, off the async runtime, and then changed by
-//!   the watchlist code right after each of its commits (a sync page
-//!   applied, an own entry published, updated, removed or expired). A
-//!   screen takes the read lock, an update the write lock; both run on a
-//!   blocking thread since both are CPU work.
+//!   at start from the store, a page of rows at a time, off the async
+//!   runtime, and then changed by the watchlist code right after each of
+//!   its commits (a sync page applied, an own entry published, updated,
+//!   removed or expired). A screen takes the read lock, an update the
+//!   write lock; both run on a blocking thread since both are CPU work.
+//!
+//! Memory: beside the index the node keeps per entry only what a screen
+//! needs to pick and filter its matches (owner, ref, seq, threshold,
+//! expiry), about 90 bytes; the entry itself stays in the store and is
+//! read, in one read for a whole screen or batch, for the matches
+//! returned. Keeping every encoded entry in memory cost several hundred
+//! MB at a million entries (see docs/ARCHITECTURE.md, "The index").
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hashbrown::HashTable;
 use prost::Message;
 use tocsin_core::watchlist::Entry;
 use tocsin_proto::pb;
-use tocsin_screening::{Index, Options};
+use tocsin_screening::{Index, Match, Options, Query};
 use tocsin_store::{HeldEntry, Store};
+use tokio::sync::watch;
 
 mod convert;
 
@@ -30,28 +39,45 @@ pub(crate) use convert::query_of;
 /// Most requests in one `ScreenBatch`.
 pub(crate) const MAX_BATCH: usize = 1_000;
 
-/// One entry of the index: who owns it, and what the operator is shown.
+/// Rows read from the store at a time while the index is built: enough to
+/// keep a read cheap per row, few enough that a page in memory is small.
+const BUILD_PAGE: usize = 20_000;
+
+/// How many times a screen is run again when the store holds a newer
+/// version of an entry than the index scored (a commit whose index update
+/// is on its way), and how long it waits for that update each time.
+const CATCH_UP_TRIES: usize = 3;
+const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
+
+/// What the node keeps of one entry beside the index: who owns it, and
+/// what picks and filters its matches. The entry itself is read from the
+/// store for a match.
 #[derive(Debug)]
 struct Held {
-    owner: String,
-    reference: String,
+    /// The owner's ref.
+    reference: Box<str>,
     /// The seq of the change that made the entry what it is.
     seq: u64,
+    expires_at: Option<DateTime<Utc>>,
     /// The owner's stricter hit threshold, if any.
     threshold: Option<f32>,
-    expires_at: Option<DateTime<Utc>>,
-    /// The entry as the node holds it (encoded `WatchlistEntry`), decoded
-    /// only for a match: a million decoded entries would double the memory.
-    entry: Vec<u8>,
+    /// The owner, in `State::owners`.
+    owner: u32,
 }
 
-/// The index and the map from its keys to entries.
+/// The index and what it keeps per entry. An entry's index key is its
+/// slot in `slots`; a slot freed by a removal is used again.
 #[derive(Default)]
 struct State {
     index: Index,
-    keys: HashMap<(String, String), u64>,
-    held: HashMap<u64, Held>,
-    next: u64,
+    /// Owner ids, each once (a few dozen agencies hold a million entries).
+    owners: Vec<String>,
+    slots: Vec<Option<Held>>,
+    free: Vec<u32>,
+    /// Slots by (owner, ref), hashed from the slot's own fields, so no
+    /// ref is kept twice.
+    keys: HashTable<u32>,
+    hasher: std::hash::RandomState,
 }
 
 /// A change to apply to the index after its store commit.
@@ -73,9 +99,29 @@ pub(crate) enum Update {
     },
 }
 
+fn same(held: Option<&Held>, owner: u32, reference: &str) -> bool {
+    held.is_some_and(|h| h.owner == owner && &*h.reference == reference)
+}
+
 impl State {
-    fn put(&mut self, bytes: Vec<u8>, seq: u64) {
-        let entry = match pb::WatchlistEntry::decode(bytes.as_slice())
+    fn owner_id(&self, owner: &str) -> Option<u32> {
+        self.owners
+            .iter()
+            .position(|o| o == owner)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    fn slot_of(&self, owner: u32, reference: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one((owner, reference));
+        self.keys
+            .find(hash, |&s| {
+                same(self.slots[s as usize].as_ref(), owner, reference)
+            })
+            .copied()
+    }
+
+    fn put(&mut self, bytes: &[u8], seq: u64) {
+        let entry = match pb::WatchlistEntry::decode(bytes)
             .map_err(|e| e.to_string())
             .and_then(|w| Entry::try_from(w).map_err(|e| e.to_string()))
         {
@@ -86,48 +132,119 @@ impl State {
                 return;
             }
         };
-        let id = (entry.owner.to_string(), entry.reference.clone());
-        let key = match self.keys.get(&id) {
-            Some(&k) => k,
+        let owner = match self.owner_id(entry.owner.as_str()) {
+            Some(id) => id,
             None => {
-                self.next += 1;
-                self.keys.insert(id.clone(), self.next);
-                self.next
+                self.owners.push(entry.owner.to_string());
+                (self.owners.len() - 1) as u32
             }
         };
-        self.index.insert(convert::candidate(key, &entry));
-        self.held.insert(
-            key,
-            Held {
-                owner: id.0,
-                reference: id.1,
-                seq,
-                threshold: entry.hit_threshold.map(|t| t.get()),
-                expires_at: entry.expires_at,
-                entry: bytes,
-            },
-        );
+        let held = Held {
+            reference: entry.reference.as_str().into(),
+            seq,
+            expires_at: entry.expires_at,
+            threshold: entry.hit_threshold.map(|t| t.get()),
+            owner,
+        };
+        let slot = match self.slot_of(owner, &entry.reference) {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(held);
+                slot
+            }
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot as usize] = Some(held);
+                        slot
+                    }
+                    None => {
+                        self.slots.push(Some(held));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                let hash = self.hasher.hash_one((owner, entry.reference.as_str()));
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.keys.insert_unique(hash, slot, |&s| {
+                    let h = slots[s as usize].as_ref();
+                    hasher.hash_one((h.map_or(0, |h| h.owner), h.map_or("", |h| &*h.reference)))
+                });
+                slot
+            }
+        };
+        self.index
+            .insert(convert::candidate(u64::from(slot), &entry));
     }
 
-    fn remove(&mut self, owner: String, reference: String) {
-        if let Some(key) = self.keys.remove(&(owner, reference)) {
-            self.index.remove(key);
-            self.held.remove(&key);
+    fn remove(&mut self, owner: &str, reference: &str) {
+        let Some(owner) = self.owner_id(owner) else {
+            return;
+        };
+        let hash = self.hasher.hash_one((owner, reference));
+        let slots = &self.slots;
+        if let Ok(found) = self.keys.find_entry(hash, |&s| {
+            same(slots[s as usize].as_ref(), owner, reference)
+        }) {
+            let (slot, _) = found.remove();
+            self.index.remove(u64::from(slot));
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
         }
     }
 
     fn apply(&mut self, update: Update) {
         match update {
-            Update::Put { entry, seq } => self.put(entry, seq),
-            Update::Remove { owner, reference } => self.remove(owner, reference),
+            Update::Put { entry, seq } => self.put(&entry, seq),
+            Update::Remove { owner, reference } => self.remove(&owner, &reference),
         }
+    }
+
+    /// The matches of `query` at `now` (an expired entry never matches),
+    /// each with the version of its entry the index scored.
+    fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> Vec<Scored> {
+        self.index
+            .screen(query, options)
+            .into_iter()
+            .filter_map(|m| {
+                let slot = u32::try_from(m.key).ok()?;
+                let held = self.slots.get(slot as usize)?.as_ref()?;
+                if held.expires_at.is_some_and(|e| e <= now) {
+                    return None;
+                }
+                Some(Scored {
+                    slot,
+                    owner: self.owners[held.owner as usize].clone(),
+                    reference: held.reference.to_string(),
+                    seq: held.seq,
+                    threshold: held.threshold,
+                    m,
+                })
+            })
+            .collect()
     }
 }
 
+/// A match as the index scored it, before its entry is read.
+struct Scored {
+    slot: u32,
+    owner: String,
+    reference: String,
+    /// The version the index scored.
+    seq: u64,
+    threshold: Option<f32>,
+    m: Match,
+}
+
 /// The node's screening index; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Screening {
     state: Arc<RwLock<State>>,
+    /// Where the entries of matches are read.
+    store: Store,
+    /// This node's agency: its entries are its own list, not held ones.
+    agency: String,
+    /// Counts the updates applied, so that a screen that read a newer
+    /// entry than the index scored can wait for the index to catch up.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Screening {
@@ -136,39 +253,110 @@ impl std::fmt::Debug for Screening {
     }
 }
 
+/// Where the build has got to: this agency's own entries by ref, then the
+/// held ones by owner and ref.
+enum Page {
+    /// After this ref, this many rows a read.
+    Own(String, usize),
+    Held((String, String), usize),
+    Done,
+}
+
+impl Page {
+    /// The next rows to index (none: all read).
+    async fn next(
+        &mut self,
+        store: &Store,
+        agency: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeldEntry>, tocsin_store::Error> {
+        loop {
+            match self {
+                Page::Own(after, page) => {
+                    let page = *page;
+                    let rows = store
+                        .own_watchlist_after(agency.to_owned(), after.clone(), page)
+                        .await?;
+                    match rows.last() {
+                        Some(last) if rows.len() == page => *after = last.reference.clone(),
+                        _ => *self = Page::Held((String::new(), String::new()), page),
+                    }
+                    if !rows.is_empty() {
+                        return Ok(rows);
+                    }
+                }
+                Page::Held(after, page) => {
+                    let page = *page;
+                    let rows = store.held_watchlist_after(after.clone(), now, page).await?;
+                    match rows.last() {
+                        Some(last) if rows.len() == page => {
+                            *after = (last.owner.clone(), last.reference.clone());
+                        }
+                        _ => *self = Page::Done,
+                    }
+                    return Ok(rows);
+                }
+                Page::Done => return Ok(Vec::new()),
+            }
+        }
+    }
+}
+
 impl Screening {
     /// The index of every entry `store` holds for `agency`'s node, unexpired
-    /// at `now`.
+    /// at `now`, read a page at a time: the next page is read while the
+    /// last one is indexed.
     pub(crate) async fn build(
         store: &Store,
         agency: &str,
         now: DateTime<Utc>,
     ) -> Result<Self, tocsin_store::Error> {
+        Self::build_paged(store, agency, now, BUILD_PAGE).await
+    }
+
+    /// [`Screening::build`] reading `page` rows at a time.
+    async fn build_paged(
+        store: &Store,
+        agency: &str,
+        now: DateTime<Utc>,
+        page: usize,
+    ) -> Result<Self, tocsin_store::Error> {
         let started = Instant::now();
-        let mut rows: Vec<HeldEntry> = store.own_watchlist(agency.to_owned()).await?;
-        rows.extend(store.held_watchlist(None, now).await?);
-        let read = started.elapsed();
-        let count = rows.len();
-        let state = tokio::task::spawn_blocking(move || {
-            let mut state = State::default();
-            for row in rows {
-                state.put(row.entry, row.seq);
-            }
-            state
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "building the screening index failed");
-            State::default()
-        });
+        let mut state = State::default();
+        let mut count = 0;
+        let mut pages = Page::Own(String::new(), page);
+        let mut rows = pages.next(store, agency, now).await?;
+        while !rows.is_empty() {
+            count += rows.len();
+            let index = tokio::task::spawn_blocking(move || {
+                for row in rows {
+                    state.put(&row.entry, row.seq);
+                }
+                state
+            });
+            let (indexed, next) = tokio::join!(index, pages.next(store, agency, now));
+            rows = next?;
+            state = match indexed {
+                Ok(state) => state,
+                Err(e) => {
+                    // As before paging: the node still starts, with an
+                    // empty index rather than a partial one.
+                    tracing::error!(error = %e, "building the screening index failed");
+                    rows = Vec::new();
+                    State::default()
+                }
+            };
+        }
         tracing::info!(
             entries = count,
-            read_ms = read.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "screening index built"
         );
         Ok(Screening {
             state: Arc::new(RwLock::new(state)),
+            store: store.clone(),
+            agency: agency.to_owned(),
+            applied: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -177,65 +365,289 @@ impl Screening {
         if updates.is_empty() {
             return;
         }
-        let state = self.state.clone();
+        let (state, applied) = (self.state.clone(), self.applied.clone());
         let work = move || {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
             for u in updates {
                 state.apply(u);
             }
+            // Counted under the lock: a screen that read the count under
+            // the read lock knows exactly which updates it saw.
+            applied.send_modify(|n| *n += 1);
         };
         if let Err(e) = tokio::task::spawn_blocking(work).await {
             tracing::error!(error = %e, "updating the screening index failed");
         }
     }
 
-    /// Screens each query against the index, at `now`: an expired entry is
-    /// never matched. Results are in the order of the queries.
-    pub(crate) async fn screen(
+    /// The matches of each query, and the count of updates the index had
+    /// applied when it screened them.
+    async fn score(
         &self,
-        requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
+        queries: Arc<Vec<Query>>,
+        which: Vec<usize>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<pb::ScreenResponse>, crate::Error> {
-        let state = self.state.clone();
+    ) -> Result<(Vec<Vec<Scored>>, u64), crate::Error> {
+        let (state, applied) = (self.state.clone(), self.applied.clone());
         let work = move || {
             let state = state.read().unwrap_or_else(|e| e.into_inner());
+            let seen = *applied.borrow();
             let options = Options::default();
-            requests
-                .into_iter()
-                .map(|(request, query)| {
-                    let matches = state
-                        .index
-                        .screen(&query, &options)
-                        .into_iter()
-                        .filter_map(|m| {
-                            let held = state.held.get(&m.key)?;
-                            if held.expires_at.is_some_and(|e| e <= now) {
-                                return None;
-                            }
-                            Some(convert::screen_match(
-                                &m,
-                                convert::HeldRef {
-                                    owner: &held.owner,
-                                    reference: &held.reference,
-                                    seq: held.seq,
-                                    threshold: held.threshold,
-                                    entry: &held.entry,
-                                },
-                            ))
-                        })
-                        .collect();
-                    pb::ScreenResponse {
-                        r#ref: request.r#ref.clone(),
-                        matches,
-                        screened: Some(request),
-                        screened_at: Some(tocsin_core::to_timestamp(now)),
-                    }
-                })
-                .collect()
+            let scored = which
+                .iter()
+                .map(|&i| state.screen(&queries[i], &options, now))
+                .collect();
+            (scored, seen)
         };
         tokio::task::spawn_blocking(work).await.map_err(|e| {
             tracing::error!(error = %e, "a screen failed");
             crate::Error::Unavailable("the screen failed on this node".into())
         })
+    }
+
+    /// Screens each query against the index, at `now`: an expired entry is
+    /// never matched. Results are in the order of the queries. The entries
+    /// of the matches are read from the store in one read; should one have
+    /// changed since the index scored it (its commit is in, its index
+    /// update on the way), that query is screened again once the index has
+    /// caught up, so a match always shows the version it was scored on.
+    pub(crate) async fn screen(
+        &self,
+        requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<pb::ScreenResponse>, crate::Error> {
+        let (requests, queries): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
+        let queries = Arc::new(queries);
+        let mut results: Vec<Vec<pb::ScreenMatch>> = vec![Vec::new(); requests.len()];
+        let mut pending: Vec<usize> = (0..requests.len()).collect();
+        for attempt in 0..=CATCH_UP_TRIES {
+            let last = attempt == CATCH_UP_TRIES;
+            let (scored, seen) = self.score(queries.clone(), pending.clone(), now).await?;
+            // Each entry once, however many queries of the batch match it.
+            let mut keys = Vec::new();
+            let mut at = std::collections::HashMap::new();
+            for s in scored.iter().flatten() {
+                at.entry(s.slot).or_insert_with(|| {
+                    keys.push((s.owner.clone(), s.reference.clone()));
+                    keys.len() - 1
+                });
+            }
+            let rows = self
+                .store
+                .watchlist_entries(self.agency.clone(), keys)
+                .await?;
+            let mut stale = Vec::new();
+            for (&i, matches) in pending.iter().zip(scored) {
+                let mut shown = Vec::with_capacity(matches.len());
+                let mut fresh = true;
+                for s in matches {
+                    // Gone from the store: removed since; its index update
+                    // is on the way.
+                    let Some(row) = &rows[at[&s.slot]] else {
+                        continue;
+                    };
+                    let threshold = if row.seq == s.seq {
+                        s.threshold
+                    } else if last {
+                        // The index never caught up (it logged why): the
+                        // entry as it now is, with its own threshold.
+                        tracing::warn!(owner = %s.owner, r#ref = %s.reference, "the screening index lags the store");
+                        pb::WatchlistEntry::decode(row.entry.as_slice())
+                            .ok()
+                            .map(|e| e.hit_threshold)
+                            .filter(|&t| t > 0.0)
+                    } else {
+                        fresh = false;
+                        break;
+                    };
+                    shown.push(convert::screen_match(
+                        &s.m,
+                        convert::HeldRef {
+                            owner: &s.owner,
+                            reference: &s.reference,
+                            seq: row.seq,
+                            threshold,
+                            entry: &row.entry,
+                        },
+                    ));
+                }
+                if fresh {
+                    results[i] = shown;
+                } else {
+                    stale.push(i);
+                }
+            }
+            if stale.is_empty() {
+                break;
+            }
+            let mut applied = self.applied.subscribe();
+            let _ = tokio::time::timeout(CATCH_UP_WAIT, applied.wait_for(|&n| n > seen)).await;
+            pending = stale;
+        }
+        Ok(requests
+            .into_iter()
+            .zip(results)
+            .map(|(request, matches)| pb::ScreenResponse {
+                r#ref: request.r#ref.clone(),
+                matches,
+                screened: Some(request),
+                screened_at: Some(tocsin_core::to_timestamp(now)),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tocsin_store::{HeldChange, HeldOp, LogHead, OwnChange, OwnEntry, OwnOp, SignedForms};
+
+    fn wire(owner: &str, reference: &str, name: &str) -> pb::WatchlistEntry {
+        pb::WatchlistEntry {
+            owner: owner.into(),
+            r#ref: reference.into(),
+            subject: Some(pb::Subject {
+                kind: Some(pb::subject::Kind::Person(pb::Person {
+                    names: vec![name.into()],
+                    ..Default::default()
+                })),
+            }),
+            reason: "wanted for questioning".into(),
+            action: pb::WatchlistAction::DiscreetCheck as i32,
+            hit_precedence: pb::Precedence::Routine as i32,
+            tlp: pb::Tlp::Amber as i32,
+            ..Default::default()
+        }
+    }
+
+    fn own(reference: &str, name: &str) -> OwnChange {
+        OwnChange {
+            reference: reference.into(),
+            op: OwnOp::Add(OwnEntry {
+                entry: wire("TR-MIT", reference, name).encode_to_vec(),
+                releasable_to: vec![],
+                expires_at: None,
+            }),
+        }
+    }
+
+    fn unsigned() -> tocsin_store::SignForms {
+        Arc::new(|_, _, _| SignedForms {
+            full: b"full".to_vec(),
+            full_to: vec![],
+            withdrawal: None,
+            withdrawn_from: vec![],
+            stub: b"stub".to_vec(),
+        })
+    }
+
+    async fn screen_for(s: &Screening, name: &str) -> Vec<pb::ScreenMatch> {
+        let request = pb::ScreenRequest {
+            person: Some(pb::Person {
+                names: vec![name.into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let query = query_of(&request).unwrap();
+        let mut out = s.screen(vec![(request, query)], Utc::now()).await.unwrap();
+        out.pop().unwrap().matches
+    }
+
+    /// Built a page at a time over own and held entries, the index finds
+    /// each; a match carries the entry read from the store, at the seq
+    /// the index scored; one removed from the store is not shown, and one
+    /// changed in the store is shown as it now is once the index has it.
+    #[tokio::test]
+    async fn matches_carry_the_stored_entry_at_the_scored_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), tocsin_store::StoreOptions::default()).unwrap();
+        let now = Utc::now();
+        let names = [
+            ("A", "Salah Abdeslam"),
+            ("B", "Abdelhamid Abaaoud"),
+            ("C", "Omar Ismail Mostefai"),
+        ];
+        let changes = names.iter().map(|(r, n)| own(r, n)).collect();
+        store
+            .append_own_watchlist(changes, now, unsigned())
+            .await
+            .unwrap();
+        let held = ["Samy Amimour", "Bilal Hadfi"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| HeldChange {
+                seq: i as u64 + 1,
+                authored_at: now,
+                op: HeldOp::Put {
+                    reference: format!("D{i}"),
+                    entry: wire("DE-BFV", &format!("D{i}"), n).encode_to_vec(),
+                    envelope: b"env".to_vec(),
+                    expires_at: None,
+                },
+            })
+            .collect();
+        let head = LogHead {
+            seq: 2,
+            at: Some(now),
+        };
+        store
+            .apply_held_watchlist("DE-BFV".into(), 0, held, head, now)
+            .await
+            .unwrap();
+
+        let s = Screening::build_paged(&store, "TR-MIT", now, 2)
+            .await
+            .unwrap();
+        for (owner, reference, name, seq) in [
+            ("TR-MIT", "A", "Salah Abdeslam", 1),
+            ("TR-MIT", "C", "Omar Ismail Mostefai", 3),
+            ("DE-BFV", "D1", "Bilal Hadfi", 2),
+        ] {
+            let m = screen_for(&s, name).await;
+            let m = m.iter().find(|m| m.r#ref == reference).unwrap();
+            assert!(m.hit, "{name}");
+            assert_eq!((m.owner.as_str(), m.entry_seq), (owner, seq));
+            assert_eq!(m.entry.as_ref().unwrap(), &wire(owner, reference, name));
+        }
+
+        // Removed from the store, not yet from the index: not shown.
+        store
+            .append_own_watchlist(
+                vec![OwnChange {
+                    reference: "B".into(),
+                    op: OwnOp::Remove,
+                }],
+                now,
+                unsigned(),
+            )
+            .await
+            .unwrap();
+        assert!(screen_for(&s, "Abdelhamid Abaaoud").await.is_empty());
+
+        // A's new version is committed; its index update comes with the
+        // screen in flight: the match shows the new version, at its seq.
+        let mut updated = wire("TR-MIT", "A", "Salah Abdeslam");
+        updated.reason = "seen in Brussels".into();
+        let change = OwnChange {
+            reference: "A".into(),
+            op: OwnOp::Update(OwnEntry {
+                entry: updated.encode_to_vec(),
+                releasable_to: vec![],
+                expires_at: None,
+            }),
+        };
+        let seqs = store
+            .append_own_watchlist(vec![change], now, unsigned())
+            .await
+            .unwrap();
+        let update = Update::Put {
+            entry: updated.encode_to_vec(),
+            seq: seqs[0],
+        };
+        let (m, ()) = tokio::join!(screen_for(&s, "Salah Abdeslam"), s.apply(vec![update]));
+        let m = m.iter().find(|m| m.r#ref == "A").unwrap();
+        assert_eq!(m.entry.as_ref().unwrap(), &updated);
+        assert_eq!(m.entry_seq, seqs[0]);
     }
 }

@@ -38,6 +38,7 @@ mod serve;
 mod service;
 mod sync;
 
+pub use publish::own_watchlist_forms;
 pub(crate) use service::{DeskService, SyncService};
 pub(crate) use sync::spawn_pullers;
 

@@ -123,6 +123,13 @@ fn sign_forms(
     })
 }
 
+/// The signed forms of additions and updates to `owner`'s own list made at
+/// `at`, exactly as the node signs them when an operator publishes: for
+/// tools that fill a node's store before it starts (the benchmarks).
+pub fn own_watchlist_forms(signer: Arc<Signer>, owner: AgencyId, at: DateTime<Utc>) -> SignForms {
+    sign_forms(signer, owner, at, RemovalReason::Removed)
+}
+
 impl Watchlists {
     /// Validates an operator's entry as this agency's, published at `now`.
     fn own_entry(
