@@ -314,6 +314,7 @@ impl Reading {
     async fn of(nodes: &Nodes<'_>) -> Result<Result<Reading, String>, ReplayError> {
         let listed = futures::future::join_all(nodes.up().map(|(agency, client)| async move {
             let listed = client
+                .operator
                 .clone()
                 .list_alerts(pb::ListAlertsRequest {
                     limit: LIST_LIMIT,
