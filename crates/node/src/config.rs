@@ -195,6 +195,25 @@ impl Default for OutboxOptions {
     }
 }
 
+/// Screening and hit reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScreeningOptions {
+    /// How long a hit report of one person on one entry covers later
+    /// screens of the same person on that entry (the same traveller checked
+    /// at two desks of one border post): they report the first, not again.
+    #[serde(with = "humantime_serde")]
+    pub hit_report_window: Duration,
+}
+
+impl Default for ScreeningOptions {
+    fn default() -> Self {
+        Self {
+            hit_report_window: crate::domain::DEFAULT_REPEAT_WINDOW,
+        }
+    }
+}
+
 /// Scenario time (for demos and rehearsals): the node's clock reads `start`
 /// at the real instant `origin` and runs `speed` times real time. Every
 /// node of a federation must share all three, so their deadlines agree.
@@ -245,6 +264,9 @@ pub struct NodeConfig {
     /// Outbox retry policy.
     #[serde(default)]
     pub outbox: OutboxOptions,
+    /// Screening and hit reports.
+    #[serde(default)]
+    pub screening: ScreeningOptions,
     /// Scenario time; real time when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockOptions>,

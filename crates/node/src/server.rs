@@ -19,7 +19,7 @@ use tocsin_trust::{Signer, Verifier};
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint, Server};
 
-use crate::config::{Limits, NodeConfig, OutboxOptions};
+use crate::config::{Limits, NodeConfig, OutboxOptions, ScreeningOptions};
 use crate::domain::{Node, NodeParts};
 use crate::outbox::{self, OutboxContext, OutboxHandle};
 use crate::service::{FederationService, OperatorService};
@@ -82,6 +82,8 @@ pub struct NodeOptions {
     pub limits: Limits,
     /// Outbox retry policy.
     pub outbox: OutboxOptions,
+    /// Screening and hit reports.
+    pub screening: ScreeningOptions,
     /// The source of time.
     pub clock: Arc<dyn Clock>,
     /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP);
@@ -145,6 +147,7 @@ impl NodeOptions {
             data_dir: config.data_dir.clone(),
             limits: config.limits,
             outbox: config.outbox,
+            screening: config.screening,
             clock: match config.clock.clone() {
                 None => Arc::new(SystemClock),
                 Some(c) => {
@@ -182,6 +185,7 @@ pub async fn serve(
         data_dir,
         limits,
         outbox: outbox_options,
+        screening,
         clock,
         metrics,
     } = options;
@@ -240,6 +244,7 @@ pub async fn serve(
         outbox: outbox.clone(),
         tracker: tracker.handle(),
         shutdown: stop.stopping(),
+        hit_window: screening.hit_report_window,
     });
     stop.track(tracker.start(node.clone(), stop.stopping()));
 
@@ -452,6 +457,12 @@ async fn serve_grpc(
     })
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let watchlist_desk = WatchlistDeskServer::new(crate::watchlist::DeskService {
+        watchlists: watchlists.clone(),
+        node: node.clone(),
+    })
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
     let operator_service = OperatorServer::new(OperatorService { node })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -460,9 +471,6 @@ async fn serve_grpc(
     })
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
-    let watchlist_desk = WatchlistDeskServer::new(crate::watchlist::DeskService { watchlists })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
 
     // Every answer carries our clock reading, for peers to measure skew by.
     let stamp = tower::util::MapResponseLayer::new(

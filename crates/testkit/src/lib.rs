@@ -504,6 +504,7 @@ impl TestFederation {
                 .get(agency.as_str())
                 .unwrap_or(&self.limits),
             outbox: self.outbox,
+            screening: tocsin_node::config::ScreeningOptions::default(),
             clock: self
                 .clocks
                 .get(agency.as_str())

@@ -183,6 +183,21 @@ impl Desk {
             .await
     }
 
+    /// Waits until screening `request` finds `owner`'s entry `reference`
+    /// as a hit and this node has sent (or found already sent) its hit
+    /// report: the match's `hit_report_id` is the report's alert id.
+    pub async fn wait_hit_report(
+        &self,
+        request: impl Into<pb::ScreenRequest>,
+        owner: &str,
+        reference: &str,
+    ) -> anyhow::Result<pb::ScreenMatch> {
+        self.wait_match_where(request, owner, reference, "as a hit, reported", |m| {
+            m.hit && !m.hit_report_id.is_empty()
+        })
+        .await
+    }
+
     /// Waits until screening `request` no longer finds `owner`'s entry
     /// `reference` at all.
     pub async fn wait_no_match(

@@ -114,8 +114,8 @@ impl WatchEntry {
 
     /// Asking for hit reports of this precedence.
     #[must_use]
-    pub fn hit_precedence(mut self, precedence: tocsin_core::alert::Precedence) -> Self {
-        self.0.hit_precedence = precedence.to_wire();
+    pub fn hit_precedence(mut self, precedence: pb::Precedence) -> Self {
+        self.0.hit_precedence = precedence as i32;
         self
     }
 

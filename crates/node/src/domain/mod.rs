@@ -7,8 +7,9 @@
 //! `acknowledge` (ours, and recipients'), `due` (what the tracker does
 //! when it wakes), `ladder` (reminders, escalations,
 //! notices, LAPSED; and those received), `subjects` (REPEATED_UNANSWERED and
-//! the subject view), `queries` (one alert, lists) and `watch` (the event
-//! stream); `wording` words the events the store writes for them. What
+//! the subject view), `hits` (a screen's hit on another agency's entry,
+//! reported to its owner), `queries` (one alert, lists) and `watch` (the
+//! event stream); `wording` words the events the store writes for them. What
 //! several share (the `Node` itself, the rows made from an alert or an
 //! acknowledgement, the check of who signed what a peer delivered) is here,
 //! with the fixture the modules' unit tests share (`testing`).
@@ -49,6 +50,9 @@ pub(crate) struct Node {
     tracker: TrackerHandle,
     /// Turns true when the node shuts down; ends watch streams.
     shutdown: Stopping,
+    /// How long a hit report of one person on one entry covers later
+    /// screens of them.
+    hit_window: chrono::Duration,
 }
 
 /// What a [`Node`] is built from.
@@ -71,6 +75,8 @@ pub(crate) struct NodeParts {
     pub(crate) tracker: TrackerHandle,
     /// The node's shutdown signal.
     pub(crate) shutdown: Stopping,
+    /// The repeat window of hit reports.
+    pub(crate) hit_window: std::time::Duration,
 }
 
 impl Node {
@@ -86,8 +92,10 @@ impl Node {
             outbox,
             tracker,
             shutdown,
+            hit_window,
         } = parts;
         Self {
+            hit_window: chrono::Duration::from_std(hit_window).unwrap_or(chrono::Duration::MAX),
             agency,
             federation,
             store,
@@ -222,6 +230,7 @@ fn ack_row(
 
 mod acknowledge;
 mod due;
+mod hits;
 mod ladder;
 mod queries;
 mod receive;
@@ -230,6 +239,7 @@ mod submit;
 mod watch;
 pub(crate) mod wording;
 
+pub(crate) use hits::{DEFAULT_REPEAT_WINDOW, Reported, Sighting};
 pub(crate) use submit::Submission;
 
 impl Node {
@@ -372,6 +382,7 @@ pub(crate) mod testing {
                 outbox,
                 tracker: Tracker::new(Arc::new(clock.clone())).handle(),
                 shutdown: shutdown.stopping(),
+                hit_window: super::hits::DEFAULT_REPEAT_WINDOW,
             });
             Self {
                 node,

@@ -43,6 +43,15 @@ impl Node {
                 self.agency
             )));
         }
+        if alert.hit.is_some() {
+            // A hit report states what this node's own screen found; an
+            // operator asks for one by screening, not by writing it.
+            return Err(ValidationError::new(
+                "hit",
+                "hit reports are sent by screening (WatchlistDesk.Screen), not submitted",
+            )
+            .into());
+        }
         // The creation time is the node's, set as the alert was submitted.
         let now = alert.created_at;
         alert.check_timely(now)?;

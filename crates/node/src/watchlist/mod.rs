@@ -13,6 +13,8 @@
 //!   releasable to us) and applies each page in one store transaction.
 //! - `service`: the thin gRPC handlers (`WatchlistSync` for peers,
 //!   `WatchlistDesk` for operators, screening included).
+//! - `report`: after a screen, each hit on another agency's entry reported
+//!   to its owner through the domain (`Node::report_hit`).
 //!
 //! Every commit of an entry (an own change in `publish`, a page in `sync`)
 //! is followed by the same change to the screening index
@@ -31,6 +33,7 @@ use tokio::sync::{Notify, watch};
 use crate::screening::Screening;
 
 mod publish;
+mod report;
 mod serve;
 mod service;
 mod sync;

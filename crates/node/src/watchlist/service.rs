@@ -78,12 +78,16 @@ impl pb::watchlist_sync_server::WatchlistSync for SyncService {
 #[derive(Debug, Clone)]
 pub(crate) struct DeskService {
     pub(crate) watchlists: Watchlists,
+    /// Sends the hit reports screens find.
+    pub(crate) node: crate::domain::Node,
 }
 
 impl DeskService {
-    fn operator<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    fn operator<T>(&self, req: &Request<T>) -> Result<Identity, Status> {
         match caller(req)? {
-            Identity::Operator { agency, .. } if agency == &self.watchlists.agency => Ok(()),
+            op @ Identity::Operator { agency, .. } if agency == &self.watchlists.agency => {
+                Ok(op.clone())
+            }
             other => Err(Status::permission_denied(format!(
                 "{other} is not an operator of {}",
                 self.watchlists.agency
@@ -229,13 +233,11 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
         &self,
         req: Request<pb::ScreenRequest>,
     ) -> Result<Response<pb::ScreenResponse>, Status> {
-        self.operator(&req)?;
+        let operator = self.operator(&req)?;
         let request = req.into_inner();
         let query = crate::screening::query_of(&request).map_err(crate::Error::from)?;
-        let w = &self.watchlists;
-        let mut results = w
-            .screening
-            .screen(vec![(request, query)], w.clock.now())
+        let mut results = self
+            .screen_and_report(operator, vec![(request, query)])
             .await?;
         Ok(Response::new(results.pop().unwrap_or_default()))
     }
@@ -244,7 +246,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
         &self,
         req: Request<pb::ScreenBatchRequest>,
     ) -> Result<Response<pb::ScreenBatchResponse>, Status> {
-        self.operator(&req)?;
+        let operator = self.operator(&req)?;
         let requests = req.into_inner().requests;
         if requests.len() > crate::screening::MAX_BATCH {
             return Err(crate::Error::InvalidArgument(format!(
@@ -264,8 +266,31 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
             })?;
             checked.push((request, query));
         }
-        let w = &self.watchlists;
-        let results = w.screening.screen(checked, w.clock.now()).await?;
+        let results = self.screen_and_report(operator, checked).await?;
         Ok(Response::new(pb::ScreenBatchResponse { results }))
+    }
+}
+
+impl DeskService {
+    /// Screens, then reports the hits on other agencies' entries; the
+    /// reporting runs to completion even if the caller goes away, so a
+    /// sighting found is never dropped.
+    async fn screen_and_report(
+        &self,
+        operator: Identity,
+        checked: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
+    ) -> Result<Vec<pb::ScreenResponse>, Status> {
+        let w = &self.watchlists;
+        let mut results = w.screening.screen(checked, w.clock.now()).await?;
+        if !results.iter().any(|r| r.matches.iter().any(|m| m.hit)) {
+            return Ok(results);
+        }
+        let node = self.node.clone();
+        let agency = w.agency.clone();
+        detached(async move {
+            super::report::report_hits(&node, &agency, &operator, &mut results).await?;
+            Ok(results)
+        })
+        .await
     }
 }
