@@ -89,7 +89,7 @@
 //!   run`); [`ManualDriver`] on a `ManualClock`, for in-process federations
 //!   (the test kit's), which moves the clock through every deadline and
 //!   ladder step in order and waits for the federation to settle, so a year
-//!   replays in a fraction of a second.
+//!   replays in seconds.
 //! - [`post_mortem`]: what happened to every alert and every hit report
 //!   (who screened whom, where, when, which entry, how well, and what the
 //!   owner did with it), read from the nodes, as a [`PostMortem`] to assert

@@ -31,8 +31,8 @@
 //! with [`tocsin_scenario::ManualDriver`]: the clock moves through every
 //! deadline and ladder step in order, and after each step the replay waits
 //! until the federation has settled (alerts delivered, acknowledgements
-//! home, flags and ladder steps taken), so a year takes a fraction of a
-//! second and the times in the post-mortem are exactly the scenario's.
+//! home, flags and ladder steps taken), so a year takes seconds and the
+//! times in the post-mortem are exactly the scenario's.
 //! `stop` and `start` steps stop and start the in-process nodes.
 
 use std::collections::BTreeSet;
