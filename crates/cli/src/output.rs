@@ -204,6 +204,9 @@ struct AlertView {
     status: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     closed_by: String,
+    /// For a hit report: what was seen and which entry it matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hit: Option<tocsin_core::hit::Hit>,
     /// What the node warned of when the alert was submitted (see
     /// `SubmitAlertResponse.warnings`); only in `alert send`'s answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -302,8 +305,45 @@ fn view(record: &pb::AlertRecord) -> anyhow::Result<AlertView> {
         reminders: record.reminders,
         status: status_name(record.status),
         closed_by: record.closed_by.clone(),
+        hit: alert.hit.clone(),
         warnings: Vec::new(),
     })
+}
+
+/// The rows that show a hit report's sighting.
+fn hit_rows(t: &mut Table, hit: &tocsin_core::hit::Hit) {
+    t.add_row(vec![
+        "hit on".to_owned(),
+        format!(
+            "{}'s entry {} (change {}), score {:.2}, asks {}",
+            hit.entry_owner, hit.entry_ref, hit.entry_seq, hit.score, hit.requested_action
+        ),
+    ]);
+    let mut seen = Vec::new();
+    if !hit.seen_place.is_empty() {
+        seen.push(hit.seen_place.clone());
+    }
+    if let Some(at) = hit.seen_at {
+        seen.push(when(Some(at)));
+    }
+    if !hit.screen_ref.is_empty() {
+        seen.push(format!("screen {}", hit.screen_ref));
+    }
+    if !seen.is_empty() {
+        t.add_row(vec!["seen".to_owned(), seen.join(", ")]);
+    }
+    if let Some(p) = &hit.screened {
+        t.add_row(vec![
+            "screened as".to_owned(),
+            subjects_line(&[Subject::Person(p.clone())]),
+        ]);
+    }
+    for (kind, value) in &hit.screened_identifiers {
+        t.add_row(vec!["screened on".to_owned(), format!("{kind} {value}")]);
+    }
+    for r in &hit.reasons {
+        t.add_row(vec!["evidence".to_owned(), r.clone()]);
+    }
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -435,6 +475,9 @@ pub(crate) fn print_record(
     ]);
     t.add_row(vec!["recipients", &v.recipients.join(", ")]);
     t.add_row(vec!["subjects", &subjects_line(&v.subjects)]);
+    if let Some(hit) = &v.hit {
+        hit_rows(&mut t, hit);
+    }
     if let Some(exp) = v.expires_at {
         t.add_row(vec!["expires", &when(Some(exp))]);
     }
@@ -637,7 +680,10 @@ pub(crate) fn print_list(
             v.originator.clone(),
             v.recipients.join(","),
             v.precedence.clone(),
-            subjects_line(&v.subjects),
+            match &v.hit {
+                Some(hit) => format!("HIT {}: {}", hit.entry_ref, subjects_line(&v.subjects)),
+                None => subjects_line(&v.subjects),
+            },
             delivery_summary(v),
             answer_summary(v, now),
         ]);
@@ -712,27 +758,51 @@ pub(crate) fn print_subject(
     }
     print_flags(&record.flags);
     println!("linked by: {}", v.keys.join(", "));
-    let mut t = table();
-    t.set_header(vec![
-        "CREATED",
-        "ID",
-        "FROM",
-        "TO",
-        "PRECEDENCE",
-        "DELIVERY",
-        "ANSWER",
-    ]);
-    for a in &v.alerts {
-        t.add_row(vec![
-            when(Some(a.created_at)),
-            a.id.clone(),
-            a.originator.clone(),
-            a.recipients.join(","),
-            a.precedence.clone(),
-            delivery_summary(a),
-            answer_summary(a, now),
+    let (hits, alerts): (Vec<&AlertView>, Vec<&AlertView>) =
+        v.alerts.iter().partition(|a| a.hit.is_some());
+    if !alerts.is_empty() {
+        let mut t = table();
+        t.set_header(vec![
+            "CREATED",
+            "ID",
+            "FROM",
+            "TO",
+            "PRECEDENCE",
+            "DELIVERY",
+            "ANSWER",
         ]);
+        for a in &alerts {
+            t.add_row(vec![
+                when(Some(a.created_at)),
+                a.id.clone(),
+                a.originator.clone(),
+                a.recipients.join(","),
+                a.precedence.clone(),
+                delivery_summary(a),
+                answer_summary(a, now),
+            ]);
+        }
+        println!("alerts:\n{t}");
     }
-    println!("{t}");
+    if !hits.is_empty() {
+        let mut t = table();
+        t.set_header(vec![
+            "SEEN", "ID", "BY", "ENTRY", "WHERE", "SCORE", "DELIVERY", "ANSWER",
+        ]);
+        for a in &hits {
+            let Some(hit) = &a.hit else { continue };
+            t.add_row(vec![
+                when(hit.seen_at.or(Some(a.created_at))),
+                a.id.clone(),
+                a.originator.clone(),
+                format!("{}/{}", hit.entry_owner, hit.entry_ref),
+                hit.seen_place.clone(),
+                format!("{:.2}", hit.score),
+                delivery_summary(a),
+                answer_summary(a, now),
+            ]);
+        }
+        println!("hits on watchlist entries:\n{t}");
+    }
     Ok(())
 }

@@ -59,7 +59,7 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
         },
         limits: Limits::default(),
         outbox: OutboxOptions::default(),
-        screening: Default::default(),
+        screening: tocsin_node::config::ScreeningOptions::default(),
         clock: None,
     })
 }

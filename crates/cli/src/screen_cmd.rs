@@ -207,6 +207,11 @@ struct ShownMatch {
     entry: Option<Entry>,
     reasons: Vec<ShownReason>,
     reasons_text: String,
+    /// The hit report sent to the owner (or the earlier one repeated).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    hit_report_id: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    hit_report_repeated: bool,
 }
 
 /// A reason as `--json` prints it.
@@ -267,8 +272,20 @@ fn shown(result: pb::ScreenResponse, line: Option<usize>) -> Shown {
                     })
                     .collect(),
                 reasons_text: m.reasons_text,
+                hit_report_id: m.hit_report_id,
+                hit_report_repeated: m.hit_report_repeated,
             })
             .collect(),
+    }
+}
+
+/// What became of a hit: the report sent to the owner, or the earlier one
+/// this screen repeats; nothing for a hit on an own entry.
+fn report_of(m: &ShownMatch) -> String {
+    match (m.hit_report_id.as_str(), m.hit_report_repeated) {
+        ("", _) => String::new(),
+        (id, false) => format!("reported to {}: {id}", m.owner),
+        (id, true) => format!("already reported: {id}"),
     }
 }
 
@@ -285,7 +302,15 @@ fn table(s: &Shown) -> String {
     }
     let mut table = Table::new();
     table.load_preset(presets::UTF8_BORDERS_ONLY);
-    table.set_header(["SCORE", "HIT", "OWNER", "REF", "ACTION", "REASONS"]);
+    table.set_header([
+        "SCORE",
+        "HIT",
+        "OWNER",
+        "REF",
+        "ACTION",
+        "REASONS",
+        "HIT REPORT",
+    ]);
     for m in &s.matches {
         table.add_row([
             format!("{:.2}", m.score),
@@ -294,6 +319,7 @@ fn table(s: &Shown) -> String {
             m.reference.clone(),
             action_of(m),
             m.reasons_text.clone(),
+            report_of(m),
         ]);
     }
     table.to_string()
@@ -313,14 +339,20 @@ fn one_line(s: &Shown) -> String {
         .matches
         .iter()
         .map(|m| {
+            let report = report_of(m);
             format!(
-                "{}{}/{} {:.2} {} ({})",
+                "{}{}/{} {:.2} {} ({}){}",
                 if m.hit { "HIT " } else { "" },
                 m.owner,
                 m.reference,
                 m.score,
                 action_of(m),
-                m.reasons_text
+                m.reasons_text,
+                if report.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{report}]")
+                }
             )
         })
         .collect();

@@ -55,12 +55,73 @@ async fn screen_from_flags_and_from_a_file_in_order() -> anyhow::Result<()> {
     assert!(m["score"].as_f64().unwrap() > 0.8, "{m}");
     assert_eq!(m["entry"]["action"], "ARREST");
     assert_eq!(m["reasons"][0]["kind"], "name");
+    // The hit sent TR-MIT a hit report, which its operator sees as an
+    // alert it owes an answer to, beside what it holds about the subject.
+    let report = m["hit_report_id"]
+        .as_str()
+        .expect("a hit report")
+        .to_owned();
+    let shown = eventually(
+        dir,
+        &["alert", "show", &report, "--operator", ALICE, "--json"],
+        "TR-MIT holds the hit report",
+        |v| v["direction"] == "inbound",
+    );
+    assert_eq!(shown["category"], "watchlist-hit");
+    assert_eq!(shown["hit"]["entry_ref"], "W-ABDESLAM");
+    assert_eq!(shown["hit"]["seen_place"], "CDG");
+    assert_eq!(shown["hit"]["screen_ref"], "case-1");
+    let table = ok(dir, &["alert", "show", &report, "--operator", ALICE]);
+    assert!(
+        table.contains("hit on") && table.contains("TR-MIT's entry W-ABDESLAM"),
+        "{table}"
+    );
+    let subject = ok(
+        dir,
+        &["subject", "show", "Salah Abdeslam", "--operator", ALICE],
+    );
+    assert!(
+        subject.contains("hits on watchlist entries") && subject.contains(&report),
+        "{subject}"
+    );
+    // The same person again: the report already sent.
+    let again = json(&ok(
+        dir,
+        &[
+            "screen",
+            "--operator",
+            BOB,
+            "--json",
+            "--name",
+            "Salah ABDESLAM",
+            "--ref",
+            "case-2",
+        ],
+    ));
+    assert_eq!(again["matches"][0]["hit_report_id"], report.as_str());
+    assert_eq!(again["matches"][0]["hit_report_repeated"], true);
+    ok(
+        dir,
+        &[
+            "alert",
+            "ack",
+            &report,
+            "--operator",
+            ALICE,
+            "--disposition",
+            "NOTED",
+        ],
+    );
+
     let table = ok(
         dir,
         &["screen", "--operator", BOB, "--name", "Abaaoud Abdelhamid"],
     );
     assert!(
-        table.contains("W-ABAAOUD") && table.contains("INQUIRY_CHECK") && table.contains("HIT"),
+        table.contains("W-ABAAOUD")
+            && table.contains("INQUIRY_CHECK")
+            && table.contains("HIT")
+            && table.contains("reported to TR-MIT"),
         "{table}"
     );
     let err = fails(dir, &["screen", "--operator", BOB, "--dob", "1989"]);

@@ -28,7 +28,7 @@ pub const MAX_PLACE_BYTES: usize = 256;
 pub const MAX_IDENTIFIERS: usize = 16;
 
 /// What a screen saw that matched an entry: a validated `WatchlistHit`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
     /// The entry's owner: the hit report's only recipient.
     pub entry_owner: AgencyId,

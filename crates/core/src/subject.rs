@@ -80,9 +80,27 @@ pub fn keys_of(subject: &Subject) -> BTreeSet<String> {
     keys
 }
 
-/// The match keys of every subject of an alert.
+/// The match keys of every subject of an alert. A hit report is also
+/// keyed by the entry it matched, under each of the entry's names: every
+/// report on one entry is about the entry's subject, even when the entry
+/// gives neither date of birth nor document (which name keys need), and a
+/// name query still finds it.
 pub fn alert_keys(alert: &Alert) -> BTreeSet<String> {
-    alert.subjects.iter().flat_map(keys_of).collect()
+    let mut keys: BTreeSet<String> = alert.subjects.iter().flat_map(keys_of).collect();
+    if let Some(hit) = &alert.hit {
+        let entry = format!("entry:{}/{}", hit.entry_owner, hit.entry_ref);
+        for subject in &alert.subjects {
+            if let Subject::Person(p) = subject {
+                for name in p.names.iter().chain(&p.aliases) {
+                    let n = normalise_name(name);
+                    if !n.is_empty() {
+                        keys.insert(format!("person:{n}|{entry}"));
+                    }
+                }
+            }
+        }
+    }
+    keys
 }
 
 /// What to look for when an operator asks about a subject: a document key,

@@ -190,7 +190,7 @@ pub fn outbound_row(
         stored_at,
         due_at,
         Some(first_step),
-        wording::sent(&recipients(alert)),
+        wording::sent(alert, &recipients(alert)),
     )
 }
 

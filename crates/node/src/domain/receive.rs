@@ -89,7 +89,7 @@ impl Node {
             now,
             due_at,
             None,
-            super::wording::received(alert.originator.as_str()),
+            super::wording::received(&alert),
         );
         Ok((row, receipt, alert.precedence))
     }

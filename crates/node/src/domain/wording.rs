@@ -11,13 +11,23 @@ use tocsin_store::{AlertStatus, DeadlineFlag, Direction, Flagged, OutcomeWords, 
 const DEADLINE: &str = "%Y-%m-%d %H:%M UTC";
 
 /// SUBMITTED: an alert this agency sends, to `recipients`.
-pub(crate) fn sent(recipients: &[String]) -> String {
-    format!("sent to {}", recipients.join(", "))
+pub(crate) fn sent(alert: &tocsin_core::Alert, recipients: &[String]) -> String {
+    match &alert.hit {
+        Some(hit) => format!(
+            "hit report sent to {}: {}",
+            recipients.join(", "),
+            hit.summary()
+        ),
+        None => format!("sent to {}", recipients.join(", ")),
+    }
 }
 
-/// RECEIVED: an alert from `originator`.
-pub(crate) fn received(originator: &str) -> String {
-    format!("received from {originator}")
+/// RECEIVED: an alert from its originator.
+pub(crate) fn received(alert: &tocsin_core::Alert) -> String {
+    match &alert.hit {
+        Some(hit) => format!("hit report from {}: {}", alert.originator, hit.summary()),
+        None => format!("received from {}", alert.originator),
+    }
 }
 
 /// SUPERSEDED or CANCELLED: an earlier alert that alert `by` closed.
@@ -93,6 +103,7 @@ pub(crate) fn repeated(flag: &SubjectFlag, direction: Direction) -> String {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use tocsin_proto::pb;
 
     use super::*;
 
@@ -143,11 +154,34 @@ mod tests {
             closed(AlertStatus::Superseded, "A3"),
             "superseded by A3; its clock is stopped"
         );
+        let mut wire = super::super::testing::flash_about("Jane Doe", &["FR-DGSI", "BE-VSSE"]);
+        wire.id = tocsin_core::AlertId::generate().to_string();
+        wire.originator = "TR-MIT".into();
+        wire.created_at = Some(tocsin_core::to_timestamp(chrono::Utc::now()));
+        let alert = tocsin_core::Alert::try_from(wire.clone()).unwrap();
         assert_eq!(
-            sent(&["FR-DGSI".into(), "BE-VSSE".into()]),
+            sent(&alert, &["FR-DGSI".into(), "BE-VSSE".into()]),
             "sent to FR-DGSI, BE-VSSE"
         );
-        assert_eq!(received("TR-MIT"), "received from TR-MIT");
+        assert_eq!(received(&alert), "received from TR-MIT");
+        wire.recipients = vec!["BE-VSSE".into()];
+        wire.category = tocsin_core::hit::HIT_CATEGORY.into();
+        wire.hit = Some(pb::WatchlistHit {
+            entry_owner: "BE-VSSE".into(),
+            entry_ref: "BE-17".into(),
+            screened: Some(pb::Person {
+                names: vec!["Jane Doe".into()],
+                ..Default::default()
+            }),
+            seen_place: "Leros".into(),
+            score: 0.9,
+            ..Default::default()
+        });
+        let hit = tocsin_core::Alert::try_from(wire).unwrap();
+        assert_eq!(
+            received(&hit),
+            "hit report from TR-MIT: seen at Leros, matching BE-VSSE's entry BE-17 (score 0.90)"
+        );
         let committed = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 5).unwrap();
         assert_eq!(
             (OUTCOME_WORDS.delivered)("FR-DGSI", committed),
