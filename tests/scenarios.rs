@@ -16,7 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use tocsin_core::alert::Disposition;
 use tocsin_core::federation::Federation;
-use tocsin_scenario::{Action, DeadlineFlag, LadderStep, PostMortem, Scenario};
+use tocsin_scenario::{Action, DeadlineFlag, LadderStep, PostMortem, RecipientReport, Scenario};
 use tocsin_testkit::scenario::ScenarioTest;
 
 fn demo() -> PathBuf {
@@ -118,95 +118,62 @@ fn agrees_with_the_file(s: &Scenario, fed: &Federation, pm: &PostMortem) {
         want.sort();
         assert_eq!(got, want, "{name}/{label}");
         let allowance = fed.deadlines.for_precedence(*precedence);
-        let allowance = Duration::from_std(allowance).unwrap();
         for r in &a.recipients {
             deliveries += 1;
-            let who = format!("{name}/{label}/{}", r.agency);
-            let due = *at + allowance;
-            assert_eq!(r.due_at, Some(due), "{who}");
-            // Received at once, or when its node came back.
-            let agency = r.agency.as_str();
-            if down_at(s, agency, *at) {
-                assert_eq!(r.received_at, Some(back_up(s, agency, *at)), "{who}");
-                // How many attempts failed while it was down depends on
-                // real time, which a manual-clock replay does not hold
-                // still; when it arrived is what the file decides.
-                assert!(r.delivery_attempts >= 1, "{who}: {r:?}");
-            } else {
-                assert_eq!(r.received_at, Some(*at), "{who}");
-            }
-            // Each acknowledgement the file makes, at its time, as late as
-            // its deadline makes it.
-            let acks: Vec<(DateTime<Utc>, Disposition)> = s
-                .steps
-                .iter()
-                .filter_map(|st| match &st.action {
-                    Action::Ack {
-                        by,
-                        label: l,
-                        disposition,
-                        ..
-                    } if l == label && by == &r.agency => Some((st.at, *disposition)),
-                    _ => None,
-                })
-                .collect();
-            let got: Vec<(DateTime<Utc>, Disposition, u64)> = r
-                .acknowledgements
-                .iter()
-                .map(|a| (a.at.unwrap(), a.disposition, a.late_by_seconds))
-                .collect();
-            let want: Vec<(DateTime<Utc>, Disposition, u64)> = acks
-                .iter()
-                .map(|(at, d)| {
-                    let late = (*at - due).num_seconds().max(0) as u64;
-                    (*at, *d, late)
-                })
-                .collect();
-            assert_eq!(got, want, "{who}");
-            // A deadline that passed unanswered is flagged: UNDELIVERED
-            // while the alert has not arrived, OVERDUE once it has.
-            let answered = acks.first().map(|(at, _)| *at);
             let closed = closed_at.get(label).copied();
-            // (A step at a deadline comes after it: the deadline fires first.)
-            let open_at_deadline = answered.is_none_or(|a| a >= due)
-                && closed.is_none_or(|c| c >= due)
-                && due <= s.end;
-            let expected_flag = open_at_deadline.then(|| {
-                if r.received_at.is_some() {
-                    DeadlineFlag::Overdue
-                } else {
-                    DeadlineFlag::Undelivered
-                }
-            });
-            assert_eq!(r.flag, expected_flag, "{who}");
-            if expected_flag.is_some() {
-                assert_eq!(r.flagged_at, Some(due), "{who}");
-            }
-            // Each ladder step at its time, until an answer or a cancel
-            // stops the ladder.
-            let stops = [answered, closed, Some(s.end)].into_iter().flatten().min();
-            let want: Vec<(LadderStep, DateTime<Utc>)> = [
-                (LadderStep::Reminded, 1),
-                (LadderStep::Escalated, 2),
-                (LadderStep::Lapsed, 3),
-            ]
-            .into_iter()
-            .map(|(step, n)| {
-                (
-                    step,
-                    fed.escalation.step_at(n, due, allowance.to_std().unwrap()),
-                )
-            })
-            .filter(|(_, at)| stops.is_some_and(|end| *at <= end))
-            .collect();
-            let got: Vec<(LadderStep, DateTime<Utc>)> = r
-                .escalation
-                .iter()
-                .map(|e| (e.step, e.at.unwrap()))
-                .collect();
-            assert_eq!(got, want, "{who}");
+            delivery_agrees_with_the_file(s, fed, label, *at, allowance, closed, r);
         }
     }
+    // Each screen's hit report: sent at the screen's time, to the entry's
+    // owner, at the entry's precedence, then like any alert.
+    let mut entries = BTreeMap::new();
+    for step in &s.steps {
+        if let Action::Watchlist {
+            from,
+            entries: listed,
+        } = &step.action
+        {
+            for e in listed {
+                entries.insert((from.to_string(), e.reference.clone()), e.clone());
+            }
+        }
+    }
+    let mut reports = 0;
+    for step in &s.steps {
+        let Action::Screen {
+            by,
+            label,
+            place,
+            seen_at,
+            ..
+        } = &step.action
+        else {
+            continue;
+        };
+        let who = format!("{name}/{label}");
+        let h = pm
+            .hit(label)
+            .unwrap_or_else(|| panic!("{who}: no hit report in the post-mortem"));
+        if h.label != *label {
+            // A repeat of an earlier report, told there.
+            continue;
+        }
+        reports += 1;
+        assert_eq!(&h.screened_by, by, "{who}");
+        assert_eq!(h.sent_at, Some(step.at), "{who}");
+        assert_eq!(h.seen_at, Some(seen_at.unwrap_or(step.at)), "{who}");
+        assert_eq!(&h.seen_place, place, "{who}");
+        let entry = entries
+            .get(&(h.entry_owner.to_string(), h.entry_ref.clone()))
+            .unwrap_or_else(|| panic!("{who}: {h:?} is not an entry of the file"));
+        assert_eq!(h.precedence, entry.hit_precedence, "{who}");
+        assert_eq!(h.requested_action, entry.action.to_string(), "{who}");
+        assert!(h.score >= 0.78 && h.score <= 1.0, "{who}: {h:?}");
+        assert_eq!(h.owner.agency, h.entry_owner, "{who}");
+        let allowance = fed.deadlines.for_precedence(h.precedence);
+        delivery_agrees_with_the_file(s, fed, label, step.at, allowance, None, &h.owner);
+    }
+    assert_eq!(pm.hits.len(), reports, "{name}: {:#?}", pm.hits);
     let totals = &pm.totals;
     assert_eq!(totals.deliveries, deliveries, "{name}");
     assert_eq!(
@@ -215,6 +182,112 @@ fn agrees_with_the_file(s: &Scenario, fed: &Federation, pm: &PostMortem) {
         "{name}"
     );
     assert_eq!(totals.subjects_flagged, pm.repeated_unanswered.len());
+    assert_eq!(totals.hit_reports, reports, "{name}");
+    assert_eq!(
+        totals.hits_in_time + totals.hits_late + totals.hits_unanswered,
+        reports,
+        "{name}"
+    );
+}
+
+/// What the file and the federation's policy say of one delivery of the
+/// alert (or hit report) `label`, sent at `at` with `allowance` to answer,
+/// closed by a cancel at `closed` if it was: when it was received, its
+/// deadline, each acknowledgement and its lateness, the flag and the
+/// ladder steps at their times.
+fn delivery_agrees_with_the_file(
+    s: &Scenario,
+    fed: &Federation,
+    label: &str,
+    at: DateTime<Utc>,
+    allowance: std::time::Duration,
+    closed: Option<DateTime<Utc>>,
+    r: &RecipientReport,
+) {
+    let name = &s.name;
+    let allowance = Duration::from_std(allowance).unwrap();
+    let who = format!("{name}/{label}/{}", r.agency);
+    let due = at + allowance;
+    assert_eq!(r.due_at, Some(due), "{who}");
+    // Received at once, or when its node came back.
+    let agency = r.agency.as_str();
+    if down_at(s, agency, at) {
+        assert_eq!(r.received_at, Some(back_up(s, agency, at)), "{who}");
+        // How many attempts failed while it was down depends on
+        // real time, which a manual-clock replay does not hold
+        // still; when it arrived is what the file decides.
+        assert!(r.delivery_attempts >= 1, "{who}: {r:?}");
+    } else {
+        assert_eq!(r.received_at, Some(at), "{who}");
+    }
+    // Each acknowledgement the file makes, at its time, as late as
+    // its deadline makes it.
+    let acks: Vec<(DateTime<Utc>, Disposition)> = s
+        .steps
+        .iter()
+        .filter_map(|st| match &st.action {
+            Action::Ack {
+                by,
+                label: l,
+                disposition,
+                ..
+            } if l == label && by == &r.agency => Some((st.at, *disposition)),
+            _ => None,
+        })
+        .collect();
+    let got: Vec<(DateTime<Utc>, Disposition, u64)> = r
+        .acknowledgements
+        .iter()
+        .map(|a| (a.at.unwrap(), a.disposition, a.late_by_seconds))
+        .collect();
+    let want: Vec<(DateTime<Utc>, Disposition, u64)> = acks
+        .iter()
+        .map(|(at, d)| {
+            let late = (*at - due).num_seconds().max(0) as u64;
+            (*at, *d, late)
+        })
+        .collect();
+    assert_eq!(got, want, "{who}");
+    // A deadline that passed unanswered is flagged: UNDELIVERED
+    // while the alert has not arrived, OVERDUE once it has.
+    let answered = acks.first().map(|(at, _)| *at);
+    // (A step at a deadline comes after it: the deadline fires first.)
+    let open_at_deadline =
+        answered.is_none_or(|a| a >= due) && closed.is_none_or(|c| c >= due) && due <= s.end;
+    let expected_flag = open_at_deadline.then(|| {
+        if r.received_at.is_some() {
+            DeadlineFlag::Overdue
+        } else {
+            DeadlineFlag::Undelivered
+        }
+    });
+    assert_eq!(r.flag, expected_flag, "{who}");
+    if expected_flag.is_some() {
+        assert_eq!(r.flagged_at, Some(due), "{who}");
+    }
+    // Each ladder step at its time, until an answer or a cancel
+    // stops the ladder.
+    let stops = [answered, closed, Some(s.end)].into_iter().flatten().min();
+    let want: Vec<(LadderStep, DateTime<Utc>)> = [
+        (LadderStep::Reminded, 1),
+        (LadderStep::Escalated, 2),
+        (LadderStep::Lapsed, 3),
+    ]
+    .into_iter()
+    .map(|(step, n)| {
+        (
+            step,
+            fed.escalation.step_at(n, due, allowance.to_std().unwrap()),
+        )
+    })
+    .filter(|(_, at)| stops.is_some_and(|end| *at <= end))
+    .collect();
+    let got: Vec<(LadderStep, DateTime<Utc>)> = r
+        .escalation
+        .iter()
+        .map(|e| (e.step, e.at.unwrap()))
+        .collect();
+    assert_eq!(got, want, "{who}");
 }
 
 /// Turkey's two notices about Mostefaï go unanswered, and Iraq's warning is
@@ -241,10 +314,11 @@ fn paris_2015(pm: &PostMortem) {
             fr.escalation[1]
         );
     }
+    // Two subjects flagged: Mostefaï at FR-DGSI (Turkey's notices), and
+    // Abdeslam at BE-VSSE (two hit reports on its entry, unanswered).
     let flags: Vec<_> = pm.repeated_unanswered.iter().collect();
-    assert_eq!(flags.len(), 1, "{flags:?}");
-    let flag = flags[0];
-    assert_eq!(flag.recipient.as_str(), "FR-DGSI");
+    assert_eq!(flags.len(), 2, "{flags:?}");
+    let flag = pm.flags_on("FR-DGSI").next().expect("a flag on FR-DGSI");
     assert!(flag.subject.contains("Mostefaï"), "{flag:?}");
     assert_eq!(flag.alerts, ["mit-notice-1", "mit-notice-2"]);
     assert!(
@@ -281,6 +355,95 @@ fn paris_2015(pm: &PostMortem) {
         "{totals:?}"
     );
 
+    let flag = pm.flags_on("BE-VSSE").next().expect("a flag on BE-VSSE");
+    assert!(flag.subject.contains("Salah Abdeslam"), "{flag:?}");
+    assert_eq!(flag.alerts, ["abdeslam-austria", "abdeslam-cambrai"]);
+    assert!(
+        flag.seen_at.iter().any(|a| a.as_str() == "BE-VSSE"),
+        "{flag:?}"
+    );
+
+    // The partners' checks that hit: each reported to the entry's owner,
+    // never answered, OVERDUE, reminded, escalated to EU-EUROPOL, lapsed.
+    for (label, by, person, owner, entry) in [
+        (
+            "abdeslam-austria",
+            "AT-BVT",
+            "Abdeslam Salah",
+            "BE-VSSE",
+            "VSSE-2015-0032",
+        ),
+        (
+            "leros-1",
+            "GR-EYP",
+            "Ahmad Almohammad",
+            "IQ-INIS",
+            "INIS-2015-0918",
+        ),
+        (
+            "leros-2",
+            "GR-EYP",
+            "Mohamad Almahmod",
+            "IQ-INIS",
+            "INIS-2015-0919",
+        ),
+        (
+            "abdeslam-cambrai",
+            "FR-GN",
+            "Salah ABDESLAM",
+            "BE-VSSE",
+            "VSSE-2015-0032",
+        ),
+    ] {
+        let h = pm
+            .hit(label)
+            .unwrap_or_else(|| panic!("no hit report {label}: {:#?}", pm.hits));
+        assert_eq!(h.screened_by.as_str(), by, "{label}");
+        assert!(h.person.starts_with(person), "{label}: {h:?}");
+        assert_eq!(
+            (h.entry_owner.as_str(), h.entry_ref.as_str()),
+            (owner, entry),
+            "{label}"
+        );
+        assert!(h.score >= 0.9, "{label}: {h:?}");
+        assert!(!h.reasons.is_empty(), "{label}: {h:?}");
+        let o = &h.owner;
+        assert_eq!(o.agency.as_str(), owner, "{label}");
+        assert!(o.received_at.is_some(), "{label}: {o:?}");
+        assert!(o.acknowledgements.is_empty(), "{label}: {o:?}");
+        assert_eq!(o.flag, Some(DeadlineFlag::Overdue), "{label}");
+        assert_eq!(
+            o.steps(),
+            [
+                LadderStep::Reminded,
+                LadderStep::Escalated,
+                LadderStep::Lapsed
+            ],
+            "{label}"
+        );
+        assert!(
+            o.escalation[1]
+                .detail
+                .contains("observers notified: EU-EUROPOL"),
+            "{label}: {:?}",
+            o.escalation[1]
+        );
+    }
+    let cambrai = pm.hit("abdeslam-cambrai").unwrap();
+    assert_eq!(cambrai.seen_at, Some(t("2015-11-14T09:10:00Z")));
+    assert_eq!(cambrai.requested_action, "DISCREET_CHECK");
+    assert_eq!(cambrai.owner.due_at, Some(t("2015-11-14T10:10:00Z")));
+    assert_eq!(
+        (
+            totals.hit_reports,
+            totals.hits_in_time,
+            totals.hits_late,
+            totals.hits_unanswered
+        ),
+        (4, 0, 0, 4),
+        "{totals:?}"
+    );
+
     // What the demo prints: the late answer, and steps that stay true.
     let text = pm.to_string();
     let block: Vec<&str> = text
@@ -300,6 +463,33 @@ fn paris_2015(pm: &PostMortem) {
         "{text}"
     );
     assert!(block.iter().all(|l| !l.contains("never")), "{text}");
+    // The hits beside the alerts, and their totals.
+    let hits: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("abdeslam-cambrai ("))
+        .take(3)
+        .collect();
+    assert!(
+        hits[0].contains(") FR-GN screened Salah ABDESLAM (b. 1989-09-15) at road check near Cambrai (A2), with two companions, seen 2015-11-14 09:10"),
+        "{text}"
+    );
+    assert!(
+        hits[1].starts_with("    HIT on BE-VSSE/VSSE-2015-0032, DISCREET_CHECK, score ")
+            && hits[1].ends_with("; hit report -> BE-VSSE, IMMEDIATE, sent 2015-11-14 09:10"),
+        "{text}"
+    );
+    assert!(
+        hits[2].contains("BE-VSSE     receipt 2015-11-14 09:10; deadline 2015-11-14 10:10; NO ACKNOWLEDGEMENT; flagged OVERDUE"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\n4 hit report(s): 0 acknowledged in time, 0 late, 4 never acknowledged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("!!!!!! REPEATED_UNANSWERED: BE-VSSE left 2 warnings about Salah Abdeslam (b. 1989-09-15) unanswered: abdeslam-austria, abdeslam-cambrai"),
+        "{text}"
+    );
 }
 
 /// The same warnings, answered in time: no flag, no ladder step.
@@ -318,6 +508,15 @@ fn paris_2015_answered(pm: &PostMortem) {
     }
     assert_eq!(pm.totals.in_time, pm.totals.deliveries);
     assert!(pm.totals.deliveries >= 7, "{:?}", pm.totals);
+    // Every partner's check that hit, answered by the entry's owner in time.
+    for label in ["abdeslam-austria", "leros-1", "leros-2", "abdeslam-cambrai"] {
+        let o = &pm.hit(label).unwrap_or_else(|| panic!("{label}")).owner;
+        assert!(o.answered_in_time(), "{label}: {o:?}");
+        assert_eq!(o.flag, None, "{label}");
+        assert!(o.escalation.is_empty(), "{label}");
+    }
+    assert_eq!(pm.totals.hit_reports, 4, "{:?}", pm.totals);
+    assert_eq!(pm.totals.hits_in_time, pm.totals.hit_reports);
 }
 
 /// DE-BFV is down when the warning comes: the alert waits in IQ-INIS's
@@ -500,6 +699,97 @@ disposition = "NOTED"
     assert_eq!(
         cancel.recipient("BE-VSSE").unwrap().received_at,
         Some(scenario.end)
+    );
+    Ok(())
+}
+
+/// A `watchlist` or `screen` step that cannot be replayed is refused before
+/// any node starts, naming the step; a screen that finds no hit stops the
+/// replay, naming the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_watchlist_and_screen_steps_are_refused_naming_the_step() -> anyhow::Result<()> {
+    let federation_file = demo().join("federation.toml");
+    let dir = tempfile::tempdir()?;
+    let file = |steps: &str| -> anyhow::Result<PathBuf> {
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"bad\"\nstart = \"2015-01-01T00:00:00Z\"\nend = \"2015-01-03T00:00:00Z\"\n{steps}"
+            ),
+        )?;
+        Ok(path)
+    };
+    let listing = |to: &str| {
+        format!(
+            r#"
+[[steps]]
+at = "2015-01-01T09:00:00Z"
+action = "watchlist"
+from = "BE-VSSE"
+[[steps.entries]]
+ref = "VSSE-2015-0032"
+subject = {{ person = {{ names = ["Salah Abdeslam"], date_of_birth = "1989-09-15" }} }}
+reason = "Molenbeek."
+action = "DISCREET_CHECK"
+hit_precedence = "IMMEDIATE"
+releasable_to = [{to}]
+"#
+        )
+    };
+    let screen = |by: &str, name: &str| {
+        format!(
+            r#"
+[[steps]]
+at = "2015-01-01T10:00:00Z"
+action = "screen"
+by = "{by}"
+label = "check"
+person = {{ names = ["{name}"] }}
+place = "Cambrai"
+"#
+        )
+    };
+    let refused = |path: PathBuf| -> String {
+        let err = ScenarioTest::load(&path, &federation_file).expect_err("refused");
+        format!("{err:#}")
+    };
+    let why = refused(file(&listing(r#""FR-GN", "XX-NONE""#))?);
+    assert!(
+        why.ends_with("steps[0]: XX-NONE is not an agency of federation demo.tocsin"),
+        "{why}"
+    );
+    let why = refused(file(&format!(
+        "{}{}",
+        listing(r#""FR-GN""#),
+        screen("AT-BVT", "Salah Abdeslam")
+    ))?);
+    assert!(
+        why.ends_with("steps[1]: screen \"check\" by AT-BVT cannot hit: no earlier watchlist step lists an entry releasable to AT-BVT"),
+        "{why}"
+    );
+
+    // Valid, but the person screened is not the one listed: the replay
+    // stops at the screen and says so.
+    let path = file(&format!(
+        "{}{}",
+        listing(r#""FR-GN""#),
+        screen("FR-GN", "Brahim Abdeslam")
+    ))?;
+    let mut run = ScenarioTest::load(&path, &federation_file)?.start().await?;
+    let err = run.replay().await.expect_err("no hit");
+    let why = format!("{err:#}");
+    assert!(
+        why.contains("screen \"check\": FR-GN found no hit on another agency's entry"),
+        "{why}"
+    );
+    // The listing before it did happen, and reached the screening node.
+    assert_eq!(run.narrative().len(), 1, "{:?}", run.narrative());
+    assert!(
+        run.narrative()[0]
+            .contains("BE-VSSE lists 1 watchlist entry (VSSE-2015-0032), releasable to FR-GN"),
+        "{:?}",
+        run.narrative()
     );
     Ok(())
 }

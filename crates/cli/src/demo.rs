@@ -12,13 +12,14 @@ use futures::future::BoxFuture;
 use tocsin_core::federation::Federation;
 use tocsin_core::{AgencyId, ScaledClock};
 use tocsin_scenario::{
-    BoxError, Clients, NodeControl, PostMortem, Replay, ReplayError, ScaledDriver, Scenario,
+    AgencyClient, BoxError, Clients, NodeControl, PostMortem, Replay, ReplayError, ScaledDriver,
+    Scenario,
 };
 use tocsin_trust::pki::{self, PkiLayout};
 
 use crate::args::{DemoArgs, ScenarioRunArgs};
 use crate::live::{LiveDriver, Progress, lock};
-use crate::operator::lazy_client;
+use crate::operator::lazy_channel;
 
 /// Where the demo federation and scenarios live: `--demo-dir`, else
 /// `deploy/demo` under the working directory, else the source tree this
@@ -180,6 +181,7 @@ async fn wait_healthy(clients: &Clients, timeout: Duration) -> anyhow::Result<()
     for (agency, client) in clients {
         loop {
             let ok = client
+                .operator
                 .clone()
                 .list_subject_flags(tocsin_proto::pb::ListSubjectFlagsRequest {})
                 .await
@@ -258,7 +260,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         )?;
         configs.insert(a.id.clone(), config);
         let profile = crate::pki_cmd::issue_operator_profile(&layout, &federation, &a.id, "demo")?;
-        clients.insert(a.id.clone(), lazy_client(&profile)?);
+        clients.insert(a.id.clone(), AgencyClient::new(lazy_channel(&profile)?));
     }
     let exe = std::env::current_exe().context("cannot find the tocsin binary")?;
     let mut nodes = Nodes {
@@ -328,7 +330,7 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
         });
         match profile {
             Some(p) => {
-                clients.insert(a.id.clone(), lazy_client(&p)?);
+                clients.insert(a.id.clone(), AgencyClient::new(lazy_channel(&p)?));
             }
             None if scenario.actors().contains(&a.id) => {
                 bail!("no operator profile for {} in {}", a.id, dir.display())

@@ -185,7 +185,7 @@ async fn refresh(progress: &Mutex<Progress>, now: DateTime<Utc>, clients: &Clien
     }
     let mut rows = BTreeMap::new();
     for (agency, c) in clients {
-        rows.insert(agency.clone(), counts(&mut c.clone()).await);
+        rows.insert(agency.clone(), counts(&mut c.operator.clone()).await);
     }
     lock(progress).table(now, &rows);
 }

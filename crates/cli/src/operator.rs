@@ -101,14 +101,13 @@ fn unreachable(profile: &OperatorProfile, e: tonic::transport::Error) -> anyhow:
     )
 }
 
-/// A client for the operator profile at `path`, connecting on first use
-/// (and again after the node restarts).
-pub(crate) fn lazy_client(path: &Path) -> anyhow::Result<OperatorClient<Channel>> {
+/// A channel to the node of the operator profile at `path`, connecting on
+/// first use (and again after the node restarts), for clients of several
+/// of its services.
+pub(crate) fn lazy_channel(path: &Path) -> anyhow::Result<Channel> {
     let profile = OperatorProfile::load(path)?;
     let (endpoint, connector) = endpoint(&profile)?;
-    Ok(OperatorClient::new(
-        endpoint.connect_with_connector_lazy(connector),
-    ))
+    Ok(endpoint.connect_with_connector_lazy(connector))
 }
 
 /// The operator profile named by `--operator` or `TOCSIN_OPERATOR`.

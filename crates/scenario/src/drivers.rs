@@ -60,7 +60,7 @@ impl ClockDriver for ScaledDriver {
 }
 
 /// Scenario time on a [`ManualClock`], for federations of in-process nodes
-/// (the test kit's): a year replays in a fraction of a second.
+/// (the test kit's): a year replays in seconds.
 ///
 /// Each node must run on the clock [`ManualDriver::clock_for`] gives it:
 /// the same manual clock, watched, so the driver can tell when the node's
@@ -314,6 +314,7 @@ impl Reading {
     async fn of(nodes: &Nodes<'_>) -> Result<Result<Reading, String>, ReplayError> {
         let listed = futures::future::join_all(nodes.up().map(|(agency, client)| async move {
             let listed = client
+                .operator
                 .clone()
                 .list_alerts(pb::ListAlertsRequest {
                     limit: LIST_LIMIT,

@@ -1,5 +1,5 @@
-//! Tocsin scenarios: alert flows replayed against a federation on scenario
-//! time, and the post-mortem of what happened.
+//! Tocsin scenarios: alert flows and watchlist checks replayed against a
+//! federation on scenario time, and the post-mortem of what happened.
 //!
 //! A scenario file (TOML) says at which scenario time which agency sends
 //! which alert to whom, and which recipient acknowledges what, when, with
@@ -19,7 +19,7 @@
 //!
 //! [[steps]]
 //! at = "2014-12-10T09:00:00Z"
-//! action = "send"                  # send | ack | cancel | stop | start | note
+//! action = "send"                  # send | ack | cancel | watchlist | screen | stop | start | note
 //! from = "TR-MIT"
 //! label = "mit-notice-1"           # names the alert for later steps
 //! [steps.alert]                    # the alert, as in `tocsin alert send --file`
@@ -39,6 +39,48 @@
 //! earlier alert; `stop` and `start` (`agency`) take a node down and up
 //! (through a [`NodeControl`]); `note` (`text`) narrates.
 //!
+//! Watchlists: `watchlist` (`from`, the owner) publishes entries through
+//! the owner's `WatchlistDesk.AddEntries`, each entry as in `tocsin
+//! watchlist import`; `screen` (`by`, `label`, `person`, `place`, optional
+//! `seen_at`, the step's time if not given, and `ref`) screens a person
+//! through the agency's `WatchlistDesk.Screen`:
+//!
+//! ```toml
+//! [[steps]]
+//! at = "2015-02-01T09:00:00Z"
+//! action = "watchlist"
+//! from = "BE-VSSE"
+//! [[steps.entries]]
+//! ref = "VSSE-2015-0032"
+//! subject = { person = { names = ["Salah Abdeslam"], date_of_birth = "1989-09-15" } }
+//! reason = "..."
+//! action = "DISCREET_CHECK"
+//! hit_precedence = "IMMEDIATE"     # the hit report's precedence
+//! releasable_to = ["FR-GN", "AT-BVT"]
+//!
+//! [[steps]]
+//! at = "2015-11-14T09:10:00Z"
+//! action = "screen"
+//! by = "FR-GN"
+//! label = "abdeslam-cambrai"       # names the hit report
+//! person = { names = ["Salah ABDESLAM"], date_of_birth = "1989-09-15" }
+//! place = "road check near Cambrai"
+//! ref = "GN-59-2015-11-14-03"      # the screening agency's own reference
+//! ```
+//!
+//! A screen must hit another agency's entry: its node then sends the
+//! entry's owner a hit report, an alert with the acknowledgement cycle of
+//! any alert, which the screen's `label` names, so an `ack` step by the
+//! owner answers it as it would an alert. Before screening, the replay
+//! waits until the screening node's sync status shows it holds every list
+//! released to it by earlier `watchlist` steps (entries travel by the
+//! holders' pulls); a screen that does not hit is a replay error naming
+//! it. [`Scenario::check`] refuses, naming the step, an entry the owner's
+//! node would refuse or one releasable to a non-member, a ref listed
+//! twice, a screen with no name or document or with no earlier entry of
+//! another agency it could hit, and an `ack` of a hit report by anyone but
+//! an owner of such an entry.
+//!
 //! - [`Scenario`]: the file, loaded and checked against a federation.
 //! - [`replay`]: performs each step at its scenario time through each
 //!   agency's operator service. How it follows scenario time is a
@@ -47,10 +89,15 @@
 //!   run`); [`ManualDriver`] on a `ManualClock`, for in-process federations
 //!   (the test kit's), which moves the clock through every deadline and
 //!   ladder step in order and waits for the federation to settle, so a year
-//!   replays in a fraction of a second.
-//! - [`post_mortem`]: what happened to every alert, read from the nodes, as
-//!   a [`PostMortem`] to assert on, print (its `Display` is the demo's text)
-//!   or serialise (the demo's `--json`).
+//!   replays in seconds.
+//! - [`post_mortem`]: what happened to every alert and every hit report
+//!   (who screened whom, where, when, which entry, how well, and what the
+//!   owner did with it), read from the nodes, as a [`PostMortem`] to assert
+//!   on, print (its `Display` is the demo's text) or serialise (the demo's
+//!   `--json`).
+//! - [`Clients`]: each agency's operator services, alerts and watchlists
+//!   ([`AgencyClient`]), through which the replay acts and the post-mortem
+//!   reads.
 //!
 //! The test kit (`tocsin_testkit::scenario`) puts these together for tests.
 
@@ -64,7 +111,9 @@ mod replay;
 pub use drivers::{ManualDriver, ScaledDriver};
 pub use file::{Action, LoadError, Mistake, Scenario, ScenarioError, Step};
 pub use post_mortem::{
-    AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,
-    RecipientReport, StepReport, Totals, human_duration, post_mortem,
+    AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, HitReport, LadderStep,
+    PostMortem, RecipientReport, StepReport, Totals, human_duration, post_mortem,
 };
-pub use replay::{BoxError, Clients, ClockDriver, NodeControl, Nodes, Replay, ReplayError, replay};
+pub use replay::{
+    AgencyClient, BoxError, Clients, ClockDriver, NodeControl, Nodes, Replay, ReplayError, replay,
+};

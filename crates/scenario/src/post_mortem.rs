@@ -190,6 +190,48 @@ pub struct FlagReport {
     pub seen_at: Vec<AgencyId>,
 }
 
+/// One hit report of the replay: a partner's screen hit an entry, and the
+/// entry's owner was told (an alert to it, with the acknowledgement cycle
+/// of any alert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitReport {
+    /// Its label in the scenario: the screen's.
+    pub label: String,
+    /// Its id (an alert id).
+    pub id: String,
+    /// The agency that screened, and sent the report.
+    pub screened_by: AgencyId,
+    /// The person as screened, as people read it.
+    pub person: String,
+    /// Where they were seen.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub seen_place: String,
+    /// When they were seen.
+    pub seen_at: Option<DateTime<Utc>>,
+    /// The entry's owner, the report's recipient.
+    pub entry_owner: AgencyId,
+    /// The owner's reference of the entry.
+    pub entry_ref: String,
+    /// What the entry asks a holder to do on a hit.
+    pub requested_action: String,
+    /// How well the screen matched the entry, in [0, 1].
+    pub score: f32,
+    /// The evidence, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The report's precedence: the entry's.
+    pub precedence: Precedence,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Later screens of the same person that reused this report (within
+    /// the screening node's repeat window), by label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeated_by: Vec<String>,
+    /// What became of it at the owner: receipt, deadline, answer, flag,
+    /// ladder.
+    pub owner: RecipientReport,
+}
+
 /// The deliveries of a replay, counted by their current acknowledgement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
@@ -203,12 +245,24 @@ pub struct Totals {
     pub never_acknowledged: usize,
     /// Subjects flagged REPEATED_UNANSWERED.
     pub subjects_flagged: usize,
+    /// Hit reports sent (not counted in `deliveries`).
+    #[serde(default)]
+    pub hit_reports: usize,
+    /// Hit reports the owner acknowledged by the deadline.
+    #[serde(default)]
+    pub hits_in_time: usize,
+    /// Hit reports acknowledged after the deadline.
+    #[serde(default)]
+    pub hits_late: usize,
+    /// Hit reports not acknowledged by the end of the replay.
+    #[serde(default)]
+    pub hits_unanswered: usize,
 }
 
 /// The story of a replay, read from the nodes' stores: what they hold is
 /// what happened. Its [`Display`](fmt::Display) is the text `tocsin demo`
 /// prints; its JSON is what `--json` prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostMortem {
     /// The scenario's name.
     pub scenario: String,
@@ -216,6 +270,9 @@ pub struct PostMortem {
     pub title: String,
     /// Every alert sent or cancel made, in the scenario's order.
     pub alerts: Vec<AlertReport>,
+    /// Every hit report, in the order the screens made them.
+    #[serde(default)]
+    pub hits: Vec<HitReport>,
     /// Every REPEATED_UNANSWERED flag, on any node.
     pub repeated_unanswered: Vec<FlagReport>,
     /// The counts.
@@ -226,6 +283,13 @@ impl PostMortem {
     /// The alert sent (or cancel made) as `label`.
     pub fn alert(&self, label: &str) -> Option<&AlertReport> {
         self.alerts.iter().find(|a| a.label == label)
+    }
+
+    /// The hit report of the screen `label`.
+    pub fn hit(&self, label: &str) -> Option<&HitReport> {
+        self.hits
+            .iter()
+            .find(|h| h.label == label || h.repeated_by.iter().any(|l| l == label))
     }
 
     /// The REPEATED_UNANSWERED flags on `recipient`.
@@ -303,19 +367,37 @@ pub async fn post_mortem(
     replay: &Replay,
 ) -> Result<PostMortem, ReplayError> {
     let mut records = Vec::new();
+    let mut wanted: Vec<(String, String, AgencyId)> = Vec::new();
     for step in &scenario.steps {
         let label = match &step.action {
             Action::Send { label, .. } => label,
             Action::Cancel { as_label, .. } => as_label,
             _ => continue,
         };
+        if let Some((id, originator)) = replay.labels.get(label) {
+            wanted.push((label.clone(), id.clone(), originator.clone()));
+        }
+    }
+    // Hit reports after the alerts, once each: a repeat names the first.
+    let mut repeats: HashMap<String, Vec<String>> = HashMap::new();
+    let mut hit_ids = Vec::new();
+    for label in &replay.hit_reports {
         let Some((id, originator)) = replay.labels.get(label) else {
             continue;
         };
-        let Some(client) = clients.get(originator) else {
+        if hit_ids.contains(id) {
+            repeats.entry(id.clone()).or_default().push(label.clone());
+            continue;
+        }
+        hit_ids.push(id.clone());
+        wanted.push((label.clone(), id.clone(), originator.clone()));
+    }
+    for (label, id, originator) in wanted {
+        let Some(client) = clients.get(&originator) else {
             continue;
         };
         let record = client
+            .operator
             .clone()
             .get_alert(pb::GetAlertRequest { id: id.clone() })
             .await
@@ -326,7 +408,7 @@ pub async fn post_mortem(
                 status,
             })?
             .into_inner();
-        records.push((label.clone(), id.clone(), originator.clone(), record));
+        records.push((label, id, originator, record));
     }
 
     // Read after the records, so every step they show has its event.
@@ -343,12 +425,13 @@ pub async fn post_mortem(
     let mut events: HashMap<AgencyId, Vec<pb::Event>> = HashMap::new();
     for (originator, wanted) in expected {
         if let Some(client) = clients.get(&originator) {
-            events.insert(originator, ladder_events(client, wanted).await);
+            events.insert(originator, ladder_events(&client.operator, wanted).await);
         }
     }
 
     let mut totals = Totals::default();
     let mut alerts = Vec::new();
+    let mut hits = Vec::new();
     for (label, id, originator, record) in records {
         let alert = record.alert.clone().unwrap_or_default();
         let invalid = |what: String| ReplayError::Invalid {
@@ -357,56 +440,66 @@ pub async fn post_mortem(
         };
         let mut recipients = Vec::new();
         for d in &record.deliveries {
-            let acknowledgements = d
-                .acknowledgements
-                .iter()
-                .map(|a| {
-                    let ack = a.acknowledgement.clone().unwrap_or_default();
-                    Ok(AckReport {
-                        disposition: Disposition::from_wire(ack.disposition)
-                            .map_err(|e| invalid(e.to_string()))?,
-                        at: time_of(&ack.acknowledged_at),
-                        late_by_seconds: a.late_by_seconds,
-                        note: ack.note,
-                    })
-                })
-                .collect::<Result<Vec<_>, ReplayError>>()?;
-            let flag = match pb::DeadlineFlag::try_from(d.flag) {
-                Ok(pb::DeadlineFlag::None) => None,
-                Ok(pb::DeadlineFlag::Overdue) => Some(DeadlineFlag::Overdue),
-                Ok(pb::DeadlineFlag::Undelivered) => Some(DeadlineFlag::Undelivered),
-                Err(_) => return Err(invalid(format!("an unknown deadline flag {}", d.flag))),
+            let report = recipient_report(d, &id, &originator, &events)?;
+            let (all, in_time, late, never) = if alert.hit.is_some() {
+                (
+                    &mut totals.hit_reports,
+                    &mut totals.hits_in_time,
+                    &mut totals.hits_late,
+                    &mut totals.hits_unanswered,
+                )
+            } else {
+                (
+                    &mut totals.deliveries,
+                    &mut totals.in_time,
+                    &mut totals.late,
+                    &mut totals.never_acknowledged,
+                )
             };
-            let escalation = events
-                .get(&originator)
-                .into_iter()
-                .flatten()
-                .filter(|e| e.alert_id == id && e.agency == d.recipient)
-                .filter_map(|e| {
-                    Some(StepReport {
-                        step: ladder_step(e.kind)?,
-                        at: time_of(&e.at),
-                        detail: e.detail.clone(),
-                    })
-                })
-                .collect();
-            let report = RecipientReport {
-                agency: agency(&d.recipient, &originator)?,
-                received_at: time_of(&d.delivered_at),
-                delivery_attempts: d.attempts,
-                due_at: time_of(&d.due_at),
-                acknowledgements,
-                flag,
-                flagged_at: time_of(&d.flagged_at),
-                escalation,
-            };
-            totals.deliveries += 1;
+            *all += 1;
             match report.answer() {
-                Some(a) if a.is_late() => totals.late += 1,
-                Some(_) => totals.in_time += 1,
-                None => totals.never_acknowledged += 1,
+                Some(a) if a.is_late() => *late += 1,
+                Some(_) => *in_time += 1,
+                None => *never += 1,
             }
             recipients.push(report);
+        }
+        let precedence =
+            Precedence::from_wire(alert.precedence).map_err(|e| invalid(e.to_string()))?;
+        if let Some(hit) = &alert.hit {
+            let owner = recipients
+                .pop()
+                .ok_or_else(|| invalid(format!("hit report {label:?} without its delivery")))?;
+            let person = hit
+                .screened
+                .as_ref()
+                .map(|p| {
+                    let dob = if p.date_of_birth.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (b. {})", p.date_of_birth)
+                    };
+                    format!("{}{dob}", p.names.join(" / "))
+                })
+                .unwrap_or_default();
+            hits.push(HitReport {
+                repeated_by: repeats.remove(&id).unwrap_or_default(),
+                label,
+                id,
+                screened_by: originator.clone(),
+                person,
+                seen_place: hit.seen_place.clone(),
+                seen_at: time_of(&hit.seen_at),
+                entry_owner: agency(&hit.entry_owner, &originator)?,
+                entry_ref: hit.entry_ref.clone(),
+                requested_action: hit.requested_action.clone(),
+                score: hit.score,
+                reasons: hit.reasons.clone(),
+                precedence,
+                sent_at: time_of(&alert.created_at),
+                owner,
+            });
+            continue;
         }
         let status = match pb::AlertStatus::try_from(record.status) {
             Ok(pb::AlertStatus::Active) => AlertStatus::Active,
@@ -418,8 +511,7 @@ pub async fn post_mortem(
             label,
             id,
             originator: originator.clone(),
-            precedence: Precedence::from_wire(alert.precedence)
-                .map_err(|e| invalid(e.to_string()))?,
+            precedence,
             sent_at: time_of(&alert.created_at),
             status,
             recipients,
@@ -434,6 +526,7 @@ pub async fn post_mortem(
     let mut flags: BTreeMap<(String, String), FlagReport> = BTreeMap::new();
     for (node, c) in clients {
         let Ok(found) = c
+            .operator
             .clone()
             .list_subject_flags(pb::ListSubjectFlagsRequest {})
             .await
@@ -468,8 +561,66 @@ pub async fn post_mortem(
         scenario: scenario.name.clone(),
         title: scenario.title.clone(),
         alerts,
+        hits,
         repeated_unanswered: flags.into_values().collect(),
         totals,
+    })
+}
+
+/// One recipient of one alert, as its originator `originator` holds the
+/// delivery, with the ladder steps of `events`.
+fn recipient_report(
+    d: &pb::Delivery,
+    id: &str,
+    originator: &AgencyId,
+    events: &HashMap<AgencyId, Vec<pb::Event>>,
+) -> Result<RecipientReport, ReplayError> {
+    let invalid = |what: String| ReplayError::Invalid {
+        agency: originator.clone(),
+        what,
+    };
+    let acknowledgements = d
+        .acknowledgements
+        .iter()
+        .map(|a| {
+            let ack = a.acknowledgement.clone().unwrap_or_default();
+            Ok(AckReport {
+                disposition: Disposition::from_wire(ack.disposition)
+                    .map_err(|e| invalid(e.to_string()))?,
+                at: time_of(&ack.acknowledged_at),
+                late_by_seconds: a.late_by_seconds,
+                note: ack.note,
+            })
+        })
+        .collect::<Result<Vec<_>, ReplayError>>()?;
+    let flag = match pb::DeadlineFlag::try_from(d.flag) {
+        Ok(pb::DeadlineFlag::None) => None,
+        Ok(pb::DeadlineFlag::Overdue) => Some(DeadlineFlag::Overdue),
+        Ok(pb::DeadlineFlag::Undelivered) => Some(DeadlineFlag::Undelivered),
+        Err(_) => return Err(invalid(format!("an unknown deadline flag {}", d.flag))),
+    };
+    let escalation = events
+        .get(originator)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.alert_id == id && e.agency == d.recipient)
+        .filter_map(|e| {
+            Some(StepReport {
+                step: ladder_step(e.kind)?,
+                at: time_of(&e.at),
+                detail: e.detail.clone(),
+            })
+        })
+        .collect();
+    Ok(RecipientReport {
+        agency: agency(&d.recipient, originator)?,
+        received_at: time_of(&d.delivered_at),
+        delivery_attempts: d.attempts,
+        due_at: time_of(&d.due_at),
+        acknowledgements,
+        flag,
+        flagged_at: time_of(&d.flagged_at),
+        escalation,
     })
 }
 
@@ -606,13 +757,71 @@ impl fmt::Display for PostMortem {
                 writeln!(f, "{r}")?;
             }
         }
+        if !self.hits.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Hit reports (a partner's screen hit a listed entry; its owner is told):"
+            )?;
+        }
+        for h in &self.hits {
+            writeln!(f, "{h}")?;
+        }
         writeln!(f)?;
         let t = &self.totals;
         write!(
             f,
             "{} deliveries: {} acknowledged in time, {} late, {} never acknowledged; {} subject(s) flagged REPEATED_UNANSWERED",
             t.deliveries, t.in_time, t.late, t.never_acknowledged, t.subjects_flagged
-        )
+        )?;
+        if t.hit_reports > 0 {
+            write!(
+                f,
+                "\n{} hit report(s): {} acknowledged in time, {} late, {} never acknowledged",
+                t.hit_reports, t.hits_in_time, t.hits_late, t.hits_unanswered
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for HitReport {
+    /// Who screened whom, where and when, which entry and how well, then
+    /// the owner's line: what became of the report.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = if self.seen_place.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", self.seen_place)
+        };
+        let action = if self.requested_action.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.requested_action)
+        };
+        writeln!(
+            f,
+            "{} ({}) {} screened {}{place}, seen {}",
+            self.label,
+            self.id,
+            self.screened_by,
+            self.person,
+            at(self.seen_at)
+        )?;
+        write!(
+            f,
+            "    HIT on {}/{}{action}, score {:.2}; hit report -> {}, {}, sent {}",
+            self.entry_owner,
+            self.entry_ref,
+            self.score,
+            self.entry_owner,
+            self.precedence,
+            at(self.sent_at)
+        )?;
+        if !self.repeated_by.is_empty() {
+            write!(f, "; repeated by {}", self.repeated_by.join(", "))?;
+        }
+        write!(f, "\n{}", self.owner)
     }
 }
 
@@ -696,6 +905,7 @@ mod tests {
                 status: AlertStatus::Cancelled,
                 recipients: vec![r],
             }],
+            hits: vec![],
             repeated_unanswered: vec![],
             totals: Totals {
                 deliveries: 1,
@@ -722,6 +932,70 @@ mod tests {
             json["alerts"][0]["recipients"][0]["escalation"][2]["step"],
             "LAPSED"
         );
+        assert_eq!(serde_json::from_value::<PostMortem>(json).unwrap(), pm);
+    }
+
+    #[test]
+    fn a_hit_report_says_who_saw_whom_where_which_entry_and_its_fate() {
+        let mut owner = late_answer();
+        owner.agency = AgencyId::new("BE-VSSE").unwrap();
+        owner.acknowledgements.clear();
+        let hit = HitReport {
+            label: "cambrai".into(),
+            id: "01H".into(),
+            screened_by: AgencyId::new("FR-GN").unwrap(),
+            person: "Salah ABDESLAM (b. 1989-09-15)".into(),
+            seen_place: "Cambrai".into(),
+            seen_at: t("2015-11-14T09:10:00Z"),
+            entry_owner: AgencyId::new("BE-VSSE").unwrap(),
+            entry_ref: "VSSE-2015-0212".into(),
+            requested_action: "DISCREET_CHECK".into(),
+            score: 0.974,
+            reasons: vec!["names: ABDESLAM ~ ABDESLAM (exact)".into()],
+            precedence: Precedence::Immediate,
+            sent_at: t("2015-11-14T09:10:00Z"),
+            repeated_by: vec!["cambrai-again".into()],
+            owner,
+        };
+        let pm = PostMortem {
+            scenario: "s".into(),
+            title: String::new(),
+            alerts: vec![],
+            hits: vec![hit],
+            repeated_unanswered: vec![],
+            totals: Totals {
+                hit_reports: 1,
+                hits_unanswered: 1,
+                ..Totals::default()
+            },
+        };
+        let text = pm.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("cambrai"))
+            .take(4)
+            .collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "cambrai (01H) FR-GN screened Salah ABDESLAM (b. 1989-09-15) at Cambrai, seen 2015-11-14 09:10",
+                "    HIT on BE-VSSE/VSSE-2015-0212, DISCREET_CHECK, score 0.97; hit report -> BE-VSSE, IMMEDIATE, sent 2015-11-14 09:10; repeated by cambrai-again",
+                "    BE-VSSE     receipt 2015-11-12 10:00; deadline 2015-11-12 11:00; NO ACKNOWLEDGEMENT; flagged OVERDUE",
+            ],
+            "{text}"
+        );
+        assert!(lines[3].contains("REMINDED"), "{text}");
+        assert!(
+            text.ends_with(
+                "\n1 hit report(s): 0 acknowledged in time, 0 late, 1 never acknowledged"
+            ),
+            "{text}"
+        );
+        assert_eq!(pm.hit("cambrai-again").unwrap().label, "cambrai");
+        let json = serde_json::to_value(&pm).unwrap();
+        assert_eq!(json["hits"][0]["entry_ref"], "VSSE-2015-0212");
+        assert_eq!(json["hits"][0]["owner"]["flag"], "OVERDUE");
+        assert_eq!(json["totals"]["hits_unanswered"], 1);
         assert_eq!(serde_json::from_value::<PostMortem>(json).unwrap(), pm);
     }
 }

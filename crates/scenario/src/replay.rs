@@ -2,20 +2,45 @@
 //! agency's operator service.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use tocsin_core::AgencyId;
+use tocsin_core::alert::{Person, Subject};
+use tocsin_core::{AgencyId, to_timestamp};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
+use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
 use tonic::transport::Channel;
 
 use crate::file::{Action, Scenario};
 use crate::post_mortem::human_duration;
 
+/// One agency's operator services on its node: alerts, and watchlists.
+#[derive(Debug, Clone)]
+pub struct AgencyClient {
+    /// Alerts, acknowledgements, events, subject flags.
+    pub operator: OperatorClient<Channel>,
+    /// Watchlist entries and screening.
+    pub watchlist: WatchlistDeskClient<Channel>,
+}
+
+impl AgencyClient {
+    /// Both services over one channel to the agency's node.
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            operator: OperatorClient::new(channel.clone()),
+            watchlist: WatchlistDeskClient::new(channel),
+        }
+    }
+}
+
 /// The operator clients of the agencies, by agency.
-pub type Clients = BTreeMap<AgencyId, OperatorClient<Channel>>;
+pub type Clients = BTreeMap<AgencyId, AgencyClient>;
+
+/// How long a screen waits, in real time, for the screening node to hold
+/// the entries listed before it.
+const SYNC_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Any error, from whatever starts and stops nodes.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,9 +70,7 @@ impl<'a> Nodes<'a> {
     }
 
     /// The agencies whose nodes run, with their clients.
-    pub fn up(
-        &self,
-    ) -> impl Iterator<Item = (&'a AgencyId, &'a OperatorClient<Channel>)> + use<'a> {
+    pub fn up(&self) -> impl Iterator<Item = (&'a AgencyId, &'a AgencyClient)> + use<'a> {
         let down = self.down;
         self.clients.iter().filter(move |(a, _)| !down.contains(*a))
     }
@@ -95,9 +118,10 @@ pub enum ReplayError {
     Refused {
         /// The agency whose node refused.
         agency: AgencyId,
-        /// What it was asked: send, acknowledge, read, cancel, show.
+        /// What it was asked: send, acknowledge, read, cancel, show, list,
+        /// screen.
         action: &'static str,
-        /// The alert's label.
+        /// The alert's label (or the screen's, or the listing owner's).
         label: String,
         /// Its answer.
         status: tonic::Status,
@@ -109,6 +133,35 @@ pub enum ReplayError {
         agency: AgencyId,
         /// What was wrong.
         what: String,
+    },
+    /// A screen that was to hit another agency's entry did not.
+    #[error("screen {label:?}: {agency} found no hit on another agency's entry{}", best.as_deref().map(|b| format!(" (best match: {b})")).unwrap_or_default())]
+    NoHit {
+        /// The screen's label.
+        label: String,
+        /// The screening agency.
+        agency: AgencyId,
+        /// The best match it did find, if any.
+        best: Option<String>,
+    },
+    /// The screening node did not come to hold what was listed before the
+    /// screen.
+    #[error(
+        "screen {label:?}: {agency} still holds {owner}'s list only up to change {cursor}, not {seq}, after {waited:?}"
+    )]
+    NotSynced {
+        /// The screen's label.
+        label: String,
+        /// The screening agency.
+        agency: AgencyId,
+        /// The owner of the entries.
+        owner: AgencyId,
+        /// How far the screening node holds the owner's log.
+        cursor: u64,
+        /// The owner's change it waited for.
+        seq: u64,
+        /// How long it waited, in real time.
+        waited: Duration,
     },
     /// A node could not be stopped or started.
     #[error("cannot {action} {agency}'s node")]
@@ -136,14 +189,104 @@ pub enum ReplayError {
 /// What a replay produced: the alert id and originator behind each label.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Replay {
-    /// Label to (alert id, originator).
+    /// Label to (alert id, originator); a screen's label names its hit
+    /// report, whose originator is the screening agency.
     pub labels: BTreeMap<String, (String, AgencyId)>,
+    /// The labels of hit reports, in the order the screens made them. A
+    /// screen that hit several entries names the first report by its own
+    /// label and the next `LABEL-2`, `LABEL-3`...; a screen that repeated
+    /// an earlier report (same person, same entry, within the node's
+    /// window) names that report again.
+    pub hit_reports: Vec<String>,
 }
 
 impl Replay {
     /// The id of the alert sent as `label`.
     pub fn id(&self, label: &str) -> Option<&str> {
         self.labels.get(label).map(|(id, _)| id.as_str())
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// A person as a line shows them: the names as written at the check.
+pub(crate) fn person_text(p: &Person) -> String {
+    let names = p
+        .names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match p.date_of_birth {
+        Some(dob) => format!("{names} (b. {dob})"),
+        None => names,
+    }
+}
+
+fn place_text(place: &str) -> String {
+    if place.is_empty() {
+        String::new()
+    } else {
+        format!(" at {place}")
+    }
+}
+
+/// The wire form of a person to screen.
+fn person_to_proto(p: &Person) -> pb::Person {
+    match pb::Subject::from(&Subject::Person(p.clone())).kind {
+        Some(pb::subject::Kind::Person(p)) => p,
+        _ => pb::Person::default(),
+    }
+}
+
+/// Waits until `agency`'s node holds `owner`'s log up to `seq`, as its
+/// sync status says: entries travel by the holders' pulls, in real time.
+async fn wait_synced(
+    desk: &mut WatchlistDeskClient<Channel>,
+    agency: &AgencyId,
+    owner: &AgencyId,
+    seq: u64,
+    label: &str,
+) -> Result<(), ReplayError> {
+    let began = Instant::now();
+    loop {
+        let status = desk
+            .sync_status(pb::SyncStatusRequest {})
+            .await
+            .map_err(|status| ReplayError::Refused {
+                agency: agency.clone(),
+                action: "read the sync status for",
+                label: label.to_owned(),
+                status,
+            })?
+            .into_inner();
+        let cursor = status
+            .owners
+            .iter()
+            .find(|o| o.owner == owner.as_str())
+            .map(|o| o.cursor)
+            .unwrap_or(0);
+        if cursor >= seq {
+            return Ok(());
+        }
+        if began.elapsed() >= SYNC_PATIENCE {
+            return Err(ReplayError::NotSynced {
+                label: label.to_owned(),
+                agency: agency.clone(),
+                owner: owner.clone(),
+                cursor,
+                seq,
+                waited: began.elapsed(),
+            });
+        }
+        // The pull is under way on the node; look again shortly.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -167,12 +310,17 @@ pub async fn replay(
 ) -> Result<Replay, ReplayError> {
     let mut replay = Replay::default();
     let mut down = BTreeSet::new();
-    let client = |agency: &AgencyId| -> Result<OperatorClient<Channel>, ReplayError> {
+    // The last change of each owner's log the replay made, and to whom
+    // its entries are releasable: a screen waits until its node holds
+    // them.
+    let mut published: BTreeMap<AgencyId, (u64, BTreeSet<String>)> = BTreeMap::new();
+    let agency_client = |agency: &AgencyId| -> Result<AgencyClient, ReplayError> {
         clients
             .get(agency)
             .cloned()
             .ok_or_else(|| ReplayError::NoClient(agency.clone()))
     };
+    let client = |agency: &AgencyId| agency_client(agency).map(|c| c.operator);
     let refused = |agency: &AgencyId, action: &'static str, label: &str| {
         let (agency, label) = (agency.clone(), label.to_owned());
         move |status| ReplayError::Refused {
@@ -324,6 +472,126 @@ pub async fn replay(
                 None => narrate(&format!("[{when}] ({agency} would come back; skipped)")),
             },
             Action::Note { text } => narrate(&format!("[{when}] -- {text}")),
+            Action::Watchlist { from, entries } => {
+                let refs: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
+                let stored = agency_client(from)?
+                    .watchlist
+                    .add_entries(pb::AddEntriesRequest {
+                        entries: entries.iter().map(|e| e.to_proto()).collect(),
+                    })
+                    .await
+                    .map_err(refused(from, "list", &refs.join(", ")))?
+                    .into_inner()
+                    .entries;
+                let last = published.entry(from.clone()).or_default();
+                for r in &stored {
+                    last.0 = last.0.max(r.seq);
+                }
+                for e in entries {
+                    last.1.extend(e.releasable_to.iter().cloned());
+                }
+                let to: BTreeSet<&str> = entries
+                    .iter()
+                    .flat_map(|e| e.releasable_to.iter().map(String::as_str))
+                    .collect();
+                narrate(&format!(
+                    "[{when}] {from} lists {} ({}), releasable to {}",
+                    plural(entries.len(), "watchlist entry", "watchlist entries"),
+                    refs.join(", "),
+                    to.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Action::Screen {
+                by,
+                label,
+                person,
+                place,
+                seen_at,
+                reference,
+            } => {
+                let mut desk = agency_client(by)?.watchlist;
+                // Entries travel by the holders' pulls: screen only once
+                // this node holds every list released to it so far.
+                for (owner, (seq, to)) in &published {
+                    if owner != by && to.contains(by.as_str()) {
+                        wait_synced(&mut desk, by, owner, *seq, label).await?;
+                    }
+                }
+                let response = desk
+                    .screen(pb::ScreenRequest {
+                        person: Some(person_to_proto(person)),
+                        identifiers: Vec::new(),
+                        seen_at: Some(to_timestamp(seen_at.unwrap_or(step.at))),
+                        seen_place: place.clone(),
+                        r#ref: reference.clone(),
+                    })
+                    .await
+                    .map_err(refused(by, "screen", label))?
+                    .into_inner();
+                let reports: Vec<&pb::ScreenMatch> = response
+                    .matches
+                    .iter()
+                    .filter(|m| m.hit && !m.hit_report_id.is_empty())
+                    .collect();
+                if reports.is_empty() {
+                    return Err(ReplayError::NoHit {
+                        label: label.clone(),
+                        agency: by.clone(),
+                        best: response.matches.first().map(|m| {
+                            let hit = match (m.hit, m.owner == by.as_str()) {
+                                (false, _) => "",
+                                (true, true) => ", a hit on its own entry",
+                                (true, false) => ", a hit, but its node sent no hit report",
+                            };
+                            format!("{}/{} at {:.2}{hit}", m.owner, m.r#ref, m.score)
+                        }),
+                    });
+                }
+                let mut told = Vec::new();
+                for (n, m) in reports.iter().enumerate() {
+                    let name = if n == 0 {
+                        label.clone()
+                    } else {
+                        format!("{label}-{}", n + 1)
+                    };
+                    let action = m
+                        .entry
+                        .as_ref()
+                        .and_then(|e| pb::WatchlistAction::try_from(e.action).ok())
+                        .map(|a| {
+                            a.as_str_name()
+                                .trim_start_matches("WATCHLIST_ACTION_")
+                                .to_owned()
+                        })
+                        .unwrap_or_default();
+                    let earlier = replay
+                        .labels
+                        .iter()
+                        .find(|(_, (id, _))| *id == m.hit_report_id)
+                        .map(|(l, _)| l.clone());
+                    told.push(format!(
+                        "HIT on {}/{} ({action}, score {:.2}): {}",
+                        m.owner,
+                        m.r#ref,
+                        m.score,
+                        match (&earlier, m.hit_report_repeated) {
+                            (Some(e), _) => format!("repeats hit report {e}"),
+                            (None, true) => format!("repeats an earlier hit report, as {name}"),
+                            (None, false) => format!("hit report {name} to {}", m.owner),
+                        }
+                    ));
+                    replay
+                        .labels
+                        .insert(name.clone(), (m.hit_report_id.clone(), by.clone()));
+                    replay.hit_reports.push(name);
+                }
+                let seen = place_text(place);
+                narrate(&format!(
+                    "[{when}] {by} screens {}{seen}: {}",
+                    person_text(person),
+                    told.join("; ")
+                ));
+            }
         }
         driver.settle(Nodes::new(clients, &down)).await?;
     }

@@ -143,6 +143,15 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
             Action::Stop { agency } | Action::Start { agency } => {
                 prop_assert!(FEDERATION.is_member(agency));
             }
+            Action::Watchlist { from, entries } => {
+                for e in entries {
+                    prop_assert!(e.check(from).is_ok(), "{e:?} would be refused");
+                }
+            }
+            Action::Screen { by, label, .. } => {
+                prop_assert!(FEDERATION.is_member(by));
+                sent.insert(label.clone());
+            }
             Action::Note { .. } => {}
         }
     }

@@ -31,8 +31,8 @@
 //! with [`tocsin_scenario::ManualDriver`]: the clock moves through every
 //! deadline and ladder step in order, and after each step the replay waits
 //! until the federation has settled (alerts delivered, acknowledgements
-//! home, flags and ladder steps taken), so a year takes a fraction of a
-//! second and the times in the post-mortem are exactly the scenario's.
+//! home, flags and ladder steps taken), so a year takes seconds and the
+//! times in the post-mortem are exactly the scenario's.
 //! `stop` and `start` steps stop and start the in-process nodes.
 
 use std::collections::BTreeSet;
@@ -46,11 +46,12 @@ use tocsin_core::clock::ManualClock;
 use tocsin_core::federation::Federation;
 use tocsin_node::config::OutboxOptions;
 pub use tocsin_scenario::{
-    AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, LadderStep, PostMortem,
-    RecipientReport, Scenario, StepReport, Totals,
+    AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, HitReport, LadderStep,
+    PostMortem, RecipientReport, Scenario, StepReport, Totals,
 };
 use tocsin_scenario::{
-    BoxError, Clients, ClockDriver, ManualDriver, NodeControl, Nodes, post_mortem, replay,
+    AgencyClient, BoxError, Clients, ClockDriver, ManualDriver, NodeControl, Nodes, post_mortem,
+    replay,
 };
 
 use crate::TestFederation;
@@ -138,7 +139,13 @@ impl ScenarioTest {
         let fed = builder.start().await?;
         let mut clients = Clients::new();
         for id in &ids {
-            clients.insert(id.clone(), fed.operator(id.as_str()).await?);
+            clients.insert(
+                id.clone(),
+                AgencyClient {
+                    operator: fed.operator(id.as_str()).await?,
+                    watchlist: fed.desk(id.as_str()).await?.watchlist()?,
+                },
+            );
         }
         // Connected (mutual TLS) and answering before the replay begins.
         for (id, client) in &clients {
@@ -146,7 +153,7 @@ impl ScenarioTest {
                 Duration::from_secs(10),
                 &format!("{id}'s node answers its operator"),
                 || {
-                    let mut client = client.clone();
+                    let mut client = client.operator.clone();
                     async move {
                         client
                             .list_subject_flags(tocsin_proto::pb::ListSubjectFlagsRequest {})
