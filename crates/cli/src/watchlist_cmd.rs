@@ -129,7 +129,8 @@ pub(crate) struct ImportArgs {
     /// become entries (see docs/stix.md).
     #[arg(long)]
     pub(crate) stix: bool,
-    /// One JSON entry per line; blank lines are skipped.
+    /// One JSON entry per line (blank lines are skipped), or with
+    /// --stix a STIX 2.1 bundle.
     pub(crate) file: PathBuf,
 }
 
