@@ -172,3 +172,25 @@ pub(crate) async fn import(
         .entries;
     Ok(stored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomically;
+
+    #[test]
+    fn a_bundle_replaces_the_file_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tr.json");
+        std::fs::write(&path, "old, and longer than the new one").unwrap();
+        write_atomically(&path, b"{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["tr.json"]);
+        let missing = dir.path().join("no-such-dir").join("tr.json");
+        let err = write_atomically(&missing, b"{}").unwrap_err();
+        assert!(format!("{err:#}").contains("no-such-dir"), "{err:#}");
+    }
+}
