@@ -50,6 +50,10 @@ pub(crate) enum Command {
     /// Screen a person against every watchlist entry this node holds
     /// (as an operator).
     Screen(Box<crate::screen_cmd::ScreenArgs>),
+    /// Write this agency's alerts, hit reports and watchlist entries as a
+    /// STIX 2.1 bundle, for MISP, OpenCTI and other STIX tools (as an
+    /// operator).
+    Export(crate::stix_cmd::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]

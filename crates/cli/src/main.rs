@@ -18,6 +18,7 @@ mod operator;
 mod output;
 mod pki_cmd;
 mod screen_cmd;
+mod stix_cmd;
 mod timeline;
 mod triage_cmd;
 mod watchlist_cmd;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Export(args)) => audit_cmd::export(args).await,
             Command::Watchlist(command) => watchlist_cmd::run(command).await,
             Command::Screen(args) => screen_cmd::run(*args).await,
+            Command::Export(args) => stix_cmd::export(args).await,
         }
     });
     match result {

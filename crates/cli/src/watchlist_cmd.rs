@@ -28,7 +28,8 @@ pub(crate) enum WatchlistCommand {
     /// The entries this node holds: this agency's and those of others
     /// releasable to it.
     List(ListArgs),
-    /// Publish the entries of a file, one JSON entry per line, all or none.
+    /// Publish the entries of a file, one JSON entry per line (or, with
+    /// --stix, the individuals of a STIX 2.1 bundle), all or none.
     Import(ImportArgs),
     /// How far behind each other agency's watchlist this node is.
     SyncStatus(StatusArgs),
@@ -124,7 +125,12 @@ pub(crate) struct ListArgs {
 pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
-    /// One JSON entry per line; blank lines are skipped.
+    /// Read a STIX 2.1 bundle: its `identity` objects of individuals
+    /// become entries (see docs/stix.md).
+    #[arg(long)]
+    pub(crate) stix: bool,
+    /// One JSON entry per line (blank lines are skipped), or with
+    /// --stix a STIX 2.1 bundle.
     pub(crate) file: PathBuf,
 }
 
@@ -367,6 +373,31 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
+    let stored = if args.stix {
+        crate::stix_cmd::import(&args.connect, &args.file).await?
+    } else {
+        import_lines(&args).await?
+    };
+    let shown = stored
+        .into_iter()
+        .map(shown)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.connect.json {
+        return print_json(&shown);
+    }
+    let seqs: Vec<u64> = shown.iter().map(|s| s.seq).collect();
+    println!(
+        "imported {} entries from {name} (seq {}..{})",
+        shown.len(),
+        seqs.first().unwrap_or(&0),
+        seqs.last().unwrap_or(&0)
+    );
+    Ok(())
+}
+
+/// The entries of a file of JSON lines, published all or none.
+async fn import_lines(args: &ImportArgs) -> anyhow::Result<Vec<pb::WatchlistRecord>> {
+    let name = args.file.display().to_string();
     // Every line is read and checked before anything is sent: a file with
     // one bad line imports nothing.
     let mut lines = Vec::new();
@@ -404,21 +435,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         })?
         .into_inner()
         .entries;
-    let shown = stored
-        .into_iter()
-        .map(shown)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.connect.json {
-        return print_json(&shown);
-    }
-    let seqs: Vec<u64> = shown.iter().map(|s| s.seq).collect();
-    println!(
-        "imported {} entries from {name} (seq {}..{})",
-        shown.len(),
-        seqs.first().unwrap_or(&0),
-        seqs.last().unwrap_or(&0)
-    );
-    Ok(())
+    Ok(stored)
 }
 
 async fn sync_status(args: StatusArgs) -> anyhow::Result<()> {
