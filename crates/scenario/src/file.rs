@@ -118,6 +118,17 @@ pub enum Action {
         #[serde(default, rename = "ref")]
         reference: String,
     },
+    /// An agency looks at what it owes, ranked by risk (the `Triage`
+    /// RPC, as `tocsin alerts list --triage`); the replay narrates the top
+    /// of the list with the reasons.
+    Triage {
+        /// The agency.
+        by: AgencyId,
+        /// The label of an alert that must then rank first: the replay
+        /// stops with an error naming the step if it does not.
+        #[serde(default)]
+        expect_first: Option<String>,
+    },
     /// An agency's node goes down.
     Stop {
         /// The agency.
@@ -507,6 +518,24 @@ impl Scenario {
                         });
                     }
                 }
+                Action::Triage { by, expect_first } => {
+                    member(by, i)?;
+                    if let Some(label) = expect_first {
+                        let Some((_, recipients, _)) = labels.get(label.as_str()) else {
+                            return Err(Mistake::NotSent {
+                                step: i,
+                                label: label.clone(),
+                            });
+                        };
+                        if !recipients.contains(by) {
+                            return Err(Mistake::NotRecipient {
+                                step: i,
+                                agency: by.clone(),
+                                label: label.clone(),
+                            });
+                        }
+                    }
+                }
                 Action::Stop { agency } | Action::Start { agency } => member(agency, i)?,
                 Action::Note { .. } => {}
             }
@@ -523,7 +552,9 @@ impl Scenario {
                 Action::Send { from, .. }
                 | Action::Cancel { from, .. }
                 | Action::Watchlist { from, .. } => Some(from.clone()),
-                Action::Ack { by, .. } | Action::Screen { by, .. } => Some(by.clone()),
+                Action::Ack { by, .. }
+                | Action::Screen { by, .. }
+                | Action::Triage { by, .. } => Some(by.clone()),
                 _ => None,
             })
             .collect()

@@ -115,5 +115,6 @@ pub use post_mortem::{
     PostMortem, RecipientReport, StepReport, Totals, human_duration, post_mortem,
 };
 pub use replay::{
-    AgencyClient, BoxError, Clients, ClockDriver, NodeControl, Nodes, Replay, ReplayError, replay,
+    AgencyClient, BoxError, Clients, ClockDriver, NodeControl, Nodes, Replay, ReplayError,
+    TriageSeen, TriagedItem, replay,
 };

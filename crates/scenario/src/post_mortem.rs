@@ -273,6 +273,9 @@ pub struct PostMortem {
     /// Every hit report, in the order the screens made them.
     #[serde(default)]
     pub hits: Vec<HitReport>,
+    /// What each `triage` step saw: the agency's owed items, ranked.
+    #[serde(default)]
+    pub triages: Vec<crate::TriageSeen>,
     /// Every REPEATED_UNANSWERED flag, on any node.
     pub repeated_unanswered: Vec<FlagReport>,
     /// The counts.
@@ -562,6 +565,7 @@ pub async fn post_mortem(
         title: scenario.title.clone(),
         alerts,
         hits,
+        triages: replay.triages.clone(),
         repeated_unanswered: flags.into_values().collect(),
         totals,
     })
@@ -767,6 +771,21 @@ impl fmt::Display for PostMortem {
         for h in &self.hits {
             writeln!(f, "{h}")?;
         }
+        for t in &self.triages {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Triage: what {} owed at {}, first to look at first:",
+                t.agency,
+                at(Some(t.at))
+            )?;
+            for (n, item) in t.items.iter().take(3).enumerate() {
+                writeln!(f, "  {}. {} ({}): {}", n + 1, item.label, item.tier, item.reasons)?;
+            }
+            if t.items.len() > 3 {
+                writeln!(f, "  ... and {} more", t.items.len() - 3)?;
+            }
+        }
         writeln!(f)?;
         let t = &self.totals;
         write!(
@@ -894,6 +913,7 @@ mod tests {
         );
         assert!(!text.contains("then acknowledged"), "{text}");
         let pm = PostMortem {
+            triages: vec![],
             scenario: "s".into(),
             title: String::new(),
             alerts: vec![AlertReport {
@@ -958,6 +978,7 @@ mod tests {
             owner,
         };
         let pm = PostMortem {
+            triages: vec![],
             scenario: "s".into(),
             title: String::new(),
             alerts: vec![],

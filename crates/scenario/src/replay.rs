@@ -134,6 +134,18 @@ pub enum ReplayError {
         /// What was wrong.
         what: String,
     },
+    /// A `triage` step's expected first item was not first.
+    #[error("triage step {step}: {agency} ranks {first} first, not {expected}")]
+    TriageOrder {
+        /// The step's index.
+        step: usize,
+        /// The agency.
+        agency: AgencyId,
+        /// The label expected first.
+        expected: String,
+        /// What came first (label or id, and its reasons), or "nothing".
+        first: String,
+    },
     /// A screen that was to hit another agency's entry did not.
     #[error("screen {label:?}: {agency} found no hit on another agency's entry{}", best.as_deref().map(|b| format!(" (best match: {b})")).unwrap_or_default())]
     NoHit {
@@ -198,6 +210,31 @@ pub struct Replay {
     /// an earlier report (same person, same entry, within the node's
     /// window) names that report again.
     pub hit_reports: Vec<String>,
+    /// What each `triage` step saw, in order.
+    pub triages: Vec<TriageSeen>,
+}
+
+/// What a `triage` step saw: the agency, the scenario time, and the owed
+/// items first to last, each as (label or id, tier, reasons).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TriageSeen {
+    /// The agency.
+    pub agency: AgencyId,
+    /// The step's time.
+    pub at: DateTime<Utc>,
+    /// The items, first to look at first.
+    pub items: Vec<TriagedItem>,
+}
+
+/// One ranked item a `triage` step saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TriagedItem {
+    /// The scenario's label for it, or its id if it has none.
+    pub label: String,
+    /// The tier it ranked in.
+    pub tier: String,
+    /// Why, as one line.
+    pub reasons: String,
 }
 
 impl Replay {
@@ -330,7 +367,7 @@ pub async fn replay(
             status,
         }
     };
-    for step in &scenario.steps {
+    for (index, step) in scenario.steps.iter().enumerate() {
         driver
             .advance_to(step.at, Nodes::new(clients, &down))
             .await?;
@@ -472,6 +509,69 @@ pub async fn replay(
                 None => narrate(&format!("[{when}] ({agency} would come back; skipped)")),
             },
             Action::Note { text } => narrate(&format!("[{when}] -- {text}")),
+            Action::Triage { by, expect_first } => {
+                // What was sent must have arrived before it is ranked.
+                driver.settle(Nodes::new(clients, &down)).await?;
+                let items = client(by)?
+                    .triage(pb::TriageRequest { limit: 1000 })
+                    .await
+                    .map_err(refused(by, "triage", "its owed items"))?
+                    .into_inner()
+                    .items;
+                let label_of = |id: &str| {
+                    replay
+                        .labels
+                        .iter()
+                        .find(|(_, (i, _))| i == id)
+                        .map(|(l, _)| l.clone())
+                        .unwrap_or_else(|| id.to_owned())
+                };
+                let seen: Vec<TriagedItem> = items
+                    .iter()
+                    .map(|i| TriagedItem {
+                        label: label_of(
+                            i.record
+                                .as_ref()
+                                .and_then(|r| r.alert.as_ref())
+                                .map(|a| a.id.as_str())
+                                .unwrap_or_default(),
+                        ),
+                        tier: pb::Precedence::try_from(i.tier)
+                            .map(|p| p.as_str_name().trim_start_matches("PRECEDENCE_").to_owned())
+                            .unwrap_or_default(),
+                        reasons: i.reasons_text.clone(),
+                    })
+                    .collect();
+                let top: Vec<String> = seen
+                    .iter()
+                    .take(3)
+                    .enumerate()
+                    .map(|(n, t)| format!("  {}. {} ({}): {}", n + 1, t.label, t.tier, t.reasons))
+                    .collect();
+                narrate(&format!(
+                    "[{when}] {by}'s triage, first to look at first ({} owed):\n{}",
+                    seen.len(),
+                    top.join("\n")
+                ));
+                if let Some(expected) = expect_first
+                    && seen.first().map(|t| &t.label) != Some(expected)
+                {
+                    return Err(ReplayError::TriageOrder {
+                        step: index,
+                        agency: by.clone(),
+                        expected: expected.clone(),
+                        first: seen
+                            .first()
+                            .map(|t| format!("{} ({})", t.label, t.reasons))
+                            .unwrap_or_else(|| "nothing".into()),
+                    });
+                }
+                replay.triages.push(TriageSeen {
+                    agency: by.clone(),
+                    at: step.at,
+                    items: seen,
+                });
+            }
             Action::Watchlist { from, entries } => {
                 let refs: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
                 let stored = agency_client(from)?
