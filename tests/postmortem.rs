@@ -182,6 +182,12 @@ async fn bundles_of_several_agencies_merge_into_one_checked_timeline() -> anyhow
         .collect();
     unanswered.sort();
     assert_eq!(unanswered, ["BE-VSSE", "NL-AIVD"], "{text}");
+    // Twelve hours to answer, exported at once: not yet late, and said so.
+    assert!(
+        pm.of_kind(FindingKind::NeverAcknowledged)
+            .all(|f| f.detail.contains("had not passed")),
+        "{text}"
+    );
     let surveillance: Vec<_> = pm.in_area(Area::Surveillance).collect();
     assert_eq!(surveillance.len(), 1, "{text}");
     assert_eq!(surveillance[0].kind, FindingKind::HitNotAnswered);

@@ -366,6 +366,11 @@ fn gaps(
     let names =
         |m: &Merged| -> Vec<String> { m.holders.iter().map(|&i| held[i].name.clone()).collect() };
     let has_bundle = |agency: &str| held.iter().any(|h| h.agency == agency);
+    let last_export = held
+        .iter()
+        .map(|h| h.exported_at)
+        .max()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut receipts: HashMap<(&str, &str), &Merged> = HashMap::new();
     let mut acks: HashMap<(&str, &str), Vec<&Merged>> = HashMap::new();
     let mut due_recorded: HashMap<(&str, &str), DateTime<Utc>> = HashMap::new();
@@ -462,11 +467,17 @@ fn gaps(
                         agencies: vec![r.clone(), a.originator.clone()],
                         bundles,
                         detail: format!(
-                            "{} {what} {} from {} was delivered to {r} at {}{due_text}, and never acknowledged",
+                            "{} {what} {} from {} was delivered to {r} at {}{due_text}, and never acknowledged{}",
                             precedence_name(a.precedence),
                             a.id,
                             a.originator,
-                            when(rc.record.at)
+                            when(rc.record.at),
+                            // Not yet late is not the same gap as late.
+                            if due.is_some_and(|d| d > last_export) {
+                                " (its deadline had not passed when the last bundle was exported)"
+                            } else {
+                                ""
+                            }
                         ),
                     });
                 }

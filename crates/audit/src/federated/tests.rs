@@ -328,6 +328,11 @@ fn bundles_merge_into_one_timeline_and_name_the_unanswered() {
     assert_eq!(gaps.len(), 1, "{:#?}", pm.findings);
     assert_eq!(gaps[0].agencies[0], "BE-VSSE");
     assert_eq!(gaps[0].area, Area::InformationSharing);
+    assert!(
+        !gaps[0].detail.contains("had not passed"),
+        "{}",
+        gaps[0].detail
+    );
     assert_eq!(pm.findings.len(), 1, "{:#?}", pm.findings);
     let text = pm.to_string();
     assert!(text.contains("Information sharing"), "{text}");
