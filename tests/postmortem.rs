@@ -117,11 +117,7 @@ async fn bundles_of_several_agencies_merge_into_one_checked_timeline() -> anyhow
         .map(|p| Input::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     let trust = Trust::load(&fed.pki().ca_cert())?;
-    let options = Options {
-        federation: Some(fed.federation().id().clone()),
-        deadlines: Some(fed.federation().deadlines),
-        subject: None,
-    };
+    let options = Options::for_federation(fed.federation());
     let pm = federated::post_mortem(&inputs, &trust, &options)?;
     let text = pm.to_string();
     let name = |i: usize| bundles[i].display().to_string();

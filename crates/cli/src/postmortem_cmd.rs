@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use anyhow::Context;
 use tocsin_audit::Trust;
-use tocsin_audit::federated::{self, Input, Options};
+use tocsin_audit::federated::{self, Options};
 use tocsin_core::federation::Federation;
 
 use crate::args::PostmortemArgs;
@@ -14,23 +14,15 @@ use crate::args::PostmortemArgs;
 pub(crate) async fn run(args: PostmortemArgs) -> anyhow::Result<()> {
     let trust =
         Trust::load(&args.ca).with_context(|| format!("CA certificate {}", args.ca.display()))?;
-    let mut options = Options {
-        subject: args.subject.clone(),
-        ..Default::default()
+    let mut options = match &args.federation {
+        Some(path) => Options::for_federation(&Federation::load(path)?),
+        None => Options::default(),
     };
-    if let Some(path) = &args.federation {
-        let fed = Federation::load(path)?;
-        options.federation = Some(fed.id().clone());
-        options.deadlines = Some(fed.deadlines);
-    }
+    options.subject = args.subject.clone();
     let bundles = args.bundles.clone();
     // Reading and checking signatures is CPU work: off the runtime.
-    let pm = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let inputs = bundles
-            .iter()
-            .map(|p| Input::read(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(federated::post_mortem(&inputs, &trust, &options)?)
+    let pm = tokio::task::spawn_blocking(move || {
+        federated::post_mortem_files(&bundles, &trust, &options)
     })
     .await
     .context("post-mortem failed")??;

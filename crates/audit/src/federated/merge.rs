@@ -263,9 +263,12 @@ pub(super) fn merge(
     limits.push(
         "a hit never reported cannot be shown: screens are not in the audit log, only the hit reports they sent".into(),
     );
-    limits.push(
+    let escalated = merged.values().any(|m| m.record.kind == RecordKind::Notice);
+    if escalated {
+        limits.push(
         "an escalation counts as acted on when an observer later sent an alert that refers to it or acknowledged it; what observers did outside Tocsin is not in the records".into(),
     );
+    }
 
     let mut timeline: Vec<TimelineItem> = merged
         .values()

@@ -65,6 +65,18 @@ pub struct Options {
     pub subject: Option<String>,
 }
 
+impl Options {
+    /// The federation file's id and deadlines, as `tocsin postmortem
+    /// --federation` takes them.
+    pub fn for_federation(federation: &tocsin_core::Federation) -> Self {
+        Self {
+            federation: Some(federation.id().clone()),
+            deadlines: Some(federation.deadlines),
+            subject: None,
+        }
+    }
+}
+
 /// Why the post-mortem could not be made at all: the input is unusable.
 /// A bundle that fails verification is not one of these; it is a finding.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +243,21 @@ impl PostMortem {
     pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.kind == kind)
     }
+}
+
+/// Reads the bundles at `paths` and makes their post-mortem: what the demo
+/// calls on the bundles it exported, and `tocsin postmortem` on its
+/// arguments. `pm.to_string()` is the text form.
+pub fn post_mortem_files(
+    paths: &[impl AsRef<Path>],
+    trust: &Trust,
+    options: &Options,
+) -> Result<PostMortem, Error> {
+    let inputs = paths
+        .iter()
+        .map(|p| Input::read(p.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    post_mortem(&inputs, trust, options)
 }
 
 /// Verifies every bundle offline against `trust` (the federation CA),

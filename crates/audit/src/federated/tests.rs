@@ -337,6 +337,12 @@ fn bundles_merge_into_one_timeline_and_name_the_unanswered() {
     let text = pm.to_string();
     assert!(text.contains("Information sharing"), "{text}");
     assert!(text.contains("never acknowledged"), "{text}");
+    // No escalation, so nothing to say about observers.
+    assert!(
+        !pm.limits.iter().any(|l| l.contains("escalation")),
+        "{:?}",
+        pm.limits
+    );
 }
 
 #[test]
@@ -571,6 +577,11 @@ fn hit_reports_and_escalations_have_their_gaps() {
         esc[0].detail
     );
     assert!(pm.limits.iter().any(|l| l.contains("hit never reported")));
+    assert!(
+        pm.limits
+            .iter()
+            .any(|l| l.contains("escalation counts as acted on"))
+    );
     assert!(pm.to_string().contains("hit report"));
 
     // EU-EUROPOL follows up with an alert that refers to it: acted on.
