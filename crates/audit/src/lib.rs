@@ -41,6 +41,8 @@ use tocsin_trust::{Signer, Verifier, ack, notice, receipt, reminder};
 
 pub use tocsin_store::audit::{AuditHead, Finding, Problem};
 
+pub mod federated;
+
 /// The payload type of an envelope carrying a signed [`AuditHead`].
 pub const AUDIT_HEAD_PAYLOAD_TYPE: &str = "application/vnd.tocsin.audit-head.v1";
 
@@ -719,6 +721,10 @@ pub fn verify_bundle(
 struct ReadBundle {
     report: Report,
     hashes: Vec<[u8; 32]>,
+    /// The header's federation, as written.
+    federation: String,
+    /// Every entry read, with its envelopes (kept only when asked for).
+    entries: Vec<(AuditEntry, Found)>,
 }
 
 fn read_bundle(
@@ -726,13 +732,30 @@ fn read_bundle(
     trust: Trust,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ReadBundle, AuditError> {
-    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    read_bundle_from(
+        &path.display().to_string(),
+        std::io::BufReader::new(file),
+        trust,
+        false,
+        progress,
+    )
+}
+
+fn read_bundle_from(
+    shown: &str,
+    reader: impl BufRead,
+    trust: Trust,
+    keep: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReadBundle, AuditError> {
+    let shown = shown.to_owned();
     let not_a_bundle = |what: String| AuditError::NotABundle {
         path: shown.clone(),
         what,
     };
-    let file = std::fs::File::open(path).map_err(io(path))?;
-    let mut lines = std::io::BufReader::new(file).lines();
+    let path = Path::new(&shown);
+    let mut lines = reader.lines();
     let first = lines
         .next()
         .transpose()
@@ -763,6 +786,7 @@ fn read_bundle(
     let mut hashes = Vec::new();
     let mut head: Option<(usize, HeadLine)> = None;
     let mut seen_locations: HashMap<Location, u64> = HashMap::new();
+    let mut entries_kept = Vec::new();
     for (i, line) in lines.enumerate() {
         let n = i + 2;
         let line = line.map_err(io(path))?;
@@ -814,6 +838,9 @@ fn read_bundle(
             {
                 findings.push(f);
             }
+        }
+        if keep {
+            entries_kept.push((entry, found));
         }
         if chain.entries().is_multiple_of(10_000) {
             progress(chain.entries(), 0);
@@ -878,6 +905,8 @@ fn read_bundle(
             findings,
         },
         hashes,
+        federation: header.federation,
+        entries: entries_kept,
     })
 }
 

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// audit log and the signed envelopes it commits to).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Merge several agencies' exported audit bundles into one verified
+    /// timeline, cross-check them, and name every gap: who was told what,
+    /// and who answered.
+    Postmortem(PostmortemArgs),
     /// Publish this agency's watchlist entries, and see those held from
     /// other agencies (as an operator).
     #[command(subcommand)]
@@ -104,6 +108,27 @@ pub(crate) struct AuditExportArgs {
     /// The bundle to write.
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PostmortemArgs {
+    /// An audit bundle (`tocsin audit export`); give one per agency.
+    #[arg(long = "bundle", required = true)]
+    pub(crate) bundles: Vec<PathBuf>,
+    /// The federation CA certificate every record is checked against.
+    #[arg(long)]
+    pub(crate) ca: PathBuf,
+    /// The federation file: its id, and the deadlines late
+    /// acknowledgements are judged by (default: the protocol's).
+    #[arg(long)]
+    pub(crate) federation: Option<PathBuf>,
+    /// Only the records linked to this subject (alert id, document number
+    /// or name).
+    #[arg(long)]
+    pub(crate) subject: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,

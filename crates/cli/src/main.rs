@@ -17,6 +17,7 @@ mod node_cmd;
 mod operator;
 mod output;
 mod pki_cmd;
+mod postmortem_cmd;
 mod screen_cmd;
 mod stix_cmd;
 mod timeline;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
             Command::Scenario(ScenarioCommand::Run(args)) => demo::run(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_cmd::verify(args).await,
             Command::Audit(AuditCommand::Export(args)) => audit_cmd::export(args).await,
+            Command::Postmortem(args) => postmortem_cmd::run(args).await,
             Command::Watchlist(command) => watchlist_cmd::run(command).await,
             Command::Screen(args) => screen_cmd::run(*args).await,
             Command::Export(args) => stix_cmd::export(args).await,

@@ -845,6 +845,120 @@ async fn the_audit_record_verifies_exports_and_catches_edits() -> anyhow::Result
     Ok(())
 }
 
+#[tokio::test]
+async fn the_postmortem_merges_bundles_and_refuses_what_is_not_one() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::two_agencies(dir, &[("TR-MIT", "alice")]);
+    let mut tr = common::node(dir, "TR-MIT").start().await?;
+    let mut fr = common::node(dir, "FR-DGSI").start().await?;
+    let sent = common::send_watch(dir, "pki/operators/TR-MIT/alice.toml", &[]);
+    let id = sent["id"].as_str().unwrap().to_owned();
+    eventually(
+        dir,
+        &[
+            "alert",
+            "show",
+            &id,
+            "--operator",
+            "pki/operators/TR-MIT/alice.toml",
+            "--json",
+        ],
+        "FR-DGSI receipts it",
+        |v| v["deliveries"][0]["state"] == "DELIVERED",
+    );
+    tr.terminate().await?;
+    fr.terminate().await?;
+    for (agency, out) in [("TR-MIT", "tr.jsonl"), ("FR-DGSI", "fr.jsonl")] {
+        let config = format!("pki/agencies/{agency}/node.toml");
+        ok(dir, &["audit", "export", "--config", &config, "--out", out]);
+    }
+    let postmortem = |bundles: &[&str], extra: &[&str]| {
+        let mut args = vec!["postmortem", "--ca", "pki/ca.crt"];
+        for b in bundles {
+            args.extend(["--bundle", b]);
+        }
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tocsin(dir, &args)
+    };
+
+    // Text, by area: FR-DGSI never answered.
+    let out = run(postmortem(
+        &["tr.jsonl", "fr.jsonl"],
+        &["--federation", "federation.toml"],
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 bundle(s), 2 verified"), "{text}");
+    assert!(text.contains("Information sharing"), "{text}");
+    assert!(text.contains("and never acknowledged"), "{text}");
+    assert!(!text.contains("protocol's defaults"), "{text}");
+    // JSON for tools.
+    let v = json(&ok(
+        dir,
+        &[
+            "postmortem",
+            "--bundle",
+            "tr.jsonl",
+            "--bundle",
+            "fr.jsonl",
+            "--ca",
+            "pki/ca.crt",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["federation"], "cli-test.tocsin", "{v}");
+    assert_eq!(v["bundles"][1]["verified"], true, "{v}");
+    assert_eq!(v["findings"][0]["kind"], "never-acknowledged", "{v}");
+    assert_eq!(v["findings"][0]["area"], "information-sharing", "{v}");
+    assert_eq!(v["timeline"][0]["kind"], "alert", "{v}");
+
+    // An edited bundle is a finding, not a failure.
+    let bundle = std::fs::read_to_string(dir.join("fr.jsonl")).unwrap();
+    let edited = bundle.replacen("\"detail\":\"", "\"detail\":\"not ", 1);
+    assert_ne!(edited, bundle);
+    std::fs::write(dir.join("edited.jsonl"), edited).unwrap();
+    let out = run(postmortem(&["tr.jsonl", "edited.jsonl"], &[]));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAILED    edited.jsonl  FR-DGSI"), "{text}");
+
+    // Unusable input is refused, with what is wrong.
+    std::fs::write(dir.join("notes.txt"), "not a bundle\n").unwrap();
+    let err = fails(
+        dir,
+        &postmortem(&["tr.jsonl", "notes.txt"], &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        err.contains("notes.txt: not a Tocsin audit bundle"),
+        "{err}"
+    );
+    let err = fails(
+        dir,
+        &postmortem(&["edited.jsonl"], &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(err.contains("no bundle verifies"), "{err}");
+    let err = fails(
+        dir,
+        &postmortem(&["missing.jsonl"], &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(err.contains("missing.jsonl"), "{err}");
+    Ok(())
+}
+
 /// `GET /metrics` from `port` over plain HTTP, or `None` while nothing
 /// answers.
 fn scrape(port: u16) -> Option<String> {
