@@ -90,33 +90,9 @@ pub(crate) async fn verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn export(args: AuditExportArgs) -> anyhow::Result<()> {
-    let node = load_config(&args.config)?;
-    let trust = trust_of(None, Some(&node))?;
-    let fed = node.federation.id().clone();
-    let signer = Signer::load(&node.config.signing.cert, &node.config.signing.key, &fed)?;
-    if signer.agency() != &node.config.agency {
-        bail!(
-            "signing certificate {} is {}'s, not {}'s",
-            node.config.signing.cert.display(),
-            signer.agency(),
-            node.config.agency
-        );
-    }
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| node.config.data_dir.clone());
-    let out = args.out.clone();
+    let (config, data_dir, out) = (args.config.clone(), args.data_dir.clone(), args.out.clone());
     let report = tokio::task::spawn_blocking(move || {
-        audit::export(
-            &data_dir,
-            trust,
-            &fed,
-            &signer,
-            &out,
-            chrono::Utc::now(),
-            progress(),
-        )
+        export_bundle(&config, data_dir.as_deref(), &out, progress())
     })
     .await
     .context("audit export failed")??;
@@ -128,6 +104,39 @@ pub(crate) async fn export(args: AuditExportArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Exports the store of the node configured in `config` (its own data
+/// directory unless `data_dir` is given) to the bundle `out`, signed with
+/// the node's signing key. Blocking: run it off the async runtime.
+pub(crate) fn export_bundle(
+    config: &Path,
+    data_dir: Option<&Path>,
+    out: &Path,
+    progress: impl FnMut(u64, u64),
+) -> anyhow::Result<Report> {
+    let node = load_config(config)?;
+    let trust = trust_of(None, Some(&node))?;
+    let fed = node.federation.id().clone();
+    let signer = Signer::load(&node.config.signing.cert, &node.config.signing.key, &fed)?;
+    if signer.agency() != &node.config.agency {
+        bail!(
+            "signing certificate {} is {}'s, not {}'s",
+            node.config.signing.cert.display(),
+            signer.agency(),
+            node.config.agency
+        );
+    }
+    let data_dir = data_dir.map_or_else(|| node.config.data_dir.clone(), Path::to_owned);
+    Ok(audit::export(
+        &data_dir,
+        trust,
+        &fed,
+        &signer,
+        out,
+        chrono::Utc::now(),
+        progress,
+    )?)
 }
 
 fn conclude(report: &Report) -> anyhow::Result<()> {

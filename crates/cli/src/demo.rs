@@ -307,14 +307,56 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let pm = tocsin_scenario::post_mortem(&scenario, &clients, &replay).await?;
     nodes.stop_all();
     print_post_mortem(&pm, args.json)?;
+    // Then the post-mortem across agencies, proven from their records
+    // alone: each agency exports its signed audit bundle, and the bundles
+    // are verified against the federation CA, merged and cross-checked.
+    let federated = federated_post_mortem(&dir, &layout, &federation, &nodes.configs).await?;
     if !args.json {
         println!();
+        print!("{federated}");
+        println!();
         println!(
-            "every node stopped; certificates, stores and logs are in {}",
+            "every node stopped; certificates, stores, logs and the agencies' audit bundles are in {}",
             dir.display()
         );
     }
+    std::fs::write(
+        dir.join("postmortem.json"),
+        serde_json::to_string_pretty(&federated)?,
+    )?;
     Ok(())
+}
+
+/// Exports every agency's audit bundle into `dir/bundles` and merges them
+/// into the federated post-mortem.
+async fn federated_post_mortem(
+    dir: &Path,
+    layout: &PkiLayout,
+    federation: &Federation,
+    configs: &BTreeMap<AgencyId, PathBuf>,
+) -> anyhow::Result<tocsin_audit::federated::PostMortem> {
+    let bundles = dir.join("bundles");
+    std::fs::create_dir_all(&bundles)?;
+    let configs = configs.clone();
+    let ca = layout.ca_cert();
+    let options = tocsin_audit::federated::Options::for_federation(federation);
+    tokio::task::spawn_blocking(move || {
+        let mut paths = Vec::new();
+        for (agency, config) in &configs {
+            let out = bundles.join(format!("{agency}.jsonl"));
+            let report = crate::audit_cmd::export_bundle(config, None, &out, |_, _| {})
+                .with_context(|| format!("exporting {agency}'s audit bundle"))?;
+            if !report.ok() {
+                bail!("{agency}'s store fails verification; its bundle was not written");
+            }
+            paths.push(out);
+        }
+        let trust = tocsin_audit::Trust::load(&ca)
+            .with_context(|| format!("CA certificate {}", ca.display()))?;
+        Ok(tocsin_audit::federated::post_mortem_files(&paths, &trust, &options)?)
+    })
+    .await
+    .context("the federated post-mortem failed")?
 }
 
 pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
