@@ -353,7 +353,9 @@ async fn federated_post_mortem(
         }
         let trust = tocsin_audit::Trust::load(&ca)
             .with_context(|| format!("CA certificate {}", ca.display()))?;
-        Ok(tocsin_audit::federated::post_mortem_files(&paths, &trust, &options)?)
+        Ok(tocsin_audit::federated::post_mortem_files(
+            &paths, &trust, &options,
+        )?)
     })
     .await
     .context("the federated post-mortem failed")?

@@ -552,9 +552,9 @@ impl Scenario {
                 Action::Send { from, .. }
                 | Action::Cancel { from, .. }
                 | Action::Watchlist { from, .. } => Some(from.clone()),
-                Action::Ack { by, .. }
-                | Action::Screen { by, .. }
-                | Action::Triage { by, .. } => Some(by.clone()),
+                Action::Ack { by, .. } | Action::Screen { by, .. } | Action::Triage { by, .. } => {
+                    Some(by.clone())
+                }
                 _ => None,
             })
             .collect()

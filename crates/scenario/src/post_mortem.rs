@@ -780,7 +780,14 @@ impl fmt::Display for PostMortem {
                 at(Some(t.at))
             )?;
             for (n, item) in t.items.iter().take(3).enumerate() {
-                writeln!(f, "  {}. {} ({}): {}", n + 1, item.label, item.tier, item.reasons)?;
+                writeln!(
+                    f,
+                    "  {}. {} ({}): {}",
+                    n + 1,
+                    item.label,
+                    item.tier,
+                    item.reasons
+                )?;
             }
             if t.items.len() > 3 {
                 writeln!(f, "  ... and {} more", t.items.len() - 3)?;

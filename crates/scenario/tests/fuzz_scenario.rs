@@ -155,7 +155,10 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
             Action::Triage { by, expect_first } => {
                 prop_assert!(FEDERATION.is_member(by));
                 if let Some(label) = expect_first {
-                    prop_assert!(sent.contains(label), "triage expects {label:?} before it is sent");
+                    prop_assert!(
+                        sent.contains(label),
+                        "triage expects {label:?} before it is sent"
+                    );
                 }
             }
             Action::Note { .. } => {}
