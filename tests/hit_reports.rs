@@ -250,6 +250,37 @@ async fn a_stricter_threshold_holds_back_a_weak_hit_and_a_looser_one_is_refused(
 }
 
 #[tokio::test]
+async fn a_screen_an_alert_could_not_hold_still_reports_within_bounds() -> anyhow::Result<()> {
+    let fed = TestFederation::builder()
+        .agencies(["BE-VSSE", "FR-DGSI"])
+        .start()
+        .await?;
+    let (be, fr) = (fed.desk("BE-VSSE").await?, fed.desk("FR-DGSI").await?);
+    list_abdeslam(&be, &fr, Precedence::Routine).await?;
+    // A place longer than an alert allows, and a blank alias: a screen
+    // takes them, and the report keeps what fits.
+    let place = "Autoroute A2, ".repeat(30);
+    let mut person: tocsin_proto::pb::Person = Person::named("Salah ABDESLAM").into();
+    person.aliases = vec!["  ".into()];
+    let request = tocsin_proto::pb::ScreenRequest {
+        person: Some(person),
+        seen_place: place.clone(),
+        ..Default::default()
+    };
+    let m = fr
+        .wait_hit_report(request, "BE-VSSE", "BE-2015-017")
+        .await?;
+    assert!(m.hit_report_error.is_empty(), "{}", m.hit_report_error);
+    fr.wait_delivered(&m.hit_report_id, "BE-VSSE").await?;
+    let record = be.alert(&m.hit_report_id).await?;
+    let hit = record.alert.unwrap().hit.unwrap();
+    assert_eq!(hit.seen_place.len(), 256);
+    assert!(place.starts_with(&hit.seen_place));
+    assert_eq!(hit.screened.unwrap().aliases, Vec::<String>::new());
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_operator_cannot_write_a_hit_report() -> anyhow::Result<()> {
     let fed = TestFederation::builder()
         .agencies(["BE-VSSE", "FR-DGSI"])

@@ -212,6 +212,9 @@ struct ShownMatch {
     hit_report_id: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     hit_report_repeated: bool,
+    /// Why the hit report could not be sent, if it could not.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    hit_report_error: String,
 }
 
 /// A reason as `--json` prints it.
@@ -274,6 +277,7 @@ fn shown(result: pb::ScreenResponse, line: Option<usize>) -> Shown {
                 reasons_text: m.reasons_text,
                 hit_report_id: m.hit_report_id,
                 hit_report_repeated: m.hit_report_repeated,
+                hit_report_error: m.hit_report_error,
             })
             .collect(),
     }
@@ -282,6 +286,9 @@ fn shown(result: pb::ScreenResponse, line: Option<usize>) -> Shown {
 /// What became of a hit: the report sent to the owner, or the earlier one
 /// this screen repeats; nothing for a hit on an own entry.
 fn report_of(m: &ShownMatch) -> String {
+    if !m.hit_report_error.is_empty() {
+        return format!("NOT reported: {}", m.hit_report_error);
+    }
     match (m.hit_report_id.as_str(), m.hit_report_repeated) {
         ("", _) => String::new(),
         (id, false) => format!("reported to {}: {id}", m.owner),

@@ -590,6 +590,17 @@ impl TryFrom<pb::Alert> for Alert {
                     .map_err(|e| ValidationError::new(format!("hit.{}", e.field), e.problem))
             })
             .transpose()?;
+        if hit.is_none() && a.category == crate::hit::HIT_CATEGORY {
+            // Triage counts this category as a sighting: only a hit
+            // report may carry it.
+            return invalid(
+                "category",
+                format!(
+                    "{:?} is the category of hit reports, which carry a `hit`",
+                    crate::hit::HIT_CATEGORY
+                ),
+            );
+        }
         if let Some(hit) = &hit {
             // A hit report goes to the entry's owner and no one else: the
             // evidence of a sighting is the owner's to share further.

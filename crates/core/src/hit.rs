@@ -209,6 +209,34 @@ mod tests {
     }
 
     #[test]
+    fn only_a_hit_report_carries_the_hit_category() {
+        let alert = pb::Alert {
+            id: crate::AlertId::generate().to_string(),
+            originator: "FR-GN".into(),
+            created_at: Some(to_timestamp(chrono::Utc::now())),
+            precedence: pb::Precedence::Routine as i32,
+            category: HIT_CATEGORY.into(),
+            subjects: vec![pb::Subject {
+                kind: Some(pb::subject::Kind::Person(pb::Person {
+                    names: vec!["Salah Abdeslam".into()],
+                    ..Default::default()
+                })),
+            }],
+            text: "a sighting, or so it says".into(),
+            source_reliability: pb::SourceReliability::A as i32,
+            information_credibility: pb::InformationCredibility::InformationCredibility2 as i32,
+            tlp: pb::Tlp::Amber as i32,
+            recipients: vec!["BE-VSSE".into()],
+            ..Default::default()
+        };
+        let err = crate::Alert::try_from(alert.clone()).unwrap_err();
+        assert_eq!(err.field, "category");
+        let mut real = alert;
+        real.hit = Some(valid());
+        assert!(crate::Alert::try_from(real).is_ok());
+    }
+
+    #[test]
     fn bad_hits_name_their_field() {
         let mut h = valid();
         h.score = f32::NAN;

@@ -328,6 +328,13 @@ impl NodeConfig {
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(format!("{name} must be more than zero"));
         }
+        if self.screening.hit_report_window > Duration::from_secs(366 * 24 * 3600) {
+            return Err(
+                "[screening] hit_report_window must be at most a year: a longer one would \
+                 keep one sighting's report standing for every later one"
+                    .into(),
+            );
+        }
         if o.per_request as usize > tocsin_proto::MAX_DELIVER_BATCH {
             return Err(format!(
                 "[outbox] per_request must be at most {}",
@@ -455,6 +462,32 @@ mod tests {
             assert!(err.ends_with(expected), "{err}");
             assert!(!err.contains("line 1, column 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_hit_report_window_over_a_year_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let base = "agency = \"TR-MIT\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n\
+            federation = \"f\"\n[tls]\nca = \"a\"\ncert = \"c\"\nkey = \"k\"\n\
+            [signing]\ncert = \"c\"\nkey = \"k\"\n";
+        std::fs::write(
+            &file,
+            format!("{base}[screening]\nhit_report_window = \"2y\"\n"),
+        )
+        .unwrap();
+        let err = NodeConfig::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("hit_report_window must be at most a year"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            format!("{base}[screening]\nhit_report_window = \"6h\"\n"),
+        )
+        .unwrap();
+        let c = NodeConfig::load(&file).unwrap();
+        assert_eq!(c.screening.hit_report_window, Duration::from_secs(6 * 3600));
     }
 
     #[test]

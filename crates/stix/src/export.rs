@@ -45,7 +45,7 @@ pub fn export(e: &Export<'_>) -> Value {
     let mut b = Builder::new(e.federation);
     b.agency(e.agency);
     for held in e.entries {
-        b.entry(held);
+        b.entry(held, e.agency);
     }
     for alert in e.alerts {
         match &alert.hit {
@@ -133,7 +133,7 @@ impl<'a> Builder<'a> {
         o
     }
 
-    fn entry(&mut self, held: &HeldEntry) {
+    fn entry(&mut self, held: &HeldEntry, exporter: &AgencyId) {
         let e = &held.entry;
         let id = ids::entry(self.federation, &e.owner, &e.reference);
         let mut o = self.base(
@@ -146,7 +146,12 @@ impl<'a> Builder<'a> {
         );
         put_subject(&mut o, &e.subject);
         put(&mut o, "description", e.reason.clone().into());
-        o.insert("x_tocsin_role".into(), props::ROLE_ENTRY.into());
+        let role = if &e.owner == exporter {
+            props::ROLE_ENTRY
+        } else {
+            props::ROLE_HELD
+        };
+        o.insert("x_tocsin_role".into(), role.into());
         o.insert("x_tocsin_owner".into(), e.owner.to_string().into());
         o.insert("x_tocsin_ref".into(), e.reference.clone().into());
         o.insert("x_tocsin_entry_seq".into(), held.seq.into());

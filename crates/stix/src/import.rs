@@ -9,7 +9,7 @@ use tocsin_core::watchlist::{Action, EntryDraft, HitThreshold};
 use tocsin_core::{AgencyId, FederationId};
 
 use crate::markings::{stricter, tlp_of};
-use crate::props::ROLE_SUBJECT;
+use crate::props::{ROLE_HELD, ROLE_SUBJECT};
 
 /// Why a bundle was refused; nothing of it is imported.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,12 @@ fn entry(
     {
         return Err(format!("spec_version {v} is not \"2.1\""));
     }
-    if text(o, "x_tocsin_role")?.as_deref() == Some(ROLE_SUBJECT) {
+    // An alert's subject is not an entry, and an entry the exporter held
+    // from another owner is that owner's to share.
+    if matches!(
+        text(o, "x_tocsin_role")?.as_deref(),
+        Some(ROLE_SUBJECT | ROLE_HELD)
+    ) {
         return Ok(None);
     }
     let name = text(o, "name")?.ok_or("an identity needs a \"name\"")?;
@@ -248,13 +253,18 @@ fn identifier(v: &Value) -> Result<Subject, Problem> {
 }
 
 /// The strictest TLP among the object's markings; AMBER (Tocsin's
-/// default for entries) if it has none Tocsin knows.
+/// default for entries) if it has no marking at all. A marking Tocsin
+/// does not know (another tool's TLP ids, PAP, a statement) or granular
+/// markings count as RED: an import never loosens the handling a
+/// bundle asked for.
 fn tlp(o: &Map<String, Value>) -> Result<Tlp, Problem> {
     let mut found: Option<Tlp> = None;
     for id in texts(o, "object_marking_refs")? {
-        if let Some(t) = tlp_of(&id) {
-            found = Some(found.map_or(t, |f| stricter(f, t)));
-        }
+        let t = tlp_of(&id).unwrap_or(Tlp::Red);
+        found = Some(found.map_or(t, |f| stricter(f, t)));
+    }
+    if o.contains_key("granular_markings") {
+        found = Some(Tlp::Red);
     }
     Ok(found.unwrap_or(Tlp::Amber))
 }

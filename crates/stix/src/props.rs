@@ -61,6 +61,10 @@ pub(crate) const PROPERTIES: &[&str] = &[
 pub(crate) const ROLE_ENTRY: &str = "watchlist-entry";
 /// `x_tocsin_role` of an alert subject's `identity`.
 pub(crate) const ROLE_SUBJECT: &str = "alert-subject";
+/// `x_tocsin_role` of a watchlist entry the exporter holds from another
+/// owner: shown (a sighting may refer to it), never imported, since its
+/// owner shares it by sync and an importer must not take it over.
+pub(crate) const ROLE_HELD: &str = "held-entry";
 
 /// The `extensions` property of an object carrying `x_tocsin_*` properties.
 pub(crate) fn uses_extension() -> Value {

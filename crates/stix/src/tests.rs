@@ -377,3 +377,36 @@ fn entry_mut<'a>(b: &'a mut Value, id: &str) -> &'a mut Value {
         .find(|o| o["id"] == id)
         .unwrap()
 }
+
+#[test]
+fn an_entry_held_from_another_owner_is_shown_but_never_imported() {
+    // FR-DGSI's export holds BE-VSSE's entries: a third agency importing
+    // it must not take them over (BE-VSSE shares them by sync).
+    let b = export(&Export {
+        federation: &fed(),
+        agency: &agency("FR-DGSI"),
+        alerts: &[warning()],
+        entries: &held(),
+    });
+    let held_ids: Vec<&Value> = of_type(&b, "identity")
+        .into_iter()
+        .filter(|o| o["x_tocsin_role"] == "held-entry")
+        .collect();
+    assert_eq!(held_ids.len(), 2, "{b:#}");
+    let text = serde_json::to_string(&b).unwrap();
+    let err = import(&text, &agency("NL-AIVD"), &fed()).unwrap_err();
+    assert!(matches!(err, Error::NoIndividuals), "{err}");
+}
+
+#[test]
+fn an_unknown_marking_is_read_as_red_never_looser() {
+    let text = r#"{"type": "bundle", "id": "bundle--6a1b0c6e-8a3a-4b7e-9a55-55b1f3e3c1a0", "objects": [
+        {"type": "identity", "spec_version": "2.1", "id": "identity--023d105b-752e-4e3c-941c-7d3f3cb15e9e",
+         "created": "2017-06-01T00:00:00.000Z", "modified": "2017-06-01T00:00:00.000Z",
+         "name": "Jean Dupont", "identity_class": "individual", "description": "known courier",
+         "object_marking_refs": ["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da",
+                                 "marking-definition--00000000-0000-4000-8000-000000000001"]}
+    ]}"#;
+    let imported = import(text, &agency("FR-DGSI"), &fed()).unwrap();
+    assert_eq!(imported[0].draft.tlp, Tlp::Red);
+}

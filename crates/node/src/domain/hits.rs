@@ -81,7 +81,9 @@ impl Node {
             owner: entry.owner.to_string(),
             entry_ref: entry.reference.clone(),
             person_key: person_key(&hit),
-            repeat_since: now - self.hit_window,
+            repeat_since: now
+                .checked_sub_signed(self.hit_window)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
         };
         let alert = report_of(&self.agency, &entry, hit, identified, now);
         let wire = pb::Alert::from(&alert);

@@ -95,7 +95,9 @@ impl Node {
             hit_window,
         } = parts;
         Self {
-            hit_window: chrono::Duration::from_std(hit_window).unwrap_or(chrono::Duration::MAX),
+            // The configuration bounds the window (a year at most).
+            hit_window: chrono::Duration::from_std(hit_window)
+                .unwrap_or(chrono::Duration::days(366)),
             agency,
             federation,
             store,

@@ -12,6 +12,10 @@ use super::Node;
 use crate::Error;
 use crate::views::{self, AlertView};
 
+/// The most owed items ranked at once (the soonest due, if more are
+/// owed): ranking is cheap, reading each alert's subject is not.
+pub(crate) const MAX_RANKED: u32 = 10_000;
+
 /// A ranked item and the alert it is.
 #[derive(Debug, Clone)]
 pub(crate) struct TriagedView {
@@ -22,12 +26,13 @@ pub(crate) struct TriagedView {
 }
 
 impl Node {
-    /// Up to `limit` items this agency owes (the soonest due, as
-    /// `alerts list --owed` reads them), ranked.
+    /// The first `limit` of what this agency owes, ranked. Everything owed
+    /// (up to [`MAX_RANKED`]) is ranked before the list is cut, so an item
+    /// raised by an escalator is never left out for being due later.
     pub(crate) async fn triage(&self, limit: u32) -> Result<Vec<TriagedView>, Error> {
         let owed: Vec<AlertView> = self
             .store
-            .list_owed(limit)
+            .list_owed(MAX_RANKED)
             .await?
             .iter()
             .map(views::alert)
@@ -75,6 +80,7 @@ impl Node {
             .collect();
         Ok(tocsin_triage::rank(items, now)
             .into_iter()
+            .take(limit as usize)
             .filter_map(|ranked| {
                 let view = by_id.remove(&ranked.item.id)?;
                 Some(TriagedView { ranked, view })

@@ -193,6 +193,7 @@ pub(super) fn screen_match(m: &Match, held: HeldRef<'_>) -> pb::ScreenMatch {
         reasons_text: Reasons(&m.reasons).to_string(),
         hit_report_id: String::new(),
         hit_report_repeated: false,
+        hit_report_error: String::new(),
     }
 }
 

@@ -288,7 +288,7 @@ impl DeskService {
         let node = self.node.clone();
         let agency = w.agency.clone();
         detached(async move {
-            super::report::report_hits(&node, &agency, &operator, &mut results).await?;
+            super::report::report_hits(&node, &agency, &operator, &mut results).await;
             Ok(results)
         })
         .await
