@@ -182,7 +182,7 @@ pub(super) fn merge(
                 agencies: vec![holder.agency.clone(), h.agency.clone()],
                 bundles: vec![holder.name.clone(), h.name.clone()],
                 detail: format!(
-                    "{} holds {}'s {} of alert {} signed at {} ({}), but {}, {}'s record exported at {}, has no such {}",
+                    "{} holds {}'s {} of alert {} signed at {} ({}), but {}, {}'s record exported at {}, has no such {}: it had not arrived by then (an outbox waiting on a peer that was down), or it was lost or withheld",
                     holder.name,
                     r.signer,
                     r.kind.name(),
