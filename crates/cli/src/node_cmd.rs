@@ -28,6 +28,13 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve metrics on {addr}"))?,
         );
     }
+    if let Some(addr) = config.web_listen {
+        options.web = Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve the web desk on {addr}"))?,
+        );
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let mut server = tokio::spawn(tocsin_node::serve(options, listener, async move {
         let _ = stopped.await;

@@ -44,6 +44,7 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
         agency: agency.id.clone(),
         listen: listen_addr(agency)?,
         metrics_listen: None,
+        web_listen: None,
         data_dir: PathBuf::from("data"),
         federation: PathBuf::from("../../federation.toml"),
         tls: TlsFiles {

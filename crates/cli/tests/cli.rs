@@ -1017,6 +1017,50 @@ async fn a_node_serves_metrics_where_its_configuration_says() -> anyhow::Result<
     Ok(())
 }
 
+/// `web_listen` in a node's configuration: the desk answers on loopback
+/// with the token the node logged once and wrote to its data directory,
+/// and refuses requests without it; off loopback, the node does not start.
+#[tokio::test]
+async fn a_node_serves_its_web_desk_on_loopback_behind_a_token() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    common::two_agencies(dir, &[]);
+    let port = free_port();
+    let config = dir.join("pki/agencies/TR-MIT/node.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        format!("web_listen = \"127.0.0.1:{port}\"\n{text}"),
+    )?;
+    // The token is logged at INFO, which the test kit's nodes leave out.
+    let mut tr = common::node(dir, "TR-MIT")
+        .env("RUST_LOG", "info")
+        .start()
+        .await?;
+    let desk = tocsin_testkit::WebDesk::wait_for(
+        ([127, 0, 0, 1], port).into(),
+        &dir.join("pki/agencies/TR-MIT/data"),
+    )
+    .await?;
+    assert_eq!(desk.get("/", None).await?.status, 401);
+    let page = desk.get("/", Some(&desk.token)).await?;
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(page.body.contains("What TR-MIT owes"), "{}", page.body);
+    let log = tr.log();
+    assert_eq!(log.matches(desk.token.as_str()).count(), 1, "{log}");
+    tr.terminate().await?;
+
+    std::fs::write(&config, format!("web_listen = \"0.0.0.0:{port}\"\n{text}"))?;
+    let refused = common::node(dir, "TR-MIT").start().await;
+    let err = format!(
+        "{:#}",
+        refused.err().context("a desk off loopback started")?
+    );
+    assert!(err.contains("is not a loopback address"), "{err}");
+    Ok(())
+}
+
 /// The test kit's node processes, as the crash and memory tests use them: a
 /// node killed with SIGKILL comes back on the same port and store; SIGTERM
 /// stops it cleanly; a node that cannot start is reported with its log;

@@ -6,6 +6,7 @@
 //! data_dir = "data/TR-MIT"
 //! federation = "pki/federation.toml"
 //! metrics_listen = "127.0.0.1:9101"   # optional: Prometheus metrics over plain HTTP
+//! web_listen = "127.0.0.1:8101"       # optional: the web desk (loopback only, token)
 //!
 //! [tls]
 //! ca = "pki/ca.crt"
@@ -250,6 +251,10 @@ pub struct NodeConfig {
     /// none when absent. Keep it on loopback or a monitoring network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the web desk (plain HTTP, a per-start token); none
+    /// when absent. Loopback only: the token is its only guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_listen: Option<SocketAddr>,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// The federation file.
@@ -335,6 +340,14 @@ impl NodeConfig {
                     .into(),
             );
         }
+        if let Some(addr) = self.web_listen
+            && !addr.ip().is_loopback()
+        {
+            return Err(format!(
+                "web_listen {addr} is not a loopback address: the web desk is guarded by a \
+                 token alone and listens on loopback only (127.0.0.1 or ::1)"
+            ));
+        }
         if o.per_request as usize > tocsin_proto::MAX_DELIVER_BATCH {
             return Err(format!(
                 "[outbox] per_request must be at most {}",
@@ -400,6 +413,7 @@ mod tests {
         assert_eq!(c.limits.max_message_bytes, 1024 * 1024);
         assert_eq!(c.limits.clock_skew_tolerance, Duration::from_secs(30));
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.web_listen, None);
     }
 
     #[test]
@@ -428,6 +442,17 @@ mod tests {
                 "{err}"
             );
         }
+        // The web desk's token is its only guard: loopback or nothing.
+        let web = base.replace("data_dir", "web_listen = \"0.0.0.0:8101\"\ndata_dir");
+        std::fs::write(&file, web).unwrap();
+        let err = NodeConfig::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("web_listen 0.0.0.0:8101 is not a loopback"),
+            "{err}"
+        );
+        let web = base.replace("data_dir", "web_listen = \"[::1]:8101\"\ndata_dir");
+        std::fs::write(&file, web).unwrap();
+        assert!(NodeConfig::load(&file).is_ok());
     }
 
     /// A missing field is named with its table, with no position: the

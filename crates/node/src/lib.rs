@@ -14,6 +14,8 @@
 //! - `skew` (private): measures each peer's clock against ours on every
 //!   call, and warns about those beyond tolerance.
 //! - `metrics` (private): the optional Prometheus endpoint.
+//! - `web` (private): the optional web desk, a thin HTML and server-sent
+//!   events adapter over the domain, on loopback behind a per-start token.
 //! - `shutdown` (private): the one stop signal every component watches,
 //!   and the tasks waited for when the node drains.
 //! - `views` (private): stored rows as domain views; `service::convert`
@@ -39,6 +41,7 @@ mod skew;
 mod tracker;
 mod views;
 mod watchlist;
+mod web;
 
 pub use config::NodeConfig;
 pub use domain::outbound_row;
@@ -46,3 +49,4 @@ pub use domain::wording::OUTCOME_WORDS;
 pub use error::Error;
 pub use server::{NodeOptions, StartError, serve};
 pub use watchlist::own_watchlist_forms;
+pub use web::TOKEN_FILE as WEB_TOKEN_FILE;

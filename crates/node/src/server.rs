@@ -90,6 +90,12 @@ pub struct NodeOptions {
     /// nowhere when `None`. [`NodeOptions::from_config`] leaves it empty:
     /// the caller binds `metrics_listen`, as it binds `listen`.
     pub metrics: Option<TcpListener>,
+    /// Where to serve the web desk (plain HTTP on loopback, guarded by a
+    /// per-start token written to `<data_dir>/web.token`); nowhere when
+    /// `None`. A listener that is not on loopback is refused at start.
+    /// [`NodeOptions::from_config`] leaves it empty: the caller binds
+    /// `web_listen`.
+    pub web: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -98,6 +104,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("agency", &self.agency)
             .field("data_dir", &self.data_dir)
             .field("metrics", &self.metrics)
+            .field("web", &self.web)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +171,7 @@ impl NodeOptions {
                 }
             },
             metrics: None,
+            web: None,
         })
     }
 }
@@ -188,8 +196,10 @@ pub async fn serve(
         screening,
         clock,
         metrics,
+        web,
     } = options;
     let local: SocketAddr = listener.local_addr().map_err(StartError::Listener)?;
+    let web = web.map(crate::web::Desk::check).transpose()?;
     let federation = Arc::new(federation);
     let mut stop = Shutdown::default();
 
@@ -271,6 +281,10 @@ pub async fn serve(
             sources,
             stop.stopping().receiver(),
         ));
+    }
+    if let Some(desk) = web {
+        let token = desk.issue_token(&data_dir)?;
+        stop.spawn(desk.serve(node.clone(), token, stop.stopping().receiver()));
     }
     // Greets every peer at once (the session this opens tells a peer that
     // was waiting for us that we are back, so it need not wait out its

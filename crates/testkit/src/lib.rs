@@ -40,6 +40,10 @@
 //! its own clock ([`Builder::clock_for`]); [`wait_until`] polls a condition
 //! with a timeout instead of sleeping.
 //!
+//! With [`Builder::web`], every node also serves its web desk on a
+//! loopback port; [`TestFederation::web_desk`] gives its address and this
+//! start's token ([`WebDesk`], module [`web`]).
+//!
 //! Partitions and slow links: [`Builder::through_proxy`] routes one node's
 //! peer traffic to another through a [`FaultProxy`] (module [`proxy`]),
 //! which can delay, drop, black-hole or reset it on command, while mutual
@@ -55,6 +59,7 @@ pub mod scenario;
 pub mod screening;
 pub mod triage;
 pub mod watchlist;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -92,6 +97,7 @@ pub use tocsin_proto::pb::{
     DeadlineFlag, DeliveryState, Direction, Disposition, EventKind, LadderStep, Precedence, Tlp,
 };
 pub use watchlist::WatchEntry;
+pub use web::WebDesk;
 
 /// Installs a test-friendly tracing subscriber (level from `RUST_LOG`,
 /// default `warn`) and the rustls crypto provider; safe to call repeatedly.
@@ -218,6 +224,9 @@ struct Slot {
     running: Option<Running>,
     /// Where the running node serves metrics (a new port at each start).
     metrics: Option<SocketAddr>,
+    /// Where the running node serves its web desk, if the federation has
+    /// desks (a new port at each start).
+    web: Option<SocketAddr>,
 }
 
 /// Configures a [`TestFederation`].
@@ -233,9 +242,17 @@ pub struct Builder {
     deadlines: Deadlines,
     observers: Vec<String>,
     routes: Vec<(String, String)>,
+    web: bool,
 }
 
 impl Builder {
+    /// Serves every node's web desk on a loopback port of its own (reach
+    /// it with [`TestFederation::web_desk`]).
+    pub fn web(mut self) -> Self {
+        self.web = true;
+        self
+    }
+
     /// Routes `from`'s peer traffic to `to` through a [`FaultProxy`]
     /// (reach it with [`TestFederation::proxy`]): `from`'s node finds `to`
     /// at the proxy's address. One direction only: route `to` to `from` as
@@ -390,6 +407,7 @@ impl Builder {
             proxies,
             clocks: self.clocks,
             node_limits: self.node_limits,
+            web: self.web,
             dir,
         };
         for (id, listener) in listeners {
@@ -398,6 +416,7 @@ impl Builder {
                 data_dir: fed.dir.path().join("data").join(id.as_str()),
                 running: None,
                 metrics: None,
+                web: None,
             };
             fed.slots.insert(id.clone(), slot);
             if self.down.iter().any(|d| d == id.as_str()) {
@@ -426,6 +445,7 @@ pub struct TestFederation {
     /// Fault proxies by (from, to) route.
     proxies: BTreeMap<(AgencyId, AgencyId), FaultProxy>,
     clocks: BTreeMap<String, Arc<dyn Clock>>,
+    web: bool,
     dir: TempDir,
 }
 
@@ -450,6 +470,7 @@ impl TestFederation {
             deadlines: Deadlines::default(),
             observers: vec![],
             routes: vec![],
+            web: false,
         }
     }
 
@@ -480,6 +501,23 @@ impl TestFederation {
         metrics.set_nonblocking(true)?;
         let metrics = TcpListener::from_std(metrics)?;
         let metrics_addr = metrics.local_addr()?;
+        let web = if self.web {
+            // The last start's token is no longer valid; tests wait for
+            // this start's.
+            let token = self
+                .slot(agency)?
+                .data_dir
+                .join(tocsin_node::WEB_TOKEN_FILE);
+            if token.exists() {
+                std::fs::remove_file(&token)?;
+            }
+            let web = std::net::TcpListener::bind("127.0.0.1:0")?;
+            web.set_nonblocking(true)?;
+            Some(TcpListener::from_std(web)?)
+        } else {
+            None
+        };
+        let web_addr = web.as_ref().map(TcpListener::local_addr).transpose()?;
         let options = NodeOptions {
             agency: agency.clone(),
             federation: self.federation_seen_by(agency),
@@ -514,6 +552,7 @@ impl TestFederation {
                 .unwrap_or(&self.clock)
                 .clone(),
             metrics: Some(metrics),
+            web,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tocsin_node::serve(options, listener, async move {
@@ -522,6 +561,7 @@ impl TestFederation {
         let slot = self.slots.get_mut(agency).context("unknown agency")?;
         slot.running = Some(Running { stop, task });
         slot.metrics = Some(metrics_addr);
+        slot.web = web_addr;
         Ok(())
     }
 
@@ -548,6 +588,16 @@ impl TestFederation {
     /// Scrapes `agency`'s metrics endpoint (see [`scrape`]).
     pub async fn metrics(&self, agency: &str) -> anyhow::Result<BTreeMap<String, f64>> {
         scrape(self.metrics_addr(agency)?).await
+    }
+
+    /// `agency`'s web desk, once its node has written this start's token
+    /// (the federation must be built with [`Builder::web`]).
+    pub async fn web_desk(&self, agency: &str) -> anyhow::Result<WebDesk> {
+        let slot = self.slot(&Self::id(agency)?)?;
+        let addr = slot.web.with_context(|| {
+            format!("{agency} serves no web desk (not running, or no Builder::web)")
+        })?;
+        WebDesk::wait_for(addr, &slot.data_dir).await
     }
 
     /// `agency`'s data directory.
@@ -579,6 +629,7 @@ impl TestFederation {
             .take()
             .with_context(|| format!("{agency} is not running"))?;
         slot.metrics = None;
+        slot.web = None;
         let _ = running.stop.send(());
         running.task.await??;
         Ok(())

@@ -238,7 +238,7 @@ mod queries;
 mod receive;
 mod subjects;
 mod submit;
-mod triage;
+pub(crate) mod triage;
 mod watch;
 pub(crate) mod wording;
 

@@ -6,6 +6,12 @@ use crate::views::{self, EventView};
 use super::Node;
 
 impl Node {
+    /// The id of the last event committed: a cursor from which a later
+    /// `watch` misses nothing that happens after it is read.
+    pub(crate) async fn last_event_id(&self) -> Result<u64, Error> {
+        Ok(self.store.last_event_id().await?)
+    }
+
     /// Streams events: first those after `after` (if given), then new ones
     /// as they are committed, until the client goes away or the node stops.
     pub(crate) async fn watch(

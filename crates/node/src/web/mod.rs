@@ -1,0 +1,426 @@
+//! The web desk: this node's triage list, alerts and live events in a
+//! browser, served only when the node is configured with `web_listen`.
+//!
+//! A thin adapter over the domain, like the gRPC handlers: it checks the
+//! token, calls `Node` methods (`triage`, `get`, `acknowledge`, `watch`)
+//! and renders their views as HTML (`pages`) or server-sent events. No
+//! SQL, no protocol logic.
+//!
+//! Access, in this first increment: the listener must be on loopback, and
+//! every request carries the token drawn at start (a cookie set by
+//! `GET /?token=...`, or `Authorization: Bearer`). The token is logged
+//! once, when the desk starts, and written to `<data_dir>/web.token`
+//! (mode 0600) for local tools and tests; it is never logged again. Forms
+//! carry the token as well, so another site cannot post through the
+//! browser's cookie.
+
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::{Form, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tocsin_core::Identity;
+use tocsin_core::alert::Disposition;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+
+use crate::domain::Node;
+use crate::server::StartError;
+
+/// The name the desk's acknowledgements are signed under, as the
+/// operator's name: the token says "someone at this node's console", not
+/// who.
+pub(crate) const OPERATOR: &str = "web-desk";
+
+/// The file the token is written to, in the data directory.
+pub const TOKEN_FILE: &str = "web.token";
+
+/// The pinned script and style, served from the binary.
+const SCRIPT: &str = include_str!("desk.js");
+const STYLE: &str = include_str!("desk.css");
+
+/// Everything the browser may load: this origin alone, no inline script.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self'; form-action 'self'; \
+    frame-ancestors 'none'; base-uri 'none'";
+
+/// A web desk listener, checked to be on loopback.
+#[derive(Debug)]
+pub(crate) struct Desk {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Shared {
+    node: Node,
+    token: String,
+    cookie: String,
+}
+
+impl Desk {
+    /// Refuses a listener that is not on loopback: the token is the desk's
+    /// only guard, and it travels in clear HTTP.
+    pub(crate) fn check(listener: TcpListener) -> Result<Self, StartError> {
+        let addr = listener.local_addr().map_err(StartError::Listener)?;
+        if !addr.ip().is_loopback() {
+            return Err(StartError::Invalid(format!(
+                "web_listen {addr} is not a loopback address: the web desk is \
+                 guarded by a token alone and listens on loopback only"
+            )));
+        }
+        Ok(Self { listener, addr })
+    }
+
+    /// Draws this start's token, writes it to `<data_dir>/web.token` (mode
+    /// 0600, replacing the last start's) and logs it, this once.
+    pub(crate) fn issue_token(&self, data_dir: &Path) -> Result<String, StartError> {
+        let bytes: [u8; 32] = rand::random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let path = data_dir.join(TOKEN_FILE);
+        write_private(&path, &token).map_err(|e| {
+            StartError::Invalid(format!(
+                "cannot write the web token {}: {e}",
+                path.display()
+            ))
+        })?;
+        tracing::info!(
+            url = %format!("http://{}/?token={token}", self.addr),
+            token_file = %path.display(),
+            "web desk serving (the token is shown this once)"
+        );
+        Ok(token)
+    }
+
+    /// Serves the desk until `shutdown` turns true.
+    pub(crate) async fn serve(
+        self,
+        node: Node,
+        token: String,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let shared = Shared {
+            node,
+            token,
+            // Browsers share cookies across ports of one host: one name
+            // per desk, so two nodes' desks on loopback keep their own.
+            cookie: format!("tocsin_desk_{}", self.addr.port()),
+        };
+        let app = Router::new()
+            .route("/", get(triage))
+            .route("/alerts/{id}", get(alert))
+            .route("/alerts/{id}/ack", post(acknowledge))
+            .route("/events", get(events))
+            .route("/desk.js", get(script))
+            .route("/desk.css", get(style))
+            .layer(middleware::from_fn_with_state(shared.clone(), guard))
+            .with_state(shared);
+        let stopped = async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(self.listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::warn!(error = %e, "web desk stopped");
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode when reopened.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// tells nothing of how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The token a request carries, as a cookie or a bearer.
+fn presented<'a>(headers: &'a HeaderMap, cookie: &str) -> Option<&'a str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == cookie)
+        .map(|(_, value)| value)
+}
+
+#[derive(Deserialize)]
+struct Bootstrap {
+    token: Option<String>,
+}
+
+/// Lets in requests with the token; `GET /?token=` with the right one
+/// sets the cookie and redirects to `/`, so the token leaves the address
+/// bar. Everything else is refused with 401. Every answer forbids other
+/// origins' scripts and framing, and caching.
+async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    let offered = Query::<Bootstrap>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.token);
+    let mut response = if let Some(offered) = offered {
+        if same(&offered, &shared.token) {
+            let mut r = Redirect::to("/").into_response();
+            let cookie = format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                shared.cookie, shared.token
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        } else {
+            refused()
+        }
+    } else if presented(request.headers(), &shared.cookie).is_some_and(|t| same(t, &shared.token)) {
+        next.run(request).await
+    } else {
+        refused()
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Html(pages::refused()),
+    )
+        .into_response()
+}
+
+/// A domain error as a page, with the status it calls for.
+fn failed(e: crate::Error) -> Response {
+    let status = match &e {
+        crate::Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        crate::Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
+        crate::Error::NotFound(_) => StatusCode::NOT_FOUND,
+        crate::Error::AlreadyExists(_) => StatusCode::CONFLICT,
+        crate::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "web desk request failed");
+    }
+    (status, Html(pages::error(status, &e.to_string()))).into_response()
+}
+
+/// `/`: what this agency owes, ranked, and the live event list.
+async fn triage(State(shared): State<Shared>) -> Response {
+    // Read the cursor first: an event committed after it reaches the page
+    // through /events even if it happens while the page renders.
+    let after = match shared.node.last_event_id().await {
+        Ok(id) => id,
+        Err(e) => return failed(e),
+    };
+    match shared.node.triage(100).await {
+        Ok(items) => Html(pages::triage(
+            shared.node.agency(),
+            &items,
+            shared.node.now(),
+            after,
+        ))
+        .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// `/alerts/{id}`: one alert or hit report, and the acknowledge form.
+async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    match shared.node.get(&id).await {
+        Ok(Some(view)) => Html(pages::alert(
+            shared.node.agency(),
+            &view,
+            shared.node.now(),
+            &shared.token,
+        ))
+        .into_response(),
+        Ok(None) => failed(crate::Error::NotFound(format!(
+            "no alert {id:?} on {}",
+            shared.node.agency()
+        ))),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AckForm {
+    csrf: String,
+    disposition: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /alerts/{id}/ack`: the same domain call as the operator
+/// service's AcknowledgeAlert, then back to the alert.
+async fn acknowledge(
+    State(shared): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Form(form): Form<AckForm>,
+) -> Response {
+    if !same(&form.csrf, &shared.token) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(pages::error(
+                StatusCode::FORBIDDEN,
+                "the form did not carry this desk's token",
+            )),
+        )
+            .into_response();
+    }
+    let disposition: Disposition = match form.disposition.parse() {
+        Ok(d) => d,
+        Err(e) => return failed(crate::Error::InvalidArgument(e.to_string())),
+    };
+    let operator = Identity::Operator {
+        agency: shared.node.agency().clone(),
+        name: OPERATOR.to_owned(),
+    };
+    let node = shared.node.clone();
+    let path = format!("/alerts/{id}");
+    // Detached, as in the gRPC handler: a browser that goes away does not
+    // cancel a signed acknowledgement half-way.
+    let done = tokio::spawn(async move {
+        node.acknowledge(&operator, &id, disposition, form.note)
+            .await
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => Redirect::to(&path).into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => {
+            tracing::error!(error = %e, "web desk acknowledgement failed");
+            failed(crate::Error::Unavailable(
+                "the acknowledgement failed".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct After {
+    after: Option<u64>,
+}
+
+/// `/events`: the node's event stream as server-sent events, each with
+/// its id, so that a browser that reconnects resumes after the last one
+/// it saw (`Last-Event-ID`, which wins over `?after=`).
+async fn events(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<After>,
+) -> Response {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let stream = match shared.node.watch(resume.or(query.after)).await {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let events = stream.map(|event| {
+        event.map(|e| {
+            Event::default()
+                .id(e.id.to_string())
+                .data(pages::event_json(&e).to_string())
+        })
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_a_bearer_or_this_desks_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tocsin_desk_1=other; tocsin_desk_2=mine"),
+        );
+        assert_eq!(presented(&h, "tocsin_desk_2"), Some("mine"));
+        assert_eq!(presented(&h, "tocsin_desk_3"), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert_eq!(presented(&h, "tocsin_desk_2"), Some("b"));
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+    }
+
+    #[tokio::test]
+    async fn a_desk_off_loopback_is_refused() {
+        let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let err = Desk::check(listener).unwrap_err().to_string();
+        assert!(err.contains("is not a loopback address"), "{err}");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        assert!(Desk::check(listener).is_ok());
+    }
+}

@@ -1,0 +1,391 @@
+//! The desk's pages: domain views as server-rendered HTML. Every value
+//! from the store passes through [`esc`]; times are shown in UTC inside a
+//! `<time>` whose `datetime` the script turns into local time on hover.
+//! State is always written in words (OVERDUE, REPEATED_UNANSWERED,
+//! DELIVERED), colour only repeats it.
+
+use std::fmt::Write;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use tocsin_core::AgencyId;
+use tocsin_core::alert::{Disposition, Subject};
+use tocsin_triage::Kind;
+
+use crate::domain::triage::TriagedView;
+use crate::views::{AckView, AlertView, DeliveryStatus, EventView};
+
+/// Escapes text for HTML content and quoted attributes.
+pub(super) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time in UTC, machine-readable for the script's local-time hover.
+fn time(at: DateTime<Utc>) -> String {
+    let shown = at.format("%Y-%m-%d %H:%M:%S UTC");
+    format!(
+        "<time datetime=\"{}\" title=\"{shown}\">{shown}</time>",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+fn page(agency: &AgencyId, title: &str, body: &str) -> String {
+    let agency = esc(agency.as_str());
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · {agency} · Tocsin</title>\
+         <link rel=\"stylesheet\" href=\"/desk.css\">\
+         <script src=\"/desk.js\" defer></script></head>\
+         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a></header>\
+         <main>{body}</main></body></html>\n",
+        title = esc(title),
+    )
+}
+
+/// The answer to a request without the token.
+pub(super) fn refused() -> String {
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+     <title>Token required · Tocsin</title></head><body><main>\
+     <h1>401: token required</h1><p>Open the address the node printed when it \
+     started (with <code>?token=</code>), or send <code>Authorization: Bearer</code> \
+     with the token from <code>web.token</code> in its data directory.</p>\
+     </main></body></html>\n"
+        .to_owned()
+}
+
+/// A failed request.
+pub(super) fn error(status: StatusCode, message: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{status}</title></head><body><main><h1>{status}</h1>\
+         <p role=\"alert\">{}</p><p><a href=\"/\">Back to the triage list</a></p>\
+         </main></body></html>\n",
+        esc(message)
+    )
+}
+
+fn kind_words(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Alert => "alert",
+        Kind::HitReport => "hit report",
+    }
+}
+
+/// `/`: the triage list and the live events.
+pub(super) fn triage(
+    agency: &AgencyId,
+    items: &[TriagedView],
+    now: DateTime<Utc>,
+    after: u64,
+) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>What {} owes</h1>\
+         <p class=\"clock\">Node clock: {}</p>",
+        esc(agency.as_str()),
+        time(now)
+    );
+    if items.is_empty() {
+        body.push_str(
+            "<p id=\"nothing-owed\">Nothing owed: every alert received is acknowledged.</p>",
+        );
+    } else {
+        body.push_str(
+            "<table id=\"triage\"><caption>Owed acknowledgements, riskiest first</caption>\
+             <thead><tr><th scope=\"col\">Rank</th><th scope=\"col\">Tier</th>\
+             <th scope=\"col\">Id</th><th scope=\"col\">Kind</th><th scope=\"col\">From</th>\
+             <th scope=\"col\">Subject</th><th scope=\"col\">Flags</th>\
+             <th scope=\"col\">Reasons</th><th scope=\"col\">Deadline</th></tr></thead><tbody>",
+        );
+        for t in items {
+            let item = &t.ranked.item;
+            let overdue = item.due_at <= now;
+            let mut flags = Vec::new();
+            if overdue {
+                flags.push("<strong class=\"overdue\">OVERDUE</strong>");
+            }
+            if item.repeated_unanswered {
+                flags.push("<strong class=\"repeated\">REPEATED_UNANSWERED</strong>");
+            }
+            let _ = write!(
+                body,
+                "<tr data-alert-id=\"{id}\"{class}><td>{rank}</td><td>{tier}</td>\
+                 <td><a href=\"/alerts/{id}\">{id}</a></td><td>{kind}</td><td>{from}</td>\
+                 <td>{subject}</td><td>{flags}</td><td>{reasons}</td>\
+                 <td>{due} <span class=\"countdown\" data-due=\"{due_iso}\"></span></td></tr>",
+                id = esc(&item.id),
+                class = if overdue { " class=\"is-overdue\"" } else { "" },
+                rank = t.ranked.rank,
+                tier = esc(t.ranked.tier.as_str()),
+                kind = kind_words(item.kind),
+                from = esc(&item.originator),
+                subject = esc(&item.subject),
+                flags = flags.join(" "),
+                reasons = esc(&t.ranked.reasons_text()),
+                due = time(item.due_at),
+                due_iso = item
+                    .due_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    let _ = write!(
+        body,
+        "<section aria-labelledby=\"live-title\"><h2 id=\"live-title\">Live events</h2>\
+         <p id=\"live-state\" role=\"status\">Connecting to the event stream…</p>\
+         <ol id=\"events\" data-after=\"{after}\" aria-live=\"polite\"></ol></section>"
+    );
+    page(agency, "Triage", &body)
+}
+
+fn delivery_words(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Pending => "PENDING",
+        DeliveryStatus::Blocked => "BLOCKED",
+        DeliveryStatus::Delivered => "DELIVERED",
+        DeliveryStatus::Rejected => "REJECTED",
+    }
+}
+
+fn acks_list(acks: &[AckView]) -> String {
+    if acks.is_empty() {
+        return "<p>No acknowledgement yet.</p>".to_owned();
+    }
+    let mut out = String::from("<ul class=\"acks\">");
+    for a in acks {
+        let late = if a.late_by_seconds > 0 {
+            format!(
+                ", {} late",
+                esc(&tocsin_core::human_duration(a.late_by_seconds))
+            )
+        } else {
+            ", in time".to_owned()
+        };
+        let state = match (&a.refusal, a.delivered) {
+            (Some(r), _) => format!(" — REFUSED by the originator: {}", esc(r)),
+            (None, true) => " — the originator has it".to_owned(),
+            (None, false) => " — on its way to the originator".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<li class=\"ack\"><strong>{disposition}</strong> by {operator} of {agency}, {at}{late}{state}{note}</li>",
+            disposition = a.ack.disposition,
+            operator = esc(&a.ack.operator),
+            agency = esc(a.ack.recipient.as_str()),
+            at = time(a.ack.acknowledged_at),
+            note = if a.ack.note.is_empty() {
+                String::new()
+            } else {
+                format!(": “{}”", esc(&a.ack.note))
+            },
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// `/alerts/{id}`: an alert or hit report with what became of it.
+pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token: &str) -> String {
+    let a = &v.alert;
+    let id = esc(&a.id.to_string());
+    let what = if a.hit.is_some() {
+        "Hit report"
+    } else {
+        "Alert"
+    };
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>{what} <code>{id}</code></h1><dl class=\"facts\">\
+         <dt>From</dt><dd>{from}</dd><dt>Created</dt><dd>{created}</dd>\
+         <dt>Precedence</dt><dd>{precedence}</dd><dt>Category</dt><dd>{category}</dd>\
+         <dt>Grading</dt><dd>{rel}{cred}</dd><dt>TLP</dt><dd>{tlp}</dd>\
+         <dt>Subjects</dt><dd>{subjects}</dd><dt>Recipients</dt><dd>{recipients}</dd>",
+        from = esc(a.originator.as_str()),
+        created = time(a.created_at),
+        precedence = a.precedence,
+        category = esc(&a.category),
+        rel = a.source_reliability,
+        cred = a.information_credibility,
+        tlp = a.tlp,
+        subjects = esc(&a.subjects_label()),
+        recipients = esc(&a
+            .recipients
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")),
+    );
+    if let Some(due) = v.due_at {
+        let state = if due <= now && v.acknowledgements.is_empty() && v.flag.is_some() {
+            " <strong class=\"overdue\">OVERDUE</strong>"
+        } else {
+            ""
+        };
+        let _ = write!(body, "<dt>Deadline</dt><dd>{}{state}</dd>", time(due));
+    }
+    if let Some((flag, at)) = &v.flag {
+        let _ = write!(
+            body,
+            "<dt>Deadline flag</dt><dd>{flag:?}{}</dd>",
+            at.map(|at| format!(" since {}", time(at)))
+                .unwrap_or_default()
+        );
+    }
+    let _ = write!(body, "<dt>Status</dt><dd>{:?}", v.status);
+    if let Some(by) = &v.closed_by {
+        let _ = write!(body, " by <a href=\"/alerts/{0}\">{0}</a>", esc(by));
+    }
+    body.push_str("</dd></dl>");
+    let _ = write!(body, "<h2>Text</h2><p class=\"text\">{}</p>", esc(&a.text));
+
+    if let Some(hit) = &a.hit {
+        let screened = hit
+            .screened
+            .clone()
+            .map(|p| Subject::Person(p).label())
+            .unwrap_or_else(|| "(no person)".into());
+        let identifiers = hit
+            .screened_identifiers
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            body,
+            "<section id=\"sighting\"><h2>Sighting</h2><dl class=\"facts\">\
+             <dt>Person screened</dt><dd>{screened}</dd><dt>Identifiers</dt><dd>{identifiers}</dd>\
+             <dt>Seen</dt><dd>{seen}</dd><dt>Where</dt><dd>{place}</dd>\
+             <dt>Screen reference</dt><dd>{screen_ref}</dd>\
+             <dt>Watchlist entry</dt><dd>{owner} {entry} (version {seq})</dd>\
+             <dt>Match score</dt><dd>{score:.2}</dd><dt>Requested action</dt><dd>{action}</dd>\
+             </dl><ul>{reasons}</ul></section>",
+            screened = esc(&screened),
+            identifiers = esc(&identifiers),
+            seen = hit.seen_at.map(time).unwrap_or_else(|| "not given".into()),
+            place = esc(&hit.seen_place),
+            screen_ref = esc(&hit.screen_ref),
+            owner = esc(hit.entry_owner.as_str()),
+            entry = esc(&hit.entry_ref),
+            seq = hit.entry_seq,
+            score = hit.score,
+            action = esc(&hit.requested_action),
+            reasons = hit
+                .reasons
+                .iter()
+                .map(|r| format!("<li>{}</li>", esc(r)))
+                .collect::<String>(),
+        );
+    }
+
+    if v.deliveries.is_empty() {
+        let receipt = if v.receipt.is_some() {
+            "this node issued its signed receipt when it stored the alert"
+        } else {
+            "none"
+        };
+        let _ = write!(
+            body,
+            "<section id=\"received\"><h2>Received</h2><p>Stored {}; receipt: {receipt}; \
+             reminders: {}.</p><h3>Our acknowledgements</h3>{}</section>",
+            time(v.stored_at),
+            v.reminders,
+            acks_list(&v.acknowledgements)
+        );
+    } else {
+        body.push_str(
+            "<section id=\"deliveries\"><h2>Recipients</h2><table><thead><tr>\
+             <th scope=\"col\">Recipient</th><th scope=\"col\">Delivery</th>\
+             <th scope=\"col\">Receipt</th><th scope=\"col\">Deadline</th>\
+             <th scope=\"col\">Flag</th><th scope=\"col\">Ladder</th>\
+             <th scope=\"col\">Acknowledgements</th></tr></thead><tbody>",
+        );
+        for d in &v.deliveries {
+            let mut delivery = format!("{}, {} attempt(s)", delivery_words(d.status), d.attempts);
+            if let Some(reason) = d.blocked_reason.as_ref().or(d.last_error.as_ref()) {
+                let _ = write!(delivery, ": {}", esc(reason));
+            }
+            let _ = write!(
+                body,
+                "<tr data-recipient=\"{r}\"><td>{r}</td><td>{delivery}</td><td>{receipt}</td>\
+                 <td>{due}</td><td>{flag:?}{flagged}</td><td>{ladder:?}</td><td>{acks}</td></tr>",
+                r = esc(&d.recipient),
+                receipt = match (&d.receipt, d.delivered_at) {
+                    (Some(_), Some(at)) => format!("signed receipt, stored {}", time(at)),
+                    (Some(_), None) => "signed receipt".to_owned(),
+                    _ => "none yet".to_owned(),
+                },
+                due = d.due_at.map(time).unwrap_or_default(),
+                flag = d.flag,
+                flagged = d
+                    .flagged_at
+                    .map(|at| format!(" since {}", time(at)))
+                    .unwrap_or_default(),
+                ladder = d.ladder,
+                acks = acks_list(&d.acknowledgements),
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
+
+    if v.deliveries.is_empty() && v.closed_by.is_none() {
+        let _ = write!(
+            body,
+            "<section id=\"acknowledge\"><h2>Acknowledge</h2>\
+             <form method=\"post\" action=\"/alerts/{id}/ack\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+             <p><label for=\"disposition\">Disposition</label> \
+             <select id=\"disposition\" name=\"disposition\" required>{options}</select></p>\
+             <p><label for=\"note\">Note (optional)</label><br>\
+             <textarea id=\"note\" name=\"note\" rows=\"3\" cols=\"60\"></textarea></p>\
+             <p><button type=\"submit\" id=\"acknowledge-button\">Acknowledge and sign</button></p>\
+             </form></section>",
+            token = esc(token),
+            options = Disposition::ALL
+                .iter()
+                .map(|d| format!("<option value=\"{0}\">{0}</option>", d.as_str()))
+                .collect::<String>(),
+        );
+    }
+    body.push_str("<p><a href=\"/\">Back to the triage list</a></p>");
+    page(agency, &format!("{what} {}", a.id), &body)
+}
+
+/// An event as the page's script reads it.
+pub(super) fn event_json(e: &EventView) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "kind": format!("{:?}", e.kind),
+        "alert_id": e.alert_id,
+        "agency": e.agency,
+        "detail": e.detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_store_cannot_become_markup() {
+        assert_eq!(
+            esc("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
+}

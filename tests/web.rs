@@ -1,0 +1,281 @@
+//! The web desk in a real browser: Debian's Chromium, headless, driven
+//! through chromedriver over WebDriver. The desk loads and shows what is
+//! owed; an alert another node sends appears without a reload; an
+//! acknowledgement clicked in the page reaches the originator; requests
+//! without this start's token are refused.
+//!
+//! Without `/usr/bin/chromedriver` the browser tests print SKIPPED and
+//! pass, unless `TOCSIN_REQUIRE_BROWSER=1` (CI sets it), when they fail.
+//! Screenshots go to `target/screenshots/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tocsin_proto::pb;
+use tocsin_testkit::{AlertBuilder, Person, TestFederation, wait_until};
+
+const DRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A headless Chromium session, its driver, and its own profile.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a session, or says why
+    /// the test is skipped (`None`).
+    async fn start(test: &str) -> anyhow::Result<Option<Self>> {
+        if !std::path::Path::new(DRIVER).exists() {
+            if std::env::var("TOCSIN_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+                bail!(
+                    "TOCSIN_REQUIRE_BROWSER=1 but {DRIVER} is missing (apt-get install chromium chromium-driver)"
+                );
+            }
+            println!(
+                "SKIPPED {test}: {DRIVER} is missing (apt-get install chromium chromium-driver)"
+            );
+            return Ok(None);
+        }
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
+        };
+        let driver = tokio::process::Command::new(DRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {DRIVER}"))?;
+        wait_until(WAIT, "chromedriver to listen", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await?;
+        let profile = tempfile::tempdir()?;
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .collect::<Vec<_>>();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("cannot open a Chromium session")?;
+        Ok(Some(Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }))
+    }
+
+    async fn find(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no {css} on the page within {WAIT:?}"))
+    }
+
+    /// Writes the page as it is to `target/screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let png = self.client.screenshot().await?;
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
+    /// Ends the session (Chromium exits), whatever the test's outcome.
+    async fn close<T>(self, outcome: anyhow::Result<T>) -> anyhow::Result<T> {
+        let closed = self.client.close().await;
+        let value = outcome?;
+        closed?;
+        Ok(value)
+    }
+}
+
+fn about(name: &str) -> AlertBuilder {
+    AlertBuilder::to(["FR-DGSI"]).person(Person::named(name))
+}
+
+#[tokio::test]
+async fn the_desk_shows_what_is_owed_and_new_alerts_arrive_live() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let first = tr.send(about("Ismaël Omar Mostefaï")).await?;
+    tr.wait_delivered(&first, "FR-DGSI").await?;
+    let web = fed.web_desk("FR-DGSI").await?;
+    let Some(browser) = Browser::start("the_desk_shows_what_is_owed").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        // The token went into a cookie and out of the address bar.
+        let url = b.client.current_url().await?;
+        assert_eq!((url.path(), url.query()), ("/", None), "{url}");
+        let row = b.find(&format!("tr[data-alert-id='{first}']")).await?;
+        let text = row.text().await?;
+        assert!(
+            text.contains("TR-MIT") && text.contains("Ismaël Omar Mostefaï"),
+            "{text}"
+        );
+        assert!(text.contains("PRIORITY"), "{text}");
+        b.find("time[datetime]").await?;
+
+        // The page stays; the next alert TR-MIT sends appears in it.
+        b.client
+            .execute("window.tocsinSamePage = true; return true;", vec![])
+            .await?;
+        let second = tr.send(about("Abdelhamid Abaaoud")).await?;
+        let item = b
+            .find(&format!("#events li[data-alert-id='{second}']"))
+            .await?;
+        let text = item.text().await?;
+        assert!(
+            text.contains("Received") && text.contains("TR-MIT"),
+            "{text}"
+        );
+        let same = b
+            .client
+            .execute("return window.tocsinSamePage === true;", vec![])
+            .await?;
+        assert_eq!(same, serde_json::json!(true), "the page was reloaded");
+        b.screenshot("desk-triage").await
+    }
+    .await;
+    browser.close(outcome).await
+}
+
+#[tokio::test]
+async fn an_acknowledgement_clicked_in_the_page_reaches_the_originator() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let id = tr.send(about("Salah Abdeslam")).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    let web = fed.web_desk("FR-DGSI").await?;
+    let Some(browser) = Browser::start("an_acknowledgement_clicked_in_the_page").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        b.find(&format!("a[href='/alerts/{id}']"))
+            .await?
+            .click()
+            .await?;
+        b.find("#disposition")
+            .await?
+            .select_by_value("ACTIONED")
+            .await?;
+        b.find("#note")
+            .await?
+            .send_keys("border posts told")
+            .await?;
+        b.find("#acknowledge-button").await?.click().await?;
+        // Back on the alert, which shows our signed acknowledgement.
+        let ack = b.find("li.ack").await?.text().await?;
+        assert!(
+            ack.contains("ACTIONED") && ack.contains("border posts told"),
+            "{ack}"
+        );
+        b.screenshot("desk-alert").await
+    }
+    .await;
+    browser.close(outcome).await?;
+
+    let ack = tr.wait_acknowledged(&id, "FR-DGSI").await?;
+    let ack = ack.acknowledgement.context("no acknowledgement")?;
+    assert_eq!(ack.disposition, pb::Disposition::Actioned as i32);
+    assert_eq!(ack.note, "border posts told");
+    assert_eq!(ack.operator, "web-desk");
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_without_this_starts_token_are_refused() -> anyhow::Result<()> {
+    let mut fed = TestFederation::builder().web().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let id = tr.send(about("Chakib Akrouh")).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    let web = fed.web_desk("FR-DGSI").await?;
+    let token = web.token.as_str();
+
+    for path in ["/", "/events", "/desk.js", &format!("/alerts/{id}")] {
+        let answer = web.get(path, None).await?;
+        assert_eq!(answer.status, 401, "{path}: {}", answer.head);
+        let answer = web.get(path, Some("not-the-token")).await?;
+        assert_eq!(answer.status, 401, "{path}: {}", answer.head);
+    }
+    assert_eq!(web.get("/?token=guess", None).await?.status, 401);
+    let login = web.get(&web.login_url()[web.url("").len()..], None).await?;
+    assert_eq!(login.status, 303, "{}", login.head);
+    let head = login.head.to_ascii_lowercase();
+    assert!(
+        head.contains("set-cookie: tocsin_desk_") && head.contains("httponly"),
+        "{head}"
+    );
+    let page = web.get("/", Some(token)).await?;
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(page.body.contains(&id), "{}", page.body);
+
+    // A form without the token is refused, and acknowledges nothing.
+    let forged = web
+        .post(
+            &format!("/alerts/{id}/ack"),
+            Some(token),
+            "csrf=guess&disposition=ACTIONED&note=",
+        )
+        .await?;
+    assert_eq!(forged.status, 403, "{}", forged.head);
+    let alert = web.get(&format!("/alerts/{id}"), Some(token)).await?;
+    assert!(
+        alert.body.contains("No acknowledgement yet"),
+        "{}",
+        alert.body
+    );
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = fed.data_dir("FR-DGSI")?.join(tocsin_node::WEB_TOKEN_FILE);
+        let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+
+    // Each start draws its own token: the last one no longer opens the desk.
+    let old = web.token.clone();
+    fed.restart_node("FR-DGSI").await?;
+    let web = fed.web_desk("FR-DGSI").await?;
+    assert_ne!(web.token, old);
+    assert_eq!(web.get("/", Some(&old)).await?.status, 401);
+    assert_eq!(web.get("/", Some(&web.token)).await?.status, 200);
+    Ok(())
+}
