@@ -536,8 +536,8 @@ pub async fn replay(
                                 .map(|a| a.id.as_str())
                                 .unwrap_or_default(),
                         ),
-                        tier: pb::Precedence::try_from(i.tier)
-                            .map(|p| p.as_str_name().trim_start_matches("PRECEDENCE_").to_owned())
+                        tier: tocsin_core::alert::Precedence::from_wire(i.tier)
+                            .map(|p| p.as_str().to_owned())
                             .unwrap_or_default(),
                         reasons: i.reasons_text.clone(),
                     })

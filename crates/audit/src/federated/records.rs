@@ -176,8 +176,8 @@ fn decode(kind: EvidenceKind, bytes: &[u8]) -> Option<Record> {
 
 /// A precedence's name, as operators write it.
 pub(super) fn precedence_name(p: i32) -> String {
-    pb::Precedence::try_from(p)
-        .map(|p| p.as_str_name().trim_start_matches("PRECEDENCE_").to_owned())
+    tocsin_core::alert::Precedence::from_wire(p)
+        .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|_| format!("precedence {p}"))
 }
 

@@ -625,10 +625,12 @@ mod tests {
             .unwrap();
         assert!(screen_for(&s, "Abdelhamid Abaaoud").await.is_empty());
 
-        // A's new version is committed; its index update comes with the
-        // screen in flight: the match shows the new version, at its seq.
-        let mut updated = wire("TR-MIT", "A", "Salah Abdeslam");
-        updated.reason = "seen in Brussels".into();
+        // A's new version (another person's name) is committed; its index
+        // update comes with the screen in flight. The index still scores
+        // the old name; the screen must see that the store moved on, wait
+        // for the index, and screen again: A no longer matches. Shown
+        // without that, A would match "Salah Abdeslam" as Jean Dupont.
+        let updated = wire("TR-MIT", "A", "Jean Dupont");
         let change = OwnChange {
             reference: "A".into(),
             op: OwnOp::Update(OwnEntry {
@@ -646,6 +648,8 @@ mod tests {
             seq: seqs[0],
         };
         let (m, ()) = tokio::join!(screen_for(&s, "Salah Abdeslam"), s.apply(vec![update]));
+        assert!(m.iter().all(|m| m.r#ref != "A"), "{m:?}");
+        let m = screen_for(&s, "Jean Dupont").await;
         let m = m.iter().find(|m| m.r#ref == "A").unwrap();
         assert_eq!(m.entry.as_ref().unwrap(), &updated);
         assert_eq!(m.entry_seq, seqs[0]);
