@@ -523,8 +523,8 @@ pub async fn post_mortem(
 
     let by_id: HashMap<&str, &str> = replay
         .labels
-        .iter()
-        .map(|(l, (id, _))| (id.as_str(), l.as_str()))
+        .values()
+        .filter_map(|(id, _)| Some((id.as_str(), replay.label_of(id)?)))
         .collect();
     let mut flags: BTreeMap<(String, String), FlagReport> = BTreeMap::new();
     for (node, c) in clients {

@@ -212,6 +212,9 @@ pub struct Replay {
     pub hit_reports: Vec<String>,
     /// What each `triage` step saw, in order.
     pub triages: Vec<TriageSeen>,
+    /// Alert id to the first label it was given: a repeated hit report is
+    /// named again under a later screen's label, but is told by its first.
+    first_labels: BTreeMap<String, String>,
 }
 
 /// What a `triage` step saw: the agency, the scenario time, and the owed
@@ -241,6 +244,19 @@ impl Replay {
     /// The id of the alert sent as `label`.
     pub fn id(&self, label: &str) -> Option<&str> {
         self.labels.get(label).map(|(id, _)| id.as_str())
+    }
+
+    /// The first label the alert `id` was given, if any.
+    pub fn label_of(&self, id: &str) -> Option<&str> {
+        self.first_labels.get(id).map(String::as_str)
+    }
+
+    /// Names the alert `id`, sent by `by`, as `label`.
+    fn name(&mut self, label: String, id: String, by: AgencyId) {
+        self.first_labels
+            .entry(id.clone())
+            .or_insert_with(|| label.clone());
+        self.labels.insert(label, (id, by));
     }
 }
 
@@ -398,7 +414,7 @@ pub async fn replay(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                replay.labels.insert(label.clone(), (id, from.clone()));
+                replay.name(label.clone(), id, from.clone());
             }
             Action::Ack {
                 by,
@@ -477,9 +493,7 @@ pub async fn replay(
                         what: format!("no record of {as_label:?}"),
                     }
                 })?;
-                replay
-                    .labels
-                    .insert(as_label.clone(), (cancel_id, from.clone()));
+                replay.name(as_label.clone(), cancel_id, from.clone());
                 narrate(&format!("[{when}] {from} cancels {label} ({as_label})"));
             }
             Action::Stop { agency } => match control.as_deref_mut() {
@@ -518,14 +532,7 @@ pub async fn replay(
                     .map_err(refused(by, "triage", "its owed items"))?
                     .into_inner()
                     .items;
-                let label_of = |id: &str| {
-                    replay
-                        .labels
-                        .iter()
-                        .find(|(_, (i, _))| i == id)
-                        .map(|(l, _)| l.clone())
-                        .unwrap_or_else(|| id.to_owned())
-                };
+                let label_of = |id: &str| replay.label_of(id).unwrap_or(id).to_owned();
                 let seen: Vec<TriagedItem> = items
                     .iter()
                     .map(|i| TriagedItem {
@@ -664,11 +671,7 @@ pub async fn replay(
                                 .to_owned()
                         })
                         .unwrap_or_default();
-                    let earlier = replay
-                        .labels
-                        .iter()
-                        .find(|(_, (id, _))| *id == m.hit_report_id)
-                        .map(|(l, _)| l.clone());
+                    let earlier = replay.label_of(&m.hit_report_id).map(str::to_owned);
                     told.push(format!(
                         "HIT on {}/{} ({action}, score {:.2}): {}",
                         m.owner,
@@ -680,9 +683,7 @@ pub async fn replay(
                             (None, false) => format!("hit report {name} to {}", m.owner),
                         }
                     ));
-                    replay
-                        .labels
-                        .insert(name.clone(), (m.hit_report_id.clone(), by.clone()));
+                    replay.name(name.clone(), m.hit_report_id.clone(), by.clone());
                     replay.hit_reports.push(name);
                 }
                 let seen = place_text(place);
@@ -700,4 +701,22 @@ pub async fn replay(
         .await?;
     driver.settle(Nodes::new(clients, &down)).await?;
     Ok(replay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_named_twice_is_told_by_its_first_label() {
+        let mut r = Replay::default();
+        let be = AgencyId::new("BE-VSSE").unwrap();
+        // A hit report, then a later screen repeating it under its own label.
+        r.name("cambrai".into(), "01ID".into(), be.clone());
+        r.name("austria".into(), "01ID".into(), be);
+        assert_eq!(r.label_of("01ID"), Some("cambrai"));
+        assert_eq!(r.id("austria"), Some("01ID"));
+        assert_eq!(r.id("cambrai"), Some("01ID"));
+        assert_eq!(r.label_of("01OTHER"), None);
+    }
 }
