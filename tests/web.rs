@@ -206,6 +206,20 @@ async fn an_acknowledgement_clicked_in_the_page_reaches_the_originator() -> anyh
             ack.contains("ACTIONED") && ack.contains("border posts told"),
             "{ack}"
         );
+        // Each signed record says, in words, whether it verifies now.
+        assert!(
+            ack.contains("signature verifies: signed by FR-DGSI"),
+            "{ack}"
+        );
+        let envelope = b.find("#envelope-signature").await?.text().await?;
+        assert_eq!(envelope, "signature verifies: signed by TR-MIT");
+        let received = b.find("#received").await?.text().await?;
+        assert!(
+            received.contains(
+                "receipt when it stored the alert (signature verifies: signed by FR-DGSI)"
+            ),
+            "{received}"
+        );
         b.screenshot("desk-alert").await
     }
     .await;

@@ -287,6 +287,7 @@ async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Re
             &view,
             shared.node.now(),
             &shared.token,
+            &|envelope, kind, expected| shared.node.check_signature(envelope, kind, expected),
         ))
         .into_response(),
         Ok(None) => failed(crate::Error::NotFound(format!(

@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use tocsin_core::AgencyId;
 use tocsin_core::alert::{Disposition, Subject};
+use tocsin_proto::pb;
 use tocsin_triage::Kind;
 
+use crate::domain::signatures::SignatureCheck;
 use crate::domain::triage::TriagedView;
 use crate::views::{AckView, AlertView, DeliveryStatus, EventView};
 
@@ -161,7 +163,33 @@ fn delivery_words(status: DeliveryStatus) -> &'static str {
     }
 }
 
-fn acks_list(acks: &[AckView]) -> String {
+/// Checks a signed record: the envelope, its payload type and the agency
+/// that must have signed it. The handler passes the node's check, so the
+/// pages stay rendering only.
+pub(super) type Check<'a> = &'a dyn Fn(&pb::Envelope, &str, &AgencyId) -> SignatureCheck;
+
+/// A signature check in words; the words carry it, the class only
+/// repeats it.
+fn signature(check: Check<'_>, envelope: &pb::Envelope, kind: &str, expected: &str) -> String {
+    let result = match AgencyId::new(expected) {
+        Ok(expected) => check(envelope, kind, &expected),
+        Err(e) => SignatureCheck::Fails {
+            reason: format!("no agency {expected:?}: {e}"),
+        },
+    };
+    match result {
+        SignatureCheck::Verifies { signer } => format!(
+            "<span class=\"sig sig-ok\">signature verifies: signed by {}</span>",
+            esc(signer.as_str())
+        ),
+        SignatureCheck::Fails { reason } => format!(
+            "<strong class=\"sig sig-bad\">signature does NOT verify: {}</strong>",
+            esc(&reason)
+        ),
+    }
+}
+
+fn acks_list(acks: &[AckView], check: Check<'_>) -> String {
     if acks.is_empty() {
         return "<p>No acknowledgement yet.</p>".to_owned();
     }
@@ -182,7 +210,7 @@ fn acks_list(acks: &[AckView]) -> String {
         };
         let _ = write!(
             out,
-            "<li class=\"ack\"><strong>{disposition}</strong> by {operator} of {agency}, {at}{late}{state}{note}</li>",
+            "<li class=\"ack\"><strong>{disposition}</strong> by {operator} of {agency}, {at}{late}{state}{note}; {sig}</li>",
             disposition = a.ack.disposition,
             operator = esc(&a.ack.operator),
             agency = esc(a.ack.recipient.as_str()),
@@ -192,6 +220,12 @@ fn acks_list(acks: &[AckView]) -> String {
             } else {
                 format!(": “{}”", esc(&a.ack.note))
             },
+            sig = signature(
+                check,
+                &a.envelope,
+                tocsin_proto::ACK_PAYLOAD_TYPE,
+                a.ack.recipient.as_str()
+            ),
         );
     }
     out.push_str("</ul>");
@@ -199,7 +233,13 @@ fn acks_list(acks: &[AckView]) -> String {
 }
 
 /// `/alerts/{id}`: an alert or hit report with what became of it.
-pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token: &str) -> String {
+pub(super) fn alert(
+    agency: &AgencyId,
+    v: &AlertView,
+    now: DateTime<Utc>,
+    token: &str,
+    check: Check<'_>,
+) -> String {
     let a = &v.alert;
     let id = esc(&a.id.to_string());
     let what = if a.hit.is_some() {
@@ -214,7 +254,14 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
          <dt>From</dt><dd>{from}</dd><dt>Created</dt><dd>{created}</dd>\
          <dt>Precedence</dt><dd>{precedence}</dd><dt>Category</dt><dd>{category}</dd>\
          <dt>Grading</dt><dd>{rel}{cred}</dd><dt>TLP</dt><dd>{tlp}</dd>\
-         <dt>Subjects</dt><dd>{subjects}</dd><dt>Recipients</dt><dd>{recipients}</dd>",
+         <dt>Subjects</dt><dd>{subjects}</dd><dt>Recipients</dt><dd>{recipients}</dd>\
+         <dt>Envelope</dt><dd id=\"envelope-signature\">{sig}</dd>",
+        sig = signature(
+            check,
+            &v.envelope,
+            tocsin_proto::ALERT_PAYLOAD_TYPE,
+            a.originator.as_str()
+        ),
         from = esc(a.originator.as_str()),
         created = time(a.created_at),
         precedence = a.precedence,
@@ -293,10 +340,17 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
     }
 
     if v.deliveries.is_empty() {
-        let receipt = if v.receipt.is_some() {
-            "this node issued its signed receipt when it stored the alert"
-        } else {
-            "none"
+        let receipt = match &v.receipt {
+            Some(r) => format!(
+                "this node issued its signed receipt when it stored the alert ({})",
+                signature(
+                    check,
+                    r,
+                    tocsin_proto::RECEIPT_PAYLOAD_TYPE,
+                    agency.as_str()
+                )
+            ),
+            None => "none".to_owned(),
         };
         let _ = write!(
             body,
@@ -304,7 +358,7 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
              reminders: {}.</p><h3>Our acknowledgements</h3>{}</section>",
             time(v.stored_at),
             v.reminders,
-            acks_list(&v.acknowledgements)
+            acks_list(&v.acknowledgements, check)
         );
     } else {
         body.push_str(
@@ -325,8 +379,15 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
                  <td>{due}</td><td>{flag:?}{flagged}</td><td>{ladder:?}</td><td>{acks}</td></tr>",
                 r = esc(&d.recipient),
                 receipt = match (&d.receipt, d.delivered_at) {
-                    (Some(_), Some(at)) => format!("signed receipt, stored {}", time(at)),
-                    (Some(_), None) => "signed receipt".to_owned(),
+                    (Some(r), Some(at)) => format!(
+                        "signed receipt, stored {}; {}",
+                        time(at),
+                        signature(check, r, tocsin_proto::RECEIPT_PAYLOAD_TYPE, &d.recipient)
+                    ),
+                    (Some(r), None) => format!(
+                        "signed receipt; {}",
+                        signature(check, r, tocsin_proto::RECEIPT_PAYLOAD_TYPE, &d.recipient)
+                    ),
                     _ => "none yet".to_owned(),
                 },
                 due = d.due_at.map(time).unwrap_or_default(),
@@ -336,7 +397,7 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
                     .map(|at| format!(" since {}", time(at)))
                     .unwrap_or_default(),
                 ladder = d.ladder,
-                acks = acks_list(&d.acknowledgements),
+                acks = acks_list(&d.acknowledgements, check),
             );
         }
         body.push_str("</tbody></table></section>");
