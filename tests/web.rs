@@ -168,7 +168,17 @@ async fn the_desk_shows_what_is_owed_and_new_alerts_arrive_live() -> anyhow::Res
             .execute("return window.tocsinSamePage === true;", vec![])
             .await?;
         assert_eq!(same, serde_json::json!(true), "the page was reloaded");
-        b.screenshot("desk-triage").await
+        b.screenshot("desk-triage").await?;
+
+        // The navigation leads to the list of everything, newest first.
+        b.find("#nav a[href='/alerts']").await?.click().await?;
+        let rows = b.find("#alerts tbody").await?.text().await?;
+        let (newer, older) = (
+            rows.find(&second.to_string()),
+            rows.find(&first.to_string()),
+        );
+        assert!(newer.is_some() && newer < older, "{rows}");
+        Ok(())
     }
     .await;
     browser.close(outcome).await
@@ -259,6 +269,15 @@ async fn requests_without_this_starts_token_are_refused() -> anyhow::Result<()> 
     let page = web.get("/", Some(token)).await?;
     assert_eq!(page.status, 200, "{}", page.head);
     assert!(page.body.contains(&id), "{}", page.body);
+    // One item fits on the first page: the second is empty and links back.
+    assert!(!page.body.contains("page-next"), "{}", page.body);
+    let second = web.get("/?page=2", Some(token)).await?;
+    assert!(!second.body.contains(&id), "{}", second.body);
+    assert!(
+        second.body.contains("href=\"/?page=1\">Previous page</a>"),
+        "{}",
+        second.body
+    );
 
     // A form without the token is refused, and acknowledges nothing.
     let forged = web

@@ -118,6 +118,7 @@ impl Desk {
         };
         let app = Router::new()
             .route("/", get(triage))
+            .route("/alerts", get(alerts))
             .route("/alerts/{id}", get(alert))
             .route("/alerts/{id}/ack", post(acknowledge))
             .route("/events", get(events))
@@ -259,22 +260,79 @@ fn failed(e: crate::Error) -> Response {
     (status, Html(pages::error(status, &e.to_string()))).into_response()
 }
 
+/// How many items a list page shows.
+const PAGE_SIZE: usize = 50;
+
+/// The last page a list goes to: the domain's lists take a limit, not an
+/// offset, so a page is cut from the first `page * PAGE_SIZE + 1` items,
+/// and this bounds what one request reads.
+const MAX_PAGE: usize = 100;
+
+/// `?page=`, counted from 1.
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+impl PageQuery {
+    fn number(&self) -> usize {
+        self.page.unwrap_or(1).clamp(1, MAX_PAGE)
+    }
+}
+
+/// How many items to ask the domain for to show `page`, and whether
+/// there is a next one.
+fn limit_for(page: usize) -> u32 {
+    u32::try_from(page * PAGE_SIZE + 1).unwrap_or(u32::MAX)
+}
+
+/// Page `page` of `items` (the first `limit_for(page)` of a list), and
+/// whether more follow.
+fn cut<T>(mut items: Vec<T>, page: usize) -> (Vec<T>, bool) {
+    let more = items.len() > page * PAGE_SIZE && page < MAX_PAGE;
+    items.truncate(page * PAGE_SIZE);
+    let skip = ((page - 1) * PAGE_SIZE).min(items.len());
+    (items.split_off(skip), more)
+}
+
 /// `/`: what this agency owes, ranked, and the live event list.
-async fn triage(State(shared): State<Shared>) -> Response {
+async fn triage(State(shared): State<Shared>, Query(q): Query<PageQuery>) -> Response {
     // Read the cursor first: an event committed after it reaches the page
     // through /events even if it happens while the page renders.
     let after = match shared.node.last_event_id().await {
         Ok(id) => id,
         Err(e) => return failed(e),
     };
-    match shared.node.triage(100).await {
-        Ok(items) => Html(pages::triage(
-            shared.node.agency(),
-            &items,
-            shared.node.now(),
-            after,
-        ))
-        .into_response(),
+    let page = q.number();
+    match shared.node.triage(limit_for(page)).await {
+        Ok(items) => {
+            let (items, more) = cut(items, page);
+            Html(pages::triage(
+                shared.node.agency(),
+                &items,
+                shared.node.now(),
+                after,
+                pages::Pager::new("/", page, more),
+            ))
+            .into_response()
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `/alerts`: every alert and hit report, sent and received, newest first.
+async fn alerts(State(shared): State<Shared>, Query(q): Query<PageQuery>) -> Response {
+    let page = q.number();
+    match shared.node.list(None, limit_for(page)).await {
+        Ok(items) => {
+            let (items, more) = cut(items, page);
+            Html(pages::alerts(
+                shared.node.agency(),
+                &items,
+                pages::Pager::new("/alerts", page, more),
+            ))
+            .into_response()
+        }
         Err(e) => failed(e),
     }
 }
@@ -414,6 +472,27 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+    }
+
+    #[test]
+    fn a_page_is_cut_from_the_first_items_and_says_whether_more_follow() {
+        let items: Vec<usize> = (0..limit_for(2) as usize).collect();
+        let (first, more) = cut(items.clone(), 1);
+        assert_eq!(
+            (first.first(), first.len(), more),
+            (Some(&0), PAGE_SIZE, true)
+        );
+        let (second, more) = cut(items[..2 * PAGE_SIZE].to_vec(), 2);
+        assert_eq!(
+            (second.first(), second.len(), more),
+            (Some(&PAGE_SIZE), PAGE_SIZE, false)
+        );
+        let (past, more) = cut(vec![1, 2, 3], 2);
+        assert!(past.is_empty() && !more);
+        let q = PageQuery { page: Some(0) };
+        assert_eq!(q.number(), 1);
+        let q = PageQuery { page: Some(10_000) };
+        assert_eq!(q.number(), MAX_PAGE);
     }
 
     #[tokio::test]

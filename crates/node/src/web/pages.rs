@@ -42,7 +42,64 @@ fn time(at: DateTime<Utc>) -> String {
     )
 }
 
+/// The desk's pages, in the order the navigation lists them.
+const NAV: &[(&str, &str)] = &[("/", "Triage"), ("/alerts", "Alerts")];
+
+/// Previous and next links of a list page.
+pub(super) struct Pager {
+    path: &'static str,
+    page: usize,
+    more: bool,
+}
+
+impl Pager {
+    /// Page `page` (from 1) of the list at `path`; `more` if another follows.
+    pub(super) fn new(path: &'static str, page: usize, more: bool) -> Self {
+        Self { path, page, more }
+    }
+
+    /// Plain links, so Tab and Enter page as well as a mouse does.
+    fn links(&self) -> String {
+        if self.page <= 1 && !self.more {
+            return String::new();
+        }
+        let mut out = format!(
+            "<nav class=\"pager\" aria-label=\"Pages\"><span>Page {}</span>",
+            self.page
+        );
+        if self.page > 1 {
+            let _ = write!(
+                out,
+                " <a rel=\"prev\" id=\"page-prev\" href=\"{}?page={}\">Previous page</a>",
+                self.path,
+                self.page - 1
+            );
+        }
+        if self.more {
+            let _ = write!(
+                out,
+                " <a rel=\"next\" id=\"page-next\" href=\"{}?page={}\">Next page</a>",
+                self.path,
+                self.page + 1
+            );
+        }
+        out.push_str("</nav>");
+        out
+    }
+}
+
 fn page(agency: &AgencyId, title: &str, body: &str) -> String {
+    let nav: String = NAV
+        .iter()
+        .map(|(href, name)| {
+            let current = if *name == title {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!("<li><a href=\"{href}\"{current}>{name}</a></li>")
+        })
+        .collect();
     let agency = esc(agency.as_str());
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -50,7 +107,8 @@ fn page(agency: &AgencyId, title: &str, body: &str) -> String {
          <title>{title} · {agency} · Tocsin</title>\
          <link rel=\"stylesheet\" href=\"/desk.css\">\
          <script src=\"/desk.js\" defer></script></head>\
-         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a></header>\
+         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
+         <nav aria-label=\"Desk\"><ul id=\"nav\">{nav}</ul></nav></header>\
          <main>{body}</main></body></html>\n",
         title = esc(title),
     )
@@ -91,6 +149,7 @@ pub(super) fn triage(
     items: &[TriagedView],
     now: DateTime<Utc>,
     after: u64,
+    pager: Pager,
 ) -> String {
     let mut body = String::new();
     let _ = write!(
@@ -145,6 +204,7 @@ pub(super) fn triage(
         }
         body.push_str("</tbody></table>");
     }
+    body.push_str(&pager.links());
     let _ = write!(
         body,
         "<section aria-labelledby=\"live-title\"><h2 id=\"live-title\">Live events</h2>\
@@ -152,6 +212,46 @@ pub(super) fn triage(
          <ol id=\"events\" data-after=\"{after}\" aria-live=\"polite\"></ol></section>"
     );
     page(agency, "Triage", &body)
+}
+
+/// `/alerts`: alerts and hit reports, sent and received, newest first.
+pub(super) fn alerts(agency: &AgencyId, items: &[AlertView], pager: Pager) -> String {
+    let mut body = String::from("<h1>Alerts and hit reports</h1>");
+    if items.is_empty() {
+        body.push_str("<p id=\"no-alerts\">None on this page.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"alerts\"><caption>Sent and received, newest first</caption>\
+             <thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Kind</th>\
+             <th scope=\"col\">Direction</th><th scope=\"col\">From</th>\
+             <th scope=\"col\">Created</th><th scope=\"col\">Precedence</th>\
+             <th scope=\"col\">Subjects</th><th scope=\"col\">Status</th></tr></thead><tbody>",
+        );
+        for v in items {
+            let a = &v.alert;
+            let _ = write!(
+                body,
+                "<tr data-alert-id=\"{id}\"><td><a href=\"/alerts/{id}\">{id}</a></td>\
+                 <td>{kind}</td><td>{direction:?}</td><td>{from}</td><td>{created}</td>\
+                 <td>{precedence}</td><td>{subjects}</td><td>{status:?}</td></tr>",
+                id = esc(&a.id.to_string()),
+                kind = if a.hit.is_some() {
+                    "hit report"
+                } else {
+                    "alert"
+                },
+                direction = v.direction,
+                from = esc(a.originator.as_str()),
+                created = time(a.created_at),
+                precedence = a.precedence,
+                subjects = esc(&a.subjects_label()),
+                status = v.status,
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(&pager.links());
+    page(agency, "Alerts", &body)
 }
 
 fn delivery_words(status: DeliveryStatus) -> &'static str {
