@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tocsin_proto::pb;
-use tocsin_testkit::{AlertBuilder, Person, TestFederation, wait_until};
+use tocsin_testkit::{AlertBuilder, Person, Screen, TestFederation, WatchEntry, wait_until};
 
 const DRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -311,4 +311,67 @@ async fn requests_without_this_starts_token_are_refused() -> anyhow::Result<()> 
     assert_eq!(web.get("/", Some(&old)).await?.status, 401);
     assert_eq!(web.get("/", Some(&web.token)).await?.status, 200);
     Ok(())
+}
+
+#[tokio::test]
+async fn the_watchlists_page_shows_another_owners_entry_and_the_hit() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    tr.publish(
+        WatchEntry::of(
+            "TR-2015-044",
+            Person::named("Salah Abdeslam").born("1989-09-15"),
+        )
+        .to(["FR-DGSI"])
+        .reason("travelled to Syria"),
+    )
+    .await?;
+    fr.wait_synced("TR-MIT", 1).await?;
+    let seen = chrono::Utc::now();
+    let hit = fr
+        .wait_hit_report(
+            Screen::of(Person::named("ABDESLAM Salah").born("1989-09-15"))
+                .seen("A2 near Cambrai", seen)
+                .reference("GN-59-0914"),
+            "TR-MIT",
+            "TR-2015-044",
+        )
+        .await?;
+    let id = hit.hit_report_id.clone();
+    let web = fed.web_desk("FR-DGSI").await?;
+    let Some(browser) = Browser::start("the_watchlists_page").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        b.find("#nav a[href='/watchlists']").await?.click().await?;
+        let entry = b
+            .find("#entries tr[data-owner='TR-MIT'][data-ref='TR-2015-044']")
+            .await?
+            .text()
+            .await?;
+        assert!(
+            entry.contains("Salah Abdeslam") && entry.contains("TLP_AMBER"),
+            "{entry}"
+        );
+        let lag = b.find("#lag tr[data-owner='TR-MIT']").await?.text().await?;
+        assert!(lag.contains("caught up"), "{lag}");
+        let item = b.find(&format!("#hits li[data-alert-id='{id}']")).await?;
+        let text = item.text().await?;
+        assert!(
+            text.contains("sent to TR-MIT") && text.contains("TR-2015-044"),
+            "{text}"
+        );
+        b.screenshot("desk-watchlists").await?;
+        // The hit links to its alert page.
+        b.find(&format!("#hits a[href='/alerts/{id}']"))
+            .await?
+            .click()
+            .await?;
+        b.find("#sighting").await?;
+        Ok(())
+    }
+    .await;
+    browser.close(outcome).await
 }

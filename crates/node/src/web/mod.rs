@@ -35,6 +35,7 @@ use tokio_stream::StreamExt;
 
 use crate::domain::Node;
 use crate::server::StartError;
+use crate::watchlist::Watchlists;
 
 /// The name the desk's acknowledgements are signed under, as the
 /// operator's name: the token says "someone at this node's console", not
@@ -60,10 +61,19 @@ pub(crate) struct Desk {
     addr: SocketAddr,
 }
 
+/// What the desk reads besides the `Node`: the other components whose
+/// state it shows.
+#[derive(Clone)]
+pub(crate) struct Sources {
+    /// Entries held and each owner's sync lag.
+    pub(crate) watchlists: Watchlists,
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 struct Shared {
     node: Node,
+    sources: Sources,
     token: String,
     cookie: String,
 }
@@ -106,11 +116,13 @@ impl Desk {
     pub(crate) async fn serve(
         self,
         node: Node,
+        sources: Sources,
         token: String,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let shared = Shared {
             node,
+            sources,
             token,
             // Browsers share cookies across ports of one host: one name
             // per desk, so two nodes' desks on loopback keep their own.
@@ -121,6 +133,7 @@ impl Desk {
             .route("/alerts", get(alerts))
             .route("/alerts/{id}", get(alert))
             .route("/alerts/{id}/ack", post(acknowledge))
+            .route("/watchlists", get(watchlists))
             .route("/events", get(events))
             .route("/desk.js", get(script))
             .route("/desk.css", get(style))
@@ -354,6 +367,39 @@ async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Re
         ))),
         Err(e) => failed(e),
     }
+}
+
+/// How many alerts `/watchlists` reads to find its recent hit reports.
+const HIT_SCAN: u32 = 500;
+/// How many recent hit reports it shows.
+const RECENT_HITS: usize = 20;
+
+/// `/watchlists`: entries held by owner, each owner's lag, recent hits.
+async fn watchlists(State(shared): State<Shared>) -> Response {
+    let w = &shared.sources.watchlists;
+    let entries = match w.entries("").await {
+        Ok(e) => e,
+        Err(e) => return failed(e),
+    };
+    let lags = match w.sync_status().await {
+        Ok(l) => l,
+        Err(e) => return failed(e),
+    };
+    let hits: Vec<_> = match shared.node.list(None, HIT_SCAN).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|v| v.alert.hit.is_some())
+            .take(RECENT_HITS)
+            .collect(),
+        Err(e) => return failed(e),
+    };
+    Html(pages::watchlists(
+        shared.node.agency(),
+        &entries,
+        &lags,
+        &hits,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]

@@ -13,9 +13,12 @@ use tocsin_core::alert::{Disposition, Subject};
 use tocsin_proto::pb;
 use tocsin_triage::Kind;
 
+use tocsin_store::{Direction, HeldEntry};
+
 use crate::domain::signatures::SignatureCheck;
 use crate::domain::triage::TriagedView;
 use crate::views::{AckView, AlertView, DeliveryStatus, EventView};
+use crate::watchlist::OwnerLag;
 
 /// Escapes text for HTML content and quoted attributes.
 pub(super) fn esc(text: &str) -> String {
@@ -43,7 +46,11 @@ fn time(at: DateTime<Utc>) -> String {
 }
 
 /// The desk's pages, in the order the navigation lists them.
-const NAV: &[(&str, &str)] = &[("/", "Triage"), ("/alerts", "Alerts")];
+const NAV: &[(&str, &str)] = &[
+    ("/", "Triage"),
+    ("/alerts", "Alerts"),
+    ("/watchlists", "Watchlists"),
+];
 
 /// Previous and next links of a list page.
 pub(super) struct Pager {
@@ -252,6 +259,138 @@ pub(super) fn alerts(agency: &AgencyId, items: &[AlertView], pager: Pager) -> St
     }
     body.push_str(&pager.links());
     page(agency, "Alerts", &body)
+}
+
+/// An entry's stored form as the page shows it: subject, action, TLP,
+/// expiry; an unreadable one says so rather than hiding the row.
+fn entry_cells(entry: &[u8]) -> String {
+    use prost::Message;
+    let Ok(e) = pb::WatchlistEntry::decode(entry) else {
+        return "<td colspan=\"4\"><strong>unreadable stored entry</strong></td>".to_owned();
+    };
+    let subject = e
+        .subject
+        .clone()
+        .and_then(|s| Subject::try_from(s).ok())
+        .map(|s| s.label())
+        .unwrap_or_else(|| "(no subject)".into());
+    let action = pb::WatchlistAction::try_from(e.action)
+        .map(|a| a.as_str_name())
+        .unwrap_or("UNKNOWN");
+    let tlp = pb::Tlp::try_from(e.tlp)
+        .map(|t| t.as_str_name())
+        .unwrap_or("UNKNOWN");
+    let expires = e
+        .expires_at
+        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(time)
+        .unwrap_or_else(|| "never".into());
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{expires}</td>",
+        esc(&subject),
+        esc(action),
+        esc(tlp)
+    )
+}
+
+/// `/watchlists`: what is held by owner, each owner's lag, recent hits.
+pub(super) fn watchlists(
+    agency: &AgencyId,
+    entries: &[HeldEntry],
+    lags: &[OwnerLag],
+    hits: &[AlertView],
+) -> String {
+    let mut body = String::from("<h1>Watchlists</h1><h2>Entries held</h2>");
+    if entries.is_empty() {
+        body.push_str("<p id=\"no-entries\">No entry held.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"entries\"><caption>By owner, then reference</caption><thead><tr>\
+             <th scope=\"col\">Owner</th><th scope=\"col\">Ref</th>\
+             <th scope=\"col\">Subject</th><th scope=\"col\">Action</th>\
+             <th scope=\"col\">TLP</th><th scope=\"col\">Expires</th></tr></thead><tbody>",
+        );
+        for e in entries {
+            let _ = write!(
+                body,
+                "<tr data-owner=\"{owner}\" data-ref=\"{reference}\"><td>{owner}</td>\
+                 <td>{reference}</td>{cells}</tr>",
+                owner = esc(&e.owner),
+                reference = esc(&e.reference),
+                cells = entry_cells(&e.entry),
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(
+        "<h2>Sync lag</h2><table id=\"lag\"><caption>Each other owner\u{2019}s log as \
+         pulled here</caption><thead><tr><th scope=\"col\">Owner</th>\
+         <th scope=\"col\">Cursor</th><th scope=\"col\">Head</th>\
+         <th scope=\"col\">Behind (entries)</th><th scope=\"col\">Behind (seconds)</th>\
+         <th scope=\"col\">Held</th><th scope=\"col\">Last heard</th>\
+         <th scope=\"col\">Last refusal</th></tr></thead><tbody>",
+    );
+    for l in lags {
+        let c = &l.cursor;
+        let _ = write!(
+            body,
+            "<tr data-owner=\"{owner}\"><td>{owner}</td><td>{cursor}</td><td>{head}</td>\
+             <td>{behind}{state}</td><td>{seconds:.1}</td><td>{held}</td><td>{heard}</td>\
+             <td>{refusal}</td></tr>",
+            owner = esc(&c.owner),
+            cursor = c.applied.seq,
+            head = c.head.seq,
+            behind = l.behind_changes,
+            state = if l.behind_changes == 0 {
+                " (caught up)"
+            } else {
+                " (BEHIND)"
+            },
+            seconds = l.behind_seconds,
+            held = c.held,
+            heard = c.heard_at.map(time).unwrap_or_else(|| "never".into()),
+            refusal = c
+                .refusal
+                .as_deref()
+                .map(esc)
+                .unwrap_or_else(|| "none".into()),
+        );
+    }
+    body.push_str("</tbody></table><h2>Recent hits</h2>");
+    if hits.is_empty() {
+        body.push_str("<p id=\"no-hits\">No hit report sent or received.</p>");
+    } else {
+        body.push_str("<ol id=\"hits\">");
+        for v in hits {
+            let a = &v.alert;
+            let Some(hit) = &a.hit else { continue };
+            let way = if v.direction == Direction::Inbound {
+                format!("received from {}", esc(a.originator.as_str()))
+            } else {
+                format!(
+                    "sent to {}",
+                    esc(&a
+                        .recipients
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                )
+            };
+            let _ = write!(
+                body,
+                "<li data-alert-id=\"{id}\"><a href=\"/alerts/{id}\">Hit report {id}</a>, \
+                 {way}, {at}: entry {owner} {entry}, score {score:.2}</li>",
+                id = esc(&a.id.to_string()),
+                at = time(a.created_at),
+                owner = esc(hit.entry_owner.as_str()),
+                entry = esc(&hit.entry_ref),
+                score = hit.score,
+            );
+        }
+        body.push_str("</ol>");
+    }
+    page(agency, "Watchlists", &body)
 }
 
 fn delivery_words(status: DeliveryStatus) -> &'static str {
