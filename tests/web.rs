@@ -375,3 +375,40 @@ async fn the_watchlists_page_shows_another_owners_entry_and_the_hit() -> anyhow:
     .await;
     browser.close(outcome).await
 }
+
+#[tokio::test]
+async fn the_peers_page_names_each_peer_its_link_and_skew() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let id = tr.send(about("Bilal Hadfi")).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    let web = fed.web_desk("TR-MIT").await?;
+    let Some(browser) = Browser::start("the_peers_page").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        b.find("#nav a[href='/peers']").await?.click().await?;
+        let row = b
+            .find("#peers tr[data-peer='FR-DGSI']")
+            .await?
+            .text()
+            .await?;
+        // The delivery reached FR-DGSI's node and measured its clock.
+        assert!(
+            row.contains("127.0.0.1:") && row.contains("REACHED at"),
+            "{row}"
+        );
+        assert!(row.contains("within tolerance"), "{row}");
+        let certificates = b.find("#certificates").await?.text().await?;
+        assert!(
+            certificates.contains("TLS (node) certificate: expires")
+                && certificates.contains("envelope signing certificate: expires"),
+            "{certificates}"
+        );
+        b.screenshot("desk-peers").await
+    }
+    .await;
+    browser.close(outcome).await
+}

@@ -286,6 +286,10 @@ pub async fn serve(
         let token = desk.issue_token(&data_dir)?;
         let sources = crate::web::Sources {
             watchlists: watchlists.clone(),
+            links: outbox.links().clone(),
+            skew: skew.clone(),
+            tls: live.clone(),
+            signer: signer.clone(),
         };
         stop.spawn(desk.serve(node.clone(), sources, token, stop.stopping().receiver()));
     }

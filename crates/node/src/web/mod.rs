@@ -18,6 +18,7 @@ mod pages;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Form, Path as UrlPath, Query, Request, State};
@@ -29,12 +30,16 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tocsin_core::Identity;
 use tocsin_core::alert::Disposition;
+use tocsin_trust::Signer;
+use tocsin_trust::live::LiveTls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use crate::domain::Node;
+use crate::outbox::LinkBoard;
 use crate::server::StartError;
+use crate::skew::SkewMonitor;
 use crate::watchlist::Watchlists;
 
 /// The name the desk's acknowledgements are signed under, as the
@@ -67,6 +72,14 @@ pub(crate) struct Desk {
 pub(crate) struct Sources {
     /// Entries held and each owner's sync lag.
     pub(crate) watchlists: Watchlists,
+    /// Each peer's link as the outbox last found it.
+    pub(crate) links: LinkBoard,
+    /// Each peer's clock skew as last measured.
+    pub(crate) skew: SkewMonitor,
+    /// The TLS certificate now presented (it may be reloaded).
+    pub(crate) tls: Arc<LiveTls>,
+    /// The envelope signer, for its certificate's expiry.
+    pub(crate) signer: Arc<Signer>,
 }
 
 /// What every handler shares.
@@ -134,6 +147,7 @@ impl Desk {
             .route("/alerts/{id}", get(alert))
             .route("/alerts/{id}/ack", post(acknowledge))
             .route("/watchlists", get(watchlists))
+            .route("/peers", get(peers))
             .route("/events", get(events))
             .route("/desk.js", get(script))
             .route("/desk.css", get(style))
@@ -398,6 +412,44 @@ async fn watchlists(State(shared): State<Shared>) -> Response {
         &entries,
         &lags,
         &hits,
+    ))
+    .into_response()
+}
+
+/// `/peers`: each other member's endpoint, link and clock skew, and
+/// this node's certificates' expiry.
+async fn peers(State(shared): State<Shared>) -> Response {
+    let s = &shared.sources;
+    let skews: std::collections::BTreeMap<_, _> = s.skew.snapshot().into_iter().collect();
+    let peers: Vec<pages::Peer<'_>> = s
+        .watchlists
+        .federation
+        .agencies
+        .iter()
+        .filter(|a| &a.id != shared.node.agency())
+        .map(|a| pages::Peer {
+            agency: a,
+            link: s.links.get(&a.id),
+            skew: skews.get(&a.id).copied(),
+        })
+        .collect();
+    let expiry = |der: &[u8]| tocsin_trust::identity::not_after(der).map_err(|e| e.to_string());
+    let tls = s
+        .tls
+        .chain()
+        .first()
+        .map(|c| expiry(c.as_ref()))
+        .unwrap_or_else(|| Err("no certificate presented".into()));
+    let certificates = [
+        ("TLS (node) certificate", tls),
+        ("envelope signing certificate", expiry(s.signer.cert_der())),
+    ];
+    Html(pages::peers(
+        shared.node.agency(),
+        &peers,
+        s.skew.tolerance(),
+        &certificates,
+        shared.node.now(),
     ))
     .into_response()
 }

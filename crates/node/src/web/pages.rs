@@ -17,6 +17,8 @@ use tocsin_store::{Direction, HeldEntry};
 
 use crate::domain::signatures::SignatureCheck;
 use crate::domain::triage::TriagedView;
+use crate::outbox::LinkState;
+use crate::skew::PeerSkew;
 use crate::views::{AckView, AlertView, DeliveryStatus, EventView};
 use crate::watchlist::OwnerLag;
 
@@ -50,6 +52,7 @@ const NAV: &[(&str, &str)] = &[
     ("/", "Triage"),
     ("/alerts", "Alerts"),
     ("/watchlists", "Watchlists"),
+    ("/peers", "Peers"),
 ];
 
 /// Previous and next links of a list page.
@@ -391,6 +394,103 @@ pub(super) fn watchlists(
         body.push_str("</ol>");
     }
     page(agency, "Watchlists", &body)
+}
+
+/// One other member of the federation as `/peers` shows it.
+pub(super) struct Peer<'a> {
+    /// Its entry in the federation file.
+    pub(super) agency: &'a tocsin_core::federation::Agency,
+    /// The outbox's link to it.
+    pub(super) link: LinkState,
+    /// Its clock as last measured, if it was.
+    pub(super) skew: Option<PeerSkew>,
+}
+
+fn seconds(d: chrono::Duration) -> String {
+    format!("{:+.3} s", d.num_milliseconds() as f64 / 1000.0)
+}
+
+/// `/peers`: link state, clock skew, and certificate expiry.
+pub(super) fn peers(
+    agency: &AgencyId,
+    peers: &[Peer<'_>],
+    tolerance: chrono::Duration,
+    certificates: &[(&str, Result<DateTime<Utc>, String>)],
+    now: DateTime<Utc>,
+) -> String {
+    let mut body = format!(
+        "<h1>Peers</h1><p class=\"clock\">Node clock: {}; clock skew tolerance \
+         {}.</p><table id=\"peers\"><caption>The other members of the federation\
+         </caption><thead><tr><th scope=\"col\">Agency</th><th scope=\"col\">Endpoint</th>\
+         <th scope=\"col\">Link (as the outbox last found it)</th>\
+         <th scope=\"col\">Clock skew (peer minus ours)</th>\
+         <th scope=\"col\">Certificate expiry</th></tr></thead><tbody>",
+        time(now),
+        esc(&tocsin_core::human_duration(
+            tolerance.num_seconds().max(0) as u64
+        )),
+    );
+    for p in peers {
+        let link = match p.link {
+            LinkState::Untried => "nothing sent since this node started".to_owned(),
+            LinkState::Reached { at } => format!("REACHED at {}", time(at)),
+            LinkState::Failing { since } => {
+                format!("<strong>UNREACHABLE</strong> since {}", time(since))
+            }
+            LinkState::Revoked { at } => format!(
+                "<strong>BLOCKED</strong>: its node presented a revoked certificate ({})",
+                time(at)
+            ),
+        };
+        let skew = match p.skew {
+            None => "not measured yet".to_owned(),
+            Some(s) => {
+                let measured: DateTime<Utc> = s.measured_at.into();
+                format!(
+                    "{} ± {}{}, measured {}",
+                    seconds(s.skew),
+                    seconds(s.uncertainty).trim_start_matches('+'),
+                    if s.exceeded {
+                        " <strong>BEYOND TOLERANCE</strong>"
+                    } else {
+                        " (within tolerance)"
+                    },
+                    time(measured)
+                )
+            }
+        };
+        let _ = write!(
+            body,
+            "<tr data-peer=\"{id}\"><th scope=\"row\">{id}{name}</th><td>{endpoint}</td>\
+             <td>{link}</td><td>{skew}</td><td>not known here</td></tr>",
+            id = esc(p.agency.id.as_str()),
+            name = if p.agency.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&p.agency.name))
+            },
+            endpoint = esc(&p.agency.endpoint),
+        );
+    }
+    body.push_str(
+        "</tbody></table><h2>This node\u{2019}s certificates</h2><ul id=\"certificates\">",
+    );
+    for (what, expiry) in certificates {
+        let text = match expiry {
+            Ok(at) if *at <= now => format!("<strong>EXPIRED</strong> on {}", time(*at)),
+            Ok(at) => format!(
+                "expires {} (in {})",
+                time(*at),
+                esc(&tocsin_core::human_duration(
+                    (*at - now).num_seconds().max(0) as u64
+                ))
+            ),
+            Err(e) => format!("expiry unreadable: {}", esc(e)),
+        };
+        let _ = write!(body, "<li>{}: {text}</li>", esc(what));
+    }
+    body.push_str("</ul>");
+    page(agency, "Peers", &body)
 }
 
 fn delivery_words(status: DeliveryStatus) -> &'static str {
