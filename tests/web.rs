@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tocsin_proto::pb;
-use tocsin_testkit::{AlertBuilder, Person, TestFederation, wait_until};
+use tocsin_testkit::{AlertBuilder, Person, Screen, TestFederation, WatchEntry, wait_until};
 
 const DRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -168,7 +168,17 @@ async fn the_desk_shows_what_is_owed_and_new_alerts_arrive_live() -> anyhow::Res
             .execute("return window.tocsinSamePage === true;", vec![])
             .await?;
         assert_eq!(same, serde_json::json!(true), "the page was reloaded");
-        b.screenshot("desk-triage").await
+        b.screenshot("desk-triage").await?;
+
+        // The navigation leads to the list of everything, newest first.
+        b.find("#nav a[href='/alerts']").await?.click().await?;
+        let rows = b.find("#alerts tbody").await?.text().await?;
+        let (newer, older) = (
+            rows.find(&second.to_string()),
+            rows.find(&first.to_string()),
+        );
+        assert!(newer.is_some() && newer < older, "{rows}");
+        Ok(())
     }
     .await;
     browser.close(outcome).await
@@ -205,6 +215,20 @@ async fn an_acknowledgement_clicked_in_the_page_reaches_the_originator() -> anyh
         assert!(
             ack.contains("ACTIONED") && ack.contains("border posts told"),
             "{ack}"
+        );
+        // Each signed record says, in words, whether it verifies now.
+        assert!(
+            ack.contains("signature verifies: signed by FR-DGSI"),
+            "{ack}"
+        );
+        let envelope = b.find("#envelope-signature").await?.text().await?;
+        assert_eq!(envelope, "signature verifies: signed by TR-MIT");
+        let received = b.find("#received").await?.text().await?;
+        assert!(
+            received.contains(
+                "receipt when it stored the alert (signature verifies: signed by FR-DGSI)"
+            ),
+            "{received}"
         );
         b.screenshot("desk-alert").await
     }
@@ -245,6 +269,15 @@ async fn requests_without_this_starts_token_are_refused() -> anyhow::Result<()> 
     let page = web.get("/", Some(token)).await?;
     assert_eq!(page.status, 200, "{}", page.head);
     assert!(page.body.contains(&id), "{}", page.body);
+    // One item fits on the first page: the second is empty and links back.
+    assert!(!page.body.contains("page-next"), "{}", page.body);
+    let second = web.get("/?page=2", Some(token)).await?;
+    assert!(!second.body.contains(&id), "{}", second.body);
+    assert!(
+        second.body.contains("href=\"/?page=1\">Previous page</a>"),
+        "{}",
+        second.body
+    );
 
     // A form without the token is refused, and acknowledges nothing.
     let forged = web
@@ -278,4 +311,104 @@ async fn requests_without_this_starts_token_are_refused() -> anyhow::Result<()> 
     assert_eq!(web.get("/", Some(&old)).await?.status, 401);
     assert_eq!(web.get("/", Some(&web.token)).await?.status, 200);
     Ok(())
+}
+
+#[tokio::test]
+async fn the_watchlists_page_shows_another_owners_entry_and_the_hit() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let (tr, fr) = (fed.desk("TR-MIT").await?, fed.desk("FR-DGSI").await?);
+    tr.publish(
+        WatchEntry::of(
+            "TR-2015-044",
+            Person::named("Salah Abdeslam").born("1989-09-15"),
+        )
+        .to(["FR-DGSI"])
+        .reason("travelled to Syria"),
+    )
+    .await?;
+    fr.wait_synced("TR-MIT", 1).await?;
+    let seen = chrono::Utc::now();
+    let hit = fr
+        .wait_hit_report(
+            Screen::of(Person::named("ABDESLAM Salah").born("1989-09-15"))
+                .seen("A2 near Cambrai", seen)
+                .reference("GN-59-0914"),
+            "TR-MIT",
+            "TR-2015-044",
+        )
+        .await?;
+    let id = hit.hit_report_id.clone();
+    let web = fed.web_desk("FR-DGSI").await?;
+    let Some(browser) = Browser::start("the_watchlists_page").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        b.find("#nav a[href='/watchlists']").await?.click().await?;
+        let entry = b
+            .find("#entries tr[data-owner='TR-MIT'][data-ref='TR-2015-044']")
+            .await?
+            .text()
+            .await?;
+        assert!(
+            entry.contains("Salah Abdeslam") && entry.contains("TLP_AMBER"),
+            "{entry}"
+        );
+        let lag = b.find("#lag tr[data-owner='TR-MIT']").await?.text().await?;
+        assert!(lag.contains("caught up"), "{lag}");
+        let item = b.find(&format!("#hits li[data-alert-id='{id}']")).await?;
+        let text = item.text().await?;
+        assert!(
+            text.contains("sent to TR-MIT") && text.contains("TR-2015-044"),
+            "{text}"
+        );
+        b.screenshot("desk-watchlists").await?;
+        // The hit links to its alert page.
+        b.find(&format!("#hits a[href='/alerts/{id}']"))
+            .await?
+            .click()
+            .await?;
+        b.find("#sighting").await?;
+        Ok(())
+    }
+    .await;
+    browser.close(outcome).await
+}
+
+#[tokio::test]
+async fn the_peers_page_names_each_peer_its_link_and_skew() -> anyhow::Result<()> {
+    let fed = TestFederation::builder().web().start().await?;
+    let tr = fed.desk("TR-MIT").await?;
+    let id = tr.send(about("Bilal Hadfi")).await?;
+    tr.wait_delivered(&id, "FR-DGSI").await?;
+    let web = fed.web_desk("TR-MIT").await?;
+    let Some(browser) = Browser::start("the_peers_page").await? else {
+        return Ok(());
+    };
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&web.login_url()).await?;
+        b.find("#nav a[href='/peers']").await?.click().await?;
+        let row = b
+            .find("#peers tr[data-peer='FR-DGSI']")
+            .await?
+            .text()
+            .await?;
+        // The delivery reached FR-DGSI's node and measured its clock.
+        assert!(
+            row.contains("127.0.0.1:") && row.contains("REACHED at"),
+            "{row}"
+        );
+        assert!(row.contains("within tolerance"), "{row}");
+        let certificates = b.find("#certificates").await?.text().await?;
+        assert!(
+            certificates.contains("TLS (node) certificate: expires")
+                && certificates.contains("envelope signing certificate: expires"),
+            "{certificates}"
+        );
+        b.screenshot("desk-peers").await
+    }
+    .await;
+    browser.close(outcome).await
 }

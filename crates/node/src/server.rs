@@ -284,7 +284,14 @@ pub async fn serve(
     }
     if let Some(desk) = web {
         let token = desk.issue_token(&data_dir)?;
-        stop.spawn(desk.serve(node.clone(), token, stop.stopping().receiver()));
+        let sources = crate::web::Sources {
+            watchlists: watchlists.clone(),
+            links: outbox.links().clone(),
+            skew: skew.clone(),
+            tls: live.clone(),
+            signer: signer.clone(),
+        };
+        stop.spawn(desk.serve(node.clone(), sources, token, stop.stopping().receiver()));
     }
     // Greets every peer at once (the session this opens tells a peer that
     // was waiting for us that we are back, so it need not wait out its

@@ -39,6 +39,16 @@ pub fn identity_of(der: &[u8]) -> Result<(FederationId, Identity), Error> {
     Ok(read_identity(der)?)
 }
 
+/// When a DER certificate expires (its `notAfter`), for operators to see
+/// how long this node's certificates have left.
+pub fn not_after(der: &[u8]) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| Error::Certificate(e.to_string()))?;
+    let at = cert.validity().not_after.timestamp();
+    chrono::DateTime::from_timestamp(at, 0)
+        .ok_or_else(|| Error::Certificate(format!("notAfter {at} is out of range")))
+}
+
 /// Like [`identity_of`], saying exactly why there is no identity.
 pub fn read_identity(der: &[u8]) -> Result<(FederationId, Identity), IdentityError> {
     let (_, cert) =

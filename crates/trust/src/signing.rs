@@ -120,6 +120,11 @@ impl Signer {
         })
     }
 
+    /// The signing certificate, DER, for showing its expiry.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
     /// The agency this signer speaks for.
     pub fn agency(&self) -> &AgencyId {
         &self.agency

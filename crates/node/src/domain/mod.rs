@@ -236,6 +236,7 @@ mod hits;
 mod ladder;
 mod queries;
 mod receive;
+pub(crate) mod signatures;
 mod subjects;
 mod submit;
 pub(crate) mod triage;

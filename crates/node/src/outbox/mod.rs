@@ -56,6 +56,66 @@ struct Wakers {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutboxHandle {
     peers: Arc<HashMap<AgencyId, Arc<Wakers>>>,
+    links: LinkBoard,
+}
+
+/// A link to one peer as its worker last found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    /// Nothing sent to the peer since this node started.
+    Untried,
+    /// The last round of attempts reached the peer's node.
+    Reached {
+        /// When (node clock).
+        at: DateTime<Utc>,
+    },
+    /// Attempts fail for a reason that may pass (the peer is down or
+    /// unreachable), since the first failed round after a success.
+    Failing {
+        /// The first failed round of this run of failures.
+        since: DateTime<Utc>,
+    },
+    /// The peer's node presented a revoked certificate: BLOCKED.
+    Revoked {
+        /// When this was found.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Each peer's [`LinkState`], written by the workers and read by the web
+/// desk's peers page without waiting on them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkBoard(Arc<std::sync::Mutex<std::collections::BTreeMap<AgencyId, LinkState>>>);
+
+impl LinkBoard {
+    /// Records what a round of attempts found; a round that neither
+    /// reached nor failed (nothing was due) changes nothing.
+    fn note(&self, peer: &AgencyId, tally: &Tally, now: DateTime<Utc>) {
+        let mut links = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if tally.revoked {
+            LinkState::Revoked { at: now }
+        } else if tally.reached {
+            LinkState::Reached { at: now }
+        } else if tally.failed {
+            match links.get(peer) {
+                Some(LinkState::Failing { since }) => LinkState::Failing { since: *since },
+                _ => LinkState::Failing { since: now },
+            }
+        } else {
+            return;
+        };
+        links.insert(peer.clone(), next);
+    }
+
+    /// `peer`'s link as last found.
+    pub(crate) fn get(&self, peer: &AgencyId) -> LinkState {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .copied()
+            .unwrap_or(LinkState::Untried)
+    }
 }
 
 impl OutboxHandle {
@@ -66,6 +126,11 @@ impl OutboxHandle {
                 w.work.notify_one();
             }
         }
+    }
+
+    /// The links to peers as the workers last found them.
+    pub(crate) fn links(&self) -> &LinkBoard {
+        &self.links
     }
 
     /// Tells the worker for `agency` that the peer is reachable again.
@@ -98,6 +163,7 @@ pub(crate) fn spawn(
 ) -> (OutboxHandle, Vec<JoinHandle<()>>) {
     let mut notifies = HashMap::new();
     let mut tasks = Vec::new();
+    let links = LinkBoard::default();
     for (peer, channel) in peers {
         let wakers = Arc::new(Wakers::default());
         notifies.insert(peer.clone(), wakers.clone());
@@ -122,6 +188,7 @@ pub(crate) fn spawn(
             // any block a previous run recorded.
             maybe_blocked: AtomicBool::new(true),
             wakers,
+            links: links.clone(),
             shutdown: shutdown.clone(),
         };
         tasks.push(tokio::spawn(worker.run()));
@@ -129,6 +196,7 @@ pub(crate) fn spawn(
     (
         OutboxHandle {
             peers: Arc::new(notifies),
+            links,
         },
         tasks,
     )
@@ -198,6 +266,8 @@ struct Worker {
     /// reaching the peer cost a write to lift it.
     maybe_blocked: AtomicBool,
     wakers: Arc<Wakers>,
+    /// Where this worker says how its link stands.
+    links: LinkBoard,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -509,6 +579,7 @@ impl Worker {
     /// when something reached it (a receipt, or a refusal, which only its
     /// node can give).
     async fn note_reach(&self, tally: &Tally) {
+        self.links.note(&self.peer, tally, self.ctx.clock.now());
         let store = &self.ctx.store;
         let peer = self.peer.as_str();
         if tally.revoked {
@@ -892,6 +963,38 @@ mod tests {
             limits.peer_concurrency,
             limits.peer_queue
         );
+    }
+
+    #[test]
+    fn the_link_board_keeps_the_start_of_a_run_of_failures() {
+        let board = LinkBoard::default();
+        let peer = AgencyId::new("TR-MIT").unwrap();
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        assert_eq!(board.get(&peer), LinkState::Untried);
+        let failed = Tally {
+            failed: true,
+            ..Tally::default()
+        };
+        board.note(&peer, &failed, t(10));
+        board.note(&peer, &failed, t(20));
+        assert_eq!(board.get(&peer), LinkState::Failing { since: t(10) });
+        // A round with nothing due says nothing of the link.
+        board.note(&peer, &Tally::default(), t(25));
+        assert_eq!(board.get(&peer), LinkState::Failing { since: t(10) });
+        let reached = Tally {
+            reached: true,
+            ..Tally::default()
+        };
+        board.note(&peer, &reached, t(30));
+        assert_eq!(board.get(&peer), LinkState::Reached { at: t(30) });
+        let revoked = Tally {
+            revoked: true,
+            ..Tally::default()
+        };
+        board.note(&peer, &revoked, t(40));
+        assert_eq!(board.get(&peer), LinkState::Revoked { at: t(40) });
+        board.note(&peer, &failed, t(50));
+        assert_eq!(board.get(&peer), LinkState::Failing { since: t(50) });
     }
 
     fn due(id: &str, bytes: usize) -> DueDelivery {

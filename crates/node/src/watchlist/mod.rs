@@ -13,6 +13,8 @@
 //!   releasable to us) and applies each page in one store transaction.
 //! - `service`: the thin gRPC handlers (`WatchlistSync` for peers,
 //!   `WatchlistDesk` for operators, screening included).
+//! - `status`: the entries held and each owner's lag, for the gRPC and
+//!   web desks.
 //! - `report`: after a screen, each hit on another agency's entry reported
 //!   to its owner through the domain (`Node::report_hit`).
 //!
@@ -36,10 +38,12 @@ mod publish;
 mod report;
 mod serve;
 mod service;
+mod status;
 mod sync;
 
 pub use publish::own_watchlist_forms;
 pub(crate) use service::{DeskService, SyncService};
+pub(crate) use status::OwnerLag;
 pub(crate) use sync::spawn_pullers;
 
 /// What the watchlist handlers, the pullers and the expiry loop share.

@@ -7,7 +7,7 @@ use tocsin_proto::pb;
 use tocsin_trust::tls::PeerInfo;
 use tonic::{Request, Response, Status};
 
-use super::{Watchlists, lag};
+use super::Watchlists;
 
 fn caller<T>(req: &Request<T>) -> Result<&Identity, Status> {
     req.extensions()
@@ -156,28 +156,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
         self.operator(&req)?;
         let owner = req.into_inner().owner;
-        let w = &self.watchlists;
-        let _applied = w.applying.read().await;
-        let now = w.clock.now();
-        let mut rows = Vec::new();
-        if owner.is_empty() || owner == w.agency.as_str() {
-            rows.extend(
-                w.store
-                    .own_watchlist(w.agency.to_string())
-                    .await
-                    .map_err(crate::Error::from)?,
-            );
-        }
-        if owner != w.agency.as_str() {
-            let only = (!owner.is_empty()).then_some(owner);
-            rows.extend(
-                w.store
-                    .held_watchlist(only, now)
-                    .await
-                    .map_err(crate::Error::from)?,
-            );
-        }
-        rows.sort_by(|a, b| (&a.owner, &a.reference).cmp(&(&b.owner, &b.reference)));
+        let rows = self.watchlists.entries(&owner).await?;
         let entries = rows.into_iter().map(record).collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListEntriesResponse { entries }))
     }
@@ -187,43 +166,20 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
         req: Request<pb::SyncStatusRequest>,
     ) -> Result<Response<pb::SyncStatusResponse>, Status> {
         self.operator(&req)?;
-        let w = &self.watchlists;
-        let _applied = w.applying.read().await;
-        let now = w.clock.now();
-        let cursors = w
-            .store
-            .watchlist_cursors(now)
-            .await
-            .map_err(crate::Error::from)?;
-        let owners = w
-            .federation
-            .agencies
-            .iter()
-            .filter(|a| a.id != w.agency)
-            .map(|a| {
-                let cursor = cursors
-                    .iter()
-                    .find(|c| c.owner == a.id.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| tocsin_store::Cursor {
-                        owner: a.id.to_string(),
-                        applied: Default::default(),
-                        head: Default::default(),
-                        heard_at: None,
-                        refusal: None,
-                        held: 0,
-                    });
-                let (behind_changes, behind_seconds) = lag(&cursor, now);
-                pb::OwnerSyncStatus {
-                    owner: cursor.owner,
-                    cursor: cursor.applied.seq,
-                    head: cursor.head.seq,
-                    behind_changes,
-                    behind_seconds,
-                    heard_at: cursor.heard_at.map(to_timestamp),
-                    last_refusal: cursor.refusal.unwrap_or_default(),
-                    held: cursor.held,
-                }
+        let owners = self
+            .watchlists
+            .sync_status()
+            .await?
+            .into_iter()
+            .map(|o| pb::OwnerSyncStatus {
+                owner: o.cursor.owner,
+                cursor: o.cursor.applied.seq,
+                head: o.cursor.head.seq,
+                behind_changes: o.behind_changes,
+                behind_seconds: o.behind_seconds,
+                heard_at: o.cursor.heard_at.map(to_timestamp),
+                last_refusal: o.cursor.refusal.unwrap_or_default(),
+                held: o.cursor.held,
             })
             .collect();
         Ok(Response::new(pb::SyncStatusResponse { owners }))

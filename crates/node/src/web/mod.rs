@@ -18,6 +18,7 @@ mod pages;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Form, Path as UrlPath, Query, Request, State};
@@ -29,12 +30,17 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tocsin_core::Identity;
 use tocsin_core::alert::Disposition;
+use tocsin_trust::Signer;
+use tocsin_trust::live::LiveTls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use crate::domain::Node;
+use crate::outbox::LinkBoard;
 use crate::server::StartError;
+use crate::skew::SkewMonitor;
+use crate::watchlist::Watchlists;
 
 /// The name the desk's acknowledgements are signed under, as the
 /// operator's name: the token says "someone at this node's console", not
@@ -60,10 +66,27 @@ pub(crate) struct Desk {
     addr: SocketAddr,
 }
 
+/// What the desk reads besides the `Node`: the other components whose
+/// state it shows.
+#[derive(Clone)]
+pub(crate) struct Sources {
+    /// Entries held and each owner's sync lag.
+    pub(crate) watchlists: Watchlists,
+    /// Each peer's link as the outbox last found it.
+    pub(crate) links: LinkBoard,
+    /// Each peer's clock skew as last measured.
+    pub(crate) skew: SkewMonitor,
+    /// The TLS certificate now presented (it may be reloaded).
+    pub(crate) tls: Arc<LiveTls>,
+    /// The envelope signer, for its certificate's expiry.
+    pub(crate) signer: Arc<Signer>,
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 struct Shared {
     node: Node,
+    sources: Sources,
     token: String,
     cookie: String,
 }
@@ -106,11 +129,13 @@ impl Desk {
     pub(crate) async fn serve(
         self,
         node: Node,
+        sources: Sources,
         token: String,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let shared = Shared {
             node,
+            sources,
             token,
             // Browsers share cookies across ports of one host: one name
             // per desk, so two nodes' desks on loopback keep their own.
@@ -118,8 +143,11 @@ impl Desk {
         };
         let app = Router::new()
             .route("/", get(triage))
+            .route("/alerts", get(alerts))
             .route("/alerts/{id}", get(alert))
             .route("/alerts/{id}/ack", post(acknowledge))
+            .route("/watchlists", get(watchlists))
+            .route("/peers", get(peers))
             .route("/events", get(events))
             .route("/desk.js", get(script))
             .route("/desk.css", get(style))
@@ -259,22 +287,79 @@ fn failed(e: crate::Error) -> Response {
     (status, Html(pages::error(status, &e.to_string()))).into_response()
 }
 
+/// How many items a list page shows.
+const PAGE_SIZE: usize = 50;
+
+/// The last page a list goes to: the domain's lists take a limit, not an
+/// offset, so a page is cut from the first `page * PAGE_SIZE + 1` items,
+/// and this bounds what one request reads.
+const MAX_PAGE: usize = 100;
+
+/// `?page=`, counted from 1.
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+impl PageQuery {
+    fn number(&self) -> usize {
+        self.page.unwrap_or(1).clamp(1, MAX_PAGE)
+    }
+}
+
+/// How many items to ask the domain for to show `page`, and whether
+/// there is a next one.
+fn limit_for(page: usize) -> u32 {
+    u32::try_from(page * PAGE_SIZE + 1).unwrap_or(u32::MAX)
+}
+
+/// Page `page` of `items` (the first `limit_for(page)` of a list), and
+/// whether more follow.
+fn cut<T>(mut items: Vec<T>, page: usize) -> (Vec<T>, bool) {
+    let more = items.len() > page * PAGE_SIZE && page < MAX_PAGE;
+    items.truncate(page * PAGE_SIZE);
+    let skip = ((page - 1) * PAGE_SIZE).min(items.len());
+    (items.split_off(skip), more)
+}
+
 /// `/`: what this agency owes, ranked, and the live event list.
-async fn triage(State(shared): State<Shared>) -> Response {
+async fn triage(State(shared): State<Shared>, Query(q): Query<PageQuery>) -> Response {
     // Read the cursor first: an event committed after it reaches the page
     // through /events even if it happens while the page renders.
     let after = match shared.node.last_event_id().await {
         Ok(id) => id,
         Err(e) => return failed(e),
     };
-    match shared.node.triage(100).await {
-        Ok(items) => Html(pages::triage(
-            shared.node.agency(),
-            &items,
-            shared.node.now(),
-            after,
-        ))
-        .into_response(),
+    let page = q.number();
+    match shared.node.triage(limit_for(page)).await {
+        Ok(items) => {
+            let (items, more) = cut(items, page);
+            Html(pages::triage(
+                shared.node.agency(),
+                &items,
+                shared.node.now(),
+                after,
+                pages::Pager::new("/", page, more),
+            ))
+            .into_response()
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `/alerts`: every alert and hit report, sent and received, newest first.
+async fn alerts(State(shared): State<Shared>, Query(q): Query<PageQuery>) -> Response {
+    let page = q.number();
+    match shared.node.list(None, limit_for(page)).await {
+        Ok(items) => {
+            let (items, more) = cut(items, page);
+            Html(pages::alerts(
+                shared.node.agency(),
+                &items,
+                pages::Pager::new("/alerts", page, more),
+            ))
+            .into_response()
+        }
         Err(e) => failed(e),
     }
 }
@@ -287,6 +372,7 @@ async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Re
             &view,
             shared.node.now(),
             &shared.token,
+            &|envelope, kind, expected| shared.node.check_signature(envelope, kind, expected),
         ))
         .into_response(),
         Ok(None) => failed(crate::Error::NotFound(format!(
@@ -295,6 +381,77 @@ async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Re
         ))),
         Err(e) => failed(e),
     }
+}
+
+/// How many alerts `/watchlists` reads to find its recent hit reports.
+const HIT_SCAN: u32 = 500;
+/// How many recent hit reports it shows.
+const RECENT_HITS: usize = 20;
+
+/// `/watchlists`: entries held by owner, each owner's lag, recent hits.
+async fn watchlists(State(shared): State<Shared>) -> Response {
+    let w = &shared.sources.watchlists;
+    let entries = match w.entries("").await {
+        Ok(e) => e,
+        Err(e) => return failed(e),
+    };
+    let lags = match w.sync_status().await {
+        Ok(l) => l,
+        Err(e) => return failed(e),
+    };
+    let hits: Vec<_> = match shared.node.list(None, HIT_SCAN).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|v| v.alert.hit.is_some())
+            .take(RECENT_HITS)
+            .collect(),
+        Err(e) => return failed(e),
+    };
+    Html(pages::watchlists(
+        shared.node.agency(),
+        &entries,
+        &lags,
+        &hits,
+    ))
+    .into_response()
+}
+
+/// `/peers`: each other member's endpoint, link and clock skew, and
+/// this node's certificates' expiry.
+async fn peers(State(shared): State<Shared>) -> Response {
+    let s = &shared.sources;
+    let skews: std::collections::BTreeMap<_, _> = s.skew.snapshot().into_iter().collect();
+    let peers: Vec<pages::Peer<'_>> = s
+        .watchlists
+        .federation
+        .agencies
+        .iter()
+        .filter(|a| &a.id != shared.node.agency())
+        .map(|a| pages::Peer {
+            agency: a,
+            link: s.links.get(&a.id),
+            skew: skews.get(&a.id).copied(),
+        })
+        .collect();
+    let expiry = |der: &[u8]| tocsin_trust::identity::not_after(der).map_err(|e| e.to_string());
+    let tls = s
+        .tls
+        .chain()
+        .first()
+        .map(|c| expiry(c.as_ref()))
+        .unwrap_or_else(|| Err("no certificate presented".into()));
+    let certificates = [
+        ("TLS (node) certificate", tls),
+        ("envelope signing certificate", expiry(s.signer.cert_der())),
+    ];
+    Html(pages::peers(
+        shared.node.agency(),
+        &peers,
+        s.skew.tolerance(),
+        &certificates,
+        shared.node.now(),
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -413,6 +570,27 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+    }
+
+    #[test]
+    fn a_page_is_cut_from_the_first_items_and_says_whether_more_follow() {
+        let items: Vec<usize> = (0..limit_for(2) as usize).collect();
+        let (first, more) = cut(items.clone(), 1);
+        assert_eq!(
+            (first.first(), first.len(), more),
+            (Some(&0), PAGE_SIZE, true)
+        );
+        let (second, more) = cut(items[..2 * PAGE_SIZE].to_vec(), 2);
+        assert_eq!(
+            (second.first(), second.len(), more),
+            (Some(&PAGE_SIZE), PAGE_SIZE, false)
+        );
+        let (past, more) = cut(vec![1, 2, 3], 2);
+        assert!(past.is_empty() && !more);
+        let q = PageQuery { page: Some(0) };
+        assert_eq!(q.number(), 1);
+        let q = PageQuery { page: Some(10_000) };
+        assert_eq!(q.number(), MAX_PAGE);
     }
 
     #[tokio::test]

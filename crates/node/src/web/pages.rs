@@ -10,10 +10,17 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use tocsin_core::AgencyId;
 use tocsin_core::alert::{Disposition, Subject};
+use tocsin_proto::pb;
 use tocsin_triage::Kind;
 
+use tocsin_store::{Direction, HeldEntry};
+
+use crate::domain::signatures::SignatureCheck;
 use crate::domain::triage::TriagedView;
+use crate::outbox::LinkState;
+use crate::skew::PeerSkew;
 use crate::views::{AckView, AlertView, DeliveryStatus, EventView};
+use crate::watchlist::OwnerLag;
 
 /// Escapes text for HTML content and quoted attributes.
 pub(super) fn esc(text: &str) -> String {
@@ -40,7 +47,69 @@ fn time(at: DateTime<Utc>) -> String {
     )
 }
 
+/// The desk's pages, in the order the navigation lists them.
+const NAV: &[(&str, &str)] = &[
+    ("/", "Triage"),
+    ("/alerts", "Alerts"),
+    ("/watchlists", "Watchlists"),
+    ("/peers", "Peers"),
+];
+
+/// Previous and next links of a list page.
+pub(super) struct Pager {
+    path: &'static str,
+    page: usize,
+    more: bool,
+}
+
+impl Pager {
+    /// Page `page` (from 1) of the list at `path`; `more` if another follows.
+    pub(super) fn new(path: &'static str, page: usize, more: bool) -> Self {
+        Self { path, page, more }
+    }
+
+    /// Plain links, so Tab and Enter page as well as a mouse does.
+    fn links(&self) -> String {
+        if self.page <= 1 && !self.more {
+            return String::new();
+        }
+        let mut out = format!(
+            "<nav class=\"pager\" aria-label=\"Pages\"><span>Page {}</span>",
+            self.page
+        );
+        if self.page > 1 {
+            let _ = write!(
+                out,
+                " <a rel=\"prev\" id=\"page-prev\" href=\"{}?page={}\">Previous page</a>",
+                self.path,
+                self.page - 1
+            );
+        }
+        if self.more {
+            let _ = write!(
+                out,
+                " <a rel=\"next\" id=\"page-next\" href=\"{}?page={}\">Next page</a>",
+                self.path,
+                self.page + 1
+            );
+        }
+        out.push_str("</nav>");
+        out
+    }
+}
+
 fn page(agency: &AgencyId, title: &str, body: &str) -> String {
+    let nav: String = NAV
+        .iter()
+        .map(|(href, name)| {
+            let current = if *name == title {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!("<li><a href=\"{href}\"{current}>{name}</a></li>")
+        })
+        .collect();
     let agency = esc(agency.as_str());
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -48,7 +117,8 @@ fn page(agency: &AgencyId, title: &str, body: &str) -> String {
          <title>{title} · {agency} · Tocsin</title>\
          <link rel=\"stylesheet\" href=\"/desk.css\">\
          <script src=\"/desk.js\" defer></script></head>\
-         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a></header>\
+         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
+         <nav aria-label=\"Desk\"><ul id=\"nav\">{nav}</ul></nav></header>\
          <main>{body}</main></body></html>\n",
         title = esc(title),
     )
@@ -89,6 +159,7 @@ pub(super) fn triage(
     items: &[TriagedView],
     now: DateTime<Utc>,
     after: u64,
+    pager: Pager,
 ) -> String {
     let mut body = String::new();
     let _ = write!(
@@ -143,6 +214,7 @@ pub(super) fn triage(
         }
         body.push_str("</tbody></table>");
     }
+    body.push_str(&pager.links());
     let _ = write!(
         body,
         "<section aria-labelledby=\"live-title\"><h2 id=\"live-title\">Live events</h2>\
@@ -150,6 +222,275 @@ pub(super) fn triage(
          <ol id=\"events\" data-after=\"{after}\" aria-live=\"polite\"></ol></section>"
     );
     page(agency, "Triage", &body)
+}
+
+/// `/alerts`: alerts and hit reports, sent and received, newest first.
+pub(super) fn alerts(agency: &AgencyId, items: &[AlertView], pager: Pager) -> String {
+    let mut body = String::from("<h1>Alerts and hit reports</h1>");
+    if items.is_empty() {
+        body.push_str("<p id=\"no-alerts\">None on this page.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"alerts\"><caption>Sent and received, newest first</caption>\
+             <thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Kind</th>\
+             <th scope=\"col\">Direction</th><th scope=\"col\">From</th>\
+             <th scope=\"col\">Created</th><th scope=\"col\">Precedence</th>\
+             <th scope=\"col\">Subjects</th><th scope=\"col\">Status</th></tr></thead><tbody>",
+        );
+        for v in items {
+            let a = &v.alert;
+            let _ = write!(
+                body,
+                "<tr data-alert-id=\"{id}\"><td><a href=\"/alerts/{id}\">{id}</a></td>\
+                 <td>{kind}</td><td>{direction:?}</td><td>{from}</td><td>{created}</td>\
+                 <td>{precedence}</td><td>{subjects}</td><td>{status:?}</td></tr>",
+                id = esc(&a.id.to_string()),
+                kind = if a.hit.is_some() {
+                    "hit report"
+                } else {
+                    "alert"
+                },
+                direction = v.direction,
+                from = esc(a.originator.as_str()),
+                created = time(a.created_at),
+                precedence = a.precedence,
+                subjects = esc(&a.subjects_label()),
+                status = v.status,
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(&pager.links());
+    page(agency, "Alerts", &body)
+}
+
+/// An entry's stored form as the page shows it: subject, action, TLP,
+/// expiry; an unreadable one says so rather than hiding the row.
+fn entry_cells(entry: &[u8]) -> String {
+    use prost::Message;
+    let Ok(e) = pb::WatchlistEntry::decode(entry) else {
+        return "<td colspan=\"4\"><strong>unreadable stored entry</strong></td>".to_owned();
+    };
+    let subject = e
+        .subject
+        .clone()
+        .and_then(|s| Subject::try_from(s).ok())
+        .map(|s| s.label())
+        .unwrap_or_else(|| "(no subject)".into());
+    let action = pb::WatchlistAction::try_from(e.action)
+        .map(|a| a.as_str_name())
+        .unwrap_or("UNKNOWN");
+    let tlp = pb::Tlp::try_from(e.tlp)
+        .map(|t| t.as_str_name())
+        .unwrap_or("UNKNOWN");
+    let expires = e
+        .expires_at
+        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(time)
+        .unwrap_or_else(|| "never".into());
+    format!(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{expires}</td>",
+        esc(&subject),
+        esc(action),
+        esc(tlp)
+    )
+}
+
+/// `/watchlists`: what is held by owner, each owner's lag, recent hits.
+pub(super) fn watchlists(
+    agency: &AgencyId,
+    entries: &[HeldEntry],
+    lags: &[OwnerLag],
+    hits: &[AlertView],
+) -> String {
+    let mut body = String::from("<h1>Watchlists</h1><h2>Entries held</h2>");
+    if entries.is_empty() {
+        body.push_str("<p id=\"no-entries\">No entry held.</p>");
+    } else {
+        body.push_str(
+            "<table id=\"entries\"><caption>By owner, then reference</caption><thead><tr>\
+             <th scope=\"col\">Owner</th><th scope=\"col\">Ref</th>\
+             <th scope=\"col\">Subject</th><th scope=\"col\">Action</th>\
+             <th scope=\"col\">TLP</th><th scope=\"col\">Expires</th></tr></thead><tbody>",
+        );
+        for e in entries {
+            let _ = write!(
+                body,
+                "<tr data-owner=\"{owner}\" data-ref=\"{reference}\"><td>{owner}</td>\
+                 <td>{reference}</td>{cells}</tr>",
+                owner = esc(&e.owner),
+                reference = esc(&e.reference),
+                cells = entry_cells(&e.entry),
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str(
+        "<h2>Sync lag</h2><table id=\"lag\"><caption>Each other owner\u{2019}s log as \
+         pulled here</caption><thead><tr><th scope=\"col\">Owner</th>\
+         <th scope=\"col\">Cursor</th><th scope=\"col\">Head</th>\
+         <th scope=\"col\">Behind (entries)</th><th scope=\"col\">Behind (seconds)</th>\
+         <th scope=\"col\">Held</th><th scope=\"col\">Last heard</th>\
+         <th scope=\"col\">Last refusal</th></tr></thead><tbody>",
+    );
+    for l in lags {
+        let c = &l.cursor;
+        let _ = write!(
+            body,
+            "<tr data-owner=\"{owner}\"><td>{owner}</td><td>{cursor}</td><td>{head}</td>\
+             <td>{behind}{state}</td><td>{seconds:.1}</td><td>{held}</td><td>{heard}</td>\
+             <td>{refusal}</td></tr>",
+            owner = esc(&c.owner),
+            cursor = c.applied.seq,
+            head = c.head.seq,
+            behind = l.behind_changes,
+            state = if l.behind_changes == 0 {
+                " (caught up)"
+            } else {
+                " (BEHIND)"
+            },
+            seconds = l.behind_seconds,
+            held = c.held,
+            heard = c.heard_at.map(time).unwrap_or_else(|| "never".into()),
+            refusal = c
+                .refusal
+                .as_deref()
+                .map(esc)
+                .unwrap_or_else(|| "none".into()),
+        );
+    }
+    body.push_str("</tbody></table><h2>Recent hits</h2>");
+    if hits.is_empty() {
+        body.push_str("<p id=\"no-hits\">No hit report sent or received.</p>");
+    } else {
+        body.push_str("<ol id=\"hits\">");
+        for v in hits {
+            let a = &v.alert;
+            let Some(hit) = &a.hit else { continue };
+            let way = if v.direction == Direction::Inbound {
+                format!("received from {}", esc(a.originator.as_str()))
+            } else {
+                format!(
+                    "sent to {}",
+                    esc(&a
+                        .recipients
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                )
+            };
+            let _ = write!(
+                body,
+                "<li data-alert-id=\"{id}\"><a href=\"/alerts/{id}\">Hit report {id}</a>, \
+                 {way}, {at}: entry {owner} {entry}, score {score:.2}</li>",
+                id = esc(&a.id.to_string()),
+                at = time(a.created_at),
+                owner = esc(hit.entry_owner.as_str()),
+                entry = esc(&hit.entry_ref),
+                score = hit.score,
+            );
+        }
+        body.push_str("</ol>");
+    }
+    page(agency, "Watchlists", &body)
+}
+
+/// One other member of the federation as `/peers` shows it.
+pub(super) struct Peer<'a> {
+    /// Its entry in the federation file.
+    pub(super) agency: &'a tocsin_core::federation::Agency,
+    /// The outbox's link to it.
+    pub(super) link: LinkState,
+    /// Its clock as last measured, if it was.
+    pub(super) skew: Option<PeerSkew>,
+}
+
+fn seconds(d: chrono::Duration) -> String {
+    format!("{:+.3} s", d.num_milliseconds() as f64 / 1000.0)
+}
+
+/// `/peers`: link state, clock skew, and certificate expiry.
+pub(super) fn peers(
+    agency: &AgencyId,
+    peers: &[Peer<'_>],
+    tolerance: chrono::Duration,
+    certificates: &[(&str, Result<DateTime<Utc>, String>)],
+    now: DateTime<Utc>,
+) -> String {
+    let mut body = format!(
+        "<h1>Peers</h1><p class=\"clock\">Node clock: {}; clock skew tolerance \
+         {}.</p><table id=\"peers\"><caption>The other members of the federation\
+         </caption><thead><tr><th scope=\"col\">Agency</th><th scope=\"col\">Endpoint</th>\
+         <th scope=\"col\">Link (as the outbox last found it)</th>\
+         <th scope=\"col\">Clock skew (peer minus ours)</th>\
+         <th scope=\"col\">Certificate expiry</th></tr></thead><tbody>",
+        time(now),
+        esc(&tocsin_core::human_duration(
+            tolerance.num_seconds().max(0) as u64
+        )),
+    );
+    for p in peers {
+        let link = match p.link {
+            LinkState::Untried => "nothing sent since this node started".to_owned(),
+            LinkState::Reached { at } => format!("REACHED at {}", time(at)),
+            LinkState::Failing { since } => {
+                format!("<strong>UNREACHABLE</strong> since {}", time(since))
+            }
+            LinkState::Revoked { at } => format!(
+                "<strong>BLOCKED</strong>: its node presented a revoked certificate ({})",
+                time(at)
+            ),
+        };
+        let skew = match p.skew {
+            None => "not measured yet".to_owned(),
+            Some(s) => {
+                let measured: DateTime<Utc> = s.measured_at.into();
+                format!(
+                    "{} ± {}{}, measured {}",
+                    seconds(s.skew),
+                    seconds(s.uncertainty).trim_start_matches('+'),
+                    if s.exceeded {
+                        " <strong>BEYOND TOLERANCE</strong>"
+                    } else {
+                        " (within tolerance)"
+                    },
+                    time(measured)
+                )
+            }
+        };
+        let _ = write!(
+            body,
+            "<tr data-peer=\"{id}\"><th scope=\"row\">{id}{name}</th><td>{endpoint}</td>\
+             <td>{link}</td><td>{skew}</td><td>not known here</td></tr>",
+            id = esc(p.agency.id.as_str()),
+            name = if p.agency.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", esc(&p.agency.name))
+            },
+            endpoint = esc(&p.agency.endpoint),
+        );
+    }
+    body.push_str(
+        "</tbody></table><h2>This node\u{2019}s certificates</h2><ul id=\"certificates\">",
+    );
+    for (what, expiry) in certificates {
+        let text = match expiry {
+            Ok(at) if *at <= now => format!("<strong>EXPIRED</strong> on {}", time(*at)),
+            Ok(at) => format!(
+                "expires {} (in {})",
+                time(*at),
+                esc(&tocsin_core::human_duration(
+                    (*at - now).num_seconds().max(0) as u64
+                ))
+            ),
+            Err(e) => format!("expiry unreadable: {}", esc(e)),
+        };
+        let _ = write!(body, "<li>{}: {text}</li>", esc(what));
+    }
+    body.push_str("</ul>");
+    page(agency, "Peers", &body)
 }
 
 fn delivery_words(status: DeliveryStatus) -> &'static str {
@@ -161,7 +502,33 @@ fn delivery_words(status: DeliveryStatus) -> &'static str {
     }
 }
 
-fn acks_list(acks: &[AckView]) -> String {
+/// Checks a signed record: the envelope, its payload type and the agency
+/// that must have signed it. The handler passes the node's check, so the
+/// pages stay rendering only.
+pub(super) type Check<'a> = &'a dyn Fn(&pb::Envelope, &str, &AgencyId) -> SignatureCheck;
+
+/// A signature check in words; the words carry it, the class only
+/// repeats it.
+fn signature(check: Check<'_>, envelope: &pb::Envelope, kind: &str, expected: &str) -> String {
+    let result = match AgencyId::new(expected) {
+        Ok(expected) => check(envelope, kind, &expected),
+        Err(e) => SignatureCheck::Fails {
+            reason: format!("no agency {expected:?}: {e}"),
+        },
+    };
+    match result {
+        SignatureCheck::Verifies { signer } => format!(
+            "<span class=\"sig sig-ok\">signature verifies: signed by {}</span>",
+            esc(signer.as_str())
+        ),
+        SignatureCheck::Fails { reason } => format!(
+            "<strong class=\"sig sig-bad\">signature does NOT verify: {}</strong>",
+            esc(&reason)
+        ),
+    }
+}
+
+fn acks_list(acks: &[AckView], check: Check<'_>) -> String {
     if acks.is_empty() {
         return "<p>No acknowledgement yet.</p>".to_owned();
     }
@@ -182,7 +549,7 @@ fn acks_list(acks: &[AckView]) -> String {
         };
         let _ = write!(
             out,
-            "<li class=\"ack\"><strong>{disposition}</strong> by {operator} of {agency}, {at}{late}{state}{note}</li>",
+            "<li class=\"ack\"><strong>{disposition}</strong> by {operator} of {agency}, {at}{late}{state}{note}; {sig}</li>",
             disposition = a.ack.disposition,
             operator = esc(&a.ack.operator),
             agency = esc(a.ack.recipient.as_str()),
@@ -192,6 +559,12 @@ fn acks_list(acks: &[AckView]) -> String {
             } else {
                 format!(": “{}”", esc(&a.ack.note))
             },
+            sig = signature(
+                check,
+                &a.envelope,
+                tocsin_proto::ACK_PAYLOAD_TYPE,
+                a.ack.recipient.as_str()
+            ),
         );
     }
     out.push_str("</ul>");
@@ -199,7 +572,13 @@ fn acks_list(acks: &[AckView]) -> String {
 }
 
 /// `/alerts/{id}`: an alert or hit report with what became of it.
-pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token: &str) -> String {
+pub(super) fn alert(
+    agency: &AgencyId,
+    v: &AlertView,
+    now: DateTime<Utc>,
+    token: &str,
+    check: Check<'_>,
+) -> String {
     let a = &v.alert;
     let id = esc(&a.id.to_string());
     let what = if a.hit.is_some() {
@@ -214,7 +593,14 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
          <dt>From</dt><dd>{from}</dd><dt>Created</dt><dd>{created}</dd>\
          <dt>Precedence</dt><dd>{precedence}</dd><dt>Category</dt><dd>{category}</dd>\
          <dt>Grading</dt><dd>{rel}{cred}</dd><dt>TLP</dt><dd>{tlp}</dd>\
-         <dt>Subjects</dt><dd>{subjects}</dd><dt>Recipients</dt><dd>{recipients}</dd>",
+         <dt>Subjects</dt><dd>{subjects}</dd><dt>Recipients</dt><dd>{recipients}</dd>\
+         <dt>Envelope</dt><dd id=\"envelope-signature\">{sig}</dd>",
+        sig = signature(
+            check,
+            &v.envelope,
+            tocsin_proto::ALERT_PAYLOAD_TYPE,
+            a.originator.as_str()
+        ),
         from = esc(a.originator.as_str()),
         created = time(a.created_at),
         precedence = a.precedence,
@@ -293,10 +679,17 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
     }
 
     if v.deliveries.is_empty() {
-        let receipt = if v.receipt.is_some() {
-            "this node issued its signed receipt when it stored the alert"
-        } else {
-            "none"
+        let receipt = match &v.receipt {
+            Some(r) => format!(
+                "this node issued its signed receipt when it stored the alert ({})",
+                signature(
+                    check,
+                    r,
+                    tocsin_proto::RECEIPT_PAYLOAD_TYPE,
+                    agency.as_str()
+                )
+            ),
+            None => "none".to_owned(),
         };
         let _ = write!(
             body,
@@ -304,7 +697,7 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
              reminders: {}.</p><h3>Our acknowledgements</h3>{}</section>",
             time(v.stored_at),
             v.reminders,
-            acks_list(&v.acknowledgements)
+            acks_list(&v.acknowledgements, check)
         );
     } else {
         body.push_str(
@@ -325,8 +718,15 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
                  <td>{due}</td><td>{flag:?}{flagged}</td><td>{ladder:?}</td><td>{acks}</td></tr>",
                 r = esc(&d.recipient),
                 receipt = match (&d.receipt, d.delivered_at) {
-                    (Some(_), Some(at)) => format!("signed receipt, stored {}", time(at)),
-                    (Some(_), None) => "signed receipt".to_owned(),
+                    (Some(r), Some(at)) => format!(
+                        "signed receipt, stored {}; {}",
+                        time(at),
+                        signature(check, r, tocsin_proto::RECEIPT_PAYLOAD_TYPE, &d.recipient)
+                    ),
+                    (Some(r), None) => format!(
+                        "signed receipt; {}",
+                        signature(check, r, tocsin_proto::RECEIPT_PAYLOAD_TYPE, &d.recipient)
+                    ),
                     _ => "none yet".to_owned(),
                 },
                 due = d.due_at.map(time).unwrap_or_default(),
@@ -336,7 +736,7 @@ pub(super) fn alert(agency: &AgencyId, v: &AlertView, now: DateTime<Utc>, token:
                     .map(|at| format!(" since {}", time(at)))
                     .unwrap_or_default(),
                 ladder = d.ladder,
-                acks = acks_list(&d.acknowledgements),
+                acks = acks_list(&d.acknowledgements, check),
             );
         }
         body.push_str("</tbody></table></section>");
