@@ -66,8 +66,17 @@ fn scenario_path(demo: &Path, name: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct free loopback ports. Every listener is held until all are
+/// chosen: one dropped at once may be handed out again by the next bind,
+/// and two nodes on one port leave one of them never healthy.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The demo's node processes.
@@ -214,8 +223,9 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let dir = dir.canonicalize()?;
     // Free loopback ports, so a second run (or another program) never clashes.
-    for a in &mut federation.agencies {
-        a.endpoint = format!("127.0.0.1:{}", free_port()?);
+    let ports = free_ports(federation.agencies.len())?;
+    for (a, port) in federation.agencies.iter_mut().zip(ports) {
+        a.endpoint = format!("127.0.0.1:{port}");
     }
     let fed_toml = toml::to_string(&federation)?;
     std::fs::write(dir.join("federation.toml"), &fed_toml)?;
@@ -438,6 +448,13 @@ fn print_post_mortem(pm: &PostMortem, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(64).unwrap();
+        let unique: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(unique.len(), 64, "{ports:?}");
+    }
 
     #[test]
     fn the_shipped_host_configurations_are_valid() {
