@@ -643,27 +643,33 @@ impl TryFrom<pb::Alert> for Alert {
     }
 }
 
+impl From<&Person> for pb::Person {
+    fn from(p: &Person) -> Self {
+        pb::Person {
+            names: p.names.clone(),
+            aliases: p.aliases.clone(),
+            date_of_birth: p
+                .date_of_birth
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            nationalities: p.nationalities.clone(),
+            documents: p
+                .documents
+                .iter()
+                .map(|d| pb::Document {
+                    kind: d.kind.clone(),
+                    number: d.number.clone(),
+                    issuing_country: d.issuing_country.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl From<&Subject> for pb::Subject {
     fn from(s: &Subject) -> Self {
         let kind = match s {
-            Subject::Person(p) => pb::subject::Kind::Person(pb::Person {
-                names: p.names.clone(),
-                aliases: p.aliases.clone(),
-                date_of_birth: p
-                    .date_of_birth
-                    .map(|d| d.format("%Y-%m-%d").to_string())
-                    .unwrap_or_default(),
-                nationalities: p.nationalities.clone(),
-                documents: p
-                    .documents
-                    .iter()
-                    .map(|d| pb::Document {
-                        kind: d.kind.clone(),
-                        number: d.number.clone(),
-                        issuing_country: d.issuing_country.clone(),
-                    })
-                    .collect(),
-            }),
+            Subject::Person(p) => pb::subject::Kind::Person(pb::Person::from(p)),
             Subject::Identifier { kind, value } => pb::subject::Kind::Identifier(pb::Identifier {
                 kind: kind.clone(),
                 value: value.clone(),

@@ -146,12 +146,7 @@ impl TryFrom<pb::WatchlistHit> for Hit {
 
 impl From<&Hit> for pb::WatchlistHit {
     fn from(h: &Hit) -> Self {
-        let screened = h.screened.as_ref().map(|p| {
-            match pb::Subject::from(&crate::alert::Subject::Person(p.clone())).kind {
-                Some(pb::subject::Kind::Person(p)) => p,
-                _ => pb::Person::default(),
-            }
-        });
+        let screened = h.screened.as_ref().map(pb::Person::from);
         pb::WatchlistHit {
             entry_owner: h.entry_owner.to_string(),
             entry_ref: h.entry_ref.clone(),

@@ -401,19 +401,7 @@ impl Scenario {
                 }
                 Action::Ack { by, label, .. } => {
                     member(by, i)?;
-                    let Some((_, recipients, _)) = labels.get(label.as_str()) else {
-                        return Err(Mistake::NotSent {
-                            step: i,
-                            label: label.clone(),
-                        });
-                    };
-                    if !recipients.contains(by) {
-                        return Err(Mistake::NotRecipient {
-                            step: i,
-                            agency: by.clone(),
-                            label: label.clone(),
-                        });
-                    }
+                    received(&labels, label, by, i)?;
                 }
                 Action::Cancel {
                     from,
@@ -521,19 +509,7 @@ impl Scenario {
                 Action::Triage { by, expect_first } => {
                     member(by, i)?;
                     if let Some(label) = expect_first {
-                        let Some((_, recipients, _)) = labels.get(label.as_str()) else {
-                            return Err(Mistake::NotSent {
-                                step: i,
-                                label: label.clone(),
-                            });
-                        };
-                        if !recipients.contains(by) {
-                            return Err(Mistake::NotRecipient {
-                                step: i,
-                                agency: by.clone(),
-                                label: label.clone(),
-                            });
-                        }
+                        received(&labels, label, by, i)?;
                     }
                 }
                 Action::Stop { agency } | Action::Start { agency } => member(agency, i)?,
@@ -594,6 +570,30 @@ impl Scenario {
             pace: self.pace_at(speed),
         })
     }
+}
+
+/// Step `step` needs the alert `label` sent earlier with `by` among its
+/// recipients (an `ack` of it, a `triage` expecting it first).
+fn received(
+    labels: &BTreeMap<&str, (&AgencyId, Vec<AgencyId>, bool)>,
+    label: &str,
+    by: &AgencyId,
+    step: usize,
+) -> Result<(), Mistake> {
+    let Some((_, recipients, _)) = labels.get(label) else {
+        return Err(Mistake::NotSent {
+            step,
+            label: label.to_owned(),
+        });
+    };
+    if !recipients.contains(by) {
+        return Err(Mistake::NotRecipient {
+            step,
+            agency: by.clone(),
+            label: label.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

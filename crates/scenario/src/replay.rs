@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use tocsin_core::alert::{Person, Subject};
+use tocsin_core::alert::Person;
 use tocsin_core::{AgencyId, to_timestamp};
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
@@ -291,13 +291,6 @@ fn place_text(place: &str) -> String {
 }
 
 /// The wire form of a person to screen.
-fn person_to_proto(p: &Person) -> pb::Person {
-    match pb::Subject::from(&Subject::Person(p.clone())).kind {
-        Some(pb::subject::Kind::Person(p)) => p,
-        _ => pb::Person::default(),
-    }
-}
-
 /// Waits until `agency`'s node holds `owner`'s log up to `seq`, as its
 /// sync status says: entries travel by the holders' pulls, in real time.
 async fn wait_synced(
@@ -626,7 +619,7 @@ pub async fn replay(
                 }
                 let response = desk
                     .screen(pb::ScreenRequest {
-                        person: Some(person_to_proto(person)),
+                        person: Some(pb::Person::from(person)),
                         identifiers: Vec::new(),
                         seen_at: Some(to_timestamp(seen_at.unwrap_or(step.at))),
                         seen_place: place.clone(),

@@ -314,22 +314,9 @@ impl Store {
 
     /// This agency's entries, by ref.
     pub async fn own_watchlist(&self, owner: String) -> Result<Vec<HeldEntry>, Error> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT ref, entry, seq, changed_at FROM watchlist_own ORDER BY ref",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(HeldEntry {
-                    owner: owner.clone(),
-                    reference: r.get(0)?,
-                    entry: r.get(1)?,
-                    seq: seq_of(r.get(2)?),
-                    changed_at: from_ms(r.get(3)?),
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+        // Refs are never empty, so every entry comes after "".
+        self.own_watchlist_after(owner, String::new(), usize::MAX)
+            .await
     }
 
     /// The refs of this agency's entries that have expired at `now`, and
