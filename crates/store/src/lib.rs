@@ -1,14 +1,20 @@
-//! Tocsin's durable store: an embedded SQLite database (bundled, WAL,
-//! `synchronous = FULL`) under the node's data directory.
+//! Tocsin's durable store: what a node keeps, behind one trait.
 //!
-//! - [`Store`] is the handle: cheap to clone, async methods.
-//! - Writes go to one writer thread that batches whatever is queued into one
-//!   transaction (group commit): many concurrent writers share one fsync, and
-//!   each write runs in its own savepoint so one failure spoils no other. A
-//!   write's future resolves only after its transaction is durable.
-//! - Reads go through a small pool of read-only connections, which WAL lets
-//!   run beside the writer.
-//! - The schema is versioned; [`Store::open`] migrates to the latest version.
+//! - [`Store`] is the handle: cheap to clone, async methods. It derefs to
+//!   [`Backend`], the one trait a backend implements; nothing above the
+//!   store knows which backend it holds.
+//! - One module per kind of row declares that kind's types and its trait:
+//!   `records` (alerts and deliveries, [`RecordStore`]), `acks`
+//!   (acknowledgements), `messages` (the outbox of acknowledgements,
+//!   reminders and notices to send), `ladder` (escalation steps), `events`
+//!   (the event log and the deadline tracker's queries), `open` (what is
+//!   awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
+//!   (peers whose certificates are revoked), `hits` (the hit reports sent,
+//!   for their repeat window) and `watchlist` (this agency's watchlist log
+//!   and entries, those held from other owners, and the cursor kept per
+//!   owner). [`backend`] joins them into [`Backend`].
+//! - `sqlite` is the embedded backend (one file, WAL, group commit); its
+//!   module documents how it writes.
 //! - Every event is written with an entry of the hash-chained audit log in
 //!   the same transaction; [`audit`] documents the chain and checks it.
 //!
@@ -16,31 +22,16 @@
 //! what goes in. Nor does it hold policy or wording: thresholds and the
 //! text of the events it writes come with each request (as a string, or
 //! as a function when the text depends on what the transaction finds).
-//!
-//! One module per kind of row: `records` (alerts and deliveries), `acks`
-//! (acknowledgements), `messages` (the outbox of acknowledgements,
-//! reminders and notices to send), `ladder` (escalation steps), `events`
-//! (the event log and the deadline tracker's queries), `open` (what is
-//! awaited, owed, overdue), `subjects` (REPEATED_UNANSWERED), `blocks`
-//! (peers whose certificates are revoked), `hits` (the hit reports
-//! sent, for their repeat window), `watchlist` (this agency's
-//! watchlist log and entries, those held from other owners, and the cursor
-//! kept per owner) and [`audit`] (the chain). They
-//! stand on leaves that import none of them: [`codes`] (every integer code
-//! as an enum, converted to and from SQL; an unknown stored code is
-//! [`Error::Corrupt`]), `sql` (times, SQL text that spells codes, built
-//! once, and the conditions that match the partial indexes), `schema`
-//! (the database file, schema versions) and `error`; `db` (the [`Store`]
-//! handle, its writer and readers) stands on them and `audit`. No module
-//! imports one that imports it back.
+//! Leaves: [`codes`] (every integer code as an enum; an unknown stored
+//! code is [`Error::Corrupt`]) and `error`.
 
 #![forbid(unsafe_code)]
 
 mod acks;
 pub mod audit;
+pub mod backend;
 mod blocks;
 pub mod codes;
-mod db;
 mod error;
 mod events;
 mod hits;
@@ -48,21 +39,25 @@ mod ladder;
 mod messages;
 mod open;
 mod records;
-mod schema;
-mod sql;
+mod sqlite;
+mod store;
 mod subjects;
 mod watchlist;
 
 pub use acks::*;
+pub use backend::Backend;
+pub use blocks::*;
 pub use codes::{
     AlertStatus, DeadlineFlag, DeliveryState, Direction, EventKind, LadderStep, MessageKind,
 };
-pub use db::{Store, StoreOptions};
 pub use error::Error;
 pub use events::*;
 pub use hits::*;
 pub use ladder::*;
 pub use messages::*;
+pub use open::*;
 pub use records::*;
+pub use sqlite::db::StoreOptions;
+pub use store::Store;
 pub use subjects::*;
 pub use watchlist::*;

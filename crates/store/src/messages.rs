@@ -3,15 +3,12 @@
 //! outcomes of sending it. Each kind is queued by the use case that makes
 //! it (`acks`, `ladder`); sending them is one queue.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
-use crate::acks::refused_ack_event;
-use crate::codes::{DeliveryState, MessageKind, UnknownCode};
-use crate::db::Store;
+use crate::codes::{MessageKind, UnknownCode};
 use crate::error::Error;
 use crate::records::{AttemptOutcome, OutcomeWords};
-use crate::sql::{ms, sql};
 
 /// A pending message that is due.
 #[derive(Debug, Clone)]
@@ -28,90 +25,24 @@ pub struct DueMessage {
     pub attempts: u32,
 }
 
-impl Store {
+/// The outbox of messages other than alerts. Part of [`crate::Backend`].
+#[async_trait]
+pub trait MessageStore: Send + Sync {
     /// Pending messages to `peer` due at `now`, oldest due first.
-    pub async fn due_messages(
+    async fn due_messages(
         &self,
         peer: &str,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<DueMessage>, Error> {
-        let peer = peer.to_owned();
-        self.read(move |conn| {
-            let rows = conn
-                .prepare_cached(sql!(
-                    "SELECT id, kind, envelope, attempts FROM messages
-                     WHERE peer = ?1 AND state = {pending} AND next_attempt_at <= ?2
-                     ORDER BY next_attempt_at, id LIMIT ?3",
-                    pending = DeliveryState::Pending.code(),
-                ))?
-                .query_map(params![peer, ms(now), limit], |r| {
-                    Ok(DueMessage {
-                        id: r.get(0)?,
-                        kind: MessageKind::decode(r.get(1)?),
-                        envelope: r.get(2)?,
-                        attempts: r.get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
+    ) -> Result<Vec<DueMessage>, Error>;
 
     /// Records the outcomes of message attempts, in one transaction, at
     /// `at` (events worded by `words`). An acknowledgement the originator refused for good keeps the
     /// refusal (see [`AckRow::refusal`](crate::AckRow::refusal)) and is an event of its alert.
-    pub async fn record_message_attempts(
+    async fn record_message_attempts(
         &self,
         outcomes: Vec<(String, AttemptOutcome)>,
         at: DateTime<Utc>,
         words: OutcomeWords,
-    ) -> Result<(), Error> {
-        let refused = outcomes
-            .iter()
-            .any(|(_, o)| matches!(o, AttemptOutcome::Rejected { .. }));
-        self.write(move |conn| {
-            for (id, outcome) in &outcomes {
-                match outcome {
-                    AttemptOutcome::Delivered { delivered_at, .. } => {
-                        conn.prepare_cached(sql!(
-                            "UPDATE messages SET state = {delivered}, attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?2
-                             WHERE id = ?1 AND state = {pending}",
-                            delivered = DeliveryState::Delivered.code(),
-                            pending = DeliveryState::Pending.code(),
-                        ))?
-                        .execute(params![id, ms(*delivered_at)])?;
-                    }
-                    AttemptOutcome::Retry { error, next_attempt_at } => {
-                        conn.prepare_cached(sql!(
-                            "UPDATE messages SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
-                             WHERE id = ?1 AND state = {pending}",
-                            pending = DeliveryState::Pending.code(),
-                        ))?
-                        .execute(params![id, error, ms(*next_attempt_at)])?;
-                    }
-                    AttemptOutcome::Rejected { error } => {
-                        let changed = conn
-                            .prepare_cached(sql!(
-                                "UPDATE messages SET state = {rejected}, attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL
-                                 WHERE id = ?1 AND state = {pending}",
-                                rejected = DeliveryState::Rejected.code(),
-                                pending = DeliveryState::Pending.code(),
-                            ))?
-                            .execute(params![id, error])?;
-                        if changed > 0 {
-                            refused_ack_event(conn, id, error, at, words.refused_ack)?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })
-        .await?;
-        if refused {
-            self.notify_events();
-        }
-        Ok(())
-    }
+    ) -> Result<(), Error>;
 }

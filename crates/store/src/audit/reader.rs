@@ -44,7 +44,7 @@ impl AuditReader {
     /// older than the audit log (version 8) has none yet: start its node
     /// once to migrate it.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
-        let path = crate::schema::database_path(data_dir);
+        let path = crate::sqlite::schema::database_path(data_dir);
         if !path.exists() {
             return Err(Error::NotFound(format!("no store at {}", path.display())));
         }
@@ -55,7 +55,7 @@ impl AuditReader {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         // Later versions add nothing the check reads.
-        let latest = crate::schema::AUDIT_LOG_VERSION;
+        let latest = crate::sqlite::schema::AUDIT_LOG_VERSION;
         if version < latest {
             return Err(Error::NotFound(format!(
                 "store {} has schema version {version}, older than the audit log's {latest}: start its node once to migrate it (the migration builds the audit log)",

@@ -68,7 +68,7 @@ async fn populated(dir: &Path) {
                 },
             )],
             now,
-            crate::records::tests::WORDS,
+            crate::sqlite::records::tests::WORDS,
         )
         .await
         .unwrap();

@@ -3,12 +3,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::Backend;
+
+use super::schema;
 use crate::error::Error;
-use crate::schema;
 
 /// The schema's migrations, oldest first; the store's version is their count.
 pub(crate) fn migrations() -> Vec<M<'static>> {
@@ -107,13 +110,13 @@ struct Inner {
 
 /// A handle on a node's store; clones share it.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Sqlite {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for Sqlite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("Sqlite")
             .field("path", &self.inner.path)
             .finish()
     }
@@ -148,14 +151,14 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// The database file inside a data directory.
-    pub fn database_path(data_dir: &Path) -> PathBuf {
+    pub(crate) fn database_path(data_dir: &Path) -> PathBuf {
         schema::database_path(data_dir)
     }
 
     /// Opens (creating and migrating as needed) the store in `data_dir`.
-    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, Error> {
+    pub(crate) fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir).map_err(|cause| Error::Io {
             path: data_dir.display().to_string(),
             cause,
@@ -204,40 +207,8 @@ impl Store {
         })
     }
 
-    /// Notified (`notify_waiters`) after every commit that added events.
-    /// Register with `Notified::enable` before reading, then wait.
-    pub fn event_signal(&self) -> Arc<tokio::sync::Notify> {
-        self.inner.events.clone()
-    }
-
     pub(crate) fn notify_events(&self) {
         self.inner.events.notify_waiters();
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Stops accepting writes, lets queued ones commit, and waits for the
-    /// writer thread to finish. Later writes fail with [`Error::Closed`].
-    pub async fn close(&self) {
-        let sender = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(sender);
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
     }
 
     /// Runs `f` in the writer's current transaction; resolves once that
@@ -283,7 +254,7 @@ impl Store {
         .map_err(|_| Error::Closed)?
     }
 
-    /// Like [`Store::read`], but everything `f` reads comes from one
+    /// Like [`Sqlite::read`], but everything `f` reads comes from one
     /// snapshot: for reads made of several queries.
     pub(crate) async fn read_snapshot<T, F>(&self, f: F) -> Result<T, Error>
     where
@@ -299,6 +270,32 @@ impl Store {
             Ok(result)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Backend for Sqlite {
+    fn event_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.events.clone()
+    }
+
+    async fn close(&self) {
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(sender);
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
@@ -402,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_undoes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Sqlite::open(dir.path(), StoreOptions::default()).unwrap();
         store
             .write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER)")?))
             .await
