@@ -47,6 +47,7 @@ mod hits;
 mod ladder;
 mod messages;
 mod open;
+pub mod postgres;
 mod records;
 mod schema;
 mod sql;
