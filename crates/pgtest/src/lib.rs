@@ -122,6 +122,12 @@ impl TestPostgres {
 
     /// Starts a fresh server from the binaries in `bin`.
     pub fn start_with(bin: PathBuf) -> Result<Self, Error> {
+        Self::start_configured(bin, "")
+    }
+
+    /// Starts a server with `settings` (postgresql.conf lines) added after
+    /// ours: the tests use it to make a server that cannot start.
+    fn start_configured(bin: PathBuf, settings: &str) -> Result<Self, Error> {
         if !bin.join("initdb").is_file() {
             return Err(Error::Missing {
                 searched: bin.display().to_string(),
@@ -152,7 +158,7 @@ impl TestPostgres {
             dir,
         };
         server.initdb()?;
-        server.configure()?;
+        server.configure(settings)?;
         server.pg_ctl_start()?;
         Ok(server)
     }
@@ -240,7 +246,7 @@ impl TestPostgres {
         Ok(())
     }
 
-    fn configure(&self) -> Result<(), Error> {
+    fn configure(&self, settings: &str) -> Result<(), Error> {
         let conf = self.data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).map_err(io("read postgresql.conf"))?;
         // Later settings win; these are the test server's whole difference.
@@ -252,7 +258,8 @@ impl TestPostgres {
              fsync = on\n\
              synchronous_commit = on\n\
              max_connections = 40\n\
-             shared_buffers = 16MB\n",
+             shared_buffers = 16MB\n\
+             {settings}",
             self.socket_dir.display().to_string().replace('\'', "''")
         );
         std::fs::write(&conf, text).map_err(io("write postgresql.conf"))

@@ -90,6 +90,20 @@ fn a_failed_start_says_why() {
 }
 
 #[test]
+fn a_server_that_cannot_start_shows_its_log() {
+    let Some(bin) = find_bin() else {
+        eprintln!("SKIPPED: no PostgreSQL binaries");
+        return;
+    };
+    let err = TestPostgres::start_configured(bin, "max_connections = 0\n").unwrap_err();
+    let Error::Start { log_tail, .. } = &err else {
+        panic!("not a start error: {err}");
+    };
+    assert!(log_tail.contains("max_connections"), "{err}");
+    assert!(err.to_string().contains("server log"), "{err}");
+}
+
+#[test]
 fn quoting_keeps_a_path_one_value() {
     assert_eq!(quote("/tmp/a b"), "'/tmp/a b'");
     assert_eq!(quote(r"it's\"), r"'it\'s\\'");
