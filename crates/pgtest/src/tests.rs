@@ -2,7 +2,7 @@ use super::*;
 
 /// Starts a server, or says why the test is skipped.
 fn start() -> Option<TestPostgres> {
-    let server = TestPostgres::start().expect("start PostgreSQL");
+    let server = TestPostgres::start().unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
     if server.is_none() {
         eprintln!("SKIPPED: no PostgreSQL binaries (set {REQUIRE_VAR}=1 to require them)");
     }

@@ -14,7 +14,7 @@ use tocsin_store::postgres::{self, Error, LATEST_VERSION, PoolOptions};
 use tokio_postgres::{Client, NoTls};
 
 fn server() -> Option<TestPostgres> {
-    let server = TestPostgres::start().expect("start PostgreSQL");
+    let server = TestPostgres::start().unwrap_or_else(|e| panic!("start PostgreSQL: {e}"));
     if server.is_none() {
         eprintln!("SKIPPED: no PostgreSQL binaries (TOCSIN_REQUIRE_POSTGRES=1 requires them)");
     }
