@@ -38,6 +38,7 @@ mod hits;
 mod ladder;
 mod messages;
 mod open;
+pub mod postgres;
 mod records;
 mod sqlite;
 mod store;

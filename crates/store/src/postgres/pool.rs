@@ -1,0 +1,76 @@
+//! The connection pool: deadpool-postgres over tokio-postgres, migrating
+//! the database before the pool is handed out.
+//!
+//! Connections are made without TLS. That is right for a unix socket
+//! (`host=/var/run/postgresql`), where the kernel is the transport, and
+//! for nothing else: a deployment whose front nodes reach the database
+//! over TCP needs TLS to it, which this build does not have yet. A URL
+//! that asks for it (`sslmode=require`) is refused with
+//! [`Error::TlsNotBuilt`] rather than connected in the clear; the default
+//! `sslmode=prefer` connects in the clear.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+
+use super::{Error, schema};
+
+/// The pool: cheap to clone, shared by every task of a node.
+pub type Pool = deadpool_postgres::Pool;
+
+/// How many connections, and how long to wait for one.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// The most connections open at once.
+    pub max_size: usize,
+    /// How long a caller waits for a free connection before an error.
+    pub wait_timeout: Duration,
+    /// How long to wait for the server to accept a new connection (unless
+    /// the URL sets `connect_timeout`).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 16,
+            wait_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Connects to the database at `url` (`host=/path dbname=tocsin`, or
+/// `postgres://user@%2Fpath/tocsin`), migrates it to the latest schema,
+/// and returns the pool.
+pub async fn connect(url: &str, options: PoolOptions) -> Result<Pool, Error> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
+    match config.get_ssl_mode() {
+        SslMode::Disable | SslMode::Prefer => {}
+        _ => return Err(Error::TlsNotBuilt),
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(options.connect_timeout);
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Fast: a connection the server dropped fails its next
+            // statement, which the store reports; no round trip per get.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(options.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.wait_timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .build()?;
+    let mut client = pool.get().await?;
+    schema::migrate(&mut client).await?;
+    drop(client);
+    Ok(pool)
+}
