@@ -8,6 +8,9 @@ pub enum Error {
     /// SQLite failed.
     #[error("database: {0}")]
     Sqlite(#[source] rusqlite::Error),
+    /// PostgreSQL failed, or could not be reached.
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::Error),
     /// The schema could not be migrated.
     #[error("schema migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
@@ -73,5 +76,17 @@ impl From<UnknownCode> for Error {
             what: e.what,
             code: e.code,
         }
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Postgres(crate::postgres::Error::Postgres(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Postgres(crate::postgres::Error::Pool(e))
     }
 }

@@ -40,6 +40,23 @@ pub struct Flagged {
     pub due_at: DateTime<Utc>,
 }
 
+/// An event to insert: what happened, to which alert, with which agency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewEvent<'a> {
+    /// When it happened.
+    pub(crate) at: DateTime<Utc>,
+    /// What happened.
+    pub(crate) kind: EventKind,
+    /// The alert concerned.
+    pub(crate) alert_id: &'a str,
+    /// The other agency concerned.
+    pub(crate) agency: &'a str,
+    /// Which way the alert went.
+    pub(crate) direction: Direction,
+    /// A readable account.
+    pub(crate) detail: &'a str,
+}
+
 /// The event log, and the deadline tracker's queries and flags. Part of [`crate::Backend`].
 #[async_trait]
 pub trait EventStore: Send + Sync {

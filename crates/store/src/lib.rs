@@ -37,6 +37,7 @@ mod events;
 mod hits;
 mod ladder;
 mod messages;
+mod millis;
 mod open;
 pub mod postgres;
 mod records;

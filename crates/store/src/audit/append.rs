@@ -15,7 +15,7 @@ pub(crate) struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
-    fn reference(&self) -> EvidenceRef {
+    pub(crate) fn reference(&self) -> EvidenceRef {
         EvidenceRef {
             location: Location {
                 kind: self.kind,

@@ -1,8 +1,15 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
-//! one replicated database (issue 18). This first increment is the
-//! schema and the connection: the [`Store`](crate::Store) methods come
-//! with the store trait.
+//! one replicated database (issue 18). It implements the store's traits
+//! one kind per module, as the SQLite backend does (`blocks` so far; the
+//! others follow, then [`crate::Backend`]).
 //!
+//! - `db` is the handle (`Postgres`): the pool, the write transaction
+//!   (`Tx`) that serialises an agency's writes on one row lock so that
+//!   numbers are handed out in commit order, and reads.
+//! - `log` writes an event and its audit entry in the transaction of the
+//!   change it records.
+//! - `testing` (tests only) gives the same fresh store on both backends,
+//!   so that tests make the same calls on each and compare.
 //! - `migrations/` holds the SQL, one file per version; its first is the
 //!   whole of today's SQLite schema, translated (same tables, columns and
 //!   index names), plus the `sequences` table that allocates the event
@@ -15,9 +22,18 @@
 //!   tokio-postgres), which migrates when it connects.
 //! - [`Error`] is this backend's error, apart from the SQLite store's.
 
+// The backend's implementations of the store's traits arrive one kind at a
+// time; until the last, parts of the machinery they share go unused.
+#![allow(dead_code)]
+
+mod blocks;
+mod db;
 mod error;
+mod log;
 pub mod pool;
 pub mod schema;
+#[cfg(test)]
+mod testing;
 
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, connect};

@@ -8,10 +8,11 @@ use crate::codes::{DeliveryState, Direction, EventKind, MessageKind};
 use async_trait::async_trait;
 
 use super::db::Sqlite;
-use super::events::{NewEvent, insert_event, insert_event_with};
+use super::events::{insert_event, insert_event_with};
 use super::sql::{from_ms, ms, sql};
 use crate::acks::*;
 use crate::error::Error;
+use crate::events::NewEvent;
 
 fn insert_ack(conn: &Connection, a: &NewAck) -> Result<(), Error> {
     conn.prepare_cached(

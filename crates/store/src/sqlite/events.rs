@@ -12,23 +12,6 @@ use super::sql::{OPEN_DELIVERY_DEADLINE, OPEN_INBOUND_DEADLINE, OPEN_STEP, from_
 use crate::error::Error;
 use crate::events::*;
 
-/// An event to insert: what happened, to which alert, with which agency.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NewEvent<'a> {
-    /// When it happened.
-    pub(crate) at: DateTime<Utc>,
-    /// What happened.
-    pub(crate) kind: EventKind,
-    /// The alert concerned.
-    pub(crate) alert_id: &'a str,
-    /// The other agency concerned.
-    pub(crate) agency: &'a str,
-    /// Which way the alert went.
-    pub(crate) direction: Direction,
-    /// A readable account.
-    pub(crate) detail: &'a str,
-}
-
 /// Inserts an event and its audit entry (see [`crate::audit`]); for steps
 /// that store no signed envelope.
 pub(crate) fn insert_event(conn: &Connection, event: NewEvent<'_>) -> Result<(), Error> {

@@ -8,9 +8,10 @@ use crate::codes::{DeliveryState, Direction, EventKind, MessageKind};
 use async_trait::async_trait;
 
 use super::db::Sqlite;
-use super::events::{NewEvent, insert_event_with};
+use super::events::insert_event_with;
 use super::sql::{OPEN_STEP, from_ms, ms, sql};
 use crate::error::Error;
+use crate::events::NewEvent;
 use crate::ladder::*;
 
 #[async_trait]

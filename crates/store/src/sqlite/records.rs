@@ -8,9 +8,10 @@ use crate::codes::{AlertStatus, DeadlineFlag, DeliveryState, Direction, EventKin
 use async_trait::async_trait;
 
 use super::db::Sqlite;
-use super::events::{NewEvent, insert_event, insert_event_with};
+use super::events::{insert_event, insert_event_with};
 use super::sql::{from_ms, ms, sql};
 use crate::error::Error;
+use crate::events::NewEvent;
 use crate::records::*;
 
 /// Closes the earlier alerts `a` refers to, if they are `direction` alerts

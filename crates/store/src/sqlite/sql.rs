@@ -4,19 +4,9 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, TimeZone, Utc};
-
 use crate::codes::{DeadlineFlag, DeliveryState, Direction, LadderStep};
 
-/// Times are stored as milliseconds since the epoch.
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-/// The inverse of [`ms`].
-pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
+pub(crate) use crate::millis::{from_ms, ms};
 
 /// SQL text built once, by `format!`, from the codes' enums: a statement
 /// names a code literally (a partial index is used only when the query

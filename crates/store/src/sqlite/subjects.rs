@@ -8,9 +8,10 @@ use crate::codes::{DeadlineFlag, DeliveryState, Direction, EventKind};
 use async_trait::async_trait;
 
 use super::db::Sqlite;
-use super::events::{NewEvent, insert_event};
+use super::events::insert_event;
 use super::sql::{from_ms, ms};
 use crate::error::Error;
+use crate::events::NewEvent;
 use crate::subjects::*;
 
 /// Most alerts followed when linking one subject; a guard against a key so

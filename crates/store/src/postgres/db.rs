@@ -1,0 +1,223 @@
+//! [`Postgres`], the backend's handle: a pool of connections, the write
+//! transaction every change runs in ([`Tx`]), and reads.
+//!
+//! Writes. Each runs in one transaction (READ COMMITTED) that first locks
+//! the `events` row of `sequences`. Every write of an agency, whichever
+//! front node makes it, so waits for the one before it to commit: the
+//! event log and the audit chain get their numbers in commit order (a
+//! reader following them never skips a row that commits later with a
+//! smaller number), and no two writes can deadlock on the rows they touch
+//! after it. It is the SQLite backend's single writer, held by the
+//! database instead of a thread. A write runs in a task of its own, so a
+//! caller that goes away (a cancelled RPC) neither cuts a transaction
+//! short nor leaves one open: like SQLite's, a write once started commits
+//! or fails whole.
+//!
+//! Reads take a pooled connection and need no lock; a read made of several
+//! queries runs in one REPEATABLE READ snapshot.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio_postgres::Row;
+
+use super::pool::{self, Pool, PoolOptions};
+use crate::error::Error;
+
+/// A handle on an agency's PostgreSQL store; clones share the pool.
+#[derive(Clone)]
+pub(crate) struct Postgres {
+    pool: Pool,
+    events: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("Postgres")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+/// The client a query runs on: a pooled connection.
+pub(crate) type Client = deadpool_postgres::ClientWrapper;
+
+impl Postgres {
+    /// Connects to the database at `url`, migrating it to the latest
+    /// schema.
+    pub(crate) async fn connect(url: &str, options: PoolOptions) -> Result<Self, Error> {
+        Ok(Self {
+            pool: pool::connect(url, options).await?,
+            events: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified after every commit of this node that added events.
+    pub(crate) fn events(&self) -> &Arc<Notify> {
+        &self.events
+    }
+
+    /// Runs `f` in a write transaction of its own (see the module's
+    /// documentation) and commits it when `f` succeeds; rolls it back when
+    /// `f` fails. Resolves once the commit is durable.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            let mut tx = Tx::begin(pool.get().await?).await?;
+            match f(&mut tx).await {
+                Ok(value) => {
+                    let added = tx.events_added;
+                    tx.commit().await?;
+                    if added {
+                        events.notify_waiters();
+                    }
+                    Ok(value)
+                }
+                Err(e) => {
+                    tx.rollback().await;
+                    Err(e)
+                }
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a PostgreSQL write panicked; it is refused");
+            Err(Error::Commit("the write failed before it committed".into()))
+        })
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, Error>> + Send,
+    {
+        let client = self.pool.get().await?;
+        f(&client).await
+    }
+
+    /// Like [`Postgres::read`], but everything `f` reads comes from one
+    /// snapshot: for reads made of several queries.
+    pub(crate) async fn read_snapshot<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, Error>> + Send,
+    {
+        let client = self.pool.get().await?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let result = f(&client).await;
+        // A read-only transaction has nothing to keep: end it either way,
+        // and drop the connection if even that fails.
+        if client.batch_execute("COMMIT").await.is_err() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+        result
+    }
+
+    /// Closes the pool: later calls fail.
+    pub(crate) fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// A write transaction in progress, on a connection of its own.
+pub(crate) struct Tx {
+    client: Option<deadpool_postgres::Object>,
+    events_added: bool,
+}
+
+impl Tx {
+    async fn begin(client: deadpool_postgres::Object) -> Result<Self, Error> {
+        client
+            .batch_execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED;
+                 SELECT next FROM sequences WHERE name = 'events' FOR UPDATE",
+            )
+            .await?;
+        Ok(Self {
+            client: Some(client),
+            events_added: false,
+        })
+    }
+
+    /// The transaction's connection.
+    pub(crate) fn client(&self) -> &Client {
+        self.client
+            .as_ref()
+            .expect("a transaction has its connection until it ends")
+    }
+
+    /// Takes the next value of the gapless counter `name` (a row of
+    /// `sequences`); the row stays locked until the transaction ends.
+    pub(crate) async fn next_value(&self, name: &str) -> Result<i64, Error> {
+        let row = self
+            .client()
+            .query_opt(
+                "UPDATE sequences SET next = next + 1 WHERE name = $1 RETURNING next - 1",
+                &[&name],
+            )
+            .await?;
+        row.map(|r| r.get(0))
+            .ok_or_else(|| Error::Damaged(format!("the sequence {name:?} is missing")))
+    }
+
+    /// Marks that this transaction added events, so that watchers are
+    /// woken once it commits.
+    pub(crate) fn note_events(&mut self) {
+        self.events_added = true;
+    }
+
+    async fn commit(mut self) -> Result<(), Error> {
+        let client = self.client.take().expect("not ended yet");
+        match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Whether it committed is unknown: the connection goes.
+                let _ = deadpool_postgres::Object::take(client);
+                Err(Error::Commit(describe(&e)))
+            }
+        }
+    }
+
+    async fn rollback(mut self) {
+        let client = self.client.take().expect("not ended yet");
+        if client.batch_execute("ROLLBACK").await.is_err() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+    }
+}
+
+impl Drop for Tx {
+    /// A transaction dropped before its end (its task panicked) must not
+    /// go back to the pool open: the connection is closed instead, and the
+    /// server rolls the transaction back.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+    }
+}
+
+/// tokio-postgres names only the kind of an error; the server's message
+/// is its source.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Reads a code column as its enum; an unknown code is corrupt data.
+pub(crate) fn code<C>(
+    row: &Row,
+    column: usize,
+    decode: fn(i64) -> Result<C, crate::codes::UnknownCode>,
+) -> Result<C, Error> {
+    Ok(decode(row.try_get(column)?)?)
+}
