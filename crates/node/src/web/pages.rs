@@ -124,17 +124,6 @@ fn page(agency: &AgencyId, title: &str, body: &str) -> String {
     )
 }
 
-/// The answer to a request without the token.
-pub(super) fn refused() -> String {
-    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-     <title>Token required · Tocsin</title></head><body><main>\
-     <h1>401: token required</h1><p>Open the address the node printed when it \
-     started (with <code>?token=</code>), or send <code>Authorization: Bearer</code> \
-     with the token from <code>web.token</code> in its data directory.</p>\
-     </main></body></html>\n"
-        .to_owned()
-}
-
 /// A failed request.
 pub(super) fn error(status: StatusCode, message: &str) -> String {
     format!(
