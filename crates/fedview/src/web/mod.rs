@@ -26,6 +26,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tocsin_node::web_access::{Access, guard, loopback_only};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::View;
 
@@ -98,12 +99,15 @@ impl Server {
         self.access.login_url(self.addr)
     }
 
-    /// Serves `view` until `shutdown` resolves.
+    /// Serves `view` until `shutdown` resolves; open event streams end
+    /// then too, so a browser left open does not hold the server.
     pub async fn serve(
         self,
         view: View,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (stop, stopping) = watch::channel(false);
+        let shared = Shared { view, stopping };
         let app = Router::new()
             .route("/", get(live))
             .route("/scrub", get(scrub))
@@ -113,11 +117,21 @@ impl Server {
             .route("/fedview.js", get(script))
             .route("/fedview.css", get(style))
             .layer(middleware::from_fn_with_state(self.access, guard))
-            .with_state(view);
+            .with_state(shared);
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
             .await
     }
+}
+
+/// What every handler shares: the view, and whether the server stops.
+#[derive(Clone)]
+struct Shared {
+    view: View,
+    stopping: watch::Receiver<bool>,
 }
 
 /// `?at=`: a place on the post-mortem's timeline, from 0.
@@ -127,13 +141,13 @@ struct At {
 }
 
 /// `/`: the federation now, and the post-mortem once there is one.
-async fn live(State(view): State<View>, Query(q): Query<At>) -> Html<String> {
+async fn live(State(Shared { view, .. }): State<Shared>, Query(q): Query<At>) -> Html<String> {
     Html(pages::live(&view, &view.snapshot(), q.at))
 }
 
 /// `/scrub?at=`: the federation at one place of the timeline, for the
 /// script to put in the page.
-async fn scrub(State(view): State<View>, Query(q): Query<At>) -> Response {
+async fn scrub(State(Shared { view, .. }): State<Shared>, Query(q): Query<At>) -> Response {
     let snapshot = view.snapshot();
     match &snapshot.timeline {
         Some(tl) => Html(pages::scrubbed(&view, tl, q.at.unwrap_or(0))).into_response(),
@@ -148,7 +162,7 @@ async fn scrub(State(view): State<View>, Query(q): Query<At>) -> Response {
 }
 
 /// `/state.json`: the latest picture, for tools.
-async fn state(State(view): State<View>) -> Response {
+async fn state(State(Shared { view, .. }): State<Shared>) -> Response {
     match serde_json::to_string(&view.latest()) {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -157,7 +171,7 @@ async fn state(State(view): State<View>) -> Response {
 
 /// `/records/{agency}/{seq}`: one signed record of the post-mortem.
 async fn record(
-    State(view): State<View>,
+    State(Shared { view, .. }): State<Shared>,
     UrlPath((agency, seq)): UrlPath<(String, usize)>,
 ) -> Response {
     let snapshot = view.snapshot();
@@ -180,16 +194,19 @@ async fn record(
 /// `/events`: the live part of the page each time the view changes. Each
 /// event's id is the view's version: a browser that reconnects with
 /// `Last-Event-ID` gets the current state only if it is newer.
-async fn events(State(view): State<View>, headers: HeaderMap) -> Response {
+async fn events(State(Shared { view, stopping }): State<Shared>, headers: HeaderMap) -> Response {
     let seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let changes = view.subscribe();
     let stream = futures::stream::unfold(
-        (view, changes, seen),
-        |(view, mut changes, seen)| async move {
+        (view, changes, stopping, seen),
+        |(view, mut changes, mut stopping, seen)| async move {
             loop {
+                if *stopping.borrow_and_update() {
+                    return None;
+                }
                 let version = *changes.borrow_and_update();
                 if seen.is_none_or(|s| version > s) {
                     let snapshot = view.snapshot();
@@ -203,11 +220,12 @@ async fn events(State(view): State<View>, headers: HeaderMap) -> Response {
                         .data(data.to_string());
                     return Some((
                         Ok::<_, std::convert::Infallible>(event),
-                        (view, changes, Some(snapshot.version)),
+                        (view, changes, stopping, Some(snapshot.version)),
                     ));
                 }
-                if changes.changed().await.is_err() {
-                    return None;
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return None },
+                    stopped = stopping.changed() => if stopped.is_err() { return None },
                 }
             }
         },
@@ -242,5 +260,60 @@ mod tests {
         let server = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert_ne!(server.addr().port(), 0);
         assert!(server.login_url().contains(server.token()));
+    }
+
+    /// An open event stream gets the current state at once, the next on
+    /// a change, and ends when the server stops: a browser left open
+    /// does not keep `tocsin demo --web` from stopping.
+    #[tokio::test]
+    async fn events_follow_the_view_and_end_when_the_server_stops() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (addr, token) = (server.addr(), server.token().to_owned());
+        let view = View::new("test");
+        view.show(crate::Picture::empty(
+            "2015-01-01T00:00:00Z".parse().unwrap(),
+            ["TR-MIT".parse().unwrap()],
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(server.serve(view.clone(), async {
+            let _ = stopped.await;
+        }));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Last-Event-ID: 0\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 65536];
+        let wait = std::time::Duration::from_secs(10);
+        while !seen.contains("id: 1") {
+            let n = tokio::time::timeout(wait, stream.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(seen.contains("TR-MIT"), "{seen}");
+        view.show(crate::Picture::empty(
+            "2015-01-02T00:00:00Z".parse().unwrap(),
+            ["TR-MIT".parse().unwrap()],
+        ));
+        while !seen.contains("id: 2") {
+            let n = tokio::time::timeout(wait, stream.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(wait, served)
+            .await
+            .expect("the server stopped with a stream open")
+            .unwrap()
+            .unwrap();
     }
 }

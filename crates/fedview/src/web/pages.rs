@@ -102,6 +102,7 @@ fn picture(p: &Picture) -> String {
         "<p class=\"clock\">Scenario clock: <strong>{}</strong></p>",
         time(p.clock)
     );
+    out.push_str("<div class=\"picture\"><div class=\"figure\">");
     out.push_str(&graph(p));
     out.push_str("<ul class=\"legend\" aria-label=\"Edge states\">");
     for s in EdgeState::ALL {
@@ -112,7 +113,7 @@ fn picture(p: &Picture) -> String {
             s.word()
         );
     }
-    out.push_str("</ul>");
+    out.push_str("</ul></div><div class=\"side\">");
     out.push_str("<h3>Flags raised</h3>");
     if p.flags.is_empty() {
         out.push_str("<p class=\"flags-none\">No flag raised yet.</p>");
@@ -133,6 +134,7 @@ fn picture(p: &Picture) -> String {
         }
         out.push_str("</ol>");
     }
+    out.push_str("</div></div>");
     out.push_str(
         "<table class=\"edges\"><caption>Every warning and hit report, to each recipient</caption>\
          <thead><tr><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">What</th>\
