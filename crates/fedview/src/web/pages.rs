@@ -44,8 +44,9 @@ fn page(title: &str, body: &str) -> String {
          <title>{title} · Tocsin federation view</title>\
          <link rel=\"stylesheet\" href=\"/fedview.css\">\
          <script src=\"/fedview.js\" defer></script></head>\
-         <body><header><a class=\"home\" href=\"/\">Tocsin federation view</a>\
-         <span>{title}</span></header><main>{body}</main></body></html>\n",
+         <body><a class=\"skip\" href=\"#main\">Skip to the page</a>\
+         <header><a class=\"home\" href=\"/\">Tocsin federation view</a>\
+         <span>{title}</span></header><main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n",
         title = esc(title),
     )
 }

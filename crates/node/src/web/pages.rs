@@ -117,9 +117,10 @@ fn page(agency: &AgencyId, title: &str, body: &str) -> String {
          <title>{title} · {agency} · Tocsin</title>\
          <link rel=\"stylesheet\" href=\"/desk.css\">\
          <script src=\"/desk.js\" defer></script></head>\
-         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
+         <body><a class=\"skip\" href=\"#main\">Skip to the page</a>\
+         <header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
          <nav aria-label=\"Desk\"><ul id=\"nav\">{nav}</ul></nav></header>\
-         <main>{body}</main></body></html>\n",
+         <main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n",
         title = esc(title),
     )
 }
