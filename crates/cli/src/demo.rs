@@ -212,6 +212,12 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let name = args.scenario.clone().unwrap_or_else(|| "paris-2015".into());
     let mut federation = Federation::load(&demo.join("federation.toml"))?;
     let scenario = Scenario::load(&scenario_path(&demo, &name)?, &federation)?;
+    // Before any node starts: a refused address costs nothing then.
+    let web = if args.web {
+        Some(FederationView::start(args.web_listen, &scenario.name, &scenario.title).await?)
+    } else {
+        None
+    };
 
     let dir = match &args.dir {
         Some(d) => d.clone(),
@@ -283,11 +289,6 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         nodes.spawn(&a.id)?;
     }
     wait_healthy(&clients, Duration::from_secs(30)).await?;
-    let web = if args.web {
-        Some(FederationView::start(args.web_listen, &scenario.name, &scenario.title).await?)
-    } else {
-        None
-    };
     say(&format!(
         "== {} nodes up (real processes, mutual TLS); replaying at {speed}x: {} to {}",
         federation.agencies.len(),
