@@ -2,7 +2,9 @@
 //! through chromedriver over WebDriver. The desk loads and shows what is
 //! owed; an alert another node sends appears without a reload; an
 //! acknowledgement clicked in the page reaches the originator; requests
-//! without this start's token are refused.
+//! without this start's token are refused. And the demo's federation view
+//! (`tocsin-fedview`) on the paris-2015 scenario: its flags, its
+//! post-mortem timeline, the scrubber and the records.
 //!
 //! Without `/usr/bin/chromedriver` the browser tests print SKIPPED and
 //! pass, unless `TOCSIN_REQUIRE_BROWSER=1` (CI sets it), when they fail.
@@ -411,4 +413,199 @@ async fn the_peers_page_names_each_peer_its_link_and_skew() -> anyhow::Result<()
     }
     .await;
     browser.close(outcome).await
+}
+
+/// The demo's federation view, fed as `tocsin demo --web` feeds it (the
+/// view observes the replay; the federated post-mortem of the agencies'
+/// exported bundles concludes it), on the shipped paris-2015 scenario
+/// replayed on a manual clock in-process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_federation_view_shows_the_paris_2015_flags_and_its_post_mortem() -> anyhow::Result<()>
+{
+    use tocsin_audit::Trust;
+    use tocsin_audit::federated::{self, Input, Options};
+    use tocsin_fedview::{Server, Timeline, View};
+    use tocsin_testkit::web::WebDesk;
+
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/demo");
+    let test = tocsin_testkit::scenario::ScenarioTest::load(
+        demo.join("scenarios/paris-2015.toml"),
+        demo.join("federation.toml"),
+    )?;
+    let title = format!("{}: {}", test.scenario().name, test.scenario().title);
+    let server = Server::bind("127.0.0.1:0".parse()?).await?;
+    let http = WebDesk {
+        addr: server.addr(),
+        token: server.token().to_owned(),
+    };
+    let login = server.login_url();
+    let view = View::new(title);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server.serve(view.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    // Nothing without this start's token; the view is read-only.
+    for path in [
+        "/",
+        "/events",
+        "/state.json",
+        "/fedview.js",
+        "/records/TR-MIT/0",
+    ] {
+        assert_eq!(http.get(path, None).await?.status, 401, "{path}");
+        assert_eq!(http.get(path, Some("guess")).await?.status, 401, "{path}");
+    }
+    assert_eq!(http.get("/?token=guess", None).await?.status, 401);
+    assert_eq!(http.get("/", Some(&http.token)).await?.status, 200);
+    let post = http.post("/", Some(&http.token), "at=1").await?;
+    assert_eq!(post.status, 405, "{}", post.head);
+
+    let Some(browser) = Browser::start("the_federation_view").await? else {
+        let _ = stop.send(());
+        return Ok(());
+    };
+    let mut run = test.start().await?;
+    let outcome = async {
+        let b = &browser;
+        b.client.goto(&login).await?;
+        b.find("#live").await?;
+        b.client
+            .execute("window.tocsinSamePage = true; return true;", vec![])
+            .await?;
+
+        let pm = run.replay_observed(&view).await?;
+        // The flags rose in the page as the scenario played, no reload:
+        // Mostefaï at FR-DGSI (Turkey's two notices), and Abdeslam at
+        // BE-VSSE (two hit reports on its entry).
+        let flags = b.find("#live ol.flags").await?;
+        b.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("#live li.flag[data-recipient='BE-VSSE']"))
+            .await?;
+        let text = flags.text().await?;
+        assert!(
+            text.contains("REPEATED_UNANSWERED") && text.contains("Mostefaï"),
+            "{text}"
+        );
+        assert!(text.contains("FR-DGSI left"), "{text}");
+        assert!(text.contains("Salah Abdeslam"), "{text}");
+        let same = b
+            .client
+            .execute("return window.tocsinSamePage === true;", vec![])
+            .await?;
+        assert_eq!(same, serde_json::json!(true), "the page was reloaded");
+        // Turkey's notices to FR-DGSI ran the whole ladder: LAPSED, in
+        // words on the edge and in the table.
+        for notice in ["mit-notice-1", "mit-notice-2"] {
+            let id = &pm.alert(notice).context(notice)?.id;
+            let row = b
+                .find(&format!(
+                    "#live tr[data-alert-id='{id}'][data-to='FR-DGSI']"
+                ))
+                .await?;
+            assert_eq!(row.attr("data-state").await?.as_deref(), Some("LAPSED"));
+            assert!(row.text().await?.contains("LAPSED"));
+        }
+        let pair = b
+            .find("#live g.pair[data-from='TR-MIT'][data-to='FR-DGSI']")
+            .await?
+            .text()
+            .await?;
+        assert!(pair.contains("2 LAPSED"), "{pair}");
+        // Iraq's warning, answered late by FR-DGSI.
+        let inis = &pm.alert("inis-warning").context("inis-warning")?.id;
+        let late = b
+            .find(&format!(
+                "#live tr[data-alert-id='{inis}'][data-to='FR-DGSI']"
+            ))
+            .await?
+            .text()
+            .await?;
+        assert!(late.contains("ACKNOWLEDGED (late)"), "{late}");
+        b.screenshot("federation-view").await?;
+
+        // Each agency exports its signed audit bundle; the federated
+        // post-mortem of the bundles concludes the view.
+        let fed = run.federation();
+        let trust = Trust::load(&fed.pki().ca_cert())?;
+        let mut inputs = Vec::new();
+        for a in &fed.federation().agencies {
+            let out = fed.scratch().join(format!("{}.jsonl", a.id));
+            let report = tocsin_audit::export(
+                &fed.data_dir(a.id.as_str())?,
+                trust.clone(),
+                fed.federation().id(),
+                &fed.signer(a.id.as_str())?,
+                &out,
+                chrono::Utc::now(),
+                |_, _| {},
+            )?;
+            assert!(report.ok(), "{}: {:?}", a.id, report.findings);
+            inputs.push(Input::read(&out)?);
+        }
+        let federated =
+            federated::post_mortem(&inputs, &trust, &Options::for_federation(fed.federation()))?;
+        assert!(!federated.findings.is_empty());
+        view.conclude(Timeline::of(&federated));
+
+        // The page fetches the post-mortem by itself; the scrubber moves
+        // the picture, from the keyboard.
+        let scrub = b.find("#postmortem input#scrub[type='range']").await?;
+        scrub
+            .send_keys(&char::from(fantoccini::key::Key::Home).to_string())
+            .await?;
+        let first = b
+            .find("#scrubbed p.scrub-item[data-at='0']")
+            .await?
+            .text()
+            .await?;
+        assert!(first.starts_with("Item 1 of"), "{first}");
+        let lapsed = "#scrubbed tr[data-state='LAPSED']";
+        assert!(
+            b.client.find_all(Locator::Css(lapsed)).await?.is_empty(),
+            "nothing had lapsed at the first record"
+        );
+        scrub
+            .send_keys(&char::from(fantoccini::key::Key::End).to_string())
+            .await?;
+        b.find(lapsed).await?;
+        let last = b.find("#scrubbed p.scrub-item").await?.text().await?;
+        assert!(!last.starts_with("Item 1 of"), "{last}");
+        b.client
+            .execute(
+                "document.getElementById('scrubber').scrollIntoView(); return true;",
+                vec![],
+            )
+            .await?;
+        b.screenshot("federation-view-timeline").await?;
+
+        // A finding links to the records it rests on; one opens.
+        let finding = b
+            .find("#findings li.finding[data-kind='NeverAcknowledged']")
+            .await?;
+        let link = finding
+            .find(Locator::Css("a.record-link"))
+            .await
+            .context("a finding without a record link")?;
+        let href = link.attr("href").await?.context("no href")?;
+        link.click().await?;
+        let record = b.find("#record").await?.text().await?;
+        assert!(record.contains("Signed by"), "{record}");
+        let url = b.client.current_url().await?;
+        assert_eq!(url.path(), href);
+        let page = http.get(&href, Some(&http.token)).await?;
+        assert_eq!(page.status, 200, "{href}");
+        let missing = http
+            .get("/records/TR-MIT/999999", Some(&http.token))
+            .await?;
+        assert_eq!(missing.status, 404);
+        Ok(())
+    }
+    .await;
+    let closed = browser.close(outcome).await;
+    let _ = stop.send(());
+    served.await??;
+    closed
 }

@@ -164,6 +164,19 @@ pub(crate) struct DemoArgs {
     /// Where federation.toml and scenarios/ are (default: deploy/demo).
     #[arg(long)]
     pub(crate) demo_dir: Option<PathBuf>,
+    /// Open the federation view in a browser while the scenario plays,
+    /// and the post-mortem's timeline after it (its address and token are
+    /// printed once, on stderr); then serve until Ctrl-C.
+    #[arg(long)]
+    pub(crate) web: bool,
+    /// Where the federation view listens: loopback only.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        requires = "web"
+    )]
+    pub(crate) web_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

@@ -212,6 +212,12 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let name = args.scenario.clone().unwrap_or_else(|| "paris-2015".into());
     let mut federation = Federation::load(&demo.join("federation.toml"))?;
     let scenario = Scenario::load(&scenario_path(&demo, &name)?, &federation)?;
+    // Before any node starts: a refused address costs nothing then.
+    let web = if args.web {
+        Some(FederationView::start(args.web_listen, &scenario.name, &scenario.title).await?)
+    } else {
+        None
+    };
 
     let dir = match &args.dir {
         Some(d) => d.clone(),
@@ -291,7 +297,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let outcome = tokio::select! {
-        r = replay_live(&scenario, &clients, scenario.clock(speed, origin), Some(&mut nodes as &mut dyn NodeControl), args.json) => r,
+        r = replay_live(&scenario, &clients, scenario.clock(speed, origin), Some(&mut nodes as &mut dyn NodeControl), args.json, web.as_ref().map(|w| w.view.clone())) => r,
         // Dropping `nodes` stops every node.
         _ = tokio::signal::ctrl_c() => {
             bail!("interrupted; every node was stopped. Files are in {}", dir.display());
@@ -334,7 +340,73 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dir.join("postmortem.json"),
         serde_json::to_string_pretty(&federated)?,
     )?;
+    if let Some(web) = web {
+        web.conclude(&federated).await?;
+    }
     Ok(())
+}
+
+/// `--web`: the federation view, served from before the scenario plays
+/// until Ctrl-C after it.
+struct FederationView {
+    view: tocsin_fedview::View,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl FederationView {
+    /// Listens on `addr` (loopback only), prints the address with this
+    /// start's token once on stderr, and serves.
+    async fn start(addr: std::net::SocketAddr, name: &str, title: &str) -> anyhow::Result<Self> {
+        let server = tocsin_fedview::Server::bind(addr).await?;
+        let view = tocsin_fedview::View::new(format!("{name}: {title}"));
+        eprintln!(
+            "== federation view: {} (the token is shown this once)",
+            server.login_url()
+        );
+        let addr = server.addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let served = tokio::spawn(server.serve(view.clone(), async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            view,
+            addr,
+            stop,
+            served,
+        })
+    }
+
+    /// Gives the view the post-mortem, then serves until SIGINT or SIGTERM.
+    async fn conclude(self, pm: &tocsin_audit::federated::PostMortem) -> anyhow::Result<()> {
+        self.view.conclude(tocsin_fedview::Timeline::of(pm));
+        eprintln!(
+            "== the federation view shows the post-mortem at http://{}/ ; serving until Ctrl-C",
+            self.addr
+        );
+        stop_signal().await?;
+        let _ = self.stop.send(());
+        self.served.await??;
+        eprintln!("== federation view stopped");
+        Ok(())
+    }
+}
+
+/// Ctrl-C (SIGINT), or SIGTERM where there is one.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 /// Exports every agency's audit bundle into `dir/bundles` and merges them
@@ -409,6 +481,7 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
         scenario.clock(speed, origin),
         None,
         args.json,
+        None,
     )
     .await?;
     let pm = tocsin_scenario::post_mortem(&scenario, &clients, &replay).await?;
@@ -416,16 +489,17 @@ pub(crate) async fn run(args: ScenarioRunArgs) -> anyhow::Result<()> {
 }
 
 /// Replays `scenario` on real time, on `clock`, with the live view unless
-/// `quiet` (`--json`).
+/// `quiet` (`--json`), feeding the federation view `web` if given.
 async fn replay_live(
     scenario: &Scenario,
     clients: &Clients,
     clock: ScaledClock,
     control: Option<&mut dyn NodeControl>,
     quiet: bool,
+    web: Option<tocsin_fedview::View>,
 ) -> Result<Replay, ReplayError> {
     let progress = Progress::new(quiet);
-    let mut driver = LiveDriver::new(ScaledDriver::new(clock), progress.clone());
+    let mut driver = LiveDriver::new(ScaledDriver::new(clock), progress.clone(), web);
     let mut narrate = |line: &str| lock(&progress).line(line);
     let replay =
         tocsin_scenario::replay(scenario, clients, &mut driver, control, &mut narrate).await?;

@@ -1,6 +1,7 @@
 //! The live view of a replay on a terminal: the narrative lines of
 //! [`tocsin_scenario::replay`], and a table per agency refreshed in place
-//! while the replay waits for scenario time (plain lines elsewhere).
+//! while the replay waits for scenario time (plain lines elsewhere). With
+//! `--web`, each refresh feeds the federation view as well.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -11,9 +12,10 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tocsin_core::AgencyId;
+use tocsin_fedview::View;
 use tocsin_proto::pb;
 use tocsin_proto::pb::operator_client::OperatorClient;
-use tocsin_scenario::{Clients, ClockDriver, Nodes, ReplayError, ScaledDriver};
+use tocsin_scenario::{Clients, ClockDriver, Nodes, Observer, ReplayError, ScaledDriver};
 use tonic::transport::Channel;
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -161,25 +163,45 @@ impl Progress {
     }
 }
 
-/// Replays on real time ([`ScaledDriver`]), redrawing the table every
-/// 400 ms while it waits.
+/// Replays on real time ([`ScaledDriver`]), redrawing the table (and
+/// feeding the federation view, if there is one) every 400 ms while it
+/// waits.
 pub(crate) struct LiveDriver {
     inner: ScaledDriver,
     progress: Arc<Mutex<Progress>>,
+    view: Option<View>,
 }
 
 impl LiveDriver {
-    pub(crate) fn new(inner: ScaledDriver, progress: Arc<Mutex<Progress>>) -> Self {
-        Self { inner, progress }
+    pub(crate) fn new(
+        inner: ScaledDriver,
+        progress: Arc<Mutex<Progress>>,
+        view: Option<View>,
+    ) -> Self {
+        Self {
+            inner,
+            progress,
+            view,
+        }
     }
 
-    /// Draws the table once, with every agency's counts now.
+    /// Draws the table once, with every agency's counts now, and feeds
+    /// the view.
     pub(crate) async fn refresh(&self, clients: &Clients) {
-        refresh(&self.progress, self.inner.clock().at(Utc::now()), clients).await;
+        let now = self.inner.clock().at(Utc::now());
+        refresh(&self.progress, self.view.as_ref(), now, clients).await;
     }
 }
 
-async fn refresh(progress: &Mutex<Progress>, now: DateTime<Utc>, clients: &Clients) {
+async fn refresh(
+    progress: &Mutex<Progress>,
+    view: Option<&View>,
+    now: DateTime<Utc>,
+    clients: &Clients,
+) {
+    if let Some(view) = view {
+        view.observe(now, clients).await;
+    }
     if !lock(progress).live() {
         return;
     }
@@ -208,16 +230,18 @@ impl ClockDriver for LiveDriver {
         Box::pin(async move {
             let clock = self.inner.clock().clone();
             let progress = self.progress.clone();
+            let view = self.view.clone();
             let wait = self.inner.advance_to(t, nodes);
             tokio::pin!(wait);
             let mut tick = tokio::time::interval(Duration::from_millis(400));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let live = lock(&progress).live();
+            let live = lock(&progress).live() || view.is_some();
             loop {
                 tokio::select! {
                     r = &mut wait => return r,
                     _ = tick.tick(), if live => {
-                        refresh(&progress, clock.at(Utc::now()), nodes.clients()).await;
+                        let now = clock.at(Utc::now());
+                        refresh(&progress, view.as_ref(), now, nodes.clients()).await;
                     }
                 }
             }

@@ -527,10 +527,10 @@ fn bad_configuration_and_input_give_clear_errors() {
     assert!(err.contains("cannot connect to FR-DGSI's node"), "{err}");
 }
 
-#[test]
-fn the_demo_runs_real_nodes_tells_the_story_and_leaves_nothing_running() {
-    let tmp = tempfile::tempdir().unwrap();
-    let demo = tmp.path().join("demo");
+/// A three-agency demo directory under `dir` with one scenario, `smoke`:
+/// two notices from TR-MIT about one person, never answered.
+fn smoke_demo(dir: &Path) -> std::path::PathBuf {
+    let demo = dir.join("demo");
     std::fs::create_dir_all(demo.join("scenarios")).unwrap();
     std::fs::write(
         demo.join("federation.toml"),
@@ -586,6 +586,13 @@ speed = 4000
         ),
     )
     .unwrap();
+    demo
+}
+
+#[test]
+fn the_demo_runs_real_nodes_tells_the_story_and_leaves_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = smoke_demo(tmp.path());
     let run_dir = tmp.path().join("run");
     let out = Command::new(BIN)
         .args(["demo", "smoke", "--json", "--demo-dir"])
@@ -625,6 +632,107 @@ speed = 4000
         .filter(|l| l.contains(run_dir.to_str().unwrap()))
         .collect();
     assert!(leftover.is_empty(), "still running: {leftover:?}");
+}
+
+/// `GET path` over plain HTTP/1.1 on loopback: the status and the body.
+fn http_get(addr: &str, path: &str, bearer: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+#[test]
+fn the_demo_with_web_serves_the_federation_view_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = smoke_demo(tmp.path());
+    let run_dir = tmp.path().join("run");
+    let mut child = Command::new(BIN)
+        .args(["demo", "smoke", "--json", "--web", "--demo-dir"])
+        .arg(&demo)
+        .arg("--dir")
+        .arg(&run_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let mut next_line = |until: &str| -> String {
+        loop {
+            let line = stderr
+                .next()
+                .unwrap_or_else(|| panic!("stderr ended before {until:?}: {said:?}"))
+                .unwrap();
+            said.push(line.clone());
+            if line.contains(until) {
+                return line;
+            }
+        }
+    };
+    // The address with this start's token, once, before anything plays.
+    let line = next_line("== federation view: http://");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap();
+    let (addr, token) = url
+        .strip_prefix("http://")
+        .and_then(|u| u.split_once("/?token="))
+        .unwrap();
+    let (addr, token) = (addr.to_owned(), token.to_owned());
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert_eq!(http_get(&addr, "/", None).0, 401);
+
+    // After the scenario: the post-mortem's timeline and the flag.
+    next_line("serving until Ctrl-C");
+    let (status, page) = http_get(&addr, "/", Some(&token));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Post-mortem of federation smoke.tocsin"),
+        "{page}"
+    );
+    assert!(page.contains("REPEATED_UNANSWERED"), "{page}");
+    assert!(page.contains("data-state=\"LAPSED\""), "{page}");
+    assert!(page.contains("id=\"scrub\""), "{page}");
+
+    // SIGTERM stops it, cleanly, and it says so; stdout is the JSON alone.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    next_line("federation view stopped");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let pm = json(&stdout);
+    assert_eq!(pm["scenario"], "smoke");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "{addr} still listens"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@
 //! - `metrics` (private): the optional Prometheus endpoint.
 //! - `web` (private): the optional web desk, a thin HTML and server-sent
 //!   events adapter over the domain, on loopback behind a per-start token.
+//! - [`web_access`]: that token's guard, shared with the demo's federation
+//!   view (`tocsin-fedview`).
 //! - `shutdown` (private): the one stop signal every component watches,
 //!   and the tasks waited for when the node drains.
 //! - `views` (private): stored rows as domain views; `service::convert`
@@ -42,6 +44,7 @@ mod tracker;
 mod views;
 mod watchlist;
 mod web;
+pub mod web_access;
 
 pub use config::NodeConfig;
 pub use domain::outbound_row;

@@ -12,7 +12,7 @@ use tocsin_core::{AgencyId, ScaledClock, time_of};
 use tocsin_proto::pb;
 use tokio::sync::Notify;
 
-use crate::replay::{ClockDriver, Nodes, ReplayError};
+use crate::replay::{Clients, ClockDriver, Nodes, ReplayError};
 
 /// Scenario time on real time: nodes run in their own processes on the
 /// same [`ScaledClock`] (a shared origin, speed and paces), and the replay
@@ -423,4 +423,58 @@ impl Reading {
 /// Whether a delivery still waits for its recipient's answer.
 fn open(d: &pb::Delivery) -> bool {
     d.acknowledgements.is_empty() && d.state != pb::DeliveryState::Rejected as i32
+}
+
+/// What watches the federation while a replay plays, such as the demo's
+/// federation view: told the scenario time and given every agency's
+/// operator client each time the driver has reached a time or settled.
+pub trait Observer: Send + Sync {
+    /// Reads what it wants of the federation at scenario time `now`. A
+    /// node that does not answer (one the scenario stopped) is the
+    /// observer's to handle; nothing it does fails the replay.
+    fn observe<'a>(&'a self, now: DateTime<Utc>, clients: &'a Clients) -> BoxFuture<'a, ()>;
+}
+
+/// A driver whose every arrival and settle an [`Observer`] follows: the
+/// way a replay on a [`ManualDriver`] feeds the federation view.
+pub struct Observed<'d, D: ?Sized> {
+    driver: &'d mut D,
+    observer: &'d dyn Observer,
+}
+
+impl<'d, D: ClockDriver + ?Sized> Observed<'d, D> {
+    /// `driver`, followed by `observer`.
+    pub fn new(driver: &'d mut D, observer: &'d dyn Observer) -> Self {
+        Self { driver, observer }
+    }
+}
+
+impl<D: ClockDriver + ?Sized> ClockDriver for Observed<'_, D> {
+    fn now(&self) -> DateTime<Utc> {
+        self.driver.now()
+    }
+
+    fn advance_to<'a>(
+        &'a mut self,
+        t: DateTime<Utc>,
+        nodes: Nodes<'a>,
+    ) -> BoxFuture<'a, Result<(), ReplayError>> {
+        Box::pin(async move {
+            self.driver.advance_to(t, nodes).await?;
+            self.observer
+                .observe(self.driver.now(), nodes.clients())
+                .await;
+            Ok(())
+        })
+    }
+
+    fn settle<'a>(&'a mut self, nodes: Nodes<'a>) -> BoxFuture<'a, Result<(), ReplayError>> {
+        Box::pin(async move {
+            self.driver.settle(nodes).await?;
+            self.observer
+                .observe(self.driver.now(), nodes.clients())
+                .await;
+            Ok(())
+        })
+    }
 }

@@ -90,6 +90,9 @@
 //!   (the test kit's), which moves the clock through every deadline and
 //!   ladder step in order and waits for the federation to settle, so a year
 //!   replays in seconds.
+//!   An [`Observer`] (the demo's federation view) follows a replay: the
+//!   live driver calls it on each refresh, [`Observed`] after each arrival
+//!   and settle of any other driver.
 //! - [`post_mortem`]: what happened to every alert and every hit report
 //!   (who screened whom, where, when, which entry, how well, and what the
 //!   owner did with it), read from the nodes, as a [`PostMortem`] to assert
@@ -108,7 +111,7 @@ mod file;
 mod post_mortem;
 mod replay;
 
-pub use drivers::{ManualDriver, ScaledDriver};
+pub use drivers::{ManualDriver, Observed, Observer, ScaledDriver};
 pub use file::{Action, LoadError, Mistake, Scenario, ScenarioError, Step};
 pub use post_mortem::{
     AckReport, AlertReport, AlertStatus, DeadlineFlag, FlagReport, HitReport, LadderStep,

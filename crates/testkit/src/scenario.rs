@@ -50,8 +50,8 @@ pub use tocsin_scenario::{
     PostMortem, RecipientReport, Scenario, StepReport, Totals,
 };
 use tocsin_scenario::{
-    AgencyClient, BoxError, Clients, ClockDriver, ManualDriver, NodeControl, Nodes, post_mortem,
-    replay,
+    AgencyClient, BoxError, Clients, ClockDriver, ManualDriver, NodeControl, Nodes, Observed,
+    Observer, post_mortem, replay,
 };
 
 use crate::TestFederation;
@@ -197,6 +197,21 @@ impl ScenarioFederation {
     /// started again at its end first (what waited for them is delivered
     /// then). Only once: the clock has run.
     pub async fn replay(&mut self) -> anyhow::Result<PostMortem> {
+        self.replay_inner(None).await
+    }
+
+    /// As [`replay`](Self::replay), with `observer` (the demo's federation
+    /// view) reading the federation each time the clock has reached a
+    /// step's time and after each step settled, as the demo's refresh
+    /// does on real time.
+    pub async fn replay_observed(&mut self, observer: &dyn Observer) -> anyhow::Result<PostMortem> {
+        self.replay_inner(Some(observer)).await
+    }
+
+    async fn replay_inner(
+        &mut self,
+        observer: Option<&dyn Observer>,
+    ) -> anyhow::Result<PostMortem> {
         if self.replayed {
             anyhow::bail!("scenario {} was replayed already", self.scenario.name);
         }
@@ -214,10 +229,18 @@ impl ScenarioFederation {
             down: BTreeSet::new(),
         };
         let mut narrate = |line: &str| narrative.push(line.to_owned());
+        let mut observed;
+        let driving: &mut dyn ClockDriver = match observer {
+            Some(o) => {
+                observed = Observed::new(driver, o);
+                &mut observed
+            }
+            None => driver,
+        };
         let replayed = replay(
             scenario,
             clients,
-            driver,
+            driving,
             Some(&mut control as &mut dyn NodeControl),
             &mut narrate,
         )

@@ -8,7 +8,8 @@
 //!
 //! Access, in this first increment: the listener must be on loopback, and
 //! every request carries the token drawn at start (a cookie set by
-//! `GET /?token=...`, or `Authorization: Bearer`). The token is logged
+//! `GET /?token=...`, or `Authorization: Bearer`), checked by the guard
+//! the federation view shares ([`crate::web_access`]). The token is logged
 //! once, when the desk starts, and written to `<data_dir>/web.token`
 //! (mode 0600) for local tools and tests; it is never logged again. Forms
 //! carry the token as well, so another site cannot post through the
@@ -21,9 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Form, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -41,6 +42,7 @@ use crate::outbox::LinkBoard;
 use crate::server::StartError;
 use crate::skew::SkewMonitor;
 use crate::watchlist::Watchlists;
+use crate::web_access::{Access, guard, loopback_only};
 
 /// The name the desk's acknowledgements are signed under, as the
 /// operator's name: the token says "someone at this node's console", not
@@ -53,11 +55,6 @@ pub const TOKEN_FILE: &str = "web.token";
 /// The pinned script and style, served from the binary.
 const SCRIPT: &str = include_str!("desk.js");
 const STYLE: &str = include_str!("desk.css");
-
-/// Everything the browser may load: this origin alone, no inline script.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self'; form-action 'self'; \
-    frame-ancestors 'none'; base-uri 'none'";
 
 /// A web desk listener, checked to be on loopback.
 #[derive(Debug)]
@@ -87,8 +84,7 @@ pub(crate) struct Sources {
 struct Shared {
     node: Node,
     sources: Sources,
-    token: String,
-    cookie: String,
+    access: Access,
 }
 
 impl Desk {
@@ -96,33 +92,33 @@ impl Desk {
     /// only guard, and it travels in clear HTTP.
     pub(crate) fn check(listener: TcpListener) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(StartError::Listener)?;
-        if !addr.ip().is_loopback() {
-            return Err(StartError::Invalid(format!(
-                "web_listen {addr} is not a loopback address: the web desk is \
-                 guarded by a token alone and listens on loopback only"
-            )));
-        }
+        loopback_only(addr, "web_listen").map_err(StartError::Invalid)?;
         Ok(Self { listener, addr })
     }
 
     /// Draws this start's token, writes it to `<data_dir>/web.token` (mode
     /// 0600, replacing the last start's) and logs it, this once.
-    pub(crate) fn issue_token(&self, data_dir: &Path) -> Result<String, StartError> {
-        let bytes: [u8; 32] = rand::random();
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    pub(crate) fn issue_token(&self, data_dir: &Path) -> Result<Access, StartError> {
+        let access = Access::draw(
+            self.addr,
+            "tocsin_desk",
+            "Open the address the node printed when it started (with \
+             <code>?token=</code>), or send <code>Authorization: Bearer</code> \
+             with the token from <code>web.token</code> in its data directory.",
+        );
         let path = data_dir.join(TOKEN_FILE);
-        write_private(&path, &token).map_err(|e| {
+        write_private(&path, access.token()).map_err(|e| {
             StartError::Invalid(format!(
                 "cannot write the web token {}: {e}",
                 path.display()
             ))
         })?;
         tracing::info!(
-            url = %format!("http://{}/?token={token}", self.addr),
+            url = %access.login_url(self.addr),
             token_file = %path.display(),
             "web desk serving (the token is shown this once)"
         );
-        Ok(token)
+        Ok(access)
     }
 
     /// Serves the desk until `shutdown` turns true.
@@ -130,16 +126,13 @@ impl Desk {
         self,
         node: Node,
         sources: Sources,
-        token: String,
+        access: Access,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let shared = Shared {
             node,
             sources,
-            token,
-            // Browsers share cookies across ports of one host: one name
-            // per desk, so two nodes' desks on loopback keep their own.
-            cookie: format!("tocsin_desk_{}", self.addr.port()),
+            access: access.clone(),
         };
         let app = Router::new()
             .route("/", get(triage))
@@ -151,7 +144,7 @@ impl Desk {
             .route("/events", get(events))
             .route("/desk.js", get(script))
             .route("/desk.css", get(style))
-            .layer(middleware::from_fn_with_state(shared.clone(), guard))
+            .layer(middleware::from_fn_with_state(access, guard))
             .with_state(shared);
         let stopped = async move {
             while !*shutdown.borrow_and_update() {
@@ -187,88 +180,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// tells nothing of how much of a guess was right.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The token a request carries, as a cookie or a bearer.
-fn presented<'a>(headers: &'a HeaderMap, cookie: &str) -> Option<&'a str> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == cookie)
-        .map(|(_, value)| value)
-}
-
-#[derive(Deserialize)]
-struct Bootstrap {
-    token: Option<String>,
-}
-
-/// Lets in requests with the token; `GET /?token=` with the right one
-/// sets the cookie and redirects to `/`, so the token leaves the address
-/// bar. Everything else is refused with 401. Every answer forbids other
-/// origins' scripts and framing, and caching.
-async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let offered = Query::<Bootstrap>::try_from_uri(request.uri())
-        .ok()
-        .and_then(|q| q.0.token);
-    let mut response = if let Some(offered) = offered {
-        if same(&offered, &shared.token) {
-            let mut r = Redirect::to("/").into_response();
-            let cookie = format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Strict",
-                shared.cookie, shared.token
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            r
-        } else {
-            refused()
-        }
-    } else if presented(request.headers(), &shared.cookie).is_some_and(|t| same(t, &shared.token)) {
-        next.run(request).await
-    } else {
-        refused()
-    };
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CSP),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
-}
-
-fn refused() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        Html(pages::refused()),
-    )
-        .into_response()
 }
 
 /// A domain error as a page, with the status it calls for.
@@ -371,7 +282,7 @@ async fn alert(State(shared): State<Shared>, UrlPath(id): UrlPath<String>) -> Re
             shared.node.agency(),
             &view,
             shared.node.now(),
-            &shared.token,
+            shared.access.token(),
             &|envelope, kind, expected| shared.node.check_signature(envelope, kind, expected),
         ))
         .into_response(),
@@ -469,7 +380,7 @@ async fn acknowledge(
     UrlPath(id): UrlPath<String>,
     Form(form): Form<AckForm>,
 ) -> Response {
-    if !same(&form.csrf, &shared.token) {
+    if !shared.access.matches(&form.csrf) {
         return (
             StatusCode::FORBIDDEN,
             Html(pages::error(
@@ -555,22 +466,6 @@ async fn style() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_token_is_read_from_a_bearer_or_this_desks_cookie() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("tocsin_desk_1=other; tocsin_desk_2=mine"),
-        );
-        assert_eq!(presented(&h, "tocsin_desk_2"), Some("mine"));
-        assert_eq!(presented(&h, "tocsin_desk_3"), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
-        assert_eq!(presented(&h, "tocsin_desk_2"), Some("b"));
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-    }
 
     #[test]
     fn a_page_is_cut_from_the_first_items_and_says_whether_more_follow() {

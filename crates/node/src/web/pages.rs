@@ -117,22 +117,12 @@ fn page(agency: &AgencyId, title: &str, body: &str) -> String {
          <title>{title} · {agency} · Tocsin</title>\
          <link rel=\"stylesheet\" href=\"/desk.css\">\
          <script src=\"/desk.js\" defer></script></head>\
-         <body><header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
+         <body><a class=\"skip\" href=\"#main\">Skip to the page</a>\
+         <header><a class=\"home\" href=\"/\">Tocsin desk of {agency}</a>\
          <nav aria-label=\"Desk\"><ul id=\"nav\">{nav}</ul></nav></header>\
-         <main>{body}</main></body></html>\n",
+         <main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n",
         title = esc(title),
     )
-}
-
-/// The answer to a request without the token.
-pub(super) fn refused() -> String {
-    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-     <title>Token required · Tocsin</title></head><body><main>\
-     <h1>401: token required</h1><p>Open the address the node printed when it \
-     started (with <code>?token=</code>), or send <code>Authorization: Bearer</code> \
-     with the token from <code>web.token</code> in its data directory.</p>\
-     </main></body></html>\n"
-        .to_owned()
 }
 
 /// A failed request.
