@@ -403,6 +403,8 @@ async fn the_peers_page_names_each_peer_its_link_and_skew() -> anyhow::Result<()
             "{row}"
         );
         assert!(row.contains("within tolerance"), "{row}");
+        // TR-MIT dialled FR-DGSI's node: the certificate it presented.
+        assert!(row.contains("expires 20"), "{row}");
         let certificates = b.find("#certificates").await?.text().await?;
         assert!(
             certificates.contains("TLS (node) certificate: expires")

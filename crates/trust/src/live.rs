@@ -75,6 +75,8 @@ pub struct LiveTls {
     /// The last reload error reported, so it is not repeated every turn.
     last_error: Mutex<Option<String>>,
     connections: Mutex<Vec<Weak<ConnGuard>>>,
+    /// When each peer's certificate expires, as it last presented it.
+    peers: Mutex<std::collections::HashMap<Identity, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl fmt::Debug for LiveTls {
@@ -132,7 +134,30 @@ impl LiveTls {
             seen: Mutex::new(0),
             last_error: Mutex::new(None),
             connections: Mutex::default(),
+            peers: Mutex::default(),
         }))
+    }
+
+    /// Notes the certificate a peer presented in a handshake this trust
+    /// accepted (a client's, or the server's this node dialled), for its
+    /// expiry. One that cannot be read is not noted: the handshake already
+    /// parsed it, so that does not happen.
+    pub(crate) fn note_peer(&self, identity: &Identity, certificate: &CertificateDer<'_>) {
+        if let Ok(expires) = crate::identity::not_after(certificate.as_ref()) {
+            self.peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(identity.clone(), expires);
+        }
+    }
+
+    /// When each peer's certificate expires, as it presented it in its
+    /// last handshake with this node since it started; a peer not heard
+    /// from since is absent.
+    pub fn peer_certificates(
+        &self,
+    ) -> std::collections::HashMap<Identity, chrono::DateTime<chrono::Utc>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The identity this trust presents.

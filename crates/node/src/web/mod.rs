@@ -332,6 +332,7 @@ async fn watchlists(State(shared): State<Shared>) -> Response {
 async fn peers(State(shared): State<Shared>) -> Response {
     let s = &shared.sources;
     let skews: std::collections::BTreeMap<_, _> = s.skew.snapshot().into_iter().collect();
+    let certificates = s.tls.peer_certificates();
     let peers: Vec<pages::Peer<'_>> = s
         .watchlists
         .federation
@@ -342,6 +343,9 @@ async fn peers(State(shared): State<Shared>) -> Response {
             agency: a,
             link: s.links.get(&a.id),
             skew: skews.get(&a.id).copied(),
+            certificate: certificates
+                .get(&tocsin_core::Identity::Agency(a.id.clone()))
+                .copied(),
         })
         .collect();
     let expiry = |der: &[u8]| tocsin_trust::identity::not_after(der).map_err(|e| e.to_string());

@@ -394,6 +394,23 @@ pub(super) struct Peer<'a> {
     pub(super) link: LinkState,
     /// Its clock as last measured, if it was.
     pub(super) skew: Option<PeerSkew>,
+    /// When its certificate expires, as it presented it in its last
+    /// handshake with this node, if there was one since this node started.
+    pub(super) certificate: Option<DateTime<Utc>>,
+}
+
+/// A certificate's expiry in words: when, and how long is left.
+fn expiry_words(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at <= now {
+        return format!("<strong>EXPIRED</strong> on {}", time(at));
+    }
+    format!(
+        "expires {} (in {})",
+        time(at),
+        esc(&tocsin_core::human_duration(
+            (at - now).num_seconds().max(0) as u64
+        ))
+    )
 }
 
 fn seconds(d: chrono::Duration) -> String {
@@ -414,7 +431,7 @@ pub(super) fn peers(
          </caption><thead><tr><th scope=\"col\">Agency</th><th scope=\"col\">Endpoint</th>\
          <th scope=\"col\">Link (as the outbox last found it)</th>\
          <th scope=\"col\">Clock skew (peer minus ours)</th>\
-         <th scope=\"col\">Certificate expiry</th></tr></thead><tbody>",
+         <th scope=\"col\">Its certificate (as last presented)</th></tr></thead><tbody>",
         time(now),
         esc(&tocsin_core::human_duration(
             tolerance.num_seconds().max(0) as u64
@@ -452,7 +469,7 @@ pub(super) fn peers(
         let _ = write!(
             body,
             "<tr data-peer=\"{id}\"><th scope=\"row\">{id}{name}</th><td>{endpoint}</td>\
-             <td>{link}</td><td>{skew}</td><td>not known here</td></tr>",
+             <td>{link}</td><td>{skew}</td><td>{certificate}</td></tr>",
             id = esc(p.agency.id.as_str()),
             name = if p.agency.name.is_empty() {
                 String::new()
@@ -460,6 +477,10 @@ pub(super) fn peers(
                 format!(" ({})", esc(&p.agency.name))
             },
             endpoint = esc(&p.agency.endpoint),
+            certificate = match p.certificate {
+                Some(at) => expiry_words(at, now),
+                None => "no handshake with it since this node started".to_owned(),
+            },
         );
     }
     body.push_str(
@@ -467,14 +488,7 @@ pub(super) fn peers(
     );
     for (what, expiry) in certificates {
         let text = match expiry {
-            Ok(at) if *at <= now => format!("<strong>EXPIRED</strong> on {}", time(*at)),
-            Ok(at) => format!(
-                "expires {} (in {})",
-                time(*at),
-                esc(&tocsin_core::human_duration(
-                    (*at - now).num_seconds().max(0) as u64
-                ))
-            ),
+            Ok(at) => expiry_words(*at, now),
             Err(e) => format!("expiry unreadable: {}", esc(e)),
         };
         let _ = write!(body, "<li>{}: {text}</li>", esc(what));

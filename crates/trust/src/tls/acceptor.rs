@@ -190,6 +190,9 @@ impl Acceptor {
                                     return;
                                 };
                                 tracing::debug!(%remote_addr, %identity, "session opened");
+                                if let (Some(live), Some(leaf)) = (&live, leaf) {
+                                    live.note_peer(&identity, leaf);
+                                }
                                 if let Some(hook) = &hook {
                                     hook(&identity);
                                 }

@@ -32,6 +32,8 @@ struct IdentityServerVerifier {
     federation: FederationId,
     expected: Identity,
     revocations: SharedRevocations,
+    /// Where the server's certificate expiry is noted.
+    live: Arc<LiveTls>,
 }
 
 impl fmt::Debug for IdentityServerVerifier {
@@ -64,6 +66,7 @@ impl ServerCertVerifier for IdentityServerVerifier {
         }
         let presented = match read_identity(end_entity) {
             Ok((fed, identity)) if fed == self.federation && identity == self.expected => {
+                self.live.note_peer(&identity, end_entity);
                 return Ok(ServerCertVerified::assertion());
             }
             Ok((fed, identity)) if fed == self.federation => Presented::Identity(identity),
@@ -132,6 +135,7 @@ pub fn live_client_config(
         federation: live.federation.clone(),
         expected,
         revocations: live.revocations(),
+        live: live.clone(),
     });
     let mut config = ClientConfig::builder_with_provider(live.provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
