@@ -14,18 +14,7 @@ use crate::{Snapshot, View};
 
 /// Escapes text for HTML content and quoted attributes.
 pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_safe(text).into_owned()
 }
 
 /// A time in UTC, machine-readable for the script's local-time hover.

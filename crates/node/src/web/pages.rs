@@ -24,18 +24,7 @@ use crate::watchlist::OwnerLag;
 
 /// Escapes text for HTML content and quoted attributes.
 pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_safe(text).into_owned()
 }
 
 /// A time in UTC, machine-readable for the script's local-time hover.
@@ -789,7 +778,7 @@ mod tests {
     fn text_from_the_store_cannot_become_markup() {
         assert_eq!(
             esc("<script>\"x\" & 'y'</script>"),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+            "&lt;script&gt;&quot;x&quot; &amp; &#x27;y&#x27;&lt;&#x2F;script&gt;"
         );
     }
 }
