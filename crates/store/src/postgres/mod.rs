@@ -31,7 +31,9 @@ mod db;
 mod error;
 mod log;
 pub mod pool;
+mod records;
 pub mod schema;
+mod subjects;
 #[cfg(test)]
 mod testing;
 
