@@ -30,6 +30,7 @@ mod blocks;
 mod db;
 mod error;
 mod log;
+mod open;
 pub mod pool;
 mod records;
 pub mod schema;

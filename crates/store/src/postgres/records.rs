@@ -711,7 +711,6 @@ pub(crate) mod tests {
             a
         }};
     }
-    #[allow(unused_imports)] // until the other kinds' tests use it
     pub(crate) use same;
 
     /// Runs raw SQL on each backend (the first on SQLite, the second on
