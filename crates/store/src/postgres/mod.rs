@@ -29,6 +29,7 @@
 mod blocks;
 mod db;
 mod error;
+mod hits;
 mod log;
 mod open;
 pub mod pool;
