@@ -937,7 +937,7 @@ pub(crate) mod tests {
 
         // Listings: newest first, by direction, within the limit.
         for direction in [None, Some(Direction::Outbound), Some(Direction::Inbound)] {
-            for limit in [0, 1, 2, 100] {
+            for limit in [0, 1, 2, 100, u32::MAX] {
                 let list = same!(both, RecordStore, |s| s.list_alerts(direction, limit)).unwrap();
                 assert!(list.len() <= limit as usize);
             }
