@@ -96,6 +96,32 @@ async fn migrating_twice_changes_nothing() {
     assert_eq!(table_count(&db).await, tables);
 }
 
+/// Text compares bytewise, as SQLite compares it, whatever the locale the
+/// database was created with: every text column says `COLLATE "C"`.
+#[tokio::test]
+async fn every_text_column_sorts_bytewise() {
+    let Some(pg) = server() else { return };
+    let mut db = client(&pg.url()).await;
+    postgres::migrate(&mut db).await.unwrap();
+    let loose: Vec<String> = db
+        .query(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns
+             WHERE table_schema = 'public' AND data_type = 'text'
+               AND collation_name IS DISTINCT FROM 'C'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        loose.is_empty(),
+        "text columns without COLLATE \"C\": {loose:?}"
+    );
+}
+
 #[tokio::test]
 async fn front_nodes_starting_together_migrate_once() {
     let Some(pg) = server() else { return };

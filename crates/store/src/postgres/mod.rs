@@ -1,7 +1,10 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
 //! one replicated database (issue 18). It implements the store's traits
-//! one kind per module, as the SQLite backend does (`blocks` so far; the
-//! others follow, then [`crate::Backend`]).
+//! one kind per module, as the SQLite backend does (`blocks`, `records`,
+//! `open`, `subjects` and `hits` so far; the others follow, then
+//! [`crate::Backend`]). `records` also holds the helpers other kinds
+//! write with (`insert_outbound_in`, `with_history`, ...), and its tests
+//! the differential helpers every kind's tests share.
 //!
 //! - `db` is the handle (`Postgres`): the pool, the write transaction
 //!   (`Tx`) that serialises an agency's writes on one row lock so that
@@ -29,9 +32,13 @@
 mod blocks;
 mod db;
 mod error;
+mod hits;
 mod log;
+mod open;
 pub mod pool;
+mod records;
 pub mod schema;
+mod subjects;
 #[cfg(test)]
 mod testing;
 

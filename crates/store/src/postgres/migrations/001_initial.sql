@@ -4,7 +4,9 @@
 -- queries can serve both and a store can be moved from one to the other
 -- row for row; the parity test (crates/store/tests/postgres_schema.rs)
 -- holds the two together. Every integer, code and ms timestamp is BIGINT
--- (SQLite's INTEGER is 64-bit), every blob BYTEA, every text TEXT. The
+-- (SQLite's INTEGER is 64-bit), every blob BYTEA, every text TEXT
+-- COLLATE "C" (bytewise, as SQLite compares: ids, agencies and subjects
+-- sort alike on both whatever the database's locale). The
 -- comments on what the columns mean are in the SQLite migrations.
 --
 -- Two departures, both for several front nodes on one database:
@@ -25,7 +27,7 @@
 -- IDENTITY column allows: they are allocated outside the transaction and
 -- commit out of order). `next` is the value the next allocation gets.
 CREATE TABLE sequences (
-    name  TEXT PRIMARY KEY,
+    name  TEXT COLLATE "C" PRIMARY KEY,
     next  BIGINT NOT NULL CHECK (next >= 1)
 );
 
@@ -35,14 +37,14 @@ INSERT INTO sequences (name, next) VALUES
     ('watchlist_log', 1);  -- watchlist_log.seq, this agency's own list
 
 CREATE TABLE alerts (
-    id          TEXT PRIMARY KEY,
+    id          TEXT COLLATE "C" PRIMARY KEY,
     direction   BIGINT NOT NULL CHECK (direction IN (1, 2)),
-    originator  TEXT NOT NULL,
+    originator  TEXT COLLATE "C" NOT NULL,
     created_at  BIGINT NOT NULL,
     stored_at   BIGINT NOT NULL,
     precedence  BIGINT NOT NULL,
-    category    TEXT NOT NULL,
-    summary     TEXT NOT NULL,
+    category    TEXT COLLATE "C" NOT NULL,
+    summary     TEXT COLLATE "C" NOT NULL,
     digest      BYTEA NOT NULL,
     envelope    BYTEA NOT NULL,
     receipt     BYTEA,
@@ -51,7 +53,7 @@ CREATE TABLE alerts (
     flagged_at  BIGINT,
     reminders   BIGINT NOT NULL DEFAULT 0,
     status      BIGINT NOT NULL DEFAULT 0,
-    closed_by   TEXT,
+    closed_by   TEXT COLLATE "C",
     settled     BIGINT NOT NULL DEFAULT 0
 );
 
@@ -60,11 +62,11 @@ CREATE INDEX alerts_open_deadlines ON alerts (due_at)
     WHERE flag = 0 AND direction = 2 AND settled = 0;
 
 CREATE TABLE deliveries (
-    alert_id         TEXT NOT NULL REFERENCES alerts (id),
-    recipient        TEXT NOT NULL,
+    alert_id         TEXT COLLATE "C" NOT NULL REFERENCES alerts (id),
+    recipient        TEXT COLLATE "C" NOT NULL,
     state            BIGINT NOT NULL CHECK (state IN (1, 2, 3)),
     attempts         BIGINT NOT NULL DEFAULT 0,
-    last_error       TEXT,
+    last_error       TEXT COLLATE "C",
     next_attempt_at  BIGINT,
     delivered_at     BIGINT,
     receipt          BYTEA,
@@ -85,12 +87,12 @@ CREATE INDEX deliveries_next_step ON deliveries (next_step_at)
     WHERE ladder < 3 AND state != 3 AND settled = 0;
 
 CREATE TABLE acknowledgements (
-    id               TEXT PRIMARY KEY,
-    alert_id         TEXT NOT NULL REFERENCES alerts (id),
-    agency           TEXT NOT NULL,
-    operator         TEXT NOT NULL,
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    alert_id         TEXT COLLATE "C" NOT NULL REFERENCES alerts (id),
+    agency           TEXT COLLATE "C" NOT NULL,
+    operator         TEXT COLLATE "C" NOT NULL,
     disposition      BIGINT NOT NULL,
-    note             TEXT NOT NULL,
+    note             TEXT COLLATE "C" NOT NULL,
     acknowledged_at  BIGINT NOT NULL,
     stored_at        BIGINT NOT NULL,
     envelope         BYTEA NOT NULL
@@ -99,13 +101,13 @@ CREATE TABLE acknowledgements (
 CREATE INDEX acknowledgements_by_alert ON acknowledgements (alert_id, agency, acknowledged_at);
 
 CREATE TABLE messages (
-    id               TEXT PRIMARY KEY,
-    peer             TEXT NOT NULL,
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    peer             TEXT COLLATE "C" NOT NULL,
     kind             BIGINT NOT NULL,
     envelope         BYTEA NOT NULL,
     state            BIGINT NOT NULL CHECK (state IN (1, 2, 3)),
     attempts         BIGINT NOT NULL DEFAULT 0,
-    last_error       TEXT,
+    last_error       TEXT COLLATE "C",
     next_attempt_at  BIGINT,
     delivered_at     BIGINT
 );
@@ -117,34 +119,34 @@ CREATE TABLE events (
     id         BIGINT PRIMARY KEY,
     at         BIGINT NOT NULL,
     kind       BIGINT NOT NULL,
-    alert_id   TEXT NOT NULL,
-    agency     TEXT NOT NULL,
+    alert_id   TEXT COLLATE "C" NOT NULL,
+    agency     TEXT COLLATE "C" NOT NULL,
     direction  BIGINT NOT NULL,
-    detail     TEXT NOT NULL
+    detail     TEXT COLLATE "C" NOT NULL
 );
 
 CREATE TABLE received_messages (
-    id           TEXT PRIMARY KEY,
+    id           TEXT COLLATE "C" PRIMARY KEY,
     kind         BIGINT NOT NULL,
-    alert_id     TEXT NOT NULL,
-    agency       TEXT NOT NULL,
+    alert_id     TEXT COLLATE "C" NOT NULL,
+    agency       TEXT COLLATE "C" NOT NULL,
     received_at  BIGINT NOT NULL,
     envelope     BYTEA NOT NULL
 );
 
 CREATE TABLE subject_keys (
-    key       TEXT NOT NULL,
-    alert_id  TEXT NOT NULL REFERENCES alerts (id),
+    key       TEXT COLLATE "C" NOT NULL,
+    alert_id  TEXT COLLATE "C" NOT NULL REFERENCES alerts (id),
     PRIMARY KEY (key, alert_id)
 );
 
 CREATE INDEX subject_keys_by_alert ON subject_keys (alert_id);
 
 CREATE TABLE subject_flags (
-    subject     TEXT NOT NULL,
-    recipient   TEXT NOT NULL,
-    label       TEXT NOT NULL,
-    alert_ids   TEXT NOT NULL,
+    subject     TEXT COLLATE "C" NOT NULL,
+    recipient   TEXT COLLATE "C" NOT NULL,
+    label       TEXT COLLATE "C" NOT NULL,
+    alert_ids   TEXT COLLATE "C" NOT NULL,
     flagged_at  BIGINT NOT NULL,
     PRIMARY KEY (subject, recipient)
 );
@@ -182,10 +184,10 @@ CREATE TABLE audit_log (
     event_id   BIGINT NOT NULL,
     at         BIGINT NOT NULL,
     kind       BIGINT NOT NULL,
-    alert_id   TEXT NOT NULL,
-    agency     TEXT NOT NULL,
+    alert_id   TEXT COLLATE "C" NOT NULL,
+    agency     TEXT COLLATE "C" NOT NULL,
     direction  BIGINT NOT NULL,
-    detail     TEXT NOT NULL,
+    detail     TEXT COLLATE "C" NOT NULL,
     evidence   BYTEA NOT NULL,
     prev_hash  BYTEA NOT NULL,
     hash       BYTEA NOT NULL
@@ -214,15 +216,15 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('events are append-only');
 
 CREATE TABLE peer_blocks (
-    peer    TEXT PRIMARY KEY,
-    reason  TEXT NOT NULL,
+    peer    TEXT COLLATE "C" PRIMARY KEY,
+    reason  TEXT COLLATE "C" NOT NULL,
     since   BIGINT NOT NULL
 );
 
 -- seq from sequences 'watchlist_log' (see above), gapless from 1.
 CREATE TABLE watchlist_log (
     seq          BIGINT PRIMARY KEY,
-    ref          TEXT NOT NULL,
+    ref          TEXT COLLATE "C" NOT NULL,
     authored_at  BIGINT NOT NULL,
     "full"       BYTEA NOT NULL,  -- a reserved word in PostgreSQL: quoted
     withdrawal   BYTEA,
@@ -230,16 +232,16 @@ CREATE TABLE watchlist_log (
 );
 
 CREATE TABLE watchlist_log_readers (
-    reader  TEXT NOT NULL,
+    reader  TEXT COLLATE "C" NOT NULL,
     seq     BIGINT NOT NULL REFERENCES watchlist_log (seq),
     view    BIGINT NOT NULL,
     PRIMARY KEY (reader, seq)
 );
 
 CREATE TABLE watchlist_own (
-    ref            TEXT PRIMARY KEY,
+    ref            TEXT COLLATE "C" PRIMARY KEY,
     entry          BYTEA NOT NULL,
-    releasable_to  TEXT NOT NULL,
+    releasable_to  TEXT COLLATE "C" NOT NULL,
     seq            BIGINT NOT NULL,
     changed_at     BIGINT NOT NULL,
     expires_at     BIGINT
@@ -249,8 +251,8 @@ CREATE INDEX watchlist_own_expiry ON watchlist_own (expires_at)
     WHERE expires_at IS NOT NULL;
 
 CREATE TABLE watchlist_held (
-    owner       TEXT NOT NULL,
-    ref         TEXT NOT NULL,
+    owner       TEXT COLLATE "C" NOT NULL,
+    ref         TEXT COLLATE "C" NOT NULL,
     entry       BYTEA NOT NULL,
     envelope    BYTEA NOT NULL,
     seq         BIGINT NOT NULL,
@@ -262,19 +264,19 @@ CREATE TABLE watchlist_held (
 CREATE INDEX watchlist_held_expiry ON watchlist_held (owner, expires_at);
 
 CREATE TABLE watchlist_cursors (
-    owner     TEXT PRIMARY KEY,
+    owner     TEXT COLLATE "C" PRIMARY KEY,
     seq       BIGINT NOT NULL DEFAULT 0,
     seq_at    BIGINT,
     head      BIGINT NOT NULL DEFAULT 0,
     head_at   BIGINT,
     heard_at  BIGINT,
-    refusal   TEXT
+    refusal   TEXT COLLATE "C"
 );
 
 CREATE TABLE hit_reports (
-    alert_id     TEXT PRIMARY KEY REFERENCES alerts (id),
-    owner        TEXT NOT NULL,
-    entry_ref    TEXT NOT NULL,
+    alert_id     TEXT COLLATE "C" PRIMARY KEY REFERENCES alerts (id),
+    owner        TEXT COLLATE "C" NOT NULL,
+    entry_ref    TEXT COLLATE "C" NOT NULL,
     person_key   BYTEA NOT NULL,
     reported_at  BIGINT NOT NULL
 );
