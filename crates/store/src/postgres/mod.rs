@@ -1,7 +1,7 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
 //! one replicated database (issue 18). It implements the store's traits
-//! one kind per module, as the SQLite backend does (`blocks` so far; the
-//! others follow, then [`crate::Backend`]).
+//! one kind per module, as the SQLite backend does (`blocks` and
+//! `watchlist` so far; the others follow, then [`crate::Backend`]).
 //!
 //! - `db` is the handle (`Postgres`): the pool, the write transaction
 //!   (`Tx`) that serialises an agency's writes on one row lock so that
@@ -34,6 +34,7 @@ pub mod pool;
 pub mod schema;
 #[cfg(test)]
 mod testing;
+mod watchlist;
 
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, connect};
