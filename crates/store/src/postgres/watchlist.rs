@@ -1095,6 +1095,60 @@ mod tests {
         t
     }
 
+    /// A reader's view code that names nothing is corrupt data on both
+    /// backends, not a stub served in its place.
+    #[tokio::test]
+    async fn an_unknown_view_code_is_corrupt_on_both_backends() {
+        let Some(both) = Both::start().await else {
+            return;
+        };
+        for s in [&both.sqlite as &dyn WatchlistStore, &both.postgres] {
+            s.append_own_watchlist(vec![add("A", &["FR"])], t0(), forms())
+                .await
+                .unwrap();
+        }
+        both.sqlite
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO watchlist_log_readers (reader, seq, view) VALUES ('DE', 1, 9)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        both.postgres
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.client()
+                        .execute(
+                            "INSERT INTO watchlist_log_readers (reader, seq, view) VALUES ('DE', 1, 9)",
+                            &[],
+                        )
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+        for s in [&both.sqlite as &dyn WatchlistStore, &both.postgres] {
+            let page = s.own_watchlist_page("DE".into(), 0, 10).await;
+            assert!(
+                matches!(
+                    page,
+                    Err(Error::Corrupt {
+                        what: "WatchlistView",
+                        code: 9
+                    })
+                ),
+                "{page:?}"
+            );
+            // Other readers' pages do not read the bad row.
+            let (fr, _) = s.own_watchlist_page("FR".into(), 0, 10).await.unwrap();
+            assert_eq!(fr, vec![(1, b"full 1 A".to_vec())]);
+        }
+    }
+
     /// Paging a large list answers alike on both backends.
     #[tokio::test]
     async fn a_thousand_entries_walk_alike_on_both_backends() {
