@@ -2,7 +2,7 @@
 //! held from other owners, and the cursor kept per owner.
 //!
 //! The store keeps bytes: the node encodes and signs. What the store owns
-//! is the log's shape: a change's seq is `MAX(seq) + 1` taken in the same
+//! is the log's shape: a change's seq is the next one, taken in the same
 //! transaction that writes it (so the log has no gap and no seq twice),
 //! and a holder's cursor moves only in the transaction that applies the
 //! changes up to it (so a restart resumes exactly where it stopped).
@@ -13,6 +13,20 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
+
+/// The stored form of a list of agencies (an own entry's `releasable_to`):
+/// one per line, the same on both backends.
+pub(crate) fn lines(agencies: &[String]) -> String {
+    agencies.join("\n")
+}
+
+/// The inverse of [`lines`].
+pub(crate) fn unlines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// An entry of this agency's list, as the node encoded it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
 //! one replicated database (issue 18). It implements the store's traits
 //! one kind per module, as the SQLite backend does (`blocks`, `records`,
-//! `open`, `subjects` and `hits` so far; the others follow, then
-//! [`crate::Backend`]). `records` also holds the helpers other kinds
+//! `open`, `subjects`, `hits` and `watchlist` so far; the others follow,
+//! then [`crate::Backend`]). `records` also holds the helpers other kinds
 //! write with (`insert_outbound_in`, `with_history`, ...), and its tests
 //! the differential helpers every kind's tests share.
 //!
@@ -41,6 +41,7 @@ pub mod schema;
 mod subjects;
 #[cfg(test)]
 mod testing;
+mod watchlist;
 
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, connect};

@@ -11,17 +11,6 @@ use super::db::Sqlite;
 use crate::Error;
 use crate::watchlist::*;
 
-fn lines(agencies: &[String]) -> String {
-    agencies.join("\n")
-}
-
-fn unlines(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn opt_ms(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(ms)
 }
