@@ -1,7 +1,10 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
 //! one replicated database (issue 18). It implements the store's traits
-//! one kind per module, as the SQLite backend does (`blocks` so far; the
-//! others follow, then [`crate::Backend`]).
+//! one kind per module, as the SQLite backend does (`blocks`, `acks`,
+//! `messages`, `ladder` and `events` so far; the others follow, then
+//! [`crate::Backend`]). A helper another kind's module calls is the twin
+//! of the SQLite one, taking the transaction (`&mut Tx`) or a client:
+//! `acks::acks_of`, `acks::refused_ack_event`.
 //!
 //! - `db` is the handle (`Postgres`): the pool, the write transaction
 //!   (`Tx`) that serialises an agency's writes on one row lock so that
@@ -26,10 +29,16 @@
 // time; until the last, parts of the machinery they share go unused.
 #![allow(dead_code)]
 
+mod acks;
 mod blocks;
 mod db;
 mod error;
+mod events;
+#[cfg(test)]
+mod fixtures;
+mod ladder;
 mod log;
+mod messages;
 pub mod pool;
 pub mod schema;
 #[cfg(test)]

@@ -1,0 +1,363 @@
+//! For the differential tests of acknowledgements, messages, the ladder
+//! and events: the same alerts on both backends, and what both hold
+//! afterwards (tables read as text, the audit chains compared entry for
+//! entry and checked).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+/// Makes the same call on both backends (`s` names each store in turn):
+/// `(SQLite's result, PostgreSQL's)`.
+macro_rules! on_both {
+    ($both:expr, $s:ident => $call:expr) => {{
+        let sqlite = {
+            let $s = &$both.sqlite;
+            $call
+        };
+        let postgres = {
+            let $s = &$both.postgres;
+            $call
+        };
+        (sqlite, postgres)
+    }};
+}
+pub(super) use on_both;
+
+/// Makes the same call on both backends, asserts that both succeed with
+/// equal values, and returns the value.
+macro_rules! same {
+    ($both:expr, $s:ident => $call:expr) => {{
+        let (sqlite, postgres) = $crate::postgres::fixtures::on_both!($both, $s => $call);
+        let (sqlite, postgres) = (sqlite.expect("SQLite"), postgres.expect("PostgreSQL"));
+        assert_eq!(sqlite, postgres);
+        sqlite
+    }};
+}
+pub(super) use same;
+
+use super::testing::Both;
+use crate::audit::{AuditEntry, AuditEvent, ChainCheck, decode_evidence};
+use crate::codes::Direction;
+use crate::error::Error;
+
+/// A fixed start, so that both backends see the very same times (the
+/// audit entries hash them).
+pub(super) fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 13, 21, 0, 0).unwrap()
+}
+
+/// `t0` plus `minutes`.
+pub(super) fn at(minutes: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(minutes)
+}
+
+/// An alert's row, as a test wants it.
+#[derive(Debug, Clone)]
+pub(super) struct Alert {
+    pub(super) id: &'static str,
+    pub(super) originator: &'static str,
+    pub(super) precedence: i64,
+    pub(super) due_at: DateTime<Utc>,
+    /// Outbound: the first ladder step.
+    pub(super) first_step_at: Option<DateTime<Utc>>,
+}
+
+/// Stores an alert this agency sent to `recipients`, on both backends,
+/// as `insert_outbound` leaves it (rows only: this fixture writes no
+/// event, on either).
+pub(super) async fn outbound(both: &Both, alert: Alert, recipients: &[&str]) {
+    let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+    insert(both, alert, Direction::Outbound, recipients).await;
+}
+
+/// Stores an alert received from its originator, on both backends.
+pub(super) async fn inbound(both: &Both, alert: Alert) {
+    insert(both, alert, Direction::Inbound, Vec::new()).await;
+}
+
+async fn insert(both: &Both, a: Alert, direction: Direction, recipients: Vec<String>) {
+    let receipt: Option<Vec<u8>> =
+        (direction == Direction::Inbound).then(|| format!("receipt {}", a.id).into_bytes());
+    let digest = format!("digest {}", a.id).into_bytes();
+    let envelope = format!("envelope {}", a.id).into_bytes();
+    let (due, step) = (
+        a.due_at.timestamp_millis(),
+        a.first_step_at.map(|t| t.timestamp_millis()),
+    );
+    let stored = t0().timestamp_millis();
+    {
+        let (a, receipt, digest, envelope, recipients) = (
+            a.clone(),
+            receipt.clone(),
+            digest.clone(),
+            envelope.clone(),
+            recipients.clone(),
+        );
+        both.sqlite
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'TERRORISM', 'a summary', ?6, ?7, ?8, ?9)",
+                    rusqlite::params![a.id, direction.code(), a.originator, stored, a.precedence, digest, envelope, receipt, due],
+                )?;
+                for r in &recipients {
+                    conn.execute(
+                        "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, 1, 0, ?3, ?4)",
+                        rusqlite::params![a.id, r, due, step],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("SQLite fixture");
+    }
+    both.postgres
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.client()
+                    .execute(
+                        "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at)
+                         VALUES ($1, $2, $3, $4, $4, $5, 'TERRORISM', 'a summary', $6, $7, $8, $9)",
+                        &[&a.id, &direction.code(), &a.originator, &stored, &a.precedence, &digest, &envelope, &receipt, &due],
+                    )
+                    .await?;
+                for r in &recipients {
+                    tx.client()
+                        .execute(
+                            "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES ($1, $2, 1, 0, $3, $4)",
+                            &[&a.id, r, &due, &step],
+                        )
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .expect("PostgreSQL fixture");
+}
+
+/// Runs the same statement (no parameters; plain SQL both dialects
+/// accept) on both backends, as a test's set-up.
+pub(super) async fn execute_both(both: &Both, statement: &'static str) {
+    both.sqlite
+        .write(move |conn| Ok(conn.execute_batch(statement)?))
+        .await
+        .expect("SQLite statement");
+    both.postgres
+        .write(move |tx| {
+            Box::pin(async move {
+                tx.client().batch_execute(statement).await?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("PostgreSQL statement");
+}
+
+/// The rows `query` gives on each backend, every column read as text
+/// (NULL as `None`). `query` must select text only (`CAST(x AS TEXT)`)
+/// and order its rows; both dialects accept the same SQL.
+pub(super) async fn rows(
+    both: &Both,
+    query: &'static str,
+) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
+    let sqlite = both
+        .sqlite
+        .read(move |conn| {
+            let mut statement = conn.prepare(query)?;
+            let columns = statement.column_count();
+            let rows = statement
+                .query_map([], |r| {
+                    (0..columns)
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .expect("SQLite rows");
+    let postgres = both
+        .postgres
+        .read(move |client| {
+            Box::pin(async move {
+                let rows = client.query(query, &[]).await?;
+                rows.iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.try_get::<_, Option<String>>(i).map_err(Error::from))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .await
+        .expect("PostgreSQL rows");
+    (sqlite, postgres)
+}
+
+/// Asserts that `query` gives the same rows on both backends, and returns
+/// them.
+pub(super) async fn same_rows(both: &Both, query: &'static str) -> Vec<Vec<Option<String>>> {
+    let (sqlite, postgres) = rows(both, query).await;
+    assert_eq!(sqlite, postgres, "{query}");
+    sqlite
+}
+
+/// The tables the kinds under test write, as text, equal on both.
+pub(super) async fn same_state(both: &Both) {
+    same_rows(
+        both,
+        "SELECT id, peer, CAST(kind AS TEXT), CAST(length(envelope) AS TEXT), CAST(state AS TEXT),
+                CAST(attempts AS TEXT), last_error, CAST(next_attempt_at AS TEXT), CAST(delivered_at AS TEXT)
+         FROM messages ORDER BY id",
+    )
+    .await;
+    same_rows(
+        both,
+        "SELECT alert_id, recipient, CAST(state AS TEXT), CAST(due_at AS TEXT), CAST(flag AS TEXT),
+                CAST(flagged_at AS TEXT), CAST(ladder AS TEXT), CAST(next_step_at AS TEXT), CAST(settled AS TEXT)
+         FROM deliveries ORDER BY alert_id, recipient",
+    )
+    .await;
+    same_rows(
+        both,
+        "SELECT id, CAST(flag AS TEXT), CAST(flagged_at AS TEXT), CAST(reminders AS TEXT), CAST(settled AS TEXT)
+         FROM alerts ORDER BY id",
+    )
+    .await;
+    same_rows(
+        both,
+        "SELECT id, CAST(kind AS TEXT), alert_id, agency, CAST(received_at AS TEXT), CAST(length(envelope) AS TEXT)
+         FROM received_messages ORDER BY id",
+    )
+    .await;
+    same_rows(
+        both,
+        "SELECT id, alert_id, agency, operator, CAST(disposition AS TEXT), note,
+                CAST(acknowledged_at AS TEXT), CAST(stored_at AS TEXT), CAST(length(envelope) AS TEXT)
+         FROM acknowledgements ORDER BY id",
+    )
+    .await;
+}
+
+/// The audit chain of each backend, entry by entry.
+async fn chains(both: &Both) -> (Vec<AuditEntry>, Vec<AuditEntry>) {
+    type Raw = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
+    fn entry((seq, event, evidence, prev, hash): Raw) -> AuditEntry {
+        AuditEntry {
+            seq: u64::try_from(seq).expect("a positive seq"),
+            event,
+            evidence: decode_evidence(&evidence).expect("readable evidence"),
+            prev_hash: prev.try_into().expect("32 bytes"),
+            hash: hash.try_into().expect("32 bytes"),
+        }
+    }
+    const QUERY: &str = "SELECT seq, event_id, at, kind, alert_id, agency, direction, detail, evidence, prev_hash, hash
+                         FROM audit_log ORDER BY seq";
+    let sqlite: Vec<Raw> = both
+        .sqlite
+        .read(|conn| {
+            let mut statement = conn.prepare(QUERY)?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        AuditEvent {
+                            id: r.get(1)?,
+                            at: r.get(2)?,
+                            kind: r.get(3)?,
+                            alert_id: r.get(4)?,
+                            agency: r.get(5)?,
+                            direction: r.get(6)?,
+                            detail: r.get(7)?,
+                        },
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .expect("SQLite audit log");
+    let postgres: Vec<Raw> = both
+        .postgres
+        .read(|client| {
+            Box::pin(async move {
+                let rows = client.query(QUERY, &[]).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get(0)?,
+                            AuditEvent {
+                                id: r.try_get(1)?,
+                                at: r.try_get(2)?,
+                                kind: r.try_get(3)?,
+                                alert_id: r.try_get(4)?,
+                                agency: r.try_get(5)?,
+                                direction: r.try_get(6)?,
+                                detail: r.try_get(7)?,
+                            },
+                            r.try_get(8)?,
+                            r.try_get(9)?,
+                            r.try_get(10)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()
+            })
+        })
+        .await
+        .expect("PostgreSQL audit log");
+    (
+        sqlite.into_iter().map(entry).collect(),
+        postgres.into_iter().map(entry).collect(),
+    )
+}
+
+/// Asserts that both backends hold the same audit chain, entry for entry
+/// and hash for hash, that PostgreSQL's verifies, and that it has
+/// `entries` entries.
+pub(super) async fn same_audit_chain(both: &Both, entries: usize) {
+    let (sqlite, postgres) = chains(both).await;
+    assert_eq!(sqlite, postgres);
+    assert_eq!(postgres.len(), entries);
+    assert_verifies(&postgres);
+}
+
+/// Asserts that PostgreSQL's audit chain verifies and has `entries`
+/// entries, whatever SQLite's holds.
+pub(super) async fn postgres_chain_verifies(both: &Both, entries: usize) {
+    let (_, postgres) = chains(both).await;
+    assert_eq!(postgres.len(), entries);
+    assert_verifies(&postgres);
+}
+
+fn assert_verifies(chain: &[AuditEntry]) {
+    let mut check = ChainCheck::new();
+    for e in chain {
+        check.push(e);
+    }
+    assert_eq!(check.entries(), chain.len() as u64);
+    let findings = check.finish();
+    assert!(
+        findings.is_empty(),
+        "the audit chain verifies: {findings:?}"
+    );
+}
+
+/// Asserts that a call failed the same way on both backends (variant and
+/// text), and returns the error's text.
+pub(super) fn same_error<T: std::fmt::Debug>(
+    sqlite: Result<T, Error>,
+    postgres: Result<T, Error>,
+) -> String {
+    let (s, p) = (sqlite.unwrap_err(), postgres.unwrap_err());
+    assert_eq!(
+        std::mem::discriminant(&s),
+        std::mem::discriminant(&p),
+        "{s:?} / {p:?}"
+    );
+    assert_eq!(s.to_string(), p.to_string());
+    s.to_string()
+}
