@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 
 use super::db::{Client, Postgres, Tx, code};
 use super::log::{insert_event, insert_event_with};
+use super::records::narrow;
 use crate::acks::*;
 use crate::audit::{Evidence, EvidenceKind};
 use crate::codes::{DeliveryState, Direction, EventKind, MessageKind};
@@ -72,7 +73,7 @@ fn ack_row(r: &Row) -> Result<AckRow, Error> {
             alert_id: r.try_get(1)?,
             agency: r.try_get(2)?,
             operator: r.try_get(3)?,
-            disposition: int32(r, 4, "acknowledgements.disposition")?,
+            disposition: narrow(r.try_get(4)?, "acknowledgements.disposition")?,
             note: r.try_get(5)?,
             acknowledged_at: from_ms(r.try_get(6)?),
             stored_at: from_ms(r.try_get(7)?),
@@ -81,13 +82,6 @@ fn ack_row(r: &Row) -> Result<AckRow, Error> {
         delivered: state.is_none_or(|state| state == DeliveryState::Delivered),
         refusal: r.try_get(10)?,
     })
-}
-
-/// Reads a BIGINT column that holds a 32-bit wire number (a disposition,
-/// a precedence): a value out of range was never written by this store.
-pub(super) fn int32(r: &Row, column: usize, what: &str) -> Result<i32, Error> {
-    let v: i64 = r.try_get(column)?;
-    i32::try_from(v).map_err(|_| Error::Damaged(format!("{what} holds {v}, not a 32-bit number")))
 }
 
 /// If message `id` is one of our acknowledgements, records that its
@@ -270,7 +264,7 @@ mod tests {
     use super::*;
     use crate::postgres::fixtures::*;
     use crate::postgres::testing::Both;
-    use crate::{EventRow, EventStore, MessageStore};
+    use crate::{EventRow, EventStore, MessageStore, RecordStore};
 
     fn ack(id: &str, alert_id: &str, agency: &str, minutes: i64, envelope: &str) -> NewAck {
         NewAck {
@@ -301,6 +295,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sqlite, postgres);
+        // What an alert's history shows of them, read by the records'
+        // code through this module's `acks_of`.
+        let history = both.postgres.alert_history(alert_id).await.unwrap();
+        assert_eq!(history.expect("the alert is stored").acks, postgres);
         sqlite
     }
 
@@ -352,11 +350,12 @@ mod tests {
         // alert's first step is left.
         assert_eq!(same!(both, s => s.next_deadline().await), Some(at(30)));
 
-        let events = same!(both, s => s.events_after(0, 10).await);
+        // After the two alerts' own events.
+        let events = same!(both, s => s.events_after(2, 10).await);
         assert_eq!(
             events,
             [EventRow {
-                id: 1,
+                id: 3,
                 at: at(2),
                 kind: EventKind::Acknowledged,
                 alert_id: "A-IN".into(),
@@ -366,7 +365,7 @@ mod tests {
             }]
         );
         same_state(&both).await;
-        same_audit_chain(&both, 1).await;
+        same_audit_chain(&both, 3).await;
     }
 
     /// A recipient's acknowledgement: stored once, a repeat is a
@@ -405,7 +404,7 @@ mod tests {
         assert!(stored.iter().all(|a| a.delivered && a.refusal.is_none()));
         assert_eq!(acks(&both, "A-IN").await, []);
 
-        let events = same!(both, s => s.events_after(0, 10).await);
+        let events = same!(both, s => s.events_after(2, 10).await);
         let kinds: Vec<(EventKind, &str, &str)> = events
             .iter()
             .map(|e| (e.kind, e.agency.as_str(), e.detail.as_str()))
@@ -421,6 +420,6 @@ mod tests {
         // Both recipients answered: their deadlines and steps are settled.
         assert_eq!(same!(both, s => s.next_deadline().await), Some(at(60)));
         same_state(&both).await;
-        same_audit_chain(&both, 3).await;
+        same_audit_chain(&both, 5).await;
     }
 }

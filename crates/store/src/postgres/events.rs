@@ -201,7 +201,7 @@ mod tests {
     use super::*;
     use crate::postgres::fixtures::*;
     use crate::postgres::testing::Both;
-    use crate::{AckStore, LadderStore, NewAck, ReceivedNotice, ReceivedReminder};
+    use crate::{AckStore, LadderStore, NewAck, ReceivedNotice, ReceivedReminder, RecordStore};
 
     fn alert(id: &'static str, originator: &'static str, due: i64) -> Alert {
         Alert {
@@ -251,11 +251,7 @@ mod tests {
         outbound(&both, alert("O2", "UK-SS", 10), &["NL-AIVD"]).await;
         inbound(&both, alert("I1", "FR-DGSI", 20)).await;
         inbound(&both, alert("I2", "FR-DGSI", 5)).await;
-        execute_both(
-            &both,
-            "UPDATE deliveries SET state = 2 WHERE alert_id = 'O1' AND recipient = 'DE-BfV'",
-        )
-        .await;
+        delivered(&both, "O1", "DE-BfV", 1).await;
         // Answered: I2's deadline, the earliest, is not ours to meet any more.
         same!(both, s => s.insert_own_ack(own_ack("K1", "I2"), "FR-DGSI".into(), "answered".into()).await);
         assert_eq!(same!(both, s => s.next_deadline().await), Some(at(10)));
@@ -305,12 +301,12 @@ mod tests {
         assert_eq!(same!(both, s => s.flag_overdue(at(100), words).await), []);
         assert_eq!(same!(both, s => s.next_deadline().await), None);
 
-        let events = same!(both, s => s.events_after(0, 100).await);
-        assert_eq!(events.len(), 5);
+        // Four alerts stored, one delivered, one answered: then the flags.
+        let events = same!(both, s => s.events_after(6, 100).await);
         assert_eq!(
-            events[1],
+            events[0],
             EventRow {
-                id: 2,
+                id: 7,
                 at: at(10),
                 kind: EventKind::Undelivered,
                 alert_id: "O2".into(),
@@ -319,25 +315,26 @@ mod tests {
                 detail: words(&flagged[0]),
             }
         );
-        let kinds: Vec<_> = events.iter().map(|e| (e.id, e.kind)).collect();
+        let kinds: Vec<_> = events.iter().map(|e| (e.id, e.kind, e.at)).collect();
         assert_eq!(
             kinds,
             [
-                (1, EventKind::Acknowledged),
-                (2, EventKind::Undelivered),
-                (3, EventKind::Overdue),
-                (4, EventKind::Undelivered),
-                (5, EventKind::Overdue),
+                (7, EventKind::Undelivered, at(10)),
+                (8, EventKind::Overdue, at(20)),
+                (9, EventKind::Undelivered, at(30)),
+                (10, EventKind::Overdue, at(30)),
             ]
         );
-        assert_eq!(same!(both, s => s.last_event_id().await), 5);
-        assert_eq!(same!(both, s => s.events_after(2, 2).await), events[2..4]);
-        assert_eq!(same!(both, s => s.events_after(4, 10).await), events[4..]);
-        assert_eq!(same!(both, s => s.events_after(5, 10).await), []);
+        assert_eq!(same!(both, s => s.last_event_id().await), 10);
+        assert_eq!(same!(both, s => s.events_after(7, 2).await), events[1..3]);
+        assert_eq!(same!(both, s => s.events_after(9, 10).await), events[3..]);
+        assert_eq!(same!(both, s => s.events_after(10, 10).await), []);
         assert_eq!(same!(both, s => s.events_after(u64::MAX, 10).await), []);
         assert_eq!(same!(both, s => s.events_after(0, 0).await), []);
+        let all = same!(both, s => s.events_after(0, u32::MAX).await);
+        assert_eq!(all.len(), 10);
         same_state(&both).await;
-        same_audit_chain(&both, 5).await;
+        same_audit_chain(&both, 10).await;
     }
 
     /// Writes of different kinds made at once on PostgreSQL all commit,
@@ -379,21 +376,17 @@ mod tests {
         assert!(a.unwrap() && b.unwrap() && c.unwrap() && d.unwrap());
         e.unwrap();
         assert_eq!(f.unwrap().len(), 1, "I1's deadline");
-        let events = pg.events_after(0, 100).await.unwrap();
+        // After the two alerts' own events.
+        let events = pg.events_after(2, 100).await.unwrap();
         let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
-        assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(ids, [3, 4, 5, 6, 7, 8]);
         let mut details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
         details.sort_unstable();
         assert!(details[0].starts_with("FR-DGSI Inbound Overdue"));
         assert_eq!(details[1..], ["K1", "M1", "M2", "N1", "N2"]);
-        assert_eq!(pg.last_event_id().await.unwrap(), 6);
-        let reminders = rows(
-            &both,
-            "SELECT CAST(reminders AS TEXT) FROM alerts WHERE id = 'I1'",
-        )
-        .await
-        .1;
-        assert_eq!(reminders, [[Some("2".to_owned())]]);
-        postgres_chain_verifies(&both, 6).await;
+        assert_eq!(pg.last_event_id().await.unwrap(), 8);
+        let stored = pg.alert("I1").await.unwrap().expect("I1 is stored");
+        assert_eq!(stored.reminders, 2);
+        postgres_chain_verifies(&both, 8).await;
     }
 }

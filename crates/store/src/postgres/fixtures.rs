@@ -1,7 +1,7 @@
 //! For the differential tests of acknowledgements, messages, the ladder
-//! and events: the same alerts on both backends, and what both hold
-//! afterwards (tables read as text, the audit chains compared entry for
-//! entry and checked).
+//! and events: the same alerts on both backends (through `RecordStore`),
+//! and what both hold afterwards (tables read as text, the audit chains
+//! compared entry for entry and checked).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -36,8 +36,8 @@ pub(super) use same;
 
 use super::testing::Both;
 use crate::audit::{AuditEntry, AuditEvent, ChainCheck, decode_evidence};
-use crate::codes::Direction;
 use crate::error::Error;
+use crate::records::{AttemptOutcome, InboundOutcome, NewAlert, OutcomeWords, RecordStore};
 
 /// A fixed start, so that both backends see the very same times (the
 /// audit entries hash them).
@@ -50,89 +50,103 @@ pub(super) fn at(minutes: i64) -> DateTime<Utc> {
     t0() + Duration::minutes(minutes)
 }
 
-/// An alert's row, as a test wants it.
+/// The words of the events attempt outcomes write.
+pub(super) const WORDS: OutcomeWords = OutcomeWords {
+    delivered: |recipient, committed_at| format!("{recipient} committed it at {committed_at}"),
+    rejected: |recipient, error| format!("{recipient} refused it: {error}"),
+    refused_ack: |originator, ack_id, error| {
+        format!("{originator} refused acknowledgement {ack_id}: {error}")
+    },
+};
+
+/// An alert, as a test wants it.
 #[derive(Debug, Clone)]
 pub(super) struct Alert {
     pub(super) id: &'static str,
     pub(super) originator: &'static str,
-    pub(super) precedence: i64,
+    pub(super) precedence: i32,
     pub(super) due_at: DateTime<Utc>,
     /// Outbound: the first ladder step.
     pub(super) first_step_at: Option<DateTime<Utc>>,
 }
 
-/// Stores an alert this agency sent to `recipients`, on both backends,
-/// as `insert_outbound` leaves it (rows only: this fixture writes no
-/// event, on either).
+impl Alert {
+    fn new_alert(&self) -> NewAlert {
+        NewAlert {
+            id: self.id.into(),
+            originator: self.originator.into(),
+            created_at: t0(),
+            stored_at: t0(),
+            precedence: self.precedence,
+            category: "TERRORISM".into(),
+            summary: "a summary".into(),
+            digest: format!("digest {}", self.id).into_bytes(),
+            envelope: format!("envelope {}", self.id).into_bytes(),
+            due_at: self.due_at,
+            first_step_at: self.first_step_at,
+            keys: Vec::new(),
+            closes: Vec::new(),
+            detail: format!("stored {}", self.id),
+        }
+    }
+}
+
+/// Sends an alert to `recipients` on both backends (`insert_outbound`:
+/// one event each), asserting that both store it alike.
 pub(super) async fn outbound(both: &Both, alert: Alert, recipients: &[&str]) {
     let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
-    insert(both, alert, Direction::Outbound, recipients).await;
-}
-
-/// Stores an alert received from its originator, on both backends.
-pub(super) async fn inbound(both: &Both, alert: Alert) {
-    insert(both, alert, Direction::Inbound, Vec::new()).await;
-}
-
-async fn insert(both: &Both, a: Alert, direction: Direction, recipients: Vec<String>) {
-    let receipt: Option<Vec<u8>> =
-        (direction == Direction::Inbound).then(|| format!("receipt {}", a.id).into_bytes());
-    let digest = format!("digest {}", a.id).into_bytes();
-    let envelope = format!("envelope {}", a.id).into_bytes();
-    let (due, step) = (
-        a.due_at.timestamp_millis(),
-        a.first_step_at.map(|t| t.timestamp_millis()),
-    );
-    let stored = t0().timestamp_millis();
-    {
-        let (a, receipt, digest, envelope, recipients) = (
-            a.clone(),
-            receipt.clone(),
-            digest.clone(),
-            envelope.clone(),
-            recipients.clone(),
-        );
-        both.sqlite
-            .write(move |conn| {
-                conn.execute(
-                    "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, 'TERRORISM', 'a summary', ?6, ?7, ?8, ?9)",
-                    rusqlite::params![a.id, direction.code(), a.originator, stored, a.precedence, digest, envelope, receipt, due],
-                )?;
-                for r in &recipients {
-                    conn.execute(
-                        "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES (?1, ?2, 1, 0, ?3, ?4)",
-                        rusqlite::params![a.id, r, due, step],
-                    )?;
-                }
-                Ok(())
-            })
-            .await
-            .expect("SQLite fixture");
-    }
-    both.postgres
-        .write(move |tx| {
-            Box::pin(async move {
-                tx.client()
-                    .execute(
-                        "INSERT INTO alerts (id, direction, originator, created_at, stored_at, precedence, category, summary, digest, envelope, receipt, due_at)
-                         VALUES ($1, $2, $3, $4, $4, $5, 'TERRORISM', 'a summary', $6, $7, $8, $9)",
-                        &[&a.id, &direction.code(), &a.originator, &stored, &a.precedence, &digest, &envelope, &receipt, &due],
-                    )
-                    .await?;
-                for r in &recipients {
-                    tx.client()
-                        .execute(
-                            "INSERT INTO deliveries (alert_id, recipient, state, next_attempt_at, due_at, next_step_at) VALUES ($1, $2, 1, 0, $3, $4)",
-                            &[&a.id, r, &due, &step],
-                        )
-                        .await?;
-                }
-                Ok(())
-            })
-        })
+    let sqlite = both
+        .sqlite
+        .insert_outbound(alert.new_alert(), recipients.clone())
         .await
-        .expect("PostgreSQL fixture");
+        .expect("SQLite stores the sent alert");
+    let postgres = both
+        .postgres
+        .insert_outbound(alert.new_alert(), recipients)
+        .await
+        .expect("PostgreSQL stores the sent alert");
+    assert_eq!(format!("{sqlite:?}"), format!("{postgres:?}"));
+}
+
+/// Receives an alert from its originator on both backends
+/// (`insert_inbound`: one event each).
+pub(super) async fn inbound(both: &Both, alert: Alert) {
+    let receipt = format!("receipt {}", alert.id).into_bytes();
+    let sqlite = both
+        .sqlite
+        .insert_inbound(alert.new_alert(), receipt.clone())
+        .await
+        .expect("SQLite stores the received alert");
+    let postgres = both
+        .postgres
+        .insert_inbound(alert.new_alert(), receipt)
+        .await
+        .expect("PostgreSQL stores the received alert");
+    assert_eq!(sqlite, postgres);
+    assert_eq!(sqlite, InboundOutcome::Stored);
+}
+
+/// Records that `recipient` has the alert (its receipt came back), on
+/// both backends (`record_attempts`: a DELIVERED event each).
+pub(super) async fn delivered(both: &Both, alert_id: &str, recipient: &str, minutes: i64) {
+    let outcome = || {
+        vec![(
+            alert_id.to_owned(),
+            recipient.to_owned(),
+            AttemptOutcome::Delivered {
+                delivered_at: at(minutes),
+                receipt: format!("receipt from {recipient}").into_bytes(),
+            },
+        )]
+    };
+    both.sqlite
+        .record_attempts(outcome(), at(minutes), WORDS)
+        .await
+        .expect("SQLite records the receipt");
+    both.postgres
+        .record_attempts(outcome(), at(minutes), WORDS)
+        .await
+        .expect("PostgreSQL records the receipt");
 }
 
 /// Runs the same statement (no parameters; plain SQL both dialects
