@@ -1,9 +1,15 @@
 //! For the differential tests of acknowledgements, messages, the ladder
 //! and events: the same alerts on both backends (through `RecordStore`),
-//! and what both hold afterwards (tables read as text, the audit chains
-//! compared entry for entry and checked).
+//! and what both hold afterwards (tables read as text; the event logs and
+//! audit chains through `records::tests::assert_same_log`).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::testing::Both;
+use crate::error::Error;
+use crate::records::{AttemptOutcome, InboundOutcome, NewAlert, RecordStore};
+
+pub(super) use super::records::tests::{WORDS, exec_both};
 
 /// Makes the same call on both backends (`s` names each store in turn):
 /// `(SQLite's result, PostgreSQL's)`.
@@ -34,11 +40,6 @@ macro_rules! same {
 }
 pub(super) use same;
 
-use super::testing::Both;
-use crate::audit::{AuditEntry, AuditEvent, ChainCheck, decode_evidence};
-use crate::error::Error;
-use crate::records::{AttemptOutcome, InboundOutcome, NewAlert, OutcomeWords, RecordStore};
-
 /// A fixed start, so that both backends see the very same times (the
 /// audit entries hash them).
 pub(super) fn t0() -> DateTime<Utc> {
@@ -49,15 +50,6 @@ pub(super) fn t0() -> DateTime<Utc> {
 pub(super) fn at(minutes: i64) -> DateTime<Utc> {
     t0() + Duration::minutes(minutes)
 }
-
-/// The words of the events attempt outcomes write.
-pub(super) const WORDS: OutcomeWords = OutcomeWords {
-    delivered: |recipient, committed_at| format!("{recipient} committed it at {committed_at}"),
-    rejected: |recipient, error| format!("{recipient} refused it: {error}"),
-    refused_ack: |originator, ack_id, error| {
-        format!("{originator} refused acknowledgement {ack_id}: {error}")
-    },
-};
 
 /// An alert, as a test wants it.
 #[derive(Debug, Clone)]
@@ -149,24 +141,6 @@ pub(super) async fn delivered(both: &Both, alert_id: &str, recipient: &str, minu
         .expect("PostgreSQL records the receipt");
 }
 
-/// Runs the same statement (no parameters; plain SQL both dialects
-/// accept) on both backends, as a test's set-up.
-pub(super) async fn execute_both(both: &Both, statement: &'static str) {
-    both.sqlite
-        .write(move |conn| Ok(conn.execute_batch(statement)?))
-        .await
-        .expect("SQLite statement");
-    both.postgres
-        .write(move |tx| {
-            Box::pin(async move {
-                tx.client().batch_execute(statement).await?;
-                Ok(())
-            })
-        })
-        .await
-        .expect("PostgreSQL statement");
-}
-
 /// The rows `query` gives on each backend, every column read as text
 /// (NULL as `None`). `query` must select text only (`CAST(x AS TEXT)`)
 /// and order its rows; both dialects accept the same SQL.
@@ -254,106 +228,21 @@ pub(super) async fn same_state(both: &Both) {
     .await;
 }
 
-/// The audit chain of each backend, entry by entry.
-async fn chains(both: &Both) -> (Vec<AuditEntry>, Vec<AuditEntry>) {
-    type Raw = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
-    fn entry((seq, event, evidence, prev, hash): Raw) -> AuditEntry {
-        AuditEntry {
-            seq: u64::try_from(seq).expect("a positive seq"),
-            event,
-            evidence: decode_evidence(&evidence).expect("readable evidence"),
-            prev_hash: prev.try_into().expect("32 bytes"),
-            hash: hash.try_into().expect("32 bytes"),
-        }
-    }
-    const QUERY: &str = "SELECT seq, event_id, at, kind, alert_id, agency, direction, detail, evidence, prev_hash, hash
-                         FROM audit_log ORDER BY seq";
-    let sqlite: Vec<Raw> = both
-        .sqlite
-        .read(|conn| {
-            let mut statement = conn.prepare(QUERY)?;
-            let rows = statement
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        AuditEvent {
-                            id: r.get(1)?,
-                            at: r.get(2)?,
-                            kind: r.get(3)?,
-                            alert_id: r.get(4)?,
-                            agency: r.get(5)?,
-                            direction: r.get(6)?,
-                            detail: r.get(7)?,
-                        },
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
-        .expect("SQLite audit log");
-    let postgres: Vec<Raw> = both
-        .postgres
-        .read(|client| {
-            Box::pin(async move {
-                let rows = client.query(QUERY, &[]).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            r.try_get(0)?,
-                            AuditEvent {
-                                id: r.try_get(1)?,
-                                at: r.try_get(2)?,
-                                kind: r.try_get(3)?,
-                                alert_id: r.try_get(4)?,
-                                agency: r.try_get(5)?,
-                                direction: r.try_get(6)?,
-                                detail: r.try_get(7)?,
-                            },
-                            r.try_get(8)?,
-                            r.try_get(9)?,
-                            r.try_get(10)?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, Error>>()
-            })
-        })
-        .await
-        .expect("PostgreSQL audit log");
-    (
-        sqlite.into_iter().map(entry).collect(),
-        postgres.into_iter().map(entry).collect(),
-    )
-}
-
-/// Asserts that both backends hold the same audit chain, entry for entry
-/// and hash for hash, that PostgreSQL's verifies, and that it has
-/// `entries` entries.
+/// Asserts that both backends hold the same event log and audit chain,
+/// entry for entry and hash for hash, that PostgreSQL's verifies, and
+/// that it has `entries` entries.
 pub(super) async fn same_audit_chain(both: &Both, entries: usize) {
-    let (sqlite, postgres) = chains(both).await;
-    assert_eq!(sqlite, postgres);
-    assert_eq!(postgres.len(), entries);
-    assert_verifies(&postgres);
+    let events = super::records::tests::assert_same_log(both).await;
+    assert_eq!(events.len(), entries);
 }
 
 /// Asserts that PostgreSQL's audit chain verifies and has `entries`
-/// entries, whatever SQLite's holds.
+/// entries, one per event, whatever SQLite's holds.
 pub(super) async fn postgres_chain_verifies(both: &Both, entries: usize) {
-    let (_, postgres) = chains(both).await;
-    assert_eq!(postgres.len(), entries);
-    assert_verifies(&postgres);
-}
-
-fn assert_verifies(chain: &[AuditEntry]) {
-    let mut check = ChainCheck::new();
-    for e in chain {
-        check.push(e);
-    }
-    assert_eq!(check.entries(), chain.len() as u64);
-    let findings = check.finish();
+    use super::records::tests::{chain_findings, postgres_log};
+    let (events, chain) = postgres_log(&both.postgres).await;
+    assert_eq!((events.len(), chain.len()), (entries, entries));
+    let findings = chain_findings(&chain);
     assert!(
         findings.is_empty(),
         "the audit chain verifies: {findings:?}"

@@ -484,7 +484,12 @@ mod tests {
             return;
         };
         outbound(&both, alert("O1", "UK-SS", Some(at(30))), &["BE-VSSE"]).await;
-        execute_both(&both, "UPDATE deliveries SET ladder = -1").await;
+        exec_both(
+            &both,
+            "UPDATE deliveries SET ladder = -1",
+            "UPDATE deliveries SET ladder = -1",
+        )
+        .await;
         let corrupt = on_both!(both, s => s.due_steps(at(30)).await);
         assert!(matches!(
             corrupt.0,

@@ -292,7 +292,7 @@ mod tests {
                 "A3",
                 "NL-AIVD",
                 Direction::Inbound,
-                "NL-AIVD refused acknowledgement K-c: unknown alert"
+                "NL-AIVD refused K-c: unknown alert"
             )]
         );
         assert_eq!(events.len(), 5, "three acks, one step, one refusal");
@@ -309,7 +309,12 @@ mod tests {
         };
         inbound(&both, alert("A1", "FR-DGSI")).await;
         same!(both, s => s.insert_own_ack(own_ack("K-1", "A1", 1), "FR-DGSI".into(), "queued".into()).await);
-        execute_both(&both, "UPDATE messages SET kind = 99 WHERE id = 'K-1'").await;
+        exec_both(
+            &both,
+            "UPDATE messages SET kind = 99 WHERE id = 'K-1'",
+            "UPDATE messages SET kind = 99 WHERE id = 'K-1'",
+        )
+        .await;
         let found = same!(both, s => s.due_messages("FR-DGSI", at(1), 10).await.map(due));
         assert_eq!(
             found[0].1,

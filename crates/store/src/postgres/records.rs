@@ -690,8 +690,8 @@ pub(crate) mod tests {
     }
 
     /// The events and audit entries, as raw column values, oldest first.
-    type Log = (Vec<AuditEvent>, Vec<RawEntry>);
-    type RawEntry = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
+    pub(crate) type Log = (Vec<AuditEvent>, Vec<RawEntry>);
+    pub(crate) type RawEntry = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
 
     const EVENTS: &str =
         "SELECT id, at, kind, alert_id, agency, direction, detail FROM events ORDER BY id";
@@ -726,7 +726,7 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    async fn postgres_log(s: &Postgres) -> Log {
+    pub(crate) async fn postgres_log(s: &Postgres) -> Log {
         s.read(|client| {
             Box::pin(async move {
                 let event = |r: &tokio_postgres::Row, i: usize| AuditEvent {
@@ -758,7 +758,7 @@ pub(crate) mod tests {
     }
 
     /// Checks a chain of raw entries; the findings (none if it verifies).
-    fn chain_findings(entries: &[RawEntry]) -> Vec<crate::audit::Finding> {
+    pub(crate) fn chain_findings(entries: &[RawEntry]) -> Vec<crate::audit::Finding> {
         let mut chain = ChainCheck::new();
         for (seq, event, evidence, prev, hash) in entries {
             chain.push(&AuditEntry {
