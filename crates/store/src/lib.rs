@@ -23,7 +23,9 @@
 //! text of the events it writes come with each request (as a string, or
 //! as a function when the text depends on what the transaction finds).
 //! Leaves: [`codes`] (every integer code as an enum; an unknown stored
-//! code is [`Error::Corrupt`]) and `error`.
+//! code is [`Error::Corrupt`]), `conditions` (SQL text both backends
+//! share: the open-deadline and open-step conditions of the partial
+//! indexes) and `error`.
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod audit;
 pub mod backend;
 mod blocks;
 pub mod codes;
+mod conditions;
 mod error;
 mod events;
 mod hits;

@@ -1,10 +1,12 @@
 //! The PostgreSQL store, for an agency that runs several front nodes on
 //! one replicated database (issue 18). It implements the store's traits
 //! one kind per module, as the SQLite backend does (`blocks`, `records`,
-//! `open`, `subjects`, `hits` and `watchlist` so far; the others follow,
-//! then [`crate::Backend`]). `records` also holds the helpers other kinds
-//! write with (`insert_outbound_in`, `with_history`, ...), and its tests
-//! the differential helpers every kind's tests share.
+//! `open`, `subjects`, `hits`, `acks`, `messages`, `ladder`, `events` and
+//! `watchlist`: all of them, so it is a [`crate::Backend`]). `records` also
+//! holds the helpers other kinds write with (`insert_outbound_in`,
+//! `with_history`, ...), and its tests the differential helpers every
+//! kind's tests share; `acks` holds `acks_of` (an alert's history) and
+//! `refused_ack_event` (the outbox's refusals).
 //!
 //! - `db` is the handle (`Postgres`): the pool, the write transaction
 //!   (`Tx`) that serialises an agency's writes on one row lock so that
@@ -29,11 +31,17 @@
 // time; until the last, parts of the machinery they share go unused.
 #![allow(dead_code)]
 
+mod acks;
 mod blocks;
 mod db;
 mod error;
+mod events;
+#[cfg(test)]
+mod fixtures;
 mod hits;
+mod ladder;
 mod log;
+mod messages;
 mod open;
 pub mod pool;
 mod records;

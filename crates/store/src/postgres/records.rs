@@ -162,49 +162,6 @@ pub(crate) async fn deliveries_of(
         .collect()
 }
 
-/// The acknowledgements of one alert, oldest first, as
-/// `sqlite/acks.rs`'s `acks_of` reads them.
-// A stand-in until the acknowledgements' port (branch `pgacks`) brings
-// the backend's own `acks_of`: then this goes and `with_history` calls it.
-async fn acks_of(client: &Client, alert_id: &str) -> Result<Vec<crate::AckRow>, Error> {
-    client
-        .query(
-            sql!(
-                "SELECT k.id, k.alert_id, k.agency, k.operator, k.disposition, k.note, k.acknowledged_at, k.stored_at, k.envelope, m.state,
-                        CASE m.state WHEN {rejected} THEN COALESCE(m.last_error, 'refused') END
-                 FROM acknowledgements k LEFT JOIN messages m ON m.id = k.id
-                 WHERE k.alert_id = $1 ORDER BY k.acknowledged_at, k.id",
-                rejected = DeliveryState::Rejected.code(),
-            ),
-            &[&alert_id],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let state: Option<i64> = r.try_get(9)?;
-            let delivered = match state {
-                None => true,
-                Some(c) => DeliveryState::decode(c)? == DeliveryState::Delivered,
-            };
-            Ok(crate::AckRow {
-                ack: crate::NewAck {
-                    id: r.try_get(0)?,
-                    alert_id: r.try_get(1)?,
-                    agency: r.try_get(2)?,
-                    operator: r.try_get(3)?,
-                    disposition: narrow(r.try_get(4)?, "acknowledgements.disposition")?,
-                    note: r.try_get(5)?,
-                    acknowledged_at: from_ms(r.try_get(6)?),
-                    stored_at: from_ms(r.try_get(7)?),
-                    envelope: r.try_get(8)?,
-                },
-                delivered,
-                refusal: r.try_get(10)?,
-            })
-        })
-        .collect()
-}
-
 /// Adds each alert's history, on the same connection (so in the same
 /// snapshot when the caller holds one).
 pub(crate) async fn with_history(
@@ -215,7 +172,7 @@ pub(crate) async fn with_history(
     for alert in alerts {
         out.push(AlertHistory {
             deliveries: deliveries_of(client, &alert.id).await?,
-            acks: acks_of(client, &alert.id).await?,
+            acks: super::acks::acks_of(client, &alert.id).await?,
             alert,
         });
     }
@@ -733,8 +690,8 @@ pub(crate) mod tests {
     }
 
     /// The events and audit entries, as raw column values, oldest first.
-    type Log = (Vec<AuditEvent>, Vec<RawEntry>);
-    type RawEntry = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
+    pub(crate) type Log = (Vec<AuditEvent>, Vec<RawEntry>);
+    pub(crate) type RawEntry = (i64, AuditEvent, Vec<u8>, Vec<u8>, Vec<u8>);
 
     const EVENTS: &str =
         "SELECT id, at, kind, alert_id, agency, direction, detail FROM events ORDER BY id";
@@ -769,7 +726,7 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    async fn postgres_log(s: &Postgres) -> Log {
+    pub(crate) async fn postgres_log(s: &Postgres) -> Log {
         s.read(|client| {
             Box::pin(async move {
                 let event = |r: &tokio_postgres::Row, i: usize| AuditEvent {
@@ -801,7 +758,7 @@ pub(crate) mod tests {
     }
 
     /// Checks a chain of raw entries; the findings (none if it verifies).
-    fn chain_findings(entries: &[RawEntry]) -> Vec<crate::audit::Finding> {
+    pub(crate) fn chain_findings(entries: &[RawEntry]) -> Vec<crate::audit::Finding> {
         let mut chain = ChainCheck::new();
         for (seq, event, evidence, prev, hash) in entries {
             chain.push(&AuditEntry {
