@@ -61,6 +61,7 @@ fn node_config(layout: &PkiLayout, agency: &Agency) -> anyhow::Result<NodeConfig
         limits: Limits::default(),
         outbox: OutboxOptions::default(),
         screening: tocsin_node::config::ScreeningOptions::default(),
+        store: tocsin_node::config::StoreSettings::default(),
         clock: None,
     })
 }

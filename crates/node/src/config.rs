@@ -32,6 +32,10 @@
 //! origin = "2026-11-23T10:00:00Z"   # real time when the clock reads start
 //! speed = 500000
 //!
+//! [store]         # optional: PostgreSQL instead of SQLite under data_dir
+//! url = "host=/var/run/postgresql dbname=tocsin_tr user=tocsin"
+//! max_connections = 16
+//!
 //! [outbox]        # optional, these are the defaults
 //! initial_backoff = "250ms"
 //! max_backoff = "10s"
@@ -215,6 +219,39 @@ impl Default for ScreeningOptions {
     }
 }
 
+/// Where the store lives: the embedded SQLite file under `data_dir`
+/// (the default), or a PostgreSQL database that several front nodes of the
+/// agency may share.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// A PostgreSQL connection string (`host=/var/run/postgresql
+    /// dbname=tocsin_tr user=tocsin`, or `postgres://...`); SQLite under
+    /// `data_dir` when absent. It may hold a password, so it is never
+    /// printed: prefer a unix socket with peer authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The most connections this node opens to PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+}
+
+impl StoreSettings {
+    /// Whether these are the default: SQLite under `data_dir`.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.is_none()
+    }
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("url", &self.url.as_ref().map(|_| "(set, not shown)"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
 /// Scenario time (for demos and rehearsals): the node's clock reads `start`
 /// at the real instant `origin` and runs `speed` times real time. Every
 /// node of a federation must share all three, so their deadlines agree.
@@ -272,6 +309,10 @@ pub struct NodeConfig {
     /// Screening and hit reports.
     #[serde(default)]
     pub screening: ScreeningOptions,
+    /// The store: SQLite under `data_dir` unless `[store] url` names a
+    /// PostgreSQL database.
+    #[serde(default, skip_serializing_if = "StoreSettings::is_sqlite")]
+    pub store: StoreSettings,
     /// Scenario time; real time when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockOptions>,
@@ -328,10 +369,29 @@ impl NodeConfig {
             ("[outbox] max_backoff", o.max_backoff.is_zero()),
             ("[outbox] batch", o.batch == 0),
             ("[outbox] per_request", o.per_request == 0),
+            (
+                "[store] max_connections",
+                self.store.max_connections == Some(0),
+            ),
             ("[outbox] connect_timeout", o.connect_timeout.is_zero()),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(format!("{name} must be more than zero"));
+        }
+        match &self.store.url {
+            Some(url) if url.trim().is_empty() => {
+                return Err(
+                    "[store] url is empty: name a PostgreSQL database, or leave \
+                            [store] out to keep SQLite under data_dir"
+                        .into(),
+                );
+            }
+            None if self.store.max_connections.is_some() => {
+                return Err(
+                    "[store] max_connections is for PostgreSQL: it needs [store] url".into(),
+                );
+            }
+            _ => {}
         }
         if self.screening.hit_report_window > Duration::from_secs(366 * 24 * 3600) {
             return Err(
@@ -486,6 +546,44 @@ mod tests {
             let err = NodeConfig::load(&file).unwrap_err().to_string();
             assert!(err.ends_with(expected), "{err}");
             assert!(!err.contains("line 1, column 1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_store_section_names_postgres_and_never_shows_its_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        let base = "agency = \"TR-MIT\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n\
+            federation = \"f\"\n[tls]\nca = \"a\"\ncert = \"c\"\nkey = \"k\"\n\
+            [signing]\ncert = \"c\"\nkey = \"k\"\n";
+        std::fs::write(&file, base).unwrap();
+        assert!(NodeConfig::load(&file).unwrap().store.is_sqlite());
+
+        let url = "host=/run/pg dbname=tocsin password=hunter2";
+        std::fs::write(
+            &file,
+            format!("{base}[store]\nurl = \"{url}\"\nmax_connections = 4\n"),
+        )
+        .unwrap();
+        let c = NodeConfig::load(&file).unwrap();
+        assert_eq!(c.store.url.as_deref(), Some(url));
+        assert_eq!(c.store.max_connections, Some(4));
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+
+        for (text, expected) in [
+            ("[store]\nurl = \" \"\n", "[store] url is empty"),
+            (
+                "[store]\nmax_connections = 4\n",
+                "[store] max_connections is for PostgreSQL",
+            ),
+            (
+                "[store]\nurl = \"host=/x\"\nmax_connections = 0\n",
+                "[store] max_connections must be more than zero",
+            ),
+        ] {
+            std::fs::write(&file, format!("{base}{text}")).unwrap();
+            let err = NodeConfig::load(&file).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +76,11 @@ pub struct NodeOptions {
     pub reload_interval: Duration,
     /// The agency's envelope signer.
     pub signer: Signer,
-    /// Where the store lives.
+    /// Where the node keeps its files (the web token; the SQLite store
+    /// unless `store` names PostgreSQL).
     pub data_dir: PathBuf,
+    /// The store: SQLite under `data_dir`, or a PostgreSQL database.
+    pub store: crate::config::StoreSettings,
     /// Abuse limits.
     pub limits: Limits,
     /// Outbox retry policy.
@@ -152,6 +155,7 @@ impl NodeOptions {
             reload_interval: config.tls.reload_interval,
             signer,
             data_dir: config.data_dir.clone(),
+            store: config.store.clone(),
             limits: config.limits,
             outbox: config.outbox,
             screening: config.screening,
@@ -191,6 +195,7 @@ pub async fn serve(
         reload_interval,
         signer,
         data_dir,
+        store: store_settings,
         limits,
         outbox: outbox_options,
         screening,
@@ -206,7 +211,7 @@ pub async fn serve(
     let (live, verifier) = load_trust(&material, tls_source, &federation)?;
     let signer = Arc::new(signer);
     stop.track(live.watch(reload_interval, stop.stopping().receiver()));
-    let store = Store::open(&data_dir, StoreOptions::default())?;
+    let store = open_store(&data_dir, &store_settings).await?;
     let peers = peer_channels(&federation, &agency, &live, &outbox_options, &limits)?;
     let skew = SkewMonitor::new(limits.clock_skew_tolerance);
     let backoff = (outbox_options.initial_backoff, outbox_options.max_backoff);
@@ -376,6 +381,24 @@ fn access_policy(federation: &Arc<Federation>, agency: &AgencyId) -> tls::Access
     Arc::new(move |id: &Identity| match id {
         Identity::Agency(a) => federation.is_member(a),
         Identity::Operator { agency: of, .. } => of == &agency,
+    })
+}
+
+/// Opens the store the configuration names: SQLite under `data_dir`, or
+/// the PostgreSQL database of `[store] url` (migrated as needed).
+async fn open_store(
+    data_dir: &Path,
+    settings: &crate::config::StoreSettings,
+) -> Result<Store, StartError> {
+    Ok(match &settings.url {
+        None => Store::open(data_dir, StoreOptions::default())?,
+        Some(url) => {
+            let mut pool = tocsin_store::postgres::PoolOptions::default();
+            if let Some(n) = settings.max_connections {
+                pool.max_size = n;
+            }
+            Store::connect(url, pool).await?
+        }
     })
 }
 

@@ -30,6 +30,15 @@ impl Store {
         )?)))
     }
 
+    /// Connects to the PostgreSQL store at `url` (a tokio-postgres
+    /// connection string), migrating it as needed. Several front nodes of
+    /// one agency may share it.
+    pub async fn connect(url: &str, options: crate::postgres::PoolOptions) -> Result<Self, Error> {
+        Ok(Self::from_backend(Arc::new(
+            crate::postgres::Postgres::connect(url, options).await?,
+        )))
+    }
+
     /// A handle on a backend already opened.
     pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
         Self { backend }

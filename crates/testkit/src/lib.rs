@@ -227,6 +227,31 @@ struct Slot {
     /// Where the running node serves its web desk, if the federation has
     /// desks (a new port at each start).
     web: Option<SocketAddr>,
+    /// The node's store: SQLite under `data_dir`, or its PostgreSQL
+    /// database (kept across restarts, like the SQLite file).
+    store: tocsin_node::config::StoreSettings,
+}
+
+/// A private PostgreSQL server for a federation's stores
+/// ([`Builder::postgres`]); `None` when this machine has no PostgreSQL
+/// binaries (the test should pass saying SKIPPED), unless
+/// `TOCSIN_REQUIRE_POSTGRES=1`, when that is an error.
+pub fn postgres() -> anyhow::Result<Option<Arc<tocsin_pgtest::TestPostgres>>> {
+    match tocsin_pgtest::TestPostgres::start().context("start a private PostgreSQL")? {
+        Some(server) => Ok(Some(Arc::new(server))),
+        None => {
+            eprintln!("SKIPPED: no PostgreSQL binaries on this machine");
+            Ok(None)
+        }
+    }
+}
+
+/// An agency's database name: its id, lower-cased, `-` as `_`.
+fn database_name(agency: &AgencyId) -> String {
+    format!(
+        "tocsin_{}",
+        agency.as_str().to_lowercase().replace('-', "_")
+    )
 }
 
 /// Configures a [`TestFederation`].
@@ -243,9 +268,17 @@ pub struct Builder {
     observers: Vec<String>,
     routes: Vec<(String, String)>,
     web: bool,
+    postgres: Option<Arc<tocsin_pgtest::TestPostgres>>,
 }
 
 impl Builder {
+    /// Keeps each node's store in a PostgreSQL database of its own on
+    /// `server` (see [`postgres`]) instead of a SQLite file.
+    pub fn postgres(mut self, server: Arc<tocsin_pgtest::TestPostgres>) -> Self {
+        self.postgres = Some(server);
+        self
+    }
+
     /// Serves every node's web desk on a loopback port of its own (reach
     /// it with [`TestFederation::web_desk`]).
     pub fn web(mut self) -> Self {
@@ -397,6 +430,7 @@ impl Builder {
         }
         let toml = toml_of(&federation)?;
         let layout = pki::init(&federation, &toml, &dir.path().join("pki"))?;
+        let postgres = self.postgres.clone();
         let mut fed = TestFederation {
             slots: BTreeMap::new(),
             layout,
@@ -408,15 +442,29 @@ impl Builder {
             clocks: self.clocks,
             node_limits: self.node_limits,
             web: self.web,
+            _postgres: postgres.clone(),
             dir,
         };
         for (id, listener) in listeners {
+            let store = match &postgres {
+                None => tocsin_node::config::StoreSettings::default(),
+                Some(server) => tocsin_node::config::StoreSettings {
+                    url: Some(
+                        server
+                            .create_database(&database_name(&id))
+                            .await
+                            .with_context(|| format!("create {id}'s PostgreSQL database"))?,
+                    ),
+                    max_connections: None,
+                },
+            };
             let slot = Slot {
                 addr: listener.local_addr()?,
                 data_dir: fed.dir.path().join("data").join(id.as_str()),
                 running: None,
                 metrics: None,
                 web: None,
+                store,
             };
             fed.slots.insert(id.clone(), slot);
             if self.down.iter().any(|d| d == id.as_str()) {
@@ -446,6 +494,9 @@ pub struct TestFederation {
     proxies: BTreeMap<(AgencyId, AgencyId), FaultProxy>,
     clocks: BTreeMap<String, Arc<dyn Clock>>,
     web: bool,
+    /// The PostgreSQL server the nodes' stores are on, if they are: kept
+    /// running as long as the federation.
+    _postgres: Option<Arc<tocsin_pgtest::TestPostgres>>,
     dir: TempDir,
 }
 
@@ -471,6 +522,7 @@ impl TestFederation {
             observers: vec![],
             routes: vec![],
             web: false,
+            postgres: None,
         }
     }
 
@@ -540,6 +592,7 @@ impl TestFederation {
                 self.federation.id(),
             )?,
             data_dir: self.slot(agency)?.data_dir.clone(),
+            store: self.slot(agency)?.store.clone(),
             limits: *self
                 .node_limits
                 .get(agency.as_str())
@@ -598,6 +651,12 @@ impl TestFederation {
             format!("{agency} serves no web desk (not running, or no Builder::web)")
         })?;
         WebDesk::wait_for(addr, &slot.data_dir).await
+    }
+
+    /// The PostgreSQL connection string of `agency`'s store, when the
+    /// federation keeps its stores there ([`Builder::postgres`]).
+    pub fn store_url(&self, agency: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.slot(&AgencyId::new(agency)?)?.store.url.clone())
     }
 
     /// `agency`'s data directory.

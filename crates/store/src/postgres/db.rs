@@ -30,6 +30,10 @@ use crate::error::Error;
 pub(crate) struct Postgres {
     pool: Pool,
     events: Arc<Notify>,
+    /// Held shared by every write in progress, and exclusively by
+    /// [`Postgres::close`], which so waits for them.
+    writes: Arc<tokio::sync::RwLock<()>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -51,12 +55,9 @@ impl Postgres {
         Ok(Self {
             pool: pool::connect(url, options).await?,
             events: Arc::new(Notify::new()),
+            writes: Arc::default(),
+            closed: Arc::default(),
         })
-    }
-
-    /// Notified after every commit of this node that added events.
-    pub(crate) fn events(&self) -> &Arc<Notify> {
-        &self.events
     }
 
     /// Runs `f` in a write transaction of its own (see the module's
@@ -67,9 +68,14 @@ impl Postgres {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T, Error>> + Send + 'static,
     {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         let pool = self.pool.clone();
         let events = self.events.clone();
+        let writing = self.writes.clone().read_owned().await;
         let task = tokio::spawn(async move {
+            let _writing = writing;
             let mut tx = Tx::begin(pool.get().await?).await?;
             match f(&mut tx).await {
                 Ok(value) => {
@@ -120,8 +126,13 @@ impl Postgres {
         result
     }
 
-    /// Closes the pool: later calls fail.
-    pub(crate) fn close(&self) {
+    /// Refuses new writes, waits for those in progress to end, then
+    /// closes the pool: later calls fail with [`Error::Closed`] or a pool
+    /// error.
+    pub(crate) async fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _all = self.writes.write().await;
         self.pool.close();
     }
 }
@@ -220,4 +231,15 @@ pub(crate) fn code<C>(
     decode: fn(i64) -> Result<C, crate::codes::UnknownCode>,
 ) -> Result<C, Error> {
     Ok(decode(row.try_get(column)?)?)
+}
+
+#[async_trait::async_trait]
+impl crate::backend::Backend for Postgres {
+    fn event_signal(&self) -> Arc<Notify> {
+        self.events.clone()
+    }
+
+    async fn close(&self) {
+        Postgres::close(self).await;
+    }
 }

@@ -27,10 +27,6 @@
 //!   tokio-postgres), which migrates when it connects.
 //! - [`Error`] is this backend's error, apart from the SQLite store's.
 
-// The backend's implementations of the store's traits arrive one kind at a
-// time; until the last, parts of the machinery they share go unused.
-#![allow(dead_code)]
-
 mod acks;
 mod blocks;
 mod db;
@@ -51,6 +47,7 @@ mod subjects;
 mod testing;
 mod watchlist;
 
+pub(crate) use db::Postgres;
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, connect};
 pub use schema::{LATEST_VERSION, migrate};
