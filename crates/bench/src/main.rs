@@ -60,6 +60,23 @@ struct Cli {
     /// Also write the figures to this JSON file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
+    /// `deliver` and `ack`: keep the nodes' stores in PostgreSQL, on a
+    /// private server this run starts (`initdb` from the Debian binaries),
+    /// instead of SQLite files.
+    #[arg(long, global = true)]
+    postgres: bool,
+}
+
+/// The two-agency federation `deliver` and `ack` run on: SQLite files,
+/// or each node's store in a PostgreSQL database of its own.
+async fn federation(postgres: bool) -> anyhow::Result<TestFederation> {
+    let builder = TestFederation::builder();
+    if !postgres {
+        return builder.start().await;
+    }
+    let server = tocsin_testkit::postgres()?
+        .ok_or_else(|| anyhow::anyhow!("--postgres: no PostgreSQL binaries on this machine"))?;
+    builder.postgres(server).start().await
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
             vec![net::baseline(&fed, &load).await?]
         }
         Command::Deliver(load) => {
-            let fed = TestFederation::builder().start().await?;
+            let fed = federation(cli.postgres).await?;
             let base = net::baseline(&fed, &load.for_baseline()).await?;
             let d = net::deliver(&fed, &load).await?;
             beside_baseline(base, d, &load)
@@ -234,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             .await?,
         ],
         Command::Ack(load) => {
-            let fed = TestFederation::builder().start().await?;
+            let fed = federation(cli.postgres).await?;
             let base = net::baseline(&fed, &load.for_baseline()).await?;
             let a = net::ack(&fed, &load).await?;
             beside_baseline(base, a, &load)
