@@ -48,11 +48,17 @@
 //! peer traffic to another through a [`FaultProxy`] (module [`proxy`]),
 //! which can delay, drop, black-hole or reset it on command, while mutual
 //! TLS stays end to end.
+//!
+//! Real `tocsin node` processes: module [`process`] ([`NodeCommand`],
+//! [`NodeProcess`]); module [`netns`] puts them on hosts of their own,
+//! network namespaces on one bridge ([`netns::Lan`]), whose links a test
+//! can cut and heal.
 
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod flow;
+pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod scenario;

@@ -200,6 +200,9 @@ pub fn tocsin_binary(explicit: Option<&Path>) -> Result<PathBuf, ProcessError> {
 /// [`spawn`](NodeCommand::spawn) or [`start`](NodeCommand::start) it.
 #[derive(Debug, Clone)]
 pub struct NodeCommand {
+    /// A program the node runs under, with its arguments (see
+    /// [`NodeCommand::wrapper`]).
+    wrapper: Option<(OsString, Vec<OsString>)>,
     binary: PathBuf,
     config: PathBuf,
     args: Vec<OsString>,
@@ -217,6 +220,7 @@ impl NodeCommand {
     /// given 30 s to serve and 15 s to stop.
     pub fn new(binary: impl Into<PathBuf>, config: impl Into<PathBuf>) -> Self {
         Self {
+            wrapper: None,
             binary: binary.into(),
             config: config.into(),
             args: Vec::new(),
@@ -242,6 +246,25 @@ impl NodeCommand {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs the node as `program args.. BINARY node --config ..`: under a
+    /// program that puts it somewhere else and then execs it in its own
+    /// place, such as `ip netns exec NS` (another host's network, see
+    /// [`crate::netns`]). The process id, kills and signals are then the
+    /// node's only because the wrapper execs rather than forks: one that
+    /// forks would be signalled instead.
+    ///
+    /// The node may then listen on a network stack this process cannot
+    /// see, so whether its port is free is not checked before it starts:
+    /// any answer at its address counts as its own.
+    pub fn wrapper<I, S>(mut self, program: impl Into<OsString>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.wrapper = Some((program.into(), args.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -488,7 +511,14 @@ impl NodeProcess {
         let err = out.try_clone().map_err(log_error)?;
         self.log_from = out.metadata().map_err(log_error)?.len();
         let c = &self.command;
-        let mut cmd = Command::new(&c.binary);
+        let mut cmd = match &c.wrapper {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&c.binary);
+                cmd
+            }
+            None => Command::new(&c.binary),
+        };
         cmd.arg("node")
             .arg("--config")
             .arg(&self.config)
@@ -501,10 +531,16 @@ impl NodeProcess {
         if let Some(dir) = &c.dir {
             cmd.current_dir(dir);
         }
-        self.port_was_free = std::net::TcpListener::bind(self.listen).is_ok();
+        // Under a wrapper the node's port may be on another network stack,
+        // which a bind here cannot test.
+        self.port_was_free =
+            c.wrapper.is_some() || std::net::TcpListener::bind(self.listen).is_ok();
         self.spawned = Instant::now();
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
-            binary: c.binary.clone(),
+            binary: match &c.wrapper {
+                Some((program, _)) => PathBuf::from(program),
+                None => c.binary.clone(),
+            },
             source,
         })?;
         self.child = Some(child);
