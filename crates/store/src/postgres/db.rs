@@ -34,7 +34,20 @@ pub(crate) struct Postgres {
     /// [`Postgres::close`], which so waits for them.
     writes: Arc<tokio::sync::RwLock<()>>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Who this handle is among the agency's front nodes: random, made at
+    /// connect, shared by its clones. It names the outbox claims this node
+    /// holds (see [`CLAIM_LEASE`]).
+    holder: Arc<str>,
 }
+
+/// How long a front node's claim on a due delivery or message lasts
+/// before another front node may take it: longer than a request to a
+/// peer is let run (`[limits] request_timeout`, 30 s by default), so a
+/// live node's claim does not lapse while its request is in flight, and
+/// short enough that a node that dies leaves its deliveries stalled for
+/// no more than this. Recording the attempt releases the claim at once,
+/// whatever the outcome.
+pub(crate) const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +70,13 @@ impl Postgres {
             events: Arc::new(Notify::new()),
             writes: Arc::default(),
             closed: Arc::default(),
+            holder: new_holder()?.into(),
         })
+    }
+
+    /// This handle's holder id (see [`Postgres::holder`]'s field).
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Runs `f` in a write transaction of its own (see the module's
@@ -213,6 +232,18 @@ impl Drop for Tx {
             let _ = deadpool_postgres::Object::take(client);
         }
     }
+}
+
+/// A fresh random holder id: 16 hex digits, unlikely to be any other
+/// front node's (a clash would let two nodes send one delivery at once,
+/// which the receiver's idempotence makes harmless, no worse).
+fn new_holder() -> Result<String, Error> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Damaged("no randomness for a holder id".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// tokio-postgres names only the kind of an error; the server's message

@@ -34,6 +34,8 @@ mod error;
 mod events;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod front_nodes;
 mod hits;
 mod ladder;
 mod log;

@@ -1,0 +1,176 @@
+//! Several front nodes of one agency on one database (issue 18 part 2),
+//! tested with two `Postgres` handles on one server: each has a pool and
+//! a holder id of its own, as two front node processes would.
+
+use std::collections::BTreeSet;
+
+use super::db::{CLAIM_LEASE, Postgres};
+use super::records::tests::{WORDS, at, new_alert};
+use super::testing::Both;
+use crate::codes::{DeliveryState, MessageKind};
+use crate::messages::MessageStore;
+use crate::millis::ms;
+use crate::records::{AttemptOutcome, RecordStore};
+
+/// The ids of due deliveries to FR-DGSI that `node` claims at `now`.
+async fn claim(node: &Postgres, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Vec<String> {
+    node.due_deliveries("FR-DGSI", now, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.alert_id)
+        .collect()
+}
+
+/// The ids of due messages to FR-DGSI that `node` claims at `now`.
+async fn claim_messages(
+    node: &Postgres,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Vec<String> {
+    node.due_messages("FR-DGSI", now, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
+
+fn retry(id: &str, next: chrono::DateTime<chrono::Utc>) -> (String, String, AttemptOutcome) {
+    (
+        id.to_owned(),
+        "FR-DGSI".to_owned(),
+        AttemptOutcome::Retry {
+            error: "unreachable".into(),
+            next_attempt_at: next,
+        },
+    )
+}
+
+/// Two front nodes asking for due deliveries at once never both get one;
+/// a claim lapses after its lease and the other node takes the row; a
+/// failed attempt, once recorded, releases the claim so that the retry is
+/// due to any node; a delivered one is due to none.
+#[tokio::test]
+async fn front_nodes_never_claim_the_same_delivery() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let a = &both.postgres;
+    let b = both.another_front_node().await;
+    assert_ne!(a.holder(), b.holder());
+    let ids: Vec<String> = (1..=5).map(|i| format!("A{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let digest = u8::try_from(i).unwrap();
+        a.insert_outbound(new_alert(id, "TR-MIT", digest), vec!["FR-DGSI".into()])
+            .await
+            .unwrap();
+    }
+
+    // At once: disjoint, and together everything due.
+    let (x, y) = tokio::join!(claim(a, at(1), 3), claim(&b, at(1), 3));
+    let x_set: BTreeSet<_> = x.iter().cloned().collect();
+    let y_set: BTreeSet<_> = y.iter().cloned().collect();
+    assert!(x_set.is_disjoint(&y_set), "{x:?} and {y:?}");
+    assert_eq!(x.len() + y.len(), 5, "{x:?} and {y:?}");
+    // A node's own claims do not hide rows from it; the other's do.
+    assert_eq!(claim(a, at(2), 10).await, x);
+    assert_eq!(claim(&b, at(2), 10).await, y);
+
+    // A's claims (renewed at 2 s) lapse (A died): B takes everything, A
+    // then nothing.
+    let lapsed = at(2) + CLAIM_LEASE;
+    assert_eq!(claim(&b, lapsed, 10).await, ids);
+    assert!(claim(a, lapsed, 10).await.is_empty());
+
+    // B fails to send A1 (a retry at once) and delivers A2: A1 is due to
+    // A now, though B's claim has not lapsed; A2 to no one.
+    b.record_attempts(
+        vec![
+            retry("A1", lapsed),
+            (
+                "A2".into(),
+                "FR-DGSI".into(),
+                AttemptOutcome::Delivered {
+                    delivered_at: lapsed,
+                    receipt: b"r".to_vec(),
+                },
+            ),
+        ],
+        lapsed,
+        WORDS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(claim(a, lapsed, 10).await, ["A1"]);
+    assert_eq!(claim(&b, lapsed, 10).await, ["A3", "A4", "A5"]);
+
+    // A claim that lapsed and another node took stays the taker's when the
+    // first node records late: B's late record of A1 leaves A's claim.
+    b.record_attempts(vec![retry("A1", lapsed)], lapsed, WORDS)
+        .await
+        .unwrap();
+    assert!(!claim(&b, lapsed, 10).await.contains(&"A1".to_owned()));
+}
+
+/// Messages (acknowledgements, reminders, notices) are claimed the same
+/// way.
+#[tokio::test]
+async fn front_nodes_never_claim_the_same_message() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let a = &both.postgres;
+    let b = both.another_front_node().await;
+    let queued = ms(at(0));
+    a.write(move |tx| {
+        Box::pin(async move {
+            for id in ["M1", "M2", "M3"] {
+                tx.client()
+                    .execute(
+                        "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at)
+                         VALUES ($1, 'FR-DGSI', $2, '\\x00', $3, $4)",
+                        &[
+                            &id,
+                            &MessageKind::Ack.code(),
+                            &DeliveryState::Pending.code(),
+                            &queued,
+                        ],
+                    )
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+
+    let (x, y) = tokio::join!(claim_messages(a, at(1), 2), claim_messages(&b, at(1), 2));
+    let x_set: BTreeSet<_> = x.iter().cloned().collect();
+    assert!(y.iter().all(|id| !x_set.contains(id)), "{x:?} and {y:?}");
+    assert_eq!(x.len() + y.len(), 3, "{x:?} and {y:?}");
+
+    // A fails on all it holds: they are due to B at once.
+    let failed: Vec<_> = x
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                AttemptOutcome::Retry {
+                    error: "unreachable".into(),
+                    next_attempt_at: at(0),
+                },
+            )
+        })
+        .collect();
+    a.record_message_attempts(failed, at(1), WORDS)
+        .await
+        .unwrap();
+    assert_eq!(claim_messages(&b, at(1), 10).await, ["M1", "M2", "M3"]);
+    // B's claims lapse: A takes them all.
+    assert!(claim_messages(a, at(2), 10).await.is_empty());
+    assert_eq!(
+        claim_messages(a, at(1) + CLAIM_LEASE, 10).await,
+        ["M1", "M2", "M3"]
+    );
+}
