@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio_postgres::Row;
 
+use super::listen::{Listener, NOTIFY};
 use super::pool::{self, Pool, PoolOptions};
 use crate::error::Error;
 
@@ -38,6 +39,8 @@ pub(crate) struct Postgres {
     /// connect, shared by its clones. It names the outbox claims this node
     /// holds (see [`CLAIM_LEASE`]).
     holder: Arc<str>,
+    /// Listens for other front nodes' commits (see [`super::listen`]).
+    listener: Arc<Listener>,
 }
 
 /// How long a front node's claim on a due delivery or message lasts
@@ -65,13 +68,29 @@ impl Postgres {
     /// Connects to the database at `url`, migrating it to the latest
     /// schema.
     pub(crate) async fn connect(url: &str, options: PoolOptions) -> Result<Self, Error> {
+        let pool = pool::connect(url, options.clone()).await?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(super::Error::Url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        let holder = new_holder()?;
+        let events = Arc::new(Notify::new());
+        let listener = Listener::start(config, &format!("tocsin-listen-{holder}"), &events);
         Ok(Self {
-            pool: pool::connect(url, options).await?,
-            events: Arc::new(Notify::new()),
+            pool,
+            events,
             writes: Arc::default(),
             closed: Arc::default(),
-            holder: new_holder()?.into(),
+            holder: holder.into(),
+            listener: Arc::new(listener),
         })
+    }
+
+    /// Waits until this handle listens for other front nodes' commits,
+    /// for the `times`th time (it listens again after a lost connection).
+    #[cfg(test)]
+    pub(crate) async fn listening(&self, times: u64) {
+        self.listener.listening(times).await;
     }
 
     /// This handle's holder id (see [`Postgres::holder`]'s field).
@@ -99,6 +118,10 @@ impl Postgres {
             match f(&mut tx).await {
                 Ok(value) => {
                     let added = tx.events_added;
+                    if added {
+                        // Heard by every front node once this commits.
+                        tx.client().batch_execute(NOTIFY).await?;
+                    }
                     tx.commit().await?;
                     if added {
                         events.notify_waiters();
@@ -152,6 +175,7 @@ impl Postgres {
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         let _all = self.writes.write().await;
+        self.listener.stop();
         self.pool.close();
     }
 }

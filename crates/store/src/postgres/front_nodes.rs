@@ -3,10 +3,12 @@
 //! a holder id of its own, as two front node processes would.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::db::{CLAIM_LEASE, Postgres};
 use super::records::tests::{WORDS, at, new_alert};
 use super::testing::Both;
+use crate::backend::Backend;
 use crate::codes::{DeliveryState, MessageKind};
 use crate::messages::MessageStore;
 use crate::millis::ms;
@@ -173,4 +175,65 @@ async fn front_nodes_never_claim_the_same_message() {
         claim_messages(a, at(1) + CLAIM_LEASE, 10).await,
         ["M1", "M2", "M3"]
     );
+}
+
+/// Waits for `woken`, failing (not hanging) if it never comes.
+async fn expect_wake(woken: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>, why: &str) {
+    tokio::time::timeout(Duration::from_secs(30), woken)
+        .await
+        .unwrap_or_else(|_| panic!("no wake-up: {why}"));
+}
+
+/// A watcher on one front node wakes for a commit made on another; when
+/// the listening connection is cut, it is made again and the watcher is
+/// woken once (a commit in between would have gone unheard), and it
+/// hears later commits again.
+#[tokio::test]
+async fn a_commit_on_one_front_node_wakes_watchers_on_another() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let a = &both.postgres;
+    let b = both.another_front_node().await;
+    b.listening(1).await;
+    let signal = b.event_signal();
+
+    let woken = signal.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    a.insert_outbound(new_alert("A1", "TR-MIT", 1), vec!["FR-DGSI".into()])
+        .await
+        .unwrap();
+    expect_wake(woken, "a commit on the other front node").await;
+
+    // The server drops B's listening connection.
+    let woken = signal.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let name = format!("tocsin-listen-{}", b.holder());
+    let cut = a
+        .read(move |client| {
+            Box::pin(async move {
+                Ok(client
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                        &[&name],
+                    )
+                    .await?
+                    .len())
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(cut, 1);
+    expect_wake(woken, "listening again").await;
+    b.listening(2).await;
+
+    let woken = signal.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    a.insert_outbound(new_alert("A2", "TR-MIT", 2), vec!["FR-DGSI".into()])
+        .await
+        .unwrap();
+    expect_wake(woken, "a commit after listening again").await;
 }
