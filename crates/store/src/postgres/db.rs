@@ -41,6 +41,9 @@ pub(crate) struct Postgres {
     holder: Arc<str>,
     /// Listens for other front nodes' commits (see [`super::listen`]).
     listener: Arc<Listener>,
+    /// What this handle's `hold_lease` last answered (see
+    /// [`super::leases`]).
+    fences: super::leases::Fences,
 }
 
 /// How long a front node's claim on a due delivery or message lasts
@@ -83,6 +86,7 @@ impl Postgres {
             closed: Arc::default(),
             holder: holder.into(),
             listener: Arc::new(listener),
+            fences: Arc::default(),
         })
     }
 
@@ -91,6 +95,11 @@ impl Postgres {
     #[cfg(test)]
     pub(crate) async fn listening(&self, times: u64) {
         self.listener.listening(times).await;
+    }
+
+    /// What this handle's `hold_lease` last answered, per lease.
+    pub(crate) fn fences(&self) -> &super::leases::Fences {
+        &self.fences
     }
 
     /// This handle's holder id (see [`Postgres::holder`]'s field).

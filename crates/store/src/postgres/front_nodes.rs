@@ -8,11 +8,16 @@ use std::time::Duration;
 use super::db::{CLAIM_LEASE, Postgres};
 use super::records::tests::{WORDS, at, new_alert};
 use super::testing::Both;
+use crate::Error;
 use crate::backend::Backend;
 use crate::codes::{DeliveryState, MessageKind};
+use crate::events::EventStore;
+use crate::ladder::LadderStore;
+use crate::leases::{HeldLease, LeaseStore, TRACKER_LEASE};
 use crate::messages::MessageStore;
 use crate::millis::ms;
 use crate::records::{AttemptOutcome, RecordStore};
+use crate::subjects::{RepeatedCheck, SubjectStore};
 
 /// The ids of due deliveries to FR-DGSI that `node` claims at `now`.
 async fn claim(node: &Postgres, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Vec<String> {
@@ -236,4 +241,99 @@ async fn a_commit_on_one_front_node_wakes_watchers_on_another() {
         .await
         .unwrap();
     expect_wake(woken, "a commit after listening again").await;
+}
+
+/// The tracker's lease: one front node holds it, renews it at the same
+/// epoch, and the other takes it over, at the next epoch, only once it
+/// lapses. A write fenced by the old epoch commits nothing (the holder
+/// that lost the lease without knowing it); once told, that node is
+/// refused without asking the database. SQLite always holds it.
+#[tokio::test]
+async fn one_front_node_holds_the_tracker_lease_and_a_stale_one_is_fenced() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let ttl = chrono::TimeDelta::seconds(10);
+    assert_eq!(
+        both.sqlite
+            .hold_lease(TRACKER_LEASE, at(0), ttl)
+            .await
+            .unwrap(),
+        Some(HeldLease {
+            epoch: 1,
+            expires_at: None
+        })
+    );
+    let a = &both.postgres;
+    let b = both.another_front_node().await;
+    // A1's deadline is at 3600 s.
+    a.insert_outbound(new_alert("A1", "TR-MIT", 1), vec!["FR-DGSI".into()])
+        .await
+        .unwrap();
+    let t = |s: i64| at(3600 + s);
+    let held = |epoch, until| {
+        Some(HeldLease {
+            epoch,
+            expires_at: Some(until),
+        })
+    };
+
+    assert_eq!(
+        a.hold_lease(TRACKER_LEASE, t(0), ttl).await.unwrap(),
+        held(1, t(10))
+    );
+    assert_eq!(b.hold_lease(TRACKER_LEASE, t(1), ttl).await.unwrap(), None);
+    assert_eq!(
+        a.hold_lease(TRACKER_LEASE, t(5), ttl).await.unwrap(),
+        held(1, t(15))
+    );
+    assert_eq!(b.hold_lease(TRACKER_LEASE, t(14), ttl).await.unwrap(), None);
+    // A stops renewing (stalled, or cut off): B takes over at expiry.
+    assert_eq!(
+        b.hold_lease(TRACKER_LEASE, t(15), ttl).await.unwrap(),
+        held(2, t(25))
+    );
+
+    // A still believes it holds epoch 1: its writes are refused in their
+    // transaction, and flag nothing.
+    fn lost<T>(r: Result<T, Error>) -> bool {
+        matches!(
+            r,
+            Err(Error::LeaseLost {
+                name: TRACKER_LEASE
+            })
+        )
+    }
+    assert!(lost(a.flag_overdue(t(16), |_| "flagged".into()).await));
+    assert!(lost(a.take_steps(Vec::new()).await));
+    let check = || RepeatedCheck {
+        checks: vec![("A1".into(), "FR-DGSI".into())],
+        own_agency: "TR-MIT".into(),
+        now: t(16),
+        threshold: 2,
+        detail: |_, _| "repeated".into(),
+    };
+    assert!(lost(a.check_repeated(check()).await));
+    // B, the holder, flags A1's deadline, once.
+    let flagged = b.flag_overdue(t(16), |_| "flagged".into()).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].alert_id, "A1");
+    assert_eq!(b.take_steps(Vec::new()).await.unwrap(), 0);
+    b.check_repeated(check()).await.unwrap();
+
+    // Told, A is refused without asking; it takes the lease back only
+    // once B's lapses, at epoch 3.
+    assert_eq!(a.hold_lease(TRACKER_LEASE, t(20), ttl).await.unwrap(), None);
+    assert!(lost(a.flag_overdue(t(20), |_| "flagged".into()).await));
+    assert_eq!(
+        a.hold_lease(TRACKER_LEASE, t(25), ttl).await.unwrap(),
+        held(3, t(35))
+    );
+    assert!(
+        a.flag_overdue(t(25), |_| "flagged".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(lost(b.flag_overdue(t(26), |_| "flagged".into()).await));
 }

@@ -38,6 +38,7 @@ mod fixtures;
 mod front_nodes;
 mod hits;
 mod ladder;
+mod leases;
 mod listen;
 mod log;
 mod messages;
