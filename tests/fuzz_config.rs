@@ -155,6 +155,7 @@ static NODE_WORLD: LazyLock<NodeWorld> = LazyLock::new(|| {
         name: String::new(),
         country: String::new(),
         endpoint: closed_port().to_string(),
+        endpoints: vec![],
         hosts: vec![],
         observer,
     };

@@ -87,8 +87,17 @@ pub struct Agency {
     /// Its country code.
     #[serde(default)]
     pub country: String,
-    /// Where its node's gRPC endpoint listens, as `host:port`.
+    /// Where its node's gRPC endpoint listens, as `host:port`: the first
+    /// of its front nodes. May be left out when `endpoints` is given (it
+    /// is then the first of them).
+    #[serde(default)]
     pub endpoint: String,
+    /// Further front nodes of the agency (several processes on one
+    /// database, each presenting the agency's certificate), as
+    /// `host:port`; peers use any that answers (see
+    /// [`Agency::all_endpoints`]). Empty for an agency of one node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     /// Extra DNS names to put in its node certificate (the endpoint's host is
     /// always included), for standard gRPC tools that check host names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -99,6 +108,18 @@ pub struct Agency {
 }
 
 impl Agency {
+    /// Every endpoint of the agency, `endpoint` first, each once: where
+    /// peers try to reach it, in that order.
+    pub fn all_endpoints(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::with_capacity(1 + self.endpoints.len());
+        for e in std::iter::once(&self.endpoint).chain(&self.endpoints) {
+            if !e.is_empty() && !all.contains(&e.as_str()) {
+                all.push(e);
+            }
+        }
+        all
+    }
+
     /// The host part of the endpoint.
     pub fn endpoint_host(&self) -> &str {
         match self.endpoint.rsplit_once(':') {
@@ -271,11 +292,19 @@ impl Federation {
 
     /// Parses and checks federation TOML; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, FederationError> {
-        let fed: Federation =
+        let mut fed: Federation =
             crate::toml_file::from_str(text).map_err(|error| FederationError::Parse {
                 path: origin.to_owned(),
                 error,
             })?;
+        // `endpoints` alone: the first is the agency's `endpoint`.
+        for a in &mut fed.agencies {
+            if a.endpoint.is_empty()
+                && let Some(first) = a.endpoints.first()
+            {
+                a.endpoint = first.clone();
+            }
+        }
         fed.check().map_err(|message| FederationError::Invalid {
             path: origin.to_owned(),
             message,
@@ -296,19 +325,28 @@ impl Federation {
             return Err("no [[agencies]]: a federation needs at least one agency".into());
         }
         let mut seen = BTreeMap::new();
-        for a in &self.agencies {
+        for (i, a) in self.agencies.iter().enumerate() {
             if seen.insert(a.id.clone(), ()).is_some() {
                 return Err(format!("agency {} is listed twice", a.id));
             }
-            let port_ok = a
-                .endpoint
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !port_ok {
+            if a.endpoint.is_empty() {
+                // As the parser words a missing field (`endpoints` may
+                // stand in for it, so the parser cannot tell).
                 return Err(format!(
-                    "agency {}: endpoint {:?} is not host:port",
-                    a.id, a.endpoint
+                    "missing field `endpoint` in [[agencies]] #{}",
+                    i + 1
                 ));
+            }
+            for endpoint in a.all_endpoints() {
+                let port_ok = endpoint
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !port_ok {
+                    return Err(format!(
+                        "agency {}: endpoint {:?} is not host:port",
+                        a.id, endpoint
+                    ));
+                }
             }
         }
         Ok(())
@@ -354,6 +392,53 @@ mod tests {
         assert_eq!(fed.deadlines.routine, Duration::from_secs(7 * 24 * 3600));
         assert!(fed.is_member(&AgencyId::new("FR-DGSI").unwrap()));
         assert_eq!(fed.agencies[1].endpoint_host(), "localhost");
+    }
+
+    /// Several front nodes: `endpoints` beside `endpoint` (tried after
+    /// it, once each), or instead of it (its first is the endpoint); each
+    /// must be host:port, and an agency needs one at least.
+    #[test]
+    fn an_agency_may_list_several_endpoints() {
+        let fed = Federation::parse(FED, "test").unwrap();
+        assert_eq!(fed.agencies[0].all_endpoints(), ["127.0.0.1:7101"]);
+
+        let beside = FED.replace(
+            "endpoint = \"127.0.0.1:7101\"",
+            "endpoint = \"127.0.0.1:7101\"\nendpoints = [\"127.0.0.1:7101\", \"10.0.0.2:7101\"]",
+        );
+        let fed = Federation::parse(&beside, "test").unwrap();
+        assert_eq!(
+            fed.agencies[0].all_endpoints(),
+            ["127.0.0.1:7101", "10.0.0.2:7101"]
+        );
+
+        let instead = FED.replace(
+            "endpoint = \"127.0.0.1:7101\"",
+            "endpoints = [\"10.0.0.1:7101\", \"10.0.0.2:7101\"]",
+        );
+        let fed = Federation::parse(&instead, "test").unwrap();
+        assert_eq!(fed.agencies[0].endpoint, "10.0.0.1:7101");
+        assert_eq!(fed.agencies[0].endpoint_host(), "10.0.0.1");
+        assert_eq!(
+            fed.agencies[0].all_endpoints(),
+            ["10.0.0.1:7101", "10.0.0.2:7101"]
+        );
+
+        let bad = FED.replace(
+            "endpoint = \"127.0.0.1:7101\"",
+            "endpoints = [\"10.0.0.1:7101\", \"10.0.0.2\"]",
+        );
+        let err = Federation::parse(&bad, "f.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("endpoint \"10.0.0.2\" is not host:port"),
+            "{err}"
+        );
+        let none = FED.replace("endpoint = \"127.0.0.1:7101\"", "");
+        let err = Federation::parse(&none, "f.toml").unwrap_err().to_string();
+        assert!(
+            err.ends_with("missing field `endpoint` in [[agencies]] #1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod admission;
 pub mod config;
 mod domain;
 mod error;
+mod failover;
 mod metrics;
 mod outbox;
 mod screening;

@@ -331,7 +331,9 @@ fn load_trust(
     Ok((live, verifier))
 }
 
-/// One lazy, long-lived HTTP/2 channel to each peer.
+/// One lazy, long-lived HTTP/2 channel to each peer; to a peer with
+/// several front nodes (`endpoints`), one that fails over between them
+/// (see [`crate::failover`]).
 fn peer_channels(
     federation: &Federation,
     agency: &AgencyId,
@@ -342,17 +344,38 @@ fn peer_channels(
     let mut peers = Vec::new();
     for peer in federation.agencies.iter().filter(|a| &a.id != agency) {
         let config = tls::live_client_config(live, Identity::Agency(peer.id.clone()))?;
-        let channel = Endpoint::from_shared(format!("http://{}", peer.endpoint))
-            .map_err(|source| StartError::Endpoint {
-                peer: peer.id.clone(),
-                source,
-            })?
-            .connect_timeout(outbox.connect_timeout)
+        let mut uris = Vec::new();
+        for endpoint in peer.all_endpoints() {
+            let parsed = Endpoint::from_shared(format!("http://{endpoint}")).map_err(|source| {
+                StartError::Endpoint {
+                    peer: peer.id.clone(),
+                    source,
+                }
+            })?;
+            uris.push(parsed.uri().clone());
+        }
+        let endpoint = Endpoint::from(uris[0].clone())
             .timeout(limits.request_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .connect_with_connector_lazy(tls::connector_tracked(config, Some(live.clone())));
+            .keep_alive_timeout(Duration::from_secs(10));
+        let connector = tls::connector_tracked(config, Some(live.clone()));
+        let channel = if uris.len() == 1 {
+            endpoint
+                .connect_timeout(outbox.connect_timeout)
+                .connect_with_connector_lazy(connector)
+        } else {
+            // Each front node gets the connect timeout; the whole try
+            // may take them all.
+            let n = u32::try_from(uris.len()).unwrap_or(u32::MAX);
+            endpoint
+                .connect_timeout(outbox.connect_timeout.saturating_mul(n))
+                .connect_with_connector_lazy(crate::failover::failover(
+                    connector,
+                    uris,
+                    outbox.connect_timeout,
+                ))
+        };
         peers.push((peer.id.clone(), channel));
     }
     Ok(peers)

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    AckStore, BlockStore, EventStore, HitStore, LadderStore, MessageStore, OpenStore, RecordStore,
-    SubjectStore, WatchlistStore,
+    AckStore, BlockStore, EventStore, HitStore, LadderStore, LeaseStore, MessageStore, OpenStore,
+    RecordStore, SubjectStore, WatchlistStore,
 };
 
 /// Everything a node asks of its store, in typed methods.
@@ -23,6 +23,7 @@ pub trait Backend:
     + AckStore
     + MessageStore
     + LadderStore
+    + LeaseStore
     + EventStore
     + OpenStore
     + SubjectStore

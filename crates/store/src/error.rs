@@ -35,6 +35,15 @@ pub enum Error {
     /// The row a write refers to does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A write that only the holder of lease `name` may make was refused:
+    /// this handle does not hold it, or no longer at the epoch it took it
+    /// with (another front node took it over). The work stops; whoever
+    /// holds the lease does it.
+    #[error("the {name} lease is held by another front node")]
+    LeaseLost {
+        /// The lease.
+        name: &'static str,
+    },
     /// The store has been closed, or its writer could not start a transaction.
     #[error("the store is closed or cannot write")]
     Closed,

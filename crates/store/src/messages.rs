@@ -28,7 +28,8 @@ pub struct DueMessage {
 /// The outbox of messages other than alerts. Part of [`crate::Backend`].
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Pending messages to `peer` due at `now`, oldest due first.
+    /// Pending messages to `peer` due at `now`, oldest due first; claimed
+    /// on PostgreSQL, as `RecordStore::due_deliveries` says.
     async fn due_messages(
         &self,
         peer: &str,

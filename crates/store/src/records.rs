@@ -252,6 +252,9 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<Vec<AlertHistory>, Error>;
 
     /// Pending deliveries to `recipient` due at `now`, oldest due first.
+    /// On PostgreSQL, where several front nodes share the outbox, they are
+    /// claimed for this node until `record_attempts` (or a lease) ends the
+    /// claim, and rows another node holds are not due here.
     async fn due_deliveries(
         &self,
         recipient: &str,

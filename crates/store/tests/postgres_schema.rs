@@ -375,7 +375,9 @@ fn sqlite_schema(conn: &Connection) -> Schema {
 
 async fn postgres_schema(db: &Client) -> Schema {
     let mut schema = Schema::default();
-    // Only PostgreSQL has the migration record and the sequences.
+    // Only PostgreSQL has the migration record, the sequences, and what
+    // several front nodes share one database with (migration 002: the
+    // leases, and the outbox's claim columns); SQLite has one node a file.
     for row in db
         .query(
             "SELECT c.table_name::text, c.column_name::text, c.data_type::text,
@@ -383,7 +385,8 @@ async fn postgres_schema(db: &Client) -> Schema {
                FROM information_schema.columns c
                JOIN information_schema.tables t USING (table_schema, table_name)
               WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-                AND c.table_name NOT IN ('schema_migrations', 'sequences')
+                AND c.table_name NOT IN ('schema_migrations', 'sequences', 'leases')
+                AND c.column_name NOT IN ('claimed_by', 'claimed_until')
               ORDER BY c.table_name, c.ordinal_position",
             &[],
         )
@@ -411,7 +414,7 @@ async fn postgres_schema(db: &Client) -> Schema {
                JOIN pg_class t ON t.oid = x.indrelid
                JOIN pg_namespace n ON n.oid = t.relnamespace
               WHERE n.nspname = current_schema() AND NOT x.indisprimary
-                AND t.relname NOT IN ('schema_migrations', 'sequences')",
+                AND t.relname NOT IN ('schema_migrations', 'sequences', 'leases')",
             &[],
         )
         .await

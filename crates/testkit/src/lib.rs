@@ -396,6 +396,7 @@ impl Builder {
                 name: format!("{id} (test)"),
                 country: String::new(),
                 endpoint: addr.to_string(),
+                endpoints: vec![],
                 hosts: vec![],
                 observer: self.observers.iter().any(|o| o == id.as_str()),
             });

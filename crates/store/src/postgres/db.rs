@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio_postgres::Row;
 
+use super::listen::{Listener, NOTIFY};
 use super::pool::{self, Pool, PoolOptions};
 use crate::error::Error;
 
@@ -34,7 +35,25 @@ pub(crate) struct Postgres {
     /// [`Postgres::close`], which so waits for them.
     writes: Arc<tokio::sync::RwLock<()>>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Who this handle is among the agency's front nodes: random, made at
+    /// connect, shared by its clones. It names the outbox claims this node
+    /// holds (see [`CLAIM_LEASE`]).
+    holder: Arc<str>,
+    /// Listens for other front nodes' commits (see [`super::listen`]).
+    listener: Arc<Listener>,
+    /// What this handle's `hold_lease` last answered (see
+    /// [`super::leases`]).
+    fences: super::leases::Fences,
 }
+
+/// How long a front node's claim on a due delivery or message lasts
+/// before another front node may take it: longer than a request to a
+/// peer is let run (`[limits] request_timeout`, 30 s by default), so a
+/// live node's claim does not lapse while its request is in flight, and
+/// short enough that a node that dies leaves its deliveries stalled for
+/// no more than this. Recording the attempt releases the claim at once,
+/// whatever the outcome.
+pub(crate) const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,12 +71,40 @@ impl Postgres {
     /// Connects to the database at `url`, migrating it to the latest
     /// schema.
     pub(crate) async fn connect(url: &str, options: PoolOptions) -> Result<Self, Error> {
+        let pool = pool::connect(url, options.clone()).await?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(super::Error::Url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        let holder = new_holder()?;
+        let events = Arc::new(Notify::new());
+        let listener = Listener::start(config, &format!("tocsin-listen-{holder}"), &events);
         Ok(Self {
-            pool: pool::connect(url, options).await?,
-            events: Arc::new(Notify::new()),
+            pool,
+            events,
             writes: Arc::default(),
             closed: Arc::default(),
+            holder: holder.into(),
+            listener: Arc::new(listener),
+            fences: Arc::default(),
         })
+    }
+
+    /// Waits until this handle listens for other front nodes' commits,
+    /// for the `times`th time (it listens again after a lost connection).
+    #[cfg(test)]
+    pub(crate) async fn listening(&self, times: u64) {
+        self.listener.listening(times).await;
+    }
+
+    /// What this handle's `hold_lease` last answered, per lease.
+    pub(crate) fn fences(&self) -> &super::leases::Fences {
+        &self.fences
+    }
+
+    /// This handle's holder id (see [`Postgres::holder`]'s field).
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Runs `f` in a write transaction of its own (see the module's
@@ -80,6 +127,10 @@ impl Postgres {
             match f(&mut tx).await {
                 Ok(value) => {
                     let added = tx.events_added;
+                    if added {
+                        // Heard by every front node once this commits.
+                        tx.client().batch_execute(NOTIFY).await?;
+                    }
                     tx.commit().await?;
                     if added {
                         events.notify_waiters();
@@ -133,6 +184,7 @@ impl Postgres {
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
         let _all = self.writes.write().await;
+        self.listener.stop();
         self.pool.close();
     }
 }
@@ -213,6 +265,18 @@ impl Drop for Tx {
             let _ = deadpool_postgres::Object::take(client);
         }
     }
+}
+
+/// A fresh random holder id: 16 hex digits, unlikely to be any other
+/// front node's (a clash would let two nodes send one delivery at once,
+/// which the receiver's idempotence makes harmless, no worse).
+fn new_holder() -> Result<String, Error> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Damaged("no randomness for a holder id".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// tokio-postgres names only the kind of an error; the server's message

@@ -91,8 +91,11 @@ impl EventStore for Postgres {
         now: DateTime<Utc>,
         detail: for<'f> fn(&'f Flagged) -> String,
     ) -> Result<Vec<Flagged>, Error> {
+        // The tracker's write: only the lease's holder makes it.
+        let fence = self.tracker_fence();
         self.write(move |tx| {
             Box::pin(async move {
+                fence.check(tx).await?;
                 let statement = tx
                     .client()
                     .prepare_cached(sql!(

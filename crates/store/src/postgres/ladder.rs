@@ -82,8 +82,11 @@ impl LadderStore for Postgres {
     }
 
     async fn take_steps(&self, steps: Vec<StepTaken>) -> Result<usize, Error> {
+        // The tracker's write: only the lease's holder makes it.
+        let fence = self.tracker_fence();
         self.write(move |tx| {
             Box::pin(async move {
+                fence.check(tx).await?;
                 let mut taken = 0;
                 for s in &steps {
                     let statement = tx

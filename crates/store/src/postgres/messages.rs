@@ -15,6 +15,8 @@ use crate::records::{AttemptOutcome, OutcomeWords};
 
 #[async_trait]
 impl MessageStore for Postgres {
+    /// Claims what it returns for this front node, as `due_deliveries`
+    /// does (see [`super::db::CLAIM_LEASE`]).
     async fn due_messages(
         &self,
         peer: &str,
@@ -22,31 +24,50 @@ impl MessageStore for Postgres {
         limit: u32,
     ) -> Result<Vec<DueMessage>, Error> {
         let peer = peer.to_owned();
-        self.read(move |client| {
+        let holder = self.holder().to_owned();
+        self.write(move |tx| {
             Box::pin(async move {
-                let statement = client
+                let until = ms(now + super::db::CLAIM_LEASE);
+                let statement = tx
+                    .client()
                     .prepare_cached(sql!(
-                        "SELECT id, kind, envelope, attempts FROM messages
-                         WHERE peer = $1 AND state = {pending} AND next_attempt_at <= $2
-                         ORDER BY next_attempt_at, id LIMIT $3",
+                        "WITH due AS (
+                            SELECT id FROM messages
+                             WHERE peer = $1 AND state = {pending} AND next_attempt_at <= $2
+                               AND (claimed_by IS NULL OR claimed_by = $4 OR claimed_until <= $2)
+                             ORDER BY next_attempt_at, id LIMIT $3
+                             FOR UPDATE SKIP LOCKED)
+                         UPDATE messages m SET claimed_by = $4, claimed_until = $5
+                           FROM due WHERE m.id = due.id
+                         RETURNING m.id, m.kind, m.envelope, m.attempts, m.next_attempt_at",
                         pending = DeliveryState::Pending.code(),
                     ))
                     .await?;
-                client
-                    .query(&statement, &[&peer, &ms(now), &i64::from(limit)])
+                let mut due = tx
+                    .client()
+                    .query(
+                        &statement,
+                        &[&peer, &ms(now), &i64::from(limit), &holder, &until],
+                    )
                     .await?
                     .iter()
                     .map(|r| {
-                        Ok(DueMessage {
-                            id: r.try_get(0)?,
-                            // Kept as found: the caller refuses a corrupt
-                            // row for good instead of stopping the queue.
-                            kind: MessageKind::decode(r.try_get(1)?),
-                            envelope: r.try_get(2)?,
-                            attempts: r.try_get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
-                        })
+                        Ok((
+                            r.try_get::<_, i64>(4)?,
+                            DueMessage {
+                                id: r.try_get(0)?,
+                                // Kept as found: the caller refuses a corrupt
+                                // row for good instead of stopping the queue.
+                                kind: MessageKind::decode(r.try_get(1)?),
+                                envelope: r.try_get(2)?,
+                                attempts: r.try_get::<_, i64>(3)?.try_into().unwrap_or(u32::MAX),
+                            },
+                        ))
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, Error>>()?;
+                // RETURNING keeps no order: oldest due first, as SQLite.
+                due.sort_by(|(a, x), (b, y)| (a, &x.id).cmp(&(b, &y.id)));
+                Ok(due.into_iter().map(|(_, m)| m).collect())
             })
         })
         .await
@@ -58,9 +79,19 @@ impl MessageStore for Postgres {
         at: DateTime<Utc>,
         words: OutcomeWords,
     ) -> Result<(), Error> {
+        let holder = self.holder().to_owned();
         self.write(move |tx| {
             Box::pin(async move {
                 for (id, outcome) in &outcomes {
+                    // Whatever the outcome, this node's claim ends (see
+                    // `record_attempts`).
+                    tx.client()
+                        .execute(
+                            "UPDATE messages SET claimed_by = NULL, claimed_until = NULL
+                              WHERE id = $1 AND claimed_by = $2",
+                            &[id, &holder],
+                        )
+                        .await?;
                     match outcome {
                         AttemptOutcome::Delivered { delivered_at, .. } => {
                             let statement = tx

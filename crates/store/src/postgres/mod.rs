@@ -34,8 +34,12 @@ mod error;
 mod events;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod front_nodes;
 mod hits;
 mod ladder;
+mod leases;
+mod listen;
 mod log;
 mod messages;
 mod open;

@@ -451,10 +451,22 @@ impl RecordStore for Postgres {
         at: DateTime<Utc>,
         words: OutcomeWords,
     ) -> Result<(), Error> {
+        let holder = self.holder().to_owned();
         self.write(move |tx| {
             Box::pin(async move {
                 for outcome in &outcomes {
                     record_attempt(tx, outcome, at, words).await?;
+                    // Whatever the outcome, this node's claim ends: a
+                    // retry is due again to any front node. A claim that
+                    // lapsed and another node took is left to it.
+                    let (alert_id, recipient, _) = outcome;
+                    tx.client()
+                        .execute(
+                            "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
+                              WHERE alert_id = $1 AND recipient = $2 AND claimed_by = $3",
+                            &[alert_id, recipient, &holder],
+                        )
+                        .await?;
                 }
                 Ok(())
             })
@@ -548,6 +560,10 @@ impl RecordStore for Postgres {
         .await
     }
 
+    /// Claims what it returns for this front node (see
+    /// [`super::db::CLAIM_LEASE`]): a row another front node claimed, and
+    /// whose claim is live, is not due here. Our own claims do not hide a
+    /// row from us (the outbox's window keeps us from sending it twice).
     async fn due_deliveries(
         &self,
         recipient: &str,
@@ -555,28 +571,44 @@ impl RecordStore for Postgres {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, Error> {
         let recipient = recipient.to_owned();
-        self.read(move |client| {
+        let holder = self.holder().to_owned();
+        self.write(move |tx| {
             Box::pin(async move {
-                client
+                let until = ms(now + super::db::CLAIM_LEASE);
+                let mut due = tx
+                    .client()
                     .query(
                         sql!(
-                            "SELECT d.alert_id, a.envelope, d.attempts FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-                             WHERE d.recipient = $1 AND d.state = {pending} AND d.next_attempt_at <= $2
-                             ORDER BY d.next_attempt_at, d.alert_id LIMIT $3",
+                            "WITH due AS (
+                                SELECT alert_id FROM deliveries
+                                 WHERE recipient = $1 AND state = {pending} AND next_attempt_at <= $2
+                                   AND (claimed_by IS NULL OR claimed_by = $4 OR claimed_until <= $2)
+                                 ORDER BY next_attempt_at, alert_id LIMIT $3
+                                 FOR UPDATE SKIP LOCKED)
+                             UPDATE deliveries d SET claimed_by = $4, claimed_until = $5
+                               FROM due, alerts a
+                              WHERE d.recipient = $1 AND d.alert_id = due.alert_id AND a.id = d.alert_id
+                             RETURNING d.alert_id, a.envelope, d.attempts, d.next_attempt_at",
                             pending = DeliveryState::Pending.code(),
                         ),
-                        &[&recipient, &ms(now), &i64::from(limit)],
+                        &[&recipient, &ms(now), &i64::from(limit), &holder, &until],
                     )
                     .await?
                     .iter()
                     .map(|r| {
-                        Ok(DueDelivery {
-                            alert_id: r.try_get(0)?,
-                            envelope: r.try_get(1)?,
-                            attempts: r.try_get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
-                        })
+                        Ok((
+                            r.try_get::<_, i64>(3)?,
+                            DueDelivery {
+                                alert_id: r.try_get(0)?,
+                                envelope: r.try_get(1)?,
+                                attempts: r.try_get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
+                            },
+                        ))
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, Error>>()?;
+                // RETURNING keeps no order: oldest due first, as SQLite.
+                due.sort_by(|(a, x), (b, y)| (a, &x.alert_id).cmp(&(b, &y.alert_id)));
+                Ok(due.into_iter().map(|(_, d)| d).collect())
             })
         })
         .await

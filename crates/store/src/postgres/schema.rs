@@ -13,7 +13,10 @@ use tokio_postgres::{Client, IsolationLevel};
 use super::Error;
 
 /// The migrations, oldest first; version N is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_front_nodes.sql"),
+];
 
 /// The schema version this binary migrates to, and the newest it accepts.
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -194,8 +194,11 @@ async fn check_one(
 #[async_trait]
 impl SubjectStore for Postgres {
     async fn check_repeated(&self, check: RepeatedCheck) -> Result<Vec<SubjectFlag>, Error> {
+        // The tracker's write: only the lease's holder makes it.
+        let fence = self.tracker_fence();
         self.write(move |tx| {
             Box::pin(async move {
+                fence.check(tx).await?;
                 let mut raised = Vec::new();
                 for (alert_id, recipient) in &check.checks {
                     if let Some(flag) = check_one(tx, &check, alert_id, recipient).await? {

@@ -16,7 +16,7 @@ pub(crate) struct Both {
     pub(crate) sqlite: Sqlite,
     pub(crate) postgres: Postgres,
     _dir: tempfile::TempDir,
-    _server: TestPostgres,
+    server: TestPostgres,
 }
 
 impl Both {
@@ -40,7 +40,15 @@ impl Both {
             sqlite,
             postgres,
             _dir: dir,
-            _server: server,
+            server,
         })
+    }
+
+    /// Another handle on the same PostgreSQL database, with a pool and a
+    /// holder id of its own: a second front node of the agency.
+    pub(crate) async fn another_front_node(&self) -> Postgres {
+        Postgres::connect(&self.server.url(), PoolOptions::default())
+            .await
+            .expect("connect to the test server")
     }
 }

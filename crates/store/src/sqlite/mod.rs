@@ -23,6 +23,7 @@ pub(crate) mod db;
 pub(crate) mod events;
 pub(crate) mod hits;
 pub(crate) mod ladder;
+pub(crate) mod leases;
 pub(crate) mod messages;
 pub(crate) mod open;
 pub(crate) mod records;
