@@ -53,3 +53,34 @@ pub(crate) static OPEN_STEP: LazyLock<String> = LazyLock::new(|| {
         rejected = DeliveryState::Rejected.code(),
     )
 });
+
+/// Sent alerts awaiting an answer: open, and some delivery neither refused
+/// nor settled (`list_awaiting`).
+pub(crate) static AWAITING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "a.settled = 0 AND a.direction = {outbound} AND EXISTS (
+         SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != {rejected} AND d.settled = 0)",
+        outbound = Direction::Outbound.code(),
+        rejected = DeliveryState::Rejected.code(),
+    )
+});
+
+/// Received alerts this agency owes an answer (`list_owed`).
+pub(crate) static OWED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "a.settled = 0 AND a.direction = {inbound}",
+        inbound = Direction::Inbound.code()
+    )
+});
+
+/// Open alerts past a deadline, either way (`list_overdue`).
+pub(crate) static OVERDUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "a.settled = 0 AND ((a.direction = {outbound} AND EXISTS (
+         SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != {none} AND d.settled = 0))
+      OR (a.direction = {inbound} AND a.flag != {none}))",
+        outbound = Direction::Outbound.code(),
+        inbound = Direction::Inbound.code(),
+        none = DeadlineFlag::None.code(),
+    )
+});

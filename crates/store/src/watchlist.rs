@@ -269,3 +269,20 @@ pub trait WatchlistStore: Send + Sync {
         keys: Vec<(String, String)>,
     ) -> Result<Vec<Option<HeldEntry>>, Error>;
 }
+
+/// Refuses an own-list change that does not fit what is stored: an add
+/// over an entry that exists, an update or removal of one that does not.
+/// `index` is the change's place in its request, for the message.
+pub(crate) fn check_change(index: usize, change: &OwnChange, exists: bool) -> Result<(), Error> {
+    match (&change.op, exists) {
+        (OwnOp::Add(_), true) => Err(Error::Exists(format!(
+            "entries[{index}]: this agency already has a watchlist entry with ref {:?}",
+            change.reference
+        ))),
+        (OwnOp::Update(_) | OwnOp::Remove, false) => Err(Error::NotFound(format!(
+            "this agency has no watchlist entry with ref {:?}",
+            change.reference
+        ))),
+        _ => Ok(()),
+    }
+}

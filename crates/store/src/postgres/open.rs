@@ -5,51 +5,23 @@ use async_trait::async_trait;
 
 use super::db::Postgres;
 use super::records::{ALERT_COLUMNS, alert_row, with_history};
-use crate::codes::{DeadlineFlag, DeliveryState, Direction};
+use crate::conditions::{AWAITING, OVERDUE, OWED};
 use crate::error::Error;
 use crate::open::*;
 use crate::records::AlertHistory;
-use crate::sqlite::sql::sql;
 
 #[async_trait]
 impl OpenStore for Postgres {
     async fn list_awaiting(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where(
-            sql!(
-                "a.settled = 0 AND a.direction = {outbound} AND EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state != {rejected} AND d.settled = 0)",
-                outbound = Direction::Outbound.code(),
-                rejected = DeliveryState::Rejected.code(),
-            ),
-            limit,
-        )
-        .await
+        self.alerts_where(&AWAITING, limit).await
     }
 
     async fn list_owed(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where(
-            sql!(
-                "a.settled = 0 AND a.direction = {inbound}",
-                inbound = Direction::Inbound.code()
-            ),
-            limit,
-        )
-        .await
+        self.alerts_where(&OWED, limit).await
     }
 
     async fn list_overdue(&self, limit: u32) -> Result<Vec<AlertHistory>, Error> {
-        self.alerts_where(
-            sql!(
-                "a.settled = 0 AND ((a.direction = {outbound} AND EXISTS (
-                 SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.flag != {none} AND d.settled = 0))
-              OR (a.direction = {inbound} AND a.flag != {none}))",
-                outbound = Direction::Outbound.code(),
-                inbound = Direction::Inbound.code(),
-                none = DeadlineFlag::None.code(),
-            ),
-            limit,
-        )
-        .await
+        self.alerts_where(&OVERDUE, limit).await
     }
 }
 

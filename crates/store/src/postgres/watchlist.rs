@@ -71,21 +71,7 @@ async fn append_one(
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
-    match (&change.op, &previous) {
-        (OwnOp::Add(_), Some(_)) => {
-            return Err(Error::Exists(format!(
-                "entries[{index}]: this agency already has a watchlist entry with ref {:?}",
-                change.reference
-            )));
-        }
-        (OwnOp::Update(_) | OwnOp::Remove, None) => {
-            return Err(Error::NotFound(format!(
-                "this agency has no watchlist entry with ref {:?}",
-                change.reference
-            )));
-        }
-        _ => {}
-    }
+    check_change(index, change, previous.is_some())?;
     let before = previous.as_deref().map(unlines).unwrap_or_default();
     let seq = tx.next_value("watchlist_log").await?;
     let forms = sign(seq_of(seq), change, &before);

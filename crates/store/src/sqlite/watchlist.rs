@@ -34,21 +34,7 @@ fn append_one(
         .prepare_cached("SELECT releasable_to FROM watchlist_own WHERE ref = ?1")?
         .query_row([&change.reference], |r| r.get(0))
         .optional()?;
-    match (&change.op, &previous) {
-        (OwnOp::Add(_), Some(_)) => {
-            return Err(Error::Exists(format!(
-                "entries[{index}]: this agency already has a watchlist entry with ref {:?}",
-                change.reference
-            )));
-        }
-        (OwnOp::Update(_) | OwnOp::Remove, None) => {
-            return Err(Error::NotFound(format!(
-                "this agency has no watchlist entry with ref {:?}",
-                change.reference
-            )));
-        }
-        _ => {}
-    }
+    check_change(index, change, previous.is_some())?;
     let before = previous.as_deref().map(unlines).unwrap_or_default();
     let seq: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM watchlist_log")?
