@@ -245,6 +245,7 @@ pub(crate) async fn ack(fed: &TestFederation, load: &Load) -> anyhow::Result<Fig
             received.wait(pb::EventKind::Received, &id, 1).await?;
             recipient
                 .acknowledge_alert(pb::AcknowledgeAlertRequest {
+                    id: String::new(),
                     alert_id: id.clone(),
                     disposition: pb::Disposition::Noted as i32,
                     note: String::new(),

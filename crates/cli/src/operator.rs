@@ -349,6 +349,7 @@ pub(crate) async fn ack(args: AckArgs) -> anyhow::Result<()> {
     let mut client = connect(&args.connect).await?;
     let ack = client
         .acknowledge_alert(pb::AcknowledgeAlertRequest {
+            id: String::new(),
             alert_id: args.id.clone(),
             disposition: disposition.to_wire(),
             note: args.note.clone(),

@@ -211,7 +211,7 @@ pub async fn serve(
     let (live, verifier) = load_trust(&material, tls_source, &federation)?;
     let signer = Arc::new(signer);
     stop.track(live.watch(reload_interval, stop.stopping().receiver()));
-    let store = open_store(&data_dir, &store_settings).await?;
+    let store = open_store(&data_dir, &store_settings, local).await?;
     let peers = peer_channels(&federation, &agency, &live, &outbox_options, &limits)?;
     let skew = SkewMonitor::new(limits.clock_skew_tolerance);
     let backoff = (outbox_options.initial_backoff, outbox_options.max_backoff);
@@ -408,10 +408,14 @@ fn access_policy(federation: &Arc<Federation>, agency: &AgencyId) -> tls::Access
 }
 
 /// Opens the store the configuration names: SQLite under `data_dir`, or
-/// the PostgreSQL database of `[store] url` (migrated as needed).
+/// the PostgreSQL database of `[store] url` (migrated as needed), where
+/// this node is one of its agency's front nodes, named by its host and the
+/// address it listens on (`local`): unique among them, and the same at
+/// every start.
 async fn open_store(
     data_dir: &Path,
     settings: &crate::config::StoreSettings,
+    local: SocketAddr,
 ) -> Result<Store, StartError> {
     Ok(match &settings.url {
         None => Store::open(data_dir, StoreOptions::default())?,
@@ -420,6 +424,8 @@ async fn open_store(
             if let Some(n) = settings.max_connections {
                 pool.max_size = n;
             }
+            let host = gethostname::gethostname();
+            pool.front_node = Some(format!("{}/{local}", host.to_string_lossy()));
             Store::connect(url, pool).await?
         }
     })

@@ -275,9 +275,17 @@ impl pb::operator_server::Operator for OperatorService {
         let req = req.into_inner();
         let disposition = tocsin_core::alert::Disposition::from_wire(req.disposition)
             .map_err(crate::Error::from)?;
+        let id = (!req.id.is_empty())
+            .then(|| req.id.parse::<tocsin_core::AlertId>())
+            .transpose()
+            .map_err(|_| {
+                Status::invalid_argument(
+                    ValidationError::new("id", "not an acknowledgement id (a ULID)").to_string(),
+                )
+            })?;
         let node = self.node.clone();
         let ack = detached(async move {
-            node.acknowledge(&operator, &req.alert_id, disposition, req.note)
+            node.acknowledge(&operator, &req.alert_id, disposition, req.note, id)
                 .await
         })
         .await?;

@@ -418,6 +418,7 @@ pub async fn replay(
                 let id = replay.id(label).unwrap_or_default().to_owned();
                 match client(by)?
                     .acknowledge_alert(pb::AcknowledgeAlertRequest {
+                        id: String::new(),
                         alert_id: id,
                         disposition: disposition.to_wire(),
                         note: note.clone(),

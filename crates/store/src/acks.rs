@@ -54,7 +54,8 @@ pub enum AckOutcome {
 #[async_trait]
 pub trait AckStore: Send + Sync {
     /// Stores this agency's acknowledgement of an inbound alert and queues
-    /// it for the originator `peer`, in one transaction.
+    /// it for the originator `peer`, in one transaction. `Conflict` when an
+    /// acknowledgement with its id is stored already (a retried call).
     async fn insert_own_ack(&self, ack: NewAck, peer: String, detail: String) -> Result<(), Error>;
 
     /// Records an acknowledgement received from a recipient of an outbound

@@ -343,6 +343,7 @@ impl Desk {
         self.client
             .clone()
             .acknowledge_alert(pb::AcknowledgeAlertRequest {
+                id: String::new(),
                 alert_id: id.to_owned(),
                 disposition: disposition as i32,
                 note: note.to_owned(),

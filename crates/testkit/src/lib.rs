@@ -40,6 +40,12 @@
 //! its own clock ([`Builder::clock_for`]); [`wait_until`] polls a condition
 //! with a timeout instead of sleeping.
 //!
+//! With [`Builder::postgres`], each agency keeps its store in a database
+//! of its own on a private PostgreSQL server ([`postgres`]); with
+//! [`Builder::front_nodes`], an agency runs as several front nodes on that
+//! one database, each reachable on its own ([`TestFederation::desk_on`],
+//! [`TestFederation::stop_front`]).
+//!
 //! With [`Builder::web`], every node also serves its web desk on a
 //! loopback port; [`TestFederation::web_desk`] gives its address and this
 //! start's token ([`WebDesk`], module [`web`]).
@@ -275,9 +281,22 @@ pub struct Builder {
     routes: Vec<(String, String)>,
     web: bool,
     postgres: Option<Arc<tocsin_pgtest::TestPostgres>>,
+    fronts: BTreeMap<String, usize>,
 }
 
 impl Builder {
+    /// Runs `agency` as `n` front nodes on its one PostgreSQL database
+    /// (needs [`Builder::postgres`]): each its own process-like node, with
+    /// a port, metrics and data directory of its own, all listed as the
+    /// agency's `endpoints` in the federation, so that peers use any that
+    /// answers. Front node 0 is the one [`TestFederation::desk`] and the
+    /// other agency-wide calls reach; [`TestFederation::desk_on`],
+    /// [`TestFederation::stop_front`] and friends reach each.
+    pub fn front_nodes(mut self, agency: impl Into<String>, n: usize) -> Self {
+        self.fronts.insert(agency.into(), n);
+        self
+    }
+
     /// Keeps each node's store in a PostgreSQL database of its own on
     /// `server` (see [`postgres`]) instead of a SQLite file.
     pub fn postgres(mut self, server: Arc<tocsin_pgtest::TestPostgres>) -> Self {
@@ -387,20 +406,38 @@ impl Builder {
         let fed_id = FederationId::new("test.tocsin")?;
         let mut listeners = BTreeMap::new();
         let mut agencies = Vec::new();
+        for (id, n) in &self.fronts {
+            if !self.agencies.contains(id) {
+                bail!("front_nodes({id:?}): {id} is not one of the agencies");
+            }
+            if *n == 0 {
+                bail!("front_nodes({id:?}, 0): an agency has at least one front node");
+            }
+            if *n > 1 && self.postgres.is_none() {
+                bail!(
+                    "front_nodes({id:?}, {n}): several front nodes share one PostgreSQL \
+                     database; give the federation Builder::postgres"
+                );
+            }
+        }
         for id in &self.agencies {
+            let fronts = self.fronts.get(id).copied().unwrap_or(1);
             let id = AgencyId::new(id.clone())?;
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
+            let mut addrs = Vec::new();
+            for front in 0..fronts {
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                addrs.push(listener.local_addr()?.to_string());
+                listeners.insert((id.clone(), front), listener);
+            }
             agencies.push(Agency {
                 id: id.clone(),
                 name: format!("{id} (test)"),
                 country: String::new(),
-                endpoint: addr.to_string(),
-                endpoints: vec![],
+                endpoint: addrs[0].clone(),
+                endpoints: if fronts > 1 { addrs } else { vec![] },
                 hosts: vec![],
                 observer: self.observers.iter().any(|o| o == id.as_str()),
             });
-            listeners.insert(id, listener);
         }
         let mut proxies = BTreeMap::new();
         for (from, to) in &self.routes {
@@ -408,11 +445,11 @@ impl Builder {
             if from == to {
                 bail!("cannot route {from} to itself through a proxy");
             }
-            if !listeners.contains_key(&from) {
+            if !listeners.contains_key(&(from.clone(), 0)) {
                 bail!("cannot route {from} to {to} through a proxy: {from} is not a member");
             }
             let target = listeners
-                .get(&to)
+                .get(&(to.clone(), 0))
                 .with_context(|| {
                     format!("cannot route {from} to {to} through a proxy: {to} is not a member")
                 })?
@@ -452,32 +489,42 @@ impl Builder {
             _postgres: postgres.clone(),
             dir,
         };
-        for (id, listener) in listeners {
-            let store = match &postgres {
-                None => tocsin_node::config::StoreSettings::default(),
-                Some(server) => tocsin_node::config::StoreSettings {
+        let mut urls: BTreeMap<AgencyId, tocsin_node::config::StoreSettings> = BTreeMap::new();
+        for ((id, front), listener) in listeners {
+            let store = match (&postgres, urls.get(&id)) {
+                (_, Some(store)) => store.clone(),
+                (None, None) => tocsin_node::config::StoreSettings::default(),
+                (Some(server), None) => tocsin_node::config::StoreSettings {
                     url: Some(
                         server
                             .create_database(&database_name(&id))
                             .await
                             .with_context(|| format!("create {id}'s PostgreSQL database"))?,
                     ),
-                    max_connections: None,
+                    // A few each, so that several front nodes of several
+                    // agencies stay well within the test server's 40.
+                    max_connections: Some(4),
                 },
             };
+            urls.insert(id.clone(), store.clone());
+            let data = fed.dir.path().join("data").join(id.as_str());
             let slot = Slot {
                 addr: listener.local_addr()?,
-                data_dir: fed.dir.path().join("data").join(id.as_str()),
+                data_dir: if front == 0 {
+                    data
+                } else {
+                    data.join(format!("front-{front}"))
+                },
                 running: None,
                 metrics: None,
                 web: None,
                 store,
             };
-            fed.slots.insert(id.clone(), slot);
+            fed.slots.insert((id.clone(), front), slot);
             if self.down.iter().any(|d| d == id.as_str()) {
                 drop(listener);
             } else {
-                fed.launch(&id, listener)?;
+                fed.launch(&id, front, listener)?;
             }
         }
         Ok(fed)
@@ -490,7 +537,8 @@ fn toml_of(federation: &Federation) -> anyhow::Result<String> {
 
 /// A federation of in-process nodes; every node is stopped when it drops.
 pub struct TestFederation {
-    slots: BTreeMap<AgencyId, Slot>,
+    /// Each agency's front nodes, by (agency, front node number).
+    slots: BTreeMap<(AgencyId, usize), Slot>,
     layout: PkiLayout,
     federation: Federation,
     outbox: OutboxOptions,
@@ -530,6 +578,7 @@ impl TestFederation {
             routes: vec![],
             web: false,
             postgres: None,
+            fronts: BTreeMap::new(),
         }
     }
 
@@ -537,10 +586,31 @@ impl TestFederation {
         Ok(AgencyId::new(agency)?)
     }
 
+    /// `agency`'s first front node.
     fn slot(&self, agency: &AgencyId) -> anyhow::Result<&Slot> {
+        self.front_slot(agency, 0)
+    }
+
+    fn front_slot(&self, agency: &AgencyId, front: usize) -> anyhow::Result<&Slot> {
         self.slots
-            .get(agency)
-            .with_context(|| format!("{agency} is not in this test federation"))
+            .get(&(agency.clone(), front))
+            .with_context(|| match self.fronts_of(agency) {
+                0 => format!("{agency} is not in this test federation"),
+                n => format!("{agency} has {n} front node(s), numbered from 0: no {front}"),
+            })
+    }
+
+    fn fronts_of(&self, agency: &AgencyId) -> usize {
+        self.slots.keys().filter(|(a, _)| a == agency).count()
+    }
+
+    /// How many front nodes `agency` runs ([`Builder::front_nodes`]).
+    pub fn front_nodes(&self, agency: &str) -> anyhow::Result<usize> {
+        let id = Self::id(agency)?;
+        match self.fronts_of(&id) {
+            0 => bail!("{agency} is not in this test federation"),
+            n => Ok(n),
+        }
     }
 
     /// The federation as `agency`'s node sees it: peers it is routed to
@@ -549,13 +619,20 @@ impl TestFederation {
         let mut federation = self.federation.clone();
         for peer in &mut federation.agencies {
             if let Some(proxy) = self.proxies.get(&(agency.clone(), peer.id.clone())) {
+                // Through the proxy only (to the peer's first front node).
                 peer.endpoint = proxy.addr().to_string();
+                peer.endpoints.clear();
             }
         }
         federation
     }
 
-    fn launch(&mut self, agency: &AgencyId, listener: TcpListener) -> anyhow::Result<()> {
+    fn launch(
+        &mut self,
+        agency: &AgencyId,
+        front: usize,
+        listener: TcpListener,
+    ) -> anyhow::Result<()> {
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?;
         metrics.set_nonblocking(true)?;
         let metrics = TcpListener::from_std(metrics)?;
@@ -564,7 +641,7 @@ impl TestFederation {
             // The last start's token is no longer valid; tests wait for
             // this start's.
             let token = self
-                .slot(agency)?
+                .front_slot(agency, front)?
                 .data_dir
                 .join(tocsin_node::WEB_TOKEN_FILE);
             if token.exists() {
@@ -598,8 +675,8 @@ impl TestFederation {
                 &self.layout.signing_key(agency),
                 self.federation.id(),
             )?,
-            data_dir: self.slot(agency)?.data_dir.clone(),
-            store: self.slot(agency)?.store.clone(),
+            data_dir: self.front_slot(agency, front)?.data_dir.clone(),
+            store: self.front_slot(agency, front)?.store.clone(),
             limits: *self
                 .node_limits
                 .get(agency.as_str())
@@ -618,14 +695,17 @@ impl TestFederation {
         let task = tokio::spawn(tocsin_node::serve(options, listener, async move {
             let _ = stopped.await;
         }));
-        let slot = self.slots.get_mut(agency).context("unknown agency")?;
+        let slot = self
+            .slots
+            .get_mut(&(agency.clone(), front))
+            .context("unknown front node")?;
         slot.running = Some(Running { stop, task });
         slot.metrics = Some(metrics_addr);
         slot.web = web_addr;
         Ok(())
     }
 
-    /// The address `agency`'s node listens on.
+    /// The address `agency`'s node listens on (its first front node).
     pub fn addr(&self, agency: &str) -> anyhow::Result<SocketAddr> {
         Ok(self.slot(&Self::id(agency)?)?.addr)
     }
@@ -686,14 +766,53 @@ impl TestFederation {
         self.dir.path()
     }
 
-    /// Stops `agency`'s node gracefully and waits until it has closed its store.
+    /// Stops `agency`'s node gracefully (every front node of it) and waits
+    /// until it has closed its store.
     pub async fn stop_node(&mut self, agency: &str) -> anyhow::Result<()> {
         let id = Self::id(agency)?;
-        let slot = self.slots.get_mut(&id).context("unknown agency")?;
+        let mut stopped = false;
+        for front in 0..self.fronts_of(&id) {
+            if self.front_slot(&id, front)?.running.is_some() {
+                self.stop_front(agency, front).await?;
+                stopped = true;
+            }
+        }
+        if !stopped {
+            bail!("{agency} is not running");
+        }
+        Ok(())
+    }
+
+    /// Starts `agency`'s node again (every front node of it that is not
+    /// running) on the same ports and data directories.
+    pub async fn start_node(&mut self, agency: &str) -> anyhow::Result<()> {
+        let id = Self::id(agency)?;
+        let mut started = false;
+        for front in 0..self.fronts_of(&id) {
+            if self.front_slot(&id, front)?.running.is_none() {
+                self.start_front(agency, front).await?;
+                started = true;
+            }
+        }
+        if !started {
+            bail!("{agency} is already running");
+        }
+        Ok(())
+    }
+
+    /// Stops front node `front` of `agency` gracefully and waits until it
+    /// has closed its store; the agency's other front nodes carry on.
+    pub async fn stop_front(&mut self, agency: &str, front: usize) -> anyhow::Result<()> {
+        let id = Self::id(agency)?;
+        self.front_slot(&id, front)?;
+        let slot = self
+            .slots
+            .get_mut(&(id, front))
+            .context("unknown front node")?;
         let running = slot
             .running
             .take()
-            .with_context(|| format!("{agency} is not running"))?;
+            .with_context(|| format!("{agency}'s front node {front} is not running"))?;
         slot.metrics = None;
         slot.web = None;
         let _ = running.stop.send(());
@@ -701,12 +820,13 @@ impl TestFederation {
         Ok(())
     }
 
-    /// Starts `agency`'s node again on the same port and data directory.
-    pub async fn start_node(&mut self, agency: &str) -> anyhow::Result<()> {
+    /// Starts front node `front` of `agency` again on its port and data
+    /// directory.
+    pub async fn start_front(&mut self, agency: &str, front: usize) -> anyhow::Result<()> {
         let id = Self::id(agency)?;
-        let slot = self.slot(&id)?;
+        let slot = self.front_slot(&id, front)?;
         if slot.running.is_some() {
-            bail!("{agency} is already running");
+            bail!("{agency}'s front node {front} is already running");
         }
         let addr = slot.addr;
         // The port was released when the node stopped; the OS may take a
@@ -717,7 +837,7 @@ impl TestFederation {
             || async move { TcpListener::bind(addr).await.ok() },
         )
         .await?;
-        self.launch(&id, listener)
+        self.launch(&id, front, listener)
     }
 
     /// Stops and starts `agency`'s node.
@@ -765,13 +885,25 @@ impl TestFederation {
         )?)
     }
 
-    /// `agency`'s [`Desk`]: its operator "analyst" on its node, with the
-    /// flow calls and waits of module [`flow`].
+    /// `agency`'s [`Desk`]: its operator "analyst" on its node (its first
+    /// front node), with the flow calls and waits of module [`flow`].
     pub async fn desk(&self, agency: &str) -> anyhow::Result<Desk> {
+        self.desk_on(agency, 0).await
+    }
+
+    /// `agency`'s [`Desk`] on its front node `front` (see
+    /// [`Builder::front_nodes`]): the same operator, another process.
+    pub async fn desk_on(&self, agency: &str, front: usize) -> anyhow::Result<Desk> {
         let material = self.operator_material(agency, "analyst")?;
-        let ch = channel(self.addr(agency)?, &material, &Self::id(agency)?)?;
+        let id = Self::id(agency)?;
+        let ch = channel(self.front_slot(&id, front)?.addr, &material, &id)?;
         Ok(Desk::new(agency, OperatorClient::new(ch.clone()))
             .with_watchlist(pb::watchlist_desk_client::WatchlistDeskClient::new(ch)))
+    }
+
+    /// The address `agency`'s front node `front` listens on.
+    pub fn front_addr(&self, agency: &str, front: usize) -> anyhow::Result<SocketAddr> {
+        Ok(self.front_slot(&Self::id(agency)?, front)?.addr)
     }
 
     /// An operator client on `agency`'s node, as its operator "analyst".

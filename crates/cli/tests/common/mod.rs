@@ -100,15 +100,67 @@ pub(crate) fn eventually(
 /// Writes `dir/federation.toml`: federation `id`, each agency at its
 /// loopback port. Returns its path.
 pub(crate) fn federation_file(dir: &Path, id: &str, agencies: &[(&str, u16)]) -> PathBuf {
+    let fronts: Vec<(&str, Vec<u16>)> = agencies.iter().map(|(a, p)| (*a, vec![*p])).collect();
+    federation_file_of_fronts(dir, id, &fronts)
+}
+
+/// Writes `dir/federation.toml`: federation `id`, each agency with a front
+/// node at each of its loopback ports (`endpoints`). Returns its path.
+pub(crate) fn federation_file_of_fronts(
+    dir: &Path,
+    id: &str,
+    agencies: &[(&str, Vec<u16>)],
+) -> PathBuf {
     let mut text = format!("[federation]\nid = \"{id}\"\n");
-    for (agency, port) in agencies {
+    for (agency, ports) in agencies {
+        let endpoints: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
         text.push_str(&format!(
-            "\n[[agencies]]\nid = \"{agency}\"\nendpoint = \"127.0.0.1:{port}\"\n"
+            "\n[[agencies]]\nid = \"{agency}\"\nendpoints = [{}]\n",
+            endpoints.join(", ")
         ));
     }
     let path = dir.join("federation.toml");
     std::fs::write(&path, text).expect("write the federation file");
     path
+}
+
+/// Points `agency`'s node configuration (the one `pki init` wrote) at the
+/// PostgreSQL database `url`, and writes one for each further front node
+/// beside it (`node-N.toml`, listening at `ports[N]`, with a data directory
+/// of its own). Each node's pool holds at most 4 connections (and its
+/// listener one more), so that four front nodes stay well within the test
+/// server's 40. Returns each front node's configuration, relative to `dir`.
+pub(crate) fn front_node_configs(
+    dir: &Path,
+    agency: &str,
+    ports: &[u16],
+    url: &str,
+) -> Vec<String> {
+    let first = format!("pki/agencies/{agency}/node.toml");
+    let text = std::fs::read_to_string(dir.join(&first)).expect("read the node configuration");
+    let mut config: toml::Table = text.parse().expect("a TOML node configuration");
+    let mut store = toml::Table::new();
+    store.insert("url".into(), url.into());
+    store.insert("max_connections".into(), 4.into());
+    config.insert("store".into(), store.into());
+    let mut paths = Vec::new();
+    for (front, port) in ports.iter().enumerate() {
+        let path = if front == 0 {
+            first.clone()
+        } else {
+            format!("pki/agencies/{agency}/node-{front}.toml")
+        };
+        config.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        if front > 0 {
+            config.insert("data_dir".into(), format!("data-{front}").into());
+            config.remove("metrics_listen");
+            config.remove("web_listen");
+        }
+        std::fs::write(dir.join(&path), toml::to_string(&config).expect("TOML"))
+            .expect("write a front node's configuration");
+        paths.push(path);
+    }
+    paths
 }
 
 /// Runs `pki init` on `federation` into `dir/pki`, and issues each
@@ -185,5 +237,14 @@ pub(crate) fn send_watch(dir: &Path, operator: &str, extra: &[&str]) -> serde_js
 /// How to run `agency`'s node from `dir`, on the configuration `pki init`
 /// wrote for it; its log goes to `node.log` beside that configuration.
 pub(crate) fn node(dir: &Path, agency: &str) -> NodeCommand {
-    NodeCommand::new(BIN, format!("pki/agencies/{agency}/node.toml")).current_dir(dir)
+    node_at(dir, &format!("pki/agencies/{agency}/node.toml"))
+}
+
+/// How to run the node configured in `config` (relative to `dir`) from
+/// `dir`; its log goes beside that configuration, named after it
+/// (`node.toml` logs to `node.log`).
+pub(crate) fn node_at(dir: &Path, config: &str) -> NodeCommand {
+    NodeCommand::new(BIN, config)
+        .current_dir(dir)
+        .log_file(dir.join(Path::new(config).with_extension("log")))
 }

@@ -10,16 +10,27 @@ use tocsin_store::Direction;
 
 use super::{Node, ack_row};
 
+/// What a retried acknowledgement must match to be the same call.
+struct Retried {
+    id: AlertId,
+    operator: String,
+    disposition: Disposition,
+    note: String,
+}
+
 impl Node {
     /// An operator of this agency acknowledges an alert it received. The
     /// acknowledgement is signed, stored and queued for the originator in one
-    /// transaction.
+    /// transaction. With an `id` of the caller's choosing the call is safe
+    /// to retry: the same id and content again answers with what the first
+    /// call stored (see [`Node::reacknowledgement`]).
     pub(crate) async fn acknowledge(
         &self,
         operator: &Identity,
         alert_id: &str,
         disposition: Disposition,
         note: String,
+        id: Option<AlertId>,
     ) -> Result<AckView, Error> {
         let Identity::Operator { agency, name } = operator else {
             return Err(Error::PermissionDenied(format!(
@@ -45,11 +56,22 @@ impl Node {
                 self.agency
             )));
         }
+        let retry = id.map(|id| Retried {
+            id,
+            operator: name.clone(),
+            disposition,
+            note: note.clone(),
+        });
+        if let Some(retry) = &retry
+            && let Some(earlier) = self.reacknowledgement(alert_id, retry).await?
+        {
+            return Ok(earlier);
+        }
         let alert = views::decode_alert(&row.envelope)?;
         let digest = views::stored_digest(&row.digest)?;
         let now = tocsin_core::clock::truncate_ms(self.clock.now());
         let ack = tocsin_core::ack::Acknowledgement {
-            id: AlertId::generate(),
+            id: retry.as_ref().map_or_else(AlertId::generate, |r| r.id),
             alert_id: alert.id,
             alert_digest: digest,
             recipient: self.agency.clone(),
@@ -62,9 +84,25 @@ impl Node {
         let stored = ack_row(&ack, &envelope, now);
         let late = row.due_at.map(|due| now - due).unwrap_or_default();
         let detail = format!("we acknowledged {disposition}{}", late_phrase(late));
-        self.store
+        match self
+            .store
             .insert_own_ack(stored.clone(), alert.originator.to_string(), detail)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // The id is taken: by a retry of this call that won the race
+            // (on another front node), or by another acknowledgement.
+            Err(tocsin_store::Error::Conflict(_)) => {
+                let earlier = match &retry {
+                    Some(retry) => self.reacknowledgement(alert_id, retry).await?,
+                    None => None,
+                };
+                return earlier.ok_or_else(|| {
+                    Error::AlreadyExists(format!("acknowledgement {} already exists", ack.id))
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(alert = %alert.id, disposition = %disposition, operator = %name, "alert acknowledged");
         self.outbox.wake(std::slice::from_ref(&alert.originator));
         views::ack(
@@ -75,6 +113,32 @@ impl Node {
             },
             row.due_at,
         )
+    }
+
+    /// If this alert already holds an acknowledgement with the retried
+    /// call's id: it, when it is the same (a retried call), and
+    /// `AlreadyExists` when it says something else.
+    async fn reacknowledgement(
+        &self,
+        alert_id: &str,
+        retry: &Retried,
+    ) -> Result<Option<AckView>, Error> {
+        let Some(history) = self.store.alert_history(alert_id).await? else {
+            return Ok(None);
+        };
+        let id = retry.id.to_string();
+        let Some(earlier) = history.acks.iter().find(|a| a.ack.id == id) else {
+            return Ok(None);
+        };
+        let same = earlier.ack.operator == retry.operator
+            && earlier.ack.disposition == retry.disposition.to_wire()
+            && earlier.ack.note == retry.note;
+        if !same {
+            return Err(Error::AlreadyExists(format!(
+                "acknowledgement {id} already exists with different content"
+            )));
+        }
+        views::ack(earlier, history.alert.due_at).map(Some)
     }
 
     /// Receives a recipient's signed acknowledgement of an alert this agency
@@ -174,7 +238,13 @@ mod tests {
         f.clock.advance(chrono::Duration::minutes(7));
         let ack = f
             .node
-            .acknowledge(&f.operator(), &id, Disposition::Actioned, "on it".into())
+            .acknowledge(
+                &f.operator(),
+                &id,
+                Disposition::Actioned,
+                "on it".into(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(ack.ack.disposition, Disposition::Actioned);
@@ -213,6 +283,7 @@ mod tests {
                 &sent.alert.id.to_string(),
                 Disposition::Noted,
                 String::new(),
+                None,
             )
             .await
             .expect_err("our own alert");
@@ -224,5 +295,50 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A call retried with its id, after its answer was lost, answers with
+    /// the acknowledgement the first stored and stores nothing more; the
+    /// same id saying something else is refused.
+    #[tokio::test]
+    async fn an_acknowledgement_retried_with_its_id_is_stored_once() {
+        let f = Fixture::new();
+        let tr = f.signer_of("TR-MIT");
+        let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
+        f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
+        let id = f.node.list(None, 1).await.unwrap()[0].alert.id.to_string();
+        let ack_id = tocsin_core::AlertId::generate();
+        let operator = f.operator();
+        let ack = |disposition, note: &str| {
+            f.node
+                .acknowledge(&operator, &id, disposition, note.to_owned(), Some(ack_id))
+        };
+        let first = ack(Disposition::Noted, "seen").await.unwrap();
+        assert_eq!(first.ack.id, ack_id);
+        f.clock.advance(chrono::Duration::minutes(1));
+        let again = ack(Disposition::Noted, "seen").await.unwrap();
+        assert_eq!(again.ack, first.ack);
+        let other = ack(Disposition::Actioned, "seen")
+            .await
+            .expect_err("other content");
+        assert!(
+            matches!(&other, Error::AlreadyExists(m) if m.ends_with("with different content")),
+            "{other:?}"
+        );
+        let view = f.node.get(&id).await.unwrap().unwrap();
+        assert_eq!(view.acknowledgements.len(), 1);
+        let queued = f
+            .store
+            .due_messages("TR-MIT", f.node.now(), 10)
+            .await
+            .unwrap();
+        assert_eq!(queued.len(), 1);
+        let acks = f
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Acknowledged)
+            .count();
+        assert_eq!(acks, 1);
     }
 }

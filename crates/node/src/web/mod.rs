@@ -407,7 +407,7 @@ async fn acknowledge(
     // Detached, as in the gRPC handler: a browser that goes away does not
     // cancel a signed acknowledgement half-way.
     let done = tokio::spawn(async move {
-        node.acknowledge(&operator, &id, disposition, form.note)
+        node.acknowledge(&operator, &id, disposition, form.note, None)
             .await
     })
     .await;

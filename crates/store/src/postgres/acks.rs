@@ -141,6 +141,14 @@ impl AckStore for Postgres {
                         ack.alert_id
                     )));
                 }
+                // An id taken (a retried call's): the caller decides.
+                let statement = tx
+                    .client()
+                    .prepare_cached("SELECT 1 FROM acknowledgements WHERE id = $1")
+                    .await?;
+                if tx.client().query_opt(&statement, &[&ack.id]).await?.is_some() {
+                    return Err(Error::Conflict(ack.id.clone()));
+                }
                 insert_ack(tx.client(), &ack).await?;
                 let statement = tx
                     .client()

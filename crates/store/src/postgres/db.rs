@@ -76,7 +76,13 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
-        let holder = new_holder()?;
+        let holder = match &options.front_node {
+            Some(name) => format!("{name}/{}", new_holder()?),
+            None => new_holder()?,
+        };
+        if let Some(name) = &options.front_node {
+            release_earlier_claims(&pool, name, &holder).await?;
+        }
         let events = Arc::new(Notify::new());
         let listener = Listener::start(config, &format!("tocsin-listen-{holder}"), &events);
         Ok(Self {
@@ -160,19 +166,25 @@ impl Postgres {
 
     /// Like [`Postgres::read`], but everything `f` reads comes from one
     /// snapshot: for reads made of several queries.
+    ///
+    /// Safe to cancel: a caller that goes away mid-read (a peer or an
+    /// operator that hung up) must not hand the pool a connection inside
+    /// its read-only transaction, where the next user's statements would
+    /// run and fail. Such a connection is closed instead.
     pub(crate) async fn read_snapshot<T, F>(&self, f: F) -> Result<T, Error>
     where
         F: for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, Error>> + Send,
     {
-        let client = self.pool.get().await?;
+        let snapshot = Unfinished(Some(self.pool.get().await?));
+        let client = snapshot.client();
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let result = f(&client).await;
+        let result = f(client).await;
         // A read-only transaction has nothing to keep: end it either way,
         // and drop the connection if even that fails.
-        if client.batch_execute("COMMIT").await.is_err() {
-            let _ = deadpool_postgres::Object::take(client);
+        if client.batch_execute("COMMIT").await.is_ok() {
+            snapshot.finished();
         }
         result
     }
@@ -195,16 +207,43 @@ pub(crate) struct Tx {
     events_added: bool,
 }
 
+/// A pooled connection in a transaction that has not ended yet: closed,
+/// not handed back to the pool, if it is dropped so (its user was
+/// cancelled, or beginning failed halfway), because the next user's
+/// statements would run inside that transaction.
+struct Unfinished(Option<deadpool_postgres::Object>);
+
+impl Unfinished {
+    fn client(&self) -> &Client {
+        self.0.as_ref().expect("held until finished or dropped")
+    }
+
+    /// The transaction ended: the connection may go back to the pool.
+    fn finished(mut self) -> Option<deadpool_postgres::Object> {
+        self.0.take()
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+    }
+}
+
 impl Tx {
     async fn begin(client: deadpool_postgres::Object) -> Result<Self, Error> {
-        client
+        let begun = Unfinished(Some(client));
+        begun
+            .client()
             .batch_execute(
                 "BEGIN ISOLATION LEVEL READ COMMITTED;
                  SELECT next FROM sequences WHERE name = 'events' FOR UPDATE",
             )
             .await?;
         Ok(Self {
-            client: Some(client),
+            client: begun.finished(),
             events_added: false,
         })
     }
@@ -270,6 +309,35 @@ impl Drop for Tx {
 /// A fresh random holder id: 16 hex digits, unlikely to be any other
 /// front node's (a clash would let two nodes send one delivery at once,
 /// which the receiver's idempotence makes harmless, no worse).
+/// Releases the outbox claims that an earlier run of front node `name`
+/// left (it was killed while sending): they are due again at once, here or
+/// on another front node. `holder` is this run's own.
+async fn release_earlier_claims(pool: &Pool, name: &str, holder: &str) -> Result<(), Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // Every earlier run's holder is `name/` and random hex: match the
+    // prefix exactly, not as a LIKE pattern.
+    let prefix = format!("{name}/");
+    let released = [
+        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
+          WHERE starts_with(claimed_by, $1) AND claimed_by <> $2",
+        "UPDATE messages SET claimed_by = NULL, claimed_until = NULL
+          WHERE starts_with(claimed_by, $1) AND claimed_by <> $2",
+    ];
+    let mut n = 0;
+    for sql in released {
+        n += tx.execute(sql, &[&prefix, &holder]).await?;
+    }
+    tx.commit().await?;
+    if n > 0 {
+        tracing::info!(
+            claims = n,
+            "released the outbox claims this front node held when it last stopped"
+        );
+    }
+    Ok(())
+}
+
 fn new_holder() -> Result<String, Error> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];

@@ -337,3 +337,83 @@ async fn one_front_node_holds_the_tracker_lease_and_a_stale_one_is_fenced() {
     );
     assert!(lost(b.flag_overdue(t(26), |_| "flagged".into()).await));
 }
+
+/// A handle for front node `name` on `both`'s database (see
+/// `PoolOptions::front_node`), with a pool of `size` connections.
+async fn front_node_named(both: &Both, name: &str, size: usize) -> Postgres {
+    let options = super::pool::PoolOptions {
+        max_size: size,
+        front_node: Some(name.to_owned()),
+        ..Default::default()
+    };
+    Postgres::connect(&both.server_url(), options)
+        .await
+        .expect("connect to the test server")
+}
+
+/// A front node killed while sending leaves its claims; started again
+/// under its name, it releases them at once, so that what it was sending
+/// is due again (here or on another front node) without waiting a minute.
+/// Another front node's start releases nothing of another's, and while a
+/// claim is live the other node is not woken for the row before it lapses.
+#[tokio::test]
+async fn a_restarted_front_node_releases_the_claims_its_last_run_left() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let first_run = front_node_named(&both, "host-a/127.0.0.1:7443", 2).await;
+    let other = front_node_named(&both, "host-b/127.0.0.1:7443", 2).await;
+    first_run
+        .insert_outbound(new_alert("A1", "TR-MIT", 1), vec!["FR-DGSI".into()])
+        .await
+        .unwrap();
+    assert_eq!(claim(&first_run, at(1), 10).await, ["A1"]);
+    // "Killed": it never records the attempt. The other node waits for
+    // the claim to lapse, and is not woken for A1 before.
+    drop(first_run);
+    assert!(claim(&other, at(2), 10).await.is_empty());
+    assert_eq!(
+        other.next_due("FR-DGSI").await.unwrap(),
+        Some(at(1) + CLAIM_LEASE)
+    );
+    // Another node of another name starting releases nothing.
+    let _third = front_node_named(&both, "host-c/127.0.0.1:7443", 2).await;
+    assert!(claim(&other, at(2), 10).await.is_empty());
+    // The killed node starts again: its claim goes, and A1 is due to
+    // whichever front node asks first.
+    let second_run = front_node_named(&both, "host-a/127.0.0.1:7443", 2).await;
+    assert_eq!(
+        other.next_due("FR-DGSI").await.unwrap(),
+        Some(chrono::DateTime::UNIX_EPOCH)
+    );
+    assert_eq!(claim(&other, at(2), 10).await, ["A1"]);
+    assert!(claim(&second_run, at(2), 10).await.is_empty());
+}
+
+/// A snapshot read whose caller goes away midway (a peer hung up) must not
+/// hand its connection back to the pool inside the read-only transaction:
+/// with one connection in the pool, the next write and read still work.
+#[tokio::test]
+async fn a_cancelled_snapshot_read_leaves_no_transaction_behind() {
+    let Some(both) = Both::start().await else {
+        return;
+    };
+    let node = front_node_named(&both, "host-a/127.0.0.1:7443", 1).await;
+    let (started, reading) = tokio::sync::oneshot::channel::<()>();
+    let read = node.read_snapshot(move |client| {
+        Box::pin(async move {
+            client.query("SELECT 1", &[]).await?;
+            let _ = started.send(());
+            std::future::pending::<Result<(), Error>>().await
+        })
+    });
+    tokio::select! {
+        _ = read => panic!("the read never ends"),
+        _ = reading => {}
+    }
+    // The read is dropped here, mid-transaction.
+    node.insert_outbound(new_alert("A1", "TR-MIT", 1), vec!["FR-DGSI".into()])
+        .await
+        .expect("a write after a cancelled read");
+    assert!(node.alert("A1").await.unwrap().is_some());
+}

@@ -30,6 +30,14 @@ pub struct PoolOptions {
     /// How long to wait for the server to accept a new connection (unless
     /// the URL sets `connect_timeout`).
     pub connect_timeout: Duration,
+    /// This node's name among its agency's front nodes, the same at every
+    /// start and unique among them (the node uses its host name and
+    /// listening address). It prefixes the outbox claims this node makes,
+    /// and at connect the claims an earlier run of it left are released,
+    /// so that a node restarted after a crash takes back at once what it
+    /// was sending instead of waiting for its own claims to lapse. None:
+    /// claims left by a crash lapse after their minute.
+    pub front_node: Option<String>,
 }
 
 impl Default for PoolOptions {
@@ -38,6 +46,7 @@ impl Default for PoolOptions {
             max_size: 16,
             wait_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            front_node: None,
         }
     }
 }

@@ -614,8 +614,12 @@ impl RecordStore for Postgres {
         .await
     }
 
+    /// What another front node has claimed, and whose claim is live, is
+    /// due here only when the claim lapses: this node does not wake for
+    /// it before.
     async fn next_due(&self, recipient: &str) -> Result<Option<DateTime<Utc>>, Error> {
         let recipient = recipient.to_owned();
+        let holder = self.holder().to_owned();
         self.read(move |client| {
             Box::pin(async move {
                 // LEAST ignores NULLs: either side may have nothing pending.
@@ -623,11 +627,14 @@ impl RecordStore for Postgres {
                     .query_one(
                         sql!(
                             "SELECT LEAST(
-                                (SELECT MIN(next_attempt_at) FROM deliveries WHERE recipient = $1 AND state = {pending}),
-                                (SELECT MIN(next_attempt_at) FROM messages WHERE peer = $1 AND state = {pending}))",
+                                (SELECT MIN({due}) FROM deliveries WHERE recipient = $1 AND state = {pending}),
+                                (SELECT MIN({due}) FROM messages WHERE peer = $1 AND state = {pending}))",
                             pending = DeliveryState::Pending.code(),
+                            due = "CASE WHEN claimed_by IS NOT NULL AND claimed_by <> $2
+                                        THEN GREATEST(next_attempt_at, claimed_until)
+                                        ELSE next_attempt_at END",
                         ),
-                        &[&recipient],
+                        &[&recipient, &holder],
                     )
                     .await?
                     .try_get(0)?;

@@ -44,10 +44,15 @@ impl Both {
         })
     }
 
+    /// The PostgreSQL database's connection string.
+    pub(crate) fn server_url(&self) -> String {
+        self.server.url()
+    }
+
     /// Another handle on the same PostgreSQL database, with a pool and a
     /// holder id of its own: a second front node of the agency.
     pub(crate) async fn another_front_node(&self) -> Postgres {
-        Postgres::connect(&self.server.url(), PoolOptions::default())
+        Postgres::connect(&self.server_url(), PoolOptions::default())
             .await
             .expect("connect to the test server")
     }

@@ -114,6 +114,13 @@ impl AckStore for Sqlite {
             if direction != Some(Direction::Inbound) {
                 return Err(Error::NotFound(format!("no received alert {}", ack.alert_id)));
             }
+            // An id taken (a retried call's): the caller decides.
+            if conn
+                .prepare_cached("SELECT 1 FROM acknowledgements WHERE id = ?1")?
+                .exists([&ack.id])?
+            {
+                return Err(Error::Conflict(ack.id.clone()));
+            }
             insert_ack(conn, &ack)?;
             conn.prepare_cached(
                 "INSERT INTO messages (id, peer, kind, envelope, state, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
