@@ -65,18 +65,32 @@ struct Cli {
     /// instead of SQLite files.
     #[arg(long, global = true)]
     postgres: bool,
+    /// `deliver` and `ack` with `--postgres`: run each agency as this many
+    /// front nodes on its database, the load spread over them.
+    #[arg(long, global = true, default_value_t = 1)]
+    front_nodes: usize,
 }
 
 /// The two-agency federation `deliver` and `ack` run on: SQLite files,
-/// or each node's store in a PostgreSQL database of its own.
-async fn federation(postgres: bool) -> anyhow::Result<TestFederation> {
+/// or each node's store in a PostgreSQL database of its own, each agency
+/// as `fronts` front nodes.
+async fn federation(postgres: bool, fronts: usize) -> anyhow::Result<TestFederation> {
     let builder = TestFederation::builder();
     if !postgres {
+        anyhow::ensure!(
+            fronts == 1,
+            "--front-nodes {fronts}: several front nodes share a PostgreSQL database; add --postgres"
+        );
         return builder.start().await;
     }
     let server = tocsin_testkit::postgres()?
         .ok_or_else(|| anyhow::anyhow!("--postgres: no PostgreSQL binaries on this machine"))?;
-    builder.postgres(server).start().await
+    builder
+        .postgres(server)
+        .front_nodes("TR-MIT", fronts)
+        .front_nodes("FR-DGSI", fronts)
+        .start()
+        .await
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
             vec![net::baseline(&fed, &load).await?]
         }
         Command::Deliver(load) => {
-            let fed = federation(cli.postgres).await?;
+            let fed = federation(cli.postgres, cli.front_nodes).await?;
             let base = net::baseline(&fed, &load.for_baseline()).await?;
             let d = net::deliver(&fed, &load).await?;
             beside_baseline(base, d, &load)
@@ -251,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
             .await?,
         ],
         Command::Ack(load) => {
-            let fed = federation(cli.postgres).await?;
+            let fed = federation(cli.postgres, cli.front_nodes).await?;
             let base = net::baseline(&fed, &load.for_baseline()).await?;
             let a = net::ack(&fed, &load).await?;
             beside_baseline(base, a, &load)

@@ -113,14 +113,15 @@ pub(crate) async fn baseline(fed: &TestFederation, load: &Load) -> anyhow::Resul
 /// when the first was submitted, when the last was delivered, and the
 /// latencies (µs) from submission to delivery.
 async fn submit_until_delivered(
-    op: OperatorClient<Channel>,
+    ops: Vec<OperatorClient<Channel>>,
     load: &Load,
 ) -> anyhow::Result<(Instant, Instant, Histogram<u64>)> {
-    let events = EventWatch::start(op.clone()).await?;
+    // Every front node's commits are in the one log: one watch sees all.
+    let events = EventWatch::start(ops.first().context("no front node")?.clone()).await?;
     let submitted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let subs = submitted.clone();
-    let (started, _, _) = drive(load, move |_| {
-        let (op, subs) = (op.clone(), subs.clone());
+    let (started, _, _) = drive(load, move |i| {
+        let (op, subs) = (ops[i % ops.len()].clone(), subs.clone());
         async move {
             let t = Instant::now();
             let id = submit(op, &["FR-DGSI"]).await?;
@@ -140,9 +141,9 @@ async fn submit_until_delivered(
 }
 
 /// Alerts TR-MIT to FR-DGSI; each counts when TR-MIT has committed the
-/// verified receipt.
+/// verified receipt. Submissions are spread over TR-MIT's front nodes.
 pub(crate) async fn deliver(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
-    let (started, ended, h) = submit_until_delivered(fed.operator("TR-MIT").await?, load).await?;
+    let (started, ended, h) = submit_until_delivered(fed.operators("TR-MIT")?, load).await?;
     let mut f = Figures::new("deliver", load, ended - started, &h);
     f.note = "submit to receipt verified and committed on the sender".into();
     Ok(f)
@@ -227,16 +228,17 @@ pub(crate) async fn backlog(load: &Load) -> anyhow::Result<Figures> {
 }
 
 /// The full cycle: deliver, acknowledge at the recipient, the originator
-/// records the acknowledgement.
+/// records the acknowledgement. Submissions and acknowledgements are
+/// spread over each agency's front nodes.
 pub(crate) async fn ack(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
-    let sender = fed.operator("TR-MIT").await?;
-    let recipient = fed.operator("FR-DGSI").await?;
-    let sent = EventWatch::start(sender.clone()).await?;
-    let received = EventWatch::start(recipient.clone()).await?;
-    let (started, ended, h) = drive(load, move |_| {
+    let senders = fed.operators("TR-MIT")?;
+    let recipients = fed.operators("FR-DGSI")?;
+    let sent = EventWatch::start(fed.operator("TR-MIT").await?).await?;
+    let received = EventWatch::start(fed.operator("FR-DGSI").await?).await?;
+    let (started, ended, h) = drive(load, move |i| {
         let (sender, mut recipient, sent, received) = (
-            sender.clone(),
-            recipient.clone(),
+            senders[i % senders.len()].clone(),
+            recipients[i % recipients.len()].clone(),
             sent.clone(),
             received.clone(),
         );
@@ -319,7 +321,7 @@ pub(crate) async fn flood(load: &Load, flood_c: usize) -> anyhow::Result<Vec<Fig
     }
     // Let the flood build up before measuring the steady sender.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (started, ended, h) = submit_until_delivered(steady, load).await?;
+    let (started, ended, h) = submit_until_delivered(vec![steady], load).await?;
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.await??;

@@ -911,6 +911,19 @@ impl TestFederation {
         self.operator_as(agency, "analyst", agency)
     }
 
+    /// An operator client on every front node of `agency`, in order, as
+    /// its operator "analyst".
+    pub fn operators(&self, agency: &str) -> anyhow::Result<Vec<OperatorClient<Channel>>> {
+        let material = self.operator_material(agency, "analyst")?;
+        let id = Self::id(agency)?;
+        (0..self.front_nodes(agency)?)
+            .map(|front| {
+                let ch = channel(self.front_slot(&id, front)?.addr, &material, &id)?;
+                Ok(OperatorClient::new(ch))
+            })
+            .collect()
+    }
+
     /// An operator client connecting to `node`'s node with the certificate
     /// of operator `name` of `agency` (which may be another agency, to test
     /// refusals).
