@@ -521,3 +521,21 @@ async fn a_source_at_an_older_schema_is_refused() {
     );
     assert!(err.to_string().contains("start its node once"), "{err}");
 }
+
+#[test]
+fn a_store_url_is_shown_without_its_password() {
+    use tocsin_store::audit::StoreLocation;
+    use tocsin_store::postgres::describe_url;
+    assert_eq!(
+        describe_url("postgres://tocsin:sekrit@db.example:5433/tocsin_tr"),
+        "postgresql://tocsin@db.example:5433/tocsin_tr"
+    );
+    assert_eq!(
+        describe_url("host=/var/run/postgresql user=tocsin password=sekrit dbname=tocsin_tr"),
+        "postgresql://tocsin@/var/run/postgresql/tocsin_tr"
+    );
+    assert!(!describe_url("password=sekrit bogus").contains("sekrit"));
+    let at = StoreLocation::Url("host=/run user=u password=sekrit dbname=d".into());
+    assert!(!format!("{at:?}").contains("sekrit"));
+    assert!(!at.describe().contains("sekrit"));
+}
