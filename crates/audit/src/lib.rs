@@ -5,7 +5,8 @@
 //! federated post-mortem, which reads several agencies' bundles.
 //!
 //! The store keeps the hash chain and checks it row by row
-//! ([`tocsin_store::audit`]); this module adds what needs the federation's
+//! ([`tocsin_store::audit`]), in a SQLite or a PostgreSQL store alike
+//! ([`StoreLocation`]); this module adds what needs the federation's
 //! trust: every stored envelope's signature, checked against the federation
 //! CA, and the export bundle, whose head is signed with the agency's signing
 //! key so that another party can check it offline with the CA certificate

@@ -539,3 +539,54 @@ fn a_store_url_is_shown_without_its_password() {
     assert!(!format!("{at:?}").contains("sekrit"));
     assert!(!at.describe().contains("sekrit"));
 }
+
+/// The one check, on either backend's rows: the same edits made to the
+/// SQLite store and to its copy in PostgreSQL are found alike.
+#[tokio::test]
+async fn edits_are_found_alike_in_sqlite_and_in_its_postgresql_copy() {
+    let Some(pg) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    filled_and_closed(dir.path()).await;
+    let url = pg.create_database("edited").await.unwrap();
+    migrate::sqlite_to_postgres(dir.path(), &url, |_| {})
+        .await
+        .unwrap();
+
+    // An event reworded, an envelope replaced, an envelope no entry
+    // recorded, an audit entry's hash zeroed.
+    let edits = [
+        "UPDATE events SET detail = 'reworded' WHERE id = 3",
+        "UPDATE alerts SET envelope = CAST('x' AS BLOB) WHERE id = 'B1'",
+        "UPDATE deliveries SET receipt = CAST('forged' AS BLOB) WHERE alert_id = 'A2' AND recipient = 'BE-VSSE'",
+        "UPDATE audit_log SET hash = zeroblob(32) WHERE seq = 5",
+    ];
+    {
+        let conn = rusqlite::Connection::open(Store::database_path(dir.path())).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER audit_log_no_update;")
+            .unwrap();
+        for edit in edits {
+            conn.execute(edit, []).unwrap();
+        }
+    }
+    {
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "DROP TRIGGER events_no_update ON events;
+                 DROP TRIGGER audit_log_no_update ON audit_log;",
+            )
+            .await
+            .unwrap();
+        for edit in edits {
+            let edit = edit
+                .replace(" AS BLOB)", " AS BYTEA)")
+                .replace("zeroblob(32)", "decode(repeat('00', 32), 'hex')");
+            client.batch_execute(&edit).await.unwrap();
+        }
+    }
+    let sqlite = check_sqlite(dir.path());
+    let postgres = check_postgres(&url).await;
+    assert!(sqlite.findings.len() >= 4, "{:?}", sqlite.findings);
+    assert_eq!(format!("{postgres:?}"), format!("{sqlite:?}"));
+}
