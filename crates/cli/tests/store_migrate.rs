@@ -2,7 +2,8 @@
 //! the real binary: a node's SQLite store, filled by real nodes exchanging
 //! a real alert and its acknowledgement, moved into PostgreSQL; its record
 //! then verifies there with the same head, exports a bundle that verifies
-//! offline, and a second move into the same database is refused.
+//! offline, a second move into the same database is refused, and the
+//! node runs on and writes the moved store.
 //!
 //! The test starts a private PostgreSQL server (tocsin-pgtest); without
 //! the binaries it prints SKIPPED and passes, unless
@@ -159,6 +160,32 @@ async fn a_store_moved_to_postgresql_keeps_its_verified_record() -> anyhow::Resu
         &["audit", "verify", "--config", pg_config, "--json"],
     ));
     assert_eq!(again["head"], head, "{again}");
+
+    // The node goes on from PostgreSQL: a new alert's events follow the
+    // copied ones, and the record still verifies.
+    let mut tr = tocsin_testkit::NodeCommand::new(common::BIN, pg_config)
+        .current_dir(dir)
+        .start()
+        .await?;
+    let mut fr = common::node(dir, "FR-DGSI").start().await?;
+    let second = common::send_watch(dir, alice, &[]);
+    let second = second["id"].as_str().unwrap().to_owned();
+    eventually(
+        dir,
+        &["alert", "show", &second, "--operator", alice, "--json"],
+        "the second alert is delivered",
+        |v| v["deliveries"][0]["state"] == "DELIVERED",
+    );
+    tr.terminate().await?;
+    fr.terminate().await?;
+    let after = json(&ok(
+        dir,
+        &["audit", "verify", "--config", pg_config, "--json"],
+    ));
+    assert_eq!(after["ok"], true, "{after}");
+    // Submitted and delivered, after the three copied.
+    assert_eq!(after["entries"], 5, "{after}");
+    assert_eq!(after["head"]["seq"], 5, "{after}");
 
     // A database that holds no store is not one to verify.
     let empty = pg.create_database("empty").await?;
