@@ -253,6 +253,20 @@ pub async fn sqlite_to_postgres(
             first: format!("entry {}: {}: {}", first.seq, first.problem, first.detail),
         });
     }
+    // Every table the source has is one the copy knows: a table added to
+    // the SQLite schema and not here would otherwise be left behind.
+    let source_tables: Vec<String> = src
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if let Some(unknown) = source_tables.iter().find(|t| !TABLES.contains(&t.as_str())) {
+        return Err(Error::Schema {
+            table: unknown.clone(),
+            what: "is in the source store, and this binary does not know how to copy it".into(),
+        });
+    }
     for table in TABLES {
         let exists: bool = src.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",

@@ -503,23 +503,38 @@ async fn a_source_that_fails_verification_is_not_copied() {
 }
 
 #[tokio::test]
-async fn a_source_at_an_older_schema_is_refused() {
+async fn a_source_at_another_schema_is_refused() {
     let Some(pg) = server() else { return };
     let dir = tempfile::tempdir().unwrap();
     filled_and_closed(dir.path()).await;
-    {
-        let conn = rusqlite::Connection::open(Store::database_path(dir.path())).unwrap();
-        conn.pragma_update(None, "user_version", 11).unwrap();
-    }
+    let conn = rusqlite::Connection::open(Store::database_path(dir.path())).unwrap();
+    let latest: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "user_version", latest - 1)
+        .unwrap();
     let url = pg.create_database("older").await.unwrap();
     let err = migrate::sqlite_to_postgres(dir.path(), &url, |_| {})
         .await
         .unwrap_err();
     assert!(
-        matches!(err, MigrateError::SourceVersion { found: 11, .. }),
+        matches!(err, MigrateError::SourceVersion { found, .. } if found == latest - 1),
         "{err:?}"
     );
     assert!(err.to_string().contains("start its node once"), "{err}");
+
+    // At the latest version, but with a table the copy does not know.
+    conn.pragma_update(None, "user_version", latest).unwrap();
+    conn.execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    let err = migrate::sqlite_to_postgres(dir.path(), &url, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::Schema { table, .. } if table == "notes"),
+        "{err:?}"
+    );
+    assert_eq!(count_rows(&url).await, 0);
 }
 
 #[test]
