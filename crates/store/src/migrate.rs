@@ -69,7 +69,7 @@ const SEQUENCES: &[(&str, &str, &str)] = &[
 pub enum Error {
     /// The source store could not be opened or read.
     #[error("source store: {0}")]
-    Source(#[source] crate::Error),
+    Source(crate::Error),
     /// The source's schema is not this binary's latest.
     #[error(
         "source store {path} has SQLite schema version {found}, not this binary's {latest}: {advice}"
@@ -143,13 +143,27 @@ pub enum Error {
     },
     /// SQLite failed while reading the source.
     #[error("source store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// PostgreSQL failed: connecting, migrating or copying.
     #[error("target database: {0}")]
-    Postgres(#[from] crate::postgres::Error),
+    Postgres(crate::postgres::Error),
     /// The target's check failed to run.
     #[error("target database: {0}")]
     Store(crate::Error),
+}
+
+// The causes' text is in each variant's own (they are not `#[source]`), so
+// that a report of the whole chain says it once.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
+}
+
+impl From<crate::postgres::Error> for Error {
+    fn from(e: crate::postgres::Error) -> Self {
+        Error::Postgres(e)
+    }
 }
 
 impl From<tokio_postgres::Error> for Error {
