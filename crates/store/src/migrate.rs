@@ -357,7 +357,7 @@ pub async fn sqlite_to_postgres(
         next.push((*name, value));
     }
     let after = check_rows(
-        &mut PostgresRows { tx: &tx },
+        &mut PostgresRows::new(&tx),
         |_, _| {},
         |done, total| {
             progress(Progress::Checking {
@@ -559,7 +559,7 @@ async fn copy_table(
         let refs: Vec<&(dyn ToSql + Sync)> = cells.iter().map(Cell::sql).collect();
         writer.as_mut().write(&refs).await?;
         done += 1;
-        if done.is_multiple_of(REPORT_EVERY) {
+        if done.is_multiple_of(REPORT_EVERY) && done < total {
             progress(Progress::Copying { table, done, total });
         }
     }

@@ -152,7 +152,7 @@ impl AuditReader {
                     .read_only(true)
                     .start()
                     .await?;
-                let check = check_rows(&mut PostgresRows { tx: &tx }, visit, progress).await?;
+                let check = check_rows(&mut PostgresRows::new(&tx), visit, progress).await?;
                 tx.rollback().await?;
                 Ok(check)
             }),
@@ -206,6 +206,9 @@ pub(crate) async fn check_rows(
         let page = rows.entries_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
+        // The chain first, entry by entry; then the page's envelopes, read
+        // at once (one round trip on PostgreSQL, not one per envelope).
+        let mut entries = Vec::with_capacity(page.len());
         for stored in page {
             let seq = u64::try_from(stored.seq).unwrap_or(0);
             let evidence = match decode_evidence(&stored.evidence) {
@@ -239,9 +242,18 @@ pub(crate) async fn check_rows(
             };
             chain.push(&entry);
             event_ids.push((entry.event.id, seq));
+            entries.push((entry, stored.now));
+        }
+        let locations: Vec<Location> = entries
+            .iter()
+            .flat_map(|(e, _)| e.evidence.iter().map(|r| r.location.clone()))
+            .collect();
+        let mut fetched = rows.envelopes(&locations).await?.into_iter();
 
+        for (entry, now) in entries {
+            let seq = entry.seq;
             // The event as the events table holds it now.
-            match stored.now {
+            match now {
                 None => findings.push(Finding::new(
                     seq,
                     Problem::Removed,
@@ -259,7 +271,7 @@ pub(crate) async fn check_rows(
             let mut found = Vec::with_capacity(entry.evidence.len());
             for r in &entry.evidence {
                 let l = &r.location;
-                let bytes = rows.envelope(l).await?;
+                let bytes = fetched.next().flatten();
                 if !recorded.insert(l.clone()) {
                     findings.push(Finding::new(
                         seq,
@@ -272,7 +284,7 @@ pub(crate) async fn check_rows(
             }
             findings.extend(check_evidence(&entry, &found));
             visit(&entry, &found);
-            if chain.entries().is_multiple_of(10_000) {
+            if chain.entries().is_multiple_of(10_000) && chain.entries() < total {
                 progress(chain.entries(), total);
             }
         }

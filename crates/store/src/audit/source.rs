@@ -6,6 +6,8 @@
 //! read transaction, a PostgreSQL REPEATABLE READ one): every query of one
 //! check sees the same snapshot.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
@@ -33,8 +35,9 @@ pub(crate) trait AuditRows {
     async fn entry_count(&mut self) -> Result<u64, Error>;
     /// Up to `limit` entries after seq `after`, in seq order.
     async fn entries_after(&mut self, after: i64, limit: i64) -> Result<Vec<StoredEntry>, Error>;
-    /// The envelope stored at `l`, if the row and its column are there.
-    async fn envelope(&mut self, l: &Location) -> Result<Option<Vec<u8>>, Error>;
+    /// The envelope stored at each of `ls`, in order: none where the row
+    /// or its column is not there.
+    async fn envelopes(&mut self, ls: &[Location]) -> Result<Vec<Option<Vec<u8>>>, Error>;
     /// The events recorded by the entries within 64 of `seq` (not `seq`).
     async fn entries_near(&mut self, seq: i64) -> Result<Vec<(i64, AuditEvent)>, Error>;
     /// Every event id in the events table.
@@ -107,13 +110,18 @@ impl AuditRows for SqliteRows<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    async fn envelope(&mut self, l: &Location) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self
-            .conn
-            .prepare_cached(l.kind.select())?
-            .query_row(params![l.key, l.key2], |r| r.get(0))
-            .optional()?
-            .flatten())
+    async fn envelopes(&mut self, ls: &[Location]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let mut found = Vec::with_capacity(ls.len());
+        for l in ls {
+            found.push(
+                self.conn
+                    .prepare_cached(l.kind.select())?
+                    .query_row(params![l.key, l.key2], |r| r.get(0))
+                    .optional()?
+                    .flatten(),
+            );
+        }
+        Ok(found)
     }
 
     async fn entries_near(&mut self, seq: i64) -> Result<Vec<(i64, AuditEvent)>, Error> {
@@ -150,7 +158,18 @@ impl AuditRows for SqliteRows<'_> {
 /// A PostgreSQL store's rows, read in `tx` (REPEATABLE READ, or the
 /// migration's own write transaction).
 pub(crate) struct PostgresRows<'a> {
-    pub(crate) tx: &'a tokio_postgres::Transaction<'a>,
+    tx: &'a tokio_postgres::Transaction<'a>,
+    /// Each kind's envelope query, prepared once.
+    selects: HashMap<EvidenceKind, tokio_postgres::Statement>,
+}
+
+impl<'a> PostgresRows<'a> {
+    pub(crate) fn new(tx: &'a tokio_postgres::Transaction<'a>) -> Self {
+        Self {
+            tx,
+            selects: HashMap::new(),
+        }
+    }
 }
 
 fn pg_event(r: &tokio_postgres::Row, first: usize) -> Result<AuditEvent, tokio_postgres::Error> {
@@ -199,15 +218,27 @@ impl AuditRows for PostgresRows<'_> {
         Ok(entries)
     }
 
-    async fn envelope(&mut self, l: &Location) -> Result<Option<Vec<u8>>, Error> {
-        let row = self
-            .tx
-            .query_opt(&dollars(l.kind.select()), &[&l.key, &l.key2])
-            .await?;
-        match row {
-            Some(r) => Ok(r.try_get(0)?),
-            None => Ok(None),
+    async fn envelopes(&mut self, ls: &[Location]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        for kind in EvidenceKind::ALL {
+            if !self.selects.contains_key(&kind) && ls.iter().any(|l| l.kind == kind) {
+                let statement = self.tx.prepare(&dollars(kind.select())).await?;
+                self.selects.insert(kind, statement);
+            }
         }
+        // Sent together: tokio-postgres pipelines the queries of one
+        // connection, so a page costs a round trip, not one per envelope.
+        let selects = &self.selects;
+        let tx = self.tx;
+        let queries = ls.iter().map(|l| async move {
+            let Some(statement) = selects.get(&l.kind) else {
+                return Ok(None);
+            };
+            match tx.query_opt(statement, &[&l.key, &l.key2]).await? {
+                Some(r) => Ok::<_, Error>(r.try_get(0)?),
+                None => Ok(None),
+            }
+        });
+        futures::future::try_join_all(queries).await
     }
 
     async fn entries_near(&mut self, seq: i64) -> Result<Vec<(i64, AuditEvent)>, Error> {
