@@ -5,7 +5,8 @@
 //! federated post-mortem, which reads several agencies' bundles.
 //!
 //! The store keeps the hash chain and checks it row by row
-//! ([`tocsin_store::audit`]); this module adds what needs the federation's
+//! ([`tocsin_store::audit`]), in a SQLite or a PostgreSQL store alike
+//! ([`StoreLocation`]); this module adds what needs the federation's
 //! trust: every stored envelope's signature, checked against the federation
 //! CA, and the export bundle, whose head is signed with the agency's signing
 //! key so that another party can check it offline with the CA certificate
@@ -39,7 +40,7 @@ use tocsin_store::audit::{
 use tocsin_trust::signing::Verified;
 use tocsin_trust::{Signer, Verifier, ack, notice, receipt, reminder};
 
-pub use tocsin_store::audit::{AuditHead, Finding, Problem};
+pub use tocsin_store::audit::{AuditHead, Finding, Problem, StoreLocation};
 
 pub mod federated;
 
@@ -356,7 +357,18 @@ pub fn verify_store(
     trust: Trust,
     progress: impl FnMut(u64, u64),
 ) -> Result<Report, AuditError> {
-    walk_store(data_dir, trust, None, |_, _| Ok(()), progress)
+    verify_store_at(&StoreLocation::Dir(data_dir.to_owned()), trust, progress)
+}
+
+/// [`verify_store`] on the store at `at`: a SQLite data directory, or a
+/// PostgreSQL database (read in one REPEATABLE READ snapshot). Blocking:
+/// call it off the async runtime's workers.
+pub fn verify_store_at(
+    at: &StoreLocation,
+    trust: Trust,
+    progress: impl FnMut(u64, u64),
+) -> Result<Report, AuditError> {
+    walk_store(at, trust, None, |_, _| Ok(()), progress)
 }
 
 /// Like [`verify_store`], and also checks that the store still holds the
@@ -364,6 +376,21 @@ pub fn verify_store(
 /// head must be unchanged. The bundle is checked first, offline.
 pub fn verify_store_against(
     data_dir: &Path,
+    trust: Trust,
+    bundle: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<Report, AuditError> {
+    verify_store_against_at(
+        &StoreLocation::Dir(data_dir.to_owned()),
+        trust,
+        bundle,
+        progress,
+    )
+}
+
+/// [`verify_store_against`] on the store at `at` (see [`verify_store_at`]).
+pub fn verify_store_against_at(
+    at: &StoreLocation,
     trust: Trust,
     bundle: &Path,
     mut progress: impl FnMut(u64, u64),
@@ -400,7 +427,7 @@ pub fn verify_store_against(
         hashes: earlier.hashes,
         head,
     };
-    walk_store(data_dir, trust, Some(pinned), |_, _| Ok(()), progress)
+    walk_store(at, trust, Some(pinned), |_, _| Ok(()), progress)
 }
 
 fn no_head() -> Finding {
@@ -419,13 +446,13 @@ struct Pinned {
 }
 
 fn walk_store(
-    data_dir: &Path,
+    at: &StoreLocation,
     trust: Trust,
     pinned: Option<Pinned>,
     mut visit: impl FnMut(&AuditEntry, &[Option<Vec<u8>>]) -> std::io::Result<()>,
     progress: impl FnMut(u64, u64),
 ) -> Result<Report, AuditError> {
-    let mut reader = AuditReader::open(data_dir)?;
+    let mut reader = AuditReader::open_at(at)?;
     let mut sigs = Signatures::new(trust);
     let mut extra = Vec::new();
     let mut write_error = None;
@@ -488,9 +515,7 @@ fn walk_store(
     }
     sort_findings(&mut findings);
     let report = Report {
-        source: tocsin_store::Store::database_path(data_dir)
-            .display()
-            .to_string(),
+        source: at.describe(),
         agency: sigs.trust.agency.as_ref().map(ToString::to_string),
         entries: check.entries,
         events: Some(check.events),
@@ -651,6 +676,20 @@ pub fn export(
     now: DateTime<Utc>,
     progress: impl FnMut(u64, u64),
 ) -> Result<Report, AuditError> {
+    let at = StoreLocation::Dir(data_dir.to_owned());
+    export_at(&at, trust, federation, signer, out, now, progress)
+}
+
+/// [`export`] from the store at `at` (see [`verify_store_at`]).
+pub fn export_at(
+    at: &StoreLocation,
+    trust: Trust,
+    federation: &FederationId,
+    signer: &Signer,
+    out: &Path,
+    now: DateTime<Utc>,
+    progress: impl FnMut(u64, u64),
+) -> Result<Report, AuditError> {
     let trust = trust
         .federation(federation.clone())
         .agency(signer.agency().clone());
@@ -669,7 +708,7 @@ pub fn export(
     };
     write_line(&mut w, &Line::Header(header)).map_err(io(out))?;
     let mut report = walk_store(
-        data_dir,
+        at,
         trust,
         None,
         |entry, found| write_line(&mut w, &Line::Entry(entry_line(entry, found))),

@@ -58,6 +58,29 @@ pub(crate) enum Command {
     /// STIX 2.1 bundle, for MISP, OpenCTI and other STIX tools (as an
     /// operator).
     Export(crate::stix_cmd::ExportArgs),
+    /// Move an agency's store between backends.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy a SQLite store (a node's data directory) into an empty
+    /// PostgreSQL database, in one transaction; the audit chain is checked
+    /// before and after. The SQLite store is not changed. Stop the node
+    /// first.
+    Migrate(StoreMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreMigrateArgs {
+    /// The node's data directory (its SQLite store).
+    #[arg(long)]
+    pub(crate) from: PathBuf,
+    /// The empty PostgreSQL database (a connection string, as for
+    /// `[store] url`).
+    #[arg(long)]
+    pub(crate) to: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +104,10 @@ pub(crate) struct AuditVerifyArgs {
     /// The node's data directory (default: the configuration's).
     #[arg(long, conflicts_with = "bundle")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The node's PostgreSQL store, a connection string (default: the
+    /// configuration's `[store] url`).
+    #[arg(long, conflicts_with_all = ["bundle", "data_dir"])]
+    pub(crate) store_url: Option<String>,
     /// Check this exported bundle instead of a store.
     #[arg(long)]
     pub(crate) bundle: Option<PathBuf>,
@@ -105,6 +132,10 @@ pub(crate) struct AuditExportArgs {
     /// The node's data directory (default: the configuration's).
     #[arg(long)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The node's PostgreSQL store, a connection string (default: the
+    /// configuration's `[store] url`).
+    #[arg(long, conflicts_with = "data_dir")]
+    pub(crate) store_url: Option<String>,
     /// The bundle to write.
     #[arg(long)]
     pub(crate) out: PathBuf,

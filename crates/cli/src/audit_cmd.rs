@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use tocsin_audit::{self as audit, Finding, Report, Trust};
+use tocsin_audit::{self as audit, Finding, Report, StoreLocation, Trust};
 use tocsin_core::federation::Federation;
 use tocsin_node::NodeConfig;
 use tocsin_trust::Signer;
@@ -73,14 +73,16 @@ pub(crate) async fn verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
         if let Some(bundle) = &args.bundle {
             return Ok(audit::verify_bundle(bundle, trust, progress())?);
         }
-        let data_dir = match (&args.data_dir, &node) {
-            (Some(d), _) => d.clone(),
-            (None, Some(n)) => n.config.data_dir.clone(),
-            (None, None) => bail!("give --config FILE, --data-dir DIR or --bundle FILE"),
+        let Some(at) = store_location(
+            args.data_dir.as_deref(),
+            args.store_url.as_deref(),
+            node.as_ref().map(|n| &n.config),
+        ) else {
+            bail!("give --config FILE, --data-dir DIR, --store-url URL or --bundle FILE")
         };
         Ok(match &args.against {
-            Some(earlier) => audit::verify_store_against(&data_dir, trust, earlier, progress())?,
-            None => audit::verify_store(&data_dir, trust, progress())?,
+            Some(earlier) => audit::verify_store_against_at(&at, trust, earlier, progress())?,
+            None => audit::verify_store_at(&at, trust, progress())?,
         })
     })
     .await
@@ -89,10 +91,39 @@ pub(crate) async fn verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
     conclude(&report)
 }
 
+/// The store a command reads: the directory or URL given, else the
+/// configuration's (its `[store] url`, else its data directory).
+fn store_location(
+    data_dir: Option<&Path>,
+    store_url: Option<&str>,
+    config: Option<&NodeConfig>,
+) -> Option<StoreLocation> {
+    match (data_dir, store_url, config) {
+        (Some(d), _, _) => Some(StoreLocation::Dir(d.to_owned())),
+        (None, Some(u), _) => Some(StoreLocation::Url(u.to_owned())),
+        (None, None, Some(c)) => Some(match &c.store.url {
+            Some(url) => StoreLocation::Url(url.clone()),
+            None => StoreLocation::Dir(c.data_dir.clone()),
+        }),
+        (None, None, None) => None,
+    }
+}
+
 pub(crate) async fn export(args: AuditExportArgs) -> anyhow::Result<()> {
-    let (config, data_dir, out) = (args.config.clone(), args.data_dir.clone(), args.out.clone());
+    let (config, data_dir, store_url, out) = (
+        args.config.clone(),
+        args.data_dir.clone(),
+        args.store_url.clone(),
+        args.out.clone(),
+    );
     let report = tokio::task::spawn_blocking(move || {
-        export_bundle(&config, data_dir.as_deref(), &out, progress())
+        export_bundle(
+            &config,
+            data_dir.as_deref(),
+            store_url.as_deref(),
+            &out,
+            progress(),
+        )
     })
     .await
     .context("audit export failed")??;
@@ -106,12 +137,13 @@ pub(crate) async fn export(args: AuditExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Exports the store of the node configured in `config` (its own data
-/// directory unless `data_dir` is given) to the bundle `out`, signed with
-/// the node's signing key. Blocking: run it off the async runtime.
+/// Exports the store of the node configured in `config` (its own store
+/// unless `data_dir` or `store_url` is given) to the bundle `out`, signed
+/// with the node's signing key. Blocking: run it off the async runtime.
 pub(crate) fn export_bundle(
     config: &Path,
     data_dir: Option<&Path>,
+    store_url: Option<&str>,
     out: &Path,
     progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Report> {
@@ -127,9 +159,10 @@ pub(crate) fn export_bundle(
             node.config.agency
         );
     }
-    let data_dir = data_dir.map_or_else(|| node.config.data_dir.clone(), Path::to_owned);
-    Ok(audit::export(
-        &data_dir,
+    let at = store_location(data_dir, store_url, Some(&node.config))
+        .unwrap_or_else(|| StoreLocation::Dir(node.config.data_dir.clone()));
+    Ok(audit::export_at(
+        &at,
         trust,
         &fed,
         &signer,

@@ -426,7 +426,7 @@ async fn federated_post_mortem(
         let mut paths = Vec::new();
         for (agency, config) in &configs {
             let out = bundles.join(format!("{agency}.jsonl"));
-            let report = crate::audit_cmd::export_bundle(config, None, &out, |_, _| {})
+            let report = crate::audit_cmd::export_bundle(config, None, None, &out, |_, _| {})
                 .with_context(|| format!("exporting {agency}'s audit bundle"))?;
             if !report.ok() {
                 bail!("{agency}'s store fails verification; its bundle was not written");

@@ -20,13 +20,14 @@ mod pki_cmd;
 mod postmortem_cmd;
 mod screen_cmd;
 mod stix_cmd;
+mod store_cmd;
 mod timeline;
 mod triage_cmd;
 mod watchlist_cmd;
 
 use args::{
     AlertCommand, AlertsCommand, AuditCommand, Cli, Command, PkiCommand, ScenarioCommand,
-    SubjectCommand,
+    StoreCommand, SubjectCommand,
 };
 
 fn init_tracing(default: &str) {
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
             Command::Watchlist(command) => watchlist_cmd::run(command).await,
             Command::Screen(args) => screen_cmd::run(*args).await,
             Command::Export(args) => stix_cmd::export(args).await,
+            Command::Store(StoreCommand::Migrate(args)) => store_cmd::migrate(args).await,
         }
     });
     match result {

@@ -15,6 +15,8 @@
 //!   owner). [`backend`] joins them into [`Backend`].
 //! - `sqlite` is the embedded backend (one file, WAL, group commit); its
 //!   module documents how it writes.
+//! - [`migrate`] moves an agency's SQLite store into an empty PostgreSQL
+//!   database, row for row, and checks the audit chain on both sides.
 //! - Every event is written with an entry of the hash-chained audit log in
 //!   the same transaction; [`audit`] documents the chain and checks it.
 //!
@@ -41,6 +43,7 @@ mod hits;
 mod ladder;
 mod leases;
 mod messages;
+pub mod migrate;
 mod millis;
 mod open;
 pub mod postgres;

@@ -30,13 +30,15 @@
 //! an event's transaction), `backfill` (the chain for events stored before
 //! the audit log existed), [`check`] (the chain and evidence checks, shared
 //! with bundles) and [`reader`] (a read-only view of a store that checks
-//! and exports it).
+//! and exports it, from `source`'s rows: the same rows read from SQLite
+//! or from PostgreSQL, so that both backends have the one check).
 
 mod append;
 mod backfill;
 pub mod check;
 pub mod encoding;
 pub mod reader;
+mod source;
 #[cfg(test)]
 mod tests;
 
@@ -47,4 +49,6 @@ pub use encoding::{
     AuditEntry, AuditEvent, AuditHead, EvidenceKind, EvidenceRef, GENESIS, Location,
     decode_evidence, encode_evidence, entry_hash, sha256,
 };
-pub use reader::{AuditReader, StoreCheck};
+pub use reader::{AuditReader, StoreCheck, StoreLocation};
+pub(crate) use reader::{check_rows, open_sqlite};
+pub(crate) use source::{PostgresRows, SqliteRows};

@@ -53,5 +53,5 @@ mod watchlist;
 
 pub(crate) use db::Postgres;
 pub use error::Error;
-pub use pool::{Pool, PoolOptions, connect};
+pub use pool::{Pool, PoolOptions, connect, describe_url};
 pub use schema::{LATEST_VERSION, migrate};

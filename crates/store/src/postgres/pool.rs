@@ -51,18 +51,71 @@ impl Default for PoolOptions {
     }
 }
 
-/// Connects to the database at `url` (`host=/path dbname=tocsin`, or
-/// `postgres://user@%2Fpath/tocsin`), migrates it to the latest schema,
-/// and returns the pool.
-pub async fn connect(url: &str, options: PoolOptions) -> Result<Pool, Error> {
+/// Parses `url`, refusing what this build cannot do (TLS).
+fn config_of(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, Error> {
     let mut config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
     match config.get_ssl_mode() {
         SslMode::Disable | SslMode::Prefer => {}
         _ => return Err(Error::TlsNotBuilt),
     }
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(options.connect_timeout);
+        config.connect_timeout(connect_timeout);
     }
+    Ok(config)
+}
+
+/// One connection to the database at `url`, outside any pool and not
+/// migrated (the audit reader's, the migration's). Its connection task
+/// runs on the current runtime.
+pub(crate) async fn connect_one(url: &str) -> Result<tokio_postgres::Client, Error> {
+    let config = config_of(url, PoolOptions::default().connect_timeout)?;
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The database `url` names, as it may be shown: user, host, port and
+/// database, never the password.
+pub fn describe_url(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "a PostgreSQL database (its connection string does not parse)".into();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = match config.get_ports() {
+        [] => String::new(),
+        ports => format!(
+            ":{}",
+            ports
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let db = config.get_dbname().unwrap_or("");
+    format!("postgresql://{user}{}{port}/{db}", hosts.join(","))
+}
+
+/// Connects to the database at `url` (`host=/path dbname=tocsin`, or
+/// `postgres://user@%2Fpath/tocsin`), migrates it to the latest schema,
+/// and returns the pool.
+pub async fn connect(url: &str, options: PoolOptions) -> Result<Pool, Error> {
+    let config = config_of(url, options.connect_timeout)?;
     let manager = Manager::from_config(
         config,
         NoTls,

@@ -78,3 +78,37 @@ pub async fn migrate(client: &mut Client) -> Result<u32, Error> {
     tx.commit().await?;
     Ok(LATEST_VERSION)
 }
+
+/// Checks, without changing anything, that the database holds a Tocsin
+/// store this binary can read: migrated (at any version up to
+/// [`LATEST_VERSION`]), not newer.
+pub(crate) async fn check_version(client: &Client) -> Result<u32, crate::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .try_get(0)?;
+    let current: i64 = if exists {
+        client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .try_get(0)?
+    } else {
+        0
+    };
+    if current == 0 {
+        return Err(crate::Error::NotFound(
+            "the PostgreSQL database holds no Tocsin store (no migration was ever applied)".into(),
+        ));
+    }
+    if current > i64::from(LATEST_VERSION) {
+        return Err(Error::TooNew {
+            found: current,
+            known: LATEST_VERSION,
+        }
+        .into());
+    }
+    Ok(u32::try_from(current).unwrap_or(0))
+}
