@@ -199,3 +199,68 @@ async fn two_front_nodes_per_agency_deliver_flag_and_fail_over_exactly_once() ->
     assert_eq!(submitted, all.len());
     Ok(())
 }
+
+/// Watchlists on an agency of two front nodes: whichever node pulls an
+/// owner's page or publishes an entry, both nodes' screening finds it, and
+/// peers following either node's log get it; a removal on one node leaves
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_front_nodes_screen_what_either_synced_or_published() -> anyhow::Result<()> {
+    use tocsin_testkit::{Screen, WatchEntry};
+    let Some(server) = tocsin_testkit::postgres()? else {
+        return Ok(());
+    };
+    let fed = TestFederation::builder()
+        .agencies(["BE-VSSE", FR])
+        .postgres(server)
+        .front_nodes(FR, 2)
+        .start()
+        .await?;
+    let be = fed.desk("BE-VSSE").await?;
+    let fr = [fed.desk_on(FR, 0).await?, fed.desk_on(FR, 1).await?];
+    let abdeslam = || Screen::of(Person::named("ABDESLAM Salah").born("1989-09-15"));
+    let abaaoud = || Screen::of(Person::named("ABAAOUD Abdelhamid").born("1987-04-08"));
+
+    // BE-VSSE's entry: both of FR-DGSI's front nodes pull, one stores it
+    // first; both screen it.
+    be.publish(
+        WatchEntry::of(
+            "BE-2015-017",
+            Person::named("Salah Abdeslam").born("1989-09-15"),
+        )
+        .to([FR]),
+    )
+    .await?;
+    for desk in &fr {
+        desk.wait_hit(abdeslam(), "BE-VSSE", "BE-2015-017").await?;
+    }
+
+    // FR-DGSI's own entry, published on its first node: its second node
+    // screens it, and BE-VSSE, whichever node it follows, holds it.
+    fr[0]
+        .publish(
+            WatchEntry::of(
+                "FR-2015-001",
+                Person::named("Abdelhamid Abaaoud").born("1987-04-08"),
+            )
+            .to(["BE-VSSE"]),
+        )
+        .await?;
+    fr[1].wait_hit(abaaoud(), FR, "FR-2015-001").await?;
+    be.wait_held(FR, "FR-2015-001").await?;
+
+    // Removed on the second node: gone from both, and from BE-VSSE.
+    fr[1].remove_entry("FR-2015-001").await?;
+    for desk in &fr {
+        desk.wait_no_match(abaaoud(), FR, "FR-2015-001").await?;
+    }
+    be.wait_not_held(FR, "FR-2015-001").await?;
+
+    // BE-VSSE withdraws its entry: both front nodes stop finding it.
+    be.remove_entry("BE-2015-017").await?;
+    for desk in &fr {
+        desk.wait_no_match(abdeslam(), "BE-VSSE", "BE-2015-017")
+            .await?;
+    }
+    Ok(())
+}

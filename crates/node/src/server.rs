@@ -466,6 +466,7 @@ fn start_watchlist_tasks(
         stop.track(task);
     }
     stop.track(tokio::spawn(watchlists.clone().run_expiry()));
+    stop.track(crate::watchlist::spawn_own_follower(watchlists));
 }
 
 /// Accepted mutual-TLS connections, as the gRPC server takes them.

@@ -184,6 +184,15 @@ pub trait WatchlistStore: Send + Sync {
     /// The head of this agency's log.
     async fn own_watchlist_head(&self) -> Result<LogHead, Error>;
 
+    /// The changes of this agency's log after `after`, at most `limit`, as
+    /// (seq, ref), by seq: what a front node's screening index follows of
+    /// the changes the agency's other front nodes made.
+    async fn own_watchlist_refs_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error>;
+
     /// This agency's entries, by ref.
     async fn own_watchlist(&self, owner: String) -> Result<Vec<HeldEntry>, Error>;
 
@@ -197,8 +206,9 @@ pub trait WatchlistStore: Send + Sync {
     /// Applies a checked page of `owner`'s log in one transaction: the
     /// entries it puts and removes, and the cursor moved to its last seq.
     /// `from` is the cursor the page was pulled after; if the stored
-    /// cursor is elsewhere (another pull applied first), nothing is
-    /// written. Entries that expired by `now` are dropped as well.
+    /// cursor is elsewhere (another pull, perhaps another front node's,
+    /// applied first), nothing is written and the answer is
+    /// [`Error::Conflict`]. Entries that expired by `now` are dropped as well.
     async fn apply_held_watchlist(
         &self,
         owner: String,

@@ -17,6 +17,8 @@
 //!   web desks.
 //! - `report`: after a screen, each hit on another agency's entry reported
 //!   to its owner through the domain (`Node::report_hit`).
+//! - `follow`: with several front nodes on one store, what the others
+//!   commit reaches this node's index and log head too.
 //!
 //! Every commit of an entry (an own change in `publish`, a page in `sync`)
 //! is followed by the same change to the screening index
@@ -34,6 +36,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::screening::Screening;
 
+mod follow;
 mod publish;
 mod report;
 mod serve;
@@ -41,6 +44,7 @@ mod service;
 mod status;
 mod sync;
 
+pub(crate) use follow::spawn_own_follower;
 pub use publish::own_watchlist_forms;
 pub(crate) use service::{DeskService, SyncService};
 pub(crate) use status::OwnerLag;
@@ -77,6 +81,8 @@ pub(crate) struct Watchlists {
     /// (sync status, listings), so nothing is reported held that a screen
     /// would not yet find.
     pub(crate) applying: Arc<tokio::sync::RwLock<()>>,
+    /// How far the index has applied each list's log (see `follow`).
+    indexed: Arc<follow::Indexed>,
 }
 
 impl std::fmt::Debug for Watchlists {
@@ -107,6 +113,13 @@ impl Watchlists {
             .collect();
         let board = SyncBoard::default();
         board.replace(store.watchlist_cursors(clock.now()).await?);
+        // Where the index starts, read before it is built (see `follow`).
+        let mut held = BTreeMap::new();
+        for owner in federation.agencies.iter().filter(|a| a.id != agency) {
+            let at = store.watchlist_cursor_seq(owner.id.to_string()).await?;
+            held.insert(owner.id.to_string(), at);
+        }
+        let indexed = Arc::new(follow::Indexed::new(head.seq, held));
         let screening = Screening::build(&store, agency.as_str(), clock.now()).await?;
         Ok(Self {
             agency,
@@ -122,6 +135,7 @@ impl Watchlists {
             shutdown,
             screening,
             applying: Arc::new(tokio::sync::RwLock::new(())),
+            indexed,
         })
     }
 

@@ -218,6 +218,7 @@ impl Watchlists {
             })
             .collect();
         self.screening.apply(updates).await;
+        self.indexed.own_applied(&seqs);
         drop(applying);
         if let Some(&last) = seqs.last() {
             self.head.send_replace(tocsin_store::LogHead {

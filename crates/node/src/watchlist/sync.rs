@@ -169,13 +169,19 @@ impl Puller {
         }
     }
 
-    /// The last seq of the owner's log applied here.
+    /// Where to pull from: the last seq of the owner's log applied here,
+    /// both to the store and to this node's index. With several front
+    /// nodes on one store, another may have applied pages to the store
+    /// that this node's index lacks, or this index may hold pages whose
+    /// store write another node's made moot: the lower of the two, so that
+    /// both catch up (a page applied again changes nothing).
     async fn cursor(&self) -> Result<u64, PullError> {
-        Ok(self
+        let stored = self
             .watchlists
             .store
             .watchlist_cursor_seq(self.owner.to_string())
-            .await?)
+            .await?;
+        Ok(stored.min(self.watchlists.indexed.held(self.owner.as_str())))
     }
 
     /// Pulls and applies pages until the cursor reaches the owner's head.
@@ -237,11 +243,19 @@ impl Puller {
             // for one commit, never for the network.
             let apply = async {
                 let _applying = w.applying.write().await;
-                let applied = w
+                let applied = match w
                     .store
                     .apply_held_watchlist(self.owner.to_string(), cursor, checked, head, now)
-                    .await?;
+                    .await
+                {
+                    Ok(applied) => Some(applied.seq),
+                    // Another front node applied it to the store first: the
+                    // page is still this node's index's to apply.
+                    Err(tocsin_store::Error::Conflict(_)) => None,
+                    Err(e) => return Err(e.into()),
+                };
                 w.screening.apply(updates).await;
+                w.indexed.held_applied(self.owner.as_str(), last);
                 Ok::<_, PullError>(applied)
             };
             let (applied, next) = if last < head.seq {
@@ -250,8 +264,10 @@ impl Puller {
             } else {
                 (apply.await?, None)
             };
-            tracing::debug!(owner = %self.owner, cursor = applied.seq, head = head.seq, "watchlist page applied");
-            if applied.seq >= head.seq {
+            tracing::debug!(owner = %self.owner, stored = ?applied, last, head = head.seq, "watchlist page applied");
+            // Pulled on from the page's end: the store's cursor may be
+            // elsewhere when another front node applied first.
+            if last >= head.seq {
                 w.refresh_board().await;
                 return Ok(());
             }
@@ -259,7 +275,7 @@ impl Puller {
                 w.refresh_board().await;
                 refreshed = tokio::time::Instant::now();
             }
-            cursor = applied.seq;
+            cursor = last;
             page = match next {
                 Some(next) => next?,
                 None => pull(self.client.clone(), cursor).await?,

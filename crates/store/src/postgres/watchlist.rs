@@ -275,6 +275,27 @@ impl WatchlistStore for Postgres {
         self.read(|client| Box::pin(own_head(client))).await
     }
 
+    async fn own_watchlist_refs_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
+        self.read(move |client| {
+            Box::pin(async move {
+                client
+                    .query(
+                        "SELECT seq, ref FROM watchlist_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        &[&sql_seq(after), &sql_limit(limit)],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| Ok((seq_of(r.try_get(0)?), r.try_get(1)?)))
+                    .collect()
+            })
+        })
+        .await
+    }
+
     async fn own_watchlist(&self, owner: String) -> Result<Vec<HeldEntry>, Error> {
         // Refs are never empty, so every entry comes after "".
         self.own_watchlist_after(owner, String::new(), usize::MAX)
@@ -328,7 +349,7 @@ impl WatchlistStore for Postgres {
                 // is the one this transaction moves.
                 let current = cursor_seq(client, &owner).await?;
                 if current != from {
-                    return Err(Error::Commit(format!(
+                    return Err(Error::Conflict(format!(
                         "the cursor of {owner} is at {current}, not {from}"
                     )));
                 }
@@ -799,6 +820,12 @@ mod tests {
                 .await,
         );
         t.note("head", &s.own_watchlist_head().await);
+        for (after, limit) in [(0, 100), (2, 3), (7, 10), (u64::MAX, usize::MAX), (0, 0)] {
+            t.note(
+                "refs after",
+                &s.own_watchlist_refs_after(after, limit).await,
+            );
+        }
         t.note("own", &s.own_watchlist("TR".into()).await);
         for (after, limit) in [("", 2), ("B", 2), ("C", 10), ("é", 1), ("", 0)] {
             t.note(
@@ -872,7 +899,7 @@ mod tests {
         let stale = s
             .apply_held_watchlist("DE".into(), 0, vec![put(1, "X", now, None)], head(9), now)
             .await;
-        assert!(matches!(stale, Err(Error::Commit(_))), "{stale:?}");
+        assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
         t.note("stale page", &stale);
         t.note(
             "ahead",

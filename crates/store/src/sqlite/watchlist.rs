@@ -173,6 +173,24 @@ impl WatchlistStore for Sqlite {
         self.read(own_head).await
     }
 
+    async fn own_watchlist_refs_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, ref FROM watchlist_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![sql_seq(after), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| Ok((seq_of(r.get(0)?), r.get(1)?)),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn own_watchlist(&self, owner: String) -> Result<Vec<HeldEntry>, Error> {
         // Refs are never empty, so every entry comes after "".
         self.own_watchlist_after(owner, String::new(), usize::MAX)
@@ -212,7 +230,7 @@ impl WatchlistStore for Sqlite {
         self.write(move |conn| {
             let current = cursor_seq(conn, &owner)?;
             if current != from {
-                return Err(Error::Commit(format!(
+                return Err(Error::Conflict(format!(
                     "the cursor of {owner} is at {current}, not {from}"
                 )));
             }
