@@ -10,7 +10,9 @@
 //!
 //! - `db` is the handle (`Postgres`): the pool, the write transaction
 //!   (`Tx`) that serialises an agency's writes on one row lock so that
-//!   numbers are handed out in commit order, and reads.
+//!   numbers are handed out in commit order, the writer task that
+//!   group-commits a handle's queued writes in one `Tx`, a savepoint
+//!   each, and reads.
 //! - `log` writes an event and its audit entry in the transaction of the
 //!   change it records.
 //! - `testing` (tests only) gives the same fresh store on both backends,
