@@ -155,8 +155,7 @@ async fn follow_own(w: &Watchlists) -> Result<(), tocsin_store::Error> {
             after = last;
         }
     }
-    if head.seq > w.head.borrow().seq {
-        w.head.send_replace(head);
+    if w.advance_head(head) {
         w.expiry.notify_one();
     }
     Ok(())

@@ -139,6 +139,19 @@ impl Watchlists {
         })
     }
 
+    /// Moves the head peers follow to `head`, never back: this node's
+    /// publish and the follower of the other front nodes' (`follow`) race
+    /// to announce, and the later seq wins. Whether it moved.
+    pub(crate) fn advance_head(&self, head: LogHead) -> bool {
+        self.head.send_if_modified(|now| {
+            let later = head.seq > now.seq;
+            if later {
+                *now = head;
+            }
+            later
+        })
+    }
+
     /// `owner`'s node is up (it opened a session with us): pull from it now
     /// rather than after the backoff.
     pub(crate) fn owner_up(&self, owner: &AgencyId) {

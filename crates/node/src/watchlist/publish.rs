@@ -221,7 +221,7 @@ impl Watchlists {
         self.indexed.own_applied(&seqs);
         drop(applying);
         if let Some(&last) = seqs.last() {
-            self.head.send_replace(tocsin_store::LogHead {
+            self.advance_head(tocsin_store::LogHead {
                 seq: last,
                 at: Some(at),
             });

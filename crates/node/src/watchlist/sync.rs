@@ -195,8 +195,27 @@ impl Puller {
     /// failed. Reading the cursors counts the held entries, so on a long
     /// catch-up the board is refreshed every [`BOARD_EVERY`] and at the
     /// end, not at every page.
+    ///
+    /// With several front nodes, a page whose store write another node
+    /// made moot (the stored cursor had moved) still goes to this node's
+    /// index; if the store's cursor is then left below the head (the other
+    /// node applied part of it only), the catch-up runs again from there,
+    /// a few times at most, so that the store does not lag until the next
+    /// head or backstop.
     async fn catch_up(&mut self) -> Result<(), PullError> {
+        for _ in 0..3 {
+            if !self.catch_up_once().await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One catch-up from [`Puller::cursor`]; whether the store's cursor
+    /// was left below the head after a moot page.
+    async fn catch_up_once(&mut self) -> Result<bool, PullError> {
         let w = self.watchlists.clone();
+        let mut moot = false;
         let mut cursor = self.cursor().await?;
         let mut refreshed = tokio::time::Instant::now();
         let mut page = pull(self.client.clone(), cursor).await?;
@@ -216,7 +235,7 @@ impl Puller {
                         ))
                         .await);
                 }
-                return Ok(());
+                return Ok(false);
             }
             let checked = match self.check(cursor, &page.changes, now) {
                 Ok(checked) => checked,
@@ -258,18 +277,23 @@ impl Puller {
                 w.indexed.held_applied(self.owner.as_str(), last);
                 Ok::<_, PullError>(applied)
             };
-            let (applied, next) = if last < head.seq {
+            let (applied, next): (Option<u64>, _) = if last < head.seq {
                 let (applied, next) = tokio::join!(apply, pull(self.client.clone(), last));
                 (applied?, Some(next))
             } else {
                 (apply.await?, None)
             };
             tracing::debug!(owner = %self.owner, stored = ?applied, last, head = head.seq, "watchlist page applied");
+            moot |= applied.is_none();
             // Pulled on from the page's end: the store's cursor may be
             // elsewhere when another front node applied first.
             if last >= head.seq {
                 w.refresh_board().await;
-                return Ok(());
+                if moot {
+                    let stored = w.store.watchlist_cursor_seq(self.owner.to_string()).await?;
+                    return Ok(stored < head.seq);
+                }
+                return Ok(false);
             }
             if refreshed.elapsed() >= BOARD_EVERY {
                 w.refresh_board().await;

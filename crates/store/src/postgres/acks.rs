@@ -141,12 +141,16 @@ impl AckStore for Postgres {
                         ack.alert_id
                     )));
                 }
-                // An id taken (a retried call's): the caller decides.
+                // An id taken (a retried call's, or another message's): the
+                // caller decides.
                 let statement = tx
                     .client()
-                    .prepare_cached("SELECT 1 FROM acknowledgements WHERE id = $1")
+                    .prepare_cached(
+                        "SELECT 1 FROM acknowledgements WHERE id = $1
+                         UNION ALL SELECT 1 FROM messages WHERE id = $1",
+                    )
                     .await?;
-                if tx.client().query_opt(&statement, &[&ack.id]).await?.is_some() {
+                if !tx.client().query(&statement, &[&ack.id]).await?.is_empty() {
                     return Err(Error::Conflict(ack.id.clone()));
                 }
                 insert_ack(tx.client(), &ack).await?;

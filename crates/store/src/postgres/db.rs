@@ -559,11 +559,15 @@ async fn release_earlier_claims(pool: &Pool, name: &str, holder: &str) -> Result
     // Every earlier run's holder is `name/` and random hex: match the
     // prefix exactly, not as a LIKE pattern.
     let prefix = format!("{name}/");
+    // Only pending rows are ever claimed (an attempt recorded releases
+    // its claim): `state = 1` lets the server read the pending rows'
+    // partial indexes rather than every delivery and message ever made,
+    // while the agency's writes wait.
     let released = [
         "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
-          WHERE starts_with(claimed_by, $1) AND claimed_by <> $2",
+          WHERE state = 1 AND starts_with(claimed_by, $1) AND claimed_by <> $2",
         "UPDATE messages SET claimed_by = NULL, claimed_until = NULL
-          WHERE starts_with(claimed_by, $1) AND claimed_by <> $2",
+          WHERE state = 1 AND starts_with(claimed_by, $1) AND claimed_by <> $2",
     ];
     let mut n = 0;
     for sql in released {

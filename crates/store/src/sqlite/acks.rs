@@ -114,9 +114,13 @@ impl AckStore for Sqlite {
             if direction != Some(Direction::Inbound) {
                 return Err(Error::NotFound(format!("no received alert {}", ack.alert_id)));
             }
-            // An id taken (a retried call's): the caller decides.
+            // An id taken (a retried call's, or another message's): the
+            // caller decides.
             if conn
-                .prepare_cached("SELECT 1 FROM acknowledgements WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT 1 FROM acknowledgements WHERE id = ?1
+                     UNION ALL SELECT 1 FROM messages WHERE id = ?1",
+                )?
                 .exists([&ack.id])?
             {
                 return Err(Error::Conflict(ack.id.clone()));
