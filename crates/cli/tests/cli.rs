@@ -828,36 +828,7 @@ async fn the_audit_record_verifies_exports_and_catches_edits() -> anyhow::Result
     let config = "pki/agencies/TR-MIT/node.toml";
     let mut tr = common::node(dir, "TR-MIT").start().await?;
     let mut fr = common::node(dir, "FR-DGSI").start().await?;
-    let sent = common::send_watch(dir, alice, &[]);
-    let id = sent["id"].as_str().unwrap().to_owned();
-    eventually(
-        dir,
-        &["alerts", "list", "--owed", "--operator", bob, "--json"],
-        "FR-DGSI owes an answer",
-        |v| v.as_array().is_some_and(|a| a.len() == 1),
-    );
-    ok(
-        dir,
-        &[
-            "alert",
-            "ack",
-            &id,
-            "--disposition",
-            "NOTED",
-            "--operator",
-            bob,
-        ],
-    );
-    eventually(
-        dir,
-        &["alert", "show", &id, "--operator", alice, "--json"],
-        "the ack reaches TR-MIT",
-        |v| {
-            v["deliveries"][0]["acknowledgements"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-        },
-    );
+    common::watch_answered(dir, alice, bob);
     // A running node's record can be checked.
     let live = ok(dir, &["audit", "verify", "--config", config]);
     assert!(live.contains("OK: the chain is intact"), "{live}");

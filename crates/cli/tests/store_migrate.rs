@@ -32,36 +32,7 @@ async fn a_store_moved_to_postgresql_keeps_its_verified_record() -> anyhow::Resu
     // A record worth moving: an alert sent, delivered and acknowledged.
     let mut tr = common::node(dir, "TR-MIT").start().await?;
     let mut fr = common::node(dir, "FR-DGSI").start().await?;
-    let sent = common::send_watch(dir, alice, &[]);
-    let id = sent["id"].as_str().unwrap().to_owned();
-    eventually(
-        dir,
-        &["alerts", "list", "--owed", "--operator", bob, "--json"],
-        "FR-DGSI owes an answer",
-        |v| v.as_array().is_some_and(|a| a.len() == 1),
-    );
-    ok(
-        dir,
-        &[
-            "alert",
-            "ack",
-            &id,
-            "--disposition",
-            "NOTED",
-            "--operator",
-            bob,
-        ],
-    );
-    eventually(
-        dir,
-        &["alert", "show", &id, "--operator", alice, "--json"],
-        "the ack reaches TR-MIT",
-        |v| {
-            v["deliveries"][0]["acknowledgements"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-        },
-    );
+    common::watch_answered(dir, alice, bob);
     tr.terminate().await?;
     fr.terminate().await?;
 

@@ -248,3 +248,41 @@ pub(crate) fn node_at(dir: &Path, config: &str) -> NodeCommand {
         .current_dir(dir)
         .log_file(dir.join(Path::new(config).with_extension("log")))
 }
+
+/// `alice` (TR-MIT's operator profile) sends FR-DGSI a watch (see
+/// [`send_watch`]), `bob` (FR-DGSI's) acknowledges it once it is owed, and
+/// the acknowledgement reaches TR-MIT: a record with every kind of row.
+/// Both nodes must be running. Returns the alert's id.
+pub(crate) fn watch_answered(dir: &Path, alice: &str, bob: &str) -> String {
+    let sent = send_watch(dir, alice, &[]);
+    let id = sent["id"].as_str().unwrap().to_owned();
+    eventually(
+        dir,
+        &["alerts", "list", "--owed", "--operator", bob, "--json"],
+        "FR-DGSI owes an answer",
+        |v| v.as_array().is_some_and(|a| a.len() == 1),
+    );
+    ok(
+        dir,
+        &[
+            "alert",
+            "ack",
+            &id,
+            "--disposition",
+            "NOTED",
+            "--operator",
+            bob,
+        ],
+    );
+    eventually(
+        dir,
+        &["alert", "show", &id, "--operator", alice, "--json"],
+        "the ack reaches TR-MIT",
+        |v| {
+            v["deliveries"][0]["acknowledgements"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    id
+}

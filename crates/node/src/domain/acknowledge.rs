@@ -227,13 +227,19 @@ mod tests {
     use tocsin_core::alert::Disposition;
     use tocsin_store::{EventKind, MessageKind};
 
-    #[tokio::test]
-    async fn an_acknowledgement_is_recorded_and_queued_for_the_originator() {
+    /// A node that received a FLASH alert from TR-MIT, and the alert's id.
+    async fn received_flash() -> (Fixture, String) {
         let f = Fixture::new();
         let tr = f.signer_of("TR-MIT");
         let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
         f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
         let id = f.node.list(None, 1).await.unwrap()[0].alert.id.to_string();
+        (f, id)
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_is_recorded_and_queued_for_the_originator() {
+        let (f, id) = received_flash().await;
         // Seven minutes on: two minutes past the FLASH deadline.
         f.clock.advance(chrono::Duration::minutes(7));
         let ack = f
@@ -302,11 +308,7 @@ mod tests {
     /// same id saying something else is refused.
     #[tokio::test]
     async fn an_acknowledgement_retried_with_its_id_is_stored_once() {
-        let f = Fixture::new();
-        let tr = f.signer_of("TR-MIT");
-        let envelope = f.signed_alert(&tr, "TR-MIT", flash_about("Jean Dupont", &["FR-DGSI"]));
-        f.node.receive(&agency("TR-MIT"), envelope).await.unwrap();
-        let id = f.node.list(None, 1).await.unwrap()[0].alert.id.to_string();
+        let (f, id) = received_flash().await;
         let ack_id = tocsin_core::AlertId::generate();
         let operator = f.operator();
         let ack = |disposition, note: &str| {
