@@ -233,8 +233,9 @@ pub(crate) async fn backlog(load: &Load) -> anyhow::Result<Figures> {
 pub(crate) async fn ack(fed: &TestFederation, load: &Load) -> anyhow::Result<Figures> {
     let senders = fed.operators("TR-MIT")?;
     let recipients = fed.operators("FR-DGSI")?;
-    let sent = EventWatch::start(fed.operator("TR-MIT").await?).await?;
-    let received = EventWatch::start(fed.operator("FR-DGSI").await?).await?;
+    // Every front node's commits are in the one log: one watch sees all.
+    let sent = EventWatch::start(senders[0].clone()).await?;
+    let received = EventWatch::start(recipients[0].clone()).await?;
     let (started, ended, h) = drive(load, move |i| {
         let (sender, mut recipient, sent, received) = (
             senders[i % senders.len()].clone(),

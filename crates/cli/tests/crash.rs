@@ -429,9 +429,8 @@ async fn repeated_events(db: &Db, node: &str, kind: i64) -> anyhow::Result<Vec<S
     let sql = format!(
         "SELECT alert_id, COUNT(*) FROM events WHERE kind = {kind} GROUP BY alert_id HAVING COUNT(*) > 1"
     );
-    Ok(db
-        .rows(&sql, |r| Ok((r.text(0)?, r.int(1)?)))
-        .await?
+    let repeated: Vec<(String, i64)> = db.rows(&sql, |r| Ok((r.text(0)?, r.int(1)?))).await?;
+    Ok(repeated
         .into_iter()
         .map(|(id, n)| format!("{node}: event kind {kind} recorded {n} times for {id}"))
         .collect())
@@ -487,9 +486,7 @@ async fn check(
         .rows("SELECT id, digest FROM alerts WHERE direction = 1", |row| {
             Ok((row.text(0)?, row.bytes(1)?))
         })
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     // id -> (originator, digest, the receipt it issued)
     type Inbound = (String, Vec<u8>, Option<Vec<u8>>);
     let received: HashMap<String, Inbound> = r
@@ -502,9 +499,7 @@ async fn check(
                 ))
             },
         )
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     // alert id -> (state, receipt, last error)
     type Delivery = (i64, Option<Vec<u8>>, Option<String>);
     let deliveries: HashMap<String, Delivery> = s.rows(
@@ -518,9 +513,7 @@ async fn check(
             ))
         },
     )
-    .await?
-    .into_iter()
-    .collect();
+    .await?;
     let received_events: HashMap<String, i64> = r
         .rows(
             &format!(
@@ -529,9 +522,7 @@ async fn check(
             ),
             |row| Ok((row.text(0)?, row.int(1)?)),
         )
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
 
     // (1) Every accepted alert: on the sender, delivered, and at the
     // recipient exactly once.
@@ -583,24 +574,18 @@ async fn check(
             "SELECT id, alert_id, envelope FROM acknowledgements",
             |row| Ok((row.text(0)?, (row.text(1)?, row.bytes(2)?))),
         )
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     let sent_acks: HashMap<String, i64> = r
         .rows("SELECT id, state FROM messages", |row| {
             Ok((row.text(0)?, row.int(1)?))
         })
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     let got_acks: HashMap<String, (String, Vec<u8>)> = s
         .rows(
             "SELECT id, alert_id, envelope FROM acknowledgements",
             |row| Ok((row.text(0)?, (row.text(1)?, row.bytes(2)?))),
         )
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
     for (ack, alert) in ledger.acks.lock().unwrap().iter() {
         match own_acks.get(ack) {
             Some((a, _)) if a == alert => {}
@@ -624,7 +609,7 @@ async fn check(
     }
     // No acknowledgement ended refused by the originator: FR-DGSI's
     // outbox gave up on none.
-    let refused = r
+    let refused: Vec<(String, Option<String>)> = r
         .rows(
             "SELECT id, last_error FROM messages WHERE state = 3",
             |row| Ok((row.text(0)?, row.opt_text(1)?)),
@@ -655,7 +640,7 @@ async fn check(
         f.duplicated.extend(repeated_events(db, node, kind).await?);
     }
     for (db, node) in [(r, RECIPIENT), (s, SENDER)] {
-        let twice = db
+        let twice: Vec<(String, i64)> = db
             .rows(
                 "SELECT alert_id, COUNT(*) FROM acknowledgements GROUP BY alert_id HAVING COUNT(*) > 1",
                 |row| Ok((row.text(0)?, row.int(1)?)),

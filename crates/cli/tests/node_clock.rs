@@ -150,18 +150,7 @@ fn refused_acknowledgements_and_blocked_deliveries_are_shown() {
     drop(tr_node);
     std::fs::remove_dir_all(dir.join("pki/agencies/TR-MIT/data")).unwrap();
     let _tr = start(dir, "TR-MIT", &[]);
-    ok(
-        dir,
-        &[
-            "alert",
-            "ack",
-            &id,
-            "--disposition",
-            "NOTED",
-            "--operator",
-            bob,
-        ],
-    );
+    common::ack_noted(dir, &id, bob);
     let shown = show_until(dir, &id, bob, "FR-DGSI records the refusal", |v| {
         v["acknowledgements"][0]["refusal"].is_string()
     });

@@ -100,18 +100,7 @@ async fn screen_from_flags_and_from_a_file_in_order() -> anyhow::Result<()> {
     ));
     assert_eq!(again["matches"][0]["hit_report_id"], report.as_str());
     assert_eq!(again["matches"][0]["hit_report_repeated"], true);
-    ok(
-        dir,
-        &[
-            "alert",
-            "ack",
-            &report,
-            "--operator",
-            ALICE,
-            "--disposition",
-            "NOTED",
-        ],
-    );
+    common::ack_noted(dir, &report, ALICE);
 
     let table = ok(
         dir,

@@ -894,9 +894,7 @@ impl TestFederation {
     /// `agency`'s [`Desk`] on its front node `front` (see
     /// [`Builder::front_nodes`]): the same operator, another process.
     pub async fn desk_on(&self, agency: &str, front: usize) -> anyhow::Result<Desk> {
-        let material = self.operator_material(agency, "analyst")?;
-        let id = Self::id(agency)?;
-        let ch = channel(self.front_slot(&id, front)?.addr, &material, &id)?;
+        let ch = self.analyst_channel(agency, front)?;
         Ok(Desk::new(agency, OperatorClient::new(ch.clone()))
             .with_watchlist(pb::watchlist_desk_client::WatchlistDeskClient::new(ch)))
     }
@@ -914,14 +912,16 @@ impl TestFederation {
     /// An operator client on every front node of `agency`, in order, as
     /// its operator "analyst".
     pub fn operators(&self, agency: &str) -> anyhow::Result<Vec<OperatorClient<Channel>>> {
+        (0..self.front_nodes(agency)?)
+            .map(|front| Ok(OperatorClient::new(self.analyst_channel(agency, front)?)))
+            .collect()
+    }
+
+    /// A channel to `agency`'s front node `front` as its operator "analyst".
+    fn analyst_channel(&self, agency: &str, front: usize) -> anyhow::Result<Channel> {
         let material = self.operator_material(agency, "analyst")?;
         let id = Self::id(agency)?;
-        (0..self.front_nodes(agency)?)
-            .map(|front| {
-                let ch = channel(self.front_slot(&id, front)?.addr, &material, &id)?;
-                Ok(OperatorClient::new(ch))
-            })
-            .collect()
+        channel(self.front_slot(&id, front)?.addr, &material, &id)
     }
 
     /// An operator client connecting to `node`'s node with the certificate

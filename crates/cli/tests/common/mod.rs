@@ -262,18 +262,7 @@ pub(crate) fn watch_answered(dir: &Path, alice: &str, bob: &str) -> String {
         "FR-DGSI owes an answer",
         |v| v.as_array().is_some_and(|a| a.len() == 1),
     );
-    ok(
-        dir,
-        &[
-            "alert",
-            "ack",
-            &id,
-            "--disposition",
-            "NOTED",
-            "--operator",
-            bob,
-        ],
-    );
+    ack_noted(dir, &id, bob);
     eventually(
         dir,
         &["alert", "show", &id, "--operator", alice, "--json"],
@@ -285,4 +274,21 @@ pub(crate) fn watch_answered(dir: &Path, alice: &str, bob: &str) -> String {
         },
     );
     id
+}
+
+/// `operator` (a profile) acknowledges alert `id` as NOTED, which must
+/// succeed; returns what `tocsin` printed.
+pub(crate) fn ack_noted(dir: &Path, id: &str, operator: &str) -> String {
+    ok(
+        dir,
+        &[
+            "alert",
+            "ack",
+            id,
+            "--disposition",
+            "NOTED",
+            "--operator",
+            operator,
+        ],
+    )
 }

@@ -86,12 +86,12 @@ impl Db {
         .with_context(|| format!("{sql} on {}", self.name()))
     }
 
-    /// `f` of each row `sql` answers.
-    pub(crate) async fn rows<T>(
+    /// `f` of each row `sql` answers, collected (a `Vec`, a map...).
+    pub(crate) async fn rows<T, C: FromIterator<T>>(
         &self,
         sql: &str,
         f: impl FnMut(&Row) -> anyhow::Result<T>,
-    ) -> anyhow::Result<Vec<T>> {
+    ) -> anyhow::Result<C> {
         self.query(sql).await?.iter().map(f).collect()
     }
 

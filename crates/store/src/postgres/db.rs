@@ -251,9 +251,11 @@ impl Postgres {
     }
 }
 
-/// A write transaction in progress, on a connection of its own.
+/// A write transaction in progress, on a connection of its own: closed
+/// rather than pooled if it is dropped before it commits (its batch
+/// failed, or the runtime stopped), and the server rolls it back.
 pub(crate) struct Tx {
-    client: Option<deadpool_postgres::Object>,
+    open: Unfinished,
     events_added: bool,
 }
 
@@ -304,16 +306,14 @@ impl Tx {
             ))
             .await?;
         Ok(Self {
-            client: begun.finished(),
+            open: begun,
             events_added: false,
         })
     }
 
     /// The transaction's connection.
     pub(crate) fn client(&self) -> &Client {
-        self.client
-            .as_ref()
-            .expect("a transaction has its connection until it ends")
+        self.open.client()
     }
 
     /// Takes the next value of the gapless counter `name` (a row of
@@ -338,27 +338,15 @@ impl Tx {
 
     /// Ends the transaction; an error means its outcome is unknown, and
     /// the connection is dropped.
-    async fn commit(mut self) -> Result<(), Error> {
-        let client = self.client.take().expect("not ended yet");
-        match client.batch_execute("COMMIT").await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Whether it committed is unknown: the connection goes.
-                let _ = deadpool_postgres::Object::take(client);
-                Err(Error::Commit(describe(&e)))
+    async fn commit(self) -> Result<(), Error> {
+        match self.open.client().batch_execute("COMMIT").await {
+            Ok(()) => {
+                self.open.finished();
+                Ok(())
             }
-        }
-    }
-}
-
-impl Drop for Tx {
-    /// A transaction dropped before its end (its batch failed, or the
-    /// runtime stopped) must not
-    /// go back to the pool open: the connection is closed instead, and the
-    /// server rolls the transaction back.
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = deadpool_postgres::Object::take(client);
+            // Whether it committed is unknown: the connection goes (as
+            // `open` drops unfinished).
+            Err(e) => Err(Error::Commit(describe(&e))),
         }
     }
 }
