@@ -194,6 +194,19 @@ async fn a_batch_keeps_the_order_and_refs_and_bad_input_names_the_field() -> any
         "{}",
         err.message()
     );
+    // More matches than a screen may ask for.
+    let err = fr
+        .screen(Screen::of(Person::named("Salah Abdeslam")).limit(101))
+        .await
+        .expect_err("over the most");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("limit"), "{}", err.message());
+    // One asked for: the best, the hit.
+    let one = fr
+        .screen(Screen::of(Person::named("Abdeslam Salah")).limit(1))
+        .await?;
+    assert_eq!(one.matches.len(), 1);
+    assert!(match_of(&one, "TR-MIT", "W-ABDESLAM").is_some_and(|m| m.hit));
     // In a batch, the bad request is named by its place, and nothing is
     // screened.
     let err = fr

@@ -67,6 +67,10 @@ pub(crate) struct ScreenLoad {
     /// `ScreenBatch` calls in flight.
     #[arg(long, default_value_t = 4)]
     pub(crate) batch_c: usize,
+    /// Matches a screen returns (`ScreenRequest.limit`; 0: the node's
+    /// default). The library alone returns as many.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) limit: u32,
     /// Seed of the synthetic people.
     #[arg(long, default_value_t = 15)]
     pub(crate) seed: u64,
@@ -104,9 +108,10 @@ fn as_held(mut c: Candidate) -> Candidate {
 }
 
 /// `q` as an operator's request.
-fn request(q: &Query, reference: String) -> pb::ScreenRequest {
+fn request(q: &Query, reference: String, limit: u32) -> pb::ScreenRequest {
     pb::ScreenRequest {
         r#ref: reference,
+        limit,
         person: Some(pb::Person {
             names: q.names.clone(),
             aliases: Vec::new(),
@@ -135,11 +140,11 @@ struct Queries {
 }
 
 impl Queries {
-    fn requests(&self) -> Vec<pb::ScreenRequest> {
+    fn requests(&self, limit: u32) -> Vec<pb::ScreenRequest> {
         self.list
             .iter()
             .enumerate()
-            .map(|(i, (q, _))| request(q, format!("Q-{i}")))
+            .map(|(i, (q, _))| request(q, format!("Q-{i}"), limit))
             .collect()
     }
 
@@ -262,7 +267,13 @@ fn queries(load: &ScreenLoad, picked: &[Candidate]) -> Queries {
 /// screens per second wall, listed people found as hits).
 fn library(load: &ScreenLoad, queries: &Queries) -> (f64, f64, usize) {
     let index = Index::build(synthetic::stream(load.n, load.seed).map(as_held));
-    let options = Options::default();
+    let options = Options {
+        max_results: match load.limit as usize {
+            0 => tocsin_node::DEFAULT_SCREEN_LIMIT,
+            n => n,
+        },
+        ..Options::default()
+    };
     let half = queries.list.len().div_ceil(2);
     let (cpu0, t0) = (process_cpu(), Instant::now());
     let found: usize = std::thread::scope(|s| {
@@ -424,7 +435,7 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
     let queries = queries(load, &picked);
     let expected: Arc<Vec<Option<String>>> =
         Arc::new(queries.list.iter().map(|q| q.1.clone()).collect());
-    let requests = Arc::new(queries.requests());
+    let requests = Arc::new(queries.requests(load.limit));
 
     eprintln!("  the library alone on the same entries and queries");
     let (lib_per_cpu_s, lib_wall, lib_found) = library(load, &queries);
@@ -441,6 +452,7 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
             ..Default::default()
         },
         "probe".into(),
+        load.limit,
     );
     let want = format!("W-{:08}", probe_person.key);
     eprintln!("  starting the node");

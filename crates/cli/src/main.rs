@@ -8,6 +8,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, not the system allocator: a screen chases pointers across an
+/// index of hundreds of MB and allocates per match, and mimalloc did both
+/// faster and in less memory (docs/benchmarks.md, "Screening through the
+/// node").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod audit_cmd;
 mod demo;

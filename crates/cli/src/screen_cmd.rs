@@ -55,6 +55,11 @@ pub(crate) struct ScreenArgs {
     /// Your own reference for this screen, kept in the result.
     #[arg(long = "ref", id = "reference")]
     pub(crate) reference: Option<String>,
+    /// At most this many matches per screen, best first (the node's
+    /// default is 10, its most 100). With `--file`, for every line that
+    /// sets no `limit` of its own.
+    #[arg(long)]
+    pub(crate) limit: Option<u32>,
 }
 
 /// A document of a screened person, as a file line writes it.
@@ -97,11 +102,14 @@ struct ScreenLine {
     seen_at: Option<DateTime<Utc>>,
     #[serde(default)]
     seen_place: String,
+    #[serde(default)]
+    limit: Option<u32>,
 }
 
 impl ScreenLine {
-    fn request(self) -> pb::ScreenRequest {
+    fn request(self, limit: Option<u32>) -> pb::ScreenRequest {
         pb::ScreenRequest {
+            limit: self.limit.or(limit).unwrap_or_default(),
             person: Some(pb::Person {
                 names: self.names,
                 aliases: self.aliases,
@@ -187,6 +195,7 @@ impl ScreenArgs {
             seen_at: self.seen_at.map(tocsin_core::to_timestamp),
             seen_place: self.seen_place.clone().unwrap_or_default(),
             r#ref: self.reference.clone().unwrap_or_default(),
+            limit: self.limit.unwrap_or_default(),
         };
         if !has_something(&request) {
             bail!("nothing to screen on: give --name, --document or --identifier, or --file");
@@ -374,9 +383,10 @@ async fn client(connect: &ConnectArgs) -> anyhow::Result<WatchlistDeskClient<Cha
 /// Runs `tocsin screen`.
 pub(crate) async fn run(args: ScreenArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.file {
-        return screen_file(&args.connect, file).await;
+        return screen_file(&args.connect, file, args.limit).await;
     }
     let request = args.request()?;
+    check_limit(request.limit)?;
     let mut client = client(&args.connect).await?;
     let result = client.screen(request).await.map_err(refused)?.into_inner();
     let shown = shown(result, None);
@@ -392,29 +402,44 @@ pub(crate) async fn run(args: ScreenArgs) -> anyhow::Result<()> {
 /// one at a time.
 fn requests(
     file: &std::path::Path,
+    limit: Option<u32>,
 ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, pb::ScreenRequest)>>> {
     let name = file.display().to_string();
     Ok(
         crate::json_lines::read::<ScreenLine>(file)?.map(move |line| {
             let (n, line) = line?;
-            let r = line.request();
-            if has_something(&r) {
-                Ok((n, r))
-            } else {
-                Err(anyhow::anyhow!(
+            let r = line.request(limit);
+            if !has_something(&r) {
+                bail!(
                     "{name} line {n}: nothing to screen on: give names, documents or identifiers"
-                ))
+                );
             }
+            check_limit(r.limit).map_err(|e| anyhow::anyhow!("{name} line {n}: {e}"))?;
+            Ok((n, r))
         }),
     )
 }
 
-async fn screen_file(connect: &ConnectArgs, file: &std::path::Path) -> anyhow::Result<()> {
+/// The node refuses a screen asking for more matches than its most: a file
+/// is checked whole before any of it is screened.
+fn check_limit(limit: u32) -> anyhow::Result<()> {
+    let most = tocsin_node::MAX_SCREEN_LIMIT;
+    if limit as usize > most {
+        bail!("limit {limit}: at most {most} matches a screen");
+    }
+    Ok(())
+}
+
+async fn screen_file(
+    connect: &ConnectArgs,
+    file: &std::path::Path,
+    limit: Option<u32>,
+) -> anyhow::Result<()> {
     // A first pass checks every line, so that a file with a bad line
     // screens nothing; the second streams it in chunks. Neither holds the
     // whole file.
     let mut count = 0usize;
-    for r in requests(file)? {
+    for r in requests(file, limit)? {
         r.map_err(|e| anyhow::anyhow!("{e}; nothing was screened"))?;
         count += 1;
     }
@@ -423,7 +448,7 @@ async fn screen_file(connect: &ConnectArgs, file: &std::path::Path) -> anyhow::R
     }
     let mut client = client(connect).await?;
     let stdout = std::io::stdout();
-    let mut lines = requests(file)?.peekable();
+    let mut lines = requests(file, limit)?.peekable();
     while lines.peek().is_some() {
         let mut numbers = Vec::with_capacity(CHUNK);
         let mut batch = Vec::with_capacity(CHUNK);
@@ -471,10 +496,44 @@ mod tests {
     #[test]
     fn a_line_with_nothing_to_screen_on_is_refused() {
         let line: ScreenLine = serde_json::from_str(r#"{"ref": "a", "dob": "1980"}"#).unwrap();
-        assert!(!has_something(&line.request()));
+        assert!(!has_something(&line.request(None)));
         let line: ScreenLine =
             serde_json::from_str(r#"{"identifiers": [{"kind": "phone", "value": "1"}]}"#).unwrap();
-        assert!(has_something(&line.request()));
+        assert!(has_something(&line.request(None)));
         assert!(serde_json::from_str::<ScreenLine>(r#"{"nmes": ["x"]}"#).is_err());
+    }
+
+    /// A line's own `limit` wins over `--limit`; a file with a line asking
+    /// for more than the node's most is refused by its line number, in the
+    /// pass that checks every line before any is screened.
+    #[test]
+    fn a_file_line_over_the_limit_is_named_before_anything_is_screened() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("people.jsonl");
+        std::fs::write(
+            &file,
+            "{\"names\": [\"Salah Abdeslam\"]}\n{\"names\": [\"Samy Amimour\"], \"limit\": 3}\n",
+        )
+        .unwrap();
+        let limits: Vec<u32> = requests(&file, Some(20))
+            .unwrap()
+            .map(|r| r.unwrap().1.limit)
+            .collect();
+        assert_eq!(limits, [20, 3]);
+        let over = tocsin_node::MAX_SCREEN_LIMIT + 1;
+        std::fs::write(
+            &file,
+            format!("{{\"names\": [\"A B\"]}}\n{{\"names\": [\"C D\"], \"limit\": {over}}}\n"),
+        )
+        .unwrap();
+        let err = requests(&file, None)
+            .unwrap()
+            .find_map(Result::err)
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("at most 100"),
+            "{err}"
+        );
     }
 }

@@ -625,6 +625,7 @@ pub async fn replay(
                         seen_at: Some(to_timestamp(seen_at.unwrap_or(step.at))),
                         seen_place: place.clone(),
                         r#ref: reference.clone(),
+                        ..Default::default()
                     })
                     .await
                     .map_err(refused(by, "screen", label))?

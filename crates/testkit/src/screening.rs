@@ -65,6 +65,12 @@ impl Screen {
         self.0.r#ref = reference.to_owned();
         self
     }
+
+    /// At most this many matches (the node's default is 10).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.0.limit = limit;
+        self
+    }
 }
 
 impl From<Screen> for pb::ScreenRequest {

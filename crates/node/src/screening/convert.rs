@@ -7,7 +7,17 @@ use tocsin_core::ValidationError;
 use tocsin_core::alert::Subject;
 use tocsin_core::watchlist::Entry;
 use tocsin_proto::pb;
-use tocsin_screening::{Candidate, Dob, Document, Identifier, Match, Query, Reason, Reasons};
+use tocsin_screening::{
+    Candidate, Dob, Document, Identifier, Match, Options, Query, Reason, Reasons,
+};
+
+/// Matches a screen returns when its request sets no `limit`: the best
+/// few are what an operator reads, and each match returned is an entry
+/// read from the store and sent (docs/benchmarks.md, "Screening through
+/// the node").
+pub const DEFAULT_LIMIT: usize = 10;
+/// The most matches one screen may ask for.
+pub const MAX_LIMIT: usize = 100;
 
 /// The entry's identifying data under `key`. Entries carry no threshold of
 /// their own yet, so the index's default applies.
@@ -119,6 +129,15 @@ pub(crate) fn query_of(r: &pb::ScreenRequest) -> Result<Query, ValidationError> 
             value: id.value.clone(),
         });
     }
+    if r.limit as usize > MAX_LIMIT {
+        return Err(ValidationError::new(
+            "limit",
+            format!(
+                "{} matches asked for, at most {MAX_LIMIT} (0 for the default, {DEFAULT_LIMIT})",
+                r.limit
+            ),
+        ));
+    }
     if q.names.is_empty() && q.documents.is_empty() && q.identifiers.is_empty() {
         return Err(ValidationError::new(
             "person.names",
@@ -126,6 +145,17 @@ pub(crate) fn query_of(r: &pb::ScreenRequest) -> Result<Query, ValidationError> 
         ));
     }
     Ok(q)
+}
+
+/// The library's options for a request whose `limit` [`query_of`] accepted.
+pub(super) fn options_of(r: &pb::ScreenRequest) -> Options {
+    Options {
+        max_results: match r.limit as usize {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        },
+        ..Options::default()
+    }
 }
 
 fn reason(r: &Reason) -> pb::MatchReason {
@@ -226,6 +256,17 @@ mod tests {
         assert_eq!(query_of(&r).unwrap_err().field, "person.date_of_birth");
         r.person.as_mut().unwrap().date_of_birth = "1989".into();
         assert_eq!(query_of(&r).unwrap().dob, Some(Dob::Year(1989)));
+    }
+
+    #[test]
+    fn a_limit_over_the_most_is_named_and_none_is_the_default() {
+        let mut r = request(&["Salah Abdeslam"]);
+        assert_eq!(options_of(&r).max_results, DEFAULT_LIMIT);
+        r.limit = MAX_LIMIT as u32;
+        assert!(query_of(&r).is_ok());
+        assert_eq!(options_of(&r).max_results, MAX_LIMIT);
+        r.limit = MAX_LIMIT as u32 + 1;
+        assert_eq!(query_of(&r).unwrap_err().field, "limit");
     }
 
     #[test]

@@ -30,11 +30,12 @@ use tocsin_core::watchlist::Entry;
 use tocsin_proto::pb;
 use tocsin_screening::{Index, Match, Options, Query};
 use tocsin_store::{HeldEntry, Store};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 mod convert;
 
 pub(crate) use convert::query_of;
+pub use convert::{DEFAULT_LIMIT as DEFAULT_SCREEN_LIMIT, MAX_LIMIT as MAX_SCREEN_LIMIT};
 
 /// Most requests in one `ScreenBatch`.
 pub(crate) const MAX_BATCH: usize = 1_000;
@@ -245,6 +246,11 @@ pub(crate) struct Screening {
     /// Counts the updates applied, so that a screen that read a newer
     /// entry than the index scored can wait for the index to catch up.
     applied: Arc<watch::Sender<u64>>,
+    /// One permit a core: screens run at most this many at once, the rest
+    /// wait their turn here. A screen is pure CPU work, so more at once
+    /// only adds blocking threads (each with its own allocator heap) and
+    /// switches between them.
+    cores: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Screening {
@@ -357,6 +363,9 @@ impl Screening {
             store: store.clone(),
             agency: agency.to_owned(),
             applied: Arc::new(watch::channel(0).0),
+            cores: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 
@@ -384,18 +393,22 @@ impl Screening {
     /// applied when it screened them.
     async fn score(
         &self,
-        queries: Arc<Vec<Query>>,
+        queries: Arc<Vec<(Query, Options)>>,
         which: Vec<usize>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Vec<Scored>>, u64), crate::Error> {
         let (state, applied) = (self.state.clone(), self.applied.clone());
+        let core = self.cores.clone().acquire_owned().await.map_err(|_| {
+            crate::Error::Unavailable("screening is shutting down on this node".into())
+        })?;
         let work = move || {
+            // Held until the work is done, even if the caller goes away.
+            let _core = core;
             let state = state.read().unwrap_or_else(|e| e.into_inner());
             let seen = *applied.borrow();
-            let options = Options::default();
             let scored = which
                 .iter()
-                .map(|&i| state.screen(&queries[i], &options, now))
+                .map(|&i| state.screen(&queries[i].0, &queries[i].1, now))
                 .collect();
             (scored, seen)
         };
@@ -416,7 +429,13 @@ impl Screening {
         requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<pb::ScreenResponse>, crate::Error> {
-        let (requests, queries): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
+        let (requests, queries): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .map(|(r, q)| {
+                let options = convert::options_of(&r);
+                (r, (q, options))
+            })
+            .unzip();
         let queries = Arc::new(queries);
         let mut results: Vec<Vec<pb::ScreenMatch>> = vec![Vec::new(); requests.len()];
         let mut pending: Vec<usize> = (0..requests.len()).collect();
@@ -542,11 +561,16 @@ mod tests {
     }
 
     async fn screen_for(s: &Screening, name: &str) -> Vec<pb::ScreenMatch> {
+        screen_limited(s, name, 0).await
+    }
+
+    async fn screen_limited(s: &Screening, name: &str, limit: u32) -> Vec<pb::ScreenMatch> {
         let request = pb::ScreenRequest {
             person: Some(pb::Person {
                 names: vec![name.into()],
                 ..Default::default()
             }),
+            limit,
             ..Default::default()
         };
         let query = query_of(&request).unwrap();
@@ -653,5 +677,27 @@ mod tests {
         let m = m.iter().find(|m| m.r#ref == "A").unwrap();
         assert_eq!(m.entry.as_ref().unwrap(), &updated);
         assert_eq!(m.entry_seq, seqs[0]);
+    }
+
+    /// A screen returns the request's `limit` of matches, best first, and
+    /// the default when it sets none: of 30 namesakes, 10, or 25 asked for.
+    #[tokio::test]
+    async fn a_screen_returns_at_most_its_limit_of_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), tocsin_store::StoreOptions::default()).unwrap();
+        let now = Utc::now();
+        let changes = (0..30)
+            .map(|i| own(&format!("N{i}"), "Karim Benhaddou"))
+            .collect();
+        store
+            .append_own_watchlist(changes, now, unsigned())
+            .await
+            .unwrap();
+        let s = Screening::build(&store, "TR-MIT", now).await.unwrap();
+        let shown = screen_for(&s, "Karim Benhaddou").await;
+        assert_eq!(shown.len(), convert::DEFAULT_LIMIT);
+        assert!(shown.iter().all(|m| m.hit));
+        assert_eq!(screen_limited(&s, "Karim Benhaddou", 25).await.len(), 25);
+        assert_eq!(screen_limited(&s, "Karim Benhaddou", 100).await.len(), 30);
     }
 }
