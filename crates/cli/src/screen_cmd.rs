@@ -247,12 +247,16 @@ struct Shown {
     #[serde(skip_serializing_if = "Option::is_none")]
     screened_at: Option<DateTime<Utc>>,
     matches: Vec<ShownMatch>,
+    /// More entries may have matched than are shown (the limit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more_matches: bool,
 }
 
 fn shown(result: pb::ScreenResponse, line: Option<usize>) -> Shown {
     Shown {
         reference: result.r#ref,
         line,
+        more_matches: result.more_matches,
         screened_at: result
             .screened_at
             .as_ref()
@@ -338,8 +342,17 @@ fn table(s: &Shown) -> String {
             report_of(m),
         ]);
     }
-    table.to_string()
+    let mut out = table.to_string();
+    if s.more_matches {
+        out.push('\n');
+        out.push_str(MORE);
+    }
+    out
 }
+
+/// Said under the matches when the node had more than it returned.
+const MORE: &str =
+    "more entries may match than are shown: give a date of birth, or --limit (up to 100)";
 
 /// One line for a result of a file: its ref (or line) and its matches.
 fn one_line(s: &Shown) -> String {
@@ -372,7 +385,12 @@ fn one_line(s: &Shown) -> String {
             )
         })
         .collect();
-    format!("{who}: {}", found.join("; "))
+    let more = if s.more_matches {
+        "; (more may match)"
+    } else {
+        ""
+    };
+    format!("{who}: {}{more}", found.join("; "))
 }
 
 async fn client(connect: &ConnectArgs) -> anyhow::Result<WatchlistDeskClient<Channel>> {

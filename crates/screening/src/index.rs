@@ -757,6 +757,12 @@ impl Index {
     /// dates and nationalities, though their scores are capped at 1), at
     /// most [`Options::max_results`].
     pub fn screen(&self, query: &Query, options: &Options) -> Vec<Match> {
+        self.screen_page(query, options).matches
+    }
+
+    /// [`Index::screen`], and whether more candidates matched than
+    /// [`Options::max_results`] let it return.
+    pub fn screen_page(&self, query: &Query, options: &Options) -> Page {
         let qnames: Vec<QName> = query.names.iter().filter_map(|n| self.prepare(n)).collect();
         let mut memos: Vec<Memo> = qnames.iter().map(|_| FxHashMap::default()).collect();
         let mut scratch = Scratch::default();
@@ -922,25 +928,33 @@ impl Index {
         // candidate can beat, stop. Common names have thousands of namesakes
         // and only `max_results` are returned; among equal ranks the earlier
         // name's candidates are kept.
-        let settled = |out: &mut Vec<Found>, bound: f32| {
+        // Whether a match was dropped, or left unread, for the limit.
+        let mut more = false;
+        let settled = |out: &mut Vec<Found>, bound: f32, more: &mut bool| {
             if keep == 0 {
+                *more |= !out.is_empty();
                 return true;
             }
             if out.len() >= keep.saturating_mul(2) {
                 out.select_nth_unstable_by(keep - 1, order);
                 out.truncate(keep);
+                *more = true;
             }
             out.len() >= keep && out.iter().all(|m| m.0.hit && m.2 >= bound)
         };
         'names: for &best in &scored {
             let bound = best.0 + max_bonus;
-            if settled(&mut out, bound) {
+            if settled(&mut out, bound, &mut more) {
+                // The names left scored at least `min_score` with the
+                // best evidence: some of their candidates would match.
+                more = true;
                 break;
             }
             for m in &self.names[best.3 as usize].members {
                 if seen.insert(m.slot) {
                     out.extend(evaluate_member(m, best));
-                    if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound) {
+                    if out.len() >= keep.saturating_mul(2) && settled(&mut out, bound, &mut more) {
+                        more = true;
                         break 'names;
                     }
                 }
@@ -952,6 +966,7 @@ impl Index {
             }
         }
         out.sort_by(order);
+        more |= out.len() > options.max_results;
         out.truncate(options.max_results);
         // Namesakes share their name reasons: make them once per name as
         // written.
@@ -989,8 +1004,19 @@ impl Index {
                 m
             })
             .collect();
-        matches
+        Page { matches, more }
     }
+}
+
+/// What [`Index::screen_page`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// As [`Index::screen`] returns them.
+    pub matches: Vec<Match>,
+    /// More candidates may have matched than were returned: the limit
+    /// ([`Options::max_results`]) dropped some, or left them unread once
+    /// the matches kept were hits none of them could beat.
+    pub more: bool,
 }
 
 /// What ranks a candidate besides its name, wherever it is read from.
@@ -1208,5 +1234,36 @@ mod tests {
         assert!(found.iter().all(|m| m.key != 1 << 40));
         assert!(index.remove((1 << 40) + 1));
         assert!(index.screen(&query, &Options::default()).is_empty());
+    }
+
+    #[test]
+    fn a_page_says_when_the_limit_left_matches_out() {
+        let index = Index::build((1..=3).map(|k| named(k, "Karim Benhaddou")));
+        let query = Query {
+            names: vec!["Karim Benhaddou".into()],
+            ..Query::default()
+        };
+        let page = |max_results| {
+            index.screen_page(
+                &query,
+                &Options {
+                    max_results,
+                    ..Options::default()
+                },
+            )
+        };
+        let two = page(2);
+        assert_eq!((two.matches.len(), two.more), (2, true));
+        let all = page(3);
+        assert_eq!((all.matches.len(), all.more), (3, false));
+        assert!(!page(10).more);
+        let none = index.screen_page(
+            &Query {
+                names: vec!["Jean Dupont".into()],
+                ..Query::default()
+            },
+            &Options::default(),
+        );
+        assert!(none.matches.is_empty() && !none.more);
     }
 }

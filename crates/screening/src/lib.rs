@@ -54,7 +54,7 @@ pub mod normalise;
 pub mod synthetic;
 mod types;
 
-pub use index::Index;
+pub use index::{Index, Page};
 pub use types::{
     Candidate, DEFAULT_THRESHOLD, Dob, Document, How, Identifier, Match, Options, Query, Reason,
     Reasons,

@@ -201,9 +201,11 @@ impl State {
 
     /// The matches of `query` at `now` (an expired entry never matches),
     /// each with the version of its entry the index scored.
-    fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> Vec<Scored> {
-        self.index
-            .screen(query, options)
+    /// and whether more may have matched than the options' limit let in.
+    fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> (Vec<Scored>, bool) {
+        let page = self.index.screen_page(query, options);
+        let scored = page
+            .matches
             .into_iter()
             .filter_map(|m| {
                 let slot = u32::try_from(m.key).ok()?;
@@ -220,7 +222,8 @@ impl State {
                     m,
                 })
             })
-            .collect()
+            .collect();
+        (scored, page.more)
     }
 }
 
@@ -396,7 +399,7 @@ impl Screening {
         queries: Arc<Vec<(Query, Options)>>,
         which: Vec<usize>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Vec<Scored>>, u64), crate::Error> {
+    ) -> Result<(Vec<(Vec<Scored>, bool)>, u64), crate::Error> {
         let (state, applied) = (self.state.clone(), self.applied.clone());
         let core = self.cores.clone().acquire_owned().await.map_err(|_| {
             crate::Error::Unavailable("screening is shutting down on this node".into())
@@ -437,7 +440,8 @@ impl Screening {
             })
             .unzip();
         let queries = Arc::new(queries);
-        let mut results: Vec<Vec<pb::ScreenMatch>> = vec![Vec::new(); requests.len()];
+        let mut results: Vec<(Vec<pb::ScreenMatch>, bool)> =
+            vec![(Vec::new(), false); requests.len()];
         let mut pending: Vec<usize> = (0..requests.len()).collect();
         for attempt in 0..=CATCH_UP_TRIES {
             let last = attempt == CATCH_UP_TRIES;
@@ -445,7 +449,7 @@ impl Screening {
             // Each entry once, however many queries of the batch match it.
             let mut keys = Vec::new();
             let mut at = std::collections::HashMap::new();
-            for s in scored.iter().flatten() {
+            for s in scored.iter().flat_map(|(matches, _)| matches) {
                 at.entry(s.slot).or_insert_with(|| {
                     keys.push((s.owner.clone(), s.reference.clone()));
                     keys.len() - 1
@@ -456,7 +460,7 @@ impl Screening {
                 .watchlist_entries(self.agency.clone(), keys)
                 .await?;
             let mut stale = Vec::new();
-            for (&i, matches) in pending.iter().zip(scored) {
+            for (&i, (matches, more)) in pending.iter().zip(scored) {
                 let mut shown = Vec::with_capacity(matches.len());
                 let mut fresh = true;
                 for s in matches {
@@ -491,7 +495,7 @@ impl Screening {
                     ));
                 }
                 if fresh {
-                    results[i] = shown;
+                    results[i] = (shown, more);
                 } else {
                     stale.push(i);
                 }
@@ -506,9 +510,10 @@ impl Screening {
         Ok(requests
             .into_iter()
             .zip(results)
-            .map(|(request, matches)| pb::ScreenResponse {
+            .map(|(request, (matches, more))| pb::ScreenResponse {
                 r#ref: request.r#ref.clone(),
                 matches,
+                more_matches: more,
                 screened: Some(request),
                 screened_at: Some(tocsin_core::to_timestamp(now)),
             })
@@ -561,10 +566,10 @@ mod tests {
     }
 
     async fn screen_for(s: &Screening, name: &str) -> Vec<pb::ScreenMatch> {
-        screen_limited(s, name, 0).await
+        screen_limited(s, name, 0).await.matches
     }
 
-    async fn screen_limited(s: &Screening, name: &str, limit: u32) -> Vec<pb::ScreenMatch> {
+    async fn screen_limited(s: &Screening, name: &str, limit: u32) -> pb::ScreenResponse {
         let request = pb::ScreenRequest {
             person: Some(pb::Person {
                 names: vec![name.into()],
@@ -575,7 +580,7 @@ mod tests {
         };
         let query = query_of(&request).unwrap();
         let mut out = s.screen(vec![(request, query)], Utc::now()).await.unwrap();
-        out.pop().unwrap().matches
+        out.pop().unwrap()
     }
 
     /// Built a page at a time over own and held entries, the index finds
@@ -694,10 +699,13 @@ mod tests {
             .await
             .unwrap();
         let s = Screening::build(&store, "TR-MIT", now).await.unwrap();
-        let shown = screen_for(&s, "Karim Benhaddou").await;
-        assert_eq!(shown.len(), convert::DEFAULT_LIMIT);
-        assert!(shown.iter().all(|m| m.hit));
-        assert_eq!(screen_limited(&s, "Karim Benhaddou", 25).await.len(), 25);
-        assert_eq!(screen_limited(&s, "Karim Benhaddou", 100).await.len(), 30);
+        let shown = screen_limited(&s, "Karim Benhaddou", 0).await;
+        assert_eq!(shown.matches.len(), convert::DEFAULT_LIMIT);
+        assert!(shown.more_matches);
+        assert!(shown.matches.iter().all(|m| m.hit));
+        let some = screen_limited(&s, "Karim Benhaddou", 25).await;
+        assert_eq!((some.matches.len(), some.more_matches), (25, true));
+        let all = screen_limited(&s, "Karim Benhaddou", 100).await;
+        assert_eq!((all.matches.len(), all.more_matches), (30, false));
     }
 }
