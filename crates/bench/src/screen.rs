@@ -26,7 +26,7 @@ use tocsin_core::watchlist::Entry;
 use tocsin_node::{NodeConfig, NodeOptions};
 use tocsin_proto::pb;
 use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
-use tocsin_screening::{Candidate, Dob, Index, Options, Query, synthetic};
+use tocsin_screening::{Candidate, Dob, Index, Query, synthetic};
 use tocsin_store::{OwnChange, OwnEntry, OwnOp, SignForms, SignedForms, Store, StoreOptions};
 use tocsin_testkit::{NodeCommand, NodeProcess};
 use tonic::transport::Channel;
@@ -267,13 +267,7 @@ fn queries(load: &ScreenLoad, picked: &[Candidate]) -> Queries {
 /// screens per second wall, listed people found as hits).
 fn library(load: &ScreenLoad, queries: &Queries) -> (f64, f64, usize) {
     let index = Index::build(synthetic::stream(load.n, load.seed).map(as_held));
-    let options = Options {
-        max_results: match load.limit as usize {
-            0 => tocsin_node::DEFAULT_SCREEN_LIMIT,
-            n => n,
-        },
-        ..Options::default()
-    };
+    let options = tocsin_node::screen_options(load.limit);
     let half = queries.list.len().div_ceil(2);
     let (cpu0, t0) = (process_cpu(), Instant::now());
     let found: usize = std::thread::scope(|s| {

@@ -404,7 +404,6 @@ pub(crate) async fn run(args: ScreenArgs) -> anyhow::Result<()> {
         return screen_file(&args.connect, file, args.limit).await;
     }
     let request = args.request()?;
-    check_limit(request.limit)?;
     let mut client = client(&args.connect).await?;
     let result = client.screen(request).await.map_err(refused)?.into_inner();
     let shown = shown(result, None);

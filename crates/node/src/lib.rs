@@ -51,7 +51,7 @@ pub use config::NodeConfig;
 pub use domain::outbound_row;
 pub use domain::wording::OUTCOME_WORDS;
 pub use error::Error;
-pub use screening::{DEFAULT_SCREEN_LIMIT, MAX_SCREEN_LIMIT};
+pub use screening::{MAX_SCREEN_LIMIT, screen_options};
 pub use server::{NodeOptions, StartError, serve};
 pub use watchlist::own_watchlist_forms;
 pub use web::TOKEN_FILE as WEB_TOKEN_FILE;

@@ -932,7 +932,6 @@ impl Index {
         let mut more = false;
         let settled = |out: &mut Vec<Found>, bound: f32, more: &mut bool| {
             if keep == 0 {
-                *more |= !out.is_empty();
                 return true;
             }
             if out.len() >= keep.saturating_mul(2) {

@@ -15,7 +15,7 @@ use tocsin_screening::{
 /// few are what an operator reads, and each match returned is an entry
 /// read from the store and sent (docs/benchmarks.md, "Screening through
 /// the node").
-pub const DEFAULT_LIMIT: usize = 10;
+pub(crate) const DEFAULT_LIMIT: usize = 10;
 /// The most matches one screen may ask for.
 pub const MAX_LIMIT: usize = 100;
 
@@ -147,10 +147,12 @@ pub(crate) fn query_of(r: &pb::ScreenRequest) -> Result<Query, ValidationError> 
     Ok(q)
 }
 
-/// The library's options for a request whose `limit` [`query_of`] accepted.
-pub(super) fn options_of(r: &pb::ScreenRequest) -> Options {
+/// The library's options for a screen asking for `limit` matches (0: the
+/// default; more than the most are capped, though [`query_of`] refuses
+/// them first).
+pub fn options(limit: u32) -> Options {
     Options {
-        max_results: match r.limit as usize {
+        max_results: match limit as usize {
             0 => DEFAULT_LIMIT,
             n => n.min(MAX_LIMIT),
         },
@@ -261,10 +263,10 @@ mod tests {
     #[test]
     fn a_limit_over_the_most_is_named_and_none_is_the_default() {
         let mut r = request(&["Salah Abdeslam"]);
-        assert_eq!(options_of(&r).max_results, DEFAULT_LIMIT);
+        assert_eq!(options(r.limit).max_results, DEFAULT_LIMIT);
         r.limit = MAX_LIMIT as u32;
         assert!(query_of(&r).is_ok());
-        assert_eq!(options_of(&r).max_results, MAX_LIMIT);
+        assert_eq!(options(r.limit).max_results, MAX_LIMIT);
         r.limit = MAX_LIMIT as u32 + 1;
         assert_eq!(query_of(&r).unwrap_err().field, "limit");
     }

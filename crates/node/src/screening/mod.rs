@@ -35,7 +35,7 @@ use tokio::sync::{Semaphore, watch};
 mod convert;
 
 pub(crate) use convert::query_of;
-pub use convert::{DEFAULT_LIMIT as DEFAULT_SCREEN_LIMIT, MAX_LIMIT as MAX_SCREEN_LIMIT};
+pub use convert::{MAX_LIMIT as MAX_SCREEN_LIMIT, options as screen_options};
 
 /// Most requests in one `ScreenBatch`.
 pub(crate) const MAX_BATCH: usize = 1_000;
@@ -200,8 +200,8 @@ impl State {
     }
 
     /// The matches of `query` at `now` (an expired entry never matches),
-    /// each with the version of its entry the index scored.
-    /// and whether more may have matched than the options' limit let in.
+    /// each with the version of its entry the index scored, and whether
+    /// more may have matched than the options' limit let in.
     fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> (Vec<Scored>, bool) {
         let page = self.index.screen_page(query, options);
         let scored = page
@@ -435,7 +435,7 @@ impl Screening {
         let (requests, queries): (Vec<_>, Vec<_>) = requests
             .into_iter()
             .map(|(r, q)| {
-                let options = convert::options_of(&r);
+                let options = convert::options(r.limit);
                 (r, (q, options))
             })
             .unzip();
