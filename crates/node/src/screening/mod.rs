@@ -12,25 +12,25 @@
 //!   removed or expired). A screen takes the read lock, an update the
 //!   write lock; both run on a blocking thread since both are CPU work.
 //!
-//! Memory: beside the index the node keeps per entry only what a screen
-//! needs to pick and filter its matches (owner, ref, seq, threshold,
-//! expiry), about 90 bytes; the entry itself stays in the store and is
-//! read, in one read for a whole screen or batch, for the matches
-//! returned. Keeping every encoded entry in memory cost several hundred
-//! MB at a million entries (see docs/ARCHITECTURE.md, "The index").
+//! Memory: beside the index the node keeps per entry what a screen needs
+//! to pick, filter and show its matches: owner, ref, seq, threshold,
+//! expiry and the encoded entry as the index scored it, about 240 bytes.
+//! A match shows that entry, so what a screen returns is always what it
+//! scored, with no read of the store (which cost a quarter of the node's
+//! CPU in a batch; see docs/ARCHITECTURE.md, "The index").
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use prost::Message;
 use tocsin_core::watchlist::Entry;
 use tocsin_proto::pb;
-use tocsin_screening::{Index, Match, Options, Query};
+use tocsin_screening::{Index, Options, Query};
 use tocsin_store::{HeldEntry, Store};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
 mod convert;
 
@@ -44,15 +44,8 @@ pub(crate) const MAX_BATCH: usize = 1_000;
 /// keep a read cheap per row, few enough that a page in memory is small.
 const BUILD_PAGE: usize = 20_000;
 
-/// How many times a screen is run again when the store holds a newer
-/// version of an entry than the index scored (a commit whose index update
-/// is on its way), and how long it waits for that update each time.
-const CATCH_UP_TRIES: usize = 3;
-const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
-
-/// What the node keeps of one entry beside the index: who owns it, and
-/// what picks and filters its matches. The entry itself is read from the
-/// store for a match.
+/// What the node keeps of one entry beside the index: who owns it, what
+/// picks and filters its matches, and the entry a match shows.
 #[derive(Debug)]
 struct Held {
     /// The owner's ref.
@@ -64,6 +57,8 @@ struct Held {
     threshold: Option<f32>,
     /// The owner, in `State::owners`.
     owner: u32,
+    /// The encoded `WatchlistEntry`, the version the index holds.
+    entry: Box<[u8]>,
 }
 
 /// The index and what it keeps per entry. An entry's index key is its
@@ -121,8 +116,8 @@ impl State {
             .copied()
     }
 
-    fn put(&mut self, bytes: &[u8], seq: u64) {
-        let entry = match pb::WatchlistEntry::decode(bytes)
+    fn put(&mut self, bytes: Vec<u8>, seq: u64) {
+        let entry = match pb::WatchlistEntry::decode(bytes.as_slice())
             .map_err(|e| e.to_string())
             .and_then(|w| Entry::try_from(w).map_err(|e| e.to_string()))
         {
@@ -146,6 +141,7 @@ impl State {
             expires_at: entry.expires_at,
             threshold: entry.hit_threshold.map(|t| t.get()),
             owner,
+            entry: bytes.into_boxed_slice(),
         };
         let slot = match self.slot_of(owner, &entry.reference) {
             Some(slot) => {
@@ -194,61 +190,50 @@ impl State {
 
     fn apply(&mut self, update: Update) {
         match update {
-            Update::Put { entry, seq } => self.put(&entry, seq),
+            Update::Put { entry, seq } => self.put(entry, seq),
             Update::Remove { owner, reference } => self.remove(&owner, &reference),
         }
     }
 
     /// The matches of `query` at `now` (an expired entry never matches),
-    /// each with the version of its entry the index scored, and whether
-    /// more may have matched than the options' limit let in.
-    fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> (Vec<Scored>, bool) {
+    /// each showing the version of its entry the index scored, and
+    /// whether more may have matched than the options' limit let in.
+    fn screen(
+        &self,
+        query: &Query,
+        options: &Options,
+        now: DateTime<Utc>,
+    ) -> (Vec<pb::ScreenMatch>, bool) {
         let page = self.index.screen_page(query, options);
-        let scored = page
+        let matches = page
             .matches
-            .into_iter()
+            .iter()
             .filter_map(|m| {
                 let slot = u32::try_from(m.key).ok()?;
                 let held = self.slots.get(slot as usize)?.as_ref()?;
                 if held.expires_at.is_some_and(|e| e <= now) {
                     return None;
                 }
-                Some(Scored {
-                    slot,
-                    owner: self.owners[held.owner as usize].clone(),
-                    reference: held.reference.to_string(),
-                    seq: held.seq,
-                    threshold: held.threshold,
+                Some(convert::screen_match(
                     m,
-                })
+                    convert::HeldRef {
+                        owner: &self.owners[held.owner as usize],
+                        reference: &held.reference,
+                        seq: held.seq,
+                        threshold: held.threshold,
+                        entry: &held.entry,
+                    },
+                ))
             })
             .collect();
-        (scored, page.more)
+        (matches, page.more)
     }
-}
-
-/// A match as the index scored it, before its entry is read.
-struct Scored {
-    slot: u32,
-    owner: String,
-    reference: String,
-    /// The version the index scored.
-    seq: u64,
-    threshold: Option<f32>,
-    m: Match,
 }
 
 /// The node's screening index; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Screening {
     state: Arc<RwLock<State>>,
-    /// Where the entries of matches are read.
-    store: Store,
-    /// This node's agency: its entries are its own list, not held ones.
-    agency: String,
-    /// Counts the updates applied, so that a screen that read a newer
-    /// entry than the index scored can wait for the index to catch up.
-    applied: Arc<watch::Sender<u64>>,
     /// One permit a core: screens run at most this many at once, the rest
     /// wait their turn here. A screen is pure CPU work, so more at once
     /// only adds blocking threads (each with its own allocator heap) and
@@ -339,7 +324,7 @@ impl Screening {
             count += rows.len();
             let index = tokio::task::spawn_blocking(move || {
                 for row in rows {
-                    state.put(&row.entry, row.seq);
+                    state.put(row.entry, row.seq);
                 }
                 state
             });
@@ -363,9 +348,6 @@ impl Screening {
         );
         Ok(Screening {
             state: Arc::new(RwLock::new(state)),
-            store: store.clone(),
-            agency: agency.to_owned(),
-            applied: Arc::new(watch::channel(0).0),
             cores: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -377,56 +359,23 @@ impl Screening {
         if updates.is_empty() {
             return;
         }
-        let (state, applied) = (self.state.clone(), self.applied.clone());
+        let state = self.state.clone();
         let work = move || {
             let mut state = state.write().unwrap_or_else(|e| e.into_inner());
             for u in updates {
                 state.apply(u);
             }
-            // Counted under the lock: a screen that read the count under
-            // the read lock knows exactly which updates it saw.
-            applied.send_modify(|n| *n += 1);
         };
         if let Err(e) = tokio::task::spawn_blocking(work).await {
             tracing::error!(error = %e, "updating the screening index failed");
         }
     }
 
-    /// The matches of each query, and the count of updates the index had
-    /// applied when it screened them.
-    async fn score(
-        &self,
-        queries: Arc<Vec<(Query, Options)>>,
-        which: Vec<usize>,
-        now: DateTime<Utc>,
-    ) -> Result<(Vec<(Vec<Scored>, bool)>, u64), crate::Error> {
-        let (state, applied) = (self.state.clone(), self.applied.clone());
-        let core = self.cores.clone().acquire_owned().await.map_err(|_| {
-            crate::Error::Unavailable("screening is shutting down on this node".into())
-        })?;
-        let work = move || {
-            // Held until the work is done, even if the caller goes away.
-            let _core = core;
-            let state = state.read().unwrap_or_else(|e| e.into_inner());
-            let seen = *applied.borrow();
-            let scored = which
-                .iter()
-                .map(|&i| state.screen(&queries[i].0, &queries[i].1, now))
-                .collect();
-            (scored, seen)
-        };
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "a screen failed");
-            crate::Error::Unavailable("the screen failed on this node".into())
-        })
-    }
-
     /// Screens each query against the index, at `now`: an expired entry is
-    /// never matched. Results are in the order of the queries. The entries
-    /// of the matches are read from the store in one read; should one have
-    /// changed since the index scored it (its commit is in, its index
-    /// update on the way), that query is screened again once the index has
-    /// caught up, so a match always shows the version it was scored on.
+    /// never matched. Results are in the order of the queries. Each match
+    /// shows its entry as the index holds it, the version it was scored
+    /// on; a change committed to the store shows once its index update is
+    /// applied, which the watchlist code does right after the commit.
     pub(crate) async fn screen(
         &self,
         requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
@@ -439,74 +388,23 @@ impl Screening {
                 (r, (q, options))
             })
             .unzip();
-        let queries = Arc::new(queries);
-        let mut results: Vec<(Vec<pb::ScreenMatch>, bool)> =
-            vec![(Vec::new(), false); requests.len()];
-        let mut pending: Vec<usize> = (0..requests.len()).collect();
-        for attempt in 0..=CATCH_UP_TRIES {
-            let last = attempt == CATCH_UP_TRIES;
-            let (scored, seen) = self.score(queries.clone(), pending.clone(), now).await?;
-            // Each entry once, however many queries of the batch match it.
-            let mut keys = Vec::new();
-            let mut at = std::collections::HashMap::new();
-            for s in scored.iter().flat_map(|(matches, _)| matches) {
-                at.entry(s.slot).or_insert_with(|| {
-                    keys.push((s.owner.clone(), s.reference.clone()));
-                    keys.len() - 1
-                });
-            }
-            let rows = self
-                .store
-                .watchlist_entries(self.agency.clone(), keys)
-                .await?;
-            let mut stale = Vec::new();
-            for (&i, (matches, more)) in pending.iter().zip(scored) {
-                let mut shown = Vec::with_capacity(matches.len());
-                let mut fresh = true;
-                for s in matches {
-                    // Gone from the store: removed since; its index update
-                    // is on the way.
-                    let Some(row) = &rows[at[&s.slot]] else {
-                        continue;
-                    };
-                    let threshold = if row.seq == s.seq {
-                        s.threshold
-                    } else if last {
-                        // The index never caught up (it logged why): the
-                        // entry as it now is, with its own threshold.
-                        tracing::warn!(owner = %s.owner, r#ref = %s.reference, "the screening index lags the store");
-                        pb::WatchlistEntry::decode(row.entry.as_slice())
-                            .ok()
-                            .map(|e| e.hit_threshold)
-                            .filter(|&t| t > 0.0)
-                    } else {
-                        fresh = false;
-                        break;
-                    };
-                    shown.push(convert::screen_match(
-                        &s.m,
-                        convert::HeldRef {
-                            owner: &s.owner,
-                            reference: &s.reference,
-                            seq: row.seq,
-                            threshold,
-                            entry: &row.entry,
-                        },
-                    ));
-                }
-                if fresh {
-                    results[i] = (shown, more);
-                } else {
-                    stale.push(i);
-                }
-            }
-            if stale.is_empty() {
-                break;
-            }
-            let mut applied = self.applied.subscribe();
-            let _ = tokio::time::timeout(CATCH_UP_WAIT, applied.wait_for(|&n| n > seen)).await;
-            pending = stale;
-        }
+        let state = self.state.clone();
+        let core = self.cores.clone().acquire_owned().await.map_err(|_| {
+            crate::Error::Unavailable("screening is shutting down on this node".into())
+        })?;
+        let work = move || {
+            // Held until the work is done, even if the caller goes away.
+            let _core = core;
+            let state = state.read().unwrap_or_else(|e| e.into_inner());
+            queries
+                .iter()
+                .map(|(query, options)| state.screen(query, options, now))
+                .collect::<Vec<_>>()
+        };
+        let results = tokio::task::spawn_blocking(work).await.map_err(|e| {
+            tracing::error!(error = %e, "a screen failed");
+            crate::Error::Unavailable("the screen failed on this node".into())
+        })?;
         Ok(requests
             .into_iter()
             .zip(results)
@@ -584,11 +482,12 @@ mod tests {
     }
 
     /// Built a page at a time over own and held entries, the index finds
-    /// each; a match carries the entry read from the store, at the seq
-    /// the index scored; one removed from the store is not shown, and one
-    /// changed in the store is shown as it now is once the index has it.
+    /// each; a match carries the entry as stored, at its seq; a match
+    /// always shows the version it was scored on, also while a change is
+    /// committed and its index update not yet applied; once it is, a
+    /// removed entry is gone and a changed one matches as it now is.
     #[tokio::test]
-    async fn matches_carry_the_stored_entry_at_the_scored_version() {
+    async fn matches_carry_the_entry_at_the_scored_version() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), tocsin_store::StoreOptions::default()).unwrap();
         let now = Utc::now();
@@ -640,7 +539,7 @@ mod tests {
             assert_eq!(m.entry.as_ref().unwrap(), &wire(owner, reference, name));
         }
 
-        // Removed from the store, not yet from the index: not shown.
+        // B removed: gone once its index update is applied.
         store
             .append_own_watchlist(
                 vec![OwnChange {
@@ -652,13 +551,19 @@ mod tests {
             )
             .await
             .unwrap();
+        assert!(!screen_for(&s, "Abdelhamid Abaaoud").await.is_empty());
+        s.apply(vec![Update::Remove {
+            owner: "TR-MIT".into(),
+            reference: "B".into(),
+        }])
+        .await;
         assert!(screen_for(&s, "Abdelhamid Abaaoud").await.is_empty());
 
-        // A's new version (another person's name) is committed; its index
-        // update comes with the screen in flight. The index still scores
-        // the old name; the screen must see that the store moved on, wait
-        // for the index, and screen again: A no longer matches. Shown
-        // without that, A would match "Salah Abdeslam" as Jean Dupont.
+        // A's new version (another person's name) is committed; until its
+        // index update is applied, A matches as the index scored it, old
+        // name and old seq together: never the new entry under the old
+        // name's score ("Salah Abdeslam" shown as Jean Dupont).
+        let old = wire("TR-MIT", "A", "Salah Abdeslam");
         let updated = wire("TR-MIT", "A", "Jean Dupont");
         let change = OwnChange {
             reference: "A".into(),
@@ -677,7 +582,15 @@ mod tests {
             seq: seqs[0],
         };
         let (m, ()) = tokio::join!(screen_for(&s, "Salah Abdeslam"), s.apply(vec![update]));
-        assert!(m.iter().all(|m| m.r#ref != "A"), "{m:?}");
+        for m in m.iter().filter(|m| m.r#ref == "A") {
+            assert_eq!((m.entry.as_ref().unwrap(), m.entry_seq), (&old, 1), "{m:?}");
+        }
+        assert!(
+            screen_for(&s, "Salah Abdeslam")
+                .await
+                .iter()
+                .all(|m| m.r#ref != "A")
+        );
         let m = screen_for(&s, "Jean Dupont").await;
         let m = m.iter().find(|m| m.r#ref == "A").unwrap();
         assert_eq!(m.entry.as_ref().unwrap(), &updated);
