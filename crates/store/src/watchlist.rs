@@ -271,8 +271,8 @@ pub trait WatchlistStore: Send + Sync {
     /// The entries of `keys` (owner, ref) as they now are, in the order of
     /// `keys`, `None` for one this node no longer holds: `own` names this
     /// agency, whose entries are its own list, every other owner's are
-    /// held ones. One read for all, from one snapshot: screening keeps only
-    /// what ranking needs in memory and reads the entries it returns.
+    /// held ones. One read for all, from one snapshot: a front node's
+    /// follower reads the entries other nodes changed.
     async fn watchlist_entries(
         &self,
         own: String,

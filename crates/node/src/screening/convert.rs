@@ -13,8 +13,8 @@ use tocsin_screening::{
 
 /// Matches a screen returns when its request sets no `limit`: the best
 /// few are what an operator reads, and each match returned is an entry
-/// read from the store and sent (docs/benchmarks.md, "Screening through
-/// the node").
+/// decoded, encoded and sent (docs/benchmarks.md, "Screening through the
+/// node").
 pub(crate) const DEFAULT_LIMIT: usize = 10;
 /// The most matches one screen may ask for.
 pub const MAX_LIMIT: usize = 100;

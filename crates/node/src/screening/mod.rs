@@ -581,6 +581,10 @@ mod tests {
             entry: updated.encode_to_vec(),
             seq: seqs[0],
         };
+        let m = screen_for(&s, "Salah Abdeslam").await;
+        let m = m.iter().find(|m| m.r#ref == "A").unwrap();
+        assert_eq!((m.entry.as_ref().unwrap(), m.entry_seq), (&old, 1));
+        // And with the update racing the screen, either whole version.
         let (m, ()) = tokio::join!(screen_for(&s, "Salah Abdeslam"), s.apply(vec![update]));
         for m in m.iter().filter(|m| m.r#ref == "A") {
             assert_eq!((m.entry.as_ref().unwrap(), m.entry_seq), (&old, 1), "{m:?}");
