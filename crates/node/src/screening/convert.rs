@@ -197,29 +197,17 @@ fn reason(r: &Reason) -> pb::MatchReason {
     }
 }
 
-/// The held entry a match is of.
-pub(super) struct HeldRef<'a> {
-    pub(super) owner: &'a str,
-    pub(super) reference: &'a str,
-    /// The seq of the change that made the entry what it is.
-    pub(super) seq: u64,
-    /// The owner's stricter hit threshold, if any.
-    pub(super) threshold: Option<f32>,
-    /// The encoded `WatchlistEntry`.
-    pub(super) entry: &'a [u8],
-}
-
-/// What the operator is shown of a match of `held`. A hit is the
-/// library's (at or above the default threshold, with enough support) and
-/// at or above the owner's stricter threshold, if it set one.
-pub(super) fn screen_match(m: &Match, held: HeldRef<'_>) -> pb::ScreenMatch {
+/// What the operator is shown of a match of `held`, an entry of `owner`.
+/// A hit is the library's (at or above the default threshold, with enough
+/// support) and at or above the owner's stricter threshold, if it set one.
+pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> pb::ScreenMatch {
     let hit = m.hit && held.threshold.is_none_or(|t| m.score >= t);
     pb::ScreenMatch {
         score: m.score,
         hit,
-        owner: held.owner.to_owned(),
-        r#ref: held.reference.to_owned(),
-        entry: pb::WatchlistEntry::decode(held.entry).ok(),
+        owner: owner.to_owned(),
+        r#ref: held.reference.to_string(),
+        entry: pb::WatchlistEntry::decode(&*held.entry).ok(),
         entry_seq: held.seq,
         reasons: m.reasons.iter().map(reason).collect(),
         reasons_text: Reasons(&m.reasons).to_string(),

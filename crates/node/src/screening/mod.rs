@@ -216,13 +216,8 @@ impl State {
                 }
                 Some(convert::screen_match(
                     m,
-                    convert::HeldRef {
-                        owner: &self.owners[held.owner as usize],
-                        reference: &held.reference,
-                        seq: held.seq,
-                        threshold: held.threshold,
-                        entry: &held.entry,
-                    },
+                    &self.owners[held.owner as usize],
+                    held,
                 ))
             })
             .collect();
