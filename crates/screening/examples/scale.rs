@@ -1,7 +1,7 @@
 //! Build an index of synthetic candidates and measure screening.
 //!
-//! `cargo run --release -p tocsin-screening --example scale [-- CANDIDATES QUERIES THREADS]`
-//! (defaults: 1,000,000 candidates, 20,000 queries, 2 threads). Half the
+//! `cargo run --release -p tocsin-screening --example scale [-- CANDIDATES QUERIES THREADS MAX_RESULTS]`
+//! (defaults: 1,000,000 candidates, 20,000 queries, 2 threads, 50 results). Half the
 //! queries are variants of indexed candidates (as an operator would type a
 //! listed person's name), half are synthetic people not in the index.
 //! Prints build time, screens per second, p50/p99 latency and resident memory
@@ -41,6 +41,10 @@ fn main() {
     let n = args.first().copied().unwrap_or(1_000_000);
     let queries_n = args.get(1).copied().unwrap_or(20_000);
     let threads = args.get(2).copied().unwrap_or(2).max(1);
+    let max_results = args
+        .get(3)
+        .copied()
+        .unwrap_or(Options::default().max_results);
 
     // Queries first: variants of indexed candidates, each with the key it
     // should find, then people who are not in the index.
@@ -70,7 +74,10 @@ fn main() {
         after - before
     );
 
-    let options = Options::default();
+    let options = Options {
+        max_results,
+        ..Options::default()
+    };
     let start = Instant::now();
     let chunk = queries.len().div_ceil(threads);
     let results: Vec<ThreadResult> = std::thread::scope(|s| {

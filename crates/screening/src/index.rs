@@ -196,8 +196,18 @@ struct Scratch {
     part_weights: FxHashMap<u32, (f32, bool)>,
 }
 
-/// Similarities already computed in one screen, by query unit and part id.
-type Memo = FxHashMap<(usize, u32), Option<(f32, How)>>;
+/// Similarities already computed in one screen, by query unit (high half)
+/// and part id (low half).
+type Memo = FxHashMap<u64, Option<(f32, How)>>;
+
+/// Room for the similarities a screen computes for one query name: a few
+/// hundred, so the memo is not grown (and rehashed) as it fills.
+const MEMO_CAPACITY: usize = 1_024;
+
+/// Room for the names a screen reads and the candidates it ranks (about 65
+/// and 150 on the synthetic million): the sets start large enough that a
+/// screen does not rehash them as they fill.
+const SET_CAPACITY: usize = 256;
 
 #[derive(Debug)]
 struct Entry {
@@ -743,9 +753,11 @@ impl Index {
                 if q.ids[qi] == Some(id) {
                     return Some((1.0, How::Folded));
                 }
-                *memo.entry((qi, id)).or_insert_with(|| {
-                    matcher::similarity(&q.features[qi], &self.parts[id as usize])
-                })
+                *memo
+                    .entry((qi as u64) << 32 | u64::from(id))
+                    .or_insert_with(|| {
+                        matcher::similarity(&q.features[qi], &self.parts[id as usize])
+                    })
             },
             options,
             pairings,
@@ -764,8 +776,14 @@ impl Index {
     /// [`Options::max_results`] let it return.
     pub fn screen_page(&self, query: &Query, options: &Options) -> Page {
         let qnames: Vec<QName> = query.names.iter().filter_map(|n| self.prepare(n)).collect();
-        let mut memos: Vec<Memo> = qnames.iter().map(|_| FxHashMap::default()).collect();
-        let mut scratch = Scratch::default();
+        let mut memos: Vec<Memo> = qnames
+            .iter()
+            .map(|_| FxHashMap::with_capacity_and_hasher(MEMO_CAPACITY, Default::default()))
+            .collect();
+        let mut scratch = Scratch {
+            part_weights: FxHashMap::with_capacity_and_hasher(SET_CAPACITY, Default::default()),
+            ..Scratch::default()
+        };
         // What a date of birth and a nationality can add for this query.
         let max_bonus = if query.dob.is_some() { DOB_BONUS } else { 0.0 }
             + if query.nationalities.is_empty() {
@@ -774,14 +792,17 @@ impl Index {
                 NATIONALITY_BONUS
             };
         // Scored names, best first: (score, distinctive, query name, name id).
-        let mut scored: Vec<(f32, u8, usize, u32)> = Vec::new();
-        let mut found = FxHashSet::default();
-        let mut ids: Vec<u32> = Vec::new();
+        let mut scored: Vec<(f32, u8, usize, u32)> = Vec::with_capacity(SET_CAPACITY);
+        let mut found = FxHashSet::with_capacity_and_hasher(SET_CAPACITY, Default::default());
+        let mut ids: Vec<u32> = Vec::with_capacity(SET_CAPACITY);
         for (qi, q) in qnames.iter().enumerate() {
             found.clear();
             self.generate(q, &mut found);
             ids.clear();
             ids.extend(found.iter().copied());
+            // In id order: the order names are scored in then does not
+            // hang on the set's capacity, and reads go forward in memory.
+            ids.sort_unstable();
             for (i, &id) in ids.iter().enumerate() {
                 // Scoring a name waits on memory (the name and its units,
                 // read nowhere else): start reading a later name's first,
@@ -922,7 +943,8 @@ impl Index {
         };
         let keep = options.max_results;
         let mut out: Vec<Found> = Vec::new();
-        let mut seen: FxHashSet<u32> = FxHashSet::default();
+        let mut seen: FxHashSet<u32> =
+            FxHashSet::with_capacity_and_hasher(SET_CAPACITY, Default::default());
         // Names come best first, and a candidate ranks at most `max_bonus`
         // above its name: once the kept matches are all hits that no later
         // candidate can beat, stop. Common names have thousands of namesakes

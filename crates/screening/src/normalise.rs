@@ -20,11 +20,18 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Step 1: NFKC, then lower case.
 pub fn compose(text: &str) -> String {
+    // NFKC leaves ASCII as it is, and its lower case is ASCII's.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     text.nfkc().flat_map(char::to_lowercase).collect()
 }
 
 /// Step 2: transliteration to lower-case ASCII (after [`compose`]).
 pub fn transliterate(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     any_ascii::any_ascii(&compose(text)).to_ascii_lowercase()
 }
 
@@ -142,6 +149,22 @@ mod tests {
         assert_eq!(compose("MOSTEFAÏ"), "mostefaï");
         assert_eq!(compose("ＯＭＡＲ"), "omar");
         assert_eq!(compose("ﬁrst"), "first");
+    }
+
+    #[test]
+    fn ascii_fast_paths_agree_with_the_full_pipeline() {
+        let ascii: String = (0u8..128).map(char::from).collect();
+        assert_eq!(
+            compose(&ascii),
+            ascii
+                .nfkc()
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        );
+        assert_eq!(
+            transliterate(&ascii),
+            any_ascii::any_ascii(&ascii).to_ascii_lowercase()
+        );
     }
 
     #[test]
