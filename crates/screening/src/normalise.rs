@@ -29,10 +29,13 @@ pub fn compose(text: &str) -> String {
 
 /// Step 2: transliteration to lower-case ASCII (after [`compose`]).
 pub fn transliterate(text: &str) -> String {
-    if text.is_ascii() {
-        return text.to_ascii_lowercase();
+    let composed = compose(text);
+    // ASCII is already what transliteration would make of it, and
+    // [`compose`] has lowered its case.
+    if composed.is_ascii() {
+        return composed;
     }
-    any_ascii::any_ascii(&compose(text)).to_ascii_lowercase()
+    any_ascii::any_ascii(&composed).to_ascii_lowercase()
 }
 
 /// Whether a character separates name parts (as opposed to being dropped).
