@@ -10,7 +10,9 @@
 //!   runtime, and then changed by the watchlist code right after each of
 //!   its commits (a sync page applied, an own entry published, updated,
 //!   removed or expired). A screen takes the read lock, an update the
-//!   write lock; both run on a blocking thread since both are CPU work.
+//!   write lock. An update and a batch of screens run on a blocking
+//!   thread; a single screen runs where its call arrived unless an update
+//!   holds the lock ([`Screening::screen`]).
 //!
 //! Memory: beside the index the node keeps per entry what a screen needs
 //! to pick, filter and show its matches: owner, ref, seq, threshold,
@@ -198,12 +200,7 @@ impl State {
     /// The matches of `query` at `now` (an expired entry never matches),
     /// each showing the version of its entry the index scored, and
     /// whether more may have matched than the options' limit let in.
-    fn screen(
-        &self,
-        query: &Query,
-        options: &Options,
-        now: DateTime<Utc>,
-    ) -> (Vec<pb::ScreenMatch>, bool) {
+    fn screen(&self, query: &Query, options: &Options, now: DateTime<Utc>) -> Screened {
         let page = self.index.screen_page(query, options);
         let matches = page
             .matches
@@ -383,23 +380,28 @@ impl Screening {
                 (r, (q, options))
             })
             .unzip();
-        let state = self.state.clone();
         let core = self.cores.clone().acquire_owned().await.map_err(|_| {
             crate::Error::Unavailable("screening is shutting down on this node".into())
         })?;
-        let work = move || {
-            // Held until the work is done, even if the caller goes away.
-            let _core = core;
-            let state = state.read().unwrap_or_else(|e| e.into_inner());
-            queries
-                .iter()
-                .map(|(query, options)| state.screen(query, options, now))
-                .collect::<Vec<_>>()
+        let results = match self.screen_inline(&queries, now) {
+            Some(results) => {
+                drop(core);
+                results?
+            }
+            None => {
+                let state = self.state.clone();
+                let work = move || {
+                    // Held until the work is done, even if the caller goes away.
+                    let _core = core;
+                    let state = state.read().unwrap_or_else(|e| e.into_inner());
+                    screen_all(&state, &queries, now)
+                };
+                tokio::task::spawn_blocking(work).await.map_err(|e| {
+                    tracing::error!(error = %e, "a screen failed");
+                    crate::Error::Unavailable("the screen failed on this node".into())
+                })?
+            }
         };
-        let results = tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "a screen failed");
-            crate::Error::Unavailable("the screen failed on this node".into())
-        })?;
         Ok(requests
             .into_iter()
             .zip(results)
@@ -412,6 +414,47 @@ impl Screening {
             })
             .collect())
     }
+
+    /// A single screen, run where the caller is, on the async runtime's
+    /// worker: it is a fraction of a millisecond of CPU (about what a TLS
+    /// handshake's signature costs, which also runs there), and handing it
+    /// to a blocking thread and back cost the node more than the rest of
+    /// the call's overhead (docs/ARCHITECTURE.md, "Screening in the node").
+    /// `None` when it is not one screen, or when an index update holds the
+    /// lock: then the caller sends the work to a blocking thread, so that
+    /// a worker never waits on the lock.
+    fn screen_inline(
+        &self,
+        queries: &[(Query, Options)],
+        now: DateTime<Utc>,
+    ) -> Option<Result<Vec<Screened>, crate::Error>> {
+        if queries.len() != 1 {
+            return None;
+        }
+        let state = match self.state.try_read() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            screen_all(&state, queries, now)
+        }));
+        Some(results.map_err(|_| {
+            tracing::error!("a screen failed");
+            crate::Error::Unavailable("the screen failed on this node".into())
+        }))
+    }
+}
+
+/// What one screen found: its matches, and whether the limit left more out.
+type Screened = (Vec<pb::ScreenMatch>, bool);
+
+/// Each query screened against `state`, in order.
+fn screen_all(state: &State, queries: &[(Query, Options)], now: DateTime<Utc>) -> Vec<Screened> {
+    queries
+        .iter()
+        .map(|(query, options)| state.screen(query, options, now))
+        .collect()
 }
 
 #[cfg(test)]
@@ -619,5 +662,54 @@ mod tests {
         assert_eq!((some.matches.len(), some.more_matches), (25, true));
         let all = screen_limited(&s, "Karim Benhaddou", 100).await;
         assert_eq!((all.matches.len(), all.more_matches), (30, false));
+    }
+    /// A single screen runs on the runtime's own thread, but never waits
+    /// there on the index's lock: while an update holds it, the screen goes
+    /// to a blocking thread and the runtime goes on with its other work;
+    /// once the update is done, the screen finishes with its match.
+    #[test]
+    fn a_screen_never_blocks_the_runtime_on_an_update() {
+        let s = Screening {
+            state: Arc::new(RwLock::new(State::default())),
+            cores: Arc::new(Semaphore::new(2)),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(s.apply(vec![Update::Put {
+            entry: wire("TR-MIT", "A", "Salah Abdeslam").encode_to_vec(),
+            seq: 1,
+        }]));
+        let inline = rt.block_on(screen_for(&s, "Salah Abdeslam"));
+        assert!(inline.iter().any(|m| m.r#ref == "A" && m.hit), "{inline:?}");
+
+        let update = s.state.write().unwrap();
+        let (alive, alive_rx) = std::sync::mpsc::channel();
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let runtime = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                rt.block_on(async {
+                    let mut screen = std::pin::pin!(screen_for(&s, "Salah Abdeslam"));
+                    // Polled once: waiting for the lock, and this thread free.
+                    let first = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(screen.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    alive.send(first).unwrap();
+                    done.send(screen.await).unwrap();
+                })
+            })
+        };
+        let wait = std::time::Duration::from_secs(60);
+        assert_eq!(alive_rx.recv_timeout(wait), Ok(true));
+        drop(update);
+        let matches = done_rx.recv_timeout(wait).unwrap();
+        assert!(
+            matches.iter().any(|m| m.r#ref == "A" && m.hit),
+            "{matches:?}"
+        );
+        runtime.join().unwrap();
     }
 }
