@@ -1,15 +1,15 @@
 //! Conversions at the edge of screening: entries into candidates, an
 //! operator's request into a query, a match into what the operator sees.
 
+use std::fmt::Write as _;
+
 use chrono::Datelike;
 use prost::Message;
 use tocsin_core::ValidationError;
 use tocsin_core::alert::Subject;
 use tocsin_core::watchlist::Entry;
 use tocsin_proto::pb;
-use tocsin_screening::{
-    Candidate, Dob, Document, Identifier, Match, Options, Query, Reason, Reasons,
-};
+use tocsin_screening::{Candidate, Dob, Document, Identifier, Match, Options, Query, Reason};
 
 /// Matches a screen returns when its request sets no `limit`: the best
 /// few are what an operator reads, and each match returned is an entry
@@ -188,13 +188,31 @@ fn reason(r: &Reason) -> pb::MatchReason {
         ),
         Reason::NationalityAgrees(c) => (Kind::Nationality, c.clone(), c.clone(), String::new()),
     };
+    // Made once, with room: the joined text of a match's reasons is made
+    // from these (formatting grew each string a few bytes at a time, and
+    // a batch formats thousands).
+    let mut text = String::with_capacity(query.len() + candidate.len() + 32);
+    let _ = write!(text, "{r}");
     pb::MatchReason {
         kind: kind as i32,
         query,
         candidate,
         how,
-        text: r.to_string(),
+        text,
     }
+}
+
+/// The reasons' texts joined with "; ", as [`tocsin_screening::Reasons`]
+/// writes them.
+fn joined(reasons: &[pb::MatchReason]) -> String {
+    let mut out = String::with_capacity(reasons.iter().map(|r| r.text.len() + 2).sum());
+    for (i, r) in reasons.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&r.text);
+    }
+    out
 }
 
 /// What the operator is shown of a match of `held`, an entry of `owner`.
@@ -202,6 +220,7 @@ fn reason(r: &Reason) -> pb::MatchReason {
 /// support) and at or above the owner's stricter threshold, if it set one.
 pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> pb::ScreenMatch {
     let hit = m.hit && held.threshold.is_none_or(|t| m.score >= t);
+    let reasons: Vec<pb::MatchReason> = m.reasons.iter().map(reason).collect();
     pb::ScreenMatch {
         score: m.score,
         hit,
@@ -209,8 +228,8 @@ pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> pb::Sc
         r#ref: held.reference.to_string(),
         entry: pb::WatchlistEntry::decode(&*held.entry).ok(),
         entry_seq: held.seq,
-        reasons: m.reasons.iter().map(reason).collect(),
-        reasons_text: Reasons(&m.reasons).to_string(),
+        reasons_text: joined(&reasons),
+        reasons,
         hit_report_id: String::new(),
         hit_report_repeated: false,
         hit_report_error: String::new(),
@@ -269,5 +288,38 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(query_of(&r).unwrap().identifiers.len(), 1);
+    }
+    #[test]
+    fn a_match_shows_each_reason_and_all_of_them_as_the_library_writes_them() {
+        let reasons = vec![
+            Reason::Name {
+                query: "Mostefaï".into(),
+                candidate: "MOSTEFAI".into(),
+                how: tocsin_screening::How::Folded,
+            },
+            Reason::Document {
+                kind: "passport".into(),
+                number: "12AB34567".into(),
+            },
+            Reason::DobDisagrees {
+                query: Dob::Year(1985),
+                candidate: Dob::Date {
+                    year: 1989,
+                    month: 9,
+                    day: 15,
+                },
+            },
+            Reason::NationalityAgrees("FR".into()),
+        ];
+        let shown: Vec<pb::MatchReason> = reasons.iter().map(reason).collect();
+        for (r, s) in reasons.iter().zip(&shown) {
+            assert_eq!(s.text, r.to_string());
+        }
+        assert_eq!(
+            joined(&shown),
+            tocsin_screening::Reasons(&reasons).to_string()
+        );
+        assert_eq!(joined(&shown[..1]), reasons[0].to_string());
+        assert_eq!(joined(&[]), "");
     }
 }
