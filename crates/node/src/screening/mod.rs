@@ -10,9 +10,10 @@
 //!   runtime, and then changed by the watchlist code right after each of
 //!   its commits (a sync page applied, an own entry published, updated,
 //!   removed or expired). A screen takes the read lock, an update the
-//!   write lock. An update and a batch of screens run on a blocking
-//!   thread; a single screen runs where its call arrived unless an update
-//!   holds the lock ([`Screening::screen`]).
+//!   write lock. An update, and the screens of a batch of more than one,
+//!   run on a blocking thread; a single small screen (unary, or a batch of
+//!   one) runs where its call arrived unless an update holds the lock
+//!   ([`Screening::screen`]).
 //!
 //! Memory: beside the index the node keeps per entry what a screen needs
 //! to pick, filter and show its matches: owner, ref, seq, threshold,
@@ -368,6 +369,10 @@ impl Screening {
     /// shows its entry as the index holds it, the version it was scored
     /// on; a change committed to the store shows once its index update is
     /// applied, which the watchlist code does right after the commit.
+    ///
+    /// One small screen runs here, on the runtime's worker, unless an
+    /// index update holds the lock; more than one, or a larger one, run on
+    /// a blocking thread. Either way at most one a core runs at once.
     pub(crate) async fn screen(
         &self,
         requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
@@ -420,15 +425,19 @@ impl Screening {
     /// handshake's signature costs, which also runs there), and handing it
     /// to a blocking thread and back cost the node more than the rest of
     /// the call's overhead (docs/ARCHITECTURE.md, "Screening in the node").
-    /// `None` when it is not one screen, or when an index update holds the
-    /// lock: then the caller sends the work to a blocking thread, so that
-    /// a worker never waits on the lock.
+    /// `None` when it is not one screen, when the screen is not [`small`],
+    /// or when an index update holds the lock: then the caller sends the
+    /// work to a blocking thread, so that a worker never waits on the
+    /// lock nor runs a long screen.
     fn screen_inline(
         &self,
         queries: &[(Query, Options)],
         now: DateTime<Utc>,
     ) -> Option<Result<Vec<Screened>, crate::Error>> {
-        if queries.len() != 1 {
+        let [(query, options)] = queries else {
+            return None;
+        };
+        if !small(query, options) {
             return None;
         }
         let state = match self.state.try_read() {
@@ -439,11 +448,33 @@ impl Screening {
         let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             screen_all(&state, queries, now)
         }));
-        Some(results.map_err(|_| {
-            tracing::error!("a screen failed");
+        Some(results.map_err(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            tracing::error!(error = message, "a screen failed");
             crate::Error::Unavailable("the screen failed on this node".into())
         }))
     }
+}
+
+/// Most names (primary and aliases) of a screen run on a worker.
+const INLINE_NAMES: usize = 2;
+/// Most documents and identifiers, together, of a screen run on a worker.
+const INLINE_EXACT: usize = 4;
+
+/// Whether a screen is small enough to run on a worker: its cost grows
+/// with its names (each one's candidates are scored, up to the library's
+/// cap) and with the matches it returns, and a request may carry any
+/// number of aliases; an operator's check of a person usually has one or
+/// two names and the default limit. A larger one goes to a blocking
+/// thread, so that no request can hold a worker for long.
+fn small(query: &Query, options: &Options) -> bool {
+    query.names.len() <= INLINE_NAMES
+        && query.documents.len() + query.identifiers.len() <= INLINE_EXACT
+        && options.max_results <= convert::DEFAULT_LIMIT
 }
 
 /// What one screen found: its matches, and whether the limit left more out.
@@ -663,12 +694,13 @@ mod tests {
         let all = screen_limited(&s, "Karim Benhaddou", 100).await;
         assert_eq!((all.matches.len(), all.more_matches), (30, false));
     }
-    /// A single screen runs on the runtime's own thread, but never waits
-    /// there on the index's lock: while an update holds it, the screen goes
-    /// to a blocking thread and the runtime goes on with its other work;
-    /// once the update is done, the screen finishes with its match.
+    /// A single small screen runs on the runtime's own thread (more than
+    /// one, more names or more matches do not), but never waits there on
+    /// the index's lock: while an update holds it, the screen goes to a
+    /// blocking thread and the runtime goes on with its other work; once
+    /// the update is done, the screen finishes with its match.
     #[test]
-    fn a_screen_never_blocks_the_runtime_on_an_update() {
+    fn a_small_screen_runs_in_place_and_never_blocks_the_runtime_on_an_update() {
         let s = Screening {
             state: Arc::new(RwLock::new(State::default())),
             cores: Arc::new(Semaphore::new(2)),
@@ -683,6 +715,31 @@ mod tests {
         }]));
         let inline = rt.block_on(screen_for(&s, "Salah Abdeslam"));
         assert!(inline.iter().any(|m| m.r#ref == "A" && m.hit), "{inline:?}");
+        // Run in place: one small screen, the lock free.
+        let query = |names: &[&str], limit: u32| {
+            let request = pb::ScreenRequest {
+                person: Some(pb::Person {
+                    names: names.iter().map(|n| n.to_string()).collect(),
+                    ..Default::default()
+                }),
+                limit,
+                ..Default::default()
+            };
+            (query_of(&request).unwrap(), convert::options(limit))
+        };
+        let one = query(&["Salah Abdeslam"], 0);
+        let found = s.screen_inline(std::slice::from_ref(&one), Utc::now());
+        let found = found.expect("run in place").unwrap();
+        assert!(found[0].0.iter().any(|m| m.r#ref == "A" && m.hit));
+        // Not in place: more than one screen, many names, many matches.
+        let now = Utc::now();
+        assert!(s.screen_inline(&[one.clone(), one], now).is_none());
+        let aliases = query(&["Salah Abdeslam", "Abdeslam Salah", "Salah Abdesalam"], 0);
+        assert!(s.screen_inline(&[aliases], now).is_none());
+        assert!(
+            s.screen_inline(&[query(&["Salah Abdeslam"], 100)], now)
+                .is_none()
+        );
 
         let update = s.state.write().unwrap();
         let (alive, alive_rx) = std::sync::mpsc::channel();
