@@ -205,14 +205,8 @@ fn reason(r: &Reason) -> pb::MatchReason {
 /// The reasons' texts joined with "; ", as [`tocsin_screening::Reasons`]
 /// writes them.
 fn joined(reasons: &[pb::MatchReason]) -> String {
-    let mut out = String::with_capacity(reasons.iter().map(|r| r.text.len() + 2).sum());
-    for (i, r) in reasons.iter().enumerate() {
-        if i > 0 {
-            out.push_str("; ");
-        }
-        out.push_str(&r.text);
-    }
-    out
+    let texts: Vec<&str> = reasons.iter().map(|r| r.text.as_str()).collect();
+    texts.join("; ")
 }
 
 /// What the operator is shown of a match of `held`, an entry of `owner`.

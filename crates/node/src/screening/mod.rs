@@ -401,10 +401,9 @@ impl Screening {
                     let state = state.read().unwrap_or_else(|e| e.into_inner());
                     screen_all(&state, &queries, now)
                 };
-                tokio::task::spawn_blocking(work).await.map_err(|e| {
-                    tracing::error!(error = %e, "a screen failed");
-                    crate::Error::Unavailable("the screen failed on this node".into())
-                })?
+                tokio::task::spawn_blocking(work)
+                    .await
+                    .map_err(|e| screen_failed(&e))?
             }
         };
         Ok(requests
@@ -454,10 +453,15 @@ impl Screening {
                 .copied()
                 .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("a panic");
-            tracing::error!(error = message, "a screen failed");
-            crate::Error::Unavailable("the screen failed on this node".into())
+            screen_failed(&message)
         }))
     }
+}
+
+/// What the caller is told of a screen that panicked, on either path.
+fn screen_failed(error: &dyn std::fmt::Display) -> crate::Error {
+    tracing::error!(error = %error, "a screen failed");
+    crate::Error::Unavailable("the screen failed on this node".into())
 }
 
 /// Most names (primary and aliases) of a screen run on a worker.
@@ -536,15 +540,19 @@ mod tests {
         screen_limited(s, name, 0).await.matches
     }
 
-    async fn screen_limited(s: &Screening, name: &str, limit: u32) -> pb::ScreenResponse {
-        let request = pb::ScreenRequest {
+    fn request(names: &[&str], limit: u32) -> pb::ScreenRequest {
+        pb::ScreenRequest {
             person: Some(pb::Person {
-                names: vec![name.into()],
+                names: names.iter().map(|n| n.to_string()).collect(),
                 ..Default::default()
             }),
             limit,
             ..Default::default()
-        };
+        }
+    }
+
+    async fn screen_limited(s: &Screening, name: &str, limit: u32) -> pb::ScreenResponse {
+        let request = request(&[name], limit);
         let query = query_of(&request).unwrap();
         let mut out = s.screen(vec![(request, query)], Utc::now()).await.unwrap();
         out.pop().unwrap()
@@ -717,15 +725,10 @@ mod tests {
         assert!(inline.iter().any(|m| m.r#ref == "A" && m.hit), "{inline:?}");
         // Run in place: one small screen, the lock free.
         let query = |names: &[&str], limit: u32| {
-            let request = pb::ScreenRequest {
-                person: Some(pb::Person {
-                    names: names.iter().map(|n| n.to_string()).collect(),
-                    ..Default::default()
-                }),
-                limit,
-                ..Default::default()
-            };
-            (query_of(&request).unwrap(), convert::options(limit))
+            (
+                query_of(&request(names, limit)).unwrap(),
+                convert::options(limit),
+            )
         };
         let one = query(&["Salah Abdeslam"], 0);
         let found = s.screen_inline(std::slice::from_ref(&one), Utc::now());
