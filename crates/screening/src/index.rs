@@ -3,7 +3,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::matcher::{self, Alignment, MAX_PARTS, Pairing, Part, Side, Span, key, pair_key};
+use crate::matcher::{self, Alignment, MAX_PARTS, Pairing, Part, Quick, Side, Span, key, pair_key};
 use crate::normalise;
 use crate::types::{Candidate, Dob, How, Match, Options, Query, Reason};
 
@@ -190,10 +190,10 @@ struct Scratch {
     units: Vec<Span>,
     ids: Vec<u32>,
     weights: Vec<f32>,
-    /// Weight and particle flag by part id: namesakes and near-namesakes
-    /// share parts, and reading each part's features and frequency again
-    /// for every name costs two cache misses.
-    part_weights: FxHashMap<u32, (f32, bool)>,
+    /// Weight by part id: namesakes and near-namesakes share parts, and
+    /// reading each part's frequency again for every name costs a cache
+    /// miss.
+    part_weights: FxHashMap<u32, f32>,
 }
 
 /// Similarities already computed in one screen, by query unit (high half)
@@ -201,8 +201,9 @@ struct Scratch {
 type Memo = FxHashMap<u64, Option<(f32, How)>>;
 
 /// Room for the similarities a screen computes for one query name: a few
-/// hundred, so the memo is not grown (and rehashed) as it fills.
-const MEMO_CAPACITY: usize = 1_024;
+/// dozen on the synthetic million once the quick rejection has turned most
+/// pairs away (about 36 of 1,200), so the memo is rarely grown as it fills.
+const MEMO_CAPACITY: usize = 128;
 
 /// Room for the names a screen reads and the candidates it ranks (about 65
 /// and 150 on the synthetic million): the sets start large enough that a
@@ -250,6 +251,10 @@ const NAME_SEPARATOR: char = '\u{1f}';
 #[derive(Debug, Default)]
 pub struct Index {
     parts: Vec<Part>,
+    /// Each part's [`Quick`] features, by id: a screen compares a thousand
+    /// pairs of units, most of them unalike, and this array is small enough
+    /// to stay in cache where the parts are not.
+    quick: Vec<Quick>,
     /// Hash of a folded part to its id (the part itself holds the text, so
     /// the map does not keep a second copy); parts whose hash collides
     /// with another's go to `part_collisions`.
@@ -339,7 +344,9 @@ impl Index {
             return id;
         }
         let id = self.parts.len() as u32;
-        self.parts.push(Part::new(folded));
+        let part = Part::new(folded);
+        self.quick.push(part.quick);
+        self.parts.push(part);
         self.df.push(0);
         match self.part_ids.entry(key(b'T', folded)) {
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -720,10 +727,10 @@ impl Index {
                 len: 1,
             });
             ids.push(p);
-            let (weight, particle) = *part_weights.entry(p).or_insert_with(|| {
-                let particle = self.parts[p as usize].particle;
-                (matcher::weight(particle, self.df[p as usize], n), particle)
-            });
+            let particle = self.quick[p as usize].particle();
+            let weight = *part_weights
+                .entry(p)
+                .or_insert_with(|| matcher::weight(particle, self.df[p as usize], n));
             weights.push(weight);
             if particle {
                 particles |= 1 << i;
@@ -752,6 +759,11 @@ impl Index {
                 // Interned parts are equal exactly when their ids are.
                 if q.ids[qi] == Some(id) {
                     return Some((1.0, How::Folded));
+                }
+                // Most pairs are unalike, and the compact features show it:
+                // neither the memo nor the part is read for them.
+                if !q.features[qi].quick.might_be_alike(self.quick[id as usize]) {
+                    return None;
                 }
                 *memo
                     .entry((qi as u64) << 32 | u64::from(id))

@@ -32,13 +32,91 @@ pub(crate) struct Part {
     pub(crate) family: Option<u16>,
     pub(crate) particle: bool,
     pub(crate) abjad: bool,
-    /// Whether the part has an "Abd-" prefix with a remainder.
-    pub(crate) abd: bool,
+    /// What the quick rejection reads, packed.
+    pub(crate) quick: Quick,
+}
+
+/// The features of a part that decide, without its text, whether it could
+/// be alike another ([`Quick::might_be_alike`]), packed into 12 bytes: the
+/// index keeps every part's in one array, by id, small enough to stay in
+/// cache, so a screen (which compares about a thousand pairs of units, most
+/// of them unalike) reads neither the part nor a memo for most pairs.
+///
+/// Packing loses nothing the rejection needs except exactness in a
+/// direction that is safe: phonetic codes are cut to 16 bits (two codes that
+/// differ may agree here) and lengths saturate at 255, so a pair it lets
+/// through may still be unalike, and [`similarity`] decides those from the
+/// text; a pair it rejects is unalike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Quick {
     /// The set of its letters, one bit per byte `& 31`: two parts whose
     /// sets differ in more bits than a typo changes are not compared
-    /// letter by letter (a screen compares thousands of parts, and reading
-    /// each one's text is a cache miss).
-    pub(crate) letters: u32,
+    /// letter by letter.
+    letters: u32,
+    /// The top 16 bits of its phonetic codes' hashes (0: no code; a code
+    /// whose top bits are 0 is 1 here).
+    phon: [u16; 2],
+    /// Its family, plus one (0: none).
+    family: u16,
+    /// Its length in bytes, at most 255.
+    len: u8,
+    /// [`Quick::ABJAD`], [`Quick::ABD`], [`Quick::PARTICLE`].
+    flags: u8,
+}
+
+impl Quick {
+    /// An abjad transliteration ([`Part::abjad`]).
+    const ABJAD: u8 = 1;
+    /// An "Abd-" prefix with a remainder.
+    const ABD: u8 = 2;
+    /// A particle ([`Part::particle`]): a name's weights need the flag, and
+    /// the index's array has it without a read of the part.
+    const PARTICLE: u8 = 4;
+
+    fn of(folded: &str, phon: [u64; 2], family: Option<u16>, flags: [bool; 3]) -> Quick {
+        let [abjad, abd, particle] = flags;
+        let phon = phon.map(|p| if p == 0 { 0 } else { ((p >> 48) as u16).max(1) });
+        Quick {
+            letters: letters(folded),
+            phon,
+            // The table holds a few hundred families: none is `u16::MAX`.
+            family: family.map_or(0, |f| f.saturating_add(1)),
+            len: u8::try_from(folded.len()).unwrap_or(u8::MAX),
+            flags: if abjad { Quick::ABJAD } else { 0 }
+                | if abd { Quick::ABD } else { 0 }
+                | if particle { Quick::PARTICLE } else { 0 },
+        }
+    }
+
+    /// Whether the part is a particle ([`Part::particle`]).
+    pub(crate) fn particle(self) -> bool {
+        self.flags & Quick::PARTICLE != 0
+    }
+
+    /// Whether [`similarity`] could find two parts alike, from these
+    /// features alone. Only the edit-distance rule is decided here; every
+    /// other rule that could apply sends the pair on. A letter in one part's
+    /// set and not the other's is at least one letter apart, so the set
+    /// difference bounds the edit distance from below.
+    pub(crate) fn might_be_alike(self, b: Quick) -> bool {
+        let a = self;
+        if (a.family != 0 && a.family == b.family)
+            || (a.flags | b.flags) & Quick::ABJAD != 0
+            || a.flags & b.flags & Quick::ABD != 0
+            || a.phon.iter().any(|&p| p != 0 && b.phon.contains(&p))
+        {
+            return true;
+        }
+        let (la, lb) = (usize::from(a.len), usize::from(b.len));
+        let apart = (a.letters ^ b.letters).count_ones() as usize;
+        if la == lb && apart == 0 {
+            // Perhaps equal.
+            return true;
+        }
+        let short = la.min(lb);
+        let allowed = if short >= 8 { 2 } else { 1 };
+        la.abs_diff(lb) <= 2 && short >= 4 && apart.div_ceil(2) <= allowed
+    }
 }
 
 /// A stable hash of a tagged key, for the index's posting lists.
@@ -62,14 +140,18 @@ impl Part {
         if alternate == primary {
             alternate = 0;
         }
+        let phon = [primary, alternate];
+        let family = families::family(folded);
+        let abjad = normalise::is_abjad(folded);
+        let abd = abd_rest(folded).is_some();
+        let particle = families::is_particle(folded);
         Part {
             folded: folded.into(),
-            phon: [primary, alternate],
-            family: families::family(folded),
-            particle: families::is_particle(folded),
-            abjad: normalise::is_abjad(folded),
-            abd: abd_rest(folded).is_some(),
-            letters: letters(folded),
+            phon,
+            family,
+            particle,
+            abjad,
+            quick: Quick::of(folded, phon, family, [abjad, abd, particle]),
         }
     }
 
@@ -119,39 +201,14 @@ pub(crate) fn pair_key(a: u64, b: u64) -> u64 {
     key(b'P', (a.min(b), a.max(b)))
 }
 
-/// The letter set of a part (see [`Part::letters`]).
+/// The letter set of a part (see [`Quick::letters`]).
 fn letters(folded: &str) -> u32 {
     folded.bytes().fold(0, |m, c| m | 1 << (c & 31))
 }
 
-/// Whether [`similarity`] could find two parts alike, from their features
-/// alone (no read of their text). Only the edit-distance rule is decided
-/// here; every other rule that could apply sends the pair on. A letter in
-/// one part's set and not the other's is at least one letter apart, so the
-/// set difference bounds the edit distance from below.
-fn might_be_alike(a: &Part, b: &Part) -> bool {
-    if (a.family.is_some() && a.family == b.family)
-        || a.abjad
-        || b.abjad
-        || (a.abd && b.abd)
-        || a.phon.iter().any(|&p| p != 0 && b.phon.contains(&p))
-    {
-        return true;
-    }
-    let (la, lb) = (a.folded.len(), b.folded.len());
-    let apart = (a.letters ^ b.letters).count_ones() as usize;
-    if la == lb && apart == 0 {
-        // Perhaps equal.
-        return true;
-    }
-    let short = la.min(lb);
-    let allowed = if short >= 8 { 2 } else { 1 };
-    la.abs_diff(lb) <= 2 && short >= 4 && apart.div_ceil(2) <= allowed
-}
-
 /// How similar two parts are, if they are alike at all.
 pub(crate) fn similarity(a: &Part, b: &Part) -> Option<(f32, How)> {
-    if !might_be_alike(a, b) {
+    if !a.quick.might_be_alike(b.quick) {
         return None;
     }
     similar_text(a, b)
@@ -573,8 +630,13 @@ mod tests {
                 let full = similar_text(a, b);
                 if full.is_some() {
                     alike += 1;
-                    assert!(might_be_alike(a, b), "{} ~ {}", a.folded, b.folded);
-                } else if !might_be_alike(a, b) {
+                    assert!(
+                        a.quick.might_be_alike(b.quick),
+                        "{} ~ {}",
+                        a.folded,
+                        b.folded
+                    );
+                } else if !a.quick.might_be_alike(b.quick) {
                     rejected += 1;
                 }
             }
