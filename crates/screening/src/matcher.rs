@@ -646,6 +646,24 @@ mod tests {
     }
 
     #[test]
+    fn the_packed_rejection_lets_long_parts_through() {
+        // Lengths saturate at 255 in the packing (a wrapped 256 would be
+        // 0): parts of 255 and 256 bytes, one letter apart, must still
+        // reach the full comparison.
+        // The letter is added in front, so that their phonetic codes (of
+        // the first six letters) differ and only the lengths let them on.
+        let long: String = "abdelkarimo".repeat(21) + "abdelkarimoabdelkarimoss";
+        let typo = format!("k{long}");
+        assert_eq!((long.len(), typo.len()), (255, 256));
+        let (a, b) = (Part::new(&long), Part::new(&typo));
+        assert!(a.phon.iter().all(|&p| p == 0 || !b.phon.contains(&p)));
+        assert!(a.quick.might_be_alike(b.quick));
+        assert_eq!(similarity(&a, &b).map(|s| s.1), Some(How::Edit(1)));
+        // And a short part is still turned away from a long one.
+        assert!(!Part::new("omar").quick.might_be_alike(a.quick));
+    }
+
+    #[test]
     fn joined_units_cover_pairs_and_article_triples() {
         let u = joined_units(&["abd", "al", "hamid"]);
         let texts: Vec<&str> = u.iter().map(|(_, t)| t.as_str()).collect();
