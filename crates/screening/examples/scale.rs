@@ -84,43 +84,27 @@ fn main() {
         ..Options::default()
     };
     let start = Instant::now();
-    let chunk = queries.len().div_ceil(threads);
-    let results: Vec<ThreadResult> = std::thread::scope(|s| {
-        let handles: Vec<_> = queries
-            .chunks(chunk)
-            .map(|part| {
-                let index = &index;
-                let options = &options;
-                s.spawn(move || {
-                    let mut times = Vec::with_capacity(part.len());
-                    let (mut hits, mut matches, mut recalled, mut crowded) = (0, 0, 0, 0);
-                    for (q, expected) in part {
-                        let (t, cpu) = (Instant::now(), thread_cpu());
-                        let found = index.screen(q, options);
-                        times.push((t.elapsed(), thread_cpu() - cpu));
-                        matches += found.len();
-                        hits += usize::from(found.iter().any(|m| m.hit));
-                        // A variant's candidate counts as found when it is a hit,
-                        // and as crowded out when the screen returned its cap of
-                        // equally good hits (a common name's namesakes).
-                        if let Some(k) = *expected {
-                            if found.iter().any(|m| m.hit && m.key == k) {
-                                recalled += 1;
-                            } else if found.len() == options.max_results
-                                && found.iter().all(|m| m.hit)
-                            {
-                                crowded += 1;
-                            }
-                        }
-                    }
-                    (times, hits, matches, recalled, crowded)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("screen thread"))
-            .collect()
+    let results: Vec<ThreadResult> = on_threads(&queries, threads, |part| {
+        let mut times = Vec::with_capacity(part.len());
+        let (mut hits, mut matches, mut recalled, mut crowded) = (0, 0, 0, 0);
+        for (q, expected) in part {
+            let (t, cpu) = (Instant::now(), thread_cpu());
+            let found = index.screen(q, &options);
+            times.push((t.elapsed(), thread_cpu() - cpu));
+            matches += found.len();
+            hits += usize::from(found.iter().any(|m| m.hit));
+            // A variant's candidate counts as found when it is a hit,
+            // and as crowded out when the screen returned its cap of
+            // equally good hits (a common name's namesakes).
+            if let Some(k) = *expected {
+                if found.iter().any(|m| m.hit && m.key == k) {
+                    recalled += 1;
+                } else if found.len() == options.max_results && found.iter().all(|m| m.hit) {
+                    crowded += 1;
+                }
+            }
+        }
+        (times, hits, matches, recalled, crowded)
     });
     let wall = start.elapsed();
     let mut times: Vec<Duration> = results
@@ -180,24 +164,35 @@ fn round_rate(
     options: &Options,
     threads: usize,
 ) -> f64 {
-    let chunk = queries.len().div_ceil(threads);
-    let cpu: Duration = std::thread::scope(|s| {
+    let cpu: Duration = on_threads(queries, threads, |part| {
+        let start = thread_cpu();
+        for (q, _) in part {
+            std::hint::black_box(index.screen(q, options));
+        }
+        thread_cpu() - start
+    })
+    .into_iter()
+    .sum();
+    queries.len() as f64 / cpu.as_secs_f64()
+}
+
+/// `work` on each of `threads` equal shares of the queries at once; the
+/// results in the order of the shares.
+fn on_threads<T: Sync, R: Send>(
+    queries: &[T],
+    threads: usize,
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let chunk = queries.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let work = &work;
         let handles: Vec<_> = queries
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let start = thread_cpu();
-                    for (q, _) in part {
-                        std::hint::black_box(index.screen(q, options));
-                    }
-                    thread_cpu() - start
-                })
-            })
+            .map(|part| s.spawn(move || work(part)))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("screen thread"))
-            .sum()
-    });
-    queries.len() as f64 / cpu.as_secs_f64()
+            .collect()
+    })
 }

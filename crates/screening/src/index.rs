@@ -280,7 +280,7 @@ pub struct Index {
 /// The key of a whole name: the coarse keys of its distinctive parts, in
 /// order of key so that word order does not matter.
 fn signature<'a>(parts: impl Iterator<Item = &'a Part>) -> u64 {
-    let mut coarse: Vec<u64> = parts.filter(|p| !p.particle).map(Part::coarse).collect();
+    let mut coarse: Vec<u64> = parts.filter(|p| !p.particle()).map(Part::coarse).collect();
     coarse.sort_unstable();
     key(b'N', coarse)
 }
@@ -422,7 +422,7 @@ impl Index {
             let part = &self.parts[p as usize];
             if span.len == 1 {
                 part.single_keys(&mut keys);
-            } else if !part.particle {
+            } else if !part.particle() {
                 // Joined units are rarely written: one key each (a query's
                 // part looks up all of its keys, the coarse one among them).
                 keys.push(part.coarse());
@@ -431,7 +431,7 @@ impl Index {
         for (i, &(si, pi)) in units.iter().enumerate() {
             for &(sj, pj) in &units[i + 1..] {
                 let (a, b) = (&self.parts[pi as usize], &self.parts[pj as usize]);
-                if si.mask() & sj.mask() == 0 && !a.particle && !b.particle {
+                if si.mask() & sj.mask() == 0 && !a.particle() && !b.particle() {
                     keys.push(pair_key(a.coarse(), b.coarse()));
                 }
             }
@@ -612,13 +612,13 @@ impl Index {
                 let df = self
                     .find_part(&f.folded)
                     .map_or(0, |id| self.df[id as usize]);
-                matcher::weight(f.particle, df, n)
+                matcher::weight(f.particle(), df, n)
             })
             .collect();
         let particles = features
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.particle)
+            .filter(|(_, f)| f.particle())
             .fold(0, |m, (i, _)| m | 1 << i);
         let refs: Vec<&str> = folded.iter().map(String::as_str).collect();
         for (span, text) in matcher::joined_units(&refs) {
@@ -653,8 +653,8 @@ impl Index {
         for i in 0..q.units.len() {
             for j in i + 1..q.units.len() {
                 if q.units[i].mask() & q.units[j].mask() != 0
-                    || q.features[i].particle
-                    || q.features[j].particle
+                    || q.features[i].particle()
+                    || q.features[j].particle()
                 {
                     continue;
                 }

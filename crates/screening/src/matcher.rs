@@ -30,9 +30,8 @@ pub(crate) struct Part {
     /// Hashes of the Double Metaphone primary and alternate codes (0: none).
     pub(crate) phon: [u64; 2],
     pub(crate) family: Option<u16>,
-    pub(crate) particle: bool,
-    pub(crate) abjad: bool,
-    /// What the quick rejection reads, packed.
+    /// What the quick rejection reads, packed; whether the part is a
+    /// particle or an abjad spelling is kept there only.
     pub(crate) quick: Quick,
 }
 
@@ -47,7 +46,7 @@ pub(crate) struct Part {
 /// differ may agree here) and lengths saturate at 255, so a pair it lets
 /// through may still be unalike, and [`similarity`] decides those from the
 /// text; a pair it rejects is unalike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Quick {
     /// The set of its letters, one bit per byte `& 31`: two parts whose
     /// sets differ in more bits than a typo changes are not compared
@@ -65,12 +64,12 @@ pub(crate) struct Quick {
 }
 
 impl Quick {
-    /// An abjad transliteration ([`Part::abjad`]).
+    /// An abjad transliteration (see [`normalise::is_abjad`]).
     const ABJAD: u8 = 1;
     /// An "Abd-" prefix with a remainder.
     const ABD: u8 = 2;
-    /// A particle ([`Part::particle`]): a name's weights need the flag, and
-    /// the index's array has it without a read of the part.
+    /// A particle: a name's weights need the flag, and the index's array
+    /// has it without a read of the part.
     const PARTICLE: u8 = 4;
 
     fn of(folded: &str, phon: [u64; 2], family: Option<u16>, flags: [bool; 3]) -> Quick {
@@ -88,9 +87,14 @@ impl Quick {
         }
     }
 
-    /// Whether the part is a particle ([`Part::particle`]).
+    /// Whether the part is a particle.
     pub(crate) fn particle(self) -> bool {
         self.flags & Quick::PARTICLE != 0
+    }
+
+    /// Whether the part is an abjad transliteration.
+    fn abjad(self) -> bool {
+        self.flags & Quick::ABJAD != 0
     }
 
     /// Whether [`similarity`] could find two parts alike, from these
@@ -149,16 +153,19 @@ impl Part {
             folded: folded.into(),
             phon,
             family,
-            particle,
-            abjad,
             quick: Quick::of(folded, phon, family, [abjad, abd, particle]),
         }
+    }
+
+    /// Whether the part is a particle ("al", "bin", "de").
+    pub(crate) fn particle(&self) -> bool {
+        self.quick.particle()
     }
 
     /// Keys under which the index files a name holding this part, and under
     /// which a query looks: folded form, skeleton, phonetic codes, family.
     pub(crate) fn single_keys(&self, out: &mut Vec<u64>) {
-        if self.particle {
+        if self.particle() {
             return;
         }
         out.push(key(b'f', &*self.folded));
@@ -231,7 +238,7 @@ fn similar_text(a: &Part, b: &Part) -> Option<(f32, How)> {
     // A Latin spelling against an abjad transliteration (Arabic script has no
     // short vowels): compare consonants. Only then, since "Hassan" and
     // "Hussein" share consonants and are different names.
-    if (a.abjad || b.abjad) && {
+    if (a.quick.abjad() || b.quick.abjad()) && {
         let skeleton = normalise::skeleton(&a.folded);
         skeleton.len() >= 2 && skeleton == normalise::skeleton(&b.folded)
     } {
