@@ -19,6 +19,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_arg("--experimental_allow_proto3_optional");
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tocsin_v1_descriptor.bin"))
-        .compile_with_config(config, &protos, &[root])?;
+        .compile_with_config(config, &protos, std::slice::from_ref(&root))?;
+
+    // The watchlist services again, with every message the one generated
+    // above except a screen's responses, which are the hand-written `wire`
+    // forms: the same bytes on the wire, but the node puts in each match
+    // the entry it already holds encoded instead of decoding it only for
+    // it to be encoded again, and a client that does not look at the
+    // entries (the bench's load generator) need not decode them.
+    let desk = out_dir.join("desk");
+    std::fs::create_dir_all(&desk)?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    config.protoc_arg("--experimental_allow_proto3_optional");
+    tonic_prost_build::configure()
+        .out_dir(&desk)
+        .extern_path(".tocsin.v1", "crate::pb")
+        .extern_path(".tocsin.v1.ScreenResponse", "crate::wire::ScreenResponse")
+        .extern_path(
+            ".tocsin.v1.ScreenBatchResponse",
+            "crate::wire::ScreenBatchResponse",
+        )
+        .compile_with_config(config, &[root.join("tocsin/v1/watchlist.proto")], &[root])?;
     Ok(())
 }

@@ -24,8 +24,9 @@ use rustix::time::{ClockId, clock_gettime};
 use tocsin_core::AgencyId;
 use tocsin_core::watchlist::Entry;
 use tocsin_node::{NodeConfig, NodeOptions};
+use tocsin_proto::desk::watchlist_desk_client::WatchlistDeskClient;
 use tocsin_proto::pb;
-use tocsin_proto::pb::watchlist_desk_client::WatchlistDeskClient;
+use tocsin_proto::wire;
 use tocsin_screening::{Candidate, Dob, Index, Query, synthetic};
 use tocsin_store::{OwnChange, OwnEntry, OwnOp, SignForms, SignedForms, Store, StoreOptions};
 use tocsin_testkit::{NodeCommand, NodeProcess};
@@ -33,7 +34,7 @@ use tonic::transport::Channel;
 
 use crate::drive::{Figures, Load, Progress, drive};
 use crate::process::{NODE, PEER, Site};
-use crate::sync::{desk, entry};
+use crate::sync::{desk_channel, entry};
 
 /// Entries written in one store transaction while preloading.
 const PRELOAD_CHUNK: usize = 20_000;
@@ -324,7 +325,7 @@ async fn until_found(
     spawned: Instant,
 ) -> anyhow::Result<Duration> {
     let patience = Duration::from_secs(600);
-    let mut client = desk(site, NODE)?;
+    let mut client = desk(site)?;
     loop {
         let asked = client.screen(probe.clone());
         if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), asked).await
@@ -352,15 +353,28 @@ fn logged_build_ms(node: &NodeProcess) -> Option<u64> {
 }
 
 /// What a run of screens saw.
+/// The node's desk, reading a screen's responses in their [`wire`] form:
+/// every field of every match is decoded except its entry, which stays
+/// encoded. The figures are the node's; an entry the load generator
+/// decodes only to drop it costs the node, on the same two cores, the CPU
+/// it spends (most of the client's, by a profile, see docs/benchmarks.md).
+fn desk(site: &Site) -> anyhow::Result<WatchlistDeskClient<Channel>> {
+    Ok(WatchlistDeskClient::new(desk_channel(site, NODE)?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
 #[derive(Default)]
 struct Seen {
     found: AtomicU64,
     matches: AtomicU64,
     reported: AtomicU64,
+    /// Matches that came without their entry.
+    bare: AtomicU64,
 }
 
 impl Seen {
-    fn note(&self, response: &pb::ScreenResponse, expected: Option<&String>) {
+    fn note(&self, response: &wire::ScreenResponse, expected: Option<&String>) {
         self.matches
             .fetch_add(response.matches.len() as u64, Ordering::Relaxed);
         let reported = response
@@ -369,6 +383,12 @@ impl Seen {
             .filter(|m| !m.hit_report_id.is_empty())
             .count();
         self.reported.fetch_add(reported as u64, Ordering::Relaxed);
+        let bare = response
+            .matches
+            .iter()
+            .filter(|m| m.entry.is_empty())
+            .count();
+        self.bare.fetch_add(bare as u64, Ordering::Relaxed);
         if let Some(r) = expected
             && response.matches.iter().any(|m| m.hit && &m.r#ref == r)
         {
@@ -461,7 +481,7 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
     let (rss_ready, hwm_ready) = tocsin_testkit::resident_mib(pid)?;
     let build_ms = logged_build_ms(&node);
 
-    let client = desk(&site, NODE)?;
+    let client = desk(&site)?;
     // Warm the connection and the node's caches as a running node has them.
     for r in requests.iter().take(200) {
         client.clone().screen(r.clone()).await?;
@@ -476,6 +496,7 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
         rate: None,
         baseline_n: None,
     };
+    eprintln!("  unary screens, {} in flight", unary.c);
     let cpu0 = cpu_of(pid)?;
     let (elapsed, h) = unary_run(&client, &requests, &expected, &seen, &unary).await?;
     let unary_cpu = (cpu_of(pid)? - cpu0).as_secs_f64();
@@ -512,6 +533,7 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
         rate: None,
         baseline_n: None,
     };
+    eprintln!("  batches of {batch}, {} in flight", batched.c);
     let cpu0 = cpu_of(pid)?;
     let (b_started, b_ended, bh) = {
         let (client, requests, expected, seen) = (
@@ -554,6 +576,10 @@ pub(crate) async fn screen(load: &ScreenLoad) -> anyhow::Result<Vec<Figures>> {
         seen.reported.load(Ordering::Relaxed) + batch_seen.reported.load(Ordering::Relaxed);
     if reported > 0 {
         bail!("{reported} matches carried a hit report: the figures would not be screening alone");
+    }
+    let bare = seen.bare.load(Ordering::Relaxed) + batch_seen.bare.load(Ordering::Relaxed);
+    if bare > 0 {
+        bail!("{bare} matches came without their entry");
     }
     let per_cpu = screens / unary_cpu.max(1e-9);
     unary_fig.baseline_ratio = Some(unary_fig.throughput_per_s / lib_wall.max(1e-9));

@@ -106,6 +106,13 @@ pub(crate) fn entry(c: &Candidate) -> pb::WatchlistEntry {
 
 /// The operator client of `agency`'s node on `site`.
 pub(crate) fn desk(site: &Site, agency: &str) -> anyhow::Result<WatchlistDeskClient<Channel>> {
+    Ok(WatchlistDeskClient::new(desk_channel(site, agency)?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
+}
+
+/// A mutual-TLS channel to `agency`'s node as its operator.
+pub(crate) fn desk_channel(site: &Site, agency: &str) -> anyhow::Result<Channel> {
     let id = AgencyId::new(agency)?;
     let material = TlsMaterial::load(
         &site.layout.ca_cert(),
@@ -113,11 +120,7 @@ pub(crate) fn desk(site: &Site, agency: &str) -> anyhow::Result<WatchlistDeskCli
         &site.layout.operator_key(&id, OPERATOR),
         site.node.federation.id(),
     )?;
-    Ok(
-        WatchlistDeskClient::new(channel(addr(site, &id)?, &material, &id)?)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20),
-    )
+    channel(addr(site, &id)?, &material, &id)
 }
 
 fn addr(site: &Site, id: &AgencyId) -> anyhow::Result<std::net::SocketAddr> {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tocsin_core::federation::{Federation, FederationError};
 use tocsin_core::{AgencyId, Clock, Identity, SystemClock};
+use tocsin_proto::desk::watchlist_desk_server::WatchlistDeskServer;
 use tocsin_proto::pb::federation_server::FederationServer;
 use tocsin_proto::pb::operator_server::OperatorServer;
-use tocsin_proto::pb::watchlist_desk_server::WatchlistDeskServer;
 use tocsin_proto::pb::watchlist_sync_server::WatchlistSyncServer;
 use tocsin_store::{Store, StoreOptions};
 use tocsin_trust::live::{LiveTls, TlsSource};

@@ -12,6 +12,17 @@ pub mod pb {
     tonic::include_proto!("tocsin.v1");
 }
 
+pub mod wire;
+
+/// The watchlist services as the node serves them: generated from the same
+/// `watchlist.proto` as [`pb`], with the same messages, except that the
+/// desk's screens answer with the [`wire`] forms. Its clients decode those
+/// forms too, leaving each match's entry encoded.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod desk {
+    include!(concat!(env!("OUT_DIR"), "/desk/tocsin.v1.rs"));
+}
+
 /// The encoded file descriptor set of `tocsin.v1`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tocsin_v1_descriptor");
 

@@ -4,11 +4,10 @@
 use std::fmt::Write as _;
 
 use chrono::Datelike;
-use prost::Message;
 use tocsin_core::ValidationError;
 use tocsin_core::alert::Subject;
 use tocsin_core::watchlist::Entry;
-use tocsin_proto::pb;
+use tocsin_proto::{pb, wire};
 use tocsin_screening::{Candidate, Dob, Document, Identifier, Match, Options, Query, Reason};
 
 /// Matches a screen returns when its request sets no `limit`: the best
@@ -212,15 +211,18 @@ fn joined(reasons: &[pb::MatchReason]) -> String {
 /// What the operator is shown of a match of `held`, an entry of `owner`.
 /// A hit is the library's (at or above the default threshold, with enough
 /// support) and at or above the owner's stricter threshold, if it set one.
-pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> pb::ScreenMatch {
+/// The entry is the encoded one `held` keeps, sent as it is (see
+/// [`tocsin_proto::wire`]); it decoded when it was put in the index, which
+/// keeps no entry that does not.
+pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> wire::ScreenMatch {
     let hit = m.hit && held.threshold.is_none_or(|t| m.score >= t);
     let reasons: Vec<pb::MatchReason> = m.reasons.iter().map(reason).collect();
-    pb::ScreenMatch {
+    wire::ScreenMatch {
         score: m.score,
         hit,
         owner: owner.to_owned(),
         r#ref: held.reference.to_string(),
-        entry: pb::WatchlistEntry::decode(&*held.entry).ok(),
+        entry: held.entry.to_vec(),
         entry_seq: held.seq,
         reasons_text: joined(&reasons),
         reasons,

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use prost::Message;
 use tocsin_core::watchlist::Entry;
-use tocsin_proto::pb;
+use tocsin_proto::{pb, wire};
 use tocsin_screening::{Index, Options, Query};
 use tocsin_store::{HeldEntry, Store};
 use tokio::sync::Semaphore;
@@ -377,7 +377,7 @@ impl Screening {
         &self,
         requests: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<pb::ScreenResponse>, crate::Error> {
+    ) -> Result<Vec<wire::ScreenResponse>, crate::Error> {
         let (requests, queries): (Vec<_>, Vec<_>) = requests
             .into_iter()
             .map(|(r, q)| {
@@ -409,7 +409,7 @@ impl Screening {
         Ok(requests
             .into_iter()
             .zip(results)
-            .map(|(request, (matches, more))| pb::ScreenResponse {
+            .map(|(request, (matches, more))| wire::ScreenResponse {
                 r#ref: request.r#ref.clone(),
                 matches,
                 more_matches: more,
@@ -482,7 +482,7 @@ fn small(query: &Query, options: &Options) -> bool {
 }
 
 /// What one screen found: its matches, and whether the limit left more out.
-type Screened = (Vec<pb::ScreenMatch>, bool);
+type Screened = (Vec<wire::ScreenMatch>, bool);
 
 /// Each query screened against `state`, in order.
 fn screen_all(state: &State, queries: &[(Query, Options)], now: DateTime<Utc>) -> Vec<Screened> {
@@ -555,7 +555,8 @@ mod tests {
         let request = request(&[name], limit);
         let query = query_of(&request).unwrap();
         let mut out = s.screen(vec![(request, query)], Utc::now()).await.unwrap();
-        out.pop().unwrap()
+        // As the operator's client decodes it.
+        out.pop().unwrap().decoded()
     }
 
     /// Built a page at a time over own and held entries, the index finds

@@ -8,7 +8,7 @@ use tocsin_core::hit::{Hit, MAX_IDENTIFIERS, MAX_PLACE_BYTES, MAX_REASON_LINE_BY
 use tocsin_core::watchlist::Entry;
 use tocsin_core::watchlist::MAX_REF_BYTES;
 use tocsin_core::{AgencyId, Identity};
-use tocsin_proto::pb;
+use tocsin_proto::{pb, wire};
 
 use crate::domain::{Node, Reported, Sighting};
 
@@ -21,7 +21,7 @@ pub(crate) async fn report_hits(
     node: &Node,
     agency: &AgencyId,
     operator: &Identity,
-    results: &mut [pb::ScreenResponse],
+    results: &mut [wire::ScreenResponse],
 ) {
     for result in results.iter_mut() {
         let Some(request) = result.screened.as_ref() else {
@@ -52,8 +52,8 @@ pub(crate) async fn report_hits(
 }
 
 /// What `m`, a hit on the screen of `request`, reports.
-fn sighting(request: &pb::ScreenRequest, m: &pb::ScreenMatch) -> Option<Sighting> {
-    let entry = Entry::try_from(m.entry.clone()?).ok()?;
+fn sighting(request: &pb::ScreenRequest, m: &wire::ScreenMatch) -> Option<Sighting> {
+    let entry = Entry::try_from(m.decoded_entry()?).ok()?;
     let hit = Hit {
         entry_owner: entry.owner.clone(),
         entry_ref: entry.reference.clone(),

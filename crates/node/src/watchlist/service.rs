@@ -3,7 +3,7 @@
 
 use prost::Message;
 use tocsin_core::{AgencyId, Identity, to_timestamp};
-use tocsin_proto::pb;
+use tocsin_proto::{pb, wire};
 use tocsin_trust::tls::PeerInfo;
 use tonic::{Request, Response, Status};
 
@@ -98,10 +98,10 @@ impl DeskService {
 
 fn record(e: tocsin_store::HeldEntry) -> Result<pb::WatchlistRecord, Status> {
     let entry = pb::WatchlistEntry::decode(e.entry.as_slice()).map_err(|err| {
-        Status::internal(format!(
-            "stored entry {} of {} is unreadable: {err}",
-            e.reference, e.owner
-        ))
+        crate::Error::corrupt(
+            format!("stored entry {} of {} is unreadable", e.reference, e.owner),
+            err,
+        )
     })?;
     Ok(pb::WatchlistRecord {
         entry: Some(entry),
@@ -111,7 +111,7 @@ fn record(e: tocsin_store::HeldEntry) -> Result<pb::WatchlistRecord, Status> {
 }
 
 #[tonic::async_trait]
-impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
+impl tocsin_proto::desk::watchlist_desk_server::WatchlistDesk for DeskService {
     async fn add_entries(
         &self,
         req: Request<pb::AddEntriesRequest>,
@@ -188,7 +188,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
     async fn screen(
         &self,
         req: Request<pb::ScreenRequest>,
-    ) -> Result<Response<pb::ScreenResponse>, Status> {
+    ) -> Result<Response<wire::ScreenResponse>, Status> {
         let operator = self.operator(&req)?;
         let request = req.into_inner();
         let query = crate::screening::query_of(&request).map_err(crate::Error::from)?;
@@ -201,7 +201,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
     async fn screen_batch(
         &self,
         req: Request<pb::ScreenBatchRequest>,
-    ) -> Result<Response<pb::ScreenBatchResponse>, Status> {
+    ) -> Result<Response<wire::ScreenBatchResponse>, Status> {
         let operator = self.operator(&req)?;
         let requests = req.into_inner().requests;
         if requests.len() > crate::screening::MAX_BATCH {
@@ -223,7 +223,7 @@ impl pb::watchlist_desk_server::WatchlistDesk for DeskService {
             checked.push((request, query));
         }
         let results = self.screen_and_report(operator, checked).await?;
-        Ok(Response::new(pb::ScreenBatchResponse { results }))
+        Ok(Response::new(wire::ScreenBatchResponse { results }))
     }
 }
 
@@ -235,7 +235,7 @@ impl DeskService {
         &self,
         operator: Identity,
         checked: Vec<(pb::ScreenRequest, tocsin_screening::Query)>,
-    ) -> Result<Vec<pb::ScreenResponse>, Status> {
+    ) -> Result<Vec<wire::ScreenResponse>, Status> {
         let w = &self.watchlists;
         let mut results = w.screening.screen(checked, w.clock.now()).await?;
         if !results.iter().any(|r| r.matches.iter().any(|m| m.hit)) {
@@ -248,5 +248,29 @@ impl DeskService {
             Ok(results)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_entry_that_does_not_decode_is_data_loss_naming_it() {
+        let held = tocsin_store::HeldEntry {
+            owner: "fr-dgsi".into(),
+            reference: "FR-1".into(),
+            // A field of tag 0 is never valid protobuf.
+            entry: vec![0x00, 0x01],
+            seq: 1,
+            changed_at: chrono::Utc::now(),
+        };
+        let status = record(held).expect_err("garbage is not an entry");
+        assert_eq!(status.code(), tonic::Code::DataLoss);
+        assert!(
+            status.message().contains("FR-1") && status.message().contains("fr-dgsi"),
+            "{}",
+            status.message()
+        );
     }
 }
