@@ -6,8 +6,8 @@
 //! length-delimited field is encoded the same way whether it holds a
 //! message or bytes), where the generated type would have the node decode
 //! each entry only for it to be encoded again. That decode, and the
-//! allocations and frees of its strings, were a tenth of a node's CPU in a
-//! batch of screens (docs/benchmarks.md).
+//! allocations and frees of its strings, were about 8 % of a node's CPU in
+//! a batch of screens (docs/benchmarks.md).
 //!
 //! [`desk`](crate::desk) is the watchlist desk's server with these as its
 //! screen responses; a test below checks that both forms decode alike.
@@ -142,7 +142,10 @@ mod tests {
     }
 
     /// The same screen's results built as the generated types and as the
-    /// node's wire forms, with every field set.
+    /// node's wire forms, with every field set. The generated ones name
+    /// every field (no `..Default::default()`), so a field added to these
+    /// messages in the proto breaks this test's build until the wire form
+    /// has it too.
     fn both(with_entry: bool) -> (pb::ScreenBatchResponse, ScreenBatchResponse) {
         let request = pb::ScreenRequest {
             r#ref: "Q-1".into(),
