@@ -352,7 +352,6 @@ fn logged_build_ms(node: &NodeProcess) -> Option<u64> {
         .ok()
 }
 
-/// What a run of screens saw.
 /// The node's desk, reading a screen's responses in their [`wire`] form:
 /// every field of every match is decoded except its entry, which stays
 /// encoded. The figures are the node's; an entry the load generator
@@ -364,6 +363,7 @@ fn desk(site: &Site) -> anyhow::Result<WatchlistDeskClient<Channel>> {
         .max_encoding_message_size(64 << 20))
 }
 
+/// What a run of screens saw.
 #[derive(Default)]
 struct Seen {
     found: AtomicU64,

@@ -92,13 +92,13 @@ impl ScreenMatch {
 }
 
 impl ScreenResponse {
-    /// The response as a client decodes it.
-    pub fn decoded(&self) -> pb::ScreenResponse {
+    /// The response as a client decodes it: an error if an entry it
+    /// carries does not decode.
+    pub fn decoded(&self) -> Result<pb::ScreenResponse, prost::DecodeError> {
         // Both are the same message on the wire.
         <pb::ScreenResponse as prost::Message>::decode(
             prost::Message::encode_to_vec(self).as_slice(),
         )
-        .unwrap_or_default()
     }
 }
 
@@ -227,7 +227,7 @@ mod tests {
                 pb::ScreenBatchResponse::decode(wire.encode_to_vec().as_slice()).unwrap(),
                 generated
             );
-            assert_eq!(wire.results[0].decoded(), generated.results[0]);
+            assert_eq!(wire.results[0].decoded().unwrap(), generated.results[0]);
             assert_eq!(
                 wire.results[0].matches[0].decoded_entry(),
                 generated.results[0].matches[0].entry
@@ -236,11 +236,16 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_that_does_not_decode_is_none() {
+    fn an_entry_that_does_not_decode_is_none_and_its_response_an_error() {
         let m = ScreenMatch {
             entry: vec![0xff, 0xff],
             ..Default::default()
         };
         assert_eq!(m.decoded_entry(), None);
+        let response = ScreenResponse {
+            matches: vec![m],
+            ..Default::default()
+        };
+        assert!(response.decoded().is_err());
     }
 }

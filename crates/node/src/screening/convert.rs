@@ -212,8 +212,10 @@ fn joined(reasons: &[pb::MatchReason]) -> String {
 /// A hit is the library's (at or above the default threshold, with enough
 /// support) and at or above the owner's stricter threshold, if it set one.
 /// The entry is the encoded one `held` keeps, sent as it is (see
-/// [`tocsin_proto::wire`]); it decoded when it was put in the index, which
-/// keeps no entry that does not.
+/// [`tocsin_proto::wire`]). That a client decodes it as the generated
+/// message rests on what the index keeps: only entries that decoded and
+/// validated when put there, as prost encoded them (the store holds prost's
+/// own encodings, so they are canonical and carry no unknown fields).
 pub(super) fn screen_match(m: &Match, owner: &str, held: &super::Held) -> wire::ScreenMatch {
     let hit = m.hit && held.threshold.is_none_or(|t| m.score >= t);
     let reasons: Vec<pb::MatchReason> = m.reasons.iter().map(reason).collect();

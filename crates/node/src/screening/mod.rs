@@ -556,7 +556,10 @@ mod tests {
         let query = query_of(&request).unwrap();
         let mut out = s.screen(vec![(request, query)], Utc::now()).await.unwrap();
         // As the operator's client decodes it.
-        out.pop().unwrap().decoded()
+        out.pop()
+            .unwrap()
+            .decoded()
+            .expect("a screen's response decodes")
     }
 
     /// Built a page at a time over own and held entries, the index finds
