@@ -5,21 +5,19 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let proto = |name: &str| root.join(format!("tocsin/v1/{name}.proto"));
     let protos: Vec<PathBuf> = ["envelope", "alert", "federation", "operator", "watchlist"]
-        .iter()
-        .map(|name| root.join(format!("tocsin/v1/{name}.proto")))
+        .into_iter()
+        .map(proto)
         .collect();
-    for proto in &protos {
-        println!("cargo:rerun-if-changed={}", proto.display());
+    for file in &protos {
+        println!("cargo:rerun-if-changed={}", file.display());
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
-    let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    config.protoc_arg("--experimental_allow_proto3_optional");
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tocsin_v1_descriptor.bin"))
-        .compile_with_config(config, &protos, std::slice::from_ref(&root))?;
+        .compile_with_config(config()?, &protos, std::slice::from_ref(&root))?;
 
     // The watchlist services again, with every message the one generated
     // above except a screen's responses, which are the hand-written `wire`
@@ -29,9 +27,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // entries (the bench's load generator) need not decode them.
     let desk = out_dir.join("desk");
     std::fs::create_dir_all(&desk)?;
-    let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    config.protoc_arg("--experimental_allow_proto3_optional");
     tonic_prost_build::configure()
         .out_dir(&desk)
         .extern_path(".tocsin.v1", "crate::pb")
@@ -40,6 +35,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".tocsin.v1.ScreenBatchResponse",
             "crate::wire::ScreenBatchResponse",
         )
-        .compile_with_config(config, &[root.join("tocsin/v1/watchlist.proto")], &[root])?;
+        .compile_with_config(
+            config()?,
+            &[proto("watchlist")],
+            std::slice::from_ref(&root),
+        )?;
     Ok(())
+}
+
+/// prost's settings for both compiles: the vendored protoc, proto3 optional.
+fn config() -> Result<tonic_prost_build::Config, Box<dyn std::error::Error>> {
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    config.protoc_arg("--experimental_allow_proto3_optional");
+    Ok(config)
 }

@@ -34,7 +34,7 @@ use tonic::transport::Channel;
 
 use crate::drive::{Figures, Load, Progress, drive};
 use crate::process::{NODE, PEER, Site};
-use crate::sync::{desk_channel, entry};
+use crate::sync::{MAX_MESSAGE_BYTES, desk_channel, entry};
 
 /// Entries written in one store transaction while preloading.
 const PRELOAD_CHUNK: usize = 20_000;
@@ -359,8 +359,8 @@ fn logged_build_ms(node: &NodeProcess) -> Option<u64> {
 /// it spends (most of the client's, by a profile, see docs/benchmarks.md).
 fn desk(site: &Site) -> anyhow::Result<WatchlistDeskClient<Channel>> {
     Ok(WatchlistDeskClient::new(desk_channel(site, NODE)?)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 /// What a run of screens saw.

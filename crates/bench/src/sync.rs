@@ -104,11 +104,16 @@ pub(crate) fn entry(c: &Candidate) -> pb::WatchlistEntry {
     }
 }
 
+/// Largest message a bench client or server sends or takes: a batch of
+/// screens' results, or a page of a million-entry sync, is larger than
+/// tonic's 4 MiB default.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 /// The operator client of `agency`'s node on `site`.
 pub(crate) fn desk(site: &Site, agency: &str) -> anyhow::Result<WatchlistDeskClient<Channel>> {
     Ok(WatchlistDeskClient::new(desk_channel(site, agency)?)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 /// A mutual-TLS channel to `agency`'s node as its operator.
@@ -227,7 +232,7 @@ async fn page_shape(site: &Site) -> anyhow::Result<(usize, usize)> {
         site.node.federation.id(),
     )?;
     let mut client = WatchlistSyncClient::new(channel(addr(site, &owner)?, &material, &owner)?)
-        .max_decoding_message_size(64 << 20);
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let page = client
         .pull_changes(pb::PullChangesRequest {
             after_seq: 0,
@@ -261,14 +266,15 @@ async fn bare_pulls(site: &Site, pages: &[usize]) -> anyhow::Result<Duration> {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(
-                echo::echo_server::EchoServer::new(EchoService).max_encoding_message_size(64 << 20),
+                echo::echo_server::EchoServer::new(EchoService)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;
             }),
     );
     let mut client = echo::echo_client::EchoClient::new(channel(local, &load(&peer)?, &owner)?)
-        .max_decoding_message_size(64 << 20);
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     // Warm the connection, as the peer's long-lived channel is.
     client.fetch(echo::FetchRequest { size: 1 }).await?;
     let started = Instant::now();

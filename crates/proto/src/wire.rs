@@ -9,8 +9,9 @@
 //! allocations and frees of its strings, were about 8 % of a node's CPU in
 //! a batch of screens (docs/benchmarks.md).
 //!
-//! [`desk`](crate::desk) is the watchlist desk's server with these as its
-//! screen responses; a test below checks that both forms decode alike.
+//! [`desk`](crate::desk) is the watchlist services' server and client with
+//! these as the screens' responses; a test below checks that both forms
+//! encode alike, byte for byte.
 
 use crate::pb;
 
