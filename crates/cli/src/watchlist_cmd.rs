@@ -430,7 +430,13 @@ async fn import_lines(args: &ImportArgs) -> anyhow::Result<Vec<pb::WatchlistReco
                     status.code(),
                     status.message()
                 ),
-                None => refused(status),
+                // The request as a whole, too large for the node, say:
+                // still all or none.
+                None => anyhow::anyhow!(
+                    "{name}: node refused: {:?}: {}; nothing was imported",
+                    status.code(),
+                    status.message()
+                ),
             }
         })?
         .into_inner()

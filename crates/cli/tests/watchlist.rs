@@ -102,6 +102,18 @@ async fn entries_added_and_imported_reach_the_other_agency() -> anyhow::Result<(
     );
     assert!(err.contains("taken.jsonl line 2"), "{err}");
     assert!(err.contains("AlreadyExists"), "{err}");
+    // A file too large for one request (about 2 MiB against the node's
+    // 1 MiB limit) is refused as a whole, naming the file.
+    let huge: String = (0..12_000)
+        .map(|i| line(&format!("H-{i}"), "Marc Dubois") + "\n")
+        .collect();
+    std::fs::write(dir.join("huge.jsonl"), huge)?;
+    let err = fails(
+        dir,
+        &["watchlist", "import", "--operator", ALICE, "huge.jsonl"],
+    );
+    assert!(err.contains("huge.jsonl: node refused"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
     let own = json(&ok(
         dir,
         &["watchlist", "list", "--operator", ALICE, "--json"],
