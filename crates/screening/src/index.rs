@@ -5,6 +5,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::matcher::{self, Alignment, MAX_PARTS, Pairing, Part, Quick, Side, Span, key, pair_key};
 use crate::normalise;
+use crate::prefetch::{prefetch, prefetch_first};
 use crate::types::{Candidate, Dob, How, Match, Options, Query, Reason};
 
 /// Posting lists longer than this are not read for a single part: a part
@@ -15,8 +16,16 @@ const SINGLE_CAP: usize = 64;
 const PAIR_CAP: usize = 1_000;
 /// At most this many distinct names are scored in one screen.
 const MAX_NAMES: usize = 2_000;
-/// How many names ahead a screen starts reading the one it will score.
-const LOOK_AHEAD: usize = 2;
+/// How many names ahead a screen asks for the record of a name it will
+/// score, for its units, and for its parts' quick features: each stage
+/// reads what the one before brought into cache (see [`prefetch`]).
+const FETCH_NAME: usize = 12;
+const FETCH_UNITS: usize = 6;
+const FETCH_PARTS: usize = 3;
+/// How many candidates ahead a screen asks for the entry of a match it
+/// will return, and for the names written in it.
+const FETCH_ENTRY: usize = 4;
+const FETCH_WRITTEN: usize = 2;
 /// Names read from other lists once the signature's are in, roughly.
 const BUDGET: usize = 100;
 
@@ -112,6 +121,12 @@ impl Name {
 
     fn parts(&self) -> &[u32] {
         &self.units[..usize::from(self.len)]
+    }
+
+    /// The interned parts of its units: its parts, then its joined units.
+    fn unit_ids(&self) -> &[u32] {
+        let joined = (self.units.len() - usize::from(self.len)) / 2;
+        &self.units[..self.units.len() - joined]
     }
 
     /// Joined units: span and interned part.
@@ -816,11 +831,24 @@ impl Index {
             // hang on the set's capacity, and reads go forward in memory.
             ids.sort_unstable();
             for (i, &id) in ids.iter().enumerate() {
-                // Scoring a name waits on memory (the name and its units,
-                // read nowhere else): start reading a later name's first,
-                // so that its miss overlaps this name's work.
-                if let Some(&ahead) = ids.get(i + LOOK_AHEAD) {
-                    std::hint::black_box(self.names[ahead as usize].units.first().copied());
+                // Scoring a name waits on memory (the name, its units and
+                // their parts' features, scattered and read nowhere else):
+                // ask for a later name's, so that the misses overlap this
+                // name's work instead of following it.
+                if let Some(&ahead) = ids.get(i + FETCH_NAME) {
+                    // A record may straddle two lines: ask for the line of
+                    // each field read (their addresses need no read).
+                    let name = &self.names[ahead as usize];
+                    prefetch(&name.units);
+                    prefetch(&name.members);
+                }
+                if let Some(&ahead) = ids.get(i + FETCH_UNITS) {
+                    prefetch_first(&self.names[ahead as usize].units);
+                }
+                if let Some(&ahead) = ids.get(i + FETCH_PARTS) {
+                    for &p in self.names[ahead as usize].unit_ids() {
+                        prefetch(&self.quick[p as usize]);
+                    }
                 }
                 let name = &self.names[id as usize];
                 if name.members.is_empty() {
@@ -975,7 +1003,10 @@ impl Index {
             }
             out.len() >= keep && out.iter().all(|m| m.0.hit && m.2 >= bound)
         };
-        'names: for &best in &scored {
+        'names: for (k, &best) in scored.iter().enumerate() {
+            if let Some(ahead) = scored.get(k + 2) {
+                prefetch_first(&self.names[ahead.3 as usize].members);
+            }
             let bound = best.0 + max_bonus;
             if settled(&mut out, bound, &mut more) {
                 // The names left scored at least `min_score` with the
@@ -1004,9 +1035,29 @@ impl Index {
         // Namesakes share their name reasons: make them once per name as
         // written.
         let mut made: FxHashMap<(usize, u32, &str), Vec<Reason>> = FxHashMap::default();
+        // Each match returned reads its entry and the names written in it,
+        // scattered: ask for them ahead, as for names.
+        let returned: Vec<u32> = out.iter().map(|f| f.3).collect();
+        let fetch = |k: usize| {
+            if let Some(&slot) = returned.get(k + FETCH_ENTRY) {
+                prefetch(&self.slots[slot as usize]);
+            }
+            if let Some(Some(e)) = returned
+                .get(k + FETCH_WRITTEN)
+                .map(|&slot| &self.slots[slot as usize])
+            {
+                prefetch_first(e.written.as_bytes());
+                prefetch_first(&e.names);
+            }
+        };
+        for &slot in returned.iter().take(FETCH_ENTRY) {
+            prefetch(&self.slots[slot as usize]);
+        }
         let matches: Vec<Match> = out
             .into_iter()
-            .map(|(m, best, _, slot)| {
+            .enumerate()
+            .map(|(k, (m, best, _, slot))| {
+                fetch(k);
                 let (mut m, which) = match evaluate(slot, best, true) {
                     Some((m, best, _, _)) => (m, best.map(|(_, _, qi, id)| (qi, id))),
                     None => (m, None),

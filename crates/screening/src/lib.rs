@@ -51,6 +51,7 @@ pub mod families;
 mod index;
 mod matcher;
 pub mod normalise;
+mod prefetch;
 pub mod synthetic;
 mod types;
 
