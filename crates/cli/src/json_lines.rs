@@ -3,26 +3,37 @@
 //! the file and the line's number; and the index a node's refusal of a
 //! batch names, to turn it back into a line number.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 
+/// The longest line read, newline excluded: a node takes no request over
+/// its `max_message_bytes` (1 MiB unless configured), so a longer line
+/// could never be sent, and reading it whole could exhaust memory.
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// The objects of `file`, each with its line number (from 1), read one
-/// line at a time. A line that cannot be read or parsed is an error
-/// naming the file and the line: `"bad.jsonl line 4: ..."`.
+/// line at a time. A line that cannot be read or parsed, or is longer than
+/// [`MAX_LINE_BYTES`], is an error naming the file and the line:
+/// `"bad.jsonl line 4: ..."`. Nothing is read after the first line that
+/// cannot be read.
 pub(crate) fn read<T: DeserializeOwned>(
     file: &Path,
 ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(usize, T)>>> {
     let name = file.display().to_string();
     let reader =
         BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {name}"))?);
-    Ok(reader.lines().enumerate().filter_map(move |(i, line)| {
-        let n = i + 1;
-        let line = match line {
+    let lines = Lines {
+        reader,
+        number: 0,
+        done: false,
+    };
+    Ok(lines.filter_map(move |line| {
+        let (n, line) = match line {
             Ok(l) => l,
-            Err(e) => return Some(Err(anyhow::anyhow!("{name} line {n}: {e}"))),
+            Err((n, e)) => return Some(Err(anyhow::anyhow!("{name} line {n}: {e}"))),
         };
         if line.trim().is_empty() {
             return None;
@@ -33,6 +44,55 @@ pub(crate) fn read<T: DeserializeOwned>(
                 .map_err(|e| anyhow::anyhow!("{name} line {n}: {e}")),
         )
     }))
+}
+
+/// The lines of a reader with their numbers, none longer than
+/// [`MAX_LINE_BYTES`]; `BufRead::lines` would read a line of any length.
+struct Lines<R> {
+    reader: R,
+    number: usize,
+    done: bool,
+}
+
+impl<R: BufRead> Iterator for Lines<R> {
+    type Item = Result<(usize, String), (usize, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.number += 1;
+        let n = self.number;
+        let mut line = Vec::new();
+        let read = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut line);
+        let problem = match read {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
+                if line.len() > MAX_LINE_BYTES {
+                    format!("longer than {MAX_LINE_BYTES} bytes")
+                } else {
+                    match String::from_utf8(line) {
+                        Ok(text) => return Some(Ok((n, text))),
+                        Err(_) => "not UTF-8".to_owned(),
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        self.done = true;
+        Some(Err((n, problem)))
+    }
 }
 
 /// The index a node's refusal of a batch names in `field`
@@ -58,6 +118,38 @@ mod tests {
         assert_eq!(got[1].as_ref().unwrap().0, 3);
         let err = got[2].as_ref().unwrap_err().to_string();
         assert!(err.contains("in.jsonl line 4: "), "{err}");
+    }
+
+    #[test]
+    fn a_line_too_long_is_refused_by_its_number_and_ends_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let longest = format!("\"{}\"", "x".repeat(MAX_LINE_BYTES - 2));
+        let too_long = format!("\"{}\"", "x".repeat(MAX_LINE_BYTES - 1));
+        let text = format!("{longest}\r\n{too_long}\n\"after\"\n");
+        std::fs::write(&path, text).unwrap();
+        let got: Vec<_> = read::<String>(&path).unwrap().collect();
+        assert_eq!(got.len(), 2, "nothing is read after the long line");
+        assert_eq!(got[0].as_ref().unwrap().0, 1);
+        assert_eq!(got[0].as_ref().unwrap().1.len(), MAX_LINE_BYTES - 2);
+        let err = got[1].as_ref().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} line 2: longer than {MAX_LINE_BYTES} bytes",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_line_not_utf8_is_refused_by_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.jsonl");
+        std::fs::write(&path, b"\"a\"\n\"\xff\"\n").unwrap();
+        let got: Vec<_> = read::<String>(&path).unwrap().collect();
+        let err = got[1].as_ref().unwrap_err().to_string();
+        assert!(err.ends_with("bad.jsonl line 2: not UTF-8"), "{err}");
     }
 
     #[test]

@@ -114,6 +114,23 @@ async fn entries_added_and_imported_reach_the_other_agency() -> anyhow::Result<(
     );
     assert!(err.contains("huge.jsonl: node refused"), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
+    // One line longer than any request could be is refused by its number
+    // without being read whole.
+    let long = format!(
+        "{}\n{{\"ref\": \"L-1\", \"reason\": \"{}\"}}\n",
+        line("W-2", "Marc Dubois"),
+        "x".repeat(2 << 20)
+    );
+    std::fs::write(dir.join("long.jsonl"), long)?;
+    let err = fails(
+        dir,
+        &["watchlist", "import", "--operator", ALICE, "long.jsonl"],
+    );
+    assert!(
+        err.contains("long.jsonl line 2: longer than 1048576 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
     let own = json(&ok(
         dir,
         &["watchlist", "list", "--operator", ALICE, "--json"],
